@@ -1,0 +1,1 @@
+"""The GitHub App and GitLab webhook service that previews and gates pull requests."""

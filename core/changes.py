@@ -1,0 +1,141 @@
+"""The change-set vocabulary: what a merge does to each cluster, unit and object.
+
+These types are the engine's output and the JSON contract's shape (see `core.report.jsonout`).
+They hold data only; planning lives in `core.plan`, formatting in `core.report`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from core.model import ObjectRef, UnitRef
+
+__all__ = [
+    "Action",
+    "Change",
+    "ClusterPlan",
+    "Preview",
+    "UnitPlan",
+    "UnitStatus",
+]
+
+
+class Action(enum.StrEnum):
+    """What happens to one object when the merge is reconciled."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    """No longer rendered and its owner prunes: Flux garbage-collects it."""
+    ORPHAN = "orphan"
+    """No longer rendered but its owner does not prune it: it stays, unmanaged."""
+    MOVE = "move"
+    """Leaves one unit and appears under another: Flux may delete and re-create it."""
+
+
+class UnitStatus(enum.StrEnum):
+    """What happened to a unit as a whole."""
+
+    RENDERED = "rendered"
+    """Rendered on both sides, with object changes."""
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    """Could not be rendered on one side; its objects are withheld, never shown as deleted."""
+    ADDED = "added"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object's change."""
+
+    action: Action
+    ref: ObjectRef
+    api_version: str
+    moved_from: UnitRef | None = None
+    """For `move`: the unit the object leaves."""
+    fields: tuple[str, ...] = ()
+    """Changed field paths for `update`, such as `spec.replicas`."""
+    diff: str = ""
+    """Unified YAML diff of the normalized, masked object."""
+    suppressed: Mapping[str, int] = field(default_factory=dict)
+    """Diff lines hidden by each noise rule, by rule name."""
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """The changes one unit makes."""
+
+    unit: UnitRef
+    status: UnitStatus
+    prune: bool
+    changes: tuple[Change, ...] = ()
+    error: str | None = None
+    suspended: bool = False
+    """A suspended unit applies nothing until resumed; its changes are shown but flagged."""
+    path: str | None = None
+    """Source path of a Kustomization, or chart of a HelmRelease, for display."""
+    parent: UnitRef | None = None
+    """The unit that renders this unit's own Flux object, if any."""
+    skipped: int = 0
+    """Objects Flux will not touch (`kustomize.toolkit.fluxcd.io/reconcile: disabled`)."""
+
+    @property
+    def suppressed(self) -> Counter[str]:
+        """Diff lines hidden per noise rule across this unit's changes."""
+        total: Counter[str] = Counter()
+        for change in self.changes:
+            total.update(change.suppressed)
+        return total
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """The changes in one cluster entry point (for example `clusters/production`)."""
+
+    path: str
+    units: tuple[UnitPlan, ...]
+    errors: tuple[str, ...] = ()
+    """Cluster-level problems (for example a `dependsOn` cycle), in addition to failed units."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What merging head into base does to every cluster."""
+
+    base: str
+    head: str
+    clusters: tuple[ClusterPlan, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts of each action, and of failed units, over all clusters."""
+        counts = {action.value: 0 for action in Action}
+        failed = 0
+        for cluster in self.clusters:
+            for unit in cluster.units:
+                failed += unit.status is UnitStatus.FAILED
+                for change in unit.changes:
+                    counts[change.action.value] += 1
+        counts["failed"] = failed
+        return counts
+
+    @property
+    def failed(self) -> bool:
+        """Tell whether any unit or cluster failed (the exit code is then 2)."""
+        return any(
+            cluster.errors or any(unit.status is UnitStatus.FAILED for unit in cluster.units)
+            for cluster in self.clusters
+        )
+
+    @property
+    def changed(self) -> bool:
+        """Tell whether anything changes."""
+        return any(
+            unit.changes or unit.status in (UnitStatus.ADDED, UnitStatus.REMOVED)
+            for cluster in self.clusters
+            for unit in cluster.units
+        )

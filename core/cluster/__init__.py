@@ -1,0 +1,1 @@
+"""Cluster adapters: the Reader/Writer ports and their live and offline implementations."""

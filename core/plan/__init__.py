@@ -1,0 +1,1 @@
+"""Comparing two renders of a cluster into a change set: normalize, compare, plan."""

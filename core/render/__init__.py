@@ -1,0 +1,1 @@
+"""Turning Flux units into Kubernetes objects: the command runner, kustomize, helm, substitution."""

@@ -1,0 +1,1 @@
+"""Reading a Flux repository: git revisions, discovery of Flux objects, file ownership."""

@@ -1,0 +1,1 @@
+"""Formatting a preview for people (Markdown) and machines (JSON). Formatting only, no I/O."""

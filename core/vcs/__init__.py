@@ -1,0 +1,1 @@
+"""VCS provider adapters (GitHub, GitLab) and sans-I/O webhook verification."""

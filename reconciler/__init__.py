@@ -1,0 +1,1 @@
+"""The in-cluster reconciler that applies merged revisions with Flux's APIs."""
