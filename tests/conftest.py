@@ -1,0 +1,7 @@
+"""Shared fixtures, each group in its own plugin module under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.tools",
+    "tests.fixtures.controlplane",
+    "tests.fixtures.gitserver",
+]
