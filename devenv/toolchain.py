@@ -83,6 +83,7 @@ TOOL_SETS: dict[str, ToolSet] = {
                 "k8s.io/kubernetes/cmd/kube-apiserver",
                 "k8s.io/kubernetes/cmd/kube-controller-manager",
                 "k8s.io/kubernetes/cmd/kube-scheduler",
+                "k8s.io/kubernetes/cmd/kubectl",
             ),
             # Without these, /version reports v0.0.0-master and version gates misbehave.
             (
@@ -222,30 +223,27 @@ def _build(tool: ToolSet, target: Path, *, log: bool) -> None:
     # Build next to the target and rename, so a killed build never leaves a half-filled target.
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{tool.name}-"))
     try:
-        done = subprocess.run(
-            [
-                "go",
-                "build",
-                "-ldflags",
-                " ".join(_ldflags(tool)),
-                "-o",
-                f"{scratch}/",
-                *tool.packages,
-            ],
-            cwd=tool.module_dir,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=_go_env(),
-        )
-        if done.returncode != 0:
-            raise ToolchainError(f"building {names} failed:\n{done.stderr.strip()[-4000:]}")
+        for package, name in zip(tool.packages, tool.binaries, strict=True):
+            _go_build(tool, package, scratch / name)
         shutil.rmtree(target, ignore_errors=True)
         scratch.replace(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if log:
         print(f"built {tool.name} in {time.monotonic() - started:.0f}s: {target}", file=sys.stderr)
+
+
+def _go_build(tool: ToolSet, package: str, output: Path) -> None:
+    done = subprocess.run(
+        ["go", "build", "-ldflags", " ".join(_ldflags(tool)), "-o", str(output), package],
+        cwd=tool.module_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_go_env(),
+    )
+    if done.returncode != 0:
+        raise ToolchainError(f"building {output.name} failed:\n{done.stderr.strip()[-4000:]}")
 
 
 def ensure_all(names: Iterable[str] = ()) -> dict[str, Path]:
