@@ -145,7 +145,7 @@ class GitServer:
 def _repo_path(name: str) -> str:
     """Return `<name>.git` after checking the name stays inside the root."""
     bare = name.removesuffix(".git")
-    if not _REPO_NAME.fullmatch(bare) or ".." in bare:
+    if not _REPO_NAME.fullmatch(bare):
         raise ValueError(f"invalid repository name {name!r}")
     return f"{bare}.git"
 
@@ -397,7 +397,10 @@ def _request_body(handler: _Handler) -> Iterator[bytes]:
 
 def _chunked(rfile: BufferedIOBase) -> Iterator[bytes]:
     while True:
-        size = int(rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+        line = rfile.readline(1024)
+        if not line:
+            raise ConnectionError("chunked request body ended early")
+        size = int(line.split(b";", 1)[0].strip(), 16)  # a chunk extension may follow `;`
         if size == 0:
             # Skip trailers up to the blank line that ends the body.
             while rfile.readline(1024).strip():
@@ -429,10 +432,11 @@ def _read_cgi_headers(stdout: IO[bytes]) -> tuple[str, list[tuple[str, str]]]:
 
 def _finish(proc: subprocess.Popen[bytes]) -> None:
     """Reap the CGI process, killing it if the exchange was cut short."""
+    # Closed first: if the client went away, git's next write fails instead of blocking.
+    if proc.stdout is not None:
+        proc.stdout.close()
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
