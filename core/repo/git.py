@@ -1,0 +1,475 @@
+"""Read a git repository at any revision without checking it out.
+
+The preview engine renders a repository at two revisions and caches renders by content, so per
+revision it needs the full file listing with blob ids (`Tree`, whose `digest` is the content
+address of a set of input files) and cheap reads of single files (one long-lived
+`git cat-file --batch` per `Repository`). `materialize` writes chosen files to a scratch directory
+for tools that need a file system.
+
+This module never changes a repository: no checkout, fetch, commit or ref update. Every git
+process goes through `core.render.command`, and git sees only the repository's own config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+
+from core.errors import CommandError, GitError
+from core.render.command import DEFAULT_LIMITS, Coprocess, Limits, run
+
+__all__ = ["Repository", "Tree"]
+
+# A full object id: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+# Git must not read the machine's or the user's config (helpers, URL rewrites, ...) nor ever
+# wait for a password. Callers may override these through `Limits.env`.
+_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+# Tree entry modes as git writes them.
+_REGULAR = "100644"
+_EXECUTABLE = "100755"
+_SUBMODULE = "160000"
+
+# Listings of full commit ids are immutable, so a few are kept; base and head are the usual pair.
+_TREE_CACHE_SIZE = 8
+
+# Paths are bytes in git; this decoding round-trips names that are not UTF-8.
+_PATH_ENCODING = ("utf-8", "surrogateescape")
+
+
+class Tree(Mapping[str, str]):
+    """The files of one revision: repository-relative POSIX path -> blob id. Immutable.
+
+    Regular and executable files are listed as they are. A symlink is listed as a file whose
+    content is its target (that is what git stores), so reading it never follows it, inside the
+    repository or out of it. Submodules are not files of this repository and Flux does not fetch
+    them by default, so they are left out of the mapping and kept in `submodules` for reporting.
+
+    Directory queries take paths such as `a/b`, `./a/b/` or `""` (the root); mapping lookups take
+    the exact paths git lists.
+    """
+
+    def __init__(
+        self,
+        revision: str,
+        files: Mapping[str, str],
+        *,
+        modes: Mapping[str, str] | None = None,
+        submodules: Mapping[str, str] | None = None,
+    ) -> None:
+        """Wrap a listing.
+
+        Args:
+            revision: The revision the listing was taken from.
+            files: Path -> blob id.
+            modes: Git modes of the files that are not plain `100644` files.
+            submodules: Path -> commit id of submodules.
+        """
+        self._revision = revision
+        self._files = dict(files)
+        self._modes = dict(modes or {})
+        self._submodules = MappingProxyType(dict(submodules or {}))
+        # Built on first use: many callers only look files up.
+        self._sorted: list[str] | None = None
+        self._children: dict[str, set[str]] | None = None
+
+    @property
+    def revision(self) -> str:
+        """The revision this listing was taken from, as it was asked for."""
+        return self._revision
+
+    @property
+    def submodules(self) -> Mapping[str, str]:
+        """Submodule path -> commit id; their content is not part of this tree."""
+        return self._submodules
+
+    def __getitem__(self, path: str) -> str:
+        return self._files[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
+
+    def __repr__(self) -> str:
+        return f"Tree({self._revision!r}, {len(self._files)} files)"
+
+    def mode(self, path: str) -> str:
+        """Return git's mode of a file: `100644`, `100755` (executable) or `120000` (symlink)."""
+        if path not in self._files:
+            raise KeyError(path)
+        return self._modes.get(path, _REGULAR)
+
+    def is_file(self, path: str) -> bool:
+        """Whether `path` is a file (or a symlink, which reads as one)."""
+        return _normalize(path) in self._files
+
+    def is_dir(self, path: str) -> bool:
+        """Whether `path` is a directory; the root always is."""
+        return _normalize(path) in self._index()
+
+    def listdir(self, path: str = "") -> list[str]:
+        """Return the sorted names of the files and subdirectories directly in a directory.
+
+        Raises:
+            NotADirectoryError: `path` is not a directory of this tree.
+        """
+        children = self._index().get(_normalize(path))
+        if children is None:
+            raise NotADirectoryError(f"{path!r} is not a directory at revision {self._revision}")
+        return sorted(children)
+
+    def walk(self, path: str = "") -> list[str]:
+        """Return the sorted paths of all files under a directory, at any depth.
+
+        Raises:
+            NotADirectoryError: `path` is not a directory of this tree.
+        """
+        directory = _normalize(path)
+        if directory not in self._index():
+            raise NotADirectoryError(f"{path!r} is not a directory at revision {self._revision}")
+        ordered = self._ordered()
+        if not directory:
+            return list(ordered)
+        # Paths sharing a prefix are contiguous in sorted order, so a bisect finds them.
+        prefix = directory + "/"
+        found = []
+        for index in range(bisect_left(ordered, prefix), len(ordered)):
+            if not ordered[index].startswith(prefix):
+                break
+            found.append(ordered[index])
+        return found
+
+    def digest(self, paths: Iterable[str] | None = None) -> str:
+        """Return the content address of a set of files: sha256 over sorted (path, blob id).
+
+        It depends only on paths and contents, so the same files give the same digest at any
+        revision. A path that does not exist counts as absent, which is itself an input (adding
+        the file changes the digest).
+
+        Args:
+            paths: Exact paths as listed; all files of the tree if omitted.
+        """
+        chosen = self._ordered() if paths is None else sorted(set(paths))
+        digest = hashlib.sha256()
+        for path in chosen:
+            blob = self._files.get(path, "-")
+            digest.update(b"%s\0%s\n" % (path.encode(*_PATH_ENCODING), blob.encode()))
+        return digest.hexdigest()
+
+    def _ordered(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._files)
+        return self._sorted
+
+    def _index(self) -> dict[str, set[str]]:
+        """Directory -> names directly in it; computing it twice from two threads is harmless."""
+        if self._children is None:
+            children: dict[str, set[str]] = {"": set()}
+            for path in self._files:
+                parent, _, name = path.rpartition("/")
+                # Climb until a directory that is already known; each one is added once.
+                while (entries := children.get(parent)) is None:
+                    children[parent] = {name}
+                    parent, _, name = parent.rpartition("/")
+                entries.add(name)
+            self._children = children
+        return self._children
+
+
+class Repository:
+    """A git repository (a work tree or a bare repository), read at any revision.
+
+    Safe to share between threads. Blob reads go through one long-lived `git cat-file --batch`
+    process, started on first use and stopped by `close` (or at the end of a `with` block).
+    """
+
+    def __init__(self, path: Path | str, *, limits: Limits = DEFAULT_LIMITS) -> None:
+        """Open the repository at `path` itself; parent directories are not searched.
+
+        Raises:
+            GitError: `path` is not a git repository.
+        """
+        root = Path(path).resolve()
+        if not root.is_dir():
+            raise GitError(f"{path} is not a git repository: there is no such directory")
+        # The ceiling stops git from finding an enclosing repository when `path` is not one.
+        env = {**_GIT_ENV, "GIT_CEILING_DIRECTORIES": str(root.parent), **limits.env}
+        self._limits = replace(limits, env=env)
+        self._path = root
+        try:
+            out = run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, limits=self._limits)
+        except CommandError as exc:
+            raise GitError(f"{path} is not a git repository: {exc.stderr or exc}") from exc
+        self._git_dir = out.decode(*_PATH_ENCODING).strip()
+        self._trees: dict[str, Tree] = {}
+        self._trees_lock = threading.Lock()
+        self._cat_file: Coprocess | None = None
+        self._cat_file_lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The directory the repository was opened on."""
+        return self._path
+
+    def resolve(self, ref: str) -> str:
+        """Return the full commit id a revision (branch, tag, id, `HEAD~1`, ...) names.
+
+        Raises:
+            GitError: The revision does not name a commit; the message names it.
+        """
+        _check_revision(ref)
+        out = self._git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", ok=(0, 1)
+        )
+        commit = out.decode().strip()
+        if not commit:
+            raise GitError(f"unknown revision {ref!r}: it names no commit in {self._path.name}")
+        return commit
+
+    def merge_base(self, a: str, b: str) -> str:
+        """Return the best common ancestor of two revisions.
+
+        Raises:
+            GitError: A revision is unknown, or the two have no common ancestor.
+        """
+        first, second = self.resolve(a), self.resolve(b)
+        out = self._git("merge-base", "--end-of-options", first, second, ok=(0, 1))
+        base = out.decode().strip()
+        if not base:
+            raise GitError(f"revisions {a!r} and {b!r} have no common ancestor")
+        return base
+
+    def default_branch(self) -> str:
+        """Return the default branch: what `origin/HEAD` points to, else `main`, else `master`.
+
+        Raises:
+            GitError: None of them exists.
+        """
+        head = self._git("symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", ok=(0, 1))
+        if head.strip():
+            return head.decode().strip().removeprefix("refs/remotes/origin/")
+        candidates = ("main", "master")
+        patterns = [
+            f"{ns}{name}" for name in candidates for ns in ("refs/heads/", "refs/remotes/origin/")
+        ]
+        refs = set(self._git("for-each-ref", "--format=%(refname)", *patterns).decode().split())
+        for name in candidates:
+            if f"refs/heads/{name}" in refs or f"refs/remotes/origin/{name}" in refs:
+                return name
+        raise GitError(
+            f"{self._path.name} has no default branch: no origin/HEAD, and no main or master branch"
+        )
+
+    def tree(self, revision: str) -> Tree:
+        """Return every file of a revision (a commit, tag or tree) with its blob id.
+
+        Listings of full object ids are cached, since what they name never changes.
+
+        Raises:
+            GitError: The revision is unknown or cannot be listed; the message names it.
+        """
+        with self._trees_lock:
+            cached = self._trees.get(revision)
+        if cached is not None:
+            return cached
+        _check_revision(revision)
+        try:
+            out = self._git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", revision)
+        except GitError as exc:
+            raise GitError(f"cannot list revision {revision!r}: {exc}") from exc
+        tree = _parse_tree(revision, out)
+        if _OBJECT_ID.fullmatch(revision):
+            with self._trees_lock:
+                if len(self._trees) >= _TREE_CACHE_SIZE:
+                    del self._trees[next(iter(self._trees))]  # the oldest
+                self._trees[revision] = tree
+        return tree
+
+    def read_blob(self, blob_id: str) -> bytes:
+        """Return the exact content of a blob.
+
+        Raises:
+            GitError: The id is malformed, unknown, or names something other than a blob.
+        """
+        if not _OBJECT_ID.fullmatch(blob_id):
+            raise GitError(f"{blob_id!r} is not a full object id")
+        with self._cat_file_lock:
+            cat_file = self._running_cat_file()
+            try:
+                return _cat_blob(cat_file, blob_id)
+            except CommandError as exc:
+                # Start afresh on the next read rather than talk to a broken process.
+                cat_file.close()
+                self._cat_file = None
+                raise GitError(f"could not read blob {blob_id}: {exc}") from exc
+
+    def read_file(self, tree: Tree, path: str) -> bytes:
+        """Return the content of the file at `path` in `tree`.
+
+        Raises:
+            GitError: There is no such file in the tree.
+        """
+        blob = tree.get(path)
+        if blob is None:
+            raise GitError(f"{path!r} does not exist at revision {tree.revision}")
+        return self.read_blob(blob)
+
+    def materialize(self, tree: Tree, paths: Iterable[str], dest: Path) -> None:
+        """Write files of `tree` under `dest` byte for byte, creating parent directories.
+
+        Files get mode 0755 if git marks them executable and 0644 otherwise; symlinks are
+        written as regular files holding their target. Existing files are overwritten.
+
+        Raises:
+            GitError: A path is not a file of the tree, or would land outside `dest`.
+            OSError: The file system refused a write.
+        """
+        root = dest.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        checked: set[Path] = {root}
+        for path in paths:
+            blob = tree.get(path)
+            if blob is None:
+                raise GitError(f"{path!r} does not exist at revision {tree.revision}")
+            target = _target(root, path, checked)
+            mode = 0o755 if tree.mode(path) == _EXECUTABLE else 0o644
+            _write_file(target, self.read_blob(blob), mode)
+
+    def close(self) -> None:
+        """Stop the blob reader; the repository may still be used and restarts it if needed."""
+        with self._cat_file_lock:
+            if self._cat_file is not None:
+                self._cat_file.close()
+                self._cat_file = None
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Repository({str(self._path)!r})"
+
+    def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> bytes:
+        argv = ["git", f"--git-dir={self._git_dir}", *args]
+        try:
+            return run(argv, cwd=self._path, limits=self._limits, ok_codes=ok)
+        except CommandError as exc:
+            raise GitError(str(exc)) from exc
+
+    def _running_cat_file(self) -> Coprocess:
+        if self._cat_file is None or not self._cat_file.alive:
+            argv = ["git", f"--git-dir={self._git_dir}", "cat-file", "--batch"]
+            try:
+                self._cat_file = Coprocess(argv, cwd=self._path, limits=self._limits)
+            except CommandError as exc:
+                raise GitError(str(exc)) from exc
+        return self._cat_file
+
+
+def _check_revision(revision: str) -> None:
+    """Refuse what git would read as an option or what would break the batch protocol."""
+    if not revision or revision.startswith("-") or any(c in revision for c in "\0\n\r"):
+        raise GitError(f"invalid revision {revision!r}")
+
+
+def _normalize(path: str) -> str:
+    """Return the tree key of a directory query: `./a//b/` -> `a/b`, `""` or `.` -> `""`."""
+    clean = posixpath.normpath(path) if path else "."
+    return "" if clean == "." else clean
+
+
+def _parse_tree(revision: str, listing: bytes) -> Tree:
+    """Parse `git ls-tree -r -z`: records `<mode> <type> <id>TAB<path>`, each ending in NUL."""
+    files: dict[str, str] = {}
+    modes: dict[str, str] = {}
+    submodules: dict[str, str] = {}
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, _, object_id = meta.decode("ascii").split(" ")
+        path = raw_path.decode(*_PATH_ENCODING)
+        if mode == _SUBMODULE:
+            submodules[path] = object_id
+            continue
+        files[path] = object_id
+        if mode != _REGULAR:
+            modes[path] = mode
+    return Tree(revision, files, modes=modes, submodules=submodules)
+
+
+def _cat_blob(cat_file: Coprocess, blob_id: str) -> bytes:
+    """Ask `git cat-file --batch` for one object.
+
+    The answer is a line `<id> <type> <size>`, the content and a newline, or `<id> missing`.
+    """
+    cat_file.send(blob_id.encode() + b"\n")
+    header = cat_file.read_line().decode().split(" ")
+    if len(header) != 3:
+        raise GitError(f"blob {blob_id} does not exist in this repository")
+    _, kind, size = header
+    content = cat_file.read_exact(int(size))
+    cat_file.read_exact(1)  # the newline after the content
+    if kind != "blob":
+        raise GitError(f"{blob_id} is a {kind}, not a blob")
+    return content
+
+
+def _target(root: Path, path: str, checked: set[Path]) -> Path:
+    """Return where `path` goes under `root`, creating its directories; refuse to leave `root`.
+
+    Git refuses to check out such paths, but a crafted tree object can still hold them.
+    """
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise GitError(f"refusing to write {path!r}: it is not a plain relative path")
+    directory = root
+    for part in parts[:-1]:
+        directory = directory / part
+        if directory in checked:
+            continue
+        # A symlink already in `dest` could redirect the write; only real directories are used.
+        if directory.is_symlink():
+            raise GitError(f"refusing to write {path!r}: it would land outside the destination")
+        directory.mkdir(exist_ok=True)
+        checked.add(directory)
+    return directory / parts[-1]
+
+
+def _write_file(target: Path, content: bytes, mode: int) -> None:
+    # O_NOFOLLOW: never write through a symlink that is already there.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(target, flags, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not change what git says
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
