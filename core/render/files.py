@@ -1,0 +1,98 @@
+"""Read-only access to the files of one repository revision, by repository-relative POSIX path.
+
+Renderers read repository content only through a `FileSource`, so the same code renders a plain
+directory (tests, local previews) and a git tree (the engine adapts one to this Protocol). Paths are
+always relative to the repository root, use `/`, and may never leave the root: a path that would is
+refused with `InputError`. This module never writes, never follows a symlink out of the root and
+never starts a process.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from core.errors import InputError
+
+__all__ = ["DirectorySource", "FileSource", "normalize"]
+
+
+def normalize(path: str) -> str:
+    """Return the canonical repository-relative form of `path` (`""` is the root).
+
+    Raises:
+        InputError: the path is absolute or climbs above the repository root.
+    """
+    if path.startswith("/") or "\\" in path or "\0" in path:
+        raise InputError(f"path {path!r} is not a repository-relative POSIX path")
+    clean = posixpath.normpath(path) if path else "."
+    if clean == ".." or clean.startswith("../"):
+        raise InputError(f"path {path!r} leaves the repository")
+    return "" if clean == "." else clean
+
+
+@runtime_checkable
+class FileSource(Protocol):
+    """The files of one repository revision, addressed by repository-relative POSIX paths."""
+
+    def is_file(self, path: str) -> bool:
+        """Tell whether `path` is a regular file."""
+        ...
+
+    def is_dir(self, path: str) -> bool:
+        """Tell whether `path` is a directory (`""` is the root)."""
+        ...
+
+    def listdir(self, path: str) -> list[str]:
+        """Return the sorted names of the entries of directory `path`."""
+        ...
+
+    def read(self, path: str) -> bytes:
+        """Return the content of file `path`."""
+        ...
+
+
+class DirectorySource:
+    """A `FileSource` over a plain directory on disk.
+
+    Symlinks are treated as absent: a repository symlink could point anywhere on the host, and
+    Flux's artifacts are plain tarballs where such links do not resolve to host files either.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+
+    def _path(self, path: str) -> Path | None:
+        """Return the on-disk path, or None when any component is a symlink."""
+        rel = normalize(path)
+        current = self._root
+        for part in rel.split("/") if rel else ():
+            current = current / part
+            if current.is_symlink():
+                return None
+        return current
+
+    def is_file(self, path: str) -> bool:
+        """Tell whether `path` is a regular file."""
+        target = self._path(path)
+        return target is not None and target.is_file()
+
+    def is_dir(self, path: str) -> bool:
+        """Tell whether `path` is a directory (`""` is the root)."""
+        target = self._path(path)
+        return target is not None and target.is_dir()
+
+    def listdir(self, path: str) -> list[str]:
+        """Return the sorted names of the entries of directory `path` (symlinks left out)."""
+        target = self._path(path)
+        if target is None or not target.is_dir():
+            raise InputError(f"not a directory: {normalize(path) or '.'}")
+        return sorted(entry.name for entry in target.iterdir() if not entry.is_symlink())
+
+    def read(self, path: str) -> bytes:
+        """Return the content of file `path`."""
+        target = self._path(path)
+        if target is None or not target.is_file():
+            raise InputError(f"not a file: {normalize(path)}")
+        return target.read_bytes()
