@@ -1,20 +1,128 @@
-"""`tidegate preview`: what merging head into base does to each cluster."""
+"""`tidegate preview`: what merging head into base does to each cluster.
+
+Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, or
+a unit that failed to render on either side).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from core import preview
+from core.errors import InputError, TidegateError
+from core.render.cache import RenderCache
+from core.render.unit import RenderSettings
+from core.repo.git import Repository
+from core.report import jsonout, markdown
+from core.units import SourceRef
+from devenv import toolchain
+
+__all__ = ["register", "run"]
+
+EXIT_NO_CHANGES = 0
+EXIT_CHANGES = 1
+EXIT_ERROR = 2
 
 
 def register(subparsers: Any) -> None:
     """Add the `preview` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "preview", help="render base and head and show what the merge would change"
+        "preview",
+        help="render base and head and show what the merge would change",
+        description="Render a Flux repository at two revisions and say exactly what the merge "
+        "will create, update, delete, orphan or move in each cluster. "
+        "Exit 0: no changes, 1: changes, 2: error.",
     )
-    parser.set_defaults(handler=_run)
+    parser.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
+    parser.add_argument(
+        "--base",
+        default="",
+        help="base revision (default: merge base of head and the default branch)",
+    )
+    parser.add_argument("--head", default="HEAD", help="head revision (default: HEAD)")
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="clusters/NAME",
+        help="cluster entry point (repeatable; default: every directory under clusters/)",
+    )
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    parser.add_argument("--output", type=Path, help="write the report to a file instead of stdout")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 2, help="parallel renders (default: cores)"
+    )
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="Kind/ns/name=DIR",
+        help="a local directory standing in for another Flux source (repeatable)",
+    )
+    parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
+    parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
+    parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
+    parser.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+def run(args: argparse.Namespace) -> int:
+    """Run a preview and write the report; return the exit code."""
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    settings = RenderSettings(
+        kustomize=_tool(args.kustomize, "kustomize"),
+        helm=_tool(args.helm, "helm"),
+        cache=RenderCache(args.cache_dir or toolchain.cache_root() / "render"),
+        jobs=args.jobs,
+        sources=dict(_parse_source(value) for value in args.source),
+    )
+    request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
+    started = time.monotonic()
+    show = sys.stderr.isatty()
+    with Repository(args.repo) as repo:
+        result = preview.run_preview(repo, request, settings, progress=_progress if show else None)
+    if show:
+        elapsed = time.monotonic() - started
+        print(f"rendered {len(settings.rendered)} units in {elapsed:.1f}s", file=sys.stderr)
+    report = jsonout.dumps(result) if args.format == "json" else markdown.render(result)
+    if args.output:
+        args.output.write_text(report)
+    else:
+        sys.stdout.write(report if report.endswith("\n") else report + "\n")
+    if result.failed:
+        return EXIT_ERROR
+    return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
+
+
+def _progress(message: str) -> None:
+    print(f"rendering {message}", file=sys.stderr)
+
+
+def _tool(explicit: Path | None, name: str) -> Path:
+    """Return a tool binary: the one given, else the pinned build, else one on PATH."""
+    if explicit is not None:
+        return explicit
+    try:
+        return toolchain.binary(name)
+    except TidegateError:
+        found = shutil.which(name)
+        if found is None:
+            raise
+        return Path(found)
+
+
+def _parse_source(value: str) -> tuple[SourceRef, Path]:
+    ref, sep, directory = value.partition("=")
+    parts = ref.split("/")
+    if not sep or len(parts) != 3 or not all(parts) or not directory:
+        raise InputError(f"--source {value!r} must look like Kind/namespace/name=DIR")
+    path = Path(directory)
+    if not path.is_dir():
+        raise InputError(f"--source {value!r}: {directory} is not a directory")
+    return SourceRef(*parts), path

@@ -1,0 +1,98 @@
+"""The preview use case: what merging head into base does to every cluster of a repository.
+
+This is the one function both the command line and the pull-request app call: resolve the two
+revisions, find the cluster entry points, discover and render every unit of each cluster at each
+revision (through the shared render cache, so unchanged units cost a lookup), and hand both sides
+to the planner. It formats nothing and prints nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.changes import Preview
+from core.plan import plan
+from core.render.unit import RenderSettings, UnitRenderer
+from core.repo import discovery
+from core.repo.git import Repository, Tree
+from core.repo.source import GitSource
+from core.units import ClusterRender
+
+__all__ = ["PreviewRequest", "find_clusters", "render_revision", "run_preview"]
+
+# A cheap test for "this directory holds Flux Kustomizations", without parsing YAML.
+_FLUX_KUSTOMIZATION = re.compile(rb"kustomize\.toolkit\.fluxcd\.io/v1")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """What to compare."""
+
+    base: str
+    """Base revision; empty means the merge base of head and the default branch."""
+    head: str
+    clusters: tuple[str, ...] = ()
+    """Cluster entry points; empty means every directory under clusters/ holding Flux objects."""
+
+
+def run_preview(
+    repo: Repository,
+    request: PreviewRequest,
+    settings: RenderSettings,
+    *,
+    progress: Progress | None = None,
+) -> Preview:
+    """Render both revisions and plan the change."""
+    head = repo.resolve(request.head)
+    base = (
+        repo.resolve(request.base)
+        if request.base
+        else repo.merge_base(head, repo.resolve(repo.default_branch()))
+    )
+    base_tree, head_tree = repo.tree(base), repo.tree(head)
+    clusters = list(request.clusters) or sorted(
+        set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree))
+    )
+    say = progress or (lambda _message: None)
+    say(f"base {base[:12]}")
+    base_renders = render_revision(repo, base_tree, clusters, settings)
+    say(f"head {head[:12]}")
+    head_renders = render_revision(repo, head_tree, clusters, settings)
+    return plan.plan_preview(base, head, base_renders, head_renders)
+
+
+def find_clusters(repo: Repository, tree: Tree) -> list[str]:
+    """Return the directories under clusters/ that hold Flux Kustomizations at a revision."""
+
+    def has_flux(directory: str) -> bool:
+        return any(
+            path.endswith((".yaml", ".yml"))
+            and _FLUX_KUSTOMIZATION.search(repo.read_file(tree, path)) is not None
+            for path in tree.walk(directory)
+        )
+
+    def listdir(directory: str) -> list[str]:
+        if not tree.is_dir(directory):
+            return []
+        return [name for name in tree.listdir(directory) if tree.is_dir(f"{directory}/{name}")]
+
+    return discovery.find_cluster_paths(listdir, has_flux)
+
+
+def render_revision(
+    repo: Repository, tree: Tree, clusters: Sequence[str], settings: RenderSettings
+) -> dict[str, ClusterRender]:
+    """Discover and render every unit of each cluster present at one revision."""
+    renderer = UnitRenderer(settings, GitSource(repo, tree), tree)
+    try:
+        return {
+            path: discovery.discover_cluster(path, renderer)
+            for path in clusters
+            if tree.is_dir(discovery.normalize_path(path))
+        }
+    finally:
+        renderer.close()

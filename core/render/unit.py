@@ -1,0 +1,331 @@
+"""Render Flux units for discovery: resolve sources and variables, use the cache, run in parallel.
+
+`UnitRenderer` is the `RenderUnit` that `core.repo.discovery` calls with a batch of unit specs and
+the objects rendered so far in the cluster. For each spec it resolves the source (this repository,
+or a directory given for another source), the `postBuild` variables or `valuesFrom` documents from
+objects already rendered (returning `Pending` while they do not exist yet), and then either reuses
+a cached render or renders with kustomize or helm in a worker thread. Any `TidegateError` becomes a
+failed unit whose message names the file and object: failures are data, never exceptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core import secrets
+from core.errors import TidegateError
+from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
+from core.render import helm, kustomize
+from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.render.command import DEFAULT_LIMITS, Limits
+from core.render.files import DirectorySource, FileSource
+from core.repo.discovery import Pending, UnitSpec
+from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
+
+__all__ = ["RenderSettings", "UnitRenderer"]
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How units are rendered; the same for base and head."""
+
+    kustomize: Path
+    helm: Path
+    cache: RenderCache
+    jobs: int = 2
+    sources: Mapping[SourceRef, Path] = field(default_factory=dict)
+    """Directories standing in for sources other than this repository (`--source`)."""
+    limits: Limits = DEFAULT_LIMITS
+    kube_version: str = "1.33"
+    rendered: list[str] = field(default_factory=list, compare=False)
+    """Units actually rendered (cache misses), for reporting and tests."""
+
+
+class UnitRenderer:
+    """Renders the units of one revision of one repository."""
+
+    def __init__(self, settings: RenderSettings, source: FileSource, tree: TreeView) -> None:
+        self.settings = settings
+        self.source = source
+        self.tree = tree
+        self.masker = secrets.Masker(settings.cache.masking_key())
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self.pool.shutdown()
+
+    def __call__(
+        self,
+        specs: Sequence[UnitSpec],
+        objects: Mapping[ObjectRef, Manifest],
+        self_source: SourceRef | None,
+    ) -> list[RenderedUnit | Pending]:
+        """Render a batch of units in parallel, in order."""
+        jobs = [self._prepare(spec, objects, self_source) for spec in specs]
+        futures = [self.pool.submit(job) if callable(job) else None for job in jobs]
+        return [
+            future.result() if future is not None else job  # type: ignore[misc]
+            for job, future in zip(jobs, futures, strict=True)
+        ]
+
+    def _prepare(
+        self, spec: UnitSpec, objects: Mapping[ObjectRef, Manifest], self_source: SourceRef | None
+    ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
+        """Resolve everything that depends on other units; return the render to run."""
+        try:
+            source = self._source_for(spec.source, self_source, spec)
+            if isinstance(spec, KustomizationSpec):
+                return self._kustomization(spec, source, objects)
+            return self._helm_release(spec, source, objects, self_source)
+        except _Missing as missing:
+            return Pending(missing.what)
+        except TidegateError as exc:
+            return _failure(spec, str(exc))
+
+    def _source_for(
+        self, ref: SourceRef, self_source: SourceRef | None, spec: UnitSpec
+    ) -> FileSource:
+        if ref == self_source or (self_source is None and ref.kind == "GitRepository"):
+            return self.source
+        directory = self.settings.sources.get(ref)
+        if directory is not None:
+            return DirectorySource(directory)
+        if isinstance(spec, HelmReleaseSpec) and ref.kind == "HelmRepository":
+            return self.source
+        raise TidegateError(
+            f"{spec.unit}: source {ref} is not this repository; "
+            f"pass --source {ref}=DIR to render it"
+        )
+
+    def _kustomization(
+        self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        variables, secret_names = _variables(spec, objects)
+        tree = self.tree if source is self.source else _DirectoryTree(source)
+        key = canonical_key(
+            "kustomization",
+            _spec_fields(spec),
+            variables,
+            sorted(secret_names),
+            str(self.settings.kustomize),
+        )
+        cached = self.settings.cache.lookup(key, tree)
+        if cached is not None:
+            return _rendered(spec, cached)
+
+        def render() -> RenderedUnit:
+            try:
+                with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
+                    result = kustomize.render_kustomization(
+                        spec,
+                        source,
+                        kustomize=self.settings.kustomize,
+                        workdir=Path(workdir),
+                        masker=self.masker,
+                        variables=variables,
+                        secret_variables=secret_names,
+                        limits=self.settings.limits,
+                    )
+            except TidegateError as exc:
+                return _failure(spec, str(exc))
+            render = CachedRender(tuple(result.manifests), frozenset(result.inputs))
+            self.settings.cache.store(key, tree, render)
+            self.settings.rendered.append(str(spec.unit))
+            return _rendered(spec, render)
+
+        return render
+
+    def _helm_release(
+        self,
+        spec: HelmReleaseSpec,
+        source: FileSource,
+        objects: Mapping[ObjectRef, Manifest],
+        self_source: SourceRef | None,
+    ) -> Callable[[], RenderedUnit]:
+        values = helm.merge_values(_values_documents(spec, objects), spec.values)
+        if spec.source.kind == "HelmRepository":
+            repo = objects.get(
+                ObjectRef(
+                    FLUX_SOURCE_GROUP, "HelmRepository", spec.source.namespace, spec.source.name
+                )
+            )
+            if repo is None:
+                raise _Missing(str(spec.source))
+            url = str((repo.body.get("spec") or {}).get("url") or "")
+            if not url:
+                raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
+            chart_id: object = (url, spec.chart, spec.version)
+            inputs: frozenset[str] = frozenset()
+        else:
+            url = ""
+            inputs = frozenset(source.listdir(spec.chart) and helm.chart_inputs(source, spec.chart))
+            chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
+        key = canonical_key(
+            "helmrelease", _spec_fields(spec), values, chart_id, str(self.settings.helm)
+        )
+        cached = self.settings.cache.lookup(key, self.tree)
+        if cached is not None:
+            return lambda: _rendered(spec, cached)
+
+        def render() -> RenderedUnit:
+            try:
+                with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
+                    chart = self._chart(spec, source, url, Path(workdir))
+                    manifests = helm.render_helm_release(
+                        spec,
+                        chart,
+                        values,
+                        helm=self.settings.helm,
+                        workdir=Path(workdir),
+                        masker=self.masker,
+                        kube_version=self.settings.kube_version,
+                        limits=self.settings.limits,
+                    )
+            except TidegateError as exc:
+                return _failure(spec, str(exc))
+            render = CachedRender(tuple(manifests), inputs)
+            self.settings.cache.store(key, self.tree, render)
+            self.settings.rendered.append(str(spec.unit))
+            return _rendered(spec, render)
+
+        return render
+
+    def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
+        if url:
+            return helm.pull_chart(
+                url,
+                spec.chart,
+                spec.version,
+                helm=self.settings.helm,
+                cache_dir=self.settings.cache.root / "charts",
+                limits=self.settings.limits,
+            )
+        return helm.chart_from_source(source, spec.chart, workdir / "chart")
+
+
+class _Missing(Exception):  # noqa: N818 - control flow, never shown
+    """An object a unit needs has not been rendered (yet)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class _DirectoryTree:
+    """A `TreeView` over a `FileSource` without blob ids: digests hash the bytes."""
+
+    def __init__(self, source: FileSource) -> None:
+        self.source = source
+
+    def digest(self, paths: Any = None) -> str:
+        return canonical_key(
+            [
+                (p, self.source.read(p).hex() if self.source.is_file(p) else None)
+                for p in sorted(paths or [])
+            ]
+        )
+
+    def listdir(self, path: str = "") -> list[str]:
+        if not self.source.is_dir(path):
+            raise NotADirectoryError(path)
+        return self.source.listdir(path)
+
+
+def _variables(
+    spec: KustomizationSpec, objects: Mapping[ObjectRef, Manifest]
+) -> tuple[dict[str, str] | None, frozenset[str]]:
+    """Return the postBuild variables (None without postBuild) and those that came from Secrets.
+
+    Secret values are known only as mask tokens; substituting a token keeps a Secret-derived field
+    comparable between revisions while its value stays hidden.
+    """
+    if not spec.substitute and not spec.substitute_from:
+        return None, frozenset()
+    variables: dict[str, str] = {}
+    from_secrets: set[str] = set()
+    for item in spec.substitute_from:
+        found = objects.get(ObjectRef("", item.kind, spec.unit.namespace, item.name))
+        if found is None:
+            if item.optional:
+                continue
+            raise _Missing(f"{item.kind}/{spec.unit.namespace}/{item.name}")
+        data = found.body.get("data") or {}
+        for name, value in data.items():
+            variables[str(name)] = str(value)
+            if item.kind == "Secret":
+                from_secrets.add(str(name))
+            else:
+                from_secrets.discard(str(name))
+    for name, value in spec.substitute.items():
+        variables[name] = value
+        from_secrets.discard(name)
+    return variables, frozenset(from_secrets)
+
+
+def _values_documents(
+    spec: HelmReleaseSpec, objects: Mapping[ObjectRef, Manifest]
+) -> list[tuple[Any, str | None]]:
+    """Return each `valuesFrom` entry's parsed document and target path, in order."""
+    documents: list[tuple[Any, str | None]] = []
+    for item in spec.values_from:
+        found = objects.get(ObjectRef("", item.kind, spec.unit.namespace, item.name))
+        if found is None:
+            if item.optional:
+                continue
+            raise _Missing(f"{item.kind}/{spec.unit.namespace}/{item.name}")
+        if item.kind == "Secret":
+            raise TidegateError(
+                f"{spec.unit}: valuesFrom Secret/{spec.unit.namespace}/{item.name} cannot be "
+                "previewed: Secret values are never read in cleartext"
+            )
+        raw = (found.body.get("data") or {}).get(item.values_key)
+        if raw is None:
+            if item.optional:
+                continue
+            raise TidegateError(
+                f"{spec.unit}: valuesFrom ConfigMap/{spec.unit.namespace}/{item.name} "
+                f"has no key {item.values_key!r}"
+            )
+        document = raw if item.target_path else yaml.safe_load(raw)
+        documents.append((document, item.target_path))
+    return documents
+
+
+def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
+    """The spec as data, minus where it was written (moving a file changes no render)."""
+    fields = dataclasses.asdict(spec)
+    fields.pop("file", None)
+    return fields
+
+
+def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
+    is_ks = isinstance(spec, KustomizationSpec)
+    return RenderedUnit(
+        unit=spec.unit,
+        prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
+        objects={manifest.ref: manifest for manifest in render.manifests},
+        suspend=spec.suspend,
+        deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
+        path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
+        inputs=render.inputs,
+    )
+
+
+def _failure(spec: UnitSpec, error: str) -> RenderedUnit:
+    return RenderedUnit(
+        unit=spec.unit,
+        prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
+        objects=None,
+        error=error,
+        suspend=spec.suspend,
+        path=spec.path if isinstance(spec, KustomizationSpec) else spec.chart,
+    )

@@ -1,0 +1,281 @@
+"""Discovery of a cluster's Flux units, the way Flux itself reaches them.
+
+A cluster entry point (`clusters/production`) is built like the Kustomization that `flux
+bootstrap` points at it; every Flux Kustomization or HelmRelease among the rendered objects is a
+unit of its own, rendered in turn, breadth first, until no new units appear. Rendering is injected
+(`RenderUnit`), so this module decides only *what* to render and in which order: it holds the
+rules for the root unit, for duplicates, for substitution sources that a sibling produces, and for
+`dependsOn` cycles. It performs no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from core.errors import InputError
+from core.model import FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRef, UnitKind, UnitRef
+from core.units import (
+    ClusterRender,
+    HelmReleaseSpec,
+    KustomizationSpec,
+    RenderedUnit,
+    SourceRef,
+    is_unit_object,
+    parse_unit,
+)
+
+__all__ = [
+    "CLUSTERS_DIR",
+    "Pending",
+    "RenderUnit",
+    "UnitSpec",
+    "discover_cluster",
+    "find_cluster_paths",
+    "normalize_path",
+]
+
+CLUSTERS_DIR = "clusters"
+_ROOT_NAMESPACE = "flux-system"
+
+UnitSpec = KustomizationSpec | HelmReleaseSpec
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Returned by a renderer when a unit needs an object no unit has rendered yet.
+
+    Discovery retries the unit once its siblings are rendered, and fails it only when no further
+    progress is possible; `what` names the missing object for that final message.
+    """
+
+    what: str
+
+
+@dataclass
+class _Context:
+    """What a renderer may look up: objects rendered so far in this cluster."""
+
+    objects: dict[ObjectRef, Manifest] = field(default_factory=dict)
+    self_source: SourceRef | None = None
+
+
+RenderUnit = Callable[
+    [Sequence[UnitSpec], Mapping[ObjectRef, Manifest], SourceRef | None],
+    Sequence[RenderedUnit | Pending],
+]
+"""Render a batch of units (in parallel) given the objects rendered so far and the source that
+means "this repository"; return, per unit and in order, its result or `Pending`."""
+
+
+def normalize_path(path: str) -> str:
+    """Return a repository-relative path without `./`, trailing slashes or `..` segments."""
+    cleaned = posixpath.normpath(path.strip().lstrip("/")) if path.strip() else "."
+    if cleaned.startswith(".."):
+        raise InputError(f"path {path!r} leaves the repository")
+    return "" if cleaned == "." else cleaned
+
+
+def find_cluster_paths(
+    listdir: Callable[[str], Sequence[str]], has_flux: Callable[[str], bool]
+) -> list[str]:
+    """Return every directory under `clusters/` that holds Flux Kustomizations."""
+    return [
+        f"{CLUSTERS_DIR}/{name}"
+        for name in listdir(CLUSTERS_DIR)
+        if has_flux(f"{CLUSTERS_DIR}/{name}")
+    ]
+
+
+def root_spec(path: str) -> KustomizationSpec:
+    """Return the stand-in for the Kustomization that reconciles an entry point.
+
+    `flux bootstrap` names it flux-system; until the render shows the real one, it is assumed to
+    prune, as bootstrap writes it.
+    """
+    return KustomizationSpec(
+        unit=UnitRef(UnitKind.KUSTOMIZATION, _ROOT_NAMESPACE, _ROOT_NAMESPACE),
+        source=SourceRef("GitRepository", _ROOT_NAMESPACE, _ROOT_NAMESPACE),
+        path=path,
+        prune=True,
+    )
+
+
+def discover_cluster(path: str, render: RenderUnit) -> ClusterRender:
+    """Render every unit reachable from one cluster entry point."""
+    walker = _Walker(path, render)
+    return walker.run()
+
+
+class _Walker:
+    """One breadth-first discovery of a cluster."""
+
+    def __init__(self, path: str, render: RenderUnit) -> None:
+        self.path = normalize_path(path)
+        self.render = render
+        self.context = _Context()
+        self.units: dict[UnitRef, RenderedUnit] = {}
+        self.specs: dict[UnitRef, UnitSpec] = {}
+        self.errors: list[str] = []
+
+    def run(self) -> ClusterRender:
+        root = self._render_root()
+        if root is None:
+            return ClusterRender(self.path, dict(self.units), tuple(self.errors))
+        queue = self._children(root)
+        while queue:
+            queue = self._render_level(queue)
+        self.errors.extend(_cycles(self.specs))
+        return ClusterRender(self.path, dict(sorted(self.units.items())), tuple(self.errors))
+
+    def _render_root(self) -> RenderedUnit | None:
+        """Render the entry point, then again as the real root Kustomization if it names one."""
+        provisional = root_spec(self.path)
+        first = self._render_one(provisional, None)
+        if first is None or first.objects is None:
+            return first
+        real = self._self_reference(first.objects.values())
+        if real is None or real == replace(provisional, file=real.file):
+            return first
+        self.units.pop(provisional.unit, None)
+        self.specs.pop(provisional.unit, None)
+        self.context.objects.clear()
+        return self._render_one(real, None)
+
+    def _self_reference(self, manifests: Iterable[Manifest]) -> KustomizationSpec | None:
+        """Find the Kustomization that reconciles the entry point itself."""
+        for manifest in manifests:
+            if manifest.ref.group != FLUX_KUSTOMIZE_GROUP or manifest.ref.kind != "Kustomization":
+                continue
+            try:
+                spec = parse_unit(manifest.body, file=manifest.source)
+            except InputError:
+                continue
+            if isinstance(spec, KustomizationSpec) and normalize_path(spec.path) == self.path:
+                return spec
+        return None
+
+    def _render_one(self, spec: UnitSpec, parent: UnitRef | None) -> RenderedUnit | None:
+        if isinstance(spec, KustomizationSpec):
+            # The root's source is what "this repository" means to every unit below it.
+            self.context.self_source = spec.source
+        result = self.render([spec], self.context.objects, self._source())[0]
+        if isinstance(result, Pending):
+            result = _failed(spec, parent, f"{result.what} was not found")
+        self._record(spec, replace(result, parent=parent))
+        return self.units[spec.unit]
+
+    def _source(self) -> SourceRef | None:
+        return self.context.self_source
+
+    def _record(self, spec: UnitSpec, result: RenderedUnit) -> None:
+        self.units[spec.unit] = result
+        self.specs[spec.unit] = spec
+        for ref, manifest in (result.objects or {}).items():
+            self.context.objects.setdefault(ref, manifest)
+
+    def _children(self, unit: RenderedUnit) -> list[tuple[UnitSpec, UnitRef]]:
+        """Parse the Flux units a rendered unit creates; bad specs fail as units of their own."""
+        found: list[tuple[UnitSpec, UnitRef]] = []
+        for manifest in sorted((unit.objects or {}).values(), key=lambda m: m.ref):
+            if not is_unit_object(manifest.body):
+                continue
+            try:
+                spec = parse_unit(manifest.body, file=manifest.source)
+            except InputError as exc:
+                ref = _unit_ref_of(manifest)
+                self._record_failure(ref, unit.unit, str(exc))
+                continue
+            if spec.unit == unit.unit or self._is_root(spec):
+                continue
+            if spec.unit in self.specs or any(s.unit == spec.unit for s, _ in found):
+                self.errors.append(
+                    f"{spec.unit} is defined twice (in {spec.file or 'unknown file'}); "
+                    "Flux would apply only one of them"
+                )
+                continue
+            found.append((spec, unit.unit))
+        return found
+
+    def _is_root(self, spec: UnitSpec) -> bool:
+        return isinstance(spec, KustomizationSpec) and normalize_path(spec.path) == self.path
+
+    def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
+        self.units[ref] = RenderedUnit(
+            unit=ref, prune=True, objects=None, error=error, parent=parent
+        )
+
+    def _render_level(
+        self, queue: list[tuple[UnitSpec, UnitRef]]
+    ) -> list[tuple[UnitSpec, UnitRef]]:
+        """Render one level; retry units waiting on a sibling's objects while progress is made."""
+        waiting = queue
+        children: list[tuple[UnitSpec, UnitRef]] = []
+        while waiting:
+            results = self.render([s for s, _ in waiting], self.context.objects, self._source())
+            still = [
+                (s, p) for (s, p), r in zip(waiting, results, strict=True) if isinstance(r, Pending)
+            ]
+            for (spec, parent), result in zip(waiting, results, strict=True):
+                if isinstance(result, RenderedUnit):
+                    rendered = replace(result, parent=parent)
+                    self._record(spec, rendered)
+                    children.extend(self._children(rendered))
+            if len(still) == len(waiting):
+                # Nothing rendered this round: what the rest waits for will never appear.
+                for (spec, parent), result in zip(waiting, results, strict=True):
+                    if isinstance(result, Pending):
+                        self._record(spec, _failed(spec, parent, f"{result.what} was not found"))
+                break
+            waiting = still
+        return children
+
+
+def _failed(spec: UnitSpec, parent: UnitRef | None, error: str) -> RenderedUnit:
+    prune = spec.prune if isinstance(spec, KustomizationSpec) else True
+    where = f" (defined in {spec.file})" if spec.file else ""
+    return RenderedUnit(
+        unit=spec.unit, prune=prune, objects=None, error=f"{error}{where}", parent=parent
+    )
+
+
+def _unit_ref_of(manifest: Manifest) -> UnitRef:
+    meta: Any = manifest.body.get("metadata") or {}
+    return UnitRef(
+        UnitKind(manifest.ref.kind),
+        str(meta.get("namespace") or _ROOT_NAMESPACE),
+        manifest.ref.name,
+    )
+
+
+def _cycles(specs: Mapping[UnitRef, UnitSpec]) -> list[str]:
+    """Describe every `dependsOn` cycle, which Flux would wait on forever without saying so."""
+    graph = {ref: [dep for dep in spec.depends_on if dep in specs] for ref, spec in specs.items()}
+    messages: list[str] = []
+    seen: set[frozenset[UnitRef]] = set()
+    for start in sorted(graph):
+        cycle = _find_cycle(start, graph)
+        if cycle and frozenset(cycle) not in seen:
+            seen.add(frozenset(cycle))
+            chain = " -> ".join(f"{ref.namespace}/{ref.name}" for ref in [*cycle, cycle[0]])
+            files = sorted({file for ref in cycle if (file := specs[ref].file)})
+            where = f" (defined in {', '.join(files)})" if files else ""
+            messages.append(f"dependsOn cycle: {chain}{where}; Flux would wait forever")
+    return messages
+
+
+def _find_cycle(start: UnitRef, graph: Mapping[UnitRef, list[UnitRef]]) -> list[UnitRef] | None:
+    """Return a cycle through `start`, if one exists (depth-first, iterative)."""
+    stack: list[tuple[UnitRef, list[UnitRef]]] = [(start, [start])]
+    visited: set[UnitRef] = set()
+    while stack:
+        node, trail = stack.pop()
+        for dep in graph.get(node, []):
+            if dep == start:
+                return trail
+            if dep not in visited:
+                visited.add(dep)
+                stack.append((dep, [*trail, dep]))
+    return None

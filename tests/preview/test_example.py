@@ -1,0 +1,107 @@
+"""The embedded example pull request, previewed end to end with the real tools.
+
+Covers: every object action on a realistic repository (update through a shared base and through
+substitution, delete under prune, orphan under `prune: false`, move between Kustomizations, a
+HelmRelease chart from the repository, an added unit), Secret masking in every output format and
+on stderr, the Markdown summary, exit codes, and the `demo` command itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli import demo
+from cli import main as cli_main
+from tests.preview.conftest import Preview
+
+PROD, STAGING = "clusters/production", "clusters/staging"
+SECRET_VALUES = (
+    "example-production-token-v1",
+    "example-production-token-v2",
+    "example-staging-token-v1",
+)
+
+
+@pytest.fixture(scope="module")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("example") / "fleet"
+    demo.build_example_repo(repo)
+    return repo
+
+
+def test_example_reports_every_action(example_repo: Path, preview: Preview) -> None:
+    outcome = preview(example_repo, "main", "pull-request")
+
+    assert outcome.code == 1, outcome.stderr
+    changes = outcome.changes()
+    assert (PROD, "apps", "update", "Deployment", "apps/podinfo") in changes
+    assert (STAGING, "apps", "update", "Deployment", "apps/podinfo") in changes
+    assert (PROD, "apps", "update", "Secret", "apps/podinfo-token") in changes
+    assert (PROD, "apps", "delete", "Deployment", "apps/redis") in changes
+    assert (STAGING, "apps", "delete", "Deployment", "apps/redis") not in changes
+    assert (PROD, "legacy", "orphan", "ConfigMap", "apps/legacy-settings") in changes
+    assert (PROD, "infrastructure", "move", "ConfigMap", "apps/feature-flags") in changes
+    assert (PROD, "metrics", "update", "Deployment", "monitoring/metrics-agent") in changes
+    assert (STAGING, "canary", "create", "Deployment", "apps/podinfo-canary") in changes
+    assert outcome.unit(STAGING, "canary")["status"] == "added"
+    assert outcome.data["summary"]["failed"] == 0
+
+
+def test_example_update_names_fields_and_diffs_the_image(
+    example_repo: Path, preview: Preview
+) -> None:
+    outcome = preview(example_repo, "main", "pull-request")
+
+    podinfo = next(
+        c
+        for c in outcome.unit(PROD, "apps")["changes"]
+        if c["name"] == "podinfo" and c["kind"] == "Deployment"
+    )
+    assert podinfo["fields"] == ["spec.template.spec.containers[0].image"]
+    assert "-          image: ghcr.io/stefanprodan/podinfo:6.7.0" in podinfo["diff"]
+    assert "+          image: ghcr.io/stefanprodan/podinfo:6.7.1" in podinfo["diff"]
+    moved = next(
+        c for c in outcome.unit(PROD, "infrastructure")["changes"] if c["action"] == "move"
+    )
+    assert "legacy" in str(moved["movedFrom"])
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown"])
+def test_example_never_shows_a_secret_value(example_repo: Path, preview: Preview, fmt: str) -> None:
+    outcome = preview(example_repo, "main", "pull-request", fmt=fmt)
+
+    for value in SECRET_VALUES:
+        assert value not in outcome.report
+        assert value not in outcome.stderr
+    assert "tidegate:masked" not in outcome.report
+    assert "*** (before)" in outcome.report
+    assert "*** (after)" in outcome.report
+
+
+def test_example_markdown_leads_with_the_summary_and_deletions(
+    example_repo: Path, preview: Preview
+) -> None:
+    outcome = preview(example_repo, "main", "pull-request", fmt="markdown")
+
+    assert outcome.code == 1
+    first_details = outcome.report.index("<details")
+    assert outcome.report.index(PROD) < first_details
+    assert outcome.report.index("redis") < first_details, "deletions must show above the fold"
+
+
+def test_example_same_revision_has_no_changes(example_repo: Path, preview: Preview) -> None:
+    outcome = preview(example_repo, "main", "main")
+
+    assert outcome.code == 0
+    assert outcome.changes() == []
+
+
+def test_demo_command_prints_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main.main(["demo", "--format", "markdown"]) == 0
+
+    out = capsys.readouterr().out
+    assert "clusters/production" in out
+    for value in SECRET_VALUES:
+        assert value not in out

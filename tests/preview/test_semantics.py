@@ -1,0 +1,191 @@
+"""Flux semantics of `tidegate preview` on small real repositories.
+
+Covers: cascade of a removed parent Kustomization into nested ones, a directory rename read as
+moves, fail-closed on a render failure (no deletes, exit 2, the file named), invalid input with
+clear messages (missing path, unknown source, duplicate unit, `dependsOn` cycle), `--source`, and
+the incremental cache (an unrelated unit is not re-rendered).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import preview as engine
+from core.changes import Preview
+from core.render.cache import RenderCache
+from core.render.unit import RenderSettings
+from core.repo.git import Repository
+from tests.preview.conftest import Preview as RunPreview
+from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
+
+PROD = "clusters/production"
+
+
+def _fleet(tmp_path: Path) -> tuple[Path, str]:
+    """A cluster with two app Kustomizations, one of which manages a nested one."""
+    return new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/apps.yaml": kustomization("apps", "./apps"),
+            f"{PROD}/web.yaml": kustomization("web", "./web"),
+            "apps/kustomization.yaml": "resources: [settings.yaml, nested.yaml]\n",
+            "apps/settings.yaml": configmap("settings", "apps", mode="fast"),
+            "apps/nested.yaml": kustomization("nested", "./nested"),
+            "nested/config.yaml": configmap("nested-config", "apps", level="two"),
+            "web/config.yaml": configmap("web-config", "web", color="blue"),
+        },
+    )
+
+
+def test_removed_parent_cascades_into_nested_kustomizations(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {f"{PROD}/apps.yaml": None}, "remove apps")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 1
+    assert outcome.unit(PROD, "apps")["status"] == "removed"
+    assert outcome.unit(PROD, "nested")["status"] == "removed"
+    changes = outcome.changes()
+    assert (PROD, "apps", "delete", "ConfigMap", "apps/settings") in changes
+    assert (PROD, "nested", "delete", "ConfigMap", "apps/nested-config") in changes
+    assert all(c[1] != "web" for c in changes)
+
+
+def test_render_failure_is_withheld_not_a_mass_delete(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {"web/config.yaml": "kind: ConfigMap\nmetadata: [broken\n"}, "break web")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    web = outcome.unit(PROD, "web")
+    assert web["status"] == "failed"
+    assert "web/config.yaml" in web["error"]
+    assert web["changes"] == []
+    assert not [c for c in outcome.changes() if c[2] == "delete"]
+
+
+def test_failed_parent_withholds_its_children(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {"apps/kustomization.yaml": "resources: [missing.yaml]\n"}, "break apps")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    assert outcome.unit(PROD, "apps")["status"] == "failed"
+    assert outcome.unit(PROD, "nested")["status"] != "removed"
+    assert not [c for c in outcome.changes() if c[2] == "delete"]
+
+
+def test_directory_rename_reads_as_moves(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(
+        repo,
+        {
+            f"{PROD}/web.yaml": None,
+            "web/config.yaml": None,
+            f"{PROD}/frontend.yaml": kustomization("frontend", "./frontend"),
+            "frontend/config.yaml": configmap("web-config", "web", color="blue"),
+        },
+        "rename web to frontend",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert (PROD, "frontend", "move", "ConfigMap", "web/web-config") in outcome.changes()
+    assert not [c for c in outcome.changes() if c[2] == "delete"]
+
+
+def test_missing_path_names_the_kustomization_and_file(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {f"{PROD}/web.yaml": kustomization("web", "./no-such-dir")}, "typo")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    error = outcome.unit(PROD, "web")["error"]
+    assert "no-such-dir" in error
+    assert f"{PROD}/web.yaml" in error
+
+
+def test_depends_on_cycle_is_an_error_naming_both(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(
+        repo,
+        {
+            f"{PROD}/apps.yaml": kustomization("apps", "./apps", extra="dependsOn: [{name: web}]"),
+            f"{PROD}/web.yaml": kustomization("web", "./web", extra="dependsOn: [{name: apps}]"),
+        },
+        "deadlock",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    errors = " ".join(
+        c.get("errors", []) and " ".join(c["errors"]) for c in outcome.data["clusters"]
+    )
+    assert "cycle" in errors
+    assert "flux-system/apps" in errors
+    assert "flux-system/web" in errors
+
+
+def test_unknown_source_fails_clearly_and_source_flag_resolves_it(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    other = tmp_path / "other-source"
+    (other / "deploy").mkdir(parents=True)
+    (other / "deploy" / "config.yaml").write_text(configmap("vendor-config", "vendor", tier="gold"))
+    repo, base = _fleet(tmp_path)
+    head = commit(
+        repo,
+        {
+            f"{PROD}/vendor.yaml": kustomization("vendor", "./deploy").replace(
+                "{kind: GitRepository, name: flux-system}", "{kind: GitRepository, name: vendor}"
+            )
+        },
+        "add vendor",
+    )
+
+    unresolved = preview(repo, base, head)
+    resolved = preview(repo, base, head, "--source", f"GitRepository/flux-system/vendor={other}")
+
+    assert unresolved.code == 2
+    assert "GitRepository/flux-system/vendor" in unresolved.unit(PROD, "vendor")["error"]
+    assert resolved.code == 1
+    assert (PROD, "vendor", "create", "ConfigMap", "vendor/vendor-config") in resolved.changes()
+
+
+def test_one_file_change_rerenders_only_its_unit(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo_dir, base = _fleet(tmp_path)
+    head = commit(
+        repo_dir, {"web/config.yaml": configmap("web-config", "web", color="green")}, "green"
+    )
+    cache = RenderCache(tmp_path / "cache")
+
+    def run(base_ref: str, head_ref: str) -> tuple[list[str], Preview]:
+        settings = RenderSettings(kustomize=kustomize_bin, helm=helm_bin, cache=cache, jobs=1)
+        with Repository(repo_dir) as repo:
+            result = engine.run_preview(repo, engine.PreviewRequest(base_ref, head_ref), settings)
+        return sorted(settings.rendered), result
+
+    cold, _ = run(base, base)
+    warm, result = run(base, head)
+
+    assert cold == [
+        "Kustomization/flux-system/apps",
+        "Kustomization/flux-system/flux-system",
+        "Kustomization/flux-system/nested",
+        "Kustomization/flux-system/web",
+    ]
+    assert warm == ["Kustomization/flux-system/web"]
+    changed = [
+        (c.action.value, str(c.ref)) for cl in result.clusters for u in cl.units for c in u.changes
+    ]
+    assert changed == [("update", "ConfigMap/web/web-config")]
