@@ -1,0 +1,26 @@
+# Tidegate image: the Python package plus the pinned kustomize and helm it renders with.
+# The Go tools are built from the same tools/*/go.mod pins the tests use.
+FROM golang:1.26-bookworm AS tools
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -mod=readonly"
+COPY tools/kustomize /src/kustomize
+COPY tools/helm /src/helm
+RUN cd /src/kustomize && go build -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5 \
+ && cd /src/helm && go build -ldflags "-s -w" -o /out/helm helm.sh/helm/v3/cmd/helm
+
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends git \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 65532 --create-home tidegate
+COPY --from=tools /out/kustomize /out/helm /usr/local/bin/
+WORKDIR /opt/tidegate
+COPY pyproject.toml README.md ./
+COPY core core
+COPY app app
+COPY reconciler reconciler
+COPY policies policies
+COPY devenv devenv
+COPY cli cli
+RUN pip install --no-cache-dir .
+USER 65532
+ENTRYPOINT ["tidegate"]
+CMD ["--help"]
