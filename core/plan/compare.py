@@ -66,11 +66,13 @@ def compare(
         return Comparison(changed=False, suppressed=suppressed)
     label = str(subject.ref)
     shown_old, shown_new = _display_pair(old.body if old else _ABSENT, new.body if new else _ABSENT)
-    diff = _unified(
-        _yaml_lines(shown_old) if old else [],
-        _yaml_lines(shown_new) if new else [],
-        label,
-    )
+    try:
+        before_lines = _yaml_lines(shown_old) if old else []
+        after_lines = _yaml_lines(shown_new) if new else []
+    except yaml.YAMLError:
+        # The YAML error's message quotes the offending value: name the object only.
+        raise ValueError(f"{label} holds a value that cannot be shown as YAML") from None
+    diff = _unified(before_lines, after_lines, label)
     fields = _changed_fields(old.body, new.body) if old and new else ()
     return Comparison(changed=True, diff=diff, fields=fields, suppressed=suppressed)
 

@@ -9,6 +9,7 @@ Aspects covered:
 - masking: changed Secret values show `*** (before)` / `*** (after)`, equal ones `***`, added
   keys `***`; neither the cleartext canary nor any token appears in any output; SOPS Secrets are
   compared by key set; the last-applied annotation never leaks;
+- errors raised while formatting a Secret name the object and carry no value or token;
 - `scrub` removes tokens from free text and leaves other text alone.
 """
 
@@ -213,6 +214,24 @@ def test_last_applied_annotation_never_leaks() -> None:
 
     assert result.changed
     _assert_nothing_secret(result.diff, *result.fields)
+
+
+def test_formatting_errors_name_the_object_but_carry_no_value() -> None:
+    masker = Masker()
+    body = masker.mask_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "web", "annotations": {"odd": object()}},
+            "stringData": {"password": CANARY_NEW},
+        }
+    )
+
+    with pytest.raises(ValueError, match="cannot be shown as YAML") as caught:
+        comparing.compare(None, manifest(body))
+
+    assert "Secret/web/db" in str(caught.value)
+    _assert_nothing_secret(str(caught.value), repr(caught.value))
 
 
 def test_scrub_replaces_tokens_in_free_text() -> None:

@@ -1,0 +1,108 @@
+"""The preview as JSON: the public, machine-readable contract.
+
+The shape is stable; fields may be added but never renamed or removed:
+
+    {"schemaVersion": 1, "base": SHA, "head": SHA, "failed": bool, "changed": bool,
+     "clusters": [{"path": "clusters/production", "errors": [...],
+       "units": [{"kind": "Kustomization", "namespace": "flux-system", "name": "apps",
+                  "status": "rendered|failed|added|removed|unchanged", "prune": true,
+                  "error": null, "suspended": false, "skipped": 0, "path": "./apps",
+                  "parent": "Kustomization/flux-system/flux-system", "note": null,
+                  "suppressed": {"helm-chart-labels": 4}, "noiseOnlyObjects": 1,
+                  "changes": [{"action": "create|update|delete|orphan|move",
+                               "apiVersion": "apps/v1", "kind": "Deployment", "group": "apps",
+                               "namespace": "web", "name": "api", "movedFrom": null,
+                               "fields": ["spec.replicas"], "diff": "unified diff text",
+                               "suppressed": {"helm-chart-labels": 2}}]}]}],
+     "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "failed": 0,
+                 "errors": 0}}
+
+`movedFrom` (and `parent`) name a unit as the string `Kind/namespace/name`: Kubernetes names
+cannot contain `/`, so the string is unambiguous and easy to match in `jq`. Cluster-scoped
+objects have `"namespace": ""`. `suppressed` counts diff lines hidden per noise rule; a unit's
+count includes its noise-only objects, which are not changes.
+
+Formatting only: no I/O. Free text (errors, notes) is scrubbed of anything shaped like a mask
+token; diffs come from `core.plan.compare`, which never emits one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from core.changes import Change, ClusterPlan, Preview, UnitPlan
+from core.plan import compare as comparing
+from core.plan import plan as planning
+
+__all__ = ["SCHEMA_VERSION", "dumps", "to_json"]
+
+SCHEMA_VERSION = 1
+
+
+def to_json(preview: Preview) -> dict[str, Any]:
+    """Return the preview as plain JSON-ready data."""
+    summary = dict(preview.summary)
+    summary["errors"] = sum(len(cluster.errors) for cluster in preview.clusters)
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "base": preview.base,
+        "head": preview.head,
+        "failed": preview.failed,
+        "changed": preview.changed,
+        "clusters": [_cluster(cluster) for cluster in preview.clusters],
+        "summary": summary,
+    }
+
+
+def dumps(preview: Preview, *, indent: int | None = 2) -> str:
+    """Return the preview as JSON text (keys in contract order, UTF-8 kept as is)."""
+    return json.dumps(to_json(preview), indent=indent, ensure_ascii=False) + "\n"
+
+
+def _cluster(cluster: ClusterPlan) -> dict[str, Any]:
+    return {
+        "path": cluster.path,
+        "errors": [comparing.scrub(error) for error in cluster.errors],
+        "units": [_unit(unit) for unit in cluster.units],
+    }
+
+
+def _unit(unit: UnitPlan) -> dict[str, Any]:
+    note = planning.note_of(unit)
+    return {
+        "kind": unit.unit.kind.value,
+        "namespace": unit.unit.namespace,
+        "name": unit.unit.name,
+        "status": unit.status.value,
+        "prune": unit.prune,
+        "error": comparing.scrub(unit.error) if unit.error is not None else None,
+        "suspended": unit.suspended,
+        "skipped": unit.skipped,
+        "path": unit.path,
+        "parent": str(unit.parent) if unit.parent else None,
+        "note": comparing.scrub(note) if note is not None else None,
+        "suppressed": _counts(unit.suppressed),
+        "noiseOnlyObjects": planning.noise_only(unit),
+        "changes": [_change(change) for change in unit.changes],
+    }
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action.value,
+        "apiVersion": change.api_version,
+        "kind": change.ref.kind,
+        "group": change.ref.group,
+        "namespace": change.ref.namespace,
+        "name": change.ref.name,
+        "movedFrom": str(change.moved_from) if change.moved_from else None,
+        "fields": list(change.fields),
+        "diff": change.diff,
+        "suppressed": _counts(change.suppressed),
+    }
+
+
+def _counts(counts: Mapping[str, int]) -> dict[str, int]:
+    return {name: counts[name] for name in sorted(counts) if counts[name]}
