@@ -59,8 +59,6 @@ def run(
     ok_codes: Sequence[int] = (0,),
 ) -> bytes:
     """Run a command and return its stdout; raise `CommandError` on any failure."""
-    env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
-    env.update(limits.env)
     try:
         done = subprocess.run(
             list(argv),
@@ -68,7 +66,7 @@ def run(
             input=stdin,
             capture_output=True,
             timeout=limits.timeout,
-            env=env,
+            env=_environment(limits),
             preexec_fn=_limit_memory(limits.memory),
             check=False,
         )
