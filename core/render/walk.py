@@ -190,7 +190,11 @@ class _Walker:
         self.seen.add(path)
         kfile = find_kustomization(self.source, path)
         if kfile is None:
-            self.files.update(generated_resources(self.source, path))
+            for found in generated_resources(self.source, path):
+                if self.source.is_dir(found):
+                    self.directory(found)
+                else:
+                    self.files.add(found)
             return
         self.files.add(kfile)
         self.kustomization(path, kfile, _load_kustomization(self.source, kfile))

@@ -1,0 +1,417 @@
+"""Render one Flux HelmRelease the way helm-controller installs it, without a cluster.
+
+`pull_chart` fetches a chart from its HelmRepository (the only network this module uses, bounded and
+cached by URL, chart and resolved version); `chart_from_source` copies a GitRepository chart out of
+the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in Flux's order; and
+`render_helm_release` runs `helm template` offline (empty repository and registry configuration,
+helm's homes in the work directory, no hooks, no tests), applies `postRenderers[].kustomize`
+through kustomize, puts namespaced objects without a namespace into the release namespace (as helm
+install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and `.../namespace` labels and
+masks Secret values. It never reads Secret values, never writes outside its work or cache
+directories and never shows their paths in messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import CommandError, InputError, RenderError
+from core.model import Manifest, ObjectRef, RawObject
+from core.render.command import DEFAULT_LIMITS, Limits, run
+from core.render.files import FileSource, normalize
+from core.render.kustomize import apply_scope, crd_scopes
+from core.secrets import Masker
+from core.units import HelmReleaseSpec
+
+__all__ = [
+    "chart_from_source",
+    "chart_inputs",
+    "merge_values",
+    "pull_chart",
+    "render_helm_release",
+]
+
+_LABEL_NAME = "helm.toolkit.fluxcd.io/name"
+_LABEL_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
+
+
+# --------------------------------------------------------------------------------------------
+# Charts.
+
+
+def _helm_limits(limits: Limits, home: Path) -> Limits:
+    """Helm's homes and configuration in `home`: nothing of the caller's is read or written."""
+    home.mkdir(parents=True, exist_ok=True)
+    repositories = home / "repositories.yaml"
+    registry = home / "registry.json"
+    if not repositories.exists():
+        repositories.write_text("apiVersion: v1\nrepositories: []\n")
+    if not registry.exists():
+        registry.write_text("{}\n")
+    env = {
+        **limits.env,
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+        "HELM_REPOSITORY_CONFIG": str(repositories),
+        "HELM_REPOSITORY_CACHE": str(home / "cache" / "repository"),
+        "HELM_REGISTRY_CONFIG": str(registry),
+        "HELM_PLUGINS": str(home / "plugins"),
+    }
+    return Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+
+
+def pull_chart(
+    repo_url: str,
+    chart: str,
+    version: str | None,
+    *,
+    helm: Path,
+    cache_dir: Path,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Path:
+    """Return the packaged chart (.tgz) for a HelmRepository chart, downloading it if needed.
+
+    `version` may be a semver range (`>=1.0.0 <2.0.0`, `1.x`, `~1.2`); None means the latest, as
+    Flux's default `*`. Charts are cached by (URL, chart, resolved version); an exact version
+    found in the cache needs no network.
+
+    Raises:
+        RenderError: the chart or a matching version could not be fetched.
+    """
+    target = cache_dir / hashlib.sha256(repo_url.encode()).hexdigest()[:24]
+    if version and _EXACT_VERSION.match(version):
+        cached = target / f"{chart}-{version.removeprefix('v')}.tgz"
+        if cached.is_file():
+            return cached
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".pull-") as tmp:
+        work = Path(tmp)
+        download = work / "out"
+        download.mkdir()
+        if repo_url.startswith("oci://"):
+            argv = [str(helm), "pull", f"{repo_url.rstrip('/')}/{chart}"]
+        else:
+            argv = [str(helm), "pull", "--repo", repo_url, chart]
+        argv += ["--version", version or "*", "--destination", str(download)]
+        try:
+            run(argv, cwd=work, limits=_helm_limits(limits, work / "home"))
+        except CommandError as exc:
+            message = _scrub(exc.stderr or str(exc), work)
+            raise RenderError(
+                f"could not pull chart {chart} {version or '*'} from {repo_url}: {message}"
+            ) from None
+        packages = sorted(download.glob("*.tgz"))
+        if len(packages) != 1:
+            raise RenderError(f"pulling chart {chart} from {repo_url} produced no single package")
+        final = target / packages[0].name
+        packages[0].replace(final)
+    return final
+
+
+def chart_inputs(source: FileSource, path: str) -> tuple[str, ...]:
+    """Return the repository files a GitRepository chart at `path` reads, sorted.
+
+    Every file below the chart directory, plus local dependencies (`file://` repositories in
+    Chart.yaml) recursively.
+
+    Raises:
+        InputError: the chart directory does not exist or a dependency leaves the repository.
+    """
+    files: set[str] = set()
+    _chart_files(source, normalize(path), files, set())
+    return tuple(sorted(files))
+
+
+def _chart_files(source: FileSource, chart: str, files: set[str], seen: set[str]) -> None:
+    if chart in seen:
+        return
+    seen.add(chart)
+    if not source.is_dir(chart):
+        raise InputError(f"chart directory not found: {chart or '.'}")
+    files.update(_all_files(source, chart))
+    meta_file = posixpath.join(chart, "Chart.yaml") if chart else "Chart.yaml"
+    if not source.is_file(meta_file):
+        return
+    try:
+        meta = yaml.safe_load(source.read(meta_file)) or {}
+    except yaml.YAMLError as exc:
+        raise InputError("invalid YAML", file=meta_file) from exc
+    for index, dep in enumerate(meta.get("dependencies") or [] if isinstance(meta, dict) else []):
+        repo = str(dep.get("repository") or "") if isinstance(dep, dict) else ""
+        if repo.startswith("file://"):
+            rel = posixpath.join(chart, repo.removeprefix("file://"))
+            try:
+                dep_path = normalize(rel)
+            except InputError as exc:
+                raise InputError(
+                    str(exc), file=meta_file, field=f"dependencies[{index}].repository"
+                ) from None
+            _chart_files(source, dep_path, files, seen)
+
+
+def _all_files(source: FileSource, directory: str) -> list[str]:
+    found = []
+    for name in source.listdir(directory):
+        path = posixpath.join(directory, name) if directory else name
+        if source.is_dir(path):
+            found.extend(_all_files(source, path))
+        else:
+            found.append(path)
+    return found
+
+
+def chart_from_source(source: FileSource, path: str, dest: Path) -> Path:
+    """Copy the chart directory at repository `path` into `dest` and return `dest`.
+
+    Local `file://` dependencies are copied too, at their relative places, so helm finds them.
+    """
+    root = normalize(path)
+    for file in chart_inputs(source, path):
+        rel = posixpath.relpath(file, root or ".")
+        target = (dest / rel).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read(file))
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# Values.
+
+
+def merge_values(
+    values_from_docs: Sequence[tuple[Any, str | None]], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    r"""Merge values as helm-controller does: each valuesFrom in order, then `spec.values`.
+
+    Args:
+        values_from_docs: For each `valuesFrom` entry, in order, its content and target path.
+            Without a target path the content is a parsed values document, deep-merged; with
+            one, the content is a single value (kept as a string) set at that dotted path
+            (`a.b[0].c`, `\.` for a literal dot).
+        values: The inline `spec.values`, merged last.
+
+    Raises:
+        InputError: a values document is not a mapping or a target path is invalid.
+    """
+    result: dict[str, Any] = {}
+    for index, (document, target_path) in enumerate(values_from_docs):
+        if target_path:
+            _set_path(result, target_path, "" if document is None else str(document))
+        elif document is None:
+            continue
+        elif not isinstance(document, Mapping):
+            raise InputError("must be a mapping of values", field=f"spec.valuesFrom[{index}]")
+        else:
+            result = _deep_merge(result, document)
+    return _deep_merge(result, values)
+
+
+def _deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge maps recursively; anything else in `overlay` replaces what `base` has."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = json.loads(json.dumps(value)) if isinstance(value, list | dict) else value
+    return out
+
+
+def _split_path(path: str) -> list[str | int]:
+    r"""Split `a.b[0].c` into keys and list indexes; `\.` is a literal dot."""
+    parts: list[str | int] = []
+    for raw in re.split(r"(?<!\\)\.", path):
+        match = re.fullmatch(r"((?:[^\[\]]|\\.)*)((?:\[\d+\])*)", raw)
+        if not match or (not match.group(1) and not match.group(2)):
+            raise InputError(f"invalid target path {path!r}", field="spec.valuesFrom.targetPath")
+        if match.group(1):
+            parts.append(match.group(1).replace("\\.", "."))
+        parts.extend(int(n) for n in re.findall(r"\[(\d+)\]", match.group(2)))
+    return parts
+
+
+def _set_path(values: dict[str, Any], path: str, value: str) -> None:
+    """Set one value at a target path, creating maps and lists on the way."""
+    parts = _split_path(path)
+    node: Any = values
+    for part, following in zip(parts, [*parts[1:], None], strict=True):
+        empty: Any = [] if isinstance(following, int) else {}
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise InputError(f"invalid target path {path!r}", field="spec.valuesFrom")
+            while len(node) <= part:
+                node.append(None)
+            if following is None:
+                node[part] = value
+            elif not isinstance(node[part], dict | list):
+                node[part] = empty
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise InputError(f"invalid target path {path!r}", field="spec.valuesFrom")
+            if following is None:
+                node[part] = value
+            elif not isinstance(node.get(part), dict | list):
+                node[part] = empty
+            node = node[part]
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def render_helm_release(
+    spec: HelmReleaseSpec,
+    chart: Path,
+    values: Mapping[str, Any],
+    *,
+    helm: Path,
+    workdir: Path,
+    masker: Masker,
+    kube_version: str = "1.33",
+    limits: Limits = DEFAULT_LIMITS,
+    kustomize: Path | None = None,
+) -> tuple[Manifest, ...]:
+    """Template a HelmRelease offline and return the masked objects helm-controller would apply.
+
+    Args:
+        spec: The parsed HelmRelease.
+        chart: A packaged chart (.tgz) or chart directory.
+        values: The merged values (see `merge_values`).
+        helm: The helm binary.
+        workdir: A private directory for helm's homes and files.
+        masker: Masks Secret values.
+        kube_version: The Kubernetes version charts see in `.Capabilities`.
+        limits: Time and memory bound of each tool process.
+        kustomize: The kustomize binary, needed only for `postRenderers`.
+
+    Raises:
+        RenderError: templating or post-rendering failed, or an object is invalid.
+    """
+    where = f"{spec.unit} (file {spec.file})" if spec.file else str(spec.unit)
+    values_file = workdir / "values.yaml"
+    values_file.write_text(json.dumps(values, sort_keys=True))
+    bounded = _helm_limits(limits, workdir / "helm")
+    home = workdir / "helm"
+    argv = [
+        str(helm), "template", spec.release_name, str(chart),
+        "--namespace", spec.target_namespace,
+        "--values", str(values_file),
+        "--include-crds", "--skip-tests", "--no-hooks",
+        "--kube-version", kube_version,
+        "--repository-config", str(home / "repositories.yaml"),
+        "--registry-config", str(home / "registry.json"),
+    ]  # fmt: skip
+    try:
+        output = run(argv, cwd=workdir, limits=bounded)
+    except CommandError as exc:
+        message = _scrub(exc.stderr or str(exc), workdir)
+        raise RenderError(f"{where}: helm template failed: {message}") from None
+    for index, renderer in enumerate(spec.post_renderers):
+        output = _post_render(output, renderer, index, kustomize, workdir, limits, where)
+    return _finish(output, spec, masker, where)
+
+
+def _post_render(
+    output: bytes,
+    renderer: Mapping[str, Any],
+    index: int,
+    kustomize: Path | None,
+    workdir: Path,
+    limits: Limits,
+    where: str,
+) -> bytes:
+    """Apply one `postRenderers[].kustomize` entry with kustomize; fail on anything else."""
+    config = renderer.get("kustomize")
+    if set(renderer) - {"kustomize"} or not isinstance(config, Mapping):
+        raise RenderError(f"{where}: spec.postRenderers[{index}] is not supported (only kustomize)")
+    if kustomize is None:
+        raise RenderError(f"{where}: spec.postRenderers[{index}] needs kustomize, not configured")
+    unknown = set(config) - {"patches", "images", "patchesStrategicMerge", "patchesJson6902"}
+    if unknown:
+        raise RenderError(
+            f"{where}: spec.postRenderers[{index}].kustomize.{sorted(unknown)[0]} is not supported"
+        )
+    directory = workdir / f"post-{index}"
+    directory.mkdir()
+    (directory / "resources.yaml").write_bytes(output)
+    doc: dict[str, Any] = {"resources": ["resources.yaml"]}
+    if config.get("patches"):
+        doc["patches"] = [dict(p) for p in config["patches"]]
+    if config.get("images"):
+        doc["images"] = [dict(i) for i in config["images"]]
+    if config.get("patchesStrategicMerge"):
+        doc["patchesStrategicMerge"] = [yaml.safe_dump(p) for p in config["patchesStrategicMerge"]]
+    if config.get("patchesJson6902"):
+        doc["patchesJson6902"] = [
+            {"target": p.get("target"), "patch": json.dumps(p.get("patch"))}
+            for p in config["patchesJson6902"]
+        ]
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    argv = [
+        str(kustomize),
+        "build",
+        str(directory),
+        "--load-restrictor",
+        "LoadRestrictionsRootOnly",
+    ]
+    try:
+        return run(argv, cwd=directory, limits=_helm_limits(limits, workdir / "helm"))
+    except CommandError as exc:
+        message = _scrub(exc.stderr or str(exc), workdir)
+        raise RenderError(f"{where}: spec.postRenderers[{index}] failed: {message}") from None
+
+
+def _finish(
+    output: bytes, spec: HelmReleaseSpec, masker: Masker, where: str
+) -> tuple[Manifest, ...]:
+    """Parse, default namespaces, add helm-controller's labels, check and mask."""
+    try:
+        docs = [d for d in yaml.safe_load_all(output) if d is not None]
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{where}: the chart produced invalid YAML") from exc
+    objects: list[RawObject] = []
+    for doc in docs:
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            raise RenderError(f"{where}: the chart produced an object without apiVersion or kind")
+        meta = doc.get("metadata")
+        if not isinstance(meta, dict) or not meta.get("name"):
+            raise RenderError(f"{where}: the chart produced a {doc['kind']} without a name")
+        objects.append(doc)
+    scopes = crd_scopes(objects)
+    seen: set[ObjectRef] = set()
+    manifests = []
+    for obj in objects:
+        apply_scope(obj, scopes, default_namespace=spec.target_namespace)
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise RenderError(f"{where}: the chart produced {ref} twice")
+        seen.add(ref)
+        meta = obj["metadata"]
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            _LABEL_NAME: spec.unit.name,
+            _LABEL_NAMESPACE: spec.unit.namespace,
+        }
+        masked = masker.mask_object(obj)
+        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
+    return tuple(manifests)
+
+
+def _scrub(text: str, workdir: Path) -> str:
+    """Hide work-directory paths in a tool's message."""
+    for base in {str(workdir.resolve()), str(workdir)}:
+        text = text.replace(base, "<workdir>")
+    return text.strip().removeprefix("Error: ")

@@ -1,0 +1,466 @@
+"""Render one Flux Kustomization the way kustomize-controller builds it.
+
+Steps, in Flux's order: find the files the build reads (`core.render.walk`), copy exactly those
+into a private work directory (the repository is never modified), generate kustomization.yaml when
+the path has none and merge the Kustomization's spec into it (targetNamespace, namePrefix/Suffix,
+patches, images, components), run `kustomize build` with root-only load restrictions and no
+plugins, exec or helm, parse and check the objects, run postBuild substitution, set Flux's
+ownership labels and commonMetadata, then mask Secret values. Every object records the repository
+file it came from (kustomize's origin annotation, removed again unless the user asked for it).
+
+Like kustomize-controller this module never invents a namespace: a built-in namespaced object that
+ends up without one fails the render, as Flux's apply fails with "namespace not specified". It never
+writes outside `workdir`, never shows `workdir` paths in messages and never lets a Secret value
+through unmasked.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import CommandError, InputError, RenderError
+from core.model import Manifest, ObjectRef, RawObject, group_of
+from core.render.command import DEFAULT_LIMITS, Limits, run
+from core.render.files import FileSource, normalize
+from core.render.substitute import substitute_object
+from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
+from core.secrets import Masker
+from core.units import KustomizationSpec
+
+__all__ = [
+    "CLUSTER_SCOPED_KINDS",
+    "LOAD_RESTRICTOR",
+    "ORIGIN_ANNOTATION",
+    "Rendered",
+    "apply_scope",
+    "crd_scopes",
+    "render_kustomization",
+]
+
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+LOAD_RESTRICTOR = "LoadRestrictionsRootOnly"
+"""Files may be read only from within each kustomization's directory (see the design's rule 5).
+
+Flux itself builds with `LoadRestrictionsNone` inside a jail at the artifact root, so a file
+reference such as `../base/cm.yaml` that Flux accepts fails here; directory references work.
+"""
+
+_OWNER_NAME = "kustomize.toolkit.fluxcd.io/name"
+_OWNER_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+_KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
+
+# Built-in API groups: for these the scope of every kind is known (listed below if cluster-scoped,
+# namespaced otherwise). Kinds of any other group come from CRDs, whose scope is known only when
+# the CRD is rendered alongside them.
+_BUILTIN_GROUPS = frozenset(
+    {
+        "",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "internal.apiserver.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "resource.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+        "storagemigration.k8s.io",
+    }
+)
+
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        ("", "ComponentStatus"),
+        ("", "Namespace"),
+        ("", "Node"),
+        ("", "PersistentVolume"),
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("apiregistration.k8s.io", "APIService"),
+        ("authentication.k8s.io", "SelfSubjectReview"),
+        ("authentication.k8s.io", "TokenReview"),
+        ("authorization.k8s.io", "SelfSubjectAccessReview"),
+        ("authorization.k8s.io", "SelfSubjectRulesReview"),
+        ("authorization.k8s.io", "SubjectAccessReview"),
+        ("certificates.k8s.io", "CertificateSigningRequest"),
+        ("certificates.k8s.io", "ClusterTrustBundle"),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+        ("internal.apiserver.k8s.io", "StorageVersion"),
+        ("networking.k8s.io", "IPAddress"),
+        ("networking.k8s.io", "IngressClass"),
+        ("networking.k8s.io", "ServiceCIDR"),
+        ("node.k8s.io", "RuntimeClass"),
+        ("policy", "PodSecurityPolicy"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("resource.k8s.io", "DeviceClass"),
+        ("resource.k8s.io", "ResourceSlice"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("storage.k8s.io", "CSINode"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "VolumeAttachment"),
+        ("storage.k8s.io", "VolumeAttributesClass"),
+        ("storagemigration.k8s.io", "StorageVersionMigration"),
+    }
+)
+"""Built-in cluster-scoped (group, kind) pairs of Kubernetes 1.33."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The objects of one Kustomization and the repository files that produced them."""
+
+    manifests: tuple[Manifest, ...]
+    inputs: frozenset[str]
+
+
+def render_kustomization(
+    spec: KustomizationSpec,
+    source: FileSource,
+    *,
+    kustomize: Path,
+    workdir: Path,
+    masker: Masker,
+    variables: Mapping[str, str] | None,
+    secret_variables: frozenset[str] = frozenset(),
+    limits: Limits = DEFAULT_LIMITS,
+    allowed_remotes: Collection[str] = (),
+) -> Rendered:
+    """Build a Flux Kustomization and return its masked objects and input files.
+
+    Args:
+        spec: The parsed Kustomization.
+        source: The repository revision its sourceRef points at.
+        kustomize: The kustomize binary.
+        workdir: An empty private directory; files are copied here, never into `source`.
+        masker: Masks Secret values and secret-derived substitutions.
+        variables: postBuild variables (inline and substituteFrom, merged); None or empty means
+            no substitution at all (Flux's default strategy WithVariables).
+        secret_variables: Names in `variables` whose values came from Secrets.
+        limits: Time and memory bound of the kustomize process.
+        allowed_remotes: URL prefixes of remote bases that may be used.
+
+    Raises:
+        RenderError: the build failed; the message names the Kustomization and the file.
+        InputError: the repository content is invalid or not allowed.
+    """
+    where = _where(spec)
+    try:
+        root = normalize(spec.path.removeprefix("./"))
+    except InputError as exc:
+        raise RenderError(f"{where}: {exc}") from exc
+    if not source.is_dir(root):
+        raise RenderError(f"{where}: kustomization path not found: {spec.path}")
+    components = _components(spec, source, root)
+    inputs = kustomize_inputs(
+        source, root, extra_components=components, allowed_remotes=allowed_remotes
+    )
+    tree = workdir / "repo"
+    _materialize(source, inputs, tree, root)
+    keep_origin = _prepare(source, root, tree, spec, components)
+    output = _build(kustomize, tree, root, workdir, limits, where)
+    objects = _parse(output, root, where, keep_origin)
+    manifests = _finish(objects, spec, masker, variables, secret_variables, where)
+    return Rendered(manifests, inputs)
+
+
+def _where(spec: KustomizationSpec) -> str:
+    return f"{spec.unit} (file {spec.file})" if spec.file else str(spec.unit)
+
+
+def _components(spec: KustomizationSpec, source: FileSource, root: str) -> tuple[str, ...]:
+    """The spec's components that exist (missing ones fail in kustomize unless ignored)."""
+    kept = []
+    for component in spec.components:
+        path = posixpath.normpath(posixpath.join(root, component) if root else component)
+        if source.is_dir(path) or not spec.ignore_missing_components:
+            kept.append(component)
+    return tuple(kept)
+
+
+def _materialize(source: FileSource, inputs: Iterable[str], tree: Path, root: str) -> None:
+    """Copy the input files into `tree`, keeping their repository layout."""
+    (tree / root).mkdir(parents=True, exist_ok=True)
+    for path in sorted(inputs):
+        if not source.is_file(path):
+            continue  # referenced but missing: kustomize reports it
+        target = tree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read(path))
+
+
+def _prepare(
+    source: FileSource,
+    root: str,
+    tree: Path,
+    spec: KustomizationSpec,
+    components: tuple[str, ...],
+) -> bool:
+    """Write the kustomization file Flux would build; tell whether the user wants origins."""
+    kfile = find_kustomization(source, root)
+    if kfile is None:
+        doc: dict[str, Any] = _generate(source, root)
+        name = "kustomization.yaml"
+    else:
+        loaded = yaml.safe_load(source.read(kfile)) or {}
+        doc = dict(loaded)
+        name = posixpath.basename(kfile)
+    build_metadata = list(doc.get("buildMetadata") or [])
+    keep_origin = "originAnnotations" in build_metadata
+    _merge_spec(doc, spec, components)
+    if not keep_origin:
+        build_metadata.append("originAnnotations")
+    doc["buildMetadata"] = build_metadata
+    (tree / root / name).write_text(yaml.safe_dump(doc, sort_keys=False))
+    return keep_origin
+
+
+def _generate(source: FileSource, root: str) -> dict[str, Any]:
+    """Flux's generated kustomization: every Kubernetes YAML file, nested kustomizations."""
+    resources = []
+    for path in generated_resources(source, root):
+        if source.is_file(path):
+            _check_kubernetes_yaml(source, path)
+        resources.append(posixpath.relpath(path, root or "."))
+    return {"apiVersion": _KUSTOMIZATION_API, "kind": "Kustomization", "resources": resources}
+
+
+def _check_kubernetes_yaml(source: FileSource, path: str) -> None:
+    """Refuse a file Flux's generator cannot decode as Kubernetes objects."""
+    problem = ""
+    try:
+        docs = list(yaml.safe_load_all(source.read(path)))
+    except yaml.YAMLError:
+        problem = "invalid YAML"
+        docs = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            problem = "a document is not a mapping"
+        elif not doc.get("apiVersion") or not doc.get("kind"):
+            problem = "a document has no apiVersion or kind"
+    if problem:
+        raise RenderError(f"failed to decode Kubernetes YAML from {path}: {problem}")
+
+
+def _merge_spec(doc: dict[str, Any], spec: KustomizationSpec, components: Iterable[str]) -> None:
+    """Merge the Kustomization's spec into a kustomization file as Flux's generator does."""
+    if spec.target_namespace:
+        doc["namespace"] = spec.target_namespace
+    if spec.name_prefix:
+        doc["namePrefix"] = spec.name_prefix
+    if spec.name_suffix:
+        doc["nameSuffix"] = spec.name_suffix
+    if spec.patches:
+        patches = list(doc.get("patches") or [])
+        for patch in spec.patches:
+            item = {"patch": patch.get("patch", "")}
+            if patch.get("target"):
+                item["target"] = patch["target"]
+            patches.append(item)
+        doc["patches"] = patches
+    if spec.images:
+        images = list(doc.get("images") or [])
+        for image in spec.images:
+            # Flux replaces an entry of the same name wholesale; fields only in the file are lost.
+            new = {k: image[k] for k in ("name", "newName", "newTag", "digest") if image.get(k)}
+            names = [item.get("name") if isinstance(item, dict) else None for item in images]
+            if image.get("name") in names:
+                images[names.index(image.get("name"))] = new
+            else:
+                images.append(new)
+        doc["images"] = images
+    if components:
+        doc["components"] = [*(doc.get("components") or []), *components]
+
+
+def _build(
+    kustomize: Path, tree: Path, root: str, workdir: Path, limits: Limits, where: str
+) -> bytes:
+    """Run `kustomize build` without plugins, exec or helm; translate failures."""
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
+    env = {**limits.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    bounded = Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+    argv = [str(kustomize), "build", str(tree / root), "--load-restrictor", LOAD_RESTRICTOR]
+    try:
+        return run(argv, cwd=tree, limits=bounded)
+    except CommandError as exc:
+        message = _scrub(exc.stderr or str(exc), tree, workdir).removeprefix("Error: ")
+        raise RenderError(f"{where}: kustomize build failed: {message}") from None
+
+
+def _scrub(text: str, tree: Path, workdir: Path) -> str:
+    """Replace work-directory paths by repository paths in a tool's message."""
+    for base in {str(tree.resolve()), str(tree)}:
+        text = text.replace(base + "/", "").replace(base, ".")
+    for base in {str(workdir.resolve()), str(workdir)}:
+        text = text.replace(base, "<workdir>")
+    return text
+
+
+def _origin(obj: RawObject, root: str, keep: bool) -> str | None:
+    """Return the repository file an object came from; drop the annotation unless kept."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    raw = annotations.get(ORIGIN_ANNOTATION)
+    if raw is None:
+        return None
+    if not keep:
+        del annotations[ORIGIN_ANNOTATION]
+        if not annotations:
+            del meta["annotations"]
+    try:
+        origin = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(origin, dict):
+        return None
+    if origin.get("repo"):
+        return str(origin["repo"])
+    rel = origin.get("path") or origin.get("configuredIn")
+    if not rel:
+        return None
+    return posixpath.normpath(posixpath.join(root, str(rel)) if root else str(rel))
+
+
+def _parse(output: bytes, root: str, where: str, keep_origin: bool) -> list[tuple[RawObject, str]]:
+    """Parse kustomize's output into objects, each with the repository file it came from."""
+    try:
+        docs = [d for d in yaml.safe_load_all(output) if d is not None]
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{where}: kustomize output is not valid YAML") from exc
+    parsed: list[tuple[RawObject, str]] = []
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise RenderError(f"{where}: kustomize produced a document that is not an object")
+        origin = _origin(doc, root, keep_origin) or root or "."
+        _check_identity(doc, origin, where)
+        parsed.append((doc, origin))
+    return parsed
+
+
+def _check_identity(obj: RawObject, origin: str, where: str) -> None:
+    """Refuse an object without apiVersion, kind or metadata.name, naming its file."""
+    meta = obj.get("metadata")
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        raise RenderError(f"{where}: an object in {origin} has no apiVersion or kind")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise RenderError(f"{where}: {obj['kind']} in {origin} has no metadata.name")
+
+
+def _check_unique(objects: Iterable[tuple[RawObject, str]], where: str) -> None:
+    """Refuse two objects with the same identity, naming both files."""
+    seen: dict[ObjectRef, str] = {}
+    for obj, origin in objects:
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise RenderError(f"{where}: {ref} is defined twice, in {seen[ref]} and in {origin}")
+        seen[ref] = origin
+
+
+def crd_scopes(objects: Iterable[RawObject]) -> dict[tuple[str, str], bool]:
+    """Return (group, kind) -> namespaced for the CRDs among `objects`."""
+    scopes = {}
+    for obj in objects:
+        if obj.get("kind") != "CustomResourceDefinition":
+            continue
+        crd = obj.get("spec") or {}
+        kind = (crd.get("names") or {}).get("kind")
+        if crd.get("group") and kind:
+            scopes[(str(crd["group"]), str(kind))] = crd.get("scope") != "Cluster"
+    return scopes
+
+
+def apply_scope(
+    obj: RawObject, crd_scopes: Mapping[tuple[str, str], bool], *, default_namespace: str | None
+) -> str | None:
+    """Fix an object's namespace by its scope; return a problem, or None when it is fine.
+
+    Cluster-scoped objects lose any namespace. Namespaced objects without one get
+    `default_namespace` (helm installs them into the release namespace) or, when it is None,
+    are reported (Flux's apply fails them with "namespace not specified"). Kinds of unknown
+    scope are left as rendered.
+    """
+    key = (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
+    if key in CLUSTER_SCOPED_KINDS:
+        namespaced: bool | None = False
+    elif key in crd_scopes:
+        namespaced = crd_scopes[key]
+    else:
+        namespaced = True if key[0] in _BUILTIN_GROUPS else None
+    meta = obj["metadata"]
+    if namespaced is False:
+        meta.pop("namespace", None)
+    elif namespaced and not meta.get("namespace"):
+        if default_namespace is None:
+            return f"{key[1]}/{meta.get('name')} namespace not specified"
+        meta["namespace"] = default_namespace
+    return None
+
+
+def _finish(
+    objects: list[tuple[RawObject, str]],
+    spec: KustomizationSpec,
+    masker: Masker,
+    variables: Mapping[str, str] | None,
+    secret_variables: frozenset[str],
+    where: str,
+) -> tuple[Manifest, ...]:
+    """Substitute, check, set scope, ownership and commonMetadata, mask: what Flux applies."""
+    done: list[tuple[RawObject, str]] = []
+    for obj, origin in objects:
+        if variables:
+            obj = substitute_object(
+                obj, variables, masker=masker, secret_variables=secret_variables, source=origin
+            )
+            _check_identity(obj, origin, where)
+        done.append((obj, origin))
+    scopes = crd_scopes(obj for obj, _ in done)
+    for obj, origin in done:
+        problem = apply_scope(obj, scopes, default_namespace=None)
+        if problem:
+            raise RenderError(f"{where}: {problem} (in {origin})")
+    _check_unique(done, where)
+    return tuple(_manifest(obj, origin, spec, masker) for obj, origin in done)
+
+
+def _manifest(obj: RawObject, origin: str, spec: KustomizationSpec, masker: Masker) -> Manifest:
+    """Set Flux's ownership labels and commonMetadata (which wins), then mask."""
+    meta = obj["metadata"]
+    meta["labels"] = {
+        **(meta.get("labels") or {}),
+        _OWNER_NAME: spec.unit.name,
+        _OWNER_NAMESPACE: spec.unit.namespace,
+        **spec.common_labels,
+    }
+    if spec.common_annotations:
+        meta["annotations"] = {**(meta.get("annotations") or {}), **spec.common_annotations}
+    masked = masker.mask_object(obj)
+    return Manifest(str(masked["apiVersion"]), masked, origin)

@@ -1,0 +1,1 @@
+"""Tests of rendering against the real kustomize and helm binaries."""
