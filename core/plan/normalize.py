@@ -24,6 +24,12 @@ import yaml
 
 from core.model import RawObject
 
+# PyYAML's safe dumper: the libyaml one, several times faster, when PyYAML was built with it.
+try:
+    from yaml import CSafeDumper as SafeDumper
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeDumper  # type: ignore[assignment]
+
 __all__ = [
     "CHECKSUM_ANNOTATIONS",
     "HELM_CHART_LABELS",
@@ -34,11 +40,13 @@ __all__ = [
     "Normalized",
     "Removal",
     "Rule",
+    "SafeDumper",
     "changed_lines",
     "normalize",
     "suppressed_lines",
     "text_keys",
 ]
+
 
 FieldPath = tuple[str | int, ...]
 """Keys from the object's root to one field, list positions as ints."""
@@ -204,7 +212,8 @@ def _fragment(removals: Sequence[Removal]) -> list[str]:
     if not removals:
         return []
     doc = {".".join(str(part) for part in r.path): text_keys(r.value) for r in removals}
-    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False).splitlines()
+    text = yaml.dump(doc, Dumper=SafeDumper, sort_keys=True, default_flow_style=False)
+    return text.splitlines()
 
 
 def text_keys(value: Any) -> Any:
@@ -230,6 +239,8 @@ def suppressed_lines(before: Normalized | None, after: Normalized | None) -> dic
     new = after.removed if after else empty
     counts: dict[str, int] = {}
     for name in sorted(old.keys() | new.keys()):
+        if old.get(name) == new.get(name):
+            continue  # equal removals hide no line; skip dumping them
         lines = changed_lines(_fragment(old.get(name, ())), _fragment(new.get(name, ())))
         if lines:
             counts[name] = lines

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.model import Manifest
 from core.plan import compare as comparing
 from core.secrets import MASK, MASK_AFTER, MASK_BEFORE, Masker, is_token
 from tests.plan.builders import configmap, deployment, manifest, secret
@@ -76,6 +77,52 @@ def test_update_diff_excludes_noise_but_counts_it() -> None:
 
     assert "checksum" not in result.diff
     assert result.suppressed == {"checksum-annotations": 2}
+
+
+def _container_spec(*containers: dict[str, object], **extra: object) -> Manifest:
+    body = deployment().body
+    spec = body["spec"]["template"]["spec"]
+    spec["containers"] = list(containers)
+    spec.update(extra)
+    return manifest(body)
+
+
+API = {"name": "api", "image": "api:1"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        pytest.param(
+            _container_spec(API),
+            _container_spec(API, {"name": "proxy", "image": "envoy:1"}),
+            ("spec.template.spec.containers[1]",),
+            id="list-item-added",
+        ),
+        pytest.param(
+            _container_spec({**API, "env": [{"name": "A", "value": "1"}]}),
+            _container_spec({**API, "env": [{"name": "A", "value": "2"}]}),
+            ("spec.template.spec.containers[0].env[0].value",),
+            id="nested-list-value",
+        ),
+        pytest.param(
+            _container_spec(API, hostNetwork=True),
+            _container_spec(API),
+            ("spec.template.spec.hostNetwork",),
+            id="key-removed",
+        ),
+        pytest.param(
+            _container_spec(API, dnsConfig="none"),
+            _container_spec(API, dnsConfig={"options": []}),
+            ("spec.template.spec.dnsConfig",),
+            id="type-changed",
+        ),
+    ],
+)
+def test_field_paths_of_structural_changes(
+    before: Manifest, after: Manifest, expected: tuple[str, ...]
+) -> None:
+    assert comparing.compare(before, after).fields == expected
 
 
 @pytest.mark.parametrize(
