@@ -58,6 +58,10 @@ parent chain loops, or the cluster reported errors on the side it is missing fro
 
 Duplicates (one object rendered by two units on the same side) are cluster errors naming both
 units. Units are sorted by `UnitRef`, changes by `ObjectRef`, so output is stable.
+
+Units are returned as `PlannedUnit`, a `UnitPlan` that also carries the noise-only counts and the
+note on a removed unit, until the shared contract has fields for them; `noise_only` and `note_of`
+read them from any `UnitPlan`.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ _HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
 
 @dataclass(frozen=True)
 class PlannedUnit(UnitPlan):
-    """A `UnitPlan` with what the shared contract cannot carry yet (see the module docstring)."""
+    """A `UnitPlan` with what the shared contract cannot carry yet."""
 
     noise_only: int = 0
     """Objects rendered on both sides whose only differences were hidden by noise rules."""
@@ -325,6 +329,8 @@ class _Planner:
             return None
         if after is not None:
             return self._added_failure(after)
+        if before is None:
+            return f"unknown because {ref} is rendered on neither side"
         if self.head_errors:
             return "unknown because the cluster had errors at head, so its removal is unproven"
         verdict = self.verdict(ref)
