@@ -6,9 +6,11 @@ Subcommands each live in a small function registered here; the work itself is in
 from __future__ import annotations
 
 import argparse
+import shlex
+from pathlib import Path
 from typing import Any
 
-from devenv import toolchain
+from devenv import controlplane, toolchain
 
 __all__ = ["register"]
 
@@ -31,6 +33,7 @@ def register(subparsers: Any) -> None:
     )
     path.add_argument("binary", metavar="BINARY", help="for example kube-apiserver or kustomize")
     path.set_defaults(handler=_tools_path)
+    _register_cluster(groups)
 
 
 def _tools_build(args: argparse.Namespace) -> int:
@@ -42,3 +45,71 @@ def _tools_build(args: argparse.Namespace) -> int:
 def _tools_path(args: argparse.Namespace) -> int:
     print(toolchain.binary(args.binary))
     return 0
+
+
+def _register_cluster(groups: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="dev", help="which local cluster (default: dev)")
+    common.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="directory holding the clusters' state "
+        "(default: $TIDEGATE_CLUSTERS_DIR, else the tidegate cache's cluster/ directory)",
+    )
+    cluster = groups.add_parser("cluster", help="a local control plane running in the background")
+    actions = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    up = actions.add_parser("up", parents=[common], help="start the cluster unless it is up")
+    up.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds each component may take to start"
+    )
+    up.set_defaults(handler=_cluster_up)
+    for action, summary, handler in (
+        ("down", "stop the cluster and remove its state", _cluster_down),
+        ("env", "print `export KUBECONFIG=...` for the cluster", _cluster_env),
+        ("status", "show whether each component runs", _cluster_status),
+    ):
+        sub = actions.add_parser(action, parents=[common], help=summary)
+        sub.set_defaults(handler=handler)
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    found, started = controlplane.up(args.name, args.root, timeout=args.timeout)
+    verb = "is up" if started else "was already up"
+    print(f"cluster {found.name} {verb} at {found.server}")
+    print(f'use it with: eval "$(tidegate dev cluster env --name {found.name})"')
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    stopped = controlplane.down(args.name, args.root)
+    print(f"cluster {args.name} {'stopped' if stopped else 'was not up'}")
+    return 0
+
+
+def _cluster_env(args: argparse.Namespace) -> int:
+    found = controlplane.status(args.name, args.root)
+    if found is None or not found.up:
+        start = f"tidegate dev cluster up {_cluster_flags(args)}"
+        raise controlplane.ControlPlaneError(f"cluster {args.name} is not up; start it: `{start}`")
+    print(controlplane.env_script(found), end="")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    found = controlplane.status(args.name, args.root)
+    if found is None:
+        print(f"cluster {args.name} is not up")
+        return 1
+    print(f"cluster {found.name}: {'up' if found.up else 'degraded'} at {found.server}")
+    print(f"apiserver ready: {'yes' if found.ready else 'no'}")
+    for component, running in found.running.items():
+        print(f"{component}\t{'running' if running else 'stopped'}")
+    print(f"state: {found.state_dir}")
+    return 0 if found.up else 1
+
+
+def _cluster_flags(args: argparse.Namespace) -> str:
+    """The --name/--root flags that address the same cluster again, quoted for a shell."""
+    flags = ["--name", args.name] + (["--root", str(args.root)] if args.root else [])
+    return shlex.join(flags)

@@ -27,17 +27,14 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from core.errors import TidegateError
 from devenv import pki, toolchain
@@ -174,6 +171,7 @@ class ControlPlane:
         self._ports: Ports | None = None
         self._components: dict[str, _Component] = {}
         self._ca: pki.CertificateAuthority | None = None
+        self._tls_context: ssl.SSLContext | None = None
 
     # -- public surface --------------------------------------------------------------------
 
@@ -263,28 +261,17 @@ class ControlPlane:
             create: Create the ServiceAccount first if it does not exist.
             expiration_seconds: Requested token lifetime (the apiserver's minimum is 600).
         """
-        with self.api_client() as api:
-            core = k8s.CoreV1Api(api)
-            if create:
-                _create_ignoring_conflict(
-                    lambda: core.create_namespaced_service_account(
-                        namespace, {"metadata": {"name": name}}
-                    )
-                )
-            request = {"spec": {"expirationSeconds": expiration_seconds}}
-            token = core.create_namespaced_service_account_token(name, namespace, request)
+        accounts = f"/api/v1/namespaces/{quote(namespace, safe='')}/serviceaccounts"
+        if create:
+            self._create(accounts, {"metadata": {"name": name}})
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": expiration_seconds},
+        }
+        token = self._call("POST", f"{accounts}/{quote(name, safe='')}/token", request, (201,))
         user = f"system:serviceaccount:{namespace}:{name}"
-        return self._write_kubeconfig(_file_stem(user), user, {"token": token.status.token})
-
-    @contextlib.contextmanager
-    def api_client(self, kubeconfig: Path | None = None) -> Iterator[Any]:
-        """Yield a Python `kubernetes.client.ApiClient` (admin unless `kubeconfig` is given)."""
-        path = kubeconfig or self.admin_kubeconfig
-        api = k8s_config.new_client_from_config(config_file=str(path))
-        try:
-            yield api
-        finally:
-            api.close()
+        return self._write_kubeconfig(_file_stem(user), user, {"token": token["status"]["token"]})
 
     def memory(self) -> dict[str, int]:
         """Resident memory (bytes) of each running component, from /proc."""
@@ -316,7 +303,7 @@ class ControlPlane:
 
     def ready(self) -> bool:
         """Whether the apiserver answers /readyz with 200 right now."""
-        return self._https_ok(self.ports.apiserver, "/readyz")
+        return self._get_status(self.ports.apiserver, "/readyz") == 200
 
     # -- start-up steps --------------------------------------------------------------------
 
@@ -340,6 +327,7 @@ class ControlPlane:
             directory.mkdir(parents=True, exist_ok=True)
         self._ports = Ports.allocate()
         self._ca = pki.CertificateAuthority.create()
+        self._tls_context = None
         self._ca.write(self._pki_dir)
         self._ca.apiserver().write(self._pki_dir, "apiserver")
         pki.write_service_account_keys(self._pki_dir)
@@ -425,12 +413,12 @@ class ControlPlane:
         self._wait(
             manager,
             "did not become healthy on /healthz",
-            lambda: self._https_ok(ports.controller_manager, "/healthz"),
+            lambda: self._get_status(ports.controller_manager, "/healthz") == 200,
         )
         self._wait(
             scheduler,
             "did not become healthy on /healthz",
-            lambda: self._https_ok(ports.scheduler, "/healthz"),
+            lambda: self._get_status(ports.scheduler, "/healthz") == 200,
         )
         self._wait(kwok, "did not make the fake Nodes Ready", self._nodes_ready)
         self._wait(
@@ -490,12 +478,8 @@ class ControlPlane:
         ]
 
     def _create_fake_nodes(self) -> None:
-        with self.api_client() as api:
-            core = k8s.CoreV1Api(api)
-            for index in range(self.fake_nodes):
-                _create_ignoring_conflict(
-                    partial(core.create_node, _fake_node(f"kwok-node-{index}"))
-                )
+        for index in range(self.fake_nodes):
+            self._create("/api/v1/nodes", _fake_node(f"kwok-node-{index}"))
 
     # -- readiness probes ------------------------------------------------------------------
 
@@ -511,34 +495,60 @@ class ControlPlane:
             connection.close()
         return response.status == 200 and json.loads(body).get("health") == "true"
 
-    def _https_ok(self, port: int, path: str) -> bool:
-        context = ssl.create_default_context(cafile=str(self.ca_cert))
-        context.load_cert_chain(self._pki_dir / "admin.crt", self._pki_dir / "admin.key")
-        connection = http.client.HTTPSConnection(_LOOPBACK, port, timeout=5, context=context)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            response.read()
-        except OSError:
-            return False
-        finally:
-            connection.close()
-        return response.status == 200
-
     def _nodes_ready(self) -> bool:
-        with self.api_client() as api:
-            nodes = k8s.CoreV1Api(api).list_node(label_selector="type=kwok").items
+        query = urlencode({"labelSelector": "type=kwok"})
+        nodes = self._call("GET", f"/api/v1/nodes?{query}")["items"]
         return len(nodes) >= self.fake_nodes and all(_node_ready(node) for node in nodes)
 
     def _default_service_account_exists(self) -> bool:
-        with self.api_client() as api:
-            try:
-                k8s.CoreV1Api(api).read_namespaced_service_account("default", "default")
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise
-        return True
+        path = "/api/v1/namespaces/default/serviceaccounts/default"
+        return self._get_status(self.ports.apiserver, path) == 200
+
+    # -- talking to the apiserver ----------------------------------------------------------
+    # Plain HTTPS with the admin certificate: the few calls made here do not justify the
+    # Python client, which would also pull the client library into the command line.
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            context = ssl.create_default_context(cafile=str(self.ca_cert))
+            context.load_cert_chain(self._pki_dir / "admin.crt", self._pki_dir / "admin.key")
+            self._tls_context = context
+        return self._tls_context
+
+    def _request(
+        self, method: str, path: str, body: object = None, *, port: int | None = None
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        connection = http.client.HTTPSConnection(
+            _LOOPBACK, port or self.ports.apiserver, timeout=30, context=self._tls()
+        )
+        try:
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def _get_status(self, port: int, path: str) -> int:
+        return self._request("GET", path, port=port)[0]
+
+    def _call(
+        self, method: str, path: str, body: object = None, expect: Collection[int] = (200,)
+    ) -> Any:
+        status_code, data = self._request(method, path, body)
+        if status_code not in expect:
+            raise ControlPlaneError(
+                f"{method} {path} answered {status_code}: {data.decode(errors='replace')[:2000]}"
+            )
+        return json.loads(data)
+
+    def _create(self, collection: str, body: dict[str, Any]) -> None:
+        """Create an object; one that already exists is left as it is."""
+        self._call("POST", collection, body, (201, 409))
 
     # -- process handling ------------------------------------------------------------------
 
@@ -669,17 +679,9 @@ def _fake_node(name: str) -> dict[str, Any]:
     }
 
 
-def _node_ready(node: Any) -> bool:
-    conditions = node.status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-def _create_ignoring_conflict(create: Callable[[], object]) -> None:
-    try:
-        create()
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+def _node_ready(node: dict[str, Any]) -> bool:
+    conditions = node.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def _probe(ready: Callable[[], bool]) -> bool:
@@ -687,7 +689,7 @@ def _probe(ready: Callable[[], bool]) -> bool:
     # bootstrap and 5xx: all mean "not yet".
     try:
         return ready()
-    except (OSError, ApiException, ValueError):
+    except (OSError, ValueError, ControlPlaneError):
         return False
 
 

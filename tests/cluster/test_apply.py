@@ -79,7 +79,8 @@ def _established(dynamic_client: Any, name: str) -> bool:
     resource = dynamic_client.resources.get(
         api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
     )
-    conditions = dynamic_client.get(resource, name=name).to_dict()["status"].get("conditions", [])
+    status = dynamic_client.get(resource, name=name).to_dict().get("status") or {}
+    conditions = status.get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 

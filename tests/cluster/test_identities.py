@@ -12,6 +12,7 @@ from kubernetes import client as k8s
 
 from devenv.controlplane import ControlPlane
 from tests.cluster.kube import eventually, status_of
+from tests.fixtures.controlplane import api_client
 
 pytestmark = pytest.mark.cluster
 
@@ -87,7 +88,7 @@ def test_a_client_certificate_user_gets_what_its_group_is_granted(
 ) -> None:
     kubeconfig = control_plane.client_kubeconfig("alice", ["team-a", "readers"])
 
-    with control_plane.api_client(kubeconfig) as alice:
+    with api_client(kubeconfig) as alice:
         assert _who_am_i(alice) == ("alice", ["team-a", "readers", "system:authenticated"])
         assert _statuses(alice, seeded) == NOTHING
         _grant(
@@ -103,7 +104,7 @@ def test_a_service_account_token_gets_what_its_role_binding_grants(
 ) -> None:
     kubeconfig = control_plane.service_account_kubeconfig(seeded, "reconciler")
 
-    with control_plane.api_client(kubeconfig) as account:
+    with api_client(kubeconfig) as account:
         user, groups = _who_am_i(account)
         assert user == f"system:serviceaccount:{seeded}:reconciler"
         assert f"system:serviceaccounts:{seeded}" in groups
@@ -124,7 +125,10 @@ def test_impersonating_a_service_account_obeys_its_permissions(
     core.create_namespaced_service_account(seeded, {"metadata": {"name": "bare"}})
     _grant(kube_client, seeded, {"kind": "ServiceAccount", "name": "granted", "namespace": seeded})
 
-    with control_plane.api_client() as granted, control_plane.api_client() as bare:
+    with (
+        api_client(control_plane.admin_kubeconfig) as granted,
+        api_client(control_plane.admin_kubeconfig) as bare,
+    ):
         granted.set_default_header("Impersonate-User", f"system:serviceaccount:{seeded}:granted")
         bare.set_default_header("Impersonate-User", f"system:serviceaccount:{seeded}:bare")
 
