@@ -34,11 +34,13 @@ def register(subparsers: Any) -> None:
 
 def build_example_repo(dest: Path) -> None:
     """Create a git repository at `dest`: `main` holds the base, `pull-request` the head."""
-    shutil.copytree(EXAMPLE / "base", dest)
+    # Fresh modification times: with the source files' times, git's stat check would take an
+    # equal-sized edit (6.7.0 -> 6.7.1) for an unchanged file.
+    shutil.copytree(EXAMPLE / "base", dest, copy_function=shutil.copyfile)
     _git(dest, "init", "--quiet", "--initial-branch=main")
     _commit(dest, "Fleet as deployed today")
     _git(dest, "checkout", "--quiet", "-b", "pull-request")
-    shutil.copytree(EXAMPLE / "head", dest, dirs_exist_ok=True)
+    shutil.copytree(EXAMPLE / "head", dest, dirs_exist_ok=True, copy_function=shutil.copyfile)
     _commit(dest, "Roll out podinfo 6.7.1, rotate the token, retire redis in production")
 
 

@@ -44,11 +44,12 @@ __all__ = [
 ]
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
-LOAD_RESTRICTOR = "LoadRestrictionsRootOnly"
-"""Files may be read only from within each kustomization's directory (see the design's rule 5).
+LOAD_RESTRICTOR = "LoadRestrictionsNone"
+"""As Flux: a kustomization may read files outside its own directory (`../base/cm.yaml`).
 
-Flux itself builds with `LoadRestrictionsNone` inside a jail at the artifact root, so a file
-reference such as `../base/cm.yaml` that Flux accepts fails here; directory references work.
+Flux jails the build at the artifact root; here the jail is the work directory, which holds only
+the repository files the input walk found, and the walk refuses absolute paths, paths that leave
+the repository, remote bases and plugins before kustomize runs (the design's rule 5).
 """
 
 _OWNER_NAME = "kustomize.toolkit.fluxcd.io/name"

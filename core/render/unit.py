@@ -167,7 +167,7 @@ class UnitRenderer:
             inputs: frozenset[str] = frozenset()
         else:
             url = ""
-            inputs = frozenset(source.listdir(spec.chart) and helm.chart_inputs(source, spec.chart))
+            inputs = frozenset(helm.chart_inputs(source, spec.chart))
             chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
         key = canonical_key(
             "helmrelease", _spec_fields(spec), values, chart_id, str(self.settings.helm)
@@ -189,6 +189,7 @@ class UnitRenderer:
                         masker=self.masker,
                         kube_version=self.settings.kube_version,
                         limits=self.settings.limits,
+                        kustomize=self.settings.kustomize,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))

@@ -137,7 +137,7 @@ class _Walker:
         if first is None or first.objects is None:
             return first
         real = self._self_reference(first.objects.values())
-        if real is None or real == replace(provisional, file=real.file):
+        if real is None or _same_build(real, provisional):
             return first
         self.units.pop(provisional.unit, None)
         self.specs.pop(provisional.unit, None)
@@ -231,6 +231,13 @@ class _Walker:
                 break
             waiting = still
         return children
+
+
+def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
+    """Tell whether two specs render the same, however their paths are spelled."""
+    return replace(a, path=normalize_path(a.path), file=None) == replace(
+        b, path=normalize_path(b.path), file=None
+    )
 
 
 def _failed(spec: UnitSpec, parent: UnitRef | None, error: str) -> RenderedUnit:
