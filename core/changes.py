@@ -81,12 +81,19 @@ class UnitPlan:
     parent: UnitRef | None = None
     """The unit that renders this unit's own Flux object, if any."""
     skipped: int = 0
-    """Objects Flux will not touch (`kustomize.toolkit.fluxcd.io/reconcile: disabled`)."""
+    """Changed objects Flux will not apply or prune (`kustomize.toolkit.fluxcd.io/reconcile:
+    disabled`, `kustomize.toolkit.fluxcd.io/ssa: Ignore`)."""
+    noise_only: int = 0
+    """Objects rendered on both sides whose only differences were hidden by noise rules."""
+    noise_only_suppressed: Mapping[str, int] = field(default_factory=dict)
+    """Diff lines hidden per rule on those objects."""
+    note: str | None = None
+    """Why a removed unit's objects are deleted or left, in a sentence."""
 
     @property
     def suppressed(self) -> Counter[str]:
-        """Diff lines hidden per noise rule across this unit's changes."""
-        total: Counter[str] = Counter()
+        """Diff lines hidden per noise rule, over the changes and the noise-only objects."""
+        total: Counter[str] = Counter(self.noise_only_suppressed)
         for change in self.changes:
             total.update(change.suppressed)
         return total

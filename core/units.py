@@ -94,6 +94,9 @@ class KustomizationSpec:
     common_annotations: Mapping[str, str] = field(default_factory=dict)
     substitute: Mapping[str, str] = field(default_factory=dict)
     substitute_from: tuple[SubstituteFrom, ...] = ()
+    substitute_strategy: str = "WithVariables"
+    """`Always` substitutes even when no variable resolved (strict mode then flags every `${var}`)."""
+    build_metadata: tuple[str, ...] = ()
     depends_on: tuple[UnitRef, ...] = ()
     decryption: bool = False
     file: str | None = None
@@ -248,6 +251,10 @@ class _Reader:
             if not name:
                 self.fail(f"spec.postBuild.substituteFrom[{index}].name", "is required")
             substitute_from.append(SubstituteFrom(str(kind), str(name), bool(item.get("optional"))))
+        strategy = self.get("spec.postBuild.substituteStrategy", str, "WithVariables")
+        if strategy not in ("WithVariables", "Always"):
+            self.fail("spec.postBuild.substituteStrategy", "must be WithVariables or Always")
+        build_metadata = tuple(str(item) for item in self.get("spec.buildMetadata", list, []))
         for var in self.strings("spec.postBuild.substitute"):
             if not _VAR_NAME.match(var):
                 self.fail(f"spec.postBuild.substitute.{var}", "is not a valid variable name")
@@ -269,6 +276,8 @@ class _Reader:
             common_annotations=self.strings("spec.commonMetadata.annotations"),
             substitute=self.strings("spec.postBuild.substitute"),
             substitute_from=tuple(substitute_from),
+            substitute_strategy=strategy,
+            build_metadata=build_metadata,
             depends_on=self.depends_on(UnitKind.KUSTOMIZATION),
             decryption=self.get("spec.decryption", Mapping) is not None,
             file=self.file,

@@ -30,8 +30,8 @@ Objects of a unit rendered on both sides:
   Flux: a change to one is left out and counted in `UnitPlan.skipped` (so `skipped` counts
   would-be changes Flux will not make, not every marked object).
 - An object whose only differences are noise (`core.plan.normalize`) is not an update; it is
-  counted in `PlannedUnit.noise_only`, and the lines hidden in `PlannedUnit.noise_only_suppressed`,
-  which `PlannedUnit.suppressed` includes, so nothing is hidden without a count.
+  counted in `UnitPlan.noise_only`, and the lines hidden in `UnitPlan.noise_only_suppressed`,
+  which `UnitPlan.suppressed` includes, so nothing is hidden without a count.
 
 Removed units. A unit's objects go only when its own Flux object is deleted, so its fate is the
 fate of that object at head:
@@ -58,10 +58,6 @@ parent chain loops, or the cluster reported errors on the side it is missing fro
 
 Duplicates (one object rendered by two units on the same side) are cluster errors naming both
 units. Units are sorted by `UnitRef`, changes by `ObjectRef`, so output is stable.
-
-Units are returned as `PlannedUnit`, a `UnitPlan` that also carries the noise-only counts and the
-note on a removed unit, until the shared contract has fields for them; `noise_only` and `note_of`
-read them from any `UnitPlan`.
 """
 
 from __future__ import annotations
@@ -76,47 +72,12 @@ from core.model import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRe
 from core.plan import compare as comparing
 from core.units import ClusterRender, RenderedUnit
 
-__all__ = [
-    "PlannedUnit",
-    "noise_only",
-    "note_of",
-    "plan_cluster",
-    "plan_preview",
-]
+__all__ = ["plan_cluster", "plan_preview"]
 
 _PRUNE = f"{FLUX_KUSTOMIZE_GROUP}/prune"
 _RECONCILE = f"{FLUX_KUSTOMIZE_GROUP}/reconcile"
 _SSA = f"{FLUX_KUSTOMIZE_GROUP}/ssa"
 _HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
-
-
-@dataclass(frozen=True)
-class PlannedUnit(UnitPlan):
-    """A `UnitPlan` with what the shared contract cannot carry yet."""
-
-    noise_only: int = 0
-    """Objects rendered on both sides whose only differences were hidden by noise rules."""
-    noise_only_suppressed: Mapping[str, int] = field(default_factory=dict)
-    """Diff lines hidden per rule on those objects."""
-    note: str | None = None
-    """Why a removed unit's objects are deleted or left, in a sentence."""
-
-    @property
-    def suppressed(self) -> Counter[str]:
-        """Diff lines hidden per noise rule across the changes and the noise-only objects."""
-        total = super().suppressed
-        total.update(self.noise_only_suppressed)
-        return total
-
-
-def noise_only(unit: UnitPlan) -> int:
-    """Return how many of a unit's objects differ only in noise (0 for a plain `UnitPlan`)."""
-    return unit.noise_only if isinstance(unit, PlannedUnit) else 0
-
-
-def note_of(unit: UnitPlan) -> str | None:
-    """Return the planner's note on a unit, if any."""
-    return unit.note if isinstance(unit, PlannedUnit) else None
 
 
 def plan_preview(
@@ -270,7 +231,7 @@ class _Planner:
         tally, status, note = _Tally(), UnitStatus.FAILED, None
         if failure is None:
             status, note = self._plan_objects(tally, ref, before, after)
-        return PlannedUnit(
+        return UnitPlan(
             unit=ref,
             status=status,
             # The base spec decides what leaves the unit (see the module docstring).

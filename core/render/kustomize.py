@@ -160,7 +160,7 @@ def render_kustomization(
         kustomize: The kustomize binary.
         workdir: An empty private directory; files are copied here, never into `source`.
         masker: Masks Secret values and secret-derived substitutions.
-        variables: postBuild variables (inline and substituteFrom, merged); None or empty means
+        variables: postBuild variables (inline and substituteFrom, merged); None means
             no substitution at all (Flux's default strategy WithVariables).
         secret_variables: Names in `variables` whose values came from Secrets.
         limits: Time and memory bound of the kustomize process.
@@ -231,7 +231,8 @@ def _prepare(
         loaded = yaml.safe_load(source.read(kfile)) or {}
         doc = dict(loaded)
         name = posixpath.basename(kfile)
-    build_metadata = list(doc.get("buildMetadata") or [])
+    # Flux sets spec.buildMetadata in the kustomization, over whatever the file says.
+    build_metadata = list(spec.build_metadata or doc.get("buildMetadata") or [])
     keep_origin = "originAnnotations" in build_metadata
     _merge_spec(doc, spec, components)
     if not keep_origin:
@@ -437,7 +438,7 @@ def _finish(
     """Substitute, check, set scope, ownership and commonMetadata, mask: what Flux applies."""
     done: list[tuple[RawObject, str]] = []
     for obj, origin in objects:
-        if variables:
+        if variables is not None:
             obj = substitute_object(
                 obj, variables, masker=masker, secret_variables=secret_variables, source=origin
             )

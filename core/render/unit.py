@@ -249,7 +249,8 @@ def _variables(
     Secret values are known only as mask tokens; substituting a token keeps a Secret-derived field
     comparable between revisions while its value stays hidden.
     """
-    if not spec.substitute and not spec.substitute_from:
+    always = spec.substitute_strategy == "Always"
+    if not spec.substitute and not spec.substitute_from and not always:
         return None, frozenset()
     variables: dict[str, str] = {}
     from_secrets: set[str] = set()
@@ -269,6 +270,9 @@ def _variables(
     for name, value in spec.substitute.items():
         variables[name] = value
         from_secrets.discard(name)
+    if not variables and not always:
+        # Flux's default strategy substitutes only when at least one variable resolved.
+        return None, frozenset()
     return variables, frozenset(from_secrets)
 
 

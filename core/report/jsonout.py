@@ -34,7 +34,6 @@ from typing import Any
 
 from core.changes import Change, ClusterPlan, Preview, UnitPlan
 from core.plan import compare as comparing
-from core.plan import plan as planning
 
 __all__ = ["SCHEMA_VERSION", "dumps", "to_json"]
 
@@ -70,7 +69,7 @@ def _cluster(cluster: ClusterPlan) -> dict[str, Any]:
 
 
 def _unit(unit: UnitPlan) -> dict[str, Any]:
-    note = planning.note_of(unit)
+    note = unit.note
     return {
         "kind": unit.unit.kind.value,
         "namespace": unit.unit.namespace,
@@ -84,7 +83,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "parent": str(unit.parent) if unit.parent else None,
         "note": comparing.scrub(note) if note is not None else None,
         "suppressed": _counts(unit.suppressed),
-        "noiseOnlyObjects": planning.noise_only(unit),
+        "noiseOnlyObjects": unit.noise_only,
         "changes": [_change(change) for change in unit.changes],
     }
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
 from core.plan import compare as comparing
-from core.plan import plan as planning
 
 __all__ = ["DEFAULT_LIMIT", "MARKER", "render"]
 
@@ -265,7 +264,7 @@ def _extras(unit: UnitPlan) -> list[str]:
     extras = []
     if unit.suppressed:
         extras.append(_noise(unit.suppressed))
-    if noisy := planning.noise_only(unit):
+    if noisy := unit.noise_only:
         extras.append(f"{_plural(noisy, 'object')} differ only in hidden noise")
     if unit.skipped:
         extras.append(
@@ -308,7 +307,7 @@ def _intro(unit: UnitPlan) -> list[str]:
         parts.append("⏸️ Suspended: Flux applies these changes only when it is resumed.")
     if unit.error is not None:
         parts.append(_fence(comparing.scrub(unit.error)))
-    if note := planning.note_of(unit):
+    if note := unit.note:
         parts.append(html.escape(comparing.scrub(note)))
     if extras := _extras(unit):
         parts.append("<sub>" + html.escape("; ".join(extras)) + ".</sub>")

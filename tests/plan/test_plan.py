@@ -302,9 +302,7 @@ def test_nested_kustomizations_are_deleted_with_their_parent() -> None:
     ]
     assert _unit(plan, WEB).status is UnitStatus.REMOVED
     assert _actions(_unit(plan, WEB)) == [("delete", "Deployment/web/api")]
-    assert "deleted with its parent Kustomization/flux-system/apps" in (
-        planning.note_of(_unit(plan, WEB)) or ""
-    )
+    assert "deleted with its parent Kustomization/flux-system/apps" in (_unit(plan, WEB).note or "")
 
 
 @pytest.mark.parametrize(
@@ -337,7 +335,7 @@ def test_child_left_running_by_its_parent_keeps_its_objects(
         ("orphan", "Kustomization/flux-system/web"),
     ]
     assert _actions(web) == [("orphan", "Deployment/web/front")]
-    assert "keeps reconciling its source" in (planning.note_of(apps) or "")
+    assert "keeps reconciling its source" in (apps.note or "")
 
 
 @pytest.mark.parametrize(
@@ -360,7 +358,7 @@ def test_deletion_policy_of_a_removed_kustomization(
 
     assert apps.status is UnitStatus.REMOVED
     assert _actions(apps) == [(expected, "Deployment/web/api")]
-    assert policy in (planning.note_of(apps) or "") or "prune" in (planning.note_of(apps) or "")
+    assert policy in (apps.note or "") or "prune" in (apps.note or "")
 
 
 def test_deletion_policy_of_a_removed_parent_decides_for_its_children() -> None:
@@ -385,7 +383,7 @@ def test_removed_suspended_unit_deletes_nothing() -> None:
 
     assert _actions(apps) == [("orphan", "Deployment/web/api")]
     assert apps.suspended
-    assert "suspended" in (planning.note_of(apps) or "")
+    assert "suspended" in (apps.note or "")
 
 
 def test_removed_unit_without_a_parent_is_left_running() -> None:
@@ -598,7 +596,7 @@ def test_noise_only_object_is_counted_not_updated() -> None:
     apps = _unit(planning.plan_cluster(base, head), APPS)
 
     assert _actions(apps) == [("update", "ConfigMap/web/a")]
-    assert planning.noise_only(apps) == 1
+    assert apps.noise_only == 1
     assert apps.changes[0].suppressed == {"helm-chart-labels": 1}
     assert apps.suppressed == {"helm-chart-labels": 3}
 
@@ -610,15 +608,8 @@ def test_unit_with_only_noise_is_unchanged_but_keeps_its_counts() -> None:
     apps = _unit(planning.plan_cluster(base, head), APPS)
 
     assert apps.status is UnitStatus.UNCHANGED
-    assert planning.noise_only(apps) == 1
+    assert apps.noise_only == 1
     assert apps.suppressed == {"checksum-annotations": 2}
-
-
-def test_accessors_accept_a_plain_unit_plan() -> None:
-    plain = UnitPlan(unit=APPS, status=UnitStatus.UNCHANGED, prune=True)
-
-    assert planning.noise_only(plain) == 0
-    assert planning.note_of(plain) is None
 
 
 def test_secret_values_stay_masked_through_planning() -> None:

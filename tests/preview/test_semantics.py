@@ -192,3 +192,40 @@ def test_one_file_change_rerenders_only_its_unit(
         (c.action.value, str(c.ref)) for cl in result.clusters for u in cl.units for c in u.changes
     ]
     assert changed == [("update", "ConfigMap/web/web-config")]
+
+
+def test_substitution_follows_the_flux_strategy(
+    tmp_path: Path, preview: RunPreview, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    optional = "postBuild: {substituteFrom: [{kind: ConfigMap, name: absent, optional: true}]}"
+    always = "postBuild: {substituteStrategy: Always}"
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/plain.yaml": kustomization("plain", "./plain", extra=optional),
+            f"{PROD}/always.yaml": kustomization("always", "./always", extra=always),
+            "plain/config.yaml": configmap("plain", "apps", value="${tier:=gold}"),
+            "always/config.yaml": configmap("always", "apps", value="${tier:=gold}"),
+        },
+    )
+
+    outcome = preview(repo, base, base)
+    strict = preview(
+        repo,
+        base,
+        commit(repo, {"always/config.yaml": configmap("always", "apps", value="${tier}")}, "x"),
+    )
+
+    assert outcome.code == 0
+    with Repository(repo) as git_repo:
+        cache = RenderCache(tmp_path / "cache2")
+        settings = RenderSettings(kustomize=kustomize_bin, helm=helm_bin, cache=cache)
+        renders = engine.render_revision(git_repo, git_repo.tree(base), [PROD], settings)
+    units = {ref.name: unit for ref, unit in renders[PROD].units.items()}
+    plain = next(iter((units["plain"].objects or {}).values()))
+    always_cm = next(iter((units["always"].objects or {}).values()))
+    assert plain.body["data"]["value"] == "${tier:=gold}", "no variable resolved: no substitution"
+    assert always_cm.body["data"]["value"] == "gold"
+    assert strict.code == 2
+    assert "tier" in strict.unit(PROD, "always")["error"]

@@ -406,10 +406,16 @@ def test_substitution_syntaxes(tmp_path: Path, kustomize_bin: Path) -> None:
 
 def test_no_variables_means_no_substitution(tmp_path: Path, kustomize_bin: Path) -> None:
     substitution_repo(tmp_path)
-    for variables in (None, {}):
-        objects = by_ref(render(tmp_path, kustomize_bin, ks_spec("app"), variables=variables))
-        data = objects[ObjectRef("", "ConfigMap", "apps", "settings-${ENV}")].body["data"]
-        assert data["escaped"] == "$${ENV}"
+    objects = by_ref(render(tmp_path, kustomize_bin, ks_spec("app"), variables=None))
+    data = objects[ObjectRef("", "ConfigMap", "apps", "settings-${ENV}")].body["data"]
+    assert data["escaped"] == "$${ENV}"
+
+
+def test_empty_variables_still_substitute_strictly(tmp_path: Path, kustomize_bin: Path) -> None:
+    """`substituteStrategy: Always` with nothing resolved: every `${var}` must have a default."""
+    substitution_repo(tmp_path)
+    with pytest.raises(InputError, match="variable not set"):
+        render(tmp_path, kustomize_bin, ks_spec("app"), variables={})
 
 
 def test_strict_mode_names_object_and_variable(tmp_path: Path, kustomize_bin: Path) -> None:
