@@ -95,7 +95,7 @@ class KustomizationSpec:
     substitute: Mapping[str, str] = field(default_factory=dict)
     substitute_from: tuple[SubstituteFrom, ...] = ()
     substitute_strategy: str = "WithVariables"
-    """`Always` substitutes even when no variable resolved (strict mode then flags every `${var}`)."""
+    """`Always` substitutes even when no variable resolved (strict mode flags each `${var}`)."""
     build_metadata: tuple[str, ...] = ()
     depends_on: tuple[UnitRef, ...] = ()
     decryption: bool = False
