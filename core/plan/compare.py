@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from deepdiff import DeepDiff
 
 from core import secrets
 from core.model import Manifest
@@ -214,6 +213,9 @@ def _collect_paths(
                 out.add((*prefix, key))
         return
     if isinstance(before, list) and isinstance(after, list):
+        # Imported here: it is slow to import and only changed lists need it.
+        from deepdiff import DeepDiff
+
         for levels in DeepDiff(before, after, view="tree").values():
             out.update((*prefix, *level.path(output_format="list")) for level in levels)
         return
