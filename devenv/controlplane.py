@@ -82,6 +82,7 @@ _LOOPBACK = "127.0.0.1"
 _STATE_FILE = "state.json"
 _LOG_TAIL_LINES = 40
 _POLL_SECONDS = 0.25
+_PROBE_TIMEOUT = 5.0
 
 
 class ControlPlaneError(TidegateError):
@@ -232,6 +233,8 @@ class ControlPlane:
                 _signal_group(component, signal.SIGKILL)
                 _wait_exit(component, time.monotonic() + 5)
         self._components.clear()
+        # The state file describes running processes; keeping it would mislead `status`.
+        (self.state_dir / _STATE_FILE).unlink(missing_ok=True)
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -516,7 +519,13 @@ class ControlPlane:
         return self._tls_context
 
     def _request(
-        self, method: str, path: str, body: object = None, *, port: int | None = None
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        port: int | None = None,
+        timeout: float = 30.0,
     ) -> tuple[int, bytes]:
         headers = {"Accept": "application/json"}
         payload = None
@@ -524,7 +533,7 @@ class ControlPlane:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         connection = http.client.HTTPSConnection(
-            _LOOPBACK, port or self.ports.apiserver, timeout=30, context=self._tls()
+            _LOOPBACK, port or self.ports.apiserver, timeout=timeout, context=self._tls()
         )
         try:
             connection.request(method, path, body=payload, headers=headers)
@@ -534,7 +543,8 @@ class ControlPlane:
             connection.close()
 
     def _get_status(self, port: int, path: str) -> int:
-        return self._request("GET", path, port=port)[0]
+        # Short: a probe that hangs must not delay noticing that a component has died.
+        return self._request("GET", path, port=port, timeout=_PROBE_TIMEOUT)[0]
 
     def _call(
         self, method: str, path: str, body: object = None, expect: Collection[int] = (200,)
