@@ -58,7 +58,7 @@ def compare(
     subject = after or before
     if subject is None:
         raise ValueError("compare needs at least one side")
-    if before is not None and after is not None and before.body == after.body:
+    if before is not None and after is not None and (before is after or before.body == after.body):
         return Comparison(changed=False)  # most objects of a big repository; skip the work
     old = normalize.normalize(before.body, rules) if before else None
     new = normalize.normalize(after.body, rules) if after else None

@@ -64,6 +64,9 @@ class RenderCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Base and head mostly share renders: parse each once per run, and hand both sides the
+        # same objects, which the planner then skips by identity.
+        self._loaded: dict[str, CachedRender] = {}
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
 
@@ -118,6 +121,8 @@ class RenderCache:
         return data if isinstance(data, list) else []
 
     def _load(self, render_key: str) -> CachedRender | None:
+        if render_key in self._loaded:
+            return self._loaded[render_key]
         data = self._read(self._render_path(render_key))
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
@@ -125,7 +130,9 @@ class RenderCache:
             Manifest(api_version=m["apiVersion"], body=m["body"], source=m["source"])
             for m in data["manifests"]
         )
-        return CachedRender(manifests, frozenset(data["inputs"]))
+        found = CachedRender(manifests, frozenset(data["inputs"]))
+        self._loaded[render_key] = found
+        return found
 
     def _render_path(self, key: str) -> Path:
         return self.root / "renders" / key[:2] / f"{key}.json"
