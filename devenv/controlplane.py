@@ -217,7 +217,6 @@ class ControlPlane:
             self._start_etcd()
             self._start_apiserver()
             self._start_controllers()
-            self._write_state()
         except BaseException:
             self.stop()
             raise
@@ -579,6 +578,8 @@ class ControlPlane:
             )
         component = _Component(name, process.pid, _process_start_time(process.pid), log, process)
         self._components[name] = component
+        # Recorded at once, so a start killed half-way leaves what `down` needs to clean up.
+        self._write_state()
         return component
 
     def _wait(self, component: _Component, problem: str, ready: Callable[[], bool]) -> None:
