@@ -425,6 +425,14 @@ class Run:
     def log(self, message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
+    def record(self, change: str, what: str, series: Series) -> None:
+        """Log one finished measurement and rewrite the JSON results with it."""
+        self.log(
+            f"{change}: {what}: {_fmt(series)}" + (f" ({series.error})" if series.error else "")
+        )
+        if self.args.json:
+            self.args.json.write_text(json.dumps(to_json(self), indent=2) + "\n")
+
 
 def prepare(args: argparse.Namespace, work: Path) -> Run:
     kustomize, helm = fleetgen.pinned_tool("kustomize"), fleetgen.pinned_tool("helm")
@@ -439,21 +447,8 @@ def prepare(args: argparse.Namespace, work: Path) -> Run:
     return Run(args, work, fleet, trees, kustomize, helm)
 
 
-def measure_floor(run: Run) -> None:
-    for change in run.fleet.changes:
-        run.log(f"floor: {change.name} ({len(change.head_units)} roots per side)")
-        series = repeat(
-            run.args.repeat,
-            lambda _, c=change: floor_once(
-                run.kustomize, run.trees[BASE_TREE], run.trees[c.name], c, run.args.timeout
-            ),
-        )
-        run.results.append(
-            ChangeResult(change.name, change.description, len(change.head_units), series)
-        )
-
-
-def measure_tidegate(run: Run) -> None:
+def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
+    """The preview command and a cache warmed on the base, or None (with the reason recorded)."""
     tool = Tidegate(
         Path(sys.executable).parent / "tidegate",
         run.fleet.repo,
@@ -463,31 +458,20 @@ def measure_tidegate(run: Run) -> None:
         run.args.timeout,
         _scratch(run.work, "tidegate"),
     )
-    base = fleetgen.BASE_BRANCH
     try:
         run.log("tidegate: warming a cache on the base (preview of base against itself)")
         warm = tool.fresh_cache()
+        base = fleetgen.BASE_BRANCH
         tool.run(base, base, warm, run.work / "tidegate-base.json")
     except CommandFailedError as failure:
         run.tidegate_error = f"tidegate preview not available: {failure}"
         run.log(run.tidegate_error)
-        return
-    for result in run.results:
-        head = _branch(run, result.change)
-        report = run.work / f"tidegate-{result.change}.json"
-        run.log(f"tidegate: {result.change} cold")
-        result.tidegate_cold = repeat(
-            run.args.repeat, lambda _, h=head, r=report: tidegate_cold(tool, base, h, r)
-        )
-        result.tidegate_summary = _summary(report)
-        run.log(f"tidegate: {result.change} incremental")
-        result.tidegate_incremental = repeat(
-            run.args.repeat, lambda _, h=head: tidegate_incremental(tool, warm, base, h)
-        )
+        return None
+    return tool, warm
 
 
-def measure_flate(run: Run) -> None:
-    scratch = _scratch(run.work, "flate")
+def setup_flate(run: Run) -> tuple[Flate, Path] | None:
+    """Build flate and warm its cache on the base, or None (with the reason recorded)."""
     try:
         run.log("flate: building from bench/flate/go.mod")
         cache_root = _bench_cache()
@@ -500,27 +484,55 @@ def measure_flate(run: Run) -> None:
     except (CommandFailedError, subprocess.SubprocessError, OSError) as failure:
         run.flate_error = f"flate not built: {failure}"
         run.log(run.flate_error)
-        return
-    tool = Flate(binary, run.args.timeout, scratch)
-    base_sha = run.fleet.base_sha
+        return None
+    tool = Flate(binary, run.args.timeout, _scratch(run.work, "flate"))
     try:
         run.log("flate: warming a cache on the base (build all per cluster)")
-        warm = tool.warm(run.trees[BASE_TREE])
+        return tool, tool.warm(run.trees[BASE_TREE])
     except CommandFailedError as failure:
         run.flate_error = f"flate could not render the base: {failure}"
         run.log(run.flate_error)
-        return
-    for result in run.results:
-        tree, report = run.trees[result.change], run.work / f"flate-{result.change}"
-        run.log(f"flate: {result.change} cold")
+        return None
+
+
+def measure_change(
+    run: Run,
+    change: fleetgen.Change,
+    tidegate: tuple[Tidegate, Path] | None,
+    flate: tuple[Flate, Path] | None,
+) -> None:
+    """Every measurement of one change; results are saved after each, so a cut run keeps them."""
+    times, base = run.args.repeat, fleetgen.BASE_BRANCH
+    base_tree, head_tree = run.trees[BASE_TREE], run.trees[change.name]
+    result = ChangeResult(change.name, change.description, len(change.head_units), Series())
+    run.results.append(result)
+    result.floor = repeat(
+        times, lambda _: floor_once(run.kustomize, base_tree, head_tree, change, run.args.timeout)
+    )
+    run.record(change.name, "floor", result.floor)
+    if tidegate:
+        tool, warm = tidegate
+        report = run.work / f"tidegate-{change.name}.json"
+        result.tidegate_cold = repeat(
+            times, lambda _: tidegate_cold(tool, base, change.branch, report)
+        )
+        result.tidegate_summary = _summary(report)
+        run.record(change.name, "tidegate cold", result.tidegate_cold)
+        result.tidegate_incremental = repeat(
+            times, lambda _: tidegate_incremental(tool, warm, base, change.branch)
+        )
+        run.record(change.name, "tidegate incremental", result.tidegate_incremental)
+    if flate:
+        peer, flate_cache = flate
+        report, sha = run.work / f"flate-{change.name}", run.fleet.base_sha
         result.flate_cold = repeat(
-            run.args.repeat,
-            lambda _, t=tree, r=report: tool.diff(t, base_sha, tool.fresh_cache(), r),
+            times, lambda _: peer.diff(head_tree, sha, peer.fresh_cache(), report)
         )
-        run.log(f"flate: {result.change} warm")
+        run.record(change.name, "flate cold", result.flate_cold)
         result.flate_warm = repeat(
-            run.args.repeat, lambda _, t=tree, r=report: flate_warm(tool, warm, t, base_sha, r)
+            times, lambda _: flate_warm(peer, flate_cache, head_tree, sha, report)
         )
+        run.record(change.name, "flate warm", result.flate_warm)
 
 
 def _summary(report: Path) -> dict[str, int]:
@@ -530,10 +542,6 @@ def _summary(report: Path) -> dict[str, int]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return summary
-
-
-def _branch(run: Run, change: str) -> str:
-    return next(c.branch for c in run.fleet.changes if c.name == change)
 
 
 def _scratch(work: Path, name: str) -> Path:
@@ -648,6 +656,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-flate", action="store_true")
     parser.add_argument("--skip-tidegate", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--change",
+        dest="changes",
+        action="append",
+        choices=("one-file", "rename", "base"),
+        help="measure only this change (repeatable; default: all)",
+    )
     return parser.parse_args(argv)
 
 
@@ -658,15 +673,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     run = prepare(args, work)
     with serve_charts(run.fleet.charts, args.port):
-        measure_floor(run)
-        if not args.skip_tidegate:
-            measure_tidegate(run)
-        if not args.skip_flate:
-            measure_flate(run)
-    table = markdown_table(run)
-    print(table)
-    if args.json:
-        args.json.write_text(json.dumps(to_json(run), indent=2) + "\n")
+        tidegate = None if args.skip_tidegate else setup_tidegate(run)
+        flate = None if args.skip_flate else setup_flate(run)
+        for change in run.fleet.changes:
+            if not args.changes or change.name in args.changes:
+                measure_change(run, change, tidegate, flate)
+    print(markdown_table(run))
     run.log(f"work directory: {work}")
     return 0
 
