@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from devenv import controlplane, toolchain
+from devenv import toolchain
 
 __all__ = ["register"]
 
@@ -74,6 +74,8 @@ def _register_cluster(groups: Any) -> None:
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
+    from devenv import controlplane  # on use: its crypto imports would slow every command
+
     found, started = controlplane.up(args.name, args.root, timeout=args.timeout)
     verb = "is up" if started else "was already up"
     print(f"cluster {found.name} {verb} at {found.server}")
@@ -82,12 +84,16 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
 
 def _cluster_down(args: argparse.Namespace) -> int:
+    from devenv import controlplane  # on use: its crypto imports would slow every command
+
     stopped = controlplane.down(args.name, args.root)
     print(f"cluster {args.name} {'stopped' if stopped else 'was not up'}")
     return 0
 
 
 def _cluster_env(args: argparse.Namespace) -> int:
+    from devenv import controlplane  # on use: its crypto imports would slow every command
+
     found = controlplane.status(args.name, args.root)
     if found is None or not found.up:
         start = f"tidegate dev cluster up {_cluster_flags(args)}"
@@ -97,6 +103,8 @@ def _cluster_env(args: argparse.Namespace) -> int:
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
+    from devenv import controlplane  # on use: its crypto imports would slow every command
+
     found = controlplane.status(args.name, args.root)
     if found is None:
         print(f"cluster {args.name} is not up")
