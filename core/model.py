@@ -9,6 +9,7 @@ can carry a Secret value. This module holds data only: no I/O, no rendering, no 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,7 @@ class Manifest:
     source: str | None = None
     """Repository file the object came from, when known, for messages."""
 
-    @property
+    @functools.cached_property
     def ref(self) -> ObjectRef:
-        """The object's identity."""
+        """The object's identity (computed once: planning asks for it many times)."""
         return ObjectRef.of(self.body)

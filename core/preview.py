@@ -58,10 +58,11 @@ def run_preview(
         set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree))
     )
     say = progress or (lambda _message: None)
+    specs = discovery.SpecCache()
     say(f"base {base[:12]}")
-    base_renders = render_revision(repo, base_tree, clusters, settings)
+    base_renders = render_revision(repo, base_tree, clusters, settings, specs=specs)
     say(f"head {head[:12]}")
-    head_renders = render_revision(repo, head_tree, clusters, settings)
+    head_renders = render_revision(repo, head_tree, clusters, settings, specs=specs)
     return plan.plan_preview(base, head, base_renders, head_renders)
 
 
@@ -84,13 +85,18 @@ def find_clusters(repo: Repository, tree: Tree) -> list[str]:
 
 
 def render_revision(
-    repo: Repository, tree: Tree, clusters: Sequence[str], settings: RenderSettings
+    repo: Repository,
+    tree: Tree,
+    clusters: Sequence[str],
+    settings: RenderSettings,
+    *,
+    specs: discovery.SpecCache | None = None,
 ) -> dict[str, ClusterRender]:
     """Discover and render every unit of each cluster present at one revision."""
     renderer = UnitRenderer(settings, GitSource(repo, tree), tree)
     try:
         return {
-            path: discovery.discover_cluster(path, renderer)
+            path: discovery.discover_cluster(path, renderer, specs)
             for path in clusters
             if tree.is_dir(discovery.normalize_path(path))
         }

@@ -189,10 +189,11 @@ def _owners(units: Mapping[UnitRef, RenderedUnit]) -> dict[ObjectRef, list[UnitR
 
 
 def _duplicates(owners: Mapping[ObjectRef, list[UnitRef]], side: str) -> list[str]:
+    # Sort only the few duplicates, not every object of the cluster.
+    found = [(obj, units) for obj, units in owners.items() if len(units) > 1]
     return [
         f"{obj} is rendered by more than one unit at {side}: {', '.join(map(str, units))}"
-        for obj, units in sorted(owners.items())
-        if len(units) > 1
+        for obj, units in sorted(found)
     ]
 
 
@@ -252,6 +253,9 @@ class _Planner:
     ) -> tuple[UnitStatus, str | None]:
         """Plan the objects of a unit that can be planned; return its status and note."""
         if before is not None and after is not None:
+            if before.objects is after.objects:
+                # The same render on both sides (the render cache shares it): nothing can differ.
+                return UnitStatus.UNCHANGED, None
             self._walk(tally, ref, before.objects or {}, after.objects or {}, before.prune)
             return (UnitStatus.RENDERED if tally.changes else UnitStatus.UNCHANGED), None
         if after is not None:

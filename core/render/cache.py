@@ -15,6 +15,7 @@ across runs. Writes are atomic (rename), so concurrent previews never see half a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,9 +24,10 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
-from core.model import Manifest
+from core.model import Manifest, ObjectRef
 
 __all__ = ["CachedRender", "RenderCache", "TreeView", "canonical_key"]
 
@@ -52,10 +54,15 @@ class CachedRender:
     manifests: tuple[Manifest, ...]
     inputs: frozenset[str]
 
+    @functools.cached_property
+    def by_ref(self) -> Mapping[ObjectRef, Manifest]:
+        """The manifests by identity; one mapping per render, shared by every side using it."""
+        return MappingProxyType({manifest.ref: manifest for manifest in self.manifests})
+
 
 def canonical_key(*parts: object) -> str:
     """Return a stable sha256 over JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -67,6 +74,7 @@ class RenderCache:
         # Base and head mostly share renders: parse each once per run, and hand both sides the
         # same objects, which the planner then skips by identity.
         self._loaded: dict[str, CachedRender] = {}
+        self._receipt_lists: dict[str, list[dict[str, Any]]] = {}
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
 
@@ -111,14 +119,18 @@ class RenderCache:
         }
         self._write(self._render_path(render_key), payload)
         receipts = [r for r in self._receipts(spec_key) if r["render"] != render_key]
-        self._write(self._receipt_path(spec_key), [receipt, *receipts][:_RECEIPTS_PER_SPEC])
+        kept = [receipt, *receipts][:_RECEIPTS_PER_SPEC]
+        self._write(self._receipt_path(spec_key), kept)
+        self._receipt_lists[spec_key] = kept
 
     def _still_valid(self, receipt: Mapping[str, Any], tree: TreeView) -> bool:
         return bool(receipt["state"] == _state(tree, receipt["inputs"], receipt["dirs"]))
 
     def _receipts(self, spec_key: str) -> list[dict[str, Any]]:
-        data = self._read(self._receipt_path(spec_key))
-        return data if isinstance(data, list) else []
+        if spec_key not in self._receipt_lists:
+            data = self._read(self._receipt_path(spec_key))
+            self._receipt_lists[spec_key] = data if isinstance(data, list) else []
+        return self._receipt_lists[spec_key]
 
     def _load(self, render_key: str) -> CachedRender | None:
         if render_key in self._loaded:

@@ -306,10 +306,12 @@ def _values_documents(
 
 
 def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
-    """The spec as data, minus where it was written (moving a file changes no render)."""
-    fields = dataclasses.asdict(spec)
-    fields.pop("file", None)
-    return fields
+    """The spec as data for a cache key, minus where it was written (a move renders the same).
+
+    Shallow on purpose: nested values are frozen dataclasses, tuples and plain mappings, which
+    `canonical_key` serialises deterministically; a deep `asdict` cost more than the lookup.
+    """
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
 def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
@@ -317,7 +319,7 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
     return RenderedUnit(
         unit=spec.unit,
         prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
-        objects={manifest.ref: manifest for manifest in render.manifests},
+        objects=render.by_ref,
         suspend=spec.suspend,
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]

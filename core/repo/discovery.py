@@ -31,6 +31,7 @@ __all__ = [
     "CLUSTERS_DIR",
     "Pending",
     "RenderUnit",
+    "SpecCache",
     "UnitSpec",
     "discover_cluster",
     "find_cluster_paths",
@@ -103,18 +104,46 @@ def root_spec(path: str) -> KustomizationSpec:
     )
 
 
-def discover_cluster(path: str, render: RenderUnit) -> ClusterRender:
+class SpecCache:
+    """Parsed unit specs by rendered object.
+
+    Base and head share the objects of every unit whose render did not change (the render cache
+    hands both the same objects), so with one cache per preview each spec is parsed once.
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[int, tuple[Manifest, UnitSpec | InputError]] = {}
+
+    def parse(self, manifest: Manifest) -> UnitSpec:
+        """Return the spec of a Flux object; raise `InputError` if it is invalid."""
+        entry = self._parsed.get(id(manifest))
+        if entry is None:
+            try:
+                result: UnitSpec | InputError = parse_unit(manifest.body, file=manifest.source)
+            except InputError as exc:
+                result = exc
+            # The manifest is kept alongside, so its id cannot be reused while cached.
+            entry = self._parsed[id(manifest)] = (manifest, result)
+        if isinstance(entry[1], InputError):
+            raise entry[1]
+        return entry[1]
+
+
+def discover_cluster(
+    path: str, render: RenderUnit, specs: SpecCache | None = None
+) -> ClusterRender:
     """Render every unit reachable from one cluster entry point."""
-    walker = _Walker(path, render)
+    walker = _Walker(path, render, specs or SpecCache())
     return walker.run()
 
 
 class _Walker:
     """One breadth-first discovery of a cluster."""
 
-    def __init__(self, path: str, render: RenderUnit) -> None:
+    def __init__(self, path: str, render: RenderUnit, specs: SpecCache) -> None:
         self.path = normalize_path(path)
         self.render = render
+        self.parsed = specs
         self.context = _Context()
         self.units: dict[UnitRef, RenderedUnit] = {}
         self.specs: dict[UnitRef, UnitSpec] = {}
@@ -150,7 +179,7 @@ class _Walker:
             if manifest.ref.group != FLUX_KUSTOMIZE_GROUP or manifest.ref.kind != "Kustomization":
                 continue
             try:
-                spec = parse_unit(manifest.body, file=manifest.source)
+                spec = self.parsed.parse(manifest)
             except InputError:
                 continue
             if isinstance(spec, KustomizationSpec) and normalize_path(spec.path) == self.path:
@@ -179,24 +208,25 @@ class _Walker:
     def _children(self, unit: RenderedUnit) -> list[tuple[UnitSpec, UnitRef]]:
         """Parse the Flux units a rendered unit creates; bad specs fail as units of their own."""
         found: list[tuple[UnitSpec, UnitRef]] = []
-        for manifest in sorted((unit.objects or {}).values(), key=lambda m: m.ref):
-            if not is_unit_object(manifest.body):
-                continue
+        seen: set[UnitRef] = set()
+        flux = [m for m in (unit.objects or {}).values() if is_unit_object(m.body)]
+        for manifest in sorted(flux, key=lambda m: m.ref):
             try:
-                spec = parse_unit(manifest.body, file=manifest.source)
+                spec = self.parsed.parse(manifest)
             except InputError as exc:
                 ref = _unit_ref_of(manifest)
                 self._record_failure(ref, unit.unit, str(exc))
                 continue
             if spec.unit == unit.unit or self._is_root(spec):
                 continue
-            if spec.unit in self.specs or any(s.unit == spec.unit for s, _ in found):
+            if spec.unit in self.specs or spec.unit in seen:
                 self.errors.append(
                     f"{spec.unit} is defined twice (in {spec.file or 'unknown file'}); "
                     "Flux would apply only one of them"
                 )
                 continue
             found.append((spec, unit.unit))
+            seen.add(spec.unit)
         return found
 
     def _is_root(self, spec: UnitSpec) -> bool:
