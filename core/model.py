@@ -9,10 +9,9 @@ can carry a Secret value. This module holds data only: no I/O, no rendering, no 
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FLUX_HELM_GROUP",
@@ -42,9 +41,12 @@ def group_of(api_version: str) -> str:
     return group if version else ""
 
 
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    """The identity of one Kubernetes object, independent of its API version."""
+class ObjectRef(NamedTuple):
+    """The identity of one Kubernetes object, independent of its API version.
+
+    A named tuple rather than a dataclass: identities are hashed, compared and sorted millions of
+    times on a large repository, and tuples do that in C. Field order is the sort order.
+    """
 
     group: str
     """API group; empty for the core group."""
@@ -76,6 +78,9 @@ class ObjectRef:
         return f"{self.kind}/{self.name}"
 
 
+_UNSET_REF = ObjectRef("", "", "", "")
+
+
 class UnitKind(enum.StrEnum):
     """The Flux kinds that render objects into a cluster."""
 
@@ -83,8 +88,7 @@ class UnitKind(enum.StrEnum):
     HELM_RELEASE = "HelmRelease"
 
 
-@dataclass(frozen=True, order=True)
-class UnitRef:
+class UnitRef(NamedTuple):
     """The identity of a unit of rendering: one Flux Kustomization or HelmRelease."""
 
     kind: UnitKind
@@ -95,17 +99,23 @@ class UnitRef:
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class Manifest:
-    """One rendered object, with Secret values already masked."""
+    """One rendered object, with Secret values already masked.
+
+    Treat it as immutable. It is not a frozen dataclass because renders of a large repository
+    create and reload hundreds of thousands of these, and frozen initialisation is several times
+    slower; equality and hashing are by identity, which is what the planner and caches rely on.
+    """
 
     api_version: str
-    body: RawObject = field(compare=False)
+    body: RawObject
     """The whole object; Secret `data`/`stringData` values hold masked tokens, never cleartext."""
     source: str | None = None
     """Repository file the object came from, when known, for messages."""
+    ref: ObjectRef = field(default=_UNSET_REF)
+    """The object's identity; computed from the body unless the caller already knows it."""
 
-    @functools.cached_property
-    def ref(self) -> ObjectRef:
-        """The object's identity (computed once: planning asks for it many times)."""
-        return ObjectRef.of(self.body)
+    def __post_init__(self) -> None:
+        if self.ref is _UNSET_REF:
+            self.ref = ObjectRef.of(self.body)

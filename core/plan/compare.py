@@ -213,7 +213,13 @@ def _collect_paths(
                 out.add((*prefix, key))
         return
     if isinstance(before, list) and isinstance(after, list):
-        # Imported here: it is slow to import and only changed lists need it.
+        if len(before) == len(after):
+            # Same length: positions pair up, as DeepDiff would pair them (order matters).
+            for index, (old, new) in enumerate(zip(before, after, strict=True)):
+                _collect_paths(old, new, (*prefix, index), out)
+            return
+        # Items added or removed: DeepDiff places them. Imported here because its import costs
+        # more than most previews spend planning.
         from deepdiff import DeepDiff
 
         for levels in DeepDiff(before, after, view="tree").values():

@@ -15,24 +15,34 @@ across runs. Writes are atomic (rename), so concurrent previews never see half a
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from core.model import Manifest, ObjectRef
+import orjson
 
-__all__ = ["CachedRender", "RenderCache", "TreeView", "canonical_key"]
+from core.errors import TidegateError
+from core.model import (
+    FLUX_HELM_GROUP,
+    FLUX_KUSTOMIZE_GROUP,
+    FLUX_SOURCE_GROUP,
+    Manifest,
+    ObjectRef,
+)
+
+__all__ = ["CacheCorruptError", "CachedRender", "RenderCache", "TreeView", "canonical_key"]
 
 _RECEIPTS_PER_SPEC = 4
-_FORMAT = "1"
+_FORMAT = "3"
 
 
 class TreeView(Protocol):
@@ -47,17 +57,86 @@ class TreeView(Protocol):
         ...
 
 
+# Kinds other units read (Flux units, substitution and values sources, chart sources). Their bodies
+# are stored in a render's index, so discovering an unchanged unit never loads the other bodies.
+_INDEXED_KINDS = frozenset(
+    {
+        (FLUX_KUSTOMIZE_GROUP, "Kustomization"),
+        (FLUX_HELM_GROUP, "HelmRelease"),
+        ("", "ConfigMap"),
+        ("", "Secret"),
+        (FLUX_SOURCE_GROUP, "HelmRepository"),
+        (FLUX_SOURCE_GROUP, "GitRepository"),
+        (FLUX_SOURCE_GROUP, "OCIRepository"),
+    }
+)
+
+
 @dataclass(frozen=True)
 class CachedRender:
-    """A stored render: its manifests and the repository files it read."""
+    """A render: its objects by identity and the repository files it read."""
 
-    manifests: tuple[Manifest, ...]
+    objects: Mapping[ObjectRef, Manifest]
+    """One mapping per render, shared by every side that uses it (the planner relies on it)."""
     inputs: frozenset[str]
 
-    @functools.cached_property
-    def by_ref(self) -> Mapping[ObjectRef, Manifest]:
-        """The manifests by identity; one mapping per render, shared by every side using it."""
-        return MappingProxyType({manifest.ref: manifest for manifest in self.manifests})
+    @classmethod
+    def of(cls, manifests: Iterable[Manifest], inputs: Iterable[str]) -> CachedRender:
+        """Wrap a fresh render."""
+        return cls(MappingProxyType({m.ref: m for m in manifests}), frozenset(inputs))
+
+
+class _StoredObjects(Mapping[ObjectRef, Manifest]):
+    """A stored render's objects: identities up front, bodies on first use.
+
+    Indexed kinds come with the index; any other body loads the render's bodies file once.
+    Treat the manifests as immutable, like any other.
+    """
+
+    def __init__(
+        self, entries: list[list[Any]], indexed: Mapping[str, Any], load: Callable[[], Any]
+    ) -> None:
+        self._entries = entries
+        self._positions = {ObjectRef(*entry[2:]): index for index, entry in enumerate(entries)}
+        self._indexed = indexed
+        self._load = load
+        self._bodies: list[Any] | None = None
+        self._made: dict[int, Manifest] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, ref: ObjectRef) -> Manifest:
+        index = self._positions[ref]
+        made = self._made.get(index)
+        if made is None:
+            api_version, source = self._entries[index][:2]
+            body = self._indexed.get(str(index))
+            if body is None:
+                body = self._all_bodies()[index]
+            made = self._made.setdefault(index, Manifest(api_version, body, source, ref))
+        return made
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._positions
+
+    def _all_bodies(self) -> list[Any]:
+        with self._lock:
+            if self._bodies is None:
+                bodies = self._load()
+                if not isinstance(bodies, list) or len(bodies) != len(self._entries):
+                    # The index promised bodies the store no longer has: never guess.
+                    raise CacheCorruptError("a render's bodies are missing or damaged")
+                self._bodies = bodies
+            return self._bodies
+
+
+class CacheCorruptError(TidegateError):
+    """A cache entry was damaged after it was checked; clear the cache directory."""
 
 
 def canonical_key(*parts: object) -> str:
@@ -71,24 +150,47 @@ class RenderCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         # Base and head mostly share renders: parse each once per run, and hand both sides the
         # same objects, which the planner then skips by identity.
         self._loaded: dict[str, CachedRender] = {}
         self._receipt_lists: dict[str, list[dict[str, Any]]] = {}
+        self._key: bytes | None = None
+        self._key_lock = threading.Lock()
+        self._flights: dict[str, threading.Lock] = {}
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
 
     def masking_key(self) -> bytes:
         """Return this cache's Secret-masking key, creating it (owner-only) on first use."""
+        with self._key_lock:
+            if self._key is None:
+                self._key = self._load_or_create_key()
+            return self._key
+
+    def _load_or_create_key(self) -> bytes:
         path = self.root / "masking.key"
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            key = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key)
-            return key
+        if not path.exists():
+            # Written whole to a private file, then published with link(), which fails if another
+            # process got there first: nobody ever reads a half-written key.
+            fd, scratch = tempfile.mkstemp(dir=self.root, prefix=".key-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(secrets.token_bytes(32))
+                with contextlib.suppress(FileExistsError):
+                    os.link(scratch, path)
+            finally:
+                os.unlink(scratch)
+        return path.read_bytes()
+
+    def flight(self, spec_key: str) -> threading.Lock:
+        """Return the lock that serialises renders of one spec.
+
+        Base and head render concurrently; holding this while rendering lets the second side find
+        the first side's render (when its inputs are the same) instead of rendering it again.
+        """
+        with self._key_lock:
+            return self._flights.setdefault(spec_key, threading.Lock())
 
     def lookup(self, spec_key: str, tree: TreeView) -> CachedRender | None:
         """Return the render of a spec whose inputs are unchanged in `tree`, if stored."""
@@ -109,15 +211,20 @@ class RenderCache:
             "state": _state(tree, render.inputs, dirs),
             "render": render_key,
         }
-        payload = {
+        manifests = list(render.objects.values())
+        index = {
             "format": _FORMAT,
             "inputs": receipt["inputs"],
-            "manifests": [
-                {"apiVersion": m.api_version, "source": m.source, "body": m.body}
-                for m in render.manifests
-            ],
+            "entries": [[m.api_version, m.source, *m.ref] for m in manifests],
+            "indexed": {
+                str(position): m.body
+                for position, m in enumerate(manifests)
+                if (m.ref.group, m.ref.kind) in _INDEXED_KINDS
+            },
         }
-        self._write(self._render_path(render_key), payload)
+        # Bodies first, index last: an index on disk always has its bodies.
+        self._write(self._bodies_path(render_key), [m.body for m in manifests])
+        self._write(self._render_path(render_key), index)
         receipts = [r for r in self._receipts(spec_key) if r["render"] != render_key]
         kept = [receipt, *receipts][:_RECEIPTS_PER_SPEC]
         self._write(self._receipt_path(spec_key), kept)
@@ -138,34 +245,38 @@ class RenderCache:
         data = self._read(self._render_path(render_key))
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
-        manifests = tuple(
-            Manifest(api_version=m["apiVersion"], body=m["body"], source=m["source"])
-            for m in data["manifests"]
-        )
-        found = CachedRender(manifests, frozenset(data["inputs"]))
+        bodies_path = self._bodies_path(render_key)
+        objects = _StoredObjects(data["entries"], data["indexed"], lambda: self._read(bodies_path))
+        found = CachedRender(objects, frozenset(data["inputs"]))
         self._loaded[render_key] = found
         return found
 
-    def _render_path(self, key: str) -> Path:
-        return self.root / "renders" / key[:2] / f"{key}.json"
+    # Plain strings, not Path objects: these run thousands of times per preview.
+    def _render_path(self, key: str) -> str:
+        return f"{self._root}/renders/{key[:2]}/{key}.json"
 
-    def _receipt_path(self, key: str) -> Path:
-        return self.root / "receipts" / key[:2] / f"{key}.json"
+    def _bodies_path(self, key: str) -> str:
+        return f"{self._root}/renders/{key[:2]}/{key}.bodies.json"
+
+    def _receipt_path(self, key: str) -> str:
+        return f"{self._root}/receipts/{key[:2]}/{key}.json"
 
     @staticmethod
-    def _read(path: Path) -> Any:
+    def _read(path: str) -> Any:
         try:
-            return json.loads(path.read_bytes())
-        except (FileNotFoundError, ValueError):
+            with open(path, "rb") as handle:
+                return orjson.loads(handle.read())
+        except (FileNotFoundError, orjson.JSONDecodeError):
             # A missing or damaged entry is a miss; the render is simply done again.
             return None
 
     @staticmethod
-    def _write(path: Path, data: object) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, separators=(",", ":"))
+    def _write(path: str, data: object) -> None:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(data))
         os.replace(scratch, path)
 
 

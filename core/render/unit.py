@@ -52,16 +52,26 @@ class RenderSettings:
 class UnitRenderer:
     """Renders the units of one revision of one repository."""
 
-    def __init__(self, settings: RenderSettings, source: FileSource, tree: TreeView) -> None:
+    def __init__(
+        self,
+        settings: RenderSettings,
+        source: FileSource,
+        tree: TreeView,
+        *,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.tree = tree
         self.masker = secrets.Masker(settings.cache.masking_key())
-        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        # A pool shared with the other side keeps --jobs the real number of parallel renders.
+        self._own_pool = pool is None
+        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
 
     def close(self) -> None:
-        """Stop the worker threads."""
-        self.pool.shutdown()
+        """Stop the worker threads, unless the pool belongs to the caller."""
+        if self._own_pool:
+            self.pool.shutdown()
 
     def __call__(
         self,
@@ -123,6 +133,11 @@ class UnitRenderer:
             return _rendered(spec, cached)
 
         def render() -> RenderedUnit:
+            with self.settings.cache.flight(key):
+                found = self.settings.cache.lookup(key, tree)
+                return _rendered(spec, found) if found else render_now()
+
+        def render_now() -> RenderedUnit:
             try:
                 with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
                     result = kustomize.render_kustomization(
@@ -137,7 +152,7 @@ class UnitRenderer:
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender(tuple(result.manifests), frozenset(result.inputs))
+            render = CachedRender.of(result.manifests, result.inputs)
             self.settings.cache.store(key, tree, render)
             self.settings.rendered.append(str(spec.unit))
             return _rendered(spec, render)
@@ -177,6 +192,11 @@ class UnitRenderer:
             return lambda: _rendered(spec, cached)
 
         def render() -> RenderedUnit:
+            with self.settings.cache.flight(key):
+                found = self.settings.cache.lookup(key, self.tree)
+                return _rendered(spec, found) if found else render_now()
+
+        def render_now() -> RenderedUnit:
             try:
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
                     chart = self._chart(spec, source, url, Path(workdir))
@@ -193,7 +213,7 @@ class UnitRenderer:
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender(tuple(manifests), inputs)
+            render = CachedRender.of(manifests, inputs)
             self.settings.cache.store(key, self.tree, render)
             self.settings.rendered.append(str(spec.unit))
             return _rendered(spec, render)
@@ -319,7 +339,7 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
     return RenderedUnit(
         unit=spec.unit,
         prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
-        objects=render.by_ref,
+        objects=render.objects,
         suspend=spec.suspend,
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]

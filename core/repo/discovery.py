@@ -11,19 +11,25 @@ rules for the root unit, for duplicates, for substitution sources that a sibling
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import InputError
-from core.model import FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRef, UnitKind, UnitRef
+from core.model import (
+    FLUX_HELM_GROUP,
+    FLUX_KUSTOMIZE_GROUP,
+    Manifest,
+    ObjectRef,
+    UnitKind,
+    UnitRef,
+)
 from core.units import (
     ClusterRender,
     HelmReleaseSpec,
     KustomizationSpec,
     RenderedUnit,
     SourceRef,
-    is_unit_object,
     parse_unit,
 )
 
@@ -39,6 +45,7 @@ __all__ = [
 ]
 
 CLUSTERS_DIR = "clusters"
+_UNIT_KINDS = frozenset({(FLUX_KUSTOMIZE_GROUP, "Kustomization"), (FLUX_HELM_GROUP, "HelmRelease")})
 _ROOT_NAMESPACE = "flux-system"
 
 UnitSpec = KustomizationSpec | HelmReleaseSpec
@@ -55,11 +62,43 @@ class Pending:
     what: str
 
 
+class _Rendered(Mapping[ObjectRef, Manifest]):
+    """Objects rendered so far in a cluster, found through the unit that rendered each.
+
+    Only identities are indexed: a body is fetched from its unit's objects when a renderer looks it
+    up, so units whose bodies nobody reads are never loaded from the render cache.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[ObjectRef, Mapping[ObjectRef, Manifest]] = {}
+
+    def add(self, objects: Mapping[ObjectRef, Manifest]) -> None:
+        """Index a unit's objects; the first unit to render an object keeps it."""
+        for ref in objects:
+            self._owners.setdefault(ref, objects)
+
+    def clear(self) -> None:
+        """Forget everything (the root was rendered again under its real spec)."""
+        self._owners.clear()
+
+    def __getitem__(self, ref: ObjectRef) -> Manifest:
+        return self._owners[ref][ref]
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._owners)
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._owners
+
+
 @dataclass
 class _Context:
     """What a renderer may look up: objects rendered so far in this cluster."""
 
-    objects: dict[ObjectRef, Manifest] = field(default_factory=dict)
+    objects: _Rendered = field(default_factory=_Rendered)
     self_source: SourceRef | None = None
 
 
@@ -202,15 +241,14 @@ class _Walker:
     def _record(self, spec: UnitSpec, result: RenderedUnit) -> None:
         self.units[spec.unit] = result
         self.specs[spec.unit] = spec
-        for ref, manifest in (result.objects or {}).items():
-            self.context.objects.setdefault(ref, manifest)
+        self.context.objects.add(result.objects or {})
 
     def _children(self, unit: RenderedUnit) -> list[tuple[UnitSpec, UnitRef]]:
         """Parse the Flux units a rendered unit creates; bad specs fail as units of their own."""
         found: list[tuple[UnitSpec, UnitRef]] = []
         seen: set[UnitRef] = set()
-        flux = [m for m in (unit.objects or {}).values() if is_unit_object(m.body)]
-        for manifest in sorted(flux, key=lambda m: m.ref):
+        objects = unit.objects or {}
+        for manifest in [objects[ref] for ref in sorted(objects) if _is_unit_ref(ref)]:
             try:
                 spec = self.parsed.parse(manifest)
             except InputError as exc:
@@ -261,6 +299,11 @@ class _Walker:
                 break
             waiting = still
         return children
+
+
+def _is_unit_ref(ref: ObjectRef) -> bool:
+    """Tell from its identity whether an object is a Flux Kustomization or HelmRelease."""
+    return (ref.group, ref.kind) in _UNIT_KINDS
 
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
