@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from core import yamlio
 from core.errors import CommandError, InputError, RenderError
 from core.model import Manifest, ObjectRef, RawObject
 from core.render.command import DEFAULT_LIMITS, Limits, run
@@ -145,8 +144,8 @@ def _chart_files(source: FileSource, chart: str, files: set[str], seen: set[str]
     if not source.is_file(meta_file):
         return
     try:
-        meta = yaml.safe_load(source.read(meta_file)) or {}
-    except yaml.YAMLError as exc:
+        meta = yamlio.load(source.read(meta_file)) or {}
+    except yamlio.YAMLError as exc:
         raise InputError("invalid YAML", file=meta_file) from exc
     for index, dep in enumerate(meta.get("dependencies") or [] if isinstance(meta, dict) else []):
         repo = str(dep.get("repository") or "") if isinstance(dep, dict) else ""
@@ -353,13 +352,13 @@ def _post_render(
     if config.get("images"):
         doc["images"] = [dict(i) for i in config["images"]]
     if config.get("patchesStrategicMerge"):
-        doc["patchesStrategicMerge"] = [yaml.safe_dump(p) for p in config["patchesStrategicMerge"]]
+        doc["patchesStrategicMerge"] = [yamlio.dump(p) for p in config["patchesStrategicMerge"]]
     if config.get("patchesJson6902"):
         doc["patchesJson6902"] = [
             {"target": p.get("target"), "patch": json.dumps(p.get("patch"))}
             for p in config["patchesJson6902"]
         ]
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    (directory / "kustomization.yaml").write_text(yamlio.dump(doc))
     argv = [
         str(kustomize),
         "build",
@@ -379,8 +378,8 @@ def _finish(
 ) -> tuple[Manifest, ...]:
     """Parse, default namespaces, add helm-controller's labels, check and mask."""
     try:
-        docs = [d for d in yaml.safe_load_all(output) if d is not None]
-    except yaml.YAMLError as exc:
+        docs = [d for d in yamlio.load_all(output) if d is not None]
+    except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: the chart produced invalid YAML") from exc
     objects: list[RawObject] = []
     for doc in docs:

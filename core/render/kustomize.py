@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from core import yamlio
 from core.errors import CommandError, InputError, RenderError
 from core.model import Manifest, ObjectRef, RawObject, group_of
 from core.render.command import DEFAULT_LIMITS, Limits, run
@@ -228,7 +227,7 @@ def _prepare(
         doc: dict[str, Any] = _generate(source, root)
         name = "kustomization.yaml"
     else:
-        loaded = yaml.safe_load(source.read(kfile)) or {}
+        loaded = yamlio.load(source.read(kfile)) or {}
         doc = dict(loaded)
         name = posixpath.basename(kfile)
     # Flux sets spec.buildMetadata in the kustomization, over whatever the file says.
@@ -238,7 +237,7 @@ def _prepare(
     if not keep_origin:
         build_metadata.append("originAnnotations")
     doc["buildMetadata"] = build_metadata
-    (tree / root / name).write_text(yaml.safe_dump(doc, sort_keys=False))
+    (tree / root / name).write_text(yamlio.dump(doc, sort_keys=False))
     return keep_origin
 
 
@@ -256,8 +255,8 @@ def _check_kubernetes_yaml(source: FileSource, path: str) -> None:
     """Refuse a file Flux's generator cannot decode as Kubernetes objects."""
     problem = ""
     try:
-        docs = list(yaml.safe_load_all(source.read(path)))
-    except yaml.YAMLError:
+        docs = list(yamlio.load_all(source.read(path)))
+    except yamlio.YAMLError:
         problem = "invalid YAML"
         docs = []
     for doc in docs:
@@ -339,8 +338,8 @@ def _origin(obj: RawObject, root: str, keep: bool) -> str | None:
         if not annotations:
             del meta["annotations"]
     try:
-        origin = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        origin = yamlio.load(raw)
+    except yamlio.YAMLError:
         return None
     if not isinstance(origin, dict):
         return None
@@ -355,8 +354,8 @@ def _origin(obj: RawObject, root: str, keep: bool) -> str | None:
 def _parse(output: bytes, root: str, where: str, keep_origin: bool) -> list[tuple[RawObject, str]]:
     """Parse kustomize's output into objects, each with the repository file it came from."""
     try:
-        docs = [d for d in yaml.safe_load_all(output) if d is not None]
-    except yaml.YAMLError as exc:
+        docs = [d for d in yamlio.load_all(output) if d is not None]
+    except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: kustomize output is not valid YAML") from exc
     parsed: list[tuple[RawObject, str]] = []
     for doc in docs:

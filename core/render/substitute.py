@@ -38,8 +38,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from core import yamlio
 from core.errors import InputError, RenderError
 from core.model import ObjectRef, RawObject
 from core.secrets import Masker, is_secret
@@ -573,7 +572,7 @@ def _disabled(obj: Mapping[str, Any]) -> bool:
 
 def _dump(obj: Mapping[str, Any]) -> str:
     # No line folding: a folded default such as ${x:=a b} must reach the parser in one piece.
-    return yaml.safe_dump(
+    return yamlio.dump(
         obj, default_flow_style=False, allow_unicode=True, sort_keys=True, width=1 << 30
     )
 
@@ -613,10 +612,10 @@ def substitute_object(
 
 def _parse_result(expansion: Expansion, label: str, source: str | None) -> RawObject:
     try:
-        parsed = yaml.safe_load(expansion.text)
-    except yaml.YAMLError as exc:
+        parsed = yamlio.load(expansion.text)
+    except yamlio.YAMLError as exc:
         detail = ""
-        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        if isinstance(exc, yamlio.MarkedYAMLError) and exc.problem_mark is not None:
             mark = exc.problem_mark
             detail = f" (line {mark.line + 1}, column {mark.column + 1})"
             if not expansion.secret_outputs:

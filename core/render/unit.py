@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from core import secrets
+from core import secrets, yamlio
 from core.errors import TidegateError
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
@@ -320,7 +318,7 @@ def _values_documents(
                 f"{spec.unit}: valuesFrom ConfigMap/{spec.unit.namespace}/{item.name} "
                 f"has no key {item.values_key!r}"
             )
-        document = raw if item.target_path else yaml.safe_load(raw)
+        document = raw if item.target_path else yamlio.load(raw)
         documents.append((document, item.target_path))
     return documents
 

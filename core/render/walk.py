@@ -20,8 +20,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-import yaml
-
+from core import yamlio
 from core.errors import InputError
 from core.render.files import FileSource, normalize
 
@@ -319,8 +318,8 @@ def _list(doc: Mapping[str, Any], key: str, kfile: str) -> list[Any]:
 def _load_kustomization(source: FileSource, kfile: str) -> Mapping[str, Any]:
     """Parse a kustomization file, naming it in any error."""
     try:
-        doc = yaml.safe_load(source.read(kfile))
-    except yaml.YAMLError as exc:
+        doc = yamlio.load(source.read(kfile))
+    except yamlio.YAMLError as exc:
         raise InputError(f"invalid YAML: {_yaml_problem(exc)}", file=kfile) from exc
     if doc is None:
         return {}
@@ -334,8 +333,8 @@ def _check_builtin(
 ) -> None:
     """Refuse plugin configurations that are not kustomize builtins; record their `path`s."""
     try:
-        docs = [d for d in yaml.safe_load_all(data) if d is not None]
-    except yaml.YAMLError as exc:
+        docs = [d for d in yamlio.load_all(data) if d is not None]
+    except yamlio.YAMLError as exc:
         raise InputError(f"invalid YAML: {_yaml_problem(exc)}", file=file, field=field) from exc
     for doc in docs:
         if not isinstance(doc, Mapping):
@@ -360,9 +359,9 @@ def _check_builtin(
             record_path(str(doc["path"]), f"{field}.path")
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yamlio.YAMLError) -> str:
     """Describe a YAML error by its problem and position, without quoting the content."""
-    if isinstance(exc, yaml.MarkedYAMLError):
+    if isinstance(exc, yamlio.MarkedYAMLError):
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return f"{exc.problem or exc.context or 'parse error'}{where}"
