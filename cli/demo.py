@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
                 output=None,
                 jobs=args.jobs,
                 source=[],
+                allow_remote_base=[],
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,

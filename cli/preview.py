@@ -65,6 +65,13 @@ def register(subparsers: Any) -> None:
         metavar="Kind/ns/name=DIR",
         help="a local directory standing in for another Flux source (repeatable)",
     )
+    parser.add_argument(
+        "--allow-remote-base",
+        action="append",
+        default=[],
+        metavar="URL_PREFIX",
+        help="allow remote kustomize bases under this prefix (repeatable; default: none)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         cache=RenderCache(args.cache_dir or toolchain.cache_root() / "render"),
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
+        allowed_remotes=tuple(args.allow_remote_base),
     )
     request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
     started = time.monotonic()

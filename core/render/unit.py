@@ -43,6 +43,9 @@ class RenderSettings:
     """Directories standing in for sources other than this repository (`--source`)."""
     limits: Limits = DEFAULT_LIMITS
     kube_version: str = "1.33"
+    allowed_remotes: tuple[str, ...] = ()
+    """URL prefixes of remote kustomize bases that may be used (none by default). Their content
+    is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
     rendered: list[str] = field(default_factory=list, compare=False)
     """Units actually rendered (cache misses), for reporting and tests."""
 
@@ -117,7 +120,7 @@ class UnitRenderer:
     def _kustomization(
         self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
-        variables, secret_names = _variables(spec, objects)
+        variables, secret_names, read_from = _variables(spec, objects)
         tree = self.tree if source is self.source else _DirectoryTree(source)
         key = canonical_key(
             "kustomization",
@@ -125,6 +128,7 @@ class UnitRenderer:
             variables,
             sorted(secret_names),
             str(self.settings.kustomize),
+            self.settings.allowed_remotes,
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
@@ -147,10 +151,12 @@ class UnitRenderer:
                         variables=variables,
                         secret_variables=secret_names,
                         limits=self.settings.limits,
+                        allowed_remotes=self.settings.allowed_remotes,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender.of(result.manifests, result.inputs)
+            # The files defining its substitution sources are inputs too (ownership index).
+            render = CachedRender.of(result.manifests, result.inputs | read_from)
             self.settings.cache.store(key, tree, render)
             self.settings.rendered.append(str(spec.unit))
             return _rendered(spec, render)
@@ -164,7 +170,8 @@ class UnitRenderer:
         objects: Mapping[ObjectRef, Manifest],
         self_source: SourceRef | None,
     ) -> Callable[[], RenderedUnit]:
-        values = helm.merge_values(_values_documents(spec, objects), spec.values)
+        documents, read_from = _values_documents(spec, objects)
+        values = helm.merge_values(documents, spec.values)
         if spec.source.kind == "HelmRepository":
             repo = objects.get(
                 ObjectRef(
@@ -182,6 +189,8 @@ class UnitRenderer:
             url = ""
             inputs = frozenset(helm.chart_inputs(source, spec.chart))
             chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
+        # The files defining its values sources are inputs too (ownership index).
+        inputs |= read_from
         key = canonical_key(
             "helmrelease", _spec_fields(spec), values, chart_id, str(self.settings.helm)
         )
@@ -259,25 +268,39 @@ class _DirectoryTree:
         return self.source.listdir(path)
 
 
+def _referenced(
+    objects: Mapping[ObjectRef, Manifest], spec: UnitSpec, kind: str, name: str, *, optional: bool
+) -> Manifest | None:
+    """Return a ConfigMap or Secret a unit reads from its own namespace.
+
+    None when it is missing but optional; `_Missing` when it is required, so discovery retries
+    the unit after its siblings render and fails it, naming the object, if it never appears.
+    """
+    found = objects.get(ObjectRef("", kind, spec.unit.namespace, name))
+    if found is None and not optional:
+        raise _Missing(f"{kind}/{spec.unit.namespace}/{name}")
+    return found
+
+
 def _variables(
     spec: KustomizationSpec, objects: Mapping[ObjectRef, Manifest]
-) -> tuple[dict[str, str] | None, frozenset[str]]:
-    """Return the postBuild variables (None without postBuild) and those that came from Secrets.
+) -> tuple[dict[str, str] | None, frozenset[str], frozenset[str]]:
+    """Return the postBuild variables, the names that came from Secrets, and their source files.
 
-    Secret values are known only as mask tokens; substituting a token keeps a Secret-derived field
-    comparable between revisions while its value stays hidden.
+    The variables are None without postBuild. Secret values are known only as mask tokens;
+    substituting a token keeps a Secret-derived field comparable while its value stays hidden.
     """
     always = spec.substitute_strategy == "Always"
     if not spec.substitute and not spec.substitute_from and not always:
-        return None, frozenset()
+        return None, frozenset(), frozenset()
     variables: dict[str, str] = {}
     from_secrets: set[str] = set()
+    files: set[str] = set()
     for item in spec.substitute_from:
-        found = objects.get(ObjectRef("", item.kind, spec.unit.namespace, item.name))
+        found = _referenced(objects, spec, item.kind, item.name, optional=item.optional)
         if found is None:
-            if item.optional:
-                continue
-            raise _Missing(f"{item.kind}/{spec.unit.namespace}/{item.name}")
+            continue
+        files.update([found.source] if found.source else [])
         data = found.body.get("data") or {}
         for name, value in data.items():
             variables[str(name)] = str(value)
@@ -290,21 +313,21 @@ def _variables(
         from_secrets.discard(name)
     if not variables and not always:
         # Flux's default strategy substitutes only when at least one variable resolved.
-        return None, frozenset()
-    return variables, frozenset(from_secrets)
+        return None, frozenset(), frozenset(files)
+    return variables, frozenset(from_secrets), frozenset(files)
 
 
 def _values_documents(
     spec: HelmReleaseSpec, objects: Mapping[ObjectRef, Manifest]
-) -> list[tuple[Any, str | None]]:
-    """Return each `valuesFrom` entry's parsed document and target path, in order."""
+) -> tuple[list[tuple[Any, str | None]], frozenset[str]]:
+    """Return each `valuesFrom` document with its target path, in order, and their source files."""
     documents: list[tuple[Any, str | None]] = []
+    files: set[str] = set()
     for item in spec.values_from:
-        found = objects.get(ObjectRef("", item.kind, spec.unit.namespace, item.name))
+        found = _referenced(objects, spec, item.kind, item.name, optional=item.optional)
         if found is None:
-            if item.optional:
-                continue
-            raise _Missing(f"{item.kind}/{spec.unit.namespace}/{item.name}")
+            continue
+        files.update([found.source] if found.source else [])
         if item.kind == "Secret":
             raise TidegateError(
                 f"{spec.unit}: valuesFrom Secret/{spec.unit.namespace}/{item.name} cannot be "
@@ -320,7 +343,7 @@ def _values_documents(
             )
         document = raw if item.target_path else yamlio.load(raw)
         documents.append((document, item.target_path))
-    return documents
+    return documents, frozenset(files)
 
 
 def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
