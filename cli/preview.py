@@ -10,6 +10,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     """Run a preview and write the report; return the exit code."""
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+    progress = _Progress() if sys.stderr.isatty() else None
     settings = RenderSettings(
+        on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),
         cache=RenderCache(args.cache_dir or toolchain.cache_root() / "render"),
@@ -91,13 +94,12 @@ def run(args: argparse.Namespace) -> int:
         allowed_remotes=tuple(args.allow_remote_base),
     )
     request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
-    started = time.monotonic()
-    show = sys.stderr.isatty()
     with Repository(args.repo) as repo:
-        result = preview.run_preview(repo, request, settings, progress=_progress if show else None)
-    if show:
-        elapsed = time.monotonic() - started
-        print(f"rendered {len(settings.rendered)} units in {elapsed:.1f}s", file=sys.stderr)
+        result = preview.run_preview(
+            repo, request, settings, progress=progress.phase if progress else None
+        )
+    if progress:
+        progress.finish()
     report = jsonout.dumps(result) if args.format == "json" else markdown.render(result)
     if args.output:
         args.output.write_text(report)
@@ -108,8 +110,40 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
 
 
-def _progress(message: str) -> None:
-    print(f"rendering {message}", file=sys.stderr)
+class _Progress:
+    """One status line on a terminal: the revision being rendered and the renders done so far.
+
+    Cache hits cost nothing, so only actual renders are counted; on a warm cache the line stays
+    short-lived. Renders report from worker threads, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.label = ""
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def phase(self, message: str) -> None:
+        with self.lock:
+            self.label = f"rendering {message}"
+            self._show("")
+
+    def rendered(self, unit: str) -> None:
+        with self.lock:
+            self.count += 1
+            self._show(f": {self.count} units rendered, latest {unit}")
+
+    def finish(self) -> None:
+        elapsed = time.monotonic() - self.started
+        with self.lock:
+            self.label = f"rendered {self.count} units in {elapsed:.1f}s"
+            self._show("")
+            sys.stderr.write("\n")
+
+    def _show(self, detail: str) -> None:
+        # Carriage return and erase-to-end-of-line: one line, rewritten in place.
+        sys.stderr.write(f"\r\x1b[K{self.label}{detail}")
+        sys.stderr.flush()
 
 
 def _tool(explicit: Path | None, name: str) -> Path:

@@ -48,6 +48,8 @@ class RenderSettings:
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
     rendered: list[str] = field(default_factory=list, compare=False)
     """Units actually rendered (cache misses), for reporting and tests."""
+    on_render: Callable[[str], None] | None = field(default=None, compare=False)
+    """Called from a worker thread after each actual render, with the unit's name (progress)."""
 
 
 class UnitRenderer:
@@ -68,6 +70,11 @@ class UnitRenderer:
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+
+    def _rendered(self, spec: UnitSpec) -> None:
+        self.settings.rendered.append(str(spec.unit))
+        if self.settings.on_render is not None:
+            self.settings.on_render(str(spec.unit))
 
     def close(self) -> None:
         """Stop the worker threads, unless the pool belongs to the caller."""
@@ -158,7 +165,7 @@ class UnitRenderer:
             # The files defining its substitution sources are inputs too (ownership index).
             render = CachedRender.of(result.manifests, result.inputs | read_from)
             self.settings.cache.store(key, tree, render)
-            self.settings.rendered.append(str(spec.unit))
+            self._rendered(spec)
             return _rendered(spec, render)
 
         return render
@@ -222,7 +229,7 @@ class UnitRenderer:
                 return _failure(spec, str(exc))
             render = CachedRender.of(manifests, inputs)
             self.settings.cache.store(key, self.tree, render)
-            self.settings.rendered.append(str(spec.unit))
+            self._rendered(spec)
             return _rendered(spec, render)
 
         return render
