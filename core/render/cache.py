@@ -157,7 +157,6 @@ class RenderCache:
         self._receipt_lists: dict[str, list[dict[str, Any]]] = {}
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
-        self._flights: dict[str, threading.Lock] = {}
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
 
@@ -183,15 +182,6 @@ class RenderCache:
                 os.unlink(scratch)
         return path.read_bytes()
 
-    def flight(self, spec_key: str) -> threading.Lock:
-        """Return the lock that serialises renders of one spec.
-
-        Base and head render concurrently; holding this while rendering lets the second side find
-        the first side's render (when its inputs are the same) instead of rendering it again.
-        """
-        with self._key_lock:
-            return self._flights.setdefault(spec_key, threading.Lock())
-
     def lookup(self, spec_key: str, tree: TreeView) -> CachedRender | None:
         """Return the render of a spec whose inputs are unchanged in `tree`, if stored."""
         for receipt in self._receipts(spec_key):
@@ -204,11 +194,12 @@ class RenderCache:
     def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> None:
         """Keep a render and a receipt that lets `lookup` find it from an unchanged tree."""
         dirs = sorted({path.rpartition("/")[0] for path in render.inputs})
-        render_key = canonical_key(spec_key, tree.digest(render.inputs))
+        inputs_digest = tree.digest(render.inputs)
+        render_key = canonical_key(spec_key, inputs_digest)
         receipt: dict[str, Any] = {
             "inputs": sorted(render.inputs),
             "dirs": dirs,
-            "state": _state(tree, render.inputs, dirs),
+            "state": _state(tree, inputs_digest, dirs),
             "render": render_key,
         }
         manifests = list(render.objects.values())
@@ -231,7 +222,8 @@ class RenderCache:
         self._receipt_lists[spec_key] = kept
 
     def _still_valid(self, receipt: Mapping[str, Any], tree: TreeView) -> bool:
-        return bool(receipt["state"] == _state(tree, receipt["inputs"], receipt["dirs"]))
+        state = _state(tree, tree.digest(receipt["inputs"]), receipt["dirs"])
+        return bool(receipt["state"] == state)
 
     def _receipts(self, spec_key: str) -> list[dict[str, Any]]:
         if spec_key not in self._receipt_lists:
@@ -280,10 +272,10 @@ class RenderCache:
         os.replace(scratch, path)
 
 
-def _state(tree: TreeView, inputs: Iterable[str], dirs: Sequence[str]) -> str:
+def _state(tree: TreeView, inputs_digest: str, dirs: Sequence[str]) -> str:
     """Digest of the input files' contents plus the names in their directories."""
     listing = {directory: _listdir(tree, directory) for directory in dirs}
-    return canonical_key(tree.digest(inputs), listing)
+    return canonical_key(inputs_digest, listing)
 
 
 def _listdir(tree: TreeView, directory: str) -> list[str] | None:

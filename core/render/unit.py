@@ -11,6 +11,7 @@ failed unit whose message names the file and object: failures are data, never ex
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,7 @@ class UnitRenderer:
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
 
-    def _rendered(self, spec: UnitSpec) -> None:
+    def _count_render(self, spec: UnitSpec) -> None:
         self.settings.rendered.append(str(spec.unit))
         if self.settings.on_render is not None:
             self.settings.on_render(str(spec.unit))
@@ -142,11 +143,6 @@ class UnitRenderer:
             return _rendered(spec, cached)
 
         def render() -> RenderedUnit:
-            with self.settings.cache.flight(key):
-                found = self.settings.cache.lookup(key, tree)
-                return _rendered(spec, found) if found else render_now()
-
-        def render_now() -> RenderedUnit:
             try:
                 with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
                     result = kustomize.render_kustomization(
@@ -165,7 +161,7 @@ class UnitRenderer:
             # The files defining its substitution sources are inputs too (ownership index).
             render = CachedRender.of(result.manifests, result.inputs | read_from)
             self.settings.cache.store(key, tree, render)
-            self._rendered(spec)
+            self._count_render(spec)
             return _rendered(spec, render)
 
         return render
@@ -206,11 +202,6 @@ class UnitRenderer:
             return lambda: _rendered(spec, cached)
 
         def render() -> RenderedUnit:
-            with self.settings.cache.flight(key):
-                found = self.settings.cache.lookup(key, self.tree)
-                return _rendered(spec, found) if found else render_now()
-
-        def render_now() -> RenderedUnit:
             try:
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
                     chart = self._chart(spec, source, url, Path(workdir))
@@ -229,7 +220,7 @@ class UnitRenderer:
                 return _failure(spec, str(exc))
             render = CachedRender.of(manifests, inputs)
             self.settings.cache.store(key, self.tree, render)
-            self._rendered(spec)
+            self._count_render(spec)
             return _rendered(spec, render)
 
         return render
@@ -262,12 +253,12 @@ class _DirectoryTree:
         self.source = source
 
     def digest(self, paths: Any = None) -> str:
-        return canonical_key(
-            [
-                (p, self.source.read(p).hex() if self.source.is_file(p) else None)
-                for p in sorted(paths or [])
-            ]
-        )
+        digest = hashlib.sha256()
+        for path in sorted(paths or []):
+            content = self.source.read(path) if self.source.is_file(path) else None
+            blob = hashlib.sha256(content).hexdigest() if content is not None else "-"
+            digest.update(f"{path}\0{blob}\n".encode())
+        return digest.hexdigest()
 
     def listdir(self, path: str = "") -> list[str]:
         if not self.source.is_dir(path):
