@@ -21,8 +21,9 @@ disables a rule.
 Which revision decides: the configuration is read from the BASE revision, because a pull request
 must not be able to weaken the rules that judge it. The head's configuration may only make things
 stricter (`strictest`): a finding gets the more severe of the base's and the head's severity for
-its rule, and a rule enabled on either side is enabled. Options and profiles come from the base only; changing them takes effect once
-merged. Parsing and merging only: reading the files is the caller's job.
+its rule, and a rule enabled on either side is enabled. Options and profiles come from the base
+only; changing them takes effect once merged. Parsing and merging only: reading the files is
+the caller's job.
 """
 
 from __future__ import annotations
