@@ -1,1 +1,5 @@
-"""Tidegate's built-in GitOps rules: one module per rule, and the helpers they share."""
+"""Built-in GitOps rules, one module per rule, each exposing `RULE` (see `policies.registry`).
+
+Modules without `RULE` are helpers the rules share (image references, workload shapes, the API
+deprecation table, immutable fields, metadata readers, the tenants option).
+"""
