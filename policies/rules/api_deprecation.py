@@ -3,8 +3,7 @@
 The target is the configured Kubernetes version (`policies.kubernetesVersion`, default 1.33). An
 API version the target no longer serves is an error: the apply fails and Flux stops reconciling
 the unit. One that is deprecated but still served is a warning, with the release that removes
-it. The table (`policies.rules.api_versions`) follows the Kubernetes deprecation guide; its
-removals up to 1.33 are checked against a real API server's discovery in the tests.
+it. The table (`policies.rules.api_versions`) follows the Kubernetes deprecation guide.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 The table follows the Kubernetes "Deprecated API Migration Guide": each entry names a group,
 version and kind, the minor release that deprecated it, the minor release that stopped serving it
-(None while still served) and what to use instead. Only built-in APIs are listed; a removed entry
-whose release is at or below the control plane Tidegate tests against is checked against that
-API server's discovery in the tests, so the table cannot drift from what the server serves.
-Data and lookups only.
+(None while still served) and what to use instead. Only built-in APIs are listed. Data and
+lookups only.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 `violations(before, after)` compares the base and head bodies of one updated object and returns
 each immutable field the update changes, with the reason the API server gives. It mirrors the
-validation of the built-in kinds (apps, batch, core, rbac) in Kubernetes 1.33; the tests hold each
-verdict against a real API server's server-side dry-run. A field absent on either side is not a
-change here: server-side apply leaves defaulted and allocated values (a Service's clusterIP) in
-place when the manifest stops setting them. Pure functions; no rule logic.
+validation of the built-in kinds (apps, batch, core, rbac) in Kubernetes 1.33. A field absent on
+either side is not a change here: server-side apply leaves defaulted and allocated values (a
+Service's clusterIP) in place when the manifest stops setting them. Pure functions; no rule
+logic.
 """
 
 from __future__ import annotations
