@@ -241,3 +241,18 @@ def test_only_a_trusted_pull_records_the_hosts_it_used(repo: Server, tmp_path: P
 def test_oci_repositories_are_left_to_the_registry_client(tmp_path: Path) -> None:
     with pytest.raises(TidegateError, match="OCI chart repositories are not supported"):
         ChartPuller(tmp_path / "c").pull("oci://ghcr.io/x", "webapp", "1.0.0", FetchPolicy())
+
+
+def test_the_documented_size_limits_and_failure_memory(tmp_path: Path) -> None:
+    assert ChartLimits() == ChartLimits(max_index_bytes=50 * 2**20, max_chart_bytes=10 * 2**20)
+    assert ChartPuller(tmp_path).failure_ttl == 60.0
+
+
+def test_an_archive_that_is_not_gzip_is_refused(tmp_path: Path) -> None:
+    routes = {
+        "/index.yaml": _bytes(index({"webapp": [{"version": "1.0.0", "urls": ["w.tgz"]}]})),
+        "/w.tgz": _bytes(b"<html>not a chart</html>"),
+    }
+    with serve(routes) as server, pytest.raises(TidegateError) as caught:
+        ChartPuller(tmp_path / "c").pull(server.url, "webapp", "1.0.0", loopback(server))
+    assert str(caught.value) == f"{server.url}/w.tgz: not a chart archive (.tgz)"
