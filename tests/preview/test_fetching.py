@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fetch.servers import LEAKY_BODY, Route, Server, serve
 from tests.preview.conftest import Outcome, Preview
@@ -57,7 +58,7 @@ def _repository(url: str) -> str:
     """
 
 
-def _release(chart: str = "webapp", version: str = "1.x") -> str:
+def _release(chart: str = "webapp", version: str = "1.x", replicas: int = 1) -> str:
     return f"""
         apiVersion: helm.toolkit.fluxcd.io/v2
         kind: HelmRelease
@@ -70,6 +71,7 @@ def _release(chart: str = "webapp", version: str = "1.x") -> str:
               chart: "{chart}"
               version: "{version}"
               sourceRef: {{kind: HelmRepository, name: charts}}
+          values: {{replicas: {replicas}}}
     """
 
 
@@ -257,6 +259,40 @@ def test_only_the_base_revisions_config_file_can_allow_a_host(
     assert accepted.code == 1
     assert (_web(accepted)["status"], _web(accepted)["error"]) == ("unchanged", None)
     _clean(refused, accepted)
+
+
+def test_a_chart_host_the_base_downloaded_from_is_trusted_for_the_head(
+    tmp_path: Path, preview: Preview, chart_files: dict[str, bytes]
+) -> None:
+    archives = {path: body for path, body in chart_files.items() if path.endswith(".tgz")}
+    with serve(_static(archives)) as store, serve(_static(archives)) as other:
+        document = yaml.safe_load(chart_files["/index.yaml"])
+        for entry in document["entries"]["webapp"]:
+            # 1.0.0 is stored where the base downloads from; 1.1.0 on a host it never used.
+            where = store if entry["version"] == "1.0.0" else other
+            entry["urls"] = [f"{where.url}/{entry['urls'][0]}"]
+        index = {"/index.yaml": yaml.safe_dump(document).encode()}
+        with serve(_static(index)) as charts:
+            files = {
+                **flux_cluster(),
+                f"{PROD}/charts.yaml": _repository(charts.url),
+                f"{PROD}/web.yaml": _release(version="1.0.x"),
+            }
+            repo, base = new_repo(tmp_path / "repo", files)
+            # New values, same chart: the head needs the archive the base got from `store`.
+            scale = commit(repo, {f"{PROD}/web.yaml": _release(version="1.0.x", replicas=3)}, "x")
+            bump = commit(repo, {f"{PROD}/web.yaml": _release(version="1.1.x", replicas=3)}, "y")
+            operator = _operator(tmp_path)
+            scaled = preview(repo, base, scale, *operator)
+            bumped = preview(repo, scale, bump, *operator)
+
+    assert scaled.code == 1
+    assert (_web(scaled)["status"], _web(scaled)["error"]) == ("rendered", None)
+    assert [path for path, _ in store.seen] == ["/webapp-1.0.0.tgz"]
+    assert bumped.code == 2
+    assert f"host 127.0.0.1:{other.port} is not on the allow-list" in str(_web(bumped)["error"])
+    assert other.seen == []
+    _clean(scaled, bumped)
 
 
 # ------------------------------------------------------------------------------------------
