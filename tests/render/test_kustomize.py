@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import InputError, RenderError
+from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.files import DirectorySource
 from core.render.kustomize import Rendered, render_kustomization
 from core.secrets import Masker, is_token
 from core.units import KustomizationSpec
