@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from core.changes import Preview
 from core.config import CONFIG_FILE, FetchConfig, UnavailableSources, parse_fetch_config
 from core.fetch import FetchError, allow_list_entry_of
+from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
 from core.render.unit import RenderSettings, UnitRenderer
@@ -163,7 +164,7 @@ def render_revision(
         return {
             path: discovery.discover_cluster(path, renderer, specs)
             for path in clusters
-            if tree.is_dir(discovery.normalize_path(path))
+            if tree.is_dir(flux_path(path))
         }
     finally:
         renderer.close()
