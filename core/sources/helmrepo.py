@@ -34,7 +34,7 @@ from typing import Any
 
 from core import yamlio
 from core.errors import TidegateError
-from core.fetch import FetchError, FetchPolicy, fetch, parse_url
+from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
 from core.sources.semver import ConstraintError, best_match
 
 __all__ = ["ChartLimits", "ChartPuller", "SourceUnavailableError"]
@@ -179,19 +179,23 @@ class ChartPuller:
 
     # Downloads, with failures remembered.
 
-    def _get(self, url: str, policy: FetchPolicy, max_bytes: int) -> Any:
+    def _get(self, url: str, policy: FetchPolicy, max_bytes: int) -> FetchedResponse:
         with self._lock:
             failed = self._failures.get(url)
         if failed is not None and failed[0] > self.clock():
             raise SourceUnavailableError(failed[1], failed[2], cached=True)
         try:
-            return fetch(url, policy=policy, max_bytes=max_bytes)
+            response = fetch(url, policy=policy, max_bytes=max_bytes)
         except FetchError as exc:
             if not exc.unavailable:
                 raise
             with self._lock:
                 self._failures[url] = (self.clock() + self.failure_ttl, exc.url, exc.reason)
             raise SourceUnavailableError(exc.url, exc.reason) from None
+        # Where a redirect ended (a CDN, say) is a host the trusted side used too.
+        final = parse_url(response.url)
+        self._note(final.host, final.port, policy)
+        return response
 
     def _note(self, host: str, port: int, policy: FetchPolicy) -> None:
         if policy.allowed_hosts is not None:

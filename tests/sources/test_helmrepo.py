@@ -256,3 +256,17 @@ def test_an_archive_that_is_not_gzip_is_refused(tmp_path: Path) -> None:
     with serve(routes) as server, pytest.raises(TidegateError) as caught:
         ChartPuller(tmp_path / "c").pull(server.url, "webapp", "1.0.0", loopback(server))
     assert str(caught.value) == f"{server.url}/w.tgz: not a chart archive (.tgz)"
+
+
+def test_a_trusted_pull_records_where_redirects_ended(tmp_path: Path) -> None:
+    body = archive("1.0.0")
+    with serve({"/w.tgz": _bytes(body)}) as cdn:
+        routes = {
+            "/index.yaml": _bytes(index({"webapp": [{"version": "1.0.0", "urls": ["r.tgz"]}]})),
+            "/r.tgz": lambda h: h.redirect(f"{cdn.url}/w.tgz"),
+        }
+        with serve(routes) as repo:
+            puller = ChartPuller(tmp_path / "c")
+            trusted = FetchPolicy(allowed_hosts=None, allow_loopback=True)
+            assert puller.pull(repo.url, "webapp", "1.0.0", trusted).read_bytes() == body
+    assert puller.hosts_used == {f"127.0.0.1:{repo.port}", f"127.0.0.1:{cdn.port}"}
