@@ -9,6 +9,7 @@ Data and validation only: no I/O.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "ValuesFrom",
     "is_unit_object",
     "parse_unit",
+    "source_path",
 ]
 
 _DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
@@ -147,6 +149,16 @@ class ClusterRender:
     path: str
     units: Mapping[UnitRef, RenderedUnit]
     errors: tuple[str, ...] = ()
+
+
+def source_path(path: str) -> str:
+    """Return a Kustomization `spec.path` as the artifact-relative path Flux builds ("" = root).
+
+    kustomize-controller joins the path to the artifact root with `securejoin.SecureJoin`, so
+    `/apps`, `./apps` and `apps` are the same directory, and `..` stops at the root instead of
+    leaving it (`../../apps` is `apps`).
+    """
+    return posixpath.normpath("/" + path.strip()).lstrip("/")
 
 
 def is_unit_object(obj: Mapping[str, Any]) -> bool:

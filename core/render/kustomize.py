@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
-from core.errors import CommandError, InputError, RenderError
+from core.errors import CommandError, RenderError
 from core.model import Manifest, ObjectRef, RawObject, group_of
 from core.render.command import DEFAULT_LIMITS, Limits, run
-from core.render.files import FileSource, normalize
+from core.render.files import FileSource
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
 from core.secrets import Masker
-from core.units import KustomizationSpec
+from core.units import KustomizationSpec, source_path
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
@@ -170,10 +170,9 @@ def render_kustomization(
         InputError: the repository content is invalid or not allowed.
     """
     where = _where(spec)
-    try:
-        root = normalize(spec.path.removeprefix("./"))
-    except InputError as exc:
-        raise RenderError(f"{where}: {exc}") from exc
+    root = source_path(spec.path)
+    if "\\" in root or "\0" in root:
+        raise RenderError(f"{where}: spec.path {spec.path!r} is not a POSIX path")
     if not source.is_dir(root):
         raise RenderError(f"{where}: kustomization path not found: {spec.path}")
     components = _components(spec, source, root)
