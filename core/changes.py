@@ -34,6 +34,9 @@ class Action(enum.StrEnum):
     """No longer rendered but its owner does not prune it: it stays, unmanaged."""
     MOVE = "move"
     """Leaves one unit and appears under another: Flux may delete and re-create it."""
+    UNKNOWN = "unknown"
+    """Appears or disappears while a unit it may move from or to failed on the other side:
+    whether Flux creates (deletes) it or moves it cannot be told."""
 
 
 class UnitStatus(enum.StrEnum):
@@ -63,6 +66,8 @@ class Change:
     """Unified YAML diff of the normalized, masked object."""
     suppressed: Mapping[str, int] = field(default_factory=dict)
     """Diff lines hidden by each noise rule, by rule name."""
+    note: str | None = None
+    """What Flux will do differently from what the action alone says, in a sentence."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ Objects of a unit rendered on both sides:
   `kustomize.toolkit.fluxcd.io/ssa: ignore` on either side are neither applied nor pruned by
   Flux: a change to one is left out and counted in `UnitPlan.skipped` (so `skipped` counts
   would-be changes Flux will not make, not every marked object).
+- A `create` or `delete` that may be one side of a move is `unknown` instead when a unit failed
+  on the other side (at base for a new object, at head for one no longer rendered): the failed
+  unit's objects are withheld, so the object may come from it or go to it, and Flux would then
+  move it rather than create or delete it. The change names the failed units.
 - An object whose only differences are noise (`core.plan.normalize`) is not an update; it is
   counted in `UnitPlan.noise_only`, and the lines hidden in `UnitPlan.noise_only_suppressed`,
   which `UnitPlan.suppressed` includes, so nothing is hidden without a count.
@@ -65,7 +69,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
 from core.model import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRef, UnitKind, UnitRef
@@ -207,6 +211,8 @@ class _Planner:
         self.head_errors = head.errors if head else ()
         self.base_owners = _owners(self.base)
         self.head_owners = _owners(self.head)
+        self.base_failed = sorted(ref for ref, unit in self.base.items() if unit.objects is None)
+        self.head_failed = sorted(ref for ref, unit in self.head.items() if unit.objects is None)
         self._failures: dict[UnitRef, str | None] = {}
         self._verdicts: dict[UnitRef, _Verdict] = {}
         # Units whose failure or verdict is being decided, to stop at a loop of parents.
@@ -418,15 +424,23 @@ class _Planner:
             tally.skipped += 1
             return
         result = comparing.compare(old, new)
+        action, note = Action.MOVE if origin else Action.CREATE, None
+        if origin is None and (failed := [u for u in self.base_failed if u != ref]):
+            action = Action.UNKNOWN
+            note = (
+                f"new to {ref}, but {_names(failed)} failed at base and may render it there: "
+                "Flux creates it, or moves it if it comes from there"
+            )
         tally.changes.append(
             Change(
-                action=Action.MOVE if origin else Action.CREATE,
+                action=action,
                 ref=obj,
                 api_version=new.api_version,
                 moved_from=origin,
                 fields=result.fields,
                 diff=result.diff,
                 suppressed=result.suppressed,
+                note=note,
             )
         )
 
@@ -443,9 +457,22 @@ class _Planner:
             change = Change(
                 Action.DELETE, obj, old.api_version, diff=result.diff, suppressed=result.suppressed
             )
+            if self.head_failed:
+                change = replace(
+                    change,
+                    action=Action.UNKNOWN,
+                    note=(
+                        f"no longer rendered here, but {_names(self.head_failed)} failed at head "
+                        "and may render it there: Flux deletes it, or moves it if it goes there"
+                    ),
+                )
         else:
             change = Change(Action.ORPHAN, obj, old.api_version)
         tally.changes.append(change)
+
+
+def _names(units: Iterable[UnitRef]) -> str:
+    return ", ".join(map(str, units))
 
 
 def _stay(tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, new: Manifest) -> None:
