@@ -94,6 +94,9 @@ class UnitPlan:
     """Diff lines hidden per rule on those objects."""
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
+    notices: tuple[str, ...] = ()
+    """Changes Flux will not make although the repository says so, one sentence each (a chart
+    CRD that helm-controller's CRD policy leaves alone); each is also counted in `skipped`."""
 
     @property
     def suppressed(self) -> Counter[str]:

@@ -28,6 +28,8 @@ from core.model import (
 )
 
 __all__ = [
+    "CRD_POLICIES",
+    "DEFAULT_CRD_POLICY",
     "ClusterRender",
     "HelmReleaseSpec",
     "KustomizationSpec",
@@ -41,6 +43,10 @@ __all__ = [
 ]
 
 _DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
+CRD_POLICIES = ("Skip", "Create", "CreateReplace")
+DEFAULT_CRD_POLICY = "Create"
+"""helm-controller's `crdPolicyOrDefault`: an empty `install.crds` or `upgrade.crds` is Create
+(create missing CRDs only). Its documentation says upgrades default to Skip; the code wins."""
 
 
 @dataclass(frozen=True, order=True)
@@ -121,6 +127,10 @@ class HelmReleaseSpec:
     suspend: bool = False
     depends_on: tuple[UnitRef, ...] = ()
     post_renderers: tuple[RawObject, ...] = ()
+    install_crds: str = DEFAULT_CRD_POLICY
+    """How helm-controller applies the chart's `crds/` on install (`spec.install.crds`)."""
+    upgrade_crds: str = DEFAULT_CRD_POLICY
+    """... and on upgrade (`spec.upgrade.crds`)."""
     file: str | None = None
 
 
@@ -140,6 +150,10 @@ class RenderedUnit:
     path: str | None = None
     inputs: frozenset[str] = frozenset()
     """Repository files this render read: the ownership index is built from these."""
+    install_crds: str = DEFAULT_CRD_POLICY
+    """A HelmRelease's CRD policy on install, for the chart's `crds/` (see `is_chart_crd`)."""
+    upgrade_crds: str = DEFAULT_CRD_POLICY
+    """... and on upgrade."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +336,12 @@ class _Reader:
                     optional=bool(item.get("optional")),
                 )
             )
+        crds = {}
+        for action in ("install", "upgrade"):
+            policy = self.get(f"spec.{action}.crds", str, DEFAULT_CRD_POLICY)
+            if policy not in CRD_POLICIES:
+                self.fail(f"spec.{action}.crds", f"must be one of {', '.join(CRD_POLICIES)}")
+            crds[action] = policy
         return HelmReleaseSpec(
             unit=unit,
             chart=chart,
@@ -334,6 +354,8 @@ class _Reader:
             suspend=bool(self.get("spec.suspend", bool, False)),
             depends_on=self.depends_on(UnitKind.HELM_RELEASE),
             post_renderers=self.dicts("spec.postRenderers"),
+            install_crds=crds["install"],
+            upgrade_crds=crds["upgrade"],
             file=self.file,
         )
 

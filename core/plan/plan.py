@@ -33,6 +33,12 @@ Objects of a unit rendered on both sides:
   on the other side (at base for a new object, at head for one no longer rendered): the failed
   unit's objects are withheld, so the object may come from it or go to it, and Flux would then
   move it rather than create or delete it. The change names the failed units.
+- CRDs from a HelmRelease chart's `crds/` directory follow helm-controller's CRD policy
+  (`install.crds` for an added HelmRelease, `upgrade.crds` otherwise; Create by default, as the
+  code has it): `Skip` creates and changes none, `Create` creates missing ones but leaves a
+  changed one as it is, `CreateReplace` does both. A change Flux will not make is counted in
+  `skipped` and said in `UnitPlan.notices`. helm-controller never deletes them: one that leaves
+  the chart is an `orphan`.
 - An object whose only differences are noise (`core.plan.normalize`) is not an update; it is
   counted in `UnitPlan.noise_only`, and the lines hidden in `UnitPlan.noise_only_suppressed`,
   which `UnitPlan.suppressed` includes, so nothing is hidden without a count.
@@ -72,7 +78,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
-from core.model import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRef, UnitKind, UnitRef
+from core.model import (
+    FLUX_HELM_GROUP,
+    FLUX_KUSTOMIZE_GROUP,
+    Manifest,
+    ObjectRef,
+    UnitKind,
+    UnitRef,
+    is_chart_crd,
+)
 from core.plan import compare as comparing
 from core.units import ClusterRender, RenderedUnit
 
@@ -132,6 +146,16 @@ class _Tally:
     skipped: int = 0
     noise_only: int = 0
     noise_only_suppressed: Counter[str] = field(default_factory=Counter)
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _CrdPolicy:
+    """The CRD policy that applies to a HelmRelease's chart CRDs in this merge."""
+
+    field: str
+    """`install.crds` or `upgrade.crds`."""
+    policy: str
 
 
 def _marks(manifest: Manifest | None, key: str, sections: Iterable[str]) -> set[str]:
@@ -163,6 +187,8 @@ def _flux_skips(kind: UnitKind, *manifests: Manifest | None) -> bool:
 def _survives_prune(kind: UnitKind, manifest: Manifest | None) -> bool:
     """Tell whether the object stays when its owner prunes or uninstalls it."""
     if kind is UnitKind.HELM_RELEASE:
+        if manifest is not None and is_chart_crd(manifest):
+            return True  # helm never deletes what it installed from crds/
         return "keep" in _marks(manifest, _HELM_RESOURCE_POLICY, ("annotations",))
     return "disabled" in _marks(manifest, _PRUNE, _BOTH)
 
@@ -252,6 +278,7 @@ class _Planner:
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
             note=note,
+            notices=tuple(tally.notices),
         )
 
     def _plan_objects(
@@ -262,10 +289,13 @@ class _Planner:
             if before.objects is after.objects:
                 # The same render on both sides (the render cache shares it): nothing can differ.
                 return UnitStatus.UNCHANGED, None
-            self._walk(tally, ref, before.objects or {}, after.objects or {}, before.prune)
-            return (UnitStatus.RENDERED if tally.changes else UnitStatus.UNCHANGED), None
+            crds = _CrdPolicy("upgrade.crds", after.upgrade_crds)
+            self._walk(tally, ref, before.objects or {}, after.objects or {}, before.prune, crds)
+            changed = tally.changes or tally.notices
+            return (UnitStatus.RENDERED if changed else UnitStatus.UNCHANGED), None
         if after is not None:
-            self._walk(tally, ref, {}, after.objects or {}, deletes=False)
+            crds = _CrdPolicy("install.crds", after.install_crds)
+            self._walk(tally, ref, {}, after.objects or {}, deletes=False, crds=crds)
             return UnitStatus.ADDED, None
         if before is None:
             raise ValueError(f"{ref} is rendered on neither side")
@@ -407,9 +437,12 @@ class _Planner:
         before: Mapping[ObjectRef, Manifest],
         after: Mapping[ObjectRef, Manifest],
         deletes: bool,
+        crds: _CrdPolicy | None = None,
     ) -> None:
         for obj in sorted(before.keys() | after.keys()):
             old, new = before.get(obj), after.get(obj)
+            if crds and new is not None and is_chart_crd(new) and _crd_held(tally, old, new, crds):
+                continue
             if old is not None and new is not None:
                 _stay(tally, ref.kind, obj, old, new)
             elif new is not None:
@@ -467,8 +500,34 @@ class _Planner:
                     ),
                 )
         else:
-            change = Change(Action.ORPHAN, obj, old.api_version)
+            note = None
+            if kind is UnitKind.HELM_RELEASE and is_chart_crd(old):
+                note = "helm-controller never deletes a CRD from a chart's crds/ directory"
+            change = Change(Action.ORPHAN, obj, old.api_version, note=note)
         tally.changes.append(change)
+
+
+def _crd_held(tally: _Tally, old: Manifest | None, new: Manifest, crds: _CrdPolicy) -> bool:
+    """Tell whether helm-controller's CRD policy leaves a chart CRD alone; say so if it does."""
+    ref = new.ref
+    if old is None:
+        if crds.policy != "Skip":
+            return False
+        tally.skipped += 1
+        tally.notices.append(
+            f"{ref} is new in the chart's crds/ but helm-controller will not create it: "
+            f"{crds.field} is Skip"
+        )
+        return True
+    if crds.policy == "CreateReplace" or not comparing.compare(old, new).changed:
+        return False
+    tally.skipped += 1
+    why = " (it only creates missing CRDs)" if crds.policy == "Create" else ""
+    tally.notices.append(
+        f"{ref} changes in the chart's crds/ but helm-controller will not apply the change: "
+        f"{crds.field} is {crds.policy}{why}"
+    )
+    return True
 
 
 def _names(units: Iterable[UnitRef]) -> str:

@@ -30,7 +30,13 @@ from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
 from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
 from core.repo.view import FileView
-from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
+from core.units import (
+    DEFAULT_CRD_POLICY,
+    HelmReleaseSpec,
+    KustomizationSpec,
+    RenderedUnit,
+    SourceRef,
+)
 
 __all__ = ["RenderSettings", "UnitRenderer"]
 
@@ -461,6 +467,8 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
         inputs=inputs,
+        install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
+        upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
     )
 
 

@@ -9,6 +9,8 @@ The shape is stable; fields may be added but never renamed or removed:
                   "error": null, "suspended": false, "skipped": 0, "path": "./apps",
                   "parent": "Kustomization/flux-system/flux-system", "note": null,
                   "suppressed": {"helm-chart-labels": 4}, "noiseOnlyObjects": 1,
+                  "notices": ["CustomResourceDefinition/x.example.com changes in the chart's
+                               crds/ but helm-controller will not apply the change: ..."],
                   "changes": [{"action": "create|update|delete|orphan|move|unknown",
                                "apiVersion": "apps/v1", "kind": "Deployment", "group": "apps",
                                "namespace": "web", "name": "api", "movedFrom": null,
@@ -87,6 +89,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "suppressed": _counts(unit.suppressed),
         "noiseOnlyObjects": unit.noise_only,
         "changes": [_change(change) for change in unit.changes],
+        "notices": [comparing.scrub(notice) for notice in unit.notices],
     }
 
 

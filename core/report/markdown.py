@@ -276,7 +276,7 @@ def _extras(unit: UnitPlan) -> list[str]:
     if unit.skipped:
         extras.append(
             f"{_plural(unit.skipped, 'changed object')} left out because Flux does not "
-            "reconcile them (reconcile: disabled or ssa: Ignore)"
+            "apply them (reconcile: disabled, ssa: Ignore, or a HelmRelease's CRD policy)"
         )
     return extras
 
@@ -318,6 +318,9 @@ def _intro(unit: UnitPlan) -> list[str]:
         parts.append(html.escape(comparing.scrub(note)))
     if extras := _extras(unit):
         parts.append("<sub>" + html.escape("; ".join(extras)) + ".</sub>")
+    if unit.notices:
+        lines = [f"- {html.escape(comparing.scrub(notice))}" for notice in unit.notices]
+        parts.append("\n".join(lines))
     return parts
 
 
