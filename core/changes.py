@@ -95,8 +95,9 @@ class UnitPlan:
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
     notices: tuple[str, ...] = ()
-    """Changes Flux will not make although the repository says so, one sentence each (a chart
-    CRD that helm-controller's CRD policy leaves alone); each is also counted in `skipped`."""
+    """What the changes alone do not say, one sentence each: a change Flux will not make (a
+    chart CRD that helm-controller's CRD policy leaves alone, also counted in `skipped`), or a
+    kind whose scope is unknown."""
 
     @property
     def suppressed(self) -> Counter[str]:

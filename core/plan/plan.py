@@ -66,6 +66,13 @@ its parent failed on either side (a failed parent at head means its children are
 removed), its Flux object is still rendered at head although it was not rendered as a unit, the
 parent chain loops, or the cluster reported errors on the side it is missing from.
 
+Scope. Flux's apply fails an object of a namespaced kind that has no namespace. Renderers catch
+built-in kinds and kinds whose CRD the same unit renders; the planner knows every CRD the cluster
+renders, so a Kustomization with an object of a CRD-defined namespaced kind without a namespace is
+`failed` ("namespace not specified", naming the CRD) on the side where it has one. When no CRD in
+the cluster defines a kind and an object of it has no namespace, its scope is unknown: a notice
+says so, as the apply fails if the kind turns out to be namespaced.
+
 Duplicates (one object rendered by two units on the same side) are cluster errors naming both
 units. Units are sorted by `UnitRef`, changes by `ObjectRef`, so output is stable.
 """
@@ -88,6 +95,7 @@ from core.model import (
     is_chart_crd,
 )
 from core.plan import compare as comparing
+from core.scope import crd_scopes, is_namespaced
 from core.units import ClusterRender, RenderedUnit
 
 __all__ = ["plan_cluster", "plan_preview"]
@@ -96,6 +104,7 @@ _PRUNE = f"{FLUX_KUSTOMIZE_GROUP}/prune"
 _RECONCILE = f"{FLUX_KUSTOMIZE_GROUP}/reconcile"
 _SSA = f"{FLUX_KUSTOMIZE_GROUP}/ssa"
 _HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
+_CRD_GROUP = "apiextensions.k8s.io"
 
 
 def plan_preview(
@@ -237,6 +246,8 @@ class _Planner:
         self.head_errors = head.errors if head else ()
         self.base_owners = _owners(self.base)
         self.head_owners = _owners(self.head)
+        self.base_scopes = _cluster_crd_scopes(self.base)
+        self.head_scopes = _cluster_crd_scopes(self.head)
         self.base_failed = sorted(ref for ref, unit in self.base.items() if unit.objects is None)
         self.head_failed = sorted(ref for ref, unit in self.head.items() if unit.objects is None)
         self._failures: dict[UnitRef, str | None] = {}
@@ -264,6 +275,7 @@ class _Planner:
         tally, status, note = _Tally(), UnitStatus.FAILED, None
         if failure is None:
             status, note = self._plan_objects(tally, ref, before, after)
+            tally.notices += _unknown_scopes(after, self.head_scopes)
         return UnitPlan(
             unit=ref,
             status=status,
@@ -324,6 +336,11 @@ class _Planner:
             for side, unit in (("base", before), ("head", after))
             if unit is not None and unit.objects is None
         ]
+        for side, unit, scopes in (
+            ("base", before, self.base_scopes),
+            ("head", after, self.head_scopes),
+        ):
+            errors += [f"at {side}: {problem}" for problem in _scope_errors(unit, scopes)]
         if errors:
             return "; ".join(errors)
         if before is not None and after is not None:
@@ -528,6 +545,48 @@ def _crd_held(tally: _Tally, old: Manifest | None, new: Manifest, crds: _CrdPoli
         f"{crds.field} is {crds.policy}{why}"
     )
     return True
+
+
+def _cluster_crd_scopes(units: Mapping[UnitRef, RenderedUnit]) -> dict[tuple[str, str], bool]:
+    """The scope of every kind a CRD rendered anywhere in the cluster defines."""
+    return crd_scopes(
+        objects[ref].body
+        for unit in units.values()
+        if (objects := unit.objects) is not None
+        for ref in objects
+        if ref.kind == "CustomResourceDefinition" and ref.group == _CRD_GROUP
+    )
+
+
+def _unscoped(unit: RenderedUnit | None) -> list[ObjectRef]:
+    """The objects of a Kustomization render that have no namespace."""
+    if unit is None or unit.objects is None or unit.unit.kind is not UnitKind.KUSTOMIZATION:
+        return []
+    return sorted(ref for ref in unit.objects if not ref.namespace)
+
+
+def _scope_errors(unit: RenderedUnit | None, scopes: Mapping[tuple[str, str], bool]) -> list[str]:
+    """Objects of a namespaced kind without a namespace: Flux's apply fails on them."""
+    return [
+        f"{ref.kind}/{ref.name} namespace not specified: {ref.kind} ({ref.group}) is namespaced "
+        "by a CustomResourceDefinition rendered in this cluster, so Flux's apply fails"
+        for ref in _unscoped(unit)
+        if is_namespaced((ref.group, ref.kind), scopes)
+    ]
+
+
+def _unknown_scopes(unit: RenderedUnit | None, scopes: Mapping[tuple[str, str], bool]) -> list[str]:
+    """Say which kinds of namespace-less objects have a scope nothing here defines."""
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for ref in _unscoped(unit):
+        if is_namespaced((ref.group, ref.kind), scopes) is None:
+            unknown.setdefault((ref.group, ref.kind), []).append(ref.name)
+    return [
+        f"the scope of {kind} ({group}) is unknown: no CustomResourceDefinition rendered in this "
+        f"cluster defines it, and {kind}/{names[0]} has no namespace; if the kind is namespaced, "
+        'Flux\'s apply fails with "namespace not specified"'
+        for (group, kind), names in sorted(unknown.items())
+    ]
 
 
 def _names(units: Iterable[UnitRef]) -> str:

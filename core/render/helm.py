@@ -27,7 +27,7 @@ from core.errors import CommandError, InputError, RenderError
 from core.model import Manifest, ObjectRef, RawObject, chart_crd_source
 from core.render.command import DEFAULT_LIMITS, Limits, run
 from core.render.files import FileSource, normalize
-from core.render.kustomize import apply_scope, crd_scopes
+from core.scope import apply_scope, crd_scopes
 from core.secrets import Masker
 from core.units import HelmReleaseSpec
 
