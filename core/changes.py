@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.model import ObjectRef, UnitRef
+from core.model import Manifest, ObjectRef, UnitRef
+from core.units import SourceRef
 
 __all__ = [
     "Action",
@@ -68,6 +69,21 @@ class Change:
     """Diff lines hidden by each noise rule, by rule name."""
     note: str | None = None
     """What Flux will do differently from what the action alone says, in a sentence."""
+    before: Manifest | None = field(default=None, compare=False, repr=False)
+    """The masked object at base (for a move: under the unit it leaves); None for `create`.
+
+    Policies read bodies from here instead of re-reading renders. Not part of the JSON output,
+    and not compared: two changes are equal when what they say is equal."""
+    after: Manifest | None = field(default=None, compare=False, repr=False)
+    """The masked object at head; None for `delete` and `orphan`."""
+
+    @property
+    def source(self) -> str | None:
+        """Repository file the object comes from (head first), when known."""
+        for manifest in (self.after, self.before):
+            if manifest is not None and manifest.source:
+                return manifest.source
+        return None
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,12 @@ class UnitPlan:
     """What the changes alone do not say, one sentence each: a change Flux will not make (a
     chart CRD that helm-controller's CRD policy leaves alone, also counted in `skipped`), or a
     kind whose scope is unknown."""
+    depends_on: tuple[UnitRef, ...] = ()
+    """The unit's `dependsOn` (head, or base for a removed unit): the owner graph's edges."""
+    source: SourceRef | None = None
+    """The Flux source the unit renders from."""
+    file: str | None = None
+    """Repository file that defines the unit's Flux object, when known."""
 
     @property
     def suppressed(self) -> Counter[str]:

@@ -154,6 +154,10 @@ class RenderedUnit:
     """A HelmRelease's CRD policy on install, for the chart's `crds/` (see `is_chart_crd`)."""
     upgrade_crds: str = DEFAULT_CRD_POLICY
     """... and on upgrade."""
+    depends_on: tuple[UnitRef, ...] = ()
+    source: SourceRef | None = None
+    file: str | None = None
+    """Repository file that defines the unit's Flux object."""
 
 
 @dataclass(frozen=True)

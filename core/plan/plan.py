@@ -73,6 +73,10 @@ renders, so a Kustomization with an object of a CRD-defined namespaced kind with
 the cluster defines a kind and an object of it has no namespace, its scope is unknown: a notice
 says so, as the apply fails if the kind turns out to be namespaced.
 
+Every change carries the masked objects it compares (`Change.before`, `Change.after`), so
+policies see bodies without re-reading renders; unit plans carry their `dependsOn`, source and
+defining file, the owner graph's facts.
+
 Duplicates (one object rendered by two units on the same side) are cluster errors naming both
 units. Units are sorted by `UnitRef`, changes by `ObjectRef`, so output is stable.
 """
@@ -286,6 +290,9 @@ class _Planner:
             suspended=shown.suspend,
             path=shown.path,
             parent=shown.parent,
+            depends_on=shown.depends_on,
+            source=shown.source,
+            file=shown.file,
             skipped=tally.skipped,
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
@@ -491,6 +498,8 @@ class _Planner:
                 diff=result.diff,
                 suppressed=result.suppressed,
                 note=note,
+                before=old,
+                after=new,
             )
         )
 
@@ -505,7 +514,12 @@ class _Planner:
         if deletes and not _survives_prune(kind, old):
             result = comparing.compare(old, None)
             change = Change(
-                Action.DELETE, obj, old.api_version, diff=result.diff, suppressed=result.suppressed
+                Action.DELETE,
+                obj,
+                old.api_version,
+                diff=result.diff,
+                suppressed=result.suppressed,
+                before=old,
             )
             if self.head_failed:
                 change = replace(
@@ -520,7 +534,7 @@ class _Planner:
             note = None
             if kind is UnitKind.HELM_RELEASE and is_chart_crd(old):
                 note = "helm-controller never deletes a CRD from a chart's crds/ directory"
-            change = Change(Action.ORPHAN, obj, old.api_version, note=note)
+            change = Change(Action.ORPHAN, obj, old.api_version, before=old, note=note)
         tally.changes.append(change)
 
 
@@ -611,5 +625,7 @@ def _stay(tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, new: Man
             fields=result.fields,
             diff=result.diff,
             suppressed=result.suppressed,
+            before=old,
+            after=new,
         )
     )

@@ -68,6 +68,7 @@ _INDEXED_KINDS = frozenset(
         (FLUX_SOURCE_GROUP, "HelmRepository"),
         (FLUX_SOURCE_GROUP, "GitRepository"),
         (FLUX_SOURCE_GROUP, "OCIRepository"),
+        ("source.extensions.fluxcd.io", "ArtifactGenerator"),
     }
 )
 

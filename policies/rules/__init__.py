@@ -1,0 +1,1 @@
+"""Built-in GitOps rules, one module per rule, each exposing `RULE` (see `policies.registry`)."""
