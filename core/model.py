@@ -22,9 +22,7 @@ __all__ = [
     "RawObject",
     "UnitKind",
     "UnitRef",
-    "chart_crd_source",
     "group_of",
-    "is_chart_crd",
 ]
 
 RawObject = dict[str, Any]
@@ -35,24 +33,6 @@ FLUX_HELM_GROUP = "helm.toolkit.fluxcd.io"
 FLUX_SOURCE_GROUP = "source.toolkit.fluxcd.io"
 
 _RBAC_GROUP = "rbac.authorization.k8s.io"
-
-
-_CHART_CRDS = "helm chart crds: "
-
-
-def chart_crd_source(path: str) -> str:
-    """The `Manifest.source` of a CRD from a chart's `crds/` directory (`podinfo/crds/x.yaml`).
-
-    helm-controller applies these by its own CRD policy, not as part of the release, so the
-    planner must tell them apart from CRDs a chart templates; the source says where they came
-    from and is cached with the render.
-    """
-    return _CHART_CRDS + path
-
-
-def is_chart_crd(manifest: Manifest) -> bool:
-    """Tell whether an object is a CRD from a chart's `crds/` directory."""
-    return bool(manifest.source and manifest.source.startswith(_CHART_CRDS))
 
 
 def group_of(api_version: str) -> str:

@@ -151,9 +151,12 @@ class RenderedUnit:
     inputs: frozenset[str] = frozenset()
     """Repository files this render read: the ownership index is built from these."""
     install_crds: str = DEFAULT_CRD_POLICY
-    """A HelmRelease's CRD policy on install, for the chart's `crds/` (see `is_chart_crd`)."""
+    """A HelmRelease's CRD policy on install, for the CRDs in `chart_crds`."""
     upgrade_crds: str = DEFAULT_CRD_POLICY
     """... and on upgrade."""
+    chart_crds: frozenset[ObjectRef] = frozenset()
+    """The CRDs a HelmRelease's chart has in `crds/`: helm-controller applies them by its CRD
+    policy, not with the release, and never deletes them."""
     depends_on: tuple[UnitRef, ...] = ()
     source: SourceRef | None = None
     file: str | None = None

@@ -96,7 +96,6 @@ from core.model import (
     ObjectRef,
     UnitKind,
     UnitRef,
-    is_chart_crd,
 )
 from core.plan import compare as comparing
 from core.scope import crd_scopes, is_namespaced
@@ -169,6 +168,8 @@ class _CrdPolicy:
     field: str
     """`install.crds` or `upgrade.crds`."""
     policy: str
+    refs: frozenset[ObjectRef]
+    """The chart's CRDs at head."""
 
 
 def _marks(manifest: Manifest | None, key: str, sections: Iterable[str]) -> set[str]:
@@ -200,8 +201,6 @@ def _flux_skips(kind: UnitKind, *manifests: Manifest | None) -> bool:
 def _survives_prune(kind: UnitKind, manifest: Manifest | None) -> bool:
     """Tell whether the object stays when its owner prunes or uninstalls it."""
     if kind is UnitKind.HELM_RELEASE:
-        if manifest is not None and is_chart_crd(manifest):
-            return True  # helm never deletes what it installed from crds/
         return "keep" in _marks(manifest, _HELM_RESOURCE_POLICY, ("annotations",))
     return "disabled" in _marks(manifest, _PRUNE, _BOTH)
 
@@ -308,18 +307,26 @@ class _Planner:
             if before.objects is after.objects:
                 # The same render on both sides (the render cache shares it): nothing can differ.
                 return UnitStatus.UNCHANGED, None
-            crds = _CrdPolicy("upgrade.crds", after.upgrade_crds)
-            self._walk(tally, ref, before.objects or {}, after.objects or {}, before.prune, crds)
+            crds = _CrdPolicy("upgrade.crds", after.upgrade_crds, after.chart_crds)
+            self._walk(
+                tally,
+                ref,
+                before.objects or {},
+                after.objects or {},
+                before.prune,
+                crds,
+                before.chart_crds,
+            )
             changed = tally.changes or tally.notices
             return (UnitStatus.RENDERED if changed else UnitStatus.UNCHANGED), None
         if after is not None:
-            crds = _CrdPolicy("install.crds", after.install_crds)
+            crds = _CrdPolicy("install.crds", after.install_crds, after.chart_crds)
             self._walk(tally, ref, {}, after.objects or {}, deletes=False, crds=crds)
             return UnitStatus.ADDED, None
         if before is None:
             raise ValueError(f"{ref} is rendered on neither side")
         deletes, note = self._removal(before)
-        self._walk(tally, ref, before.objects or {}, {}, deletes)
+        self._walk(tally, ref, before.objects or {}, {}, deletes, kept=before.chart_crds)
         return UnitStatus.REMOVED, note
 
     # Why a unit cannot be planned.
@@ -462,17 +469,19 @@ class _Planner:
         after: Mapping[ObjectRef, Manifest],
         deletes: bool,
         crds: _CrdPolicy | None = None,
+        kept: frozenset[ObjectRef] = frozenset(),
     ) -> None:
+        """Plan every object of a unit; `kept` are objects its owner never deletes."""
         for obj in sorted(before.keys() | after.keys()):
             old, new = before.get(obj), after.get(obj)
-            if crds and new is not None and is_chart_crd(new) and _crd_held(tally, old, new, crds):
+            if crds and obj in crds.refs and new is not None and _crd_held(tally, old, new, crds):
                 continue
             if old is not None and new is not None:
                 _stay(tally, ref.kind, obj, old, new)
             elif new is not None:
                 self._arrive(tally, ref, obj, new)
             elif old is not None:
-                self._leave(tally, ref.kind, obj, old, deletes)
+                self._leave(tally, ref.kind, obj, old, deletes, chart_crd=obj in kept)
 
     def _arrive(self, tally: _Tally, ref: UnitRef, obj: ObjectRef, new: Manifest) -> None:
         origin = next((u for u in self.base_owners.get(obj, ()) if u != ref), None)
@@ -504,12 +513,23 @@ class _Planner:
         )
 
     def _leave(
-        self, tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, deletes: bool
+        self,
+        tally: _Tally,
+        kind: UnitKind,
+        obj: ObjectRef,
+        old: Manifest,
+        deletes: bool,
+        *,
+        chart_crd: bool = False,
     ) -> None:
         if self.head_owners.get(obj):
             return  # another unit renders it at head: the receiving unit reports the move
         if _flux_skips(kind, old):
             tally.skipped += 1
+            return
+        if chart_crd:
+            note = "helm-controller never deletes a CRD from a chart's crds/ directory"
+            tally.changes.append(Change(Action.ORPHAN, obj, old.api_version, before=old, note=note))
             return
         if deletes and not _survives_prune(kind, old):
             result = comparing.compare(old, None)
@@ -531,10 +551,7 @@ class _Planner:
                     ),
                 )
         else:
-            note = None
-            if kind is UnitKind.HELM_RELEASE and is_chart_crd(old):
-                note = "helm-controller never deletes a CRD from a chart's crds/ directory"
-            change = Change(Action.ORPHAN, obj, old.api_version, before=old, note=note)
+            change = Change(Action.ORPHAN, obj, old.api_version, before=old)
         tally.changes.append(change)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from core import yamlio
 from core.errors import CommandError, InputError, RenderError
-from core.model import Manifest, ObjectRef, RawObject, chart_crd_source
+from core.model import Manifest, ObjectRef, RawObject
 from core.render.command import DEFAULT_LIMITS, Limits, run
 from core.render.files import FileSource, normalize
 from core.scope import apply_scope, crd_scopes
@@ -282,6 +282,7 @@ def render_helm_release(
     kube_version: str = "1.33",
     limits: Limits = DEFAULT_LIMITS,
     kustomize: Path | None = None,
+    chart_crds: set[ObjectRef] | None = None,
 ) -> tuple[Manifest, ...]:
     """Template a HelmRelease offline and return the masked objects helm-controller would apply.
 
@@ -295,6 +296,8 @@ def render_helm_release(
         kube_version: The Kubernetes version charts see in `.Capabilities`.
         limits: Time and memory bound of each tool process.
         kustomize: The kustomize binary, needed only for `postRenderers`.
+        chart_crds: Receives the identities of the CRDs from the chart's `crds/` directory,
+            which helm-controller applies by its CRD policy rather than with the release.
 
     Raises:
         RenderError: templating or post-rendering failed, or an object is invalid.
@@ -322,7 +325,10 @@ def render_helm_release(
     for index, renderer in enumerate(spec.post_renderers):
         output = _post_render(output, renderer, index, kustomize, workdir, limits, where)
     scopes = crd_scopes(doc for doc, _ in crds)
-    return _chart_crds(crds, masker) + _finish(output, spec, masker, where, scopes)
+    from_crds = _chart_crds(crds, spec, masker)
+    if chart_crds is not None:
+        chart_crds.update(m.ref for m in from_crds)
+    return from_crds + _finish(output, spec, masker, where, scopes)
 
 
 # A chart's own crds/ directory, or a subchart's: `podinfo/crds/x.yaml`,
@@ -362,12 +368,20 @@ def _split_chart_crds(output: bytes, where: str) -> tuple[list[tuple[RawObject, 
     return crds, b"\n---\n".join(rest)
 
 
-def _chart_crds(crds: Sequence[tuple[RawObject, str]], masker: Masker) -> tuple[Manifest, ...]:
+def _chart_crds(
+    crds: Sequence[tuple[RawObject, str]], spec: HelmReleaseSpec, masker: Masker
+) -> tuple[Manifest, ...]:
     manifests = []
-    for doc, source in crds:
-        doc["metadata"].pop("namespace", None)
+    for doc, _ in crds:
+        meta = doc["metadata"]
+        meta.pop("namespace", None)
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            _LABEL_NAME: spec.unit.name,
+            _LABEL_NAMESPACE: spec.unit.namespace,
+        }
         masked = masker.mask_object(doc)
-        manifests.append(Manifest(str(masked["apiVersion"]), masked, chart_crd_source(source)))
+        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
     return tuple(manifests)
 
 

@@ -285,6 +285,7 @@ class UnitRenderer:
 
         def render() -> RenderedUnit:
             try:
+                chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
                     chart = self._chart(spec, source, url, Path(workdir))
                     manifests = helm.render_helm_release(
@@ -297,10 +298,11 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self.settings.limits,
                         kustomize=self.settings.kustomize,
+                        chart_crds=chart_crds,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender.of(manifests, inputs)
+            render = CachedRender.of(manifests, inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
             return _rendered(spec, render, render.inputs)
@@ -469,6 +471,7 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         inputs=inputs,
         install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
         upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
+        chart_crds=render.chart_crds,
     )
 
 

@@ -36,7 +36,7 @@ class Artifacts:
         self._lock = threading.Lock()
         self._repository: dict[str | None, FileView] = {}
         self._directories: dict[Path, FileView] = {}
-        self._generated: dict[tuple[object, ...], FileView] = {}
+        self._generated: dict[tuple[object, ...], tuple[GeneratorSpec, FileView]] = {}
 
     def repository(self, spec_ignore: str | None = None) -> FileView:
         """The repository's GitRepository artifact under its ignore rules."""
@@ -66,14 +66,16 @@ class Artifacts:
         artifact = generator.artifact(name)
         if artifact is None:
             raise KeyError(name)
-        key = (generator, name, tuple(sorted((a, id(v)) for a, v in sources.items())))
+        # Parsed generators are kept by the renderer for the whole revision; the entry holds the
+        # generator too, so its id cannot be reused while the entry lives.
+        key = (id(generator), name, tuple(sorted((a, id(v)) for a, v in sources.items())))
         with self._lock:
-            found = self._generated.get(key)
-        if found is None:
-            found = compose(generator, artifact, sources, self.read_blob)
+            entry = self._generated.get(key)
+        if entry is None:
+            entry = (generator, compose(generator, artifact, sources, self.read_blob))
             with self._lock:
-                self._generated[key] = found
-        return found
+                self._generated[key] = entry
+        return entry[1]
 
 
 def _directory_view(root: Path, read_blob: Callable[[str], bytes]) -> FileView:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from core.changes import Action, UnitPlan, UnitStatus
-from core.model import Manifest, chart_crd_source
+from core.model import Manifest
 from core.plan import plan as planning
 from core.units import RenderedUnit
 from tests.plan.builders import ROOT, cluster, flux_object, hr, hr_ref, ks
@@ -22,13 +22,16 @@ def crd(version: str, *, name: str = "widgets.example.com", from_chart: bool = T
         "metadata": {"name": name},
         "spec": {"group": "example.com", "versions": [{"name": version}]},
     }
-    source = chart_crd_source("podinfo/crds/widgets.yaml") if from_chart else "releases.yaml"
-    return Manifest("apiextensions.k8s.io/v1", body, source)
+    return Manifest("apiextensions.k8s.io/v1", body, "releases.yaml" if from_chart else None)
 
 
 def release(*manifests: Manifest, install: str = "Create", upgrade: str = "Create") -> RenderedUnit:
+    """A HelmRelease render; CRDs whose source is set come from the chart's crds/."""
     unit = hr("podinfo", *manifests, parent=ROOT)
-    return dataclasses.replace(unit, install_crds=install, upgrade_crds=upgrade)
+    chart_crds = frozenset(m.ref for m in manifests if m.source)
+    return dataclasses.replace(
+        unit, install_crds=install, upgrade_crds=upgrade, chart_crds=chart_crds
+    )
 
 
 def plan(base: RenderedUnit | None, head: RenderedUnit | None) -> UnitPlan:

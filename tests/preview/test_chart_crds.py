@@ -94,7 +94,7 @@ def test_create_replace_applies_a_changed_chart_crd(tmp_path: Path, preview: Run
     assert outcome.code == 1, outcome.report
     [change] = outcome.unit(PROD, "widget")["changes"]
     assert (change["action"], change["kind"]) == ("update", "CustomResourceDefinition")
-    assert "helm.toolkit.fluxcd.io/name" not in change["diff"], "chart CRDs are not labelled"
+    assert change["fields"] == ["spec.versions[0].name"]
 
 
 def test_the_chart_crd_gives_its_custom_resources_their_namespace(
@@ -106,4 +106,4 @@ def test_the_chart_crd_gives_its_custom_resources_their_namespace(
     outcome = preview(repo, base, head)
 
     assert outcome.code == 1, outcome.report
-    assert (PROD, "widget", "delete", "Widget", "widgets/widget") in outcome.changes()
+    assert (PROD, "widget", "delete", "Widget", "widgets/widgets-widget") in outcome.changes()

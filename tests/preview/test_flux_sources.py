@@ -124,8 +124,8 @@ def test_generated_artifacts_render_and_a_copied_change_shows_at_head(
     assert set(updates) == {("ConfigMap", "podinfo"), ("ConfigMap", "podinfo-values")}
     assert updates[("ConfigMap", "podinfo")]["fields"] == ["data.replicas"]
     merged = updates[("ConfigMap", "podinfo-values")]["diff"]
-    assert "-    tag: 6.1.0" in merged
-    assert "+    tag: 6.2.0" in merged
+    assert "-      tag: 6.1.0" in merged
+    assert "+      tag: 6.2.0" in merged
     assert "pullPolicy: Always" in merged, "Merge keeps the base file's other keys"
     assert outcome.unit(STAGING, "infra-configs")["status"] == "unchanged"
 
