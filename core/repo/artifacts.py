@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from core.errors import InputError
-from core.render.files import DirectorySource
+from core.host.files import DirectorySource
 from core.repo import sourceignore
 from core.repo.generator import GeneratorSpec, compose
 from core.repo.git import Tree

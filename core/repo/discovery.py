@@ -10,12 +10,12 @@ rules for the root unit, for duplicates, for substitution sources that a sibling
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import InputError
+from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -42,7 +42,6 @@ __all__ = [
     "UnitSpec",
     "discover_cluster",
     "find_cluster_paths",
-    "normalize_path",
 ]
 
 CLUSTERS_DIR = "clusters"
@@ -113,14 +112,6 @@ RenderUnit = Callable[
 means "this repository"; return, per unit and in order, its result or `Pending`."""
 
 
-def normalize_path(path: str) -> str:
-    """Return a repository-relative path without `./`, trailing slashes or `..` segments."""
-    cleaned = posixpath.normpath(path.strip().lstrip("/")) if path.strip() else "."
-    if cleaned.startswith(".."):
-        raise InputError(f"path {path!r} leaves the repository")
-    return "" if cleaned == "." else cleaned
-
-
 def find_cluster_paths(
     listdir: Callable[[str], Sequence[str]], has_flux: Callable[[str], bool]
 ) -> list[str]:
@@ -183,7 +174,7 @@ class _Walker:
     """One breadth-first discovery of a cluster."""
 
     def __init__(self, path: str, render: RenderUnit, specs: SpecCache) -> None:
-        self.path = normalize_path(path)
+        self.path = flux_path(path)
         self.render = render
         self.parsed = specs
         self.context = _Context()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 
-from core.render.files import normalize
+from core.host.paths import normalize
 from core.repo.git import Tree
 
 __all__ = ["FileView", "made_id"]

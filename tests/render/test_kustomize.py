@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import InputError, RenderError
+from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.files import DirectorySource
 from core.render.kustomize import Rendered, render_kustomization
 from core.secrets import Masker, is_token
 from core.units import KustomizationSpec
@@ -224,6 +224,37 @@ def test_missing_path_names_kustomization_and_file(tmp_path: Path, kustomize_bin
     assert "kustomization path not found: ./apps/nowhere" in message
     assert "Kustomization/flux-system/apps" in message
     assert "clusters/prod/apps.yaml" in message
+
+
+def test_spec_path_is_joined_onto_the_root_as_flux_does(
+    tmp_path: Path, kustomize_bin: Path
+) -> None:
+    overlay_repo(tmp_path)
+    for path in ("/apps/base", "./apps/base/", "apps/base"):
+        spec = ks_spec(path, targetNamespace="prod")
+        objects = by_ref(render(tmp_path, kustomize_bin, spec))
+        assert ObjectRef("apps", "Deployment", "prod", "web") in objects
+
+
+def test_spec_path_never_leaves_the_repository(tmp_path: Path, kustomize_bin: Path) -> None:
+    # securejoin, as Flux joins spec.path: `..` stops at the root instead of leaving it.
+    overlay_repo(tmp_path)
+    write_tree(tmp_path / "repo", {"outside/cm.yaml": CONFIGMAP.format(name="inside")})
+    write_tree(tmp_path, {"outside/cm.yaml": CONFIGMAP.format(name="host-file")})
+    objects = by_ref(render(tmp_path, kustomize_bin, ks_spec("./apps/../../outside")))
+    assert {ref.name for ref in objects} == {"inside"}
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, kustomize_bin, ks_spec("../../../nowhere"))
+    assert "kustomization path not found: ../../../nowhere" in str(caught.value)
+    assert "Kustomization/flux-system/apps" in str(caught.value)
+
+
+CONFIGMAP = """
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: {name}, namespace: apps}}
+    data: {{a: b}}
+"""
 
 
 def test_invalid_kustomization_yaml(tmp_path: Path, kustomize_bin: Path) -> None:
