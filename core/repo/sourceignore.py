@@ -69,11 +69,45 @@ class _Layer:
     spec: pathspec.GitIgnoreSpec
 
 
+# The default rules, as plain set lookups: most repositories have no `.sourceignore`, and
+# matching every path of every revision through the patterns is the slow part of a preview.
+# A test checks these agree with the patterns above.
+_DEFAULT_DIRS = frozenset({".git", ".github", ".circleci"})
+_DEFAULT_NAMES = frozenset(
+    {
+        ".gitignore",
+        ".gitmodules",
+        ".gitattributes",
+        ".travis.yml",
+        ".gitlab-ci.yml",
+        "appveyor.yml",
+        ".drone.yml",
+        "cloudbuild.yaml",
+        "codeship-services.yml",
+        "codeship-steps.yml",
+        ".goreleaser.yml",
+        ".sops.yaml",
+        ".flux.yaml",
+    }
+)
+_DEFAULT_SUFFIXES = (".jpg", ".jpeg", ".gif", ".png", ".wmv", ".flv", ".tar.gz", ".zip")
+
+
+def _default_ignored(path: str) -> bool:
+    # A pattern without a slash matches a file or a directory of that name at any depth (and so
+    # everything below it); a pattern ending in a slash matches directories only.
+    *dirs, name = path.split("/")
+    return any(
+        part in _DEFAULT_NAMES or part.endswith(_DEFAULT_SUFFIXES) for part in (*dirs, name)
+    ) or not _DEFAULT_DIRS.isdisjoint(dirs)
+
+
 class IgnoreRules:
     """A compiled set of Flux ignore rules."""
 
-    def __init__(self, layers: Sequence[_Layer]) -> None:
+    def __init__(self, layers: Sequence[_Layer], *, defaults_only: bool = False) -> None:
         self._layers = tuple(layers)
+        self._defaults_only = defaults_only
 
     @classmethod
     def build(
@@ -96,10 +130,16 @@ class IgnoreRules:
             custom.append(_Layer("", _compile(_lines(spec_ignore.encode()))))
         if custom:
             return cls([_Layer("", _compile(VCS_PATTERNS)), *custom])
-        return cls([_Layer("", _compile((*VCS_PATTERNS, *DEFAULT_PATTERNS)))])
+        return cls([_Layer("", _compile((*VCS_PATTERNS, *DEFAULT_PATTERNS)))], defaults_only=True)
 
     def ignored(self, path: str) -> bool:
         """Tell whether a file (repository-relative path) is left out of the artifact."""
+        if self._defaults_only:
+            return _default_ignored(path)
+        return self.matched(path)
+
+    def matched(self, path: str) -> bool:
+        """Like `ignored`, always through the patterns (the reference for the fast path)."""
         verdict = False
         for layer in self._layers:
             if layer.domain:

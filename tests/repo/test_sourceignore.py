@@ -87,3 +87,29 @@ def test_spec_ignore_comes_last_and_wins() -> None:
 def test_blank_spec_ignore_keeps_the_defaults() -> None:
     files = {path: "" for path in FILES if not path.endswith(".sourceignore")}
     assert ".github/workflows/ci.yaml" not in kept(files, spec_ignore="\n# nothing\n")
+
+
+def test_the_fast_default_rules_agree_with_the_patterns() -> None:
+    rules = sourceignore.IgnoreRules.build({})
+    names = [
+        *sourceignore.DEFAULT_PATTERNS,
+        *sourceignore.VCS_PATTERNS,
+        "deploy.yaml",
+        "logo.PNG",
+        "a.tar.gz",
+        "x.tgz",
+        "github",
+        ".github.yaml",
+        "cloudbuild.yml",
+        ".sops.yml",
+    ]
+    paths = []
+    for name in names:
+        clean = name.removeprefix("**/").removeprefix("*").rstrip("/") or "x"
+        for parent in ("", "apps/", "apps/.github/", "a/.git/b/", ".circleci/x/"):
+            paths += [f"{parent}{clean}", f"{parent}{clean}/inner.yaml", f"{parent}file{clean}"]
+    assert len(paths) > 300
+    disagree = [p for p in paths if rules.ignored(p) != rules.matched(p)]
+    assert disagree == []
+    assert rules.ignored("apps/.github/workflows/ci.yaml")
+    assert not rules.ignored("apps/deploy.yaml")
