@@ -157,6 +157,8 @@ class RenderedUnit:
     chart_crds: frozenset[ObjectRef] = frozenset()
     """The CRDs a HelmRelease's chart has in `crds/`: helm-controller applies them by its CRD
     policy, not with the release, and never deletes them."""
+    unavailable_source: str | None = None
+    """When the render failed because a source could not be reached: its URL (no query)."""
     depends_on: tuple[UnitRef, ...] = ()
     source: SourceRef | None = None
     file: str | None = None

@@ -687,6 +687,7 @@ def test_plan_preview_combines_clusters_by_path() -> None:
         "move": 0,
         "unknown": 0,
         "failed": 0,
+        "unavailable": 0,
     }
 
 
