@@ -340,17 +340,25 @@ def test_child_left_running_by_its_parent_keeps_its_objects(
 
 
 @pytest.mark.parametrize(
-    ("policy", "prune", "expected"),
+    ("policy", "prune", "expected", "why"),
     [
-        pytest.param("MirrorPrune", True, "delete", id="mirror-prune-true"),
-        pytest.param("MirrorPrune", False, "orphan", id="mirror-prune-false"),
-        pytest.param("Delete", False, "delete", id="delete"),
-        pytest.param("WaitForTermination", False, "delete", id="wait-for-termination"),
-        pytest.param("Orphan", True, "orphan", id="orphan"),
+        pytest.param("MirrorPrune", True, "delete", "it has prune: true", id="mirror-prune-true"),
+        pytest.param(
+            "MirrorPrune", False, "orphan", "it has prune: false", id="mirror-prune-false"
+        ),
+        pytest.param("Delete", False, "delete", "its deletionPolicy is Delete", id="delete"),
+        pytest.param(
+            "WaitForTermination",
+            False,
+            "delete",
+            "its deletionPolicy is WaitForTermination",
+            id="wait-for-termination",
+        ),
+        pytest.param("Orphan", True, "orphan", "its deletionPolicy is Orphan", id="orphan"),
     ],
 )
 def test_deletion_policy_of_a_removed_kustomization(
-    policy: str, prune: bool, expected: str
+    policy: str, prune: bool, expected: str, why: str
 ) -> None:
     base = cluster(_root(APPS), ks("apps", deployment(), prune=prune, deletion_policy=policy))
     head = cluster(_root())
@@ -359,7 +367,11 @@ def test_deletion_policy_of_a_removed_kustomization(
 
     assert apps.status is UnitStatus.REMOVED
     assert _actions(apps) == [(expected, "Deployment/web/api")]
-    assert policy in (apps.note or "") or "prune" in (apps.note or "")
+    outcome = "deleted" if expected == "delete" else "left in place"
+    assert apps.note == (
+        "Its Flux object is deleted (Kustomization/flux-system/flux-system prunes its Flux"
+        f" object) and {why}, so its objects are {outcome}."
+    )
 
 
 def test_deletion_policy_of_a_removed_parent_decides_for_its_children() -> None:
