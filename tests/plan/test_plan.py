@@ -476,6 +476,29 @@ def test_failed_head_render_withholds_its_objects_and_its_childrens() -> None:
     assert "orphan" not in _all_actions(plan)
 
 
+def test_parent_failed_at_base_and_removed_at_head_withholds_its_descendants() -> None:
+    base = cluster(
+        _root(APPS),
+        ks("apps", error="kustomize build failed: missing file"),
+        ks("web", deployment(), parent=APPS),
+        ks("db", configmap("x"), parent=WEB),
+    )
+    head = cluster(_root())
+
+    plan = planning.plan_cluster(base, head)
+
+    apps, web, db = _unit(plan, APPS), _unit(plan, WEB), _unit(plan, DB)
+    assert apps.status is UnitStatus.FAILED
+    assert apps.error == "at base: kustomize build failed: missing file"
+    assert web.status is UnitStatus.FAILED
+    assert web.error == "unknown because its parent Kustomization/flux-system/apps failed"
+    assert db.status is UnitStatus.FAILED
+    assert db.error == web.error
+    assert apps.changes == web.changes == db.changes == ()
+    # The removal itself is certain: the root prunes the Flux object it no longer renders.
+    assert _actions(_unit(plan, ROOT)) == [("delete", "Kustomization/flux-system/apps")]
+
+
 def test_failed_root_at_head_never_becomes_a_mass_delete() -> None:
     base = cluster(_root(APPS, WEB), ks("apps", deployment()), ks("web", configmap("x")))
     head = cluster(ks("flux-system", error="render timed out"))
