@@ -101,10 +101,10 @@ def test_example_same_revision_has_no_changes(example_repo: Path, preview: Previ
 
 
 DEMO_SUMMARY = """\
-| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units |
-|---|---:|---:|---:|---:|---:|---:|
-| `clusters/production` | 1 | 4 | ⚠️ **1** | 1 | 1 | 0 |
-| `clusters/staging` | 3 | 3 | 0 | 0 | 0 | 0 |
+| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units | Source unavailable |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| `clusters/production` | 1 | 4 | ⚠️ **1** | 1 | 1 | 0 | 0 |
+| `clusters/staging` | 3 | 3 | 0 | 0 | 0 | 0 | 0 |
 
 ⚠️ **1 object will be deleted:**
 - `clusters/production` `Kustomization/flux-system/apps`: `Deployment/apps/redis`
