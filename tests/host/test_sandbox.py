@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -68,9 +70,35 @@ print(attempt(lambda: open("/proc/self/environ").read()))
 print(attempt(lambda: open({str(scratch / "out.txt")!r}, "w").write("x")))
 print(attempt(lambda: open({str(work / "new.txt")!r}, "w").write("x")))
 print(attempt(lambda: open({str(canary.parent / "new.txt")!r}, "w").write("x")))
+print("exists" if os.path.exists({str(canary)!r}) else "hidden")  # metadata is not confined
 """
     lines = _python(jail, code, read=[work], write=[scratch]).split()
-    assert lines == ["allowed", "denied", "denied", "allowed", "denied", "denied"]
+    assert lines == ["allowed", "denied", "denied", "allowed", "denied", "denied", "exists"]
+
+
+def test_confined_process_cannot_signal_outside_and_has_no_core_dumps(jail: Sandbox) -> None:
+    code = f"""
+import os, resource
+try:
+    os.kill({os.getpid()}, 0)
+    print("signalled")
+except PermissionError:
+    print("denied")
+print(resource.getrlimit(resource.RLIMIT_CORE)[0])
+"""
+    assert _python(jail, code, read=[], write=[]).split() == ["denied", "0"]
+
+
+def test_udp_is_not_confined(jail: Sandbox) -> None:
+    # A documented limit of Landlock: only TCP has rules. Pod egress policy must cover UDP.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(30)
+        port = receiver.getsockname()[1]
+        code = "import socket\nsender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        code += f"sender.sendto(b'x', ('127.0.0.1', {port}))\n"
+        _python(jail, code, read=[], write=[])
+        assert receiver.recv(16) == b"x"
 
 
 @pytest.fixture
@@ -233,6 +261,14 @@ def test_sandbox_off_is_explicit_and_announced(
     assert Sandbox.off().confine(read=[tmp_path]) is None
     cli_main.main(["preview", "--repo", str(tmp_path / "not-a-repo"), "--sandbox", "off"])
     assert "sandbox off: kustomize and helm run unconfined" in capsys.readouterr().err
+    # The flag wins over the environment.
+    monkeypatch.setenv(sandbox.ENV_SETTING, "maybe")
+    assert sandbox.from_setting("off") == Sandbox.off()
+
+
+def test_files_mode_is_announced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli_main.main(["preview", "--repo", str(tmp_path / "not-a-repo"), "--sandbox", "files"])
+    assert "sandbox files: kustomize and helm run without network rules" in capsys.readouterr().err
 
 
 def test_unknown_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
