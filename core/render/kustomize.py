@@ -258,9 +258,7 @@ def _generates_secrets(tree: Path) -> bool:
     Kustomization files (`secretGenerator:`) and generator configs (`kind: SecretGenerator`)
     are both among the copied inputs, so one search of their bytes finds either.
     """
-    return any(
-        b"ecretGenerator" in path.read_bytes() for path in tree.rglob("*") if path.is_file()
-    )
+    return any(b"ecretGenerator" in path.read_bytes() for path in tree.rglob("*") if path.is_file())
 
 
 def _scrub(text: str, tree: Path, workdir: Path) -> str:
