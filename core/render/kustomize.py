@@ -263,8 +263,24 @@ def _build(
     try:
         return run(argv, cwd=tree, limits=bounded, confine=confine)
     except CommandError as exc:
+        if _generates_secrets(tree):
+            # kustomize quotes generator input in its errors (`invalid literal source <value>`),
+            # and nothing here knows which part of it is a Secret value: withhold it all.
+            raise RenderError(
+                f"{where}: kustomize build failed; its message is withheld because this build"
+                " generates Secrets and kustomize may quote their values"
+            ) from None
         message = _scrub(exc.stderr or str(exc), tree, workdir).removeprefix("Error: ")
         raise RenderError(f"{where}: kustomize build failed: {explain(message, confine)}") from None
+
+
+def _generates_secrets(tree: Path) -> bool:
+    """Tell whether a file copied for this build configures a Secret generator.
+
+    Kustomization files (`secretGenerator:`) and generator configs (`kind: SecretGenerator`)
+    are both among the copied inputs, so one search of their bytes finds either.
+    """
+    return any(b"ecretGenerator" in path.read_bytes() for path in tree.rglob("*") if path.is_file())
 
 
 def _scrub(text: str, tree: Path, workdir: Path) -> str:
