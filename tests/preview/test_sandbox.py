@@ -93,7 +93,7 @@ def _attacks(scene: Scene) -> dict[str, dict[str, str]]:
         "envs climbing": {"apps/leak/kustomization.yaml": _generator("envs", CLIMB)},
         "env of the process": {
             "apps/leak/kustomization.yaml": (
-                "secretGenerator: [{name: leak, env: /proc/self/environ}]\n"
+                "configMapGenerator: [{name: leak, env: /proc/self/environ}]\n"
             )
         },
         "the masking key": {"apps/leak/kustomization.yaml": _generator("files", key)},
