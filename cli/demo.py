@@ -59,9 +59,13 @@ def _run(args: argparse.Namespace) -> int:
                 jobs=args.jobs,
                 source=[],
                 allow_remote_base=[],
+                allow_host=[],
+                config=None,
+                unavailable_sources=None,
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,
+                sandbox=None,
             )
         )
     # The example is meant to change things: exit 1 (changes) is the demo working.
