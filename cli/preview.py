@@ -17,6 +17,7 @@ from typing import Any
 
 from core import preview
 from core.errors import InputError, TidegateError
+from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
@@ -73,6 +74,19 @@ def register(subparsers: Any) -> None:
         metavar="URL_PREFIX",
         help="allow remote kustomize bases under this prefix (repeatable; default: none)",
     )
+    parser.add_argument(
+        "--allow-source-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a chart or OCI registry host a pull request may introduce (repeatable; hosts the "
+        "base revision already uses are always allowed)",
+    )
+    parser.add_argument(
+        "--allow-loopback-sources",
+        action="store_true",
+        help="let sources live on loopback addresses (for tests against local servers only)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
@@ -92,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
+        fetch_policy=FetchPolicy(
+            allowed_hosts=frozenset(args.allow_source_host),
+            allow_loopback=args.allow_loopback_sources,
+        ),
     )
     request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
     with Repository(args.repo) as repo:

@@ -8,12 +8,15 @@ to the planner. It formats nothing and prints nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.changes import Preview
+from core.fetch import FetchError, allow_list_entry_of
+from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
@@ -21,12 +24,13 @@ from core.repo.git import Repository, Tree
 from core.repo.source import GitSource
 from core.units import ClusterRender
 
-__all__ = ["PreviewRequest", "find_clusters", "render_revision", "run_preview"]
+__all__ = ["PreviewRequest", "find_clusters", "render_revision", "run_preview", "source_hosts"]
 
 # A cheap test for "this directory holds Flux Kustomizations", without parsing YAML.
 _FLUX_KUSTOMIZATION = re.compile(rb"kustomize\.toolkit\.fluxcd\.io/v1")
 
 Progress = Callable[[str], None]
+_URL_SOURCES = frozenset({"HelmRepository", "OCIRepository"})
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,44 @@ def run_preview(
     clusters = list(request.clusters) or sorted(
         set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree))
     )
+    # The base revision is already merged: the sources it names are trusted. Head may reach those
+    # and the operator's allow-list, nothing else.
+    trusting = replace(settings.fetch_policy, allowed_hosts=None)
     with ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="render") as pool:
         say(f"base {base[:12]}")
-        base_renders = render_revision(repo, base_tree, clusters, settings, specs=specs, pool=pool)
+        base_renders = render_revision(
+            repo,
+            base_tree,
+            clusters,
+            replace(settings, fetch_policy=trusting),
+            specs=specs,
+            pool=pool,
+        )
+        head_policy = settings.fetch_policy.allowing(source_hosts(base_renders.values()))
         say(f"head {head[:12]}")
-        head_renders = render_revision(repo, head_tree, clusters, settings, specs=specs, pool=pool)
+        head_renders = render_revision(
+            repo,
+            head_tree,
+            clusters,
+            replace(settings, fetch_policy=head_policy),
+            specs=specs,
+            pool=pool,
+        )
     return plan.plan_preview(base, head, base_renders, head_renders)
+
+
+def source_hosts(renders: Iterable[ClusterRender]) -> set[str]:
+    """Return the `host:port` of every chart repository and OCI registry the renders name."""
+    hosts: set[str] = set()
+    for cluster in renders:
+        for unit in cluster.units.values():
+            for ref in unit.objects or {}:
+                if ref.group != FLUX_SOURCE_GROUP or ref.kind not in _URL_SOURCES:
+                    continue
+                url = (unit.objects or {})[ref].body.get("spec", {}).get("url")
+                with contextlib.suppress(FetchError):
+                    hosts.add(allow_list_entry_of(str(url or "")))
+    return hosts
 
 
 def find_clusters(repo: Repository, tree: Tree) -> list[str]:

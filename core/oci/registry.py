@@ -206,12 +206,12 @@ class RegistryClient:
         key = (repo.host, repo.name)
         headers = {"Authorization": f"Bearer {self._tokens[key]}"} if key in self._tokens else {}
         policy = self.policy
-        if follow_anywhere:
-            # The registry host is checked first; where it then sends a download is its business,
-            # within the address rules.
-            policy.check_host(parse_url(url))
-            policy = replace(policy, allowed_hosts=None)
         try:
+            if follow_anywhere:
+                # The registry host is checked first; where it then sends a download is its
+                # business, within the address rules.
+                policy.check_host(parse_url(url))
+                policy = replace(policy, allowed_hosts=None)
             response = fetch(
                 url,
                 policy=policy,
