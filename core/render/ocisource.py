@@ -17,6 +17,7 @@ only the cache and the unit's work directory, and never runs a tool.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ __all__ = [
     "is_oci_helm_repository",
     "prepare_chart",
 ]
+
+
+_VERSION_LINE = re.compile(r"^version:[^\n]*$", re.MULTILINE)
 
 
 class MissingSource(TidegateError):  # noqa: N818 - the unit waits; shown only if it never appears
@@ -108,7 +112,8 @@ def prepare_chart(artifact: Artifact, workdir: Path, *, track_digest: bool) -> P
     The artifact is a chart archive (`copy`) or a directory holding one chart directory
     (`extract`). With `track_digest` (a chartRef to an OCIRepository) the chart's version gets
     the first 12 hex digits of the artifact digest as build metadata, and a tag revision must
-    equal the chart's version (helm-controller's `mutateChartWithSourceRevision`).
+    be a semantic version equal to the chart's (helm-controller's
+    `mutateChartWithSourceRevision`).
 
     Raises:
         RenderError: the artifact is not one chart, or its version does not match the tag.
@@ -152,15 +157,27 @@ def _track_digest(chart_yaml: Path, revision: str) -> None:
     except semver.SemverError as exc:
         raise RenderError(f"the chart version is invalid: {exc}") from None
     tag, _, digest = revision.rpartition("@")
-    if tag and tag != version:
-        raise RenderError(f"artifact revision {tag} does not match chart version {version}")
+    if tag:
+        # OCI tags spell semver's `+` as `_` (helm's convention); the tag must be the version.
+        try:
+            tagged = semver.parse_version(tag.replace("_", "+"))
+        except semver.SemverError:
+            raise RenderError(f"failed parsing artifact revision {tag}") from None
+        if tagged.key() != parsed.key():
+            raise RenderError(f"artifact revision {tag} does not match chart version {version}")
     hex_part = digest.partition(":")[2]
     if len(hex_part) < 12:
         raise RenderError(f"artifact revision {revision} has no digest")
-    meta["version"] = str(
+    tracked = str(
         semver.Version(parsed.major, parsed.minor, parsed.patch, parsed.prerelease, hex_part[:12])
     )
-    chart_yaml.write_text(yamlio.dump(meta))
+    # Only the version line changes: a YAML round trip could retype other fields (`appVersion:
+    # 1.0` would become a number).
+    text = chart_yaml.read_text()
+    updated, count = _VERSION_LINE.subn(f"version: {tracked}", text, count=1)
+    if count != 1:
+        raise RenderError("the chart's Chart.yaml has no top-level version line")
+    chart_yaml.write_text(updated)
 
 
 def is_oci_helm_repository(repository: Manifest) -> bool:

@@ -212,7 +212,7 @@ def _chart_source(charts: str, ref: str, operation: str) -> str:
 def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview
 ) -> None:
-    RegistryAPI(oci_registry, "charts/webapp").retag("1.0.0", "stable")
+    RegistryAPI(oci_registry, "charts/webapp").retag("1.0.0", "1.0.1")
     chart_ref = "chartRef: {kind: OCIRepository, name: webapp}"
     repo, base = new_repo(tmp_path / "repo", {**flux_cluster()})
     added = commit(
@@ -225,8 +225,8 @@ def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     )
     retagged = commit(
         repo,
-        {f"{PROD}/webapp-source.yaml": _chart_source(charts, "{tag: stable}", "copy")},
-        "follow the stable tag",
+        {f"{PROD}/webapp-source.yaml": _chart_source(charts, "{tag: 1.0.1}", "copy")},
+        "follow a tag that holds another chart version",
     )
 
     out = preview(repo, base, added, LOOPBACK)
@@ -240,7 +240,7 @@ def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     # helm-controller refuses a tag that is not the chart's version; so does the preview.
     assert mismatch.code == 2
     assert (
-        "artifact revision stable does not match chart version 1.0.0"
+        "artifact revision 1.0.1 does not match chart version 1.0.0"
         in (mismatch.unit(PROD, "web")["error"])
     )
 
