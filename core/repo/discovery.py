@@ -239,6 +239,10 @@ class _Walker:
         return self.context.self_source
 
     def _record(self, spec: UnitSpec, result: RenderedUnit) -> None:
+        # The spec's graph facts travel with the render, for the owner graph policies read.
+        result = replace(
+            result, depends_on=spec.depends_on, source=spec.source, file=spec.file or result.file
+        )
         self.units[spec.unit] = result
         self.specs[spec.unit] = spec
         self.context.objects.add(result.objects or {})
