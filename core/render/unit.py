@@ -277,7 +277,12 @@ class UnitRenderer:
         function does is local.
         """
         if spec.chart_ref is not None:
-            content = self.oci.repository(spec.chart_ref, objects, as_directory=False)
+            try:
+                content = self.oci.repository(spec.chart_ref, objects, as_directory=False)
+            except ocisource.MissingSource:
+                raise
+            except TidegateError as exc:
+                raise TidegateError(f"{spec.unit}: chartRef: {exc}") from None
             artifact = content.artifact
             where = f"{spec.unit}: {spec.chart_ref}"
             return (
