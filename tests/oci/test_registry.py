@@ -137,7 +137,12 @@ def test_layer_selector_picks_by_media_type_and_copy_keeps_the_blob(
     with pytest.raises(SourceError, match="failed to find layer with media type 'x/y'"):
         pull_artifact(
             client,
-            _spec(oci_registry, "fleet/layers", layerSelector={"mediaType": "x/y"}),
+            _spec(
+                oci_registry,
+                "fleet/layers",
+                ref={"tag": "1.0.0"},
+                layerSelector={"mediaType": "x/y"},
+            ),
         )
 
 

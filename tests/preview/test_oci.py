@@ -9,6 +9,7 @@ request introduces that is not allowed, and one that cannot be reached.
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from devenv.registry import Registry
 from tests.fixtures.registry import RegistryAPI, push_artifact, push_chart
 from tests.preview.conftest import Outcome, Preview
 from tests.preview.gitrepo import commit, flux_cluster, new_repo
-from tests.render.test_helm import helm_limits, write_chart
+from tests.render.helpers import write_tree
+from tests.render.test_helm import helm_limits
 
 PROD = "clusters/production"
 LOOPBACK = "--allow-loopback-sources"
@@ -53,7 +55,20 @@ def charts(oci_registry: Registry, helm_bin: Path, tmp_path_factory: pytest.Temp
     """webapp 1.0.0 and 1.1.0 pushed with helm to oci://<registry>/charts; returns that URL."""
     root = tmp_path_factory.mktemp("oci-charts")
     for version in ("1.0.0", "1.1.0"):
-        chart = write_chart(root / f"src-{version}" / "webapp", version)
+        chart = write_tree(
+            root / f"src-{version}" / "webapp",
+            {
+                "Chart.yaml": f"apiVersion: v2\nname: webapp\nversion: {version}\n",
+                "templates/info.yaml": """
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata: {name: '{{ .Release.Name }}-info'}
+                    data:
+                      chart: '{{ .Chart.Name }}-{{ .Chart.Version }}'
+                      replicas: '{{ .Values.replicas }}'
+                """,
+            },
+        )
         run(
             [str(helm_bin), "package", str(chart), "--destination", str(root / "pkg")],
             limits=helm_limits(root / "home"),
@@ -126,7 +141,7 @@ def test_a_kustomization_over_an_oci_artifact_shows_the_version_change(
     assert out.code == 1, out.report + out.stderr
     assert _deployment_fields(out) == [["spec.replicas", "spec.template.spec.containers[0].image"]]
     deployment = next(c for c in out.unit(PROD, "app")["changes"] if c["kind"] == "Deployment")
-    assert "+        image: nginx:1.1.0" in deployment["diff"]
+    assert "+      - image: nginx:1.1.0" in deployment["diff"]
 
 
 def test_digest_and_layer_selector_copy_render_the_same_content(
@@ -148,9 +163,10 @@ def test_digest_and_layer_selector_copy_render_the_same_content(
 
     out = preview(repo, base, head, LOOPBACK)
 
-    # The digest wins over the tag and names the same content: nothing changes in the cluster.
-    assert out.code == 0, out.report + out.stderr
+    # The digest wins over the tag and names the same content: only the source object changes.
+    assert out.code == 1, out.report + out.stderr
     assert out.unit(PROD, "app")["status"] == "unchanged"
+    assert [c[2:4] for c in out.changes()] == [("update", "OCIRepository")]
 
 
 def _release(chart_spec: str, name: str = "web") -> str:
@@ -189,9 +205,10 @@ def test_chart_ref_to_an_oci_repository_tracks_the_digest(
     assert out.code == 1, out.report + out.stderr
     web = out.unit(PROD, "web")
     assert web["status"] == "rendered", web
-    configmap = next(c for c in web["changes"] if c["kind"] == "ConfigMap")
+    info = next(c for c in web["changes"] if c["kind"] == "ConfigMap")
     # helm-controller sets the chart version to <version>+<12 hex of the digest>.
-    assert "chart: webapp-1.1.0_" in configmap["diff"], configmap["diff"]
+    assert re.search(r"^-  chart: webapp-1\.0\.0\+[0-9a-f]{12}$", info["diff"], re.M), info["diff"]
+    assert re.search(r"^\+  chart: webapp-1\.1\.0\+[0-9a-f]{12}$", info["diff"], re.M), info["diff"]
 
 
 def _chart_source(charts: str, ref: str, operation: str) -> str:
@@ -212,7 +229,7 @@ def _chart_source(charts: str, ref: str, operation: str) -> str:
 def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview
 ) -> None:
-    RegistryAPI(oci_registry, "charts/webapp").retag("1.0.0", "1.0.1")
+    RegistryAPI(oci_registry, "charts/webapp").retag("1.0.0", "1.2.0")
     chart_ref = "chartRef: {kind: OCIRepository, name: webapp}"
     repo, base = new_repo(tmp_path / "repo", {**flux_cluster()})
     added = commit(
@@ -225,22 +242,23 @@ def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     )
     retagged = commit(
         repo,
-        {f"{PROD}/webapp-source.yaml": _chart_source(charts, "{tag: 1.0.1}", "copy")},
+        {f"{PROD}/webapp-source.yaml": _chart_source(charts, "{tag: 1.2.0}", "copy")},
         "follow a tag that holds another chart version",
     )
 
-    out = preview(repo, base, added, LOOPBACK)
+    # The registry is new in `added`: the operator allows it.
+    out = preview(repo, base, added, LOOPBACK, "--allow-source-host", oci_registry.host)
     mismatch = preview(repo, added, retagged, LOOPBACK)
 
     assert out.code == 1, out.report + out.stderr
     web = out.unit(PROD, "web")
     assert web["status"] == "added"
-    configmap = next(c for c in web["changes"] if c["kind"] == "ConfigMap")
-    assert "chart: webapp-1.0.0_" in configmap["diff"]
+    info = next(c for c in web["changes"] if c["kind"] == "ConfigMap")
+    assert re.search(r"^\+  chart: webapp-1\.0\.0\+[0-9a-f]{12}$", info["diff"], re.M), info["diff"]
     # helm-controller refuses a tag that is not the chart's version; so does the preview.
     assert mismatch.code == 2
     assert (
-        "artifact revision 1.0.1 does not match chart version 1.0.0"
+        "artifact revision 1.2.0 does not match chart version 1.0.0"
         in (mismatch.unit(PROD, "web")["error"])
     )
 
@@ -286,7 +304,7 @@ def test_chart_ref_to_a_helm_chart_and_an_oci_helm_repository(
     head = commit(
         repo,
         {
-            f"{PROD}/webapp-chart.yaml": helm_chart(">=1.1.0"),
+            f"{PROD}/webapp-chart.yaml": helm_chart("~1.1.0"),
             f"{PROD}/api.yaml": _release(chart_spec("~1.1"), name="api"),
         },
         "webapp 1.1 everywhere",
@@ -297,9 +315,10 @@ def test_chart_ref_to_a_helm_chart_and_an_oci_helm_repository(
     assert out.code == 1, out.report + out.stderr
     for name in ("web", "api"):
         changes = out.unit(PROD, name)["changes"]
-        configmap = next(c for c in changes if c["kind"] == "ConfigMap")
-        assert "chart: webapp-1.1.0" in configmap["diff"], (name, configmap["diff"])
-        assert "chart: webapp-1.1.0_" not in configmap["diff"]
+        info = next(c for c in changes if c["kind"] == "ConfigMap")
+        # Charts from a HelmChart or a HelmRepository get no digest in their version.
+        assert re.search(r"^-  chart: webapp-1\.0\.0$", info["diff"], re.M), info["diff"]
+        assert re.search(r"^\+  chart: webapp-1\.1\.0$", info["diff"], re.M), info["diff"]
 
 
 def test_a_registry_the_pull_request_introduces_must_be_allowed(
