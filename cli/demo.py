@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from cli import preview
+from core.host.command import run
 
 __all__ = ["build_example_repo", "register"]
 
@@ -59,6 +59,9 @@ def _run(args: argparse.Namespace) -> int:
                 jobs=args.jobs,
                 source=[],
                 allow_remote_base=[],
+                allow_host=[],
+                config=None,
+                unavailable_sources=None,
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,
@@ -84,4 +87,4 @@ def _commit(repo: Path, message: str) -> None:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True)
+    run(["git", *args], cwd=repo)

@@ -12,6 +12,9 @@ Units:
 - failed on either side, or present on one side only when that cannot be proven (see "Failing
   closed"): `failed` with the reason, and none of its objects is shown. A broken render never
   reads as "delete everything".
+- failed only because a source could not be reached (`RenderedUnit.unavailable_source` on every
+  failing side): `unavailable` with the URL and reason, its objects withheld exactly like a
+  failed unit's; whether that fails the preview is the caller's choice (`Preview.skip_unavailable`).
 
 Objects of a unit rendered on both sides:
 
@@ -107,7 +110,9 @@ def plan_cluster(base: ClusterRender | None, head: ClusterRender | None) -> Clus
 def _plan(path: str, base: ClusterRender | None, head: ClusterRender | None) -> ClusterPlan:
     planner = _Planner(base, head)
     units = tuple(planner.unit(ref) for ref in sorted(planner.base.keys() | planner.head.keys()))
-    return ClusterPlan(path=path, units=units, errors=planner.errors())
+    return ClusterPlan(
+        path=path, units=units, errors=planner.errors(), duplicates=planner.head_duplicates()
+    )
 
 
 class _Fate(enum.Enum):
@@ -226,6 +231,10 @@ class _Planner:
             *_duplicates(self.head_owners, "head"),
         )
 
+    def head_duplicates(self) -> dict[ObjectRef, tuple[UnitRef, ...]]:
+        """Objects that more than one unit renders at head, with those units."""
+        return {obj: tuple(units) for obj, units in self.head_owners.items() if len(units) > 1}
+
     def unit(self, ref: UnitRef) -> UnitPlan:
         """Plan one unit."""
         before, after = self.base.get(ref), self.head.get(ref)
@@ -234,8 +243,11 @@ class _Planner:
             raise ValueError(f"{ref} is rendered on neither side")
         failure = self.failure(ref)
         tally, status, note = _Tally(), UnitStatus.FAILED, None
+        unavailable = self._unavailable_source(before, after)
         if failure is None:
             status, note = self._plan_objects(tally, ref, before, after)
+        elif unavailable is not None:
+            status = UnitStatus.UNAVAILABLE
         return UnitPlan(
             unit=ref,
             status=status,
@@ -249,11 +261,21 @@ class _Planner:
             depends_on=shown.depends_on,
             source=shown.source,
             file=shown.file,
+            deletion_policy=(before or shown).deletion_policy,
             skipped=tally.skipped,
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
             note=note,
+            unavailable_source=unavailable if status is UnitStatus.UNAVAILABLE else None,
         )
+
+    @staticmethod
+    def _unavailable_source(before: RenderedUnit | None, after: RenderedUnit | None) -> str | None:
+        """The unreachable source's URL, when that alone kept the unit from rendering."""
+        failed = [u for u in (before, after) if u is not None and u.objects is None]
+        if failed and all(u.unavailable_source for u in failed):
+            return failed[0].unavailable_source
+        return None
 
     def _plan_objects(
         self, tally: _Tally, ref: UnitRef, before: RenderedUnit | None, after: RenderedUnit | None

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from core.fetch import FetchPolicy
+from core.host.command import run
 from core.oci.reference import parse_repository
 from core.oci.registry import RegistryClient, RegistryError
 from core.oci.source import OCIRepositorySpec, SourceError, pull_artifact, pull_chart
-from core.render.command import run
 from devenv.registry import Registry
 from tests.fixtures.registry import FLUX_LAYER, RegistryAPI, push_artifact, push_chart
 from tests.render.test_helm import helm_limits, write_chart

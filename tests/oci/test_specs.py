@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 from core.errors import InputError
-from core.model import Manifest, UnitKind, UnitRef
 from core.oci.reference import OCIReferenceError, check_digest, check_tag, parse_repository
 from core.oci.source import OCIRepositorySpec
-from core.preview import source_hosts
-from core.units import ClusterRender, HelmReleaseSpec, RenderedUnit, SourceRef, parse_unit
+from core.units import HelmReleaseSpec, SourceRef, parse_unit
 
 FILE = "clusters/prod/source.yaml"
 
@@ -124,34 +122,3 @@ def test_chart_ref_mistakes_are_named(spec: dict[str, Any], field: str, message:
         release(spec)
     assert f"field {field}" in str(caught.value)
     assert message in str(caught.value)
-
-
-def test_the_hosts_a_revision_uses_are_collected_for_the_allow_list() -> None:
-    def source(kind: str, name: str, url: str) -> Manifest:
-        return Manifest(
-            "source.toolkit.fluxcd.io/v1",
-            {
-                "apiVersion": "source.toolkit.fluxcd.io/v1",
-                "kind": kind,
-                "metadata": {"name": name, "namespace": "flux-system"},
-                "spec": {"url": url},
-            },
-        )
-
-    objects = [
-        source("OCIRepository", "app", "oci://ghcr.io/org/app"),
-        source("HelmRepository", "oci", "oci://registry.example.com:5000/charts"),
-        source("HelmRepository", "http", "https://charts.example.com/stable"),
-        source("GitRepository", "git", "https://git.example.com/fleet.git"),
-        source("OCIRepository", "broken", "not a url"),
-    ]
-    unit = UnitRef(UnitKind.KUSTOMIZATION, "flux-system", "flux-system")
-    render = ClusterRender(
-        "clusters/prod",
-        {unit: RenderedUnit(unit, prune=True, objects={m.ref: m for m in objects})},
-    )
-    assert source_hosts([render]) == {
-        "ghcr.io:443",
-        "registry.example.com:5000",
-        "charts.example.com:443",
-    }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.render.command import run
+from core.host.command import run
 from devenv.registry import Registry
 from tests.fixtures.registry import RegistryAPI, push_artifact, push_chart
 from tests.preview.conftest import Outcome, Preview
@@ -24,7 +24,6 @@ from tests.render.helpers import write_tree
 from tests.render.test_helm import helm_limits
 
 PROD = "clusters/production"
-LOOPBACK = "--allow-loopback-sources"
 
 
 def _app(version: str, replicas: int) -> dict[str, str]:
@@ -39,6 +38,14 @@ def _app(version: str, replicas: int) -> dict[str, str]:
             f"    spec: {{containers: [{{name: app, image: 'nginx:{version}'}}]}}\n"
         ),
     }
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> list[str]:
+    """Arguments for an operator configuration that opens loopback (the registry lives there)."""
+    config = tmp_path / "operator.yaml"
+    config.write_text("fetch: {allowLoopback: true}\n")
+    return ["--config", str(config)]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +129,7 @@ def test_a_kustomization_over_an_oci_artifact_shows_the_version_change(
     oci_registry: Registry,
     artifacts: dict[str, str],
     preview: Preview,
+    loopback: list[str],
     base_ref: str,
     head_ref: str,
 ) -> None:
@@ -136,7 +144,7 @@ def test_a_kustomization_over_an_oci_artifact_shows_the_version_change(
     )
     head = commit(repo, {f"{PROD}/app-source.yaml": _oci_source(url, head_ref)}, "move app to 1.1")
 
-    out = preview(repo, base, head, LOOPBACK)
+    out = preview(repo, base, head, *loopback)
 
     assert out.code == 1, out.report + out.stderr
     assert _deployment_fields(out) == [["spec.replicas", "spec.template.spec.containers[0].image"]]
@@ -145,7 +153,11 @@ def test_a_kustomization_over_an_oci_artifact_shows_the_version_change(
 
 
 def test_digest_and_layer_selector_copy_render_the_same_content(
-    tmp_path: Path, oci_registry: Registry, artifacts: dict[str, str], preview: Preview
+    tmp_path: Path,
+    oci_registry: Registry,
+    artifacts: dict[str, str],
+    preview: Preview,
+    loopback: list[str],
 ) -> None:
     url = f"oci://{oci_registry.host}/fleet/app"
     by_tag = _oci_source(url, "{tag: 2.0.0}")
@@ -161,7 +173,7 @@ def test_digest_and_layer_selector_copy_render_the_same_content(
     )
     head = commit(repo, {f"{PROD}/app-source.yaml": by_digest_copy}, "pin app by digest")
 
-    out = preview(repo, base, head, LOOPBACK)
+    out = preview(repo, base, head, *loopback)
 
     # The digest wins over the tag and names the same content: only the source object changes.
     assert out.code == 1, out.report + out.stderr
@@ -184,7 +196,7 @@ def _release(chart_spec: str, name: str = "web") -> str:
 
 
 def test_chart_ref_to_an_oci_repository_tracks_the_digest(
-    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview
+    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview, loopback: list[str]
 ) -> None:
     def source(tag: str) -> str:
         return _chart_source(charts, f"{{tag: {tag}}}", "copy")
@@ -200,7 +212,7 @@ def test_chart_ref_to_an_oci_repository_tracks_the_digest(
     )
     head = commit(repo, {f"{PROD}/webapp-source.yaml": source("1.1.0")}, "webapp 1.1.0")
 
-    out = preview(repo, base, head, LOOPBACK)
+    out = preview(repo, base, head, *loopback)
 
     assert out.code == 1, out.report + out.stderr
     web = out.unit(PROD, "web")
@@ -227,7 +239,7 @@ def _chart_source(charts: str, ref: str, operation: str) -> str:
 
 
 def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
-    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview
+    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview, loopback: list[str]
 ) -> None:
     RegistryAPI(oci_registry, "charts/webapp").retag("1.0.0", "1.2.0")
     chart_ref = "chartRef: {kind: OCIRepository, name: webapp}"
@@ -247,8 +259,8 @@ def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
     )
 
     # The registry is new in `added`: the operator allows it.
-    out = preview(repo, base, added, LOOPBACK, "--allow-source-host", oci_registry.host)
-    mismatch = preview(repo, added, retagged, LOOPBACK)
+    out = preview(repo, base, added, *loopback, "--allow-host", oci_registry.host)
+    mismatch = preview(repo, added, retagged, *loopback)
 
     assert out.code == 1, out.report + out.stderr
     web = out.unit(PROD, "web")
@@ -264,7 +276,7 @@ def test_chart_ref_with_an_extracted_chart_and_a_tag_that_is_not_its_version(
 
 
 def test_chart_ref_to_a_helm_chart_and_an_oci_helm_repository(
-    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview
+    tmp_path: Path, oci_registry: Registry, charts: str, preview: Preview, loopback: list[str]
 ) -> None:
     helm_repository = f"""
         apiVersion: source.toolkit.fluxcd.io/v1
@@ -310,7 +322,7 @@ def test_chart_ref_to_a_helm_chart_and_an_oci_helm_repository(
         "webapp 1.1 everywhere",
     )
 
-    out = preview(repo, base, head, LOOPBACK)
+    out = preview(repo, base, head, *loopback)
 
     assert out.code == 1, out.report + out.stderr
     for name in ("web", "api"):
@@ -322,7 +334,11 @@ def test_chart_ref_to_a_helm_chart_and_an_oci_helm_repository(
 
 
 def test_a_registry_the_pull_request_introduces_must_be_allowed(
-    tmp_path: Path, oci_registry: Registry, artifacts: dict[str, str], preview: Preview
+    tmp_path: Path,
+    oci_registry: Registry,
+    artifacts: dict[str, str],
+    preview: Preview,
+    loopback: list[str],
 ) -> None:
     url = f"oci://{oci_registry.host}/fleet/app"
     repo, base = new_repo(tmp_path / "repo", {**flux_cluster()})
@@ -332,8 +348,8 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
         "add app from a new registry",
     )
 
-    refused = preview(repo, base, head, LOOPBACK)
-    allowed = preview(repo, base, head, LOOPBACK, "--allow-source-host", oci_registry.host)
+    refused = preview(repo, base, head, *loopback)
+    allowed = preview(repo, base, head, *loopback, "--allow-host", oci_registry.host)
 
     assert refused.code == 2
     error = refused.unit(PROD, "app")["error"]
@@ -344,7 +360,7 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
 
 
 def test_an_unreachable_registry_fails_the_unit_by_name(
-    tmp_path: Path, artifacts: dict[str, str], preview: Preview
+    tmp_path: Path, artifacts: dict[str, str], preview: Preview, loopback: list[str]
 ) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -357,7 +373,7 @@ def test_an_unreachable_registry_fails_the_unit_by_name(
         "add app",
     )
 
-    out = preview(repo, base, head, LOOPBACK, "--allow-source-host", f"127.0.0.1:{port}")
+    out = preview(repo, base, head, *loopback, "--allow-host", f"127.0.0.1:{port}")
 
     assert out.code == 2
     error = out.unit(PROD, "app")["error"]
