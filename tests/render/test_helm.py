@@ -275,8 +275,17 @@ def test_render_from_a_git_repository_chart(helm_bin: Path, tmp_path: Path) -> N
     manifests = render_helm_release(
         spec, chart, {}, helm=helm_bin, workdir=work, masker=Masker(b"h" * 32)
     )
-    refs = {m.ref for m in manifests}
-    assert ObjectRef("apps", "Deployment", "team", "team-web") in refs
+    # Every object of the chart, under the target namespace and the default release name
+    # (<targetNamespace>-<name>); the hook and the test Pod are left out, as Flux leaves them.
+    assert {m.ref for m in manifests} == {
+        ObjectRef("apps", "Deployment", "team", "team-web"),
+        ObjectRef("", "ConfigMap", "explicit", "team-web-config"),
+        ObjectRef("", "Secret", "team", "team-web-secret"),
+        ObjectRef("rbac.authorization.k8s.io", "ClusterRole", "", "team-web-reader"),
+        ObjectRef("example.com", "Widget", "team", "team-web"),
+        ObjectRef("apiextensions.k8s.io", "CustomResourceDefinition", "", "widgets.example.com"),
+    }
+    assert all(m.source == "apps/web.yaml" for m in manifests)
 
 
 def test_post_renderer_kustomize_patches_and_images(
