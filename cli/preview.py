@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         progress.finish()
     report = jsonout.dumps(result) if args.format == "json" else markdown.render(result)
     if args.output:
-        args.output.write_text(report)
+        try:
+            args.output.write_text(report)
+        except OSError as exc:
+            raise InputError(f"--output {args.output}: cannot write it ({exc.strerror})") from None
     else:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
     if result.failed:

@@ -27,9 +27,18 @@ from core.host.files import DirectorySource, FileSource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize, ocisource
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
+from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
+from core.repo.view import FileView
 from core.sources.helmrepo import ChartPuller, SourceUnavailableError
-from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
+from core.units import (
+    DEFAULT_CRD_POLICY,
+    HelmReleaseSpec,
+    KustomizationSpec,
+    RenderedUnit,
+    SourceRef,
+)
 
 __all__ = ["RenderSettings", "UnitRenderer"]
 
@@ -76,19 +85,19 @@ class UnitRenderer:
     def __init__(
         self,
         settings: RenderSettings,
-        source: FileSource,
-        tree: TreeView,
+        artifacts: Artifacts,
         *,
         pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
-        self.source = source
-        self.tree = tree
+        self.artifacts = artifacts
+        self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key())
         self.oci = ocisource.OCISources(settings.fetch_policy, settings.cache.root / "oci")
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
 
     def _count_render(self, spec: UnitSpec) -> None:
         self.settings.rendered.append(str(spec.unit))
@@ -125,22 +134,28 @@ class UnitRenderer:
                 and spec.source not in self.settings.sources
             ):
                 return self._oci_kustomization(spec, objects)
-            source = self._source_for(spec.source, self_source, spec)
+            source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
                 return self._kustomization(spec, source, objects)
             return self._helm_release(spec, source, objects, self_source)
         except _Missing as missing:
-            return Pending(missing.what)
+            return Pending(missing.what, missing.message)
         except ocisource.MissingSource as missing:
             return Pending(str(missing.ref))
         except TidegateError as exc:
             return _failure(spec, str(exc))
 
     def _source_for(
-        self, ref: SourceRef, self_source: SourceRef | None, spec: UnitSpec
+        self,
+        ref: SourceRef,
+        self_source: SourceRef | None,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
     ) -> FileSource:
         if ref == self_source or (self_source is None and ref.kind == "GitRepository"):
-            return self.source
+            return self.artifacts.repository(_spec_ignore(objects, ref))
+        if ref.kind == "ExternalArtifact":
+            return self._external(ref, spec, objects, self_source)
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
@@ -149,15 +164,75 @@ class UnitRenderer:
             "OCIRepository",
             "HelmChart",
         ):
-            return self.source  # resolved from the objects rendered in the cluster
-        if ref.kind == "ExternalArtifact":
-            raise TidegateError(
-                f"{spec.unit}: source {ref}: ExternalArtifact sources are not previewed yet"
-            )
+            # Resolved from the objects rendered in the cluster, not read as a directory.
+            return self.artifacts.repository(None)
+        if ObjectRef(FLUX_SOURCE_GROUP, ref.kind, ref.namespace, ref.name) not in objects:
+            # Another unit may still render it; if none does, say so rather than advise --source.
+            raise _Missing(str(ref), f"{_spaced(ref)} is not defined in this repository")
         raise TidegateError(
             f"{spec.unit}: source {ref} is not this repository; "
             f"pass --source {ref}=DIR to render it"
         )
+
+    def _external(
+        self,
+        ref: SourceRef,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
+        self_source: SourceRef | None,
+    ) -> FileSource:
+        """Compose an ExternalArtifact from the ArtifactGenerator that declares it."""
+        directory = self.settings.sources.get(ref)
+        if directory is not None:
+            return DirectorySource(directory)
+        generator = self._generator_for(ref, objects)
+        if generator is None:
+            raise _Missing(
+                str(ref),
+                f"{_spaced(ref)} is not composed by any ArtifactGenerator in this repository",
+            )
+        views: dict[str, FileView] = {}
+        for alias, source in generator.sources.items():
+            src = SourceRef(source.kind, source.namespace, source.name)
+            if src == self_source or (self_source is None and src.kind == "GitRepository"):
+                views[alias] = self.artifacts.repository(_spec_ignore(objects, src))
+            elif src in self.settings.sources:
+                views[alias] = self.artifacts.directory(self.settings.sources[src])
+            else:
+                raise TidegateError(
+                    f"{spec.unit}: {generator.label} (file {generator.file}) copies from {src}, "
+                    f"which is not this repository; pass --source {src}=DIR to render it"
+                )
+        return self.artifacts.generated(generator, ref.name, views)
+
+    def _generator_for(
+        self, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+    ) -> GeneratorSpec | None:
+        """Find the ArtifactGenerator in the artifact's namespace that declares it."""
+        for obj in objects:
+            if obj.group != GENERATOR_GROUP or obj.kind != GENERATOR_KIND:
+                continue
+            if obj.namespace not in (ref.namespace, ""):
+                continue
+            generator = self._parse_generator(objects[obj])
+            if generator.namespace == ref.namespace and generator.artifact(ref.name):
+                return generator
+        return None
+
+    def _parse_generator(self, manifest: Manifest) -> GeneratorSpec:
+        entry = self._generators.get(id(manifest))
+        if entry is None:
+            try:
+                parsed: GeneratorSpec | TidegateError = parse_generator(
+                    manifest.body, file=manifest.source
+                )
+            except TidegateError as exc:
+                parsed = exc
+            # The manifest is kept alongside, so its id cannot be reused while cached.
+            entry = self._generators[id(manifest)] = (manifest, parsed)
+        if isinstance(entry[1], TidegateError):
+            raise entry[1]
+        return entry[1]
 
     def _oci_kustomization(
         self, spec: KustomizationSpec, objects: Mapping[ObjectRef, Manifest]
@@ -189,7 +264,7 @@ class UnitRenderer:
         artifact: tuple[str, str | None] | None = None,
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
-        tree: TreeView = self.tree if source is self.source else _DirectoryTree(source)
+        tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
         if artifact is not None:
             tree = _ArtifactTree(artifact[0])
             read_from |= frozenset([artifact[1]] if artifact[1] else [])
@@ -204,7 +279,7 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
-            return _rendered(spec, cached)
+            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
 
         def render() -> RenderedUnit:
             try:
@@ -222,12 +297,13 @@ class UnitRenderer:
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            # The files defining its substitution sources are inputs too (ownership index).
+            # The files defining its substitution sources are inputs too (ownership index). An
+            # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
             render = CachedRender.of(result.manifests, inputs)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
 
         return render
 
@@ -243,7 +319,7 @@ class UnitRenderer:
         if spec.chart_ref is not None and spec.chart_ref.kind == "HelmChart":
             # A HelmChart names a chart in a source exactly as spec.chart.spec does.
             chart_spec, defined_in = _helm_chart(spec, objects)
-            chart_source = self._source_for(chart_spec.source, self_source, chart_spec)
+            chart_source = self._source_for(chart_spec.source, self_source, chart_spec, objects)
             inner = self._helm_release(chart_spec, chart_source, objects, self_source)
             if defined_in is None:
                 return inner
@@ -256,10 +332,11 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:
-            return lambda: _rendered(spec, cached)
+            return lambda: _rendered(spec, cached, cached.inputs)
 
         def render() -> RenderedUnit:
             try:
+                chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
                     chart = make_chart(Path(workdir))
                     manifests = helm.render_helm_release(
@@ -272,15 +349,16 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self.settings.limits,
                         kustomize=self.settings.kustomize,
+                        chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:
                 return _failure(spec, f"{spec.unit}: {exc}", unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender.of(manifests, inputs)
+            render = CachedRender.of(manifests, inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, render.inputs)
 
         return render
 
@@ -292,6 +370,11 @@ class UnitRenderer:
         OCI content is resolved and downloaded here, before any tool runs; what the returned
         function does is local.
         """
+        if spec.chart_ref is not None and spec.chart_ref.kind == "ExternalArtifact":
+            raise TidegateError(
+                f"{spec.unit}: chartRef to {spec.chart_ref}: ExternalArtifact charts are not "
+                "previewed yet"
+            )
         if spec.chart_ref is not None:
             try:
                 content = self.oci.repository(spec.chart_ref, objects, as_directory=False)
@@ -330,8 +413,12 @@ class UnitRenderer:
                 frozenset(),
                 lambda workdir: self._chart(spec, source, url, workdir),
             )
-        inputs = frozenset(helm.chart_inputs(source, spec.chart))
-        chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
+        chart_files = frozenset(helm.chart_inputs(source, spec.chart))
+        chart_id = (
+            source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
+        )
+        # Ownership and the cache's receipts speak of repository files.
+        inputs = _repository_files(source, chart_files, frozenset())
         return chart_id, inputs, lambda workdir: self._chart(spec, source, "", workdir)
 
     def _check_source_url(self, url: str, spec: HelmReleaseSpec) -> None:
@@ -358,9 +445,31 @@ class UnitRenderer:
 class _Missing(Exception):  # noqa: N818 - control flow, never shown
     """An object a unit needs has not been rendered (yet)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, message: str | None = None) -> None:
         super().__init__(what)
         self.what = what
+        self.message = message
+
+
+def _spaced(ref: SourceRef) -> str:
+    """`GitRepository controllers/flux-system`, as Flux's messages name a source."""
+    return f"{ref.kind} {ref.namespace}/{ref.name}"
+
+
+def _spec_ignore(objects: Mapping[ObjectRef, Manifest], ref: SourceRef) -> str | None:
+    """The `spec.ignore` of a GitRepository rendered so far, if any."""
+    found = objects.get(ObjectRef(FLUX_SOURCE_GROUP, "GitRepository", ref.namespace, ref.name))
+    ignore = (found.body.get("spec") or {}).get("ignore") if found is not None else None
+    return ignore if isinstance(ignore, str) else None
+
+
+def _repository_files(
+    source: FileSource, inputs: frozenset[str], extra: frozenset[str]
+) -> frozenset[str]:
+    """The repository files behind a render's inputs (an artifact path maps to its origin)."""
+    if isinstance(source, FileView):
+        return source.origins(inputs - extra) | extra
+    return inputs
 
 
 class _DirectoryTree:
@@ -536,7 +645,7 @@ def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
     return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
-def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
+def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> RenderedUnit:
     is_ks = isinstance(spec, KustomizationSpec)
     return RenderedUnit(
         unit=spec.unit,
@@ -545,7 +654,10 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
         suspend=spec.suspend,
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
-        inputs=render.inputs,
+        inputs=inputs,
+        install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
+        upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
+        chart_crds=render.chart_crds,
     )
 
 

@@ -720,6 +720,7 @@ def test_plan_preview_combines_clusters_by_path() -> None:
         "delete": 0,
         "orphan": 0,
         "move": 0,
+        "unknown": 0,
         "failed": 0,
         "unavailable": 0,
     }
@@ -733,6 +734,44 @@ def test_changes_are_change_objects_of_the_shared_contract() -> None:
 
     assert type(change) is Change
     assert isinstance(_unit(planning.plan_cluster(base, head), APPS), UnitPlan)
+
+
+def test_object_arriving_while_a_unit_failed_at_base_has_an_unknown_fate() -> None:
+    # The object moves from apps into web, but apps fails at base: it is not known to be new.
+    base = cluster(_root(APPS, WEB), ks("apps", error="broken"), ks("web", configmap("kept")))
+    head = cluster(
+        _root(APPS, WEB), ks("apps", configmap("other")), ks("web", configmap("kept"), deployment())
+    )
+
+    web = _unit(planning.plan_cluster(base, head), WEB)
+
+    [change] = web.changes
+    assert change.action is Action.UNKNOWN
+    assert change.note is not None
+    assert "Kustomization/flux-system/apps failed at base" in change.note
+
+
+def test_object_leaving_while_a_unit_failed_at_head_has_an_unknown_fate() -> None:
+    base = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", deployment()))
+    head = cluster(_root(APPS, WEB), ks("apps", error="broken"), ks("web"))
+
+    plan = planning.plan_cluster(base, head)
+
+    [change] = _unit(plan, WEB).changes
+    assert change.action is Action.UNKNOWN
+    assert change.note is not None
+    assert "Kustomization/flux-system/apps failed at head" in change.note
+    assert "delete" not in _all_actions(plan)
+
+
+def test_without_failures_new_and_removed_objects_are_creates_and_deletes() -> None:
+    base = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", deployment()))
+    head = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", configmap("y")))
+
+    web = _unit(planning.plan_cluster(base, head), WEB)
+
+    assert sorted(c.action.value for c in web.changes) == ["create", "delete"]
+    assert all(c.note is None for c in web.changes)
 
 
 def test_changes_carry_the_masked_objects_they_compare() -> None:

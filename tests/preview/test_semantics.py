@@ -205,7 +205,8 @@ def test_unknown_source_fails_clearly_and_source_flag_resolves_it(
     resolved = preview(repo, base, head, "--source", f"GitRepository/flux-system/vendor={other}")
 
     assert unresolved.code == 2
-    assert "GitRepository/flux-system/vendor" in unresolved.unit(PROD, "vendor")["error"]
+    error = unresolved.unit(PROD, "vendor")["error"]
+    assert "GitRepository flux-system/vendor is not defined in this repository" in error
     assert resolved.code == 1
     assert (PROD, "vendor", "create", "ConfigMap", "vendor/vendor-config") in resolved.changes()
 

@@ -97,6 +97,7 @@ def test_summary_counts_actions_failures_and_errors() -> None:
         "delete": 1,
         "orphan": 0,
         "move": 1,
+        "unknown": 0,
         "failed": 0,
         "unavailable": 0,
         "errors": 0,
