@@ -1,7 +1,9 @@
-"""`tidegate preview`: what merging head into base does to each cluster.
+"""`tidegate preview`: what merging head into base does to each cluster, and the policy gate.
 
-Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, or
-a unit that failed to render on either side).
+Exit codes follow `flux diff` and `kubectl diff`, plus one for the gate: 0 no changes, 1 changes
+and the gate passes, 2 error (bad input, or a unit that failed to render on either side), 3 the
+gate fails (an unwaived blocking finding). Policies are evaluated with the base revision's
+configuration and rules (`policies.gate`); `--sarif` and `--junit` write their findings too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli import policy_gate
 from core import preview
 from core.errors import InputError, TidegateError
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
-from core.report import jsonout, markdown
+from core.report import jsonout, junit, markdown, sarif
 from core.units import SourceRef
 from devenv import toolchain
 
@@ -29,6 +32,7 @@ __all__ = ["register", "run"]
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
+EXIT_GATE_FAILED = 3
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +42,8 @@ def register(subparsers: Any) -> None:
         help="render base and head and show what the merge would change",
         description="Render a Flux repository at two revisions and say exactly what the merge "
         "will create, update, delete, orphan or move in each cluster. "
-        "Exit 0: no changes, 1: changes, 2: error.",
+        "Exit 0: no changes, 1: changes and the policy gate passes, 2: error, "
+        "3: the policy gate fails.",
     )
     parser.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
     parser.add_argument(
@@ -76,6 +81,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
+    parser.add_argument("--sarif", type=Path, metavar="FILE", help="write findings as SARIF 2.1.0")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write findings as JUnit XML")
+    parser.add_argument(
+        "--approved-by",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user or @org/team whose review approved the head commit (repeatable); "
+        "satisfies approval-required findings where CODEOWNERS at base names them",
+    )
+    parser.add_argument(
+        "--no-policies", action="store_true", help="only preview; evaluate no policy"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -94,19 +112,34 @@ def run(args: argparse.Namespace) -> int:
         allowed_remotes=tuple(args.allow_remote_base),
     )
     request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
+    outcome = None
     with Repository(args.repo) as repo:
         result = preview.run_preview(
             repo, request, settings, progress=progress.phase if progress else None
         )
-    if progress:
-        progress.finish()
-    report = jsonout.dumps(result) if args.format == "json" else markdown.render(result)
+        if progress:
+            progress.finish()
+        if not args.no_policies:
+            outcome = policy_gate.evaluate_preview(repo, result, approved_by=args.approved_by)
+    policy = outcome.result if outcome else None
+    report = (
+        jsonout.dumps(result, policy)
+        if args.format == "json"
+        else markdown.render(result, policy=policy)
+    )
     if args.output:
         args.output.write_text(report)
     else:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
+    if outcome is not None:
+        if args.sarif:
+            args.sarif.write_text(sarif.dumps(outcome.result, outcome.rules))
+        if args.junit:
+            args.junit.write_text(junit.dumps(outcome.result))
     if result.failed:
         return EXIT_ERROR
+    if policy is not None and not policy.passed:
+        return EXIT_GATE_FAILED
     return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
 
 

@@ -15,7 +15,17 @@ The shape is stable; fields may be added but never renamed or removed:
                                "fields": ["spec.replicas"], "diff": "unified diff text",
                                "suppressed": {"helm-chart-labels": 2}}]}]}],
      "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "failed": 0,
-                 "errors": 0}}
+                 "errors": 0},
+     "findings": [{"rule": "GP001", "severity": "error|warning|notice", "message": "...",
+                   "cluster": "clusters/production", "unit": "Kustomization/flux-system/apps",
+                   "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web",
+                   "name": "data", "file": "apps/web/pvc.yaml", "line": 3, "waived": false,
+                   "approvalRequired": true, "blocking": true, "waiver": null}],
+     "gate": {"passed": false, "blocking": 1, "waived": 0, "rules": ["GP001", ...]}}
+
+`findings` lists every policy finding, blocking first (`core.report.policy.finding_json`); it is
+empty and `gate` is null when policies were not evaluated. `waiver` says how a waived finding was
+waived: `{"kind": "annotation|file|approval", "reason", "by", "expires", "where"}`.
 
 `movedFrom` (and `parent`) name a unit as the string `Kind/namespace/name`: Kubernetes names
 cannot contain `/`, so the string is unambiguous and easy to match in `jq`. Cluster-scoped
@@ -33,15 +43,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.changes import Change, ClusterPlan, Preview, UnitPlan
+from core.findings import PolicyResult
 from core.plan import compare as comparing
+from core.report import policy as policy_report
 
 __all__ = ["SCHEMA_VERSION", "dumps", "to_json"]
 
 SCHEMA_VERSION = 1
 
 
-def to_json(preview: Preview) -> dict[str, Any]:
-    """Return the preview as plain JSON-ready data."""
+def to_json(preview: Preview, policy: PolicyResult | None = None) -> dict[str, Any]:
+    """Return the preview, and the policy findings if evaluated, as plain JSON-ready data."""
     summary = dict(preview.summary)
     summary["errors"] = sum(len(cluster.errors) for cluster in preview.clusters)
     return {
@@ -52,12 +64,14 @@ def to_json(preview: Preview) -> dict[str, Any]:
         "changed": preview.changed,
         "clusters": [_cluster(cluster) for cluster in preview.clusters],
         "summary": summary,
+        "findings": [policy_report.finding_json(f) for f in policy.findings] if policy else [],
+        "gate": policy_report.gate_json(policy) if policy else None,
     }
 
 
-def dumps(preview: Preview, *, indent: int | None = 2) -> str:
+def dumps(preview: Preview, policy: PolicyResult | None = None, *, indent: int | None = 2) -> str:
     """Return the preview as JSON text (keys in contract order, UTF-8 kept as is)."""
-    return json.dumps(to_json(preview), indent=indent, ensure_ascii=False) + "\n"
+    return json.dumps(to_json(preview, policy), indent=indent, ensure_ascii=False) + "\n"
 
 
 def _cluster(cluster: ClusterPlan) -> dict[str, Any]:
