@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.changes import Preview
+from core.host.paths import flux_path
 from core.plan import plan
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
@@ -105,7 +106,7 @@ def render_revision(
         return {
             path: discovery.discover_cluster(path, renderer, specs)
             for path in clusters
-            if tree.is_dir(discovery.normalize_path(path))
+            if tree.is_dir(flux_path(path))
         }
     finally:
         renderer.close()

@@ -21,11 +21,11 @@ from typing import Any
 
 from core import secrets, yamlio
 from core.errors import TidegateError
+from core.host.command import DEFAULT_LIMITS, Limits
+from core.host.files import DirectorySource, FileSource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
-from core.render.command import DEFAULT_LIMITS, Limits
-from core.render.files import DirectorySource, FileSource
 from core.repo.discovery import Pending, UnitSpec
 from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
 

@@ -10,12 +10,12 @@ rules for the root unit, for duplicates, for substitution sources that a sibling
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import InputError
+from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -41,7 +41,6 @@ __all__ = [
     "UnitSpec",
     "discover_cluster",
     "find_cluster_paths",
-    "normalize_path",
 ]
 
 CLUSTERS_DIR = "clusters"
@@ -110,14 +109,6 @@ RenderUnit = Callable[
 means "this repository"; return, per unit and in order, its result or `Pending`."""
 
 
-def normalize_path(path: str) -> str:
-    """Return a repository-relative path without `./`, trailing slashes or `..` segments."""
-    cleaned = posixpath.normpath(path.strip().lstrip("/")) if path.strip() else "."
-    if cleaned.startswith(".."):
-        raise InputError(f"path {path!r} leaves the repository")
-    return "" if cleaned == "." else cleaned
-
-
 def find_cluster_paths(
     listdir: Callable[[str], Sequence[str]], has_flux: Callable[[str], bool]
 ) -> list[str]:
@@ -180,7 +171,7 @@ class _Walker:
     """One breadth-first discovery of a cluster."""
 
     def __init__(self, path: str, render: RenderUnit, specs: SpecCache) -> None:
-        self.path = normalize_path(path)
+        self.path = flux_path(path)
         self.render = render
         self.parsed = specs
         self.context = _Context()
@@ -221,7 +212,7 @@ class _Walker:
                 spec = self.parsed.parse(manifest)
             except InputError:
                 continue
-            if isinstance(spec, KustomizationSpec) and normalize_path(spec.path) == self.path:
+            if isinstance(spec, KustomizationSpec) and flux_path(spec.path) == self.path:
                 return spec
         return None
 
@@ -272,7 +263,7 @@ class _Walker:
         return found
 
     def _is_root(self, spec: UnitSpec) -> bool:
-        return isinstance(spec, KustomizationSpec) and normalize_path(spec.path) == self.path
+        return isinstance(spec, KustomizationSpec) and flux_path(spec.path) == self.path
 
     def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
         self.units[ref] = RenderedUnit(
@@ -312,8 +303,8 @@ def _is_unit_ref(ref: ObjectRef) -> bool:
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     """Tell whether two specs render the same, however their paths are spelled."""
-    return replace(a, path=normalize_path(a.path), file=None) == replace(
-        b, path=normalize_path(b.path), file=None
+    return replace(a, path=flux_path(a.path), file=None) == replace(
+        b, path=flux_path(b.path), file=None
     )
 
 
