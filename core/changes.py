@@ -111,6 +111,9 @@ class UnitPlan:
     """The Flux source the unit renders from."""
     file: str | None = None
     """Repository file that defines the unit's Flux object, when known."""
+    deletion_policy: str = "MirrorPrune"
+    """`spec.deletionPolicy` of a Kustomization (base for a removed unit): what its finalizer
+    does with its objects when the Kustomization itself is deleted."""
 
     @property
     def suppressed(self) -> Counter[str]:
@@ -129,6 +132,9 @@ class ClusterPlan:
     units: tuple[UnitPlan, ...]
     errors: tuple[str, ...] = ()
     """Cluster-level problems (for example a `dependsOn` cycle), in addition to failed units."""
+    duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
+    """Objects rendered by more than one unit at head, with those units in sorted order (also
+    named in `errors`; structured here for policies)."""
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,10 @@ class OwnerNode:
     suspended: bool = False
     file: str | None = None
     """Repository file that defines the unit's Flux object."""
+    error: str | None = None
+    """Why a `failed` unit could not be planned (`at base: ...`, `at head: ...`)."""
+    deletion_policy: str = "MirrorPrune"
+    """What the unit's finalizer does with its objects when its Flux object is deleted."""
 
     @property
     def at_head(self) -> bool:
@@ -189,6 +193,8 @@ class OwnerGraph:
 
     cluster: str
     units: Mapping[UnitRef, OwnerNode] = field(default_factory=dict)
+    duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
+    """Objects more than one unit renders at head, with those units."""
 
     def children(self, ref: UnitRef) -> tuple[UnitRef, ...]:
         """Return the units whose Flux objects this unit renders."""
@@ -242,7 +248,9 @@ def build_input(
     owners: dict[str, OwnerGraph] = {}
     for cluster in preview.clusters:
         owners[cluster.path] = OwnerGraph(
-            cluster.path, {unit.unit: _node(unit) for unit in cluster.units}
+            cluster.path,
+            {unit.unit: _node(unit) for unit in cluster.units},
+            duplicates=cluster.duplicates,
         )
         for unit in cluster.units:
             for change in unit.changes:
@@ -271,6 +279,8 @@ def _node(unit: UnitPlan) -> OwnerNode:
         parent=unit.parent,
         suspended=unit.suspended,
         file=unit.file,
+        error=unit.error,
+        deletion_policy=unit.deletion_policy,
     )
 
 

@@ -107,7 +107,9 @@ def plan_cluster(base: ClusterRender | None, head: ClusterRender | None) -> Clus
 def _plan(path: str, base: ClusterRender | None, head: ClusterRender | None) -> ClusterPlan:
     planner = _Planner(base, head)
     units = tuple(planner.unit(ref) for ref in sorted(planner.base.keys() | planner.head.keys()))
-    return ClusterPlan(path=path, units=units, errors=planner.errors())
+    return ClusterPlan(
+        path=path, units=units, errors=planner.errors(), duplicates=planner.head_duplicates()
+    )
 
 
 class _Fate(enum.Enum):
@@ -226,6 +228,10 @@ class _Planner:
             *_duplicates(self.head_owners, "head"),
         )
 
+    def head_duplicates(self) -> dict[ObjectRef, tuple[UnitRef, ...]]:
+        """Objects that more than one unit renders at head, with those units."""
+        return {obj: tuple(units) for obj, units in self.head_owners.items() if len(units) > 1}
+
     def unit(self, ref: UnitRef) -> UnitPlan:
         """Plan one unit."""
         before, after = self.base.get(ref), self.head.get(ref)
@@ -249,6 +255,7 @@ class _Planner:
             depends_on=shown.depends_on,
             source=shown.source,
             file=shown.file,
+            deletion_policy=(before or shown).deletion_policy,
             skipped=tally.skipped,
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
