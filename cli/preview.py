@@ -1,9 +1,10 @@
 """`tidegate preview`: what merging head into base does to each cluster, and the policy gate.
 
 Exit codes follow `flux diff` and `kubectl diff`, plus one for the gate: 0 no changes, 1 changes
-and the gate passes, 2 error (bad input, or a unit that failed to render on either side), 3 the
-gate fails (an unwaived blocking finding). Policies are evaluated with the base revision's
-configuration and rules (`policies.gate`); `--sarif` and `--junit` write their findings too.
+and the gate passes, 2 error (bad input, or a unit that failed to render on either side, or whose
+source could not be reached unless `--unavailable-sources skip`), 3 the gate fails (an unwaived
+blocking finding). Policies are evaluated with the base revision's configuration and rules
+(`policies.gate`); `--sarif` and `--junit` write their findings too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 from cli import policy_gate
 from core import preview
+from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
+from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
@@ -78,6 +81,26 @@ def register(subparsers: Any) -> None:
         metavar="URL_PREFIX",
         help="allow remote kustomize bases under this prefix (repeatable; default: none)",
     )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="allow downloading sources from this host (repeatable; without a port: 80 and 443). "
+        "Hosts the base revision uses are allowed already",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="operator configuration (YAML with a `fetch:` section, see docs/security.md)",
+    )
+    parser.add_argument(
+        "--unavailable-sources",
+        choices=[mode.value for mode in UnavailableSources],
+        help="a unit whose source cannot be reached fails the preview (fail, the default) or "
+        "is reported as not previewed (skip); default: .tidegate.yaml at base, else fail",
+    )
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
@@ -101,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     """Run a preview and write the report; return the exit code."""
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+    operator = _operator_config(args)
     progress = _Progress() if sys.stderr.isatty() else None
     settings = RenderSettings(
         on_render=progress.rendered if progress else None,
@@ -110,8 +134,18 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
+        fetch_policy=FetchPolicy(
+            allowed_hosts=frozenset(operator.allow_hosts),
+            allow_loopback=bool(operator.allow_loopback),
+            allow_private=bool(operator.allow_private),
+        ),
     )
-    request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
+    request = preview.PreviewRequest(
+        base=args.base,
+        head=args.head,
+        clusters=tuple(args.path),
+        unavailable_sources=operator.unavailable_sources,
+    )
     outcome = None
     with Repository(args.repo) as repo:
         result = preview.run_preview(
@@ -190,6 +224,27 @@ def _tool(explicit: Path | None, name: str) -> Path:
         if found is None:
             raise
         return Path(found)
+
+
+def _operator_config(args: argparse.Namespace) -> FetchConfig:
+    """The operator's fetch settings: the configuration file, then the flags over it."""
+    from_file = FetchConfig()
+    if args.config is not None:
+        try:
+            text = args.config.read_bytes()
+        except OSError as exc:
+            raise InputError(f"--config {args.config}: cannot read it ({exc.strerror})") from None
+        from_file = parse_fetch_config(text, file=str(args.config), operator=True)
+    for host in args.allow_host:
+        if not host.strip() or any(c in host for c in "/@ \t"):
+            raise InputError(f"--allow-host {host!r} must be a host or host:port")
+    flags = FetchConfig(
+        allow_hosts=tuple(h.strip().lower() for h in args.allow_host),
+        unavailable_sources=(
+            UnavailableSources(args.unavailable_sources) if args.unavailable_sources else None
+        ),
+    )
+    return flags.over(from_file)
 
 
 def _parse_source(value: str) -> tuple[SourceRef, Path]:

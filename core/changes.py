@@ -47,6 +47,13 @@ class UnitStatus(enum.StrEnum):
     """Could not be rendered on one side; its objects are withheld, never shown as deleted."""
     ADDED = "added"
     REMOVED = "removed"
+    UNAVAILABLE = "unavailable"
+    """Not previewed because a source (a chart repository) could not be reached on one side;
+    its objects are withheld like a failed unit's. It fails the preview unless the preview was
+    asked to skip unavailable sources."""
+
+
+_FAILING = frozenset({UnitStatus.FAILED, UnitStatus.UNAVAILABLE})
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class UnitPlan:
     """Diff lines hidden per rule on those objects."""
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
+    unavailable_source: str | None = None
+    """For `unavailable`: the URL that could not be reached (the reason is in `error`)."""
     depends_on: tuple[UnitRef, ...] = ()
     """The unit's `dependsOn` (head, or base for a removed unit): the owner graph's edges."""
     source: SourceRef | None = None
@@ -144,25 +153,34 @@ class Preview:
     base: str
     head: str
     clusters: tuple[ClusterPlan, ...]
+    skip_unavailable: bool = False
+    """Units whose source could not be reached do not fail the preview (they are reported as
+    not previewed); by default they do."""
 
     @property
     def summary(self) -> dict[str, int]:
-        """Counts of each action, and of failed units, over all clusters."""
+        """Counts of each action, of failed units and of units with unavailable sources."""
         counts = {action.value: 0 for action in Action}
-        failed = 0
+        failed = unavailable = 0
         for cluster in self.clusters:
             for unit in cluster.units:
                 failed += unit.status is UnitStatus.FAILED
+                unavailable += unit.status is UnitStatus.UNAVAILABLE
                 for change in unit.changes:
                     counts[change.action.value] += 1
         counts["failed"] = failed
+        counts["unavailable"] = unavailable
         return counts
 
     @property
     def failed(self) -> bool:
-        """Tell whether any unit or cluster failed (the exit code is then 2)."""
+        """Tell whether any unit or cluster failed (the exit code is then 2).
+
+        A unit whose source was unavailable counts as failed unless `skip_unavailable`.
+        """
+        failing = {UnitStatus.FAILED} if self.skip_unavailable else _FAILING
         return any(
-            cluster.errors or any(unit.status is UnitStatus.FAILED for unit in cluster.units)
+            cluster.errors or any(unit.status in failing for unit in cluster.units)
             for cluster in self.clusters
         )
 

@@ -138,6 +138,8 @@ class RenderedUnit:
     path: str | None = None
     inputs: frozenset[str] = frozenset()
     """Repository files this render read: the ownership index is built from these."""
+    unavailable_source: str | None = None
+    """When the render failed because a source could not be reached: its URL (no query)."""
     depends_on: tuple[UnitRef, ...] = ()
     source: SourceRef | None = None
     file: str | None = None

@@ -12,6 +12,9 @@ Units:
 - failed on either side, or present on one side only when that cannot be proven (see "Failing
   closed"): `failed` with the reason, and none of its objects is shown. A broken render never
   reads as "delete everything".
+- failed only because a source could not be reached (`RenderedUnit.unavailable_source` on every
+  failing side): `unavailable` with the URL and reason, its objects withheld exactly like a
+  failed unit's; whether that fails the preview is the caller's choice (`Preview.skip_unavailable`).
 
 Objects of a unit rendered on both sides:
 
@@ -240,8 +243,11 @@ class _Planner:
             raise ValueError(f"{ref} is rendered on neither side")
         failure = self.failure(ref)
         tally, status, note = _Tally(), UnitStatus.FAILED, None
+        unavailable = self._unavailable_source(before, after)
         if failure is None:
             status, note = self._plan_objects(tally, ref, before, after)
+        elif unavailable is not None:
+            status = UnitStatus.UNAVAILABLE
         return UnitPlan(
             unit=ref,
             status=status,
@@ -260,7 +266,16 @@ class _Planner:
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
             note=note,
+            unavailable_source=unavailable if status is UnitStatus.UNAVAILABLE else None,
         )
+
+    @staticmethod
+    def _unavailable_source(before: RenderedUnit | None, after: RenderedUnit | None) -> str | None:
+        """The unreachable source's URL, when that alone kept the unit from rendering."""
+        failed = [u for u in (before, after) if u is not None and u.objects is None]
+        if failed and all(u.unavailable_source for u in failed):
+            return failed[0].unavailable_source
+        return None
 
     def _plan_objects(
         self, tally: _Tally, ref: UnitRef, before: RenderedUnit | None, after: RenderedUnit | None

@@ -1,23 +1,21 @@
 """Render one Flux HelmRelease the way helm-controller installs it, without a cluster.
 
-`pull_chart` fetches a chart from its HelmRepository (the only network this module uses, bounded and
-cached by URL, chart and resolved version); `chart_from_source` copies a GitRepository chart out of
-the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in Flux's order; and
-`render_helm_release` runs `helm template` offline (empty repository and registry configuration,
-helm's homes in the work directory, no hooks, no tests), applies `postRenderers[].kustomize`
-through kustomize, puts namespaced objects without a namespace into the release namespace (as helm
-install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and `.../namespace` labels and
-masks Secret values. It never reads Secret values, never writes outside its work or cache
-directories and never shows their paths in messages.
+Charts from a HelmRepository are downloaded beforehand by `core.sources.helmrepo` and arrive here as
+local archives: this module opens no network connection. `chart_from_source` copies a GitRepository
+chart out of the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in
+Flux's order; and `render_helm_release` runs `helm template` offline (empty repository and registry
+configuration, helm's homes in the work directory, no hooks, no tests), applies
+`postRenderers[].kustomize` through kustomize, puts namespaced objects without a namespace into the
+release namespace (as helm install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and
+`.../namespace` labels and masks Secret values. It never reads Secret values, never writes outside
+its work or cache directories and never shows their paths in messages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +34,11 @@ __all__ = [
     "chart_from_source",
     "chart_inputs",
     "merge_values",
-    "pull_chart",
     "render_helm_release",
 ]
 
 _LABEL_NAME = "helm.toolkit.fluxcd.io/name"
 _LABEL_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
-_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,54 +66,6 @@ def _helm_limits(limits: Limits, home: Path) -> Limits:
         "HELM_PLUGINS": str(home / "plugins"),
     }
     return Limits(timeout=limits.timeout, memory=limits.memory, env=env)
-
-
-def pull_chart(
-    repo_url: str,
-    chart: str,
-    version: str | None,
-    *,
-    helm: Path,
-    cache_dir: Path,
-    limits: Limits = DEFAULT_LIMITS,
-) -> Path:
-    """Return the packaged chart (.tgz) for a HelmRepository chart, downloading it if needed.
-
-    `version` may be a semver range (`>=1.0.0 <2.0.0`, `1.x`, `~1.2`); None means the latest, as
-    Flux's default `*`. Charts are cached by (URL, chart, resolved version); an exact version
-    found in the cache needs no network.
-
-    Raises:
-        RenderError: the chart or a matching version could not be fetched.
-    """
-    target = cache_dir / hashlib.sha256(repo_url.encode()).hexdigest()[:24]
-    if version and _EXACT_VERSION.match(version):
-        cached = target / f"{chart}-{version.removeprefix('v')}.tgz"
-        if cached.is_file():
-            return cached
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".pull-") as tmp:
-        work = Path(tmp)
-        download = work / "out"
-        download.mkdir()
-        if repo_url.startswith("oci://"):
-            argv = [str(helm), "pull", f"{repo_url.rstrip('/')}/{chart}"]
-        else:
-            argv = [str(helm), "pull", "--repo", repo_url, chart]
-        argv += ["--version", version or "*", "--destination", str(download)]
-        try:
-            run(argv, cwd=work, limits=_helm_limits(limits, work / "home"))
-        except CommandError as exc:
-            message = _scrub(exc.stderr or str(exc), work)
-            raise RenderError(
-                f"could not pull chart {chart} {version or '*'} from {repo_url}: {message}"
-            ) from None
-        packages = sorted(download.glob("*.tgz"))
-        if len(packages) != 1:
-            raise RenderError(f"pulling chart {chart} from {repo_url} produced no single package")
-        final = target / packages[0].name
-        packages[0].replace(final)
-    return final
 
 
 def chart_inputs(source: FileSource, path: str) -> tuple[str, ...]:

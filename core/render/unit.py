@@ -21,12 +21,14 @@ from typing import Any
 
 from core import secrets, yamlio
 from core.errors import TidegateError
+from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.repo.discovery import Pending, UnitSpec
+from core.sources.helmrepo import ChartPuller, SourceUnavailableError
 from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
 
 __all__ = ["RenderSettings", "UnitRenderer"]
@@ -47,10 +49,25 @@ class RenderSettings:
     allowed_remotes: tuple[str, ...] = ()
     """URL prefixes of remote kustomize bases that may be used (none by default). Their content
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    """Where charts may be downloaded from: the preview widens it for the trusted base."""
+    charts: ChartPuller | None = field(default=None, compare=False)
+    """Downloads HelmRepository charts (default: one caching under the render cache)."""
     rendered: list[str] = field(default_factory=list, compare=False)
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
     """Called from a worker thread after each actual render, with the unit's name (progress)."""
+
+    def __post_init__(self) -> None:
+        if self.charts is None:
+            # One puller per settings object: base and head share its index and failure caches.
+            object.__setattr__(self, "charts", ChartPuller(self.cache.root / "charts"))
+
+    @property
+    def chart_puller(self) -> ChartPuller:
+        """The chart puller (always set after construction)."""
+        assert self.charts is not None  # noqa: S101 - set in __post_init__
+        return self.charts
 
 
 class UnitRenderer:
@@ -186,6 +203,8 @@ class UnitRenderer:
             url = str((repo.body.get("spec") or {}).get("url") or "")
             if not url:
                 raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
+            # Refuse a host off the allow-list before the render cache could answer for it.
+            self._check_source_url(url, spec)
             chart_id: object = (url, spec.chart, spec.version)
             inputs: frozenset[str] = frozenset()
         else:
@@ -216,6 +235,8 @@ class UnitRenderer:
                         limits=self.settings.limits,
                         kustomize=self.settings.kustomize,
                     )
+            except SourceUnavailableError as exc:
+                return _failure(spec, f"{spec.unit}: {exc}", unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc))
             render = CachedRender.of(manifests, inputs)
@@ -225,16 +246,24 @@ class UnitRenderer:
 
         return render
 
+    def _check_source_url(self, url: str, spec: HelmReleaseSpec) -> None:
+        if url.startswith("oci://"):
+            return  # OCI repositories: the registry client applies the same policy
+        try:
+            self.settings.fetch_policy.check_host(parse_url(url))
+        except FetchError as exc:
+            raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+
     def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
         if url:
-            return helm.pull_chart(
-                url,
-                spec.chart,
-                spec.version,
-                helm=self.settings.helm,
-                cache_dir=self.settings.cache.root / "charts",
-                limits=self.settings.limits,
-            )
+            try:
+                return self.settings.chart_puller.pull(
+                    url, spec.chart, spec.version, self.settings.fetch_policy
+                )
+            except SourceUnavailableError:
+                raise
+            except TidegateError as exc:
+                raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
         return helm.chart_from_source(source, spec.chart, workdir / "chart")
 
 
@@ -366,8 +395,9 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
     )
 
 
-def _failure(spec: UnitSpec, error: str) -> RenderedUnit:
+def _failure(spec: UnitSpec, error: str, *, unavailable: str | None = None) -> RenderedUnit:
     return RenderedUnit(
+        unavailable_source=unavailable,
         unit=spec.unit,
         prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
         objects=None,

@@ -3,10 +3,12 @@
 The shape is stable; fields may be added but never renamed or removed:
 
     {"schemaVersion": 1, "base": SHA, "head": SHA, "failed": bool, "changed": bool,
+     "unavailableSources": "fail|skip",
      "clusters": [{"path": "clusters/production", "errors": [...],
        "units": [{"kind": "Kustomization", "namespace": "flux-system", "name": "apps",
-                  "status": "rendered|failed|added|removed|unchanged", "prune": true,
-                  "error": null, "suspended": false, "skipped": 0, "path": "./apps",
+                  "status": "rendered|failed|unavailable|added|removed|unchanged",
+                  "prune": true, "error": null, "unavailableSource": null,
+                  "suspended": false, "skipped": 0, "path": "./apps",
                   "parent": "Kustomization/flux-system/flux-system", "note": null,
                   "suppressed": {"helm-chart-labels": 4}, "noiseOnlyObjects": 1,
                   "changes": [{"action": "create|update|delete|orphan|move",
@@ -15,7 +17,7 @@ The shape is stable; fields may be added but never renamed or removed:
                                "fields": ["spec.replicas"], "diff": "unified diff text",
                                "suppressed": {"helm-chart-labels": 2}}]}]}],
      "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "failed": 0,
-                 "errors": 0},
+                 "unavailable": 0, "errors": 0},
      "findings": [{"rule": "GP001", "severity": "error|warning|notice", "message": "...",
                    "cluster": "clusters/production", "unit": "Kustomization/flux-system/apps",
                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web",
@@ -26,6 +28,11 @@ The shape is stable; fields may be added but never renamed or removed:
 `findings` lists every policy finding, blocking first (`core.report.policy.finding_json`); it is
 empty and `gate` is null when policies were not evaluated. `waiver` says how a waived finding was
 waived: `{"kind": "annotation|file|approval", "reason", "by", "expires", "where"}`.
+
+A unit is `unavailable` when a source it needs (a chart repository) could not be reached:
+`unavailableSource` is the URL (without its query) and `error` says why. With
+`"unavailableSources": "fail"` (the default) such units make `failed` true; with `"skip"` they
+do not, and they were not previewed.
 
 `movedFrom` (and `parent`) name a unit as the string `Kind/namespace/name`: Kubernetes names
 cannot contain `/`, so the string is unambiguous and easy to match in `jq`. Cluster-scoped
@@ -62,6 +69,7 @@ def to_json(preview: Preview, policy: PolicyResult | None = None) -> dict[str, A
         "head": preview.head,
         "failed": preview.failed,
         "changed": preview.changed,
+        "unavailableSources": "skip" if preview.skip_unavailable else "fail",
         "clusters": [_cluster(cluster) for cluster in preview.clusters],
         "summary": summary,
         "findings": [policy_report.finding_json(f) for f in policy.findings] if policy else [],
@@ -91,6 +99,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "status": unit.status.value,
         "prune": unit.prune,
         "error": comparing.scrub(unit.error) if unit.error is not None else None,
+        "unavailableSource": unit.unavailable_source,
         "suspended": unit.suspended,
         "skipped": unit.skipped,
         "path": unit.path,

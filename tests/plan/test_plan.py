@@ -686,6 +686,7 @@ def test_plan_preview_combines_clusters_by_path() -> None:
         "orphan": 0,
         "move": 0,
         "failed": 0,
+        "unavailable": 0,
     }
 
 

@@ -97,6 +97,7 @@ def test_summary_counts_actions_failures_and_errors() -> None:
         "orphan": 0,
         "move": 1,
         "failed": 0,
+        "unavailable": 0,
         "errors": 0,
     }
 

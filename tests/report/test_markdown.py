@@ -66,10 +66,13 @@ def test_summary_table_comes_first_with_counts_per_cluster() -> None:
 
     text = markdown.render(preview)
 
-    header = "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units |"
+    header = (
+        "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units "
+        "| Source unavailable |"
+    )
     assert header in _above_the_fold(text)
-    assert "| `clusters/production` | 0 | 0 | ⚠️ **1** | 0 | 0 | 0 |" in text
-    assert "| `clusters/staging` | 1 | 0 | 0 | 0 | 0 | 0 |" in text
+    assert "| `clusters/production` | 0 | 0 | ⚠️ **1** | 0 | 0 | 0 | 0 |" in text
+    assert "| `clusters/staging` | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in text
     assert text.index(header) < text.index("#### ")
 
 
