@@ -5,8 +5,8 @@ The environment declares the variables a ValidatingAdmissionPolicy sees (`object
 change), all dynamically typed, with the engine's optional, strings, math, encoders and
 `cel.bind` extensions and the Kubernetes library (`policies.cel.library`).
 
-Engine: `cel-expr-python`, the CEL team's binding of the C++ reference implementation (chosen
-over `common-expression-language` and `cel-python`; see docs/policies.md and bench/cel_engines.py).
+Engine: `cel-expr-python`, the CEL team's binding of the C++ reference implementation, chosen
+over `common-expression-language` and `cel-python` (docs/policy-gate.md, bench/cel_engines.py).
 
 Bounds: an expression longer than `MAX_EXPRESSION` characters is refused at compile time; every
 evaluation runs under the engine's fixed comprehension budget (10,000 iterations, then an
@@ -83,12 +83,13 @@ class Engine:
         self._cache: dict[str, Program] = {}
         self._lock = threading.Lock()
 
-    def compile(self, expression: str) -> Program:
+    def compile(self, expression: str, *, cached: bool = True) -> Program:
         """Compile an expression once; raise `CompileError` with the engine's message."""
-        with self._lock:
-            cached = self._cache.get(expression)
-        if cached is not None:
-            return cached
+        if cached:
+            with self._lock:
+                found = self._cache.get(expression)
+            if found is not None:
+                return found
         if len(expression) > MAX_EXPRESSION:
             raise CompileError(f"expression is longer than {MAX_EXPRESSION} characters")
         try:

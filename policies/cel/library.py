@@ -1,6 +1,6 @@
 """The Kubernetes CEL library, for user rules: the functions ValidatingAdmissionPolicy offers.
 
-Implemented (names, arguments and results as in Kubernetes 1.33; see docs/policies.md):
+Implemented (names, arguments and results as in Kubernetes 1.33; see docs/policy-gate.md):
 
 - lists: `l.isSorted()`, `l.sum()`, `l.min()`, `l.max()`, `l.indexOf(x)`, `l.lastIndexOf(x)`;
 - regex: `s.find(re)`, `s.findAll(re)`, `s.findAll(re, n)`;

@@ -149,10 +149,10 @@ def _documents(files: RevisionFiles, paths: Sequence[str]) -> list[tuple[str, Ma
     return documents
 
 
-def _rule_files(files: RevisionFiles) -> list[str]:
-    paths = [p for p in files.files(POLICY_DIR) if p.endswith((".yaml", ".yml"))]
+def _rule_files(files: RevisionFiles, directory: str) -> list[str]:
+    paths = [p for p in files.files(directory) if p.endswith((".yaml", ".yml"))]
     if len(paths) > _MAX_FILES:
-        raise InputError(f"holds more than {_MAX_FILES} rule files", file=POLICY_DIR)
+        raise InputError(f"holds more than {_MAX_FILES} rule files", file=directory)
     return paths
 
 
@@ -194,14 +194,18 @@ def _check(documents: Documents) -> list[Finding]:
 
 
 def load_user_rules(
-    base: RevisionFiles, head: RevisionFiles, engine: Engine | None = None
+    base: RevisionFiles,
+    head: RevisionFiles,
+    engine: Engine | None = None,
+    *,
+    directory: str = POLICY_DIR,
 ) -> tuple[list[CelRule], list[Finding]]:
     """Load the base revision's user rules; check the pull request's; see the module docstring."""
     engine = engine or Engine()
-    base_paths = _rule_files(base)
+    base_paths = _rule_files(base, directory)
     documents = parse_documents(engine, _documents(base, base_paths))
     findings = _check(documents)
-    findings.extend(_pending(engine, base, head, base_paths))
+    findings.extend(_pending(engine, base, head, base_paths, directory))
     requests = _Requests()
     rules = []
     for policy in documents.policies.values():
@@ -222,11 +226,15 @@ def load_user_rules(
 
 
 def _pending(
-    engine: Engine, base: RevisionFiles, head: RevisionFiles, base_paths: Sequence[str]
+    engine: Engine,
+    base: RevisionFiles,
+    head: RevisionFiles,
+    base_paths: Sequence[str],
+    directory: str,
 ) -> list[Finding]:
     """Check the rule files the pull request adds or changes."""
     known = {path: _digest(base, path) for path in base_paths}
-    changed = [p for p in _rule_files(head) if known.get(p) != _digest(head, p)]
+    changed = [p for p in _rule_files(head, directory) if known.get(p) != _digest(head, p)]
     findings = []
     for path in changed:
         try:

@@ -17,7 +17,8 @@ PVC = ObjectRef("", "PersistentVolumeClaim", "web", "data")
 DEPLOY = ObjectRef("apps", "Deployment", "web", "api")
 
 
-def _result() -> PolicyResult:
+def policy_result() -> PolicyResult:
+    """Findings of every kind: approval-required, blocking, warning, and waived."""
     findings = (
         Finding(
             rule="GP001",
@@ -65,7 +66,7 @@ def _result() -> PolicyResult:
 
 
 def test_json_has_the_findings_contract_and_the_gate() -> None:
-    data = jsonout.to_json(sample_preview(), _result())
+    data = jsonout.to_json(sample_preview(), policy_result())
     first = data["findings"][0]
     assert {
         "rule",
@@ -97,7 +98,7 @@ def test_json_has_the_findings_contract_and_the_gate() -> None:
         "waived": 1,
         "rules": ["GP001", "GP010", "GP017", "GP025"],
     }
-    assert json.loads(jsonout.dumps(sample_preview(), _result())) == data
+    assert json.loads(jsonout.dumps(sample_preview(), policy_result())) == data
 
 
 def test_json_without_policies_has_an_empty_list_and_no_gate() -> None:
@@ -106,7 +107,7 @@ def test_json_without_policies_has_an_empty_list_and_no_gate() -> None:
 
 
 def test_markdown_puts_blocking_findings_first_with_how_to_unblock() -> None:
-    text = markdown.render(sample_preview(), policy=_result())
+    text = markdown.render(sample_preview(), policy=policy_result())
     verdict = text.index("Policy gate failed: 2 blocking findings")
     blocking = text.index("**Blocking:**")
     other = text.index("other finding")
@@ -133,7 +134,7 @@ def test_sarif_validates_against_the_published_schema() -> None:
     schema = _schema()
     assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
     rules = {"GP001": ("prune-stateful", "Stateful objects pruned"), "GP010": ("image", "Pin")}
-    log = sarif.to_sarif(_result(), rules, version="0.1.0")
+    log = sarif.to_sarif(policy_result(), rules, version="0.1.0")
     jsonschema.validate(log, schema, cls=jsonschema.Draft4Validator)
     results = log["runs"][0]["results"]
     # Blocking first, then by severity: the waived error comes before the warning.
@@ -157,22 +158,22 @@ def test_sarif_validates_against_the_published_schema() -> None:
 
 
 def test_sarif_fingerprints_are_stable_and_distinct() -> None:
-    one = sarif.to_sarif(_result(), {})["runs"][0]["results"]
-    two = sarif.to_sarif(_result(), {})["runs"][0]["results"]
+    one = sarif.to_sarif(policy_result(), {})["runs"][0]["results"]
+    two = sarif.to_sarif(policy_result(), {})["runs"][0]["results"]
     prints = [r["partialFingerprints"]["tidegate/v1"] for r in one]
     assert prints == [r["partialFingerprints"]["tidegate/v1"] for r in two]
     assert len(set(prints)) == len(prints)
 
 
 def test_sarif_schema_rejects_a_broken_log() -> None:
-    log = sarif.to_sarif(_result(), {})
+    log = sarif.to_sarif(policy_result(), {})
     del log["runs"][0]["tool"]
     validator = jsonschema.Draft4Validator(_schema())
     assert not validator.is_valid(log)
 
 
 def test_junit_fails_exactly_the_blocking_findings() -> None:
-    root = ET.fromstring(junit.dumps(_result()))  # noqa: S314 - our own output
+    root = ET.fromstring(junit.dumps(policy_result()))  # noqa: S314 - our own output
     assert root.tag == "testsuites"
     assert root.get("failures") == "2"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
