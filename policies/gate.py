@@ -10,7 +10,9 @@ request itself, or a PR could weaken the rules that judge it:
   adds it; they are reported as `notice` findings that say they take effect after the merge,
   and never block it;
 - waivers and approvals are applied by `policies.waivers` (see there for which revision each
-  one is read from).
+  one is read from);
+- findings get the line of their object in its source file where it can be found
+  (`policies.locate`), for annotations.
 
 The caller hands in the two revisions' files through `RevisionFiles`, so this module never
 touches git or the file system itself.
@@ -28,6 +30,7 @@ from policies.base import Rule
 from policies.config import CONFIG_FILE, PolicyConfig, parse_config
 from policies.evaluate import evaluate
 from policies.input import PolicyInput, build_input
+from policies.locate import add_lines
 from policies.registry import builtin_rules
 
 __all__ = ["GateOutcome", "RevisionFiles", "WaiverStep", "load_config", "run_gate"]
@@ -118,9 +121,8 @@ def run_gate(
     result = evaluate(policy_input, chosen, config, waive=step)
     if step is not None:
         extra = (*extra, *step.findings())
-    if extra:
-        findings = sorted((*result.findings, *extra), key=Finding.sort_key)
-        result = PolicyResult(findings=tuple(findings), rules=result.rules)
+    findings = add_lines(sorted((*result.findings, *extra), key=Finding.sort_key), head, base)
+    result = PolicyResult(findings=findings, rules=result.rules)
     return GateOutcome(
         result=result,
         config=config,

@@ -59,6 +59,7 @@ def test_a_warning_passes_the_gate_and_every_report_has_it(
         "old",
     )
     assert (found["cluster"], found["file"], found["waived"]) == (PROD, "apps/old.yaml", False)
+    assert found["line"] == 1  # located in the base revision's file, which the merge deletes
     assert outcome.data["gate"]["passed"] is True
     results = json.loads(sarif_file.read_text())["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["TT001"]
