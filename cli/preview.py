@@ -162,7 +162,10 @@ def run(args: argparse.Namespace) -> int:
         else markdown.render(result, policy=policy)
     )
     if args.output:
-        args.output.write_text(report)
+        try:
+            args.output.write_text(report)
+        except OSError as exc:
+            raise InputError(f"--output {args.output}: cannot write it ({exc.strerror})") from None
     else:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
     if outcome is not None:

@@ -35,6 +35,9 @@ class Action(enum.StrEnum):
     """No longer rendered but its owner does not prune it: it stays, unmanaged."""
     MOVE = "move"
     """Leaves one unit and appears under another: Flux may delete and re-create it."""
+    UNKNOWN = "unknown"
+    """Appears or disappears while a unit it may move from or to failed on the other side:
+    whether Flux creates (deletes) it or moves it cannot be told."""
 
 
 class UnitStatus(enum.StrEnum):
@@ -71,6 +74,8 @@ class Change:
     """Unified YAML diff of the normalized, masked object."""
     suppressed: Mapping[str, int] = field(default_factory=dict)
     """Diff lines hidden by each noise rule, by rule name."""
+    note: str | None = None
+    """What Flux will do differently from what the action alone says, in a sentence."""
     before: Manifest | None = field(default=None, compare=False, repr=False)
     """The masked object at base (for a move: under the unit it leaves); None for `create`.
 
@@ -112,6 +117,10 @@ class UnitPlan:
     """Diff lines hidden per rule on those objects."""
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
+    notices: tuple[str, ...] = ()
+    """What the changes alone do not say, one sentence each: a change Flux will not make (a
+    chart CRD that helm-controller's CRD policy leaves alone, also counted in `skipped`), or a
+    kind whose scope is unknown."""
     unavailable_source: str | None = None
     """For `unavailable`: the URL that could not be reached (the reason is in `error`)."""
     depends_on: tuple[UnitRef, ...] = ()

@@ -28,8 +28,8 @@ from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
+from core.repo.artifacts import Artifacts
 from core.repo.git import Repository, Tree
-from core.repo.source import GitSource
 from core.units import ClusterRender
 
 __all__ = ["PreviewRequest", "find_clusters", "render_revision", "run_preview"]
@@ -159,7 +159,7 @@ def render_revision(
     pool: ThreadPoolExecutor | None = None,
 ) -> dict[str, ClusterRender]:
     """Discover and render every unit of each cluster present at one revision."""
-    renderer = UnitRenderer(settings, GitSource(repo, tree), tree, pool=pool)
+    renderer = UnitRenderer(settings, Artifacts(tree, repo.read_blob), pool=pool)
     try:
         return {
             path: discovery.discover_cluster(path, renderer, specs)

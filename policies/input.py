@@ -14,6 +14,8 @@ Mapping from actions to admission operations:
 - `move` -> `UPDATE` with `moved_from` set (the object persists, Flux may re-create it);
 - `orphan` -> no operation (`None`): nothing reaches the API server, Flux just stops managing the
   object. Built-in rules see orphans; admission-style user rules do not.
+- `unknown` (one side of a possible move failed to render) -> the graver reading: `CREATE` for an
+  object that appears, `DELETE` for one that disappears, so rules never see less than may happen.
 
 `PolicyInput` holds every change of a preview plus the owner graph of each cluster (units, their
 `dependsOn`, paths and sources), built once and shared by all rules. Bodies are the masked objects
@@ -59,6 +61,7 @@ _OPERATIONS: Mapping[Action, Operation | None] = {
     Action.MOVE: Operation.UPDATE,
     Action.DELETE: Operation.DELETE,
     Action.ORPHAN: None,
+    Action.UNKNOWN: None,  # decided by the side that is known, see `_operation`
 }
 
 
@@ -284,15 +287,23 @@ def _node(unit: UnitPlan) -> OwnerNode:
     )
 
 
+def _operation(change: Change) -> Operation | None:
+    if change.action is Action.UNKNOWN:
+        return Operation.CREATE if change.after is not None else Operation.DELETE
+    return _OPERATIONS[change.action]
+
+
 def _change(cluster: str, unit: UnitPlan, change: Change, kube_version: str) -> ChangeInput:
     if change.action is Action.MOVE:
         old_unit: UnitRef | None = change.moved_from
-    elif change.action is Action.CREATE:
+    elif change.action is Action.CREATE or (
+        change.action is Action.UNKNOWN and change.before is None
+    ):
         old_unit = None
     else:
         old_unit = unit.unit
     return ChangeInput(
-        operation=_OPERATIONS[change.action],
+        operation=_operation(change),
         action=change.action,
         ref=change.ref,
         api_version=change.api_version,

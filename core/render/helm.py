@@ -26,7 +26,7 @@ from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.model import Manifest, ObjectRef, RawObject
-from core.render.kustomize import apply_scope, crd_scopes
+from core.scope import apply_scope, crd_scopes
 from core.secrets import Masker
 from core.units import HelmReleaseSpec
 
@@ -230,6 +230,7 @@ def render_helm_release(
     kube_version: str = "1.33",
     limits: Limits = DEFAULT_LIMITS,
     kustomize: Path | None = None,
+    chart_crds: set[ObjectRef] | None = None,
 ) -> tuple[Manifest, ...]:
     """Template a HelmRelease offline and return the masked objects helm-controller would apply.
 
@@ -243,6 +244,8 @@ def render_helm_release(
         kube_version: The Kubernetes version charts see in `.Capabilities`.
         limits: Time and memory bound of each tool process.
         kustomize: The kustomize binary, needed only for `postRenderers`.
+        chart_crds: Receives the identities of the CRDs from the chart's `crds/` directory,
+            which helm-controller applies by its CRD policy rather than with the release.
 
     Raises:
         RenderError: templating or post-rendering failed, or an object is invalid.
@@ -266,9 +269,68 @@ def render_helm_release(
     except CommandError as exc:
         message = _scrub(exc.stderr or str(exc), workdir)
         raise RenderError(f"{where}: helm template failed: {message}") from None
+    crds, output = _split_chart_crds(output, where)
     for index, renderer in enumerate(spec.post_renderers):
         output = _post_render(output, renderer, index, kustomize, workdir, limits, where)
-    return _finish(output, spec, masker, where)
+    scopes = crd_scopes(doc for doc, _ in crds)
+    from_crds = _chart_crds(crds, spec, masker)
+    if chart_crds is not None:
+        chart_crds.update(m.ref for m in from_crds)
+    return from_crds + _finish(output, spec, masker, where, scopes)
+
+
+# A chart's own crds/ directory, or a subchart's: `podinfo/crds/x.yaml`,
+# `podinfo/charts/sub/crds/x.yaml` (not `podinfo/templates/crds/x.yaml`, which is a template).
+_CHART_CRDS_PATH = re.compile(r"^[^/]+(?:/charts/[^/]+)*/crds/")
+_SOURCE_LINE = re.compile(rb"^# Source: (.+)$", re.MULTILINE)
+_SEPARATOR = re.compile(rb"^---[ \t]*$", re.MULTILINE)
+
+
+def _split_chart_crds(output: bytes, where: str) -> tuple[list[tuple[RawObject, str]], bytes]:
+    """Take the chart's `crds/` out of helm's output: helm-controller applies them on its own.
+
+    helm prints each file with a `# Source:` line; a crds file holding several documents has it
+    only before the first, so a document without one belongs to the file before it. Only
+    CustomResourceDefinitions are kept, as helm-controller drops any other kind found there, and
+    they are neither post-rendered nor labelled (they are not part of the release).
+    """
+    crds: list[tuple[RawObject, str]] = []
+    rest: list[bytes] = []
+    source = ""
+    for chunk in _SEPARATOR.split(output):
+        found = _SOURCE_LINE.search(chunk)
+        if found is not None:
+            source = found.group(1).decode("utf-8", "replace").strip()
+        if not _CHART_CRDS_PATH.match(source):
+            rest.append(chunk)
+            continue
+        try:
+            docs = [d for d in yamlio.load_all(chunk) if d is not None]
+        except yamlio.YAMLError as exc:
+            raise RenderError(f"{where}: the chart's {source} is not valid YAML") from exc
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
+                    raise RenderError(f"{where}: a CRD in the chart's {source} has no name")
+                crds.append((doc, source))
+    return crds, b"\n---\n".join(rest)
+
+
+def _chart_crds(
+    crds: Sequence[tuple[RawObject, str]], spec: HelmReleaseSpec, masker: Masker
+) -> tuple[Manifest, ...]:
+    manifests = []
+    for doc, _ in crds:
+        meta = doc["metadata"]
+        meta.pop("namespace", None)
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            _LABEL_NAME: spec.unit.name,
+            _LABEL_NAMESPACE: spec.unit.namespace,
+        }
+        masked = masker.mask_object(doc)
+        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
+    return tuple(manifests)
 
 
 def _post_render(
@@ -322,7 +384,11 @@ def _post_render(
 
 
 def _finish(
-    output: bytes, spec: HelmReleaseSpec, masker: Masker, where: str
+    output: bytes,
+    spec: HelmReleaseSpec,
+    masker: Masker,
+    where: str,
+    chart_scopes: Mapping[tuple[str, str], bool],
 ) -> tuple[Manifest, ...]:
     """Parse, default namespaces, add helm-controller's labels, check and mask."""
     try:
@@ -337,7 +403,7 @@ def _finish(
         if not isinstance(meta, dict) or not meta.get("name"):
             raise RenderError(f"{where}: the chart produced a {doc['kind']} without a name")
         objects.append(doc)
-    scopes = crd_scopes(objects)
+    scopes = {**chart_scopes, **crd_scopes(objects)}
     seen: set[ObjectRef] = set()
     manifests = []
     for obj in objects:

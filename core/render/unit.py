@@ -27,9 +27,18 @@ from core.host.files import DirectorySource, FileSource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
+from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
+from core.repo.view import FileView
 from core.sources.helmrepo import ChartPuller, SourceUnavailableError
-from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
+from core.units import (
+    DEFAULT_CRD_POLICY,
+    HelmReleaseSpec,
+    KustomizationSpec,
+    RenderedUnit,
+    SourceRef,
+)
 
 __all__ = ["RenderSettings", "UnitRenderer"]
 
@@ -76,18 +85,18 @@ class UnitRenderer:
     def __init__(
         self,
         settings: RenderSettings,
-        source: FileSource,
-        tree: TreeView,
+        artifacts: Artifacts,
         *,
         pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
-        self.source = source
-        self.tree = tree
+        self.artifacts = artifacts
+        self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key())
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
 
     def _count_render(self, spec: UnitSpec) -> None:
         self.settings.rendered.append(str(spec.unit))
@@ -118,35 +127,104 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
         """Resolve everything that depends on other units; return the render to run."""
         try:
-            source = self._source_for(spec.source, self_source, spec)
+            source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
                 return self._kustomization(spec, source, objects)
             return self._helm_release(spec, source, objects, self_source)
         except _Missing as missing:
-            return Pending(missing.what)
+            return Pending(missing.what, missing.message)
         except TidegateError as exc:
             return _failure(spec, str(exc))
 
     def _source_for(
-        self, ref: SourceRef, self_source: SourceRef | None, spec: UnitSpec
+        self,
+        ref: SourceRef,
+        self_source: SourceRef | None,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
     ) -> FileSource:
         if ref == self_source or (self_source is None and ref.kind == "GitRepository"):
-            return self.source
+            return self.artifacts.repository(_spec_ignore(objects, ref))
+        if ref.kind == "ExternalArtifact":
+            return self._external(ref, spec, objects, self_source)
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
         if isinstance(spec, HelmReleaseSpec) and ref.kind == "HelmRepository":
-            return self.source
+            return self.artifacts.repository(None)
+        if ObjectRef(FLUX_SOURCE_GROUP, ref.kind, ref.namespace, ref.name) not in objects:
+            # Another unit may still render it; if none does, say so rather than advise --source.
+            raise _Missing(str(ref), f"{_spaced(ref)} is not defined in this repository")
         raise TidegateError(
             f"{spec.unit}: source {ref} is not this repository; "
             f"pass --source {ref}=DIR to render it"
         )
 
+    def _external(
+        self,
+        ref: SourceRef,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
+        self_source: SourceRef | None,
+    ) -> FileSource:
+        """Compose an ExternalArtifact from the ArtifactGenerator that declares it."""
+        directory = self.settings.sources.get(ref)
+        if directory is not None:
+            return DirectorySource(directory)
+        generator = self._generator_for(ref, objects)
+        if generator is None:
+            raise _Missing(
+                str(ref),
+                f"{_spaced(ref)} is not composed by any ArtifactGenerator in this repository",
+            )
+        views: dict[str, FileView] = {}
+        for alias, source in generator.sources.items():
+            src = SourceRef(source.kind, source.namespace, source.name)
+            if src == self_source or (self_source is None and src.kind == "GitRepository"):
+                views[alias] = self.artifacts.repository(_spec_ignore(objects, src))
+            elif src in self.settings.sources:
+                views[alias] = self.artifacts.directory(self.settings.sources[src])
+            else:
+                raise TidegateError(
+                    f"{spec.unit}: {generator.label} (file {generator.file}) copies from {src}, "
+                    f"which is not this repository; pass --source {src}=DIR to render it"
+                )
+        return self.artifacts.generated(generator, ref.name, views)
+
+    def _generator_for(
+        self, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+    ) -> GeneratorSpec | None:
+        """Find the ArtifactGenerator in the artifact's namespace that declares it."""
+        for obj in objects:
+            if obj.group != GENERATOR_GROUP or obj.kind != GENERATOR_KIND:
+                continue
+            if obj.namespace not in (ref.namespace, ""):
+                continue
+            generator = self._parse_generator(objects[obj])
+            if generator.namespace == ref.namespace and generator.artifact(ref.name):
+                return generator
+        return None
+
+    def _parse_generator(self, manifest: Manifest) -> GeneratorSpec:
+        entry = self._generators.get(id(manifest))
+        if entry is None:
+            try:
+                parsed: GeneratorSpec | TidegateError = parse_generator(
+                    manifest.body, file=manifest.source
+                )
+            except TidegateError as exc:
+                parsed = exc
+            # The manifest is kept alongside, so its id cannot be reused while cached.
+            entry = self._generators[id(manifest)] = (manifest, parsed)
+        if isinstance(entry[1], TidegateError):
+            raise entry[1]
+        return entry[1]
+
     def _kustomization(
         self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
-        tree = self.tree if source is self.source else _DirectoryTree(source)
+        tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
         key = canonical_key(
             "kustomization",
             _spec_fields(spec),
@@ -157,7 +235,7 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
-            return _rendered(spec, cached)
+            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
 
         def render() -> RenderedUnit:
             try:
@@ -179,7 +257,7 @@ class UnitRenderer:
             render = CachedRender.of(result.manifests, result.inputs | read_from)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
 
         return render
 
@@ -209,8 +287,12 @@ class UnitRenderer:
             inputs: frozenset[str] = frozenset()
         else:
             url = ""
-            inputs = frozenset(helm.chart_inputs(source, spec.chart))
-            chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
+            chart_files = frozenset(helm.chart_inputs(source, spec.chart))
+            chart_id = (
+                source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
+            )
+            # Ownership and the cache's receipts speak of repository files.
+            inputs = _repository_files(source, chart_files, frozenset())
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
@@ -218,10 +300,11 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:
-            return lambda: _rendered(spec, cached)
+            return lambda: _rendered(spec, cached, cached.inputs)
 
         def render() -> RenderedUnit:
             try:
+                chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
                     chart = self._chart(spec, source, url, Path(workdir))
                     manifests = helm.render_helm_release(
@@ -234,15 +317,16 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self.settings.limits,
                         kustomize=self.settings.kustomize,
+                        chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:
                 return _failure(spec, f"{spec.unit}: {exc}", unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender.of(manifests, inputs)
+            render = CachedRender.of(manifests, inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, render.inputs)
 
         return render
 
@@ -270,9 +354,31 @@ class UnitRenderer:
 class _Missing(Exception):  # noqa: N818 - control flow, never shown
     """An object a unit needs has not been rendered (yet)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, message: str | None = None) -> None:
         super().__init__(what)
         self.what = what
+        self.message = message
+
+
+def _spaced(ref: SourceRef) -> str:
+    """`GitRepository controllers/flux-system`, as Flux's messages name a source."""
+    return f"{ref.kind} {ref.namespace}/{ref.name}"
+
+
+def _spec_ignore(objects: Mapping[ObjectRef, Manifest], ref: SourceRef) -> str | None:
+    """The `spec.ignore` of a GitRepository rendered so far, if any."""
+    found = objects.get(ObjectRef(FLUX_SOURCE_GROUP, "GitRepository", ref.namespace, ref.name))
+    ignore = (found.body.get("spec") or {}).get("ignore") if found is not None else None
+    return ignore if isinstance(ignore, str) else None
+
+
+def _repository_files(
+    source: FileSource, inputs: frozenset[str], extra: frozenset[str]
+) -> frozenset[str]:
+    """The repository files behind a render's inputs (an artifact path maps to its origin)."""
+    if isinstance(source, FileView):
+        return source.origins(inputs - extra) | extra
+    return inputs
 
 
 class _DirectoryTree:
@@ -382,7 +488,7 @@ def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
     return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
-def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
+def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> RenderedUnit:
     is_ks = isinstance(spec, KustomizationSpec)
     return RenderedUnit(
         unit=spec.unit,
@@ -391,7 +497,10 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
         suspend=spec.suspend,
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
-        inputs=render.inputs,
+        inputs=inputs,
+        install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
+        upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
+        chart_crds=render.chart_crds,
     )
 
 

@@ -31,6 +31,7 @@ from core.units import (
     RenderedUnit,
     SourceRef,
     parse_unit,
+    source_path,
 )
 
 __all__ = [
@@ -59,6 +60,8 @@ class Pending:
     """
 
     what: str
+    message: str | None = None
+    """The whole message when it never appears, if better than "`what` was not found"."""
 
 
 class _Rendered(Mapping[ObjectRef, Manifest]):
@@ -212,7 +215,7 @@ class _Walker:
                 spec = self.parsed.parse(manifest)
             except InputError:
                 continue
-            if isinstance(spec, KustomizationSpec) and flux_path(spec.path) == self.path:
+            if isinstance(spec, KustomizationSpec) and source_path(spec.path) == self.path:
                 return spec
         return None
 
@@ -222,9 +225,22 @@ class _Walker:
             self.context.self_source = spec.source
         result = self.render([spec], self.context.objects, self._source())[0]
         if isinstance(result, Pending):
-            result = _failed(spec, parent, f"{result.what} was not found")
+            result = _failed(spec, parent, self._never_found(result))
         self._record(spec, replace(result, parent=parent))
         return self.units[spec.unit]
+
+    def _never_found(self, pending: Pending) -> str:
+        """Say why a needed object never appeared, without blaming the wrong unit.
+
+        When a unit of the cluster failed to render, its objects are unknown: the missing object
+        may well be one of them, so the message says that instead of "not found".
+        """
+        failed = sorted(ref for ref, unit in self.units.items() if unit.objects is None)
+        if failed:
+            names = ", ".join(map(str, failed))
+            verb = "fails" if len(failed) == 1 else "fail"
+            return f"{pending.what} is unknown: {names} {verb} to render and may define it"
+        return pending.message or f"{pending.what} was not found"
 
     def _source(self) -> SourceRef | None:
         return self.context.self_source
@@ -263,7 +279,7 @@ class _Walker:
         return found
 
     def _is_root(self, spec: UnitSpec) -> bool:
-        return isinstance(spec, KustomizationSpec) and flux_path(spec.path) == self.path
+        return isinstance(spec, KustomizationSpec) and source_path(spec.path) == self.path
 
     def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
         self.units[ref] = RenderedUnit(
@@ -290,7 +306,7 @@ class _Walker:
                 # Nothing rendered this round: what the rest waits for will never appear.
                 for (spec, parent), result in zip(waiting, results, strict=True):
                     if isinstance(result, Pending):
-                        self._record(spec, _failed(spec, parent, f"{result.what} was not found"))
+                        self._record(spec, _failed(spec, parent, self._never_found(result)))
                 break
             waiting = still
         return children
@@ -303,8 +319,8 @@ def _is_unit_ref(ref: ObjectRef) -> bool:
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     """Tell whether two specs render the same, however their paths are spelled."""
-    return replace(a, path=flux_path(a.path), file=None) == replace(
-        b, path=flux_path(b.path), file=None
+    return replace(a, path=source_path(a.path), file=None) == replace(
+        b, path=source_path(b.path), file=None
     )
 
 

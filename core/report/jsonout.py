@@ -11,13 +11,15 @@ The shape is stable; fields may be added but never renamed or removed:
                   "suspended": false, "skipped": 0, "path": "./apps",
                   "parent": "Kustomization/flux-system/flux-system", "note": null,
                   "suppressed": {"helm-chart-labels": 4}, "noiseOnlyObjects": 1,
-                  "changes": [{"action": "create|update|delete|orphan|move",
+                  "notices": ["CustomResourceDefinition/x.example.com changes in the chart's
+                               crds/ but helm-controller will not apply the change: ..."],
+                  "changes": [{"action": "create|update|delete|orphan|move|unknown",
                                "apiVersion": "apps/v1", "kind": "Deployment", "group": "apps",
                                "namespace": "web", "name": "api", "movedFrom": null,
                                "fields": ["spec.replicas"], "diff": "unified diff text",
-                               "suppressed": {"helm-chart-labels": 2}}]}]}],
-     "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "failed": 0,
-                 "unavailable": 0, "errors": 0},
+                               "suppressed": {"helm-chart-labels": 2}, "note": null}]}]}],
+     "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "unknown": 0,
+                 "failed": 0, "unavailable": 0, "errors": 0},
      "findings": [{"rule": "GP001", "severity": "error|warning|notice", "message": "...",
                    "cluster": "clusters/production", "unit": "Kustomization/flux-system/apps",
                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web",
@@ -35,7 +37,9 @@ A unit is `unavailable` when a source it needs (a chart repository) could not be
 do not, and they were not previewed.
 
 `movedFrom` (and `parent`) name a unit as the string `Kind/namespace/name`: Kubernetes names
-cannot contain `/`, so the string is unambiguous and easy to match in `jq`. Cluster-scoped
+cannot contain `/`, so the string is unambiguous and easy to match in `jq`. A change's `note` says
+what Flux will do beyond what its action says (a chart CRD it will not apply, the units an
+`unknown` object may move from or to). Cluster-scoped
 objects have `"namespace": ""`. `suppressed` counts diff lines hidden per noise rule; a unit's
 count includes its noise-only objects, which are not changes.
 
@@ -108,6 +112,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "suppressed": _counts(unit.suppressed),
         "noiseOnlyObjects": unit.noise_only,
         "changes": [_change(change) for change in unit.changes],
+        "notices": [comparing.scrub(notice) for notice in unit.notices],
     }
 
 
@@ -123,6 +128,7 @@ def _change(change: Change) -> dict[str, Any]:
         "fields": list(change.fields),
         "diff": change.diff,
         "suppressed": _counts(change.suppressed),
+        "note": comparing.scrub(change.note) if change.note is not None else None,
     }
 
 

@@ -52,6 +52,7 @@ _PAST = {
     Action.DELETE: "deleted",
     Action.ORPHAN: "orphaned",
     Action.MOVE: "moved in",
+    Action.UNKNOWN: "of unknown fate",
 }
 _TABLE = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.ORPHAN, Action.MOVE)
 
@@ -170,6 +171,12 @@ def _alerts(preview: Preview) -> Iterator[str]:
     yield from _action_alert(preview, Action.DELETE, "⚠️", "will be deleted")
     yield from _action_alert(
         preview, Action.ORPHAN, "⚠️", "will be orphaned (left in the cluster, no longer pruned)"
+    )
+    yield from _action_alert(
+        preview,
+        Action.UNKNOWN,
+        "❔",
+        "may be created, deleted or moved: a unit they may move from or to failed",
     )
     yield from _suspended_alert(preview)
 
@@ -355,7 +362,7 @@ def _extras(unit: UnitPlan) -> list[str]:
     if unit.skipped:
         extras.append(
             f"{_plural(unit.skipped, 'changed object')} left out because Flux does not "
-            "reconcile them (reconcile: disabled or ssa: Ignore)"
+            "apply them (reconcile: disabled, ssa: Ignore, or a HelmRelease's CRD policy)"
         )
     return extras
 
@@ -365,7 +372,7 @@ def _headline(unit: UnitPlan) -> str:
     for change in unit.changes:
         counts[change.action] = counts.get(change.action, 0) + 1
     parts = [unit.status.value]
-    parts += [f"{counts[a]} {_PAST[a]}" for a in _TABLE if counts.get(a)]
+    parts += [f"{counts[a]} {_PAST[a]}" for a in (*_TABLE, Action.UNKNOWN) if counts.get(a)]
     if unit.suspended:
         parts.append("suspended")
     return " · ".join(parts)
@@ -398,6 +405,9 @@ def _intro(unit: UnitPlan) -> list[str]:
         parts.append(html.escape(comparing.scrub(note)))
     if extras := _extras(unit):
         parts.append("<sub>" + html.escape("; ".join(extras)) + ".</sub>")
+    if unit.notices:
+        lines = [f"- {html.escape(comparing.scrub(notice))}" for notice in unit.notices]
+        parts.append("\n".join(lines))
     return parts
 
 
@@ -422,6 +432,8 @@ def _change_line(change: Change) -> str:
         shown = ", ".join(_code(f) for f in change.fields[:_SHOWN_FIELDS])
         more = len(change.fields) - _SHOWN_FIELDS
         text += f": {shown}" + (f" and {more} more" if more > 0 else "")
+    if change.note:
+        text += f" ({html.escape(comparing.scrub(change.note))})"
     return text
 
 

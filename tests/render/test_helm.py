@@ -275,8 +275,17 @@ def test_render_from_a_git_repository_chart(helm_bin: Path, tmp_path: Path) -> N
     manifests = render_helm_release(
         spec, chart, {}, helm=helm_bin, workdir=work, masker=Masker(b"h" * 32)
     )
-    refs = {m.ref for m in manifests}
-    assert ObjectRef("apps", "Deployment", "team", "team-web") in refs
+    # Every object of the chart, under the target namespace and the default release name
+    # (<targetNamespace>-<name>); the hook and the test Pod are left out, as Flux leaves them.
+    assert {m.ref for m in manifests} == {
+        ObjectRef("apps", "Deployment", "team", "team-web"),
+        ObjectRef("", "ConfigMap", "explicit", "team-web-config"),
+        ObjectRef("", "Secret", "team", "team-web-secret"),
+        ObjectRef("rbac.authorization.k8s.io", "ClusterRole", "", "team-web-reader"),
+        ObjectRef("example.com", "Widget", "team", "team-web"),
+        ObjectRef("apiextensions.k8s.io", "CustomResourceDefinition", "", "widgets.example.com"),
+    }
+    assert all(m.source == "apps/web.yaml" for m in manifests)
 
 
 def test_post_renderer_kustomize_patches_and_images(
@@ -352,3 +361,65 @@ def test_template_errors_hide_the_workdir(helm_bin: Path, tmp_path: Path) -> Non
         )
     assert "deliberate" in str(caught.value)
     assert str(work) not in str(caught.value)
+
+
+def test_chart_crds_are_taken_out_of_the_release(helm_bin: Path, tmp_path: Path) -> None:
+    write_chart(tmp_path / "repo" / "charts" / "webapp", "0.1.0")
+    write_tree(
+        tmp_path / "repo" / "charts" / "webapp",
+        {
+            # A second document in a crds file has no `# Source:` line of its own; a non-CRD
+            # there is dropped, as helm-controller drops it.
+            "crds/more.yaml": """
+                apiVersion: apiextensions.k8s.io/v1
+                kind: CustomResourceDefinition
+                metadata: {name: gadgets.example.com}
+                spec:
+                  group: example.com
+                  scope: Cluster
+                  names: {kind: Gadget, plural: gadgets}
+                  versions: [{name: v1, served: true, storage: true}]
+                ---
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: not-a-crd}
+            """,
+            # A template under a directory named crds is an ordinary template.
+            "templates/crds/templated.yaml": """
+                apiVersion: apiextensions.k8s.io/v1
+                kind: CustomResourceDefinition
+                metadata: {name: templated.example.com}
+                spec:
+                  group: example.com
+                  scope: Namespaced
+                  names: {kind: Templated, plural: templated}
+                  versions: [{name: v1, served: true, storage: true}]
+            """,
+        },
+    )
+    source = DirectorySource(tmp_path / "repo")
+    work = tmp_path / "work"
+    work.mkdir()
+    chart = chart_from_source(source, "./charts/webapp", work / "chart")
+    chart_crds: set[ObjectRef] = set()
+    manifests = by_ref(
+        render_helm_release(
+            hr_spec(targetNamespace="team"),
+            chart,
+            {},
+            helm=helm_bin,
+            workdir=work,
+            masker=Masker(b"h" * 32),
+            chart_crds=chart_crds,
+        )
+    )
+
+    crd = "apiextensions.k8s.io", "CustomResourceDefinition", ""
+    assert {ref.name for ref in chart_crds} == {"widgets.example.com", "gadgets.example.com"}
+    templated = manifests[ObjectRef(*crd, "templated.example.com")]
+    assert templated.ref not in chart_crds
+    assert "helm.toolkit.fluxcd.io/name" in templated.body["metadata"]["labels"]
+    widget_crd = manifests[ObjectRef(*crd, "widgets.example.com")]
+    assert widget_crd.body["metadata"]["labels"]["helm.toolkit.fluxcd.io/name"] == "web"
+    assert not any(ref.name == "not-a-crd" for ref in manifests)
+    assert ObjectRef("example.com", "Widget", "team", "web") in manifests
