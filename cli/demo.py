@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
                 junit=None,
                 approved_by=[],
                 no_policies=False,
+                sandbox=None,
             )
         )
     # The example is meant to change things and to trip the policy gate: exit 1 (changes) and
