@@ -4,14 +4,21 @@
 the objects rendered so far in the cluster. For each spec it resolves the source (this repository,
 or a directory given for another source), the `postBuild` variables or `valuesFrom` documents from
 objects already rendered (returning `Pending` while they do not exist yet), and then either reuses
-a cached render or renders with kustomize or helm in a worker thread. Any `TidegateError` becomes a
-failed unit whose message names the file and object: failures are data, never exceptions.
+a cached render or renders with kustomize or helm in a worker thread. Any error, ours or not,
+becomes a failed unit with a one-line message naming the file and object: failures are data,
+never exceptions.
+
+Budgets apply here: no render starts after the preview's deadline, every tool's time bound is cut
+to what is left of it, and a render whose objects the API server would refuse by name, or whose
+name or namespace derives from a Secret value, fails instead of being shown. Error messages are
+scrubbed of every Secret value known to the preview before they leave this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import posixpath
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import secrets, yamlio
+from core import names, secrets, yamlio
+from core.budgets import Budgets, Deadline
 from core.errors import TidegateError
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.render.command import DEFAULT_LIMITS, Limits
 from core.render.files import DirectorySource, FileSource
+from core.render.leaks import secret_values
+from core.render.walk import kustomize_inputs
 from core.repo.discovery import Pending, UnitSpec
 from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
 
@@ -51,6 +61,13 @@ class RenderSettings:
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
     """Called from a worker thread after each actual render, with the unit's name (progress)."""
+    work_root: Path | None = None
+    """Where work directories go (a preview's `Workspace`); None means the temporary directory."""
+    budgets: Budgets = field(default_factory=Budgets)
+    deadline: Deadline | None = field(default=None, compare=False)
+    """When the whole preview must be done; set by the preview when it starts."""
+    known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
+    """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
 
 
 class UnitRenderer:
@@ -67,7 +84,7 @@ class UnitRenderer:
         self.settings = settings
         self.source = source
         self.tree = tree
-        self.masker = secrets.Masker(settings.cache.masking_key())
+        self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
@@ -101,14 +118,94 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
         """Resolve everything that depends on other units; return the render to run."""
         try:
+            self._check_deadline()
             source = self._source_for(spec.source, self_source, spec)
             if isinstance(spec, KustomizationSpec):
-                return self._kustomization(spec, source, objects)
-            return self._helm_release(spec, source, objects, self_source)
+                return self._guarded(spec, source, self._kustomization(spec, source, objects))
+            return self._guarded(
+                spec, source, self._helm_release(spec, source, objects, self_source)
+            )
         except _Missing as missing:
             return Pending(missing.what)
-        except TidegateError as exc:
-            return _failure(spec, str(exc))
+        except Exception as exc:
+            return self._failed(spec, exc)
+
+    def _check_deadline(self) -> None:
+        if self.settings.deadline is not None:
+            self.settings.deadline.check()
+
+    def _limits(self) -> Limits:
+        """The tool bounds, with the time cut to what is left of the preview."""
+        limits = self.settings.limits
+        if self.settings.deadline is None:
+            return limits
+        return dataclasses.replace(limits, timeout=self.settings.deadline.bound(limits.timeout))
+
+    def _guarded(
+        self,
+        spec: UnitSpec,
+        source: FileSource,
+        job: Callable[[], RenderedUnit] | RenderedUnit,
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        """Wrap a render so that it checks its result and turns any failure into a failed unit."""
+        if not callable(job):
+            return job
+
+        def run() -> RenderedUnit:
+            try:
+                self._check_deadline()
+                result = job()
+            except Exception as exc:
+                return self._failed(spec, exc, source)
+            if result.error is not None:
+                return self._failed(spec, TidegateError(result.error), source)
+            return self._checked(spec, result)
+
+        return run
+
+    def _checked(self, spec: UnitSpec, result: RenderedUnit) -> RenderedUnit:
+        """Fail a render whose objects the API server would refuse, or that would show a token."""
+        objects = result.objects or {}
+        for ref in objects:
+            problem = _identity_problem(ref)
+            if problem:
+                origin = objects[ref].source
+                where = f" (in {origin})" if origin else ""
+                return self._failed(
+                    spec, TidegateError(f"{spec.unit}: {ref.kind}{where}: {problem}")
+                )
+        return result
+
+    def _failed(
+        self, spec: UnitSpec, exc: Exception, source: FileSource | None = None
+    ) -> RenderedUnit:
+        """A failed unit with a one-line, Secret-free reason."""
+        deadline = self.settings.deadline
+        if deadline is not None and deadline.expired:
+            # A tool cut short by the deadline reports a timeout; the budget is the real cause.
+            message = f"{spec.unit}: {deadline.error()}"
+        elif isinstance(exc, TidegateError):
+            message = str(exc)
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            message = f"{spec.unit}: internal error ({type(exc).__name__}: {first})"
+        if source is not None and isinstance(spec, KustomizationSpec):
+            self._learn_secrets(spec, source)
+        return _failure(spec, self.settings.known_secrets.scrub(message))
+
+    def _learn_secrets(self, spec: KustomizationSpec, source: FileSource) -> None:
+        """Collect the Secret values in a failed Kustomization's inputs, to scrub its error.
+
+        Only on failure: a tool's error text may quote a Secret the build never got to output,
+        and so the masker never saw. Best effort: what cannot be read holds nothing to learn.
+        """
+        try:
+            root = posixpath.normpath(spec.path.removeprefix("./").strip("/") or ".")
+            files = kustomize_inputs(source, "" if root == "." else root)
+        except Exception:
+            return
+        for value in secret_values(source, files):
+            self.settings.known_secrets.add(value)
 
     def _source_for(
         self, ref: SourceRef, self_source: SourceRef | None, spec: UnitSpec
@@ -144,7 +241,9 @@ class UnitRenderer:
 
         def render() -> RenderedUnit:
             try:
-                with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-ks-", dir=self.settings.work_root
+                ) as workdir:
                     result = kustomize.render_kustomization(
                         spec,
                         source,
@@ -153,7 +252,7 @@ class UnitRenderer:
                         masker=self.masker,
                         variables=variables,
                         secret_variables=secret_names,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         allowed_remotes=self.settings.allowed_remotes,
                     )
             except TidegateError as exc:
@@ -203,7 +302,9 @@ class UnitRenderer:
 
         def render() -> RenderedUnit:
             try:
-                with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-hr-", dir=self.settings.work_root
+                ) as workdir:
                     chart = self._chart(spec, source, url, Path(workdir))
                     manifests = helm.render_helm_release(
                         spec,
@@ -213,7 +314,7 @@ class UnitRenderer:
                         workdir=Path(workdir),
                         masker=self.masker,
                         kube_version=self.settings.kube_version,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         kustomize=self.settings.kustomize,
                     )
             except TidegateError as exc:
@@ -233,7 +334,7 @@ class UnitRenderer:
                 spec.version,
                 helm=self.settings.helm,
                 cache_dir=self.settings.cache.root / "charts",
-                limits=self.settings.limits,
+                limits=self._limits(),
             )
         return helm.chart_from_source(source, spec.chart, workdir / "chart")
 
@@ -363,6 +464,20 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
         inputs=render.inputs,
+    )
+
+
+def _identity_problem(ref: ObjectRef) -> str | None:
+    """Say why an object's name or namespace cannot be previewed, or None when both are fine."""
+    if secrets.contains_token(ref.name) or secrets.contains_token(ref.namespace):
+        field_name = "metadata.name" if secrets.contains_token(ref.name) else "metadata.namespace"
+        return (
+            f"{field_name} is derived from a Secret value (postBuild.substituteFrom a Secret); "
+            "a preview cannot show it without revealing the value, and Flux would apply an "
+            "object named after a secret: take names from a ConfigMap or spec.postBuild.substitute"
+        )
+    return names.name_problem(ref.group, ref.kind, ref.name) or names.namespace_problem(
+        ref.namespace
     )
 
 
