@@ -84,5 +84,10 @@ class BudgetError(TidegateError):
     """
 
     def __init__(self, message: str, *, flag: str) -> None:
+        self.reason = message
         self.flag = flag
         super().__init__(f"{message}; raise it with `tidegate preview {flag}`")
+
+    def at(self, where: str) -> BudgetError:
+        """The same error, saying where it happened (a file, a tool's output)."""
+        return BudgetError(f"{where}: {self.reason}", flag=self.flag)

@@ -115,7 +115,11 @@ def run(
             "`tidegate preview --tool-memory`)",
         )
     if code < 0:
-        raise CommandError(argv, f"was killed by signal {_signal_name(-code)}")
+        raise CommandError(
+            argv,
+            f"was killed by signal {_signal_name(-code)} (its memory limit is "
+            f"{_gib(limits.memory)})",
+        )
     raise CommandError(argv, f"failed (exit {code})", stderr=_summary(stderr))
 
 
@@ -189,10 +193,13 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.close()
 
 
+# What Go's runtime (and Python's) print when an allocation or an address-space reservation
+# fails; under an address-space limit, running out shows as any of these.
 _OOM_MARKERS = (
-    b"runtime: out of memory",
-    b"fatal error: out of memory",
+    b"out of memory",
     b"cannot allocate memory",
+    b"failed to reserve page summary memory",
+    b"cannot reserve arena",
     b"MemoryError",
 )
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
-from core.errors import CommandError, InputError, RenderError
+from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.model import Manifest, ObjectRef, RawObject
 from core.render.command import DEFAULT_LIMITS, Limits, run
 from core.render.files import FileSource, normalize
@@ -385,6 +385,8 @@ def _finish(
         docs = [d for d in yamlio.load_all(output) if d is not None]
     except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: the chart produced invalid YAML") from exc
+    except BudgetError as exc:
+        raise exc.at(f"{where}: the chart's output") from None
     objects: list[RawObject] = []
     for doc in _flatten(docs, where):
         if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
-from core.errors import CommandError, InputError, RenderError
+from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.model import Manifest, ObjectRef, RawObject, group_of
 from core.render.command import DEFAULT_LIMITS, Limits, run
 from core.render.files import FileSource, normalize
@@ -259,6 +259,8 @@ def _check_kubernetes_yaml(source: FileSource, path: str) -> None:
     except yamlio.YAMLError:
         problem = "invalid YAML"
         docs = []
+    except BudgetError as exc:
+        raise exc.at(path) from None
     for doc in docs:
         if doc is None:
             continue
@@ -357,6 +359,8 @@ def _parse(output: bytes, root: str, where: str, keep_origin: bool) -> list[tupl
         docs = [d for d in yamlio.load_all(output) if d is not None]
     except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: kustomize output is not valid YAML") from exc
+    except BudgetError as exc:
+        raise exc.at(f"{where}: the output of kustomize build") from None
     parsed: list[tuple[RawObject, str]] = []
     for doc in docs:
         if not isinstance(doc, dict):

@@ -185,7 +185,8 @@ class UnitRenderer:
             # A tool cut short by the deadline reports a timeout; the budget is the real cause.
             message = f"{spec.unit}: {deadline.error()}"
         elif isinstance(exc, TidegateError):
-            message = str(exc)
+            # Errors raised below the renderers (a budget, say) do not know the unit yet.
+            message = str(exc) if str(spec.unit) in str(exc) else f"{spec.unit}: {exc}"
         else:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             message = f"{spec.unit}: internal error ({type(exc).__name__}: {first})"

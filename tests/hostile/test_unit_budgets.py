@@ -22,7 +22,7 @@ from core.report import jsonout
 from core.secrets import KnownValues, Masker, values_in
 from tests.report.samples import sample_preview
 
-# --- names -------------------------------------------------------------------------------------
+# --- names ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_namespaces_are_labels() -> None:
     assert "DNS-1123 label" in (names.namespace_problem("Web") or "")
 
 
-# --- the JSON report's budget ---------------------------------------------------------------------
+# --- the JSON report's budget --------------------------------------------------------------------
 
 
 def test_a_report_within_budget_is_untouched() -> None:
@@ -97,17 +97,14 @@ def test_a_report_that_cannot_fit_fails_naming_the_flag() -> None:
     assert "--max-report-bytes" in str(caught.value)
 
 
-# --- known Secret values -----------------------------------------------------------------------------
+# --- known Secret values -------------------------------------------------------------------------
 
 
 def test_known_values_are_scrubbed_as_text_base64_and_lines() -> None:
     known = KnownValues()
     known.add(b"hunter2-canary\nsecond-line-canary")
-    text = (
-        "error: value hunter2-canary found; "
-        f"b64 {base64.b64encode(b'hunter2-canary' + chr(10).encode() + b'second-line-canary').decode()}"
-        "; line second-line-canary"
-    )
+    encoded = base64.b64encode(b"hunter2-canary\nsecond-line-canary").decode()
+    text = f"error: value hunter2-canary found; b64 {encoded}; line second-line-canary"
     scrubbed = known.scrub(text)
     assert "canary" not in scrubbed
     assert "***" in scrubbed
@@ -141,7 +138,7 @@ def test_secret_values_are_found_in_documents() -> None:
     assert values_in(docs) == [b"v-canary", b"literal-canary"]
 
 
-# --- the deadline --------------------------------------------------------------------------------------
+# --- the deadline --------------------------------------------------------------------------------
 
 
 def test_a_cancelled_deadline_has_expired_and_names_its_flag() -> None:
@@ -155,7 +152,7 @@ def test_a_cancelled_deadline_has_expired_and_names_its_flag() -> None:
     assert deadline.bound(120) < 1
 
 
-# --- work directories -------------------------------------------------------------------------------
+# --- work directories ----------------------------------------------------------------------------
 
 
 def test_the_workspace_is_removed_on_exit(tmp_path: Path) -> None:
@@ -204,12 +201,12 @@ def test_stale_workspaces_are_removed_and_live_ones_kept(tmp_path: Path) -> None
 
 def test_a_workspace_holds_its_lock(tmp_path: Path) -> None:
     with workspace.Workspace(tmp_path) as root, (root / ".lock").open() as probe:
-        with pytest.raises(OSError):
+        with pytest.raises(BlockingIOError):
             fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert workspace.remove_stale(tmp_path) == []
 
 
-# --- the subprocess seam --------------------------------------------------------------------------------
+# --- the subprocess seam -------------------------------------------------------------------------
 
 
 def _python(code: str) -> list[str]:
