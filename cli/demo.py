@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from cli import preview
+from core.host.command import run
 
 __all__ = ["build_example_repo", "register"]
 
@@ -84,4 +84,4 @@ def _commit(repo: Path, message: str) -> None:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True)
+    run(["git", *args], cwd=repo)

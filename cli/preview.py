@@ -28,10 +28,10 @@ from typing import Any
 from core import preview, yamlio
 from core.budgets import Budgets, Deadline
 from core.errors import InputError, TidegateError
+from core.host.command import DEFAULT_LIMITS, terminate_all
+from core.host.workspace import Workspace
 from core.render.cache import RenderCache
-from core.render.command import DEFAULT_LIMITS, terminate_all
 from core.render.unit import RenderSettings
-from core.render.workspace import Workspace
 from core.repo.git import Repository
 from core.report import jsonout, markdown
 from core.units import SourceRef

@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.model import ObjectRef, UnitRef
+from core.model import Manifest, ObjectRef, UnitRef
+from core.units import SourceRef
 
 __all__ = [
     "Action",
@@ -63,6 +64,21 @@ class Change:
     """Unified YAML diff of the normalized, masked object."""
     suppressed: Mapping[str, int] = field(default_factory=dict)
     """Diff lines hidden by each noise rule, by rule name."""
+    before: Manifest | None = field(default=None, compare=False, repr=False)
+    """The masked object at base (for a move: under the unit it leaves); None for `create`.
+
+    Policies read bodies from here instead of re-reading renders. Not part of the JSON output,
+    and not compared: two changes are equal when what they say is equal."""
+    after: Manifest | None = field(default=None, compare=False, repr=False)
+    """The masked object at head; None for `delete` and `orphan`."""
+
+    @property
+    def source(self) -> str | None:
+        """Repository file the object comes from (head first), when known."""
+        for manifest in (self.after, self.before):
+            if manifest is not None and manifest.source:
+                return manifest.source
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,12 @@ class UnitPlan:
     """Diff lines hidden per rule on those objects."""
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
+    depends_on: tuple[UnitRef, ...] = ()
+    """The unit's `dependsOn` (head, or base for a removed unit): the owner graph's edges."""
+    source: SourceRef | None = None
+    """The Flux source the unit renders from."""
+    file: str | None = None
+    """Repository file that defines the unit's Flux object, when known."""
 
     @property
     def suppressed(self) -> Counter[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from core.budgets import Deadline
 from core.changes import Preview
 from core.errors import InputError
+from core.host.paths import flux_path
 from core.plan import plan
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
@@ -93,7 +94,7 @@ def _clusters(
             )
         return found
     for path in request.clusters:
-        directory = discovery.normalize_path(path)
+        directory = flux_path(path)
         if not (_has_flux(repo, base_tree, directory) or _has_flux(repo, head_tree, directory)):
             raise InputError(
                 f"--path {path}: no Flux Kustomization (kustomize.toolkit.fluxcd.io/v1) in this "
@@ -143,7 +144,7 @@ def render_revision(
         return {
             path: discovery.discover_cluster(path, renderer, specs, allowance=allowance)
             for path in clusters
-            if tree.is_dir(discovery.normalize_path(path))
+            if tree.is_dir(flux_path(path))
         }
     finally:
         renderer.close()

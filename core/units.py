@@ -138,6 +138,10 @@ class RenderedUnit:
     path: str | None = None
     inputs: frozenset[str] = frozenset()
     """Repository files this render read: the ownership index is built from these."""
+    depends_on: tuple[UnitRef, ...] = ()
+    source: SourceRef | None = None
+    file: str | None = None
+    """Repository file that defines the unit's Flux object."""
 
 
 @dataclass(frozen=True)

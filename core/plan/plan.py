@@ -56,6 +56,10 @@ its parent failed on either side (a failed parent at head means its children are
 removed), its Flux object is still rendered at head although it was not rendered as a unit, the
 parent chain loops, or the cluster reported errors on the side it is missing from.
 
+Every change carries the masked objects it compares (`Change.before`, `Change.after`), so
+policies see bodies without re-reading renders; unit plans carry their `dependsOn`, source and
+defining file, the owner graph's facts.
+
 Duplicates (one object rendered by two units on the same side) are cluster errors naming both
 units. Units are sorted by `UnitRef`, changes by `ObjectRef`, so output is stable.
 """
@@ -242,6 +246,9 @@ class _Planner:
             suspended=shown.suspend,
             path=shown.path,
             parent=shown.parent,
+            depends_on=shown.depends_on,
+            source=shown.source,
+            file=shown.file,
             skipped=tally.skipped,
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
@@ -427,6 +434,8 @@ class _Planner:
                 fields=result.fields,
                 diff=result.diff,
                 suppressed=result.suppressed,
+                before=old,
+                after=new,
             )
         )
 
@@ -441,10 +450,15 @@ class _Planner:
         if deletes and not _survives_prune(kind, old):
             result = comparing.compare(old, None)
             change = Change(
-                Action.DELETE, obj, old.api_version, diff=result.diff, suppressed=result.suppressed
+                Action.DELETE,
+                obj,
+                old.api_version,
+                diff=result.diff,
+                suppressed=result.suppressed,
+                before=old,
             )
         else:
-            change = Change(Action.ORPHAN, obj, old.api_version)
+            change = Change(Action.ORPHAN, obj, old.api_version, before=old)
         tally.changes.append(change)
 
 
@@ -466,5 +480,7 @@ def _stay(tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, new: Man
             fields=result.fields,
             diff=result.diff,
             suppressed=result.suppressed,
+            before=old,
+            after=new,
         )
     )

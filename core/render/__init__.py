@@ -1,1 +1,1 @@
-"""Turning Flux units into Kubernetes objects: the command runner, kustomize, helm, substitution."""
+"""Turning Flux units into Kubernetes objects: kustomize, helm, substitution, the render cache."""

@@ -26,9 +26,10 @@ from typing import Any
 
 from core import yamlio
 from core.errors import BudgetError, CommandError, InputError, RenderError
+from core.host.command import DEFAULT_LIMITS, Limits, run
+from core.host.files import FileSource
+from core.host.paths import join, normalize
 from core.model import Manifest, ObjectRef, RawObject
-from core.render.command import DEFAULT_LIMITS, Limits, run
-from core.render.files import FileSource, normalize
 from core.render.kustomize import apply_scope, crd_scopes
 from core.secrets import Masker
 from core.units import HelmReleaseSpec
@@ -154,13 +155,12 @@ def _chart_files(source: FileSource, chart: str, files: set[str], seen: set[str]
     for index, dep in enumerate(meta.get("dependencies") or [] if isinstance(meta, dict) else []):
         repo = str(dep.get("repository") or "") if isinstance(dep, dict) else ""
         if repo.startswith("file://"):
-            rel = posixpath.join(chart, repo.removeprefix("file://"))
-            try:
-                dep_path = normalize(rel)
-            except InputError as exc:
-                raise InputError(
-                    str(exc), file=meta_file, field=f"dependencies[{index}].repository"
-                ) from None
+            dep_path = join(
+                chart,
+                repo.removeprefix("file://"),
+                file=meta_file,
+                field=f"dependencies[{index}].repository",
+            )
             _chart_files(source, dep_path, files, seen)
 
 

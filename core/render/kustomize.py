@@ -24,9 +24,10 @@ from typing import Any
 
 from core import yamlio
 from core.errors import BudgetError, CommandError, InputError, RenderError
+from core.host.command import DEFAULT_LIMITS, Limits, run
+from core.host.files import FileSource
+from core.host.paths import flux_path, join
 from core.model import Manifest, ObjectRef, RawObject, group_of
-from core.render.command import DEFAULT_LIMITS, Limits, run
-from core.render.files import FileSource, normalize
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
 from core.secrets import Masker
@@ -171,7 +172,7 @@ def render_kustomization(
     """
     where = _where(spec)
     try:
-        root = normalize(spec.path.removeprefix("./"))
+        root = flux_path(spec.path)
     except InputError as exc:
         raise RenderError(f"{where}: {exc}") from exc
     if not source.is_dir(root):
@@ -196,8 +197,8 @@ def _where(spec: KustomizationSpec) -> str:
 def _components(spec: KustomizationSpec, source: FileSource, root: str) -> tuple[str, ...]:
     """The spec's components that exist (missing ones fail in kustomize unless ignored)."""
     kept = []
-    for component in spec.components:
-        path = posixpath.normpath(posixpath.join(root, component) if root else component)
+    for index, component in enumerate(spec.components):
+        path = join(root, component, file=spec.file, field=f"spec.components[{index}]")
         if source.is_dir(path) or not spec.ignore_missing_components:
             kept.append(component)
     return tuple(kept)
@@ -350,7 +351,10 @@ def _origin(obj: RawObject, root: str, keep: bool) -> str | None:
     rel = origin.get("path") or origin.get("configuredIn")
     if not rel:
         return None
-    return posixpath.normpath(posixpath.join(root, str(rel)) if root else str(rel))
+    try:
+        return join(root, str(rel))
+    except InputError:
+        return None  # not a repository file: the object is attributed to the root
 
 
 def _parse(output: bytes, root: str, where: str, keep_origin: bool) -> list[tuple[RawObject, str]]:

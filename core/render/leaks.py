@@ -17,7 +17,7 @@ from typing import Any
 
 from core import secrets, yamlio
 from core.errors import TidegateError
-from core.render.files import FileSource
+from core.host.files import FileSource
 
 __all__ = ["secret_values"]
 

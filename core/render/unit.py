@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import posixpath
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,12 @@ from typing import Any
 from core import names, secrets, yamlio
 from core.budgets import Budgets, Deadline
 from core.errors import TidegateError
+from core.host.command import DEFAULT_LIMITS, Limits
+from core.host.files import DirectorySource, FileSource
+from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
-from core.render.command import DEFAULT_LIMITS, Limits
-from core.render.files import DirectorySource, FileSource
 from core.render.leaks import secret_values
 from core.render.walk import kustomize_inputs
 from core.repo.discovery import Pending, UnitSpec
@@ -201,8 +201,7 @@ class UnitRenderer:
         and so the masker never saw. Best effort: what cannot be read holds nothing to learn.
         """
         try:
-            root = posixpath.normpath(spec.path.removeprefix("./").strip("/") or ".")
-            files = kustomize_inputs(source, "" if root == "." else root)
+            files = kustomize_inputs(source, flux_path(spec.path))
         except Exception:
             return
         for value in secret_values(source, files):

@@ -22,7 +22,8 @@ from typing import Any
 
 from core import yamlio
 from core.errors import InputError
-from core.render.files import FileSource, normalize
+from core.host.files import FileSource
+from core.host.paths import join, normalize
 
 __all__ = [
     "KUSTOMIZATION_FILES",
@@ -175,12 +176,7 @@ class _Walker:
 
     def resolve(self, base: str, entry: str, kfile: str | None, field: str) -> str:
         """Return the repository path `entry` names relative to directory `base`."""
-        if entry.startswith("/"):
-            raise InputError(f"absolute path {entry!r} is not allowed", file=kfile, field=field)
-        joined = posixpath.normpath(posixpath.join(base, entry) if base else entry)
-        if joined == ".." or joined.startswith("../"):
-            raise InputError(f"path {entry!r} leaves the repository", file=kfile, field=field)
-        return "" if joined == "." else joined
+        return join(base, entry, file=kfile, field=field)
 
     def directory(self, path: str) -> None:
         """Follow one directory used as a kustomization root."""

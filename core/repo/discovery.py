@@ -16,7 +16,6 @@ fail on their own, with a message naming the cause, instead of being rendered.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from core import names
 from core.budgets import Budgets
 from core.errors import BudgetError, InputError
+from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -50,7 +50,6 @@ __all__ = [
     "UnitSpec",
     "discover_cluster",
     "find_cluster_paths",
-    "normalize_path",
 ]
 
 CLUSTERS_DIR = "clusters"
@@ -140,14 +139,6 @@ RenderUnit = Callable[
 means "this repository"; return, per unit and in order, its result or `Pending`."""
 
 
-def normalize_path(path: str) -> str:
-    """Return a repository-relative path without `./`, trailing slashes or `..` segments."""
-    cleaned = posixpath.normpath(path.strip().lstrip("/")) if path.strip() else "."
-    if cleaned.startswith(".."):
-        raise InputError(f"path {path!r} leaves the repository")
-    return "" if cleaned == "." else cleaned
-
-
 def find_cluster_paths(
     listdir: Callable[[str], Sequence[str]], has_flux: Callable[[str], bool]
 ) -> list[str]:
@@ -216,7 +207,7 @@ class _Walker:
     def __init__(
         self, path: str, render: RenderUnit, specs: SpecCache, allowance: UnitAllowance
     ) -> None:
-        self.path = normalize_path(path)
+        self.path = flux_path(path)
         self.render = render
         self.parsed = specs
         self.allowance = allowance
@@ -281,6 +272,10 @@ class _Walker:
         return self.context.self_source
 
     def _record(self, spec: UnitSpec, result: RenderedUnit) -> None:
+        # The spec's graph facts travel with the render, for the owner graph policies read.
+        result = replace(
+            result, depends_on=spec.depends_on, source=spec.source, file=spec.file or result.file
+        )
         self.units[spec.unit] = result
         self.specs[spec.unit] = spec
         self.context.objects.add(result.objects or {})
@@ -396,7 +391,7 @@ def _path_of(spec: KustomizationSpec) -> str | None:
     Such a path fails the unit when it renders; here it simply matches nothing.
     """
     try:
-        return normalize_path(spec.path)
+        return flux_path(spec.path)
     except InputError:
         return None
 
@@ -423,8 +418,8 @@ def _defined_in(message: str, spec: UnitSpec) -> str:
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     """Tell whether two specs render the same, however their paths are spelled."""
-    return replace(a, path=normalize_path(a.path), file=None) == replace(
-        b, path=normalize_path(b.path), file=None
+    return replace(a, path=flux_path(a.path), file=None) == replace(
+        b, path=flux_path(b.path), file=None
     )
 
 

@@ -7,14 +7,13 @@ address of a set of input files) and cheap reads of single files (one long-lived
 for tools that need a file system.
 
 This module never changes a repository: no checkout, fetch, commit or ref update. Every git
-process goes through `core.render.command`, and git sees only the repository's own config.
+process goes through `core.host.command`, and git sees only the repository's own config.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import threading
 from bisect import bisect_left
@@ -23,8 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 
-from core.errors import CommandError, GitError
-from core.render.command import DEFAULT_LIMITS, Coprocess, Limits, run
+from core.errors import CommandError, GitError, InputError
+from core.host.command import DEFAULT_LIMITS, Coprocess, Limits, run
+from core.host.paths import normalize
 
 __all__ = ["Repository", "Tree"]
 
@@ -120,11 +120,13 @@ class Tree(Mapping[str, str]):
 
     def is_file(self, path: str) -> bool:
         """Whether `path` is a file (or a symlink, which reads as one)."""
-        return _normalize(path) in self._files
+        key = _normalize(path)
+        return key is not None and key in self._files
 
     def is_dir(self, path: str) -> bool:
         """Whether `path` is a directory; the root always is."""
-        return _normalize(path) in self._index()
+        key = _normalize(path)
+        return key is not None and key in self._index()
 
     def listdir(self, path: str = "") -> list[str]:
         """Return the sorted names of the files and subdirectories directly in a directory.
@@ -132,7 +134,8 @@ class Tree(Mapping[str, str]):
         Raises:
             NotADirectoryError: `path` is not a directory of this tree.
         """
-        children = self._index().get(_normalize(path))
+        key = _normalize(path)
+        children = None if key is None else self._index().get(key)
         if children is None:
             raise NotADirectoryError(f"{path!r} is not a directory at revision {self._revision}")
         return sorted(children)
@@ -144,7 +147,7 @@ class Tree(Mapping[str, str]):
             NotADirectoryError: `path` is not a directory of this tree.
         """
         directory = _normalize(path)
-        if directory not in self._index():
+        if directory is None or directory not in self._index():
             raise NotADirectoryError(f"{path!r} is not a directory at revision {self._revision}")
         ordered = self._ordered()
         if not directory:
@@ -398,10 +401,12 @@ def _check_revision(revision: str) -> None:
         raise GitError(f"invalid revision {revision!r}")
 
 
-def _normalize(path: str) -> str:
-    """Return the tree key of a directory query: `./a//b/` -> `a/b`, `""` or `.` -> `""`."""
-    clean = posixpath.normpath(path) if path else "."
-    return "" if clean == "." else clean
+def _normalize(path: str) -> str | None:
+    """Return the tree key of a query (`./a//b/` -> `a/b`), or None when no tree can hold it."""
+    try:
+        return normalize(path)
+    except InputError:
+        return None
 
 
 def _parse_tree(revision: str, listing: bytes) -> Tree:

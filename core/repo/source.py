@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.render.files import normalize
+from core.host.paths import normalize
 from core.repo.git import Repository, Tree
 
 __all__ = ["GitSource"]

@@ -16,8 +16,8 @@ import pytest
 from core import names
 from core.budgets import Deadline
 from core.errors import BudgetError, CommandError
-from core.render import workspace
-from core.render.command import Limits, run
+from core.host import workspace
+from core.host.command import Limits, run
 from core.report import jsonout
 from core.secrets import KnownValues, Masker, values_in
 from tests.report.samples import sample_preview

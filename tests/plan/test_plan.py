@@ -21,6 +21,7 @@ Aspects covered:
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -28,7 +29,7 @@ from core.changes import Action, Change, ClusterPlan, UnitPlan, UnitStatus
 from core.model import UnitRef
 from core.plan import plan as planning
 from core.secrets import Masker
-from core.units import ClusterRender, RenderedUnit
+from core.units import ClusterRender, RenderedUnit, SourceRef
 from tests.plan.builders import (
     CLUSTER,
     ROOT,
@@ -696,3 +697,36 @@ def test_changes_are_change_objects_of_the_shared_contract() -> None:
 
     assert type(change) is Change
     assert isinstance(_unit(planning.plan_cluster(base, head), APPS), UnitPlan)
+
+
+def test_changes_carry_the_masked_objects_they_compare() -> None:
+    kept_before, kept_after = configmap("kept", data={"a": "1"}), configmap("kept", data={"a": "2"})
+    gone, new, moving_before, moving_after = (
+        configmap("gone"),
+        configmap("new"),
+        configmap("moving"),
+        configmap("moving"),
+    )
+    left = configmap("left", annotations={"kustomize.toolkit.fluxcd.io/prune": "disabled"})
+    base = cluster(_root(APPS, WEB), ks("apps", kept_before, gone, left, moving_before), ks("web"))
+    head = cluster(_root(APPS, WEB), ks("apps", kept_after, new), ks("web", moving_after))
+    plan = planning.plan_cluster(base, head)
+    sides = {c.ref.name: (c.action, c.before, c.after) for u in plan.units for c in u.changes}
+    assert sides == {
+        "kept": (Action.UPDATE, kept_before, kept_after),
+        "new": (Action.CREATE, None, new),
+        "gone": (Action.DELETE, gone, None),
+        "left": (Action.ORPHAN, left, None),
+        "moving": (Action.MOVE, moving_before, moving_after),
+    }
+    assert _unit(plan, APPS).changes[0].source is None
+
+
+def test_unit_plans_carry_the_owner_graph_facts() -> None:
+    source = SourceRef("GitRepository", "flux-system", "flux-system")
+    web = replace(ks("web"), depends_on=(APPS,), source=source, file="clusters/p/web.yaml")
+    plan = planning.plan_cluster(
+        cluster(_root(APPS, WEB), ks("apps"), web), cluster(_root(APPS, WEB), ks("apps"), web)
+    )
+    unit = _unit(plan, WEB)
+    assert (unit.depends_on, unit.source, unit.file) == ((APPS,), source, "clusters/p/web.yaml")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from core.errors import RenderError
+from core.host.command import Limits, run
+from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.command import Limits, run
-from core.render.files import DirectorySource
 from core.render.helm import (
     chart_from_source,
     chart_inputs,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import InputError, RenderError
+from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.files import DirectorySource
 from core.render.kustomize import Rendered, render_kustomization
 from core.secrets import Masker, is_token
 from core.units import KustomizationSpec
@@ -224,6 +224,24 @@ def test_missing_path_names_kustomization_and_file(tmp_path: Path, kustomize_bin
     assert "kustomization path not found: ./apps/nowhere" in message
     assert "Kustomization/flux-system/apps" in message
     assert "clusters/prod/apps.yaml" in message
+
+
+def test_spec_path_is_joined_onto_the_root_as_flux_does(
+    tmp_path: Path, kustomize_bin: Path
+) -> None:
+    overlay_repo(tmp_path)
+    for path in ("/apps/base", "./apps/base/", "apps/base"):
+        spec = ks_spec(path, targetNamespace="prod")
+        objects = by_ref(render(tmp_path, kustomize_bin, spec))
+        assert ObjectRef("apps", "Deployment", "prod", "web") in objects
+
+
+def test_spec_path_leaving_the_repository_is_refused(tmp_path: Path, kustomize_bin: Path) -> None:
+    overlay_repo(tmp_path)
+    with pytest.raises(RenderError) as caught:
+        render(tmp_path, kustomize_bin, ks_spec("./apps/../../outside"))
+    assert "path './apps/../../outside' leaves the repository" in str(caught.value)
+    assert "Kustomization/flux-system/apps" in str(caught.value)
 
 
 def test_invalid_kustomization_yaml(tmp_path: Path, kustomize_bin: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import InputError
-from core.render.files import DirectorySource
+from core.host.files import DirectorySource
 from core.render.walk import kustomize_inputs
 from tests.render.helpers import write_tree
 

@@ -3,33 +3,19 @@
 Renderers read repository content only through a `FileSource`, so the same code renders a plain
 directory (tests, local previews) and a git tree (the engine adapts one to this Protocol). Paths are
 always relative to the repository root, use `/`, and may never leave the root: a path that would is
-refused with `InputError`. This module never writes, never follows a symlink out of the root and
-never starts a process.
+refused with `InputError` by `core.host.paths`, the one normaliser. This module never writes,
+never follows a symlink out of the root and never starts a process.
 """
 
 from __future__ import annotations
 
-import posixpath
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.errors import InputError
+from core.host.paths import normalize
 
-__all__ = ["DirectorySource", "FileSource", "normalize"]
-
-
-def normalize(path: str) -> str:
-    """Return the canonical repository-relative form of `path` (`""` is the root).
-
-    Raises:
-        InputError: the path is absolute or climbs above the repository root.
-    """
-    if path.startswith("/") or "\\" in path or "\0" in path:
-        raise InputError(f"path {path!r} is not a repository-relative POSIX path")
-    clean = posixpath.normpath(path) if path else "."
-    if clean == ".." or clean.startswith("../"):
-        raise InputError(f"path {path!r} leaves the repository")
-    return "" if clean == "." else clean
+__all__ = ["DirectorySource", "FileSource"]
 
 
 @runtime_checkable
