@@ -62,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,
+                **preview.budget_defaults(),
             )
         )
     # The example is meant to change things: exit 1 (changes) is the demo working.

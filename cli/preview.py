@@ -37,7 +37,7 @@ from core.report import jsonout, markdown
 from core.units import SourceRef
 from devenv import toolchain
 
-__all__ = ["register", "run"]
+__all__ = ["budget_defaults", "register", "run"]
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
@@ -134,6 +134,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def budget_defaults() -> dict[str, Any]:
+    """The budget flags and `--debug` at their defaults, for commands that call `run` directly."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _budget_flags(parser)
+    parser.add_argument("--debug", action="store_true")
+    return vars(parser.parse_args([]))
+
+
 def _budget_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "budgets", "bounds on a preview of untrusted content (sizes take K, M or G suffixes)"
@@ -173,6 +181,13 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="address space of one kustomize or helm run "
         f"(default: {DEFAULT_LIMITS.memory >> 30}G)",
+    )
+    group.add_argument(
+        "--max-tool-output",
+        type=_size,
+        default=DEFAULT_LIMITS.max_output,
+        metavar="SIZE",
+        help=f"stdout of one kustomize or helm run (default: {DEFAULT_LIMITS.max_output >> 20}M)",
     )
     group.add_argument(
         "--max-yaml-bytes",
@@ -253,7 +268,10 @@ def run(args: argparse.Namespace) -> int:
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
         limits=dataclasses.replace(
-            DEFAULT_LIMITS, timeout=args.tool_timeout, memory=args.tool_memory
+            DEFAULT_LIMITS,
+            timeout=args.tool_timeout,
+            memory=args.tool_memory,
+            max_output=args.max_tool_output,
         ),
         budgets=budgets,
         deadline=Deadline(budgets.timeout),

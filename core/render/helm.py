@@ -15,6 +15,7 @@ directories and never shows their paths in messages.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import posixpath
@@ -73,7 +74,7 @@ def _helm_limits(limits: Limits, home: Path) -> Limits:
         "HELM_REGISTRY_CONFIG": str(registry),
         "HELM_PLUGINS": str(home / "plugins"),
     }
-    return Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+    return dataclasses.replace(limits, env=env)
 
 
 def pull_chart(

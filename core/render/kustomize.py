@@ -16,6 +16,7 @@ through unmasked.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -311,7 +312,7 @@ def _build(
     home = workdir / "home"
     home.mkdir(exist_ok=True)
     env = {**limits.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-    bounded = Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+    bounded = dataclasses.replace(limits, env=env)
     argv = [str(kustomize), "build", str(tree / root), "--load-restrictor", LOAD_RESTRICTOR]
     try:
         return run(argv, cwd=tree, limits=bounded)

@@ -147,9 +147,13 @@ class UnitRenderer:
         source: FileSource,
         job: Callable[[], RenderedUnit] | RenderedUnit,
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
-        """Wrap a render so that it checks its result and turns any failure into a failed unit."""
+        """Wrap a render so that it checks its result and turns any failure into a failed unit.
+
+        Cached renders are checked too: the check is cheap, and a cache filled before it existed
+        must not bypass it.
+        """
         if not callable(job):
-            return job
+            return job if job.error is not None else self._checked(spec, job)
 
         def run() -> RenderedUnit:
             try:
