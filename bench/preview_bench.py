@@ -233,6 +233,10 @@ class Tidegate:
         command += ["--base", base, "--head", head, "--format", "json"]
         # Naming the pinned binaries keeps a fresh TIDEGATE_CACHE_DIR from rebuilding them.
         command += ["--kustomize", self.kustomize, "--helm", self.helm]
+        # The fleet's chart repository is served on loopback, which only the operator may allow.
+        operator = self.scratch / "operator.yaml"
+        operator.write_text("fetch: {allowLoopback: true}\n")
+        command += ["--config", operator]
         if self.jobs:
             command += ["--jobs", str(self.jobs)]
         return command

@@ -1,11 +1,12 @@
 """`tidegate preview`: what merging head into base does to each cluster.
 
 Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, a
-unit that failed to render on either side, a budget exceeded, or anything unexpected: 1 means
-changes and nothing else). Budgets are flags here, with their defaults in `core.budgets`,
-`core.yamlio` and the subprocess seam (see docs/security.md). The preview works in one
-`Workspace`, removed when it ends, on SIGTERM and SIGINT too; every message and the report are
-scrubbed of the Secret values the preview met before they are written.
+unit that failed to render on either side, or whose source could not be reached unless
+`--unavailable-sources skip`, a budget exceeded, or anything unexpected: 1 means changes and
+nothing else). Budgets are flags here, with their defaults in `core.budgets`, `core.yamlio` and
+the subprocess seam (see docs/security.md). The preview works in one `Workspace`, removed when it
+ends, on SIGTERM and SIGINT too; every message and the report are scrubbed of the Secret values
+the preview met before they are written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 
 from core import preview, yamlio
 from core.budgets import Budgets, Deadline
+from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
+from core.fetch import FetchPolicy
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
 from core.render.cache import RenderCache
@@ -123,6 +126,26 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="URL_PREFIX",
         help="allow remote kustomize bases under this prefix (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="allow downloading sources from this host (repeatable; without a port: 80 and 443). "
+        "Hosts the base revision uses are allowed already",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="operator configuration (YAML with a `fetch:` section, see docs/security.md)",
+    )
+    parser.add_argument(
+        "--unavailable-sources",
+        choices=[mode.value for mode in UnavailableSources],
+        help="a unit whose source cannot be reached fails the preview (fail, the default) or "
+        "is reported as not previewed (skip); default: .tidegate.yaml at base, else fail",
     )
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
@@ -251,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             max_alias_nodes=args.max_yaml_alias_nodes,
         )
     )
+    operator = _operator_config(args)
     progress = _Progress() if sys.stderr.isatty() else None
     budgets = Budgets(
         timeout=args.timeout,
@@ -275,11 +299,22 @@ def run(args: argparse.Namespace) -> int:
         ),
         budgets=budgets,
         deadline=Deadline(budgets.timeout),
+        fetch_policy=FetchPolicy(
+            allowed_hosts=frozenset(operator.allow_hosts),
+            allow_loopback=bool(operator.allow_loopback),
+            allow_private=bool(operator.allow_private),
+        ),
+    )
+    request = preview.PreviewRequest(
+        base=args.base,
+        head=args.head,
+        clusters=tuple(args.path),
+        unavailable_sources=operator.unavailable_sources,
     )
     try:
         with Workspace() as work_root, _terminated_on_signal(settings):
             settings = dataclasses.replace(settings, work_root=work_root)
-            return _preview(args, settings, progress)
+            return _preview(args, request, settings, progress)
     except TidegateError as exc:
         raise TidegateError(settings.known_secrets.scrub(str(exc))) from None
     except _Terminated:
@@ -293,8 +328,12 @@ def run(args: argparse.Namespace) -> int:
         raise TidegateError(settings.known_secrets.scrub(message)) from None
 
 
-def _preview(args: argparse.Namespace, settings: RenderSettings, progress: _Progress | None) -> int:
-    request = preview.PreviewRequest(base=args.base, head=args.head, clusters=tuple(args.path))
+def _preview(
+    args: argparse.Namespace,
+    request: preview.PreviewRequest,
+    settings: RenderSettings,
+    progress: _Progress | None,
+) -> int:
     with Repository(args.repo) as repo:
         result = preview.run_preview(
             repo, request, settings, progress=progress.phase if progress else None
@@ -308,7 +347,10 @@ def _preview(args: argparse.Namespace, settings: RenderSettings, progress: _Prog
     # The last line of defence: a value that reached the report some other way is cut here.
     report = settings.known_secrets.scrub(report)
     if args.output:
-        args.output.write_text(report)
+        try:
+            args.output.write_text(report)
+        except OSError as exc:
+            raise InputError(f"--output {args.output}: cannot write it ({exc.strerror})") from None
     else:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
     if result.failed:
@@ -396,6 +438,27 @@ def _tool(explicit: Path | None, name: str) -> Path:
         if found is None:
             raise
         return Path(found)
+
+
+def _operator_config(args: argparse.Namespace) -> FetchConfig:
+    """The operator's fetch settings: the configuration file, then the flags over it."""
+    from_file = FetchConfig()
+    if args.config is not None:
+        try:
+            text = args.config.read_bytes()
+        except OSError as exc:
+            raise InputError(f"--config {args.config}: cannot read it ({exc.strerror})") from None
+        from_file = parse_fetch_config(text, file=str(args.config), operator=True)
+    for host in args.allow_host:
+        if not host.strip() or any(c in host for c in "/@ \t"):
+            raise InputError(f"--allow-host {host!r} must be a host or host:port")
+    flags = FetchConfig(
+        allow_hosts=tuple(h.strip().lower() for h in args.allow_host),
+        unavailable_sources=(
+            UnavailableSources(args.unavailable_sources) if args.unavailable_sources else None
+        ),
+    )
+    return flags.over(from_file)
 
 
 def _parse_source(value: str) -> tuple[SourceRef, Path]:

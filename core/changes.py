@@ -35,6 +35,9 @@ class Action(enum.StrEnum):
     """No longer rendered but its owner does not prune it: it stays, unmanaged."""
     MOVE = "move"
     """Leaves one unit and appears under another: Flux may delete and re-create it."""
+    UNKNOWN = "unknown"
+    """Appears or disappears while a unit it may move from or to failed on the other side:
+    whether Flux creates (deletes) it or moves it cannot be told."""
 
 
 class UnitStatus(enum.StrEnum):
@@ -47,6 +50,13 @@ class UnitStatus(enum.StrEnum):
     """Could not be rendered on one side; its objects are withheld, never shown as deleted."""
     ADDED = "added"
     REMOVED = "removed"
+    UNAVAILABLE = "unavailable"
+    """Not previewed because a source (a chart repository) could not be reached on one side;
+    its objects are withheld like a failed unit's. It fails the preview unless the preview was
+    asked to skip unavailable sources."""
+
+
+_FAILING = frozenset({UnitStatus.FAILED, UnitStatus.UNAVAILABLE})
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Change:
     """Unified YAML diff of the normalized, masked object."""
     suppressed: Mapping[str, int] = field(default_factory=dict)
     """Diff lines hidden by each noise rule, by rule name."""
+    note: str | None = None
+    """What Flux will do differently from what the action alone says, in a sentence."""
     before: Manifest | None = field(default=None, compare=False, repr=False)
     """The masked object at base (for a move: under the unit it leaves); None for `create`.
 
@@ -105,12 +117,21 @@ class UnitPlan:
     """Diff lines hidden per rule on those objects."""
     note: str | None = None
     """Why a removed unit's objects are deleted or left, in a sentence."""
+    notices: tuple[str, ...] = ()
+    """What the changes alone do not say, one sentence each: a change Flux will not make (a
+    chart CRD that helm-controller's CRD policy leaves alone, also counted in `skipped`), or a
+    kind whose scope is unknown."""
+    unavailable_source: str | None = None
+    """For `unavailable`: the URL that could not be reached (the reason is in `error`)."""
     depends_on: tuple[UnitRef, ...] = ()
     """The unit's `dependsOn` (head, or base for a removed unit): the owner graph's edges."""
     source: SourceRef | None = None
     """The Flux source the unit renders from."""
     file: str | None = None
     """Repository file that defines the unit's Flux object, when known."""
+    deletion_policy: str = "MirrorPrune"
+    """`spec.deletionPolicy` of a Kustomization (base for a removed unit): what its finalizer
+    does with its objects when the Kustomization itself is deleted."""
 
     @property
     def suppressed(self) -> Counter[str]:
@@ -129,6 +150,9 @@ class ClusterPlan:
     units: tuple[UnitPlan, ...]
     errors: tuple[str, ...] = ()
     """Cluster-level problems (for example a `dependsOn` cycle), in addition to failed units."""
+    duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
+    """Objects rendered by more than one unit at head, with those units in sorted order (also
+    named in `errors`; structured here for policies)."""
 
 
 @dataclass(frozen=True)
@@ -138,25 +162,34 @@ class Preview:
     base: str
     head: str
     clusters: tuple[ClusterPlan, ...]
+    skip_unavailable: bool = False
+    """Units whose source could not be reached do not fail the preview (they are reported as
+    not previewed); by default they do."""
 
     @property
     def summary(self) -> dict[str, int]:
-        """Counts of each action, and of failed units, over all clusters."""
+        """Counts of each action, of failed units and of units with unavailable sources."""
         counts = {action.value: 0 for action in Action}
-        failed = 0
+        failed = unavailable = 0
         for cluster in self.clusters:
             for unit in cluster.units:
                 failed += unit.status is UnitStatus.FAILED
+                unavailable += unit.status is UnitStatus.UNAVAILABLE
                 for change in unit.changes:
                     counts[change.action.value] += 1
         counts["failed"] = failed
+        counts["unavailable"] = unavailable
         return counts
 
     @property
     def failed(self) -> bool:
-        """Tell whether any unit or cluster failed (the exit code is then 2)."""
+        """Tell whether any unit or cluster failed (the exit code is then 2).
+
+        A unit whose source was unavailable counts as failed unless `skip_unavailable`.
+        """
+        failing = {UnitStatus.FAILED} if self.skip_unavailable else _FAILING
         return any(
-            cluster.errors or any(unit.status is UnitStatus.FAILED for unit in cluster.units)
+            cluster.errors or any(unit.status in failing for unit in cluster.units)
             for cluster in self.clusters
         )
 

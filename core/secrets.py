@@ -31,6 +31,7 @@ __all__ = [
     "display_pair",
     "is_secret",
     "is_token",
+    "strip_tokens",
     "values_in",
 ]
 
@@ -58,6 +59,18 @@ def is_token(value: object) -> bool:
 def contains_token(value: str) -> bool:
     """Tell whether a string holds a mask token anywhere (a Secret-derived value)."""
     return _TOKEN_PREFIX in value
+
+
+_TOKEN_TEXT = re.compile(re.escape(_TOKEN_PREFIX) + r"(?:[0-9a-f]{32}|sops)")
+
+
+def strip_tokens(text: str) -> str:
+    """Return `text` without its mask tokens, so what remains can be searched for a value.
+
+    A token begins with the same characters for every value, so a short piece of a substituted
+    token (`${TOKEN:0:6}`) is found inside every token; only the text around tokens can leak.
+    """
+    return _TOKEN_TEXT.sub("", text)
 
 
 def display_pair(before: object, after: object) -> tuple[str, str]:

@@ -9,6 +9,7 @@ Data and validation only: no I/O.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from core.model import (
 )
 
 __all__ = [
+    "CRD_POLICIES",
+    "DEFAULT_CRD_POLICY",
     "ClusterRender",
     "HelmReleaseSpec",
     "KustomizationSpec",
@@ -36,9 +39,14 @@ __all__ = [
     "ValuesFrom",
     "is_unit_object",
     "parse_unit",
+    "source_path",
 ]
 
 _DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
+CRD_POLICIES = ("Skip", "Create", "CreateReplace")
+DEFAULT_CRD_POLICY = "Create"
+"""helm-controller's `crdPolicyOrDefault`: an empty `install.crds` or `upgrade.crds` is Create
+(create missing CRDs only). Its documentation says upgrades default to Skip; the code wins."""
 
 
 @dataclass(frozen=True, order=True)
@@ -119,6 +127,10 @@ class HelmReleaseSpec:
     suspend: bool = False
     depends_on: tuple[UnitRef, ...] = ()
     post_renderers: tuple[RawObject, ...] = ()
+    install_crds: str = DEFAULT_CRD_POLICY
+    """How helm-controller applies the chart's `crds/` on install (`spec.install.crds`)."""
+    upgrade_crds: str = DEFAULT_CRD_POLICY
+    """... and on upgrade (`spec.upgrade.crds`)."""
     file: str | None = None
 
 
@@ -138,6 +150,15 @@ class RenderedUnit:
     path: str | None = None
     inputs: frozenset[str] = frozenset()
     """Repository files this render read: the ownership index is built from these."""
+    install_crds: str = DEFAULT_CRD_POLICY
+    """A HelmRelease's CRD policy on install, for the CRDs in `chart_crds`."""
+    upgrade_crds: str = DEFAULT_CRD_POLICY
+    """... and on upgrade."""
+    chart_crds: frozenset[ObjectRef] = frozenset()
+    """The CRDs a HelmRelease's chart has in `crds/`: helm-controller applies them by its CRD
+    policy, not with the release, and never deletes them."""
+    unavailable_source: str | None = None
+    """When the render failed because a source could not be reached: its URL (no query)."""
     depends_on: tuple[UnitRef, ...] = ()
     source: SourceRef | None = None
     file: str | None = None
@@ -151,6 +172,16 @@ class ClusterRender:
     path: str
     units: Mapping[UnitRef, RenderedUnit]
     errors: tuple[str, ...] = ()
+
+
+def source_path(path: str) -> str:
+    """Return a Kustomization `spec.path` as the artifact-relative path Flux builds ("" = root).
+
+    kustomize-controller joins the path to the artifact root with `securejoin.SecureJoin`, so
+    `/apps`, `./apps` and `apps` are the same directory, and `..` stops at the root instead of
+    leaving it (`../../apps` is `apps`).
+    """
+    return posixpath.normpath("/" + path.strip()).lstrip("/")
 
 
 def is_unit_object(obj: Mapping[str, Any]) -> bool:
@@ -314,6 +345,12 @@ class _Reader:
                     optional=bool(item.get("optional")),
                 )
             )
+        crds = {}
+        for action in ("install", "upgrade"):
+            policy = self.get(f"spec.{action}.crds", str, DEFAULT_CRD_POLICY)
+            if policy not in CRD_POLICIES:
+                self.fail(f"spec.{action}.crds", f"must be one of {', '.join(CRD_POLICIES)}")
+            crds[action] = policy
         return HelmReleaseSpec(
             unit=unit,
             chart=chart,
@@ -326,6 +363,8 @@ class _Reader:
             suspend=bool(self.get("spec.suspend", bool, False)),
             depends_on=self.depends_on(UnitKind.HELM_RELEASE),
             post_renderers=self.dicts("spec.postRenderers"),
+            install_crds=crds["install"],
+            upgrade_crds=crds["upgrade"],
             file=self.file,
         )
 

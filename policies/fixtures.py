@@ -15,6 +15,8 @@ base:                       # the units rendered at the base revision, with thei
   path: ./apps              # optional
   parent: Kustomization/flux-system/flux-system   # optional
   dependsOn: [Kustomization/flux-system/infra]    # optional
+  deletionPolicy: MirrorPrune                     # optional (Delete, WaitForTermination, Orphan)
+  error: kustomization path not found: ./apps     # optional: the render failed (no objects)
   objects:                  # rendered Kubernetes objects (Secrets are masked on load)
   - {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: data, namespace: web}}
 head:
@@ -66,7 +68,18 @@ __all__ = [
 
 _MAX_CASE_BYTES = 4 << 20
 _CASE_KEYS = {"case", "cluster", "rules", "config", "base", "head", "expect"}
-_UNIT_KEYS = {"unit", "prune", "path", "parent", "dependsOn", "objects", "suspend"}
+_UNIT_KEYS = {
+    "unit",
+    "prune",
+    "path",
+    "parent",
+    "dependsOn",
+    "objects",
+    "suspend",
+    "deletionPolicy",
+    "error",
+}
+_DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
 _EXPECT_KEYS = {"rule", "object", "severity", "waived", "message"}
 
 
@@ -244,12 +257,22 @@ class _Loader:
             prune = item.get("prune", True)
             if not isinstance(prune, bool):
                 raise self.fail(f"{at}.prune", "must be true or false")
+            error = item.get("error")
+            if error is not None and (not isinstance(error, str) or not error):
+                raise self.fail(f"{at}.error", "must be a non-empty string")
+            policy = item.get("deletionPolicy", "MirrorPrune")
+            if policy not in _DELETION_POLICIES:
+                raise self.fail(
+                    f"{at}.deletionPolicy", f"must be one of {', '.join(_DELETION_POLICIES)}"
+                )
             units[ref] = RenderedUnit(
                 unit=ref,
                 prune=prune if ref.kind is UnitKind.KUSTOMIZATION else True,
-                objects=objects,
+                objects=None if error else objects,
+                error=error,
                 parent=self.unit_ref(parent, f"{at}.parent") if parent else None,
                 suspend=bool(item.get("suspend", False)),
+                deletion_policy=str(policy),
                 path=str(item["path"]) if item.get("path") is not None else None,
                 depends_on=tuple(
                     self.unit_ref(dep, f"{at}.dependsOn[{n}]")

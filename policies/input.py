@@ -14,6 +14,8 @@ Mapping from actions to admission operations:
 - `move` -> `UPDATE` with `moved_from` set (the object persists, Flux may re-create it);
 - `orphan` -> no operation (`None`): nothing reaches the API server, Flux just stops managing the
   object. Built-in rules see orphans; admission-style user rules do not.
+- `unknown` (one side of a possible move failed to render) -> the graver reading: `CREATE` for an
+  object that appears, `DELETE` for one that disappears, so rules never see less than may happen.
 
 `PolicyInput` holds every change of a preview plus the owner graph of each cluster (units, their
 `dependsOn`, paths and sources), built once and shared by all rules. Bodies are the masked objects
@@ -59,6 +61,7 @@ _OPERATIONS: Mapping[Action, Operation | None] = {
     Action.MOVE: Operation.UPDATE,
     Action.DELETE: Operation.DELETE,
     Action.ORPHAN: None,
+    Action.UNKNOWN: None,  # decided by the side that is known, see `_operation`
 }
 
 
@@ -176,6 +179,10 @@ class OwnerNode:
     suspended: bool = False
     file: str | None = None
     """Repository file that defines the unit's Flux object."""
+    error: str | None = None
+    """Why a `failed` unit could not be planned (`at base: ...`, `at head: ...`)."""
+    deletion_policy: str = "MirrorPrune"
+    """What the unit's finalizer does with its objects when its Flux object is deleted."""
 
     @property
     def at_head(self) -> bool:
@@ -189,6 +196,8 @@ class OwnerGraph:
 
     cluster: str
     units: Mapping[UnitRef, OwnerNode] = field(default_factory=dict)
+    duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
+    """Objects more than one unit renders at head, with those units."""
 
     def children(self, ref: UnitRef) -> tuple[UnitRef, ...]:
         """Return the units whose Flux objects this unit renders."""
@@ -242,7 +251,9 @@ def build_input(
     owners: dict[str, OwnerGraph] = {}
     for cluster in preview.clusters:
         owners[cluster.path] = OwnerGraph(
-            cluster.path, {unit.unit: _node(unit) for unit in cluster.units}
+            cluster.path,
+            {unit.unit: _node(unit) for unit in cluster.units},
+            duplicates=cluster.duplicates,
         )
         for unit in cluster.units:
             for change in unit.changes:
@@ -271,18 +282,28 @@ def _node(unit: UnitPlan) -> OwnerNode:
         parent=unit.parent,
         suspended=unit.suspended,
         file=unit.file,
+        error=unit.error,
+        deletion_policy=unit.deletion_policy,
     )
+
+
+def _operation(change: Change) -> Operation | None:
+    if change.action is Action.UNKNOWN:
+        return Operation.CREATE if change.after is not None else Operation.DELETE
+    return _OPERATIONS[change.action]
 
 
 def _change(cluster: str, unit: UnitPlan, change: Change, kube_version: str) -> ChangeInput:
     if change.action is Action.MOVE:
         old_unit: UnitRef | None = change.moved_from
-    elif change.action is Action.CREATE:
+    elif change.action is Action.CREATE or (
+        change.action is Action.UNKNOWN and change.before is None
+    ):
         old_unit = None
     else:
         old_unit = unit.unit
     return ChangeInput(
-        operation=_OPERATIONS[change.action],
+        operation=_operation(change),
         action=change.action,
         ref=change.ref,
         api_version=change.api_version,

@@ -12,6 +12,9 @@ Units:
 - failed on either side, or present on one side only when that cannot be proven (see "Failing
   closed"): `failed` with the reason, and none of its objects is shown. A broken render never
   reads as "delete everything".
+- failed only because a source could not be reached (`RenderedUnit.unavailable_source` on every
+  failing side): `unavailable` with the URL and reason, its objects withheld exactly like a
+  failed unit's; whether that fails the preview is the caller's choice (`Preview.skip_unavailable`).
 
 Objects of a unit rendered on both sides:
 
@@ -29,6 +32,16 @@ Objects of a unit rendered on both sides:
   `kustomize.toolkit.fluxcd.io/ssa: ignore` on either side are neither applied nor pruned by
   Flux: a change to one is left out and counted in `UnitPlan.skipped` (so `skipped` counts
   would-be changes Flux will not make, not every marked object).
+- A `create` or `delete` that may be one side of a move is `unknown` instead when a unit failed
+  on the other side (at base for a new object, at head for one no longer rendered): the failed
+  unit's objects are withheld, so the object may come from it or go to it, and Flux would then
+  move it rather than create or delete it. The change names the failed units.
+- CRDs from a HelmRelease chart's `crds/` directory follow helm-controller's CRD policy
+  (`install.crds` for an added HelmRelease, `upgrade.crds` otherwise; Create by default, as the
+  code has it): `Skip` creates and changes none, `Create` creates missing ones but leaves a
+  changed one as it is, `CreateReplace` does both. A change Flux will not make is counted in
+  `skipped` and said in `UnitPlan.notices`. helm-controller never deletes them: one that leaves
+  the chart is an `orphan`.
 - An object whose only differences are noise (`core.plan.normalize`) is not an update; it is
   counted in `UnitPlan.noise_only`, and the lines hidden in `UnitPlan.noise_only_suppressed`,
   which `UnitPlan.suppressed` includes, so nothing is hidden without a count.
@@ -56,6 +69,13 @@ its parent failed on either side (a failed parent at head means its children are
 removed), its Flux object is still rendered at head although it was not rendered as a unit, the
 parent chain loops, or the cluster reported errors on the side it is missing from.
 
+Scope. Flux's apply fails an object of a namespaced kind that has no namespace. Renderers catch
+built-in kinds and kinds whose CRD the same unit renders; the planner knows every CRD the cluster
+renders, so a Kustomization with an object of a CRD-defined namespaced kind without a namespace is
+`failed` ("namespace not specified", naming the CRD) on the side where it has one. When no CRD in
+the cluster defines a kind and an object of it has no namespace, its scope is unknown: a notice
+says so, as the apply fails if the kind turns out to be namespaced.
+
 Every change carries the masked objects it compares (`Change.before`, `Change.after`), so
 policies see bodies without re-reading renders; unit plans carry their `dependsOn`, source and
 defining file, the owner graph's facts.
@@ -69,11 +89,19 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
-from core.model import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, Manifest, ObjectRef, UnitKind, UnitRef
+from core.model import (
+    FLUX_HELM_GROUP,
+    FLUX_KUSTOMIZE_GROUP,
+    Manifest,
+    ObjectRef,
+    UnitKind,
+    UnitRef,
+)
 from core.plan import compare as comparing
+from core.scope import crd_scopes, is_namespaced
 from core.units import ClusterRender, RenderedUnit
 
 __all__ = ["plan_cluster", "plan_preview"]
@@ -82,6 +110,7 @@ _PRUNE = f"{FLUX_KUSTOMIZE_GROUP}/prune"
 _RECONCILE = f"{FLUX_KUSTOMIZE_GROUP}/reconcile"
 _SSA = f"{FLUX_KUSTOMIZE_GROUP}/ssa"
 _HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
+_CRD_GROUP = "apiextensions.k8s.io"
 
 
 def plan_preview(
@@ -107,7 +136,9 @@ def plan_cluster(base: ClusterRender | None, head: ClusterRender | None) -> Clus
 def _plan(path: str, base: ClusterRender | None, head: ClusterRender | None) -> ClusterPlan:
     planner = _Planner(base, head)
     units = tuple(planner.unit(ref) for ref in sorted(planner.base.keys() | planner.head.keys()))
-    return ClusterPlan(path=path, units=units, errors=planner.errors())
+    return ClusterPlan(
+        path=path, units=units, errors=planner.errors(), duplicates=planner.head_duplicates()
+    )
 
 
 class _Fate(enum.Enum):
@@ -132,6 +163,18 @@ class _Tally:
     skipped: int = 0
     noise_only: int = 0
     noise_only_suppressed: Counter[str] = field(default_factory=Counter)
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _CrdPolicy:
+    """The CRD policy that applies to a HelmRelease's chart CRDs in this merge."""
+
+    field: str
+    """`install.crds` or `upgrade.crds`."""
+    policy: str
+    refs: frozenset[ObjectRef]
+    """The chart's CRDs at head."""
 
 
 def _marks(manifest: Manifest | None, key: str, sections: Iterable[str]) -> set[str]:
@@ -211,6 +254,10 @@ class _Planner:
         self.head_errors = head.errors if head else ()
         self.base_owners = _owners(self.base)
         self.head_owners = _owners(self.head)
+        self.base_scopes = _cluster_crd_scopes(self.base)
+        self.head_scopes = _cluster_crd_scopes(self.head)
+        self.base_failed = sorted(ref for ref, unit in self.base.items() if unit.objects is None)
+        self.head_failed = sorted(ref for ref, unit in self.head.items() if unit.objects is None)
         self._failures: dict[UnitRef, str | None] = {}
         self._verdicts: dict[UnitRef, _Verdict] = {}
         # Units whose failure or verdict is being decided, to stop at a loop of parents.
@@ -226,6 +273,10 @@ class _Planner:
             *_duplicates(self.head_owners, "head"),
         )
 
+    def head_duplicates(self) -> dict[ObjectRef, tuple[UnitRef, ...]]:
+        """Objects that more than one unit renders at head, with those units."""
+        return {obj: tuple(units) for obj, units in self.head_owners.items() if len(units) > 1}
+
     def unit(self, ref: UnitRef) -> UnitPlan:
         """Plan one unit."""
         before, after = self.base.get(ref), self.head.get(ref)
@@ -234,8 +285,12 @@ class _Planner:
             raise ValueError(f"{ref} is rendered on neither side")
         failure = self.failure(ref)
         tally, status, note = _Tally(), UnitStatus.FAILED, None
+        unavailable = self._unavailable_source(before, after)
         if failure is None:
             status, note = self._plan_objects(tally, ref, before, after)
+            tally.notices += _unknown_scopes(after, self.head_scopes)
+        elif unavailable is not None:
+            status = UnitStatus.UNAVAILABLE
         return UnitPlan(
             unit=ref,
             status=status,
@@ -249,11 +304,22 @@ class _Planner:
             depends_on=shown.depends_on,
             source=shown.source,
             file=shown.file,
+            deletion_policy=(before or shown).deletion_policy,
             skipped=tally.skipped,
             noise_only=tally.noise_only,
             noise_only_suppressed=dict(sorted(tally.noise_only_suppressed.items())),
             note=note,
+            notices=tuple(tally.notices),
+            unavailable_source=unavailable if status is UnitStatus.UNAVAILABLE else None,
         )
+
+    @staticmethod
+    def _unavailable_source(before: RenderedUnit | None, after: RenderedUnit | None) -> str | None:
+        """The unreachable source's URL, when that alone kept the unit from rendering."""
+        failed = [u for u in (before, after) if u is not None and u.objects is None]
+        if failed and all(u.unavailable_source for u in failed):
+            return failed[0].unavailable_source
+        return None
 
     def _plan_objects(
         self, tally: _Tally, ref: UnitRef, before: RenderedUnit | None, after: RenderedUnit | None
@@ -263,15 +329,26 @@ class _Planner:
             if before.objects is after.objects:
                 # The same render on both sides (the render cache shares it): nothing can differ.
                 return UnitStatus.UNCHANGED, None
-            self._walk(tally, ref, before.objects or {}, after.objects or {}, before.prune)
-            return (UnitStatus.RENDERED if tally.changes else UnitStatus.UNCHANGED), None
+            crds = _CrdPolicy("upgrade.crds", after.upgrade_crds, after.chart_crds)
+            self._walk(
+                tally,
+                ref,
+                before.objects or {},
+                after.objects or {},
+                before.prune,
+                crds,
+                before.chart_crds,
+            )
+            changed = tally.changes or tally.notices
+            return (UnitStatus.RENDERED if changed else UnitStatus.UNCHANGED), None
         if after is not None:
-            self._walk(tally, ref, {}, after.objects or {}, deletes=False)
+            crds = _CrdPolicy("install.crds", after.install_crds, after.chart_crds)
+            self._walk(tally, ref, {}, after.objects or {}, deletes=False, crds=crds)
             return UnitStatus.ADDED, None
         if before is None:
             raise ValueError(f"{ref} is rendered on neither side")
         deletes, note = self._removal(before)
-        self._walk(tally, ref, before.objects or {}, {}, deletes)
+        self._walk(tally, ref, before.objects or {}, {}, deletes, kept=before.chart_crds)
         return UnitStatus.REMOVED, note
 
     # Why a unit cannot be planned.
@@ -295,6 +372,11 @@ class _Planner:
             for side, unit in (("base", before), ("head", after))
             if unit is not None and unit.objects is None
         ]
+        for side, unit, scopes in (
+            ("base", before, self.base_scopes),
+            ("head", after, self.head_scopes),
+        ):
+            errors += [f"at {side}: {problem}" for problem in _scope_errors(unit, scopes)]
         if errors:
             return "; ".join(errors)
         if before is not None and after is not None:
@@ -408,15 +490,20 @@ class _Planner:
         before: Mapping[ObjectRef, Manifest],
         after: Mapping[ObjectRef, Manifest],
         deletes: bool,
+        crds: _CrdPolicy | None = None,
+        kept: frozenset[ObjectRef] = frozenset(),
     ) -> None:
+        """Plan every object of a unit; `kept` are objects its owner never deletes."""
         for obj in sorted(before.keys() | after.keys()):
             old, new = before.get(obj), after.get(obj)
+            if crds and obj in crds.refs and new is not None and _crd_held(tally, old, new, crds):
+                continue
             if old is not None and new is not None:
                 _stay(tally, ref.kind, obj, old, new)
             elif new is not None:
                 self._arrive(tally, ref, obj, new)
             elif old is not None:
-                self._leave(tally, ref.kind, obj, old, deletes)
+                self._leave(tally, ref.kind, obj, old, deletes, chart_crd=obj in kept)
 
     def _arrive(self, tally: _Tally, ref: UnitRef, obj: ObjectRef, new: Manifest) -> None:
         origin = next((u for u in self.base_owners.get(obj, ()) if u != ref), None)
@@ -425,27 +512,46 @@ class _Planner:
             tally.skipped += 1
             return
         result = comparing.compare(old, new)
+        action, note = Action.MOVE if origin else Action.CREATE, None
+        if origin is None and (failed := [u for u in self.base_failed if u != ref]):
+            action = Action.UNKNOWN
+            note = (
+                f"new to {ref}, but {_names(failed)} failed at base and may render it there: "
+                "Flux creates it, or moves it if it comes from there"
+            )
         tally.changes.append(
             Change(
-                action=Action.MOVE if origin else Action.CREATE,
+                action=action,
                 ref=obj,
                 api_version=new.api_version,
                 moved_from=origin,
                 fields=result.fields,
                 diff=result.diff,
                 suppressed=result.suppressed,
+                note=note,
                 before=old,
                 after=new,
             )
         )
 
     def _leave(
-        self, tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, deletes: bool
+        self,
+        tally: _Tally,
+        kind: UnitKind,
+        obj: ObjectRef,
+        old: Manifest,
+        deletes: bool,
+        *,
+        chart_crd: bool = False,
     ) -> None:
         if self.head_owners.get(obj):
             return  # another unit renders it at head: the receiving unit reports the move
         if _flux_skips(kind, old):
             tally.skipped += 1
+            return
+        if chart_crd:
+            note = "helm-controller never deletes a CRD from a chart's crds/ directory"
+            tally.changes.append(Change(Action.ORPHAN, obj, old.api_version, before=old, note=note))
             return
         if deletes and not _survives_prune(kind, old):
             result = comparing.compare(old, None)
@@ -457,9 +563,87 @@ class _Planner:
                 suppressed=result.suppressed,
                 before=old,
             )
+            if self.head_failed:
+                change = replace(
+                    change,
+                    action=Action.UNKNOWN,
+                    note=(
+                        f"no longer rendered here, but {_names(self.head_failed)} failed at head "
+                        "and may render it there: Flux deletes it, or moves it if it goes there"
+                    ),
+                )
         else:
             change = Change(Action.ORPHAN, obj, old.api_version, before=old)
         tally.changes.append(change)
+
+
+def _crd_held(tally: _Tally, old: Manifest | None, new: Manifest, crds: _CrdPolicy) -> bool:
+    """Tell whether helm-controller's CRD policy leaves a chart CRD alone; say so if it does."""
+    ref = new.ref
+    if old is None:
+        if crds.policy != "Skip":
+            return False
+        tally.skipped += 1
+        tally.notices.append(
+            f"{ref} is new in the chart's crds/ but helm-controller will not create it: "
+            f"{crds.field} is Skip"
+        )
+        return True
+    if crds.policy == "CreateReplace" or not comparing.compare(old, new).changed:
+        return False
+    tally.skipped += 1
+    why = " (it only creates missing CRDs)" if crds.policy == "Create" else ""
+    tally.notices.append(
+        f"{ref} changes in the chart's crds/ but helm-controller will not apply the change: "
+        f"{crds.field} is {crds.policy}{why}"
+    )
+    return True
+
+
+def _cluster_crd_scopes(units: Mapping[UnitRef, RenderedUnit]) -> dict[tuple[str, str], bool]:
+    """The scope of every kind a CRD rendered anywhere in the cluster defines."""
+    return crd_scopes(
+        objects[ref].body
+        for unit in units.values()
+        if (objects := unit.objects) is not None
+        for ref in objects
+        if ref.kind == "CustomResourceDefinition" and ref.group == _CRD_GROUP
+    )
+
+
+def _unscoped(unit: RenderedUnit | None) -> list[ObjectRef]:
+    """The objects of a Kustomization render that have no namespace."""
+    if unit is None or unit.objects is None or unit.unit.kind is not UnitKind.KUSTOMIZATION:
+        return []
+    return sorted(ref for ref in unit.objects if not ref.namespace)
+
+
+def _scope_errors(unit: RenderedUnit | None, scopes: Mapping[tuple[str, str], bool]) -> list[str]:
+    """Objects of a namespaced kind without a namespace: Flux's apply fails on them."""
+    return [
+        f"{ref.kind}/{ref.name} namespace not specified: {ref.kind} ({ref.group}) is namespaced "
+        "by a CustomResourceDefinition rendered in this cluster, so Flux's apply fails"
+        for ref in _unscoped(unit)
+        if is_namespaced((ref.group, ref.kind), scopes)
+    ]
+
+
+def _unknown_scopes(unit: RenderedUnit | None, scopes: Mapping[tuple[str, str], bool]) -> list[str]:
+    """Say which kinds of namespace-less objects have a scope nothing here defines."""
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for ref in _unscoped(unit):
+        if is_namespaced((ref.group, ref.kind), scopes) is None:
+            unknown.setdefault((ref.group, ref.kind), []).append(ref.name)
+    return [
+        f"the scope of {kind} ({group}) is unknown: no CustomResourceDefinition rendered in this "
+        f"cluster defines it, and {kind}/{names[0]} has no namespace; if the kind is namespaced, "
+        'Flux\'s apply fails with "namespace not specified"'
+        for (group, kind), names in sorted(unknown.items())
+    ]
+
+
+def _names(units: Iterable[UnitRef]) -> str:
+    return ", ".join(map(str, units))
 
 
 def _stay(tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, new: Manifest) -> None:

@@ -42,7 +42,7 @@ from core.model import (
 __all__ = ["CacheCorruptError", "CachedRender", "RenderCache", "TreeView", "canonical_key"]
 
 _RECEIPTS_PER_SPEC = 4
-_FORMAT = "3"
+_FORMAT = "4"
 
 
 class TreeView(Protocol):
@@ -68,6 +68,7 @@ _INDEXED_KINDS = frozenset(
         (FLUX_SOURCE_GROUP, "HelmRepository"),
         (FLUX_SOURCE_GROUP, "GitRepository"),
         (FLUX_SOURCE_GROUP, "OCIRepository"),
+        ("source.extensions.fluxcd.io", "ArtifactGenerator"),
     }
 )
 
@@ -79,11 +80,19 @@ class CachedRender:
     objects: Mapping[ObjectRef, Manifest]
     """One mapping per render, shared by every side that uses it (the planner relies on it)."""
     inputs: frozenset[str]
+    chart_crds: frozenset[ObjectRef] = frozenset()
+    """For a HelmRelease: the CRDs from its chart's `crds/` directory."""
 
     @classmethod
-    def of(cls, manifests: Iterable[Manifest], inputs: Iterable[str]) -> CachedRender:
+    def of(
+        cls,
+        manifests: Iterable[Manifest],
+        inputs: Iterable[str],
+        chart_crds: Iterable[ObjectRef] = (),
+    ) -> CachedRender:
         """Wrap a fresh render."""
-        return cls(MappingProxyType({m.ref: m for m in manifests}), frozenset(inputs))
+        objects = MappingProxyType({m.ref: m for m in manifests})
+        return cls(objects, frozenset(inputs), frozenset(chart_crds))
 
 
 class _StoredObjects(Mapping[ObjectRef, Manifest]):
@@ -207,6 +216,7 @@ class RenderCache:
             "format": _FORMAT,
             "inputs": receipt["inputs"],
             "entries": [[m.api_version, m.source, *m.ref] for m in manifests],
+            "chartCrds": sorted(list(ref) for ref in render.chart_crds),
             "indexed": {
                 str(position): m.body
                 for position, m in enumerate(manifests)
@@ -239,7 +249,8 @@ class RenderCache:
             return None
         bodies_path = self._bodies_path(render_key)
         objects = _StoredObjects(data["entries"], data["indexed"], lambda: self._read(bodies_path))
-        found = CachedRender(objects, frozenset(data["inputs"]))
+        chart_crds = frozenset(ObjectRef(*ref) for ref in data.get("chartCrds") or ())
+        found = CachedRender(objects, frozenset(data["inputs"]), chart_crds)
         self._loaded[render_key] = found
         return found
 

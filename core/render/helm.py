@@ -1,26 +1,24 @@
 """Render one Flux HelmRelease the way helm-controller installs it, without a cluster.
 
-`pull_chart` fetches a chart from its HelmRepository (the only network this module uses, bounded and
-cached by URL, chart and resolved version); `chart_from_source` copies a GitRepository chart out of
-the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in Flux's order; and
-`render_helm_release` runs `helm template` offline (empty repository and registry configuration,
-helm's homes in the work directory, no hooks, no tests), applies `postRenderers[].kustomize`
-through kustomize, flattens Lists into their items (as helm's apply does: any document with
-an `items` array is a list to Kubernetes' decoder, so a Secret wrapped in a `v1/List` is applied,
-and masked, as a Secret), puts namespaced objects without a namespace into the release namespace
-(as helm install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and `.../namespace`
-labels and masks Secret values. It never reads Secret values, never writes outside its work or cache
-directories and never shows their paths in messages.
+Charts from a HelmRepository are downloaded beforehand by `core.sources.helmrepo` and arrive here as
+local archives: this module opens no network connection. `chart_from_source` copies a GitRepository
+chart out of the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in
+Flux's order; and `render_helm_release` runs `helm template` offline (empty repository and registry
+configuration, helm's homes in the work directory, no hooks, no tests), applies
+`postRenderers[].kustomize` through kustomize, flattens Lists into their items (as helm's apply
+does: any document with an `items` array is a list to Kubernetes' decoder, so a Secret wrapped in a
+`v1/List` is applied, and masked, as a Secret), puts namespaced objects without a namespace into the
+release namespace (as helm install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and
+`.../namespace` labels and masks Secret values. It never reads Secret values, never writes outside
+its work or cache directories and never shows their paths in messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import posixpath
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.model import Manifest, ObjectRef, RawObject
-from core.render.kustomize import apply_scope, crd_scopes
+from core.scope import apply_scope, crd_scopes
 from core.secrets import Masker
 from core.units import HelmReleaseSpec
 
@@ -39,13 +37,11 @@ __all__ = [
     "chart_from_source",
     "chart_inputs",
     "merge_values",
-    "pull_chart",
     "render_helm_release",
 ]
 
 _LABEL_NAME = "helm.toolkit.fluxcd.io/name"
 _LABEL_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
-_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 _LIST_NESTING = 10
 """Lists inside Lists flattened before the render fails; real charts nest none."""
 
@@ -75,54 +71,6 @@ def _helm_limits(limits: Limits, home: Path) -> Limits:
         "HELM_PLUGINS": str(home / "plugins"),
     }
     return dataclasses.replace(limits, env=env)
-
-
-def pull_chart(
-    repo_url: str,
-    chart: str,
-    version: str | None,
-    *,
-    helm: Path,
-    cache_dir: Path,
-    limits: Limits = DEFAULT_LIMITS,
-) -> Path:
-    """Return the packaged chart (.tgz) for a HelmRepository chart, downloading it if needed.
-
-    `version` may be a semver range (`>=1.0.0 <2.0.0`, `1.x`, `~1.2`); None means the latest, as
-    Flux's default `*`. Charts are cached by (URL, chart, resolved version); an exact version
-    found in the cache needs no network.
-
-    Raises:
-        RenderError: the chart or a matching version could not be fetched.
-    """
-    target = cache_dir / hashlib.sha256(repo_url.encode()).hexdigest()[:24]
-    if version and _EXACT_VERSION.match(version):
-        cached = target / f"{chart}-{version.removeprefix('v')}.tgz"
-        if cached.is_file():
-            return cached
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".pull-") as tmp:
-        work = Path(tmp)
-        download = work / "out"
-        download.mkdir()
-        if repo_url.startswith("oci://"):
-            argv = [str(helm), "pull", f"{repo_url.rstrip('/')}/{chart}"]
-        else:
-            argv = [str(helm), "pull", "--repo", repo_url, chart]
-        argv += ["--version", version or "*", "--destination", str(download)]
-        try:
-            run(argv, cwd=work, limits=_helm_limits(limits, work / "home"))
-        except CommandError as exc:
-            message = _scrub(exc.stderr or str(exc), work)
-            raise RenderError(
-                f"could not pull chart {chart} {version or '*'} from {repo_url}: {message}"
-            ) from None
-        packages = sorted(download.glob("*.tgz"))
-        if len(packages) != 1:
-            raise RenderError(f"pulling chart {chart} from {repo_url} produced no single package")
-        final = target / packages[0].name
-        packages[0].replace(final)
-    return final
 
 
 def chart_inputs(source: FileSource, path: str) -> tuple[str, ...]:
@@ -287,6 +235,7 @@ def render_helm_release(
     kube_version: str = "1.33",
     limits: Limits = DEFAULT_LIMITS,
     kustomize: Path | None = None,
+    chart_crds: set[ObjectRef] | None = None,
 ) -> tuple[Manifest, ...]:
     """Template a HelmRelease offline and return the masked objects helm-controller would apply.
 
@@ -300,6 +249,8 @@ def render_helm_release(
         kube_version: The Kubernetes version charts see in `.Capabilities`.
         limits: Time and memory bound of each tool process.
         kustomize: The kustomize binary, needed only for `postRenderers`.
+        chart_crds: Receives the identities of the CRDs from the chart's `crds/` directory,
+            which helm-controller applies by its CRD policy rather than with the release.
 
     Raises:
         RenderError: templating or post-rendering failed, or an object is invalid.
@@ -323,9 +274,68 @@ def render_helm_release(
     except CommandError as exc:
         message = _scrub(exc.stderr or str(exc), workdir)
         raise RenderError(f"{where}: helm template failed: {message}") from None
+    crds, output = _split_chart_crds(output, where)
     for index, renderer in enumerate(spec.post_renderers):
         output = _post_render(output, renderer, index, kustomize, workdir, limits, where)
-    return _finish(output, spec, masker, where)
+    scopes = crd_scopes(doc for doc, _ in crds)
+    from_crds = _chart_crds(crds, spec, masker)
+    if chart_crds is not None:
+        chart_crds.update(m.ref for m in from_crds)
+    return from_crds + _finish(output, spec, masker, where, scopes)
+
+
+# A chart's own crds/ directory, or a subchart's: `podinfo/crds/x.yaml`,
+# `podinfo/charts/sub/crds/x.yaml` (not `podinfo/templates/crds/x.yaml`, which is a template).
+_CHART_CRDS_PATH = re.compile(r"^[^/]+(?:/charts/[^/]+)*/crds/")
+_SOURCE_LINE = re.compile(rb"^# Source: (.+)$", re.MULTILINE)
+_SEPARATOR = re.compile(rb"^---[ \t]*$", re.MULTILINE)
+
+
+def _split_chart_crds(output: bytes, where: str) -> tuple[list[tuple[RawObject, str]], bytes]:
+    """Take the chart's `crds/` out of helm's output: helm-controller applies them on its own.
+
+    helm prints each file with a `# Source:` line; a crds file holding several documents has it
+    only before the first, so a document without one belongs to the file before it. Only
+    CustomResourceDefinitions are kept, as helm-controller drops any other kind found there, and
+    they are neither post-rendered nor labelled (they are not part of the release).
+    """
+    crds: list[tuple[RawObject, str]] = []
+    rest: list[bytes] = []
+    source = ""
+    for chunk in _SEPARATOR.split(output):
+        found = _SOURCE_LINE.search(chunk)
+        if found is not None:
+            source = found.group(1).decode("utf-8", "replace").strip()
+        if not _CHART_CRDS_PATH.match(source):
+            rest.append(chunk)
+            continue
+        try:
+            docs = [d for d in yamlio.load_all(chunk) if d is not None]
+        except yamlio.YAMLError as exc:
+            raise RenderError(f"{where}: the chart's {source} is not valid YAML") from exc
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
+                    raise RenderError(f"{where}: a CRD in the chart's {source} has no name")
+                crds.append((doc, source))
+    return crds, b"\n---\n".join(rest)
+
+
+def _chart_crds(
+    crds: Sequence[tuple[RawObject, str]], spec: HelmReleaseSpec, masker: Masker
+) -> tuple[Manifest, ...]:
+    manifests = []
+    for doc, _ in crds:
+        meta = doc["metadata"]
+        meta.pop("namespace", None)
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            _LABEL_NAME: spec.unit.name,
+            _LABEL_NAMESPACE: spec.unit.namespace,
+        }
+        masked = masker.mask_object(doc)
+        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
+    return tuple(manifests)
 
 
 def _post_render(
@@ -379,7 +389,11 @@ def _post_render(
 
 
 def _finish(
-    output: bytes, spec: HelmReleaseSpec, masker: Masker, where: str
+    output: bytes,
+    spec: HelmReleaseSpec,
+    masker: Masker,
+    where: str,
+    chart_scopes: Mapping[tuple[str, str], bool],
 ) -> tuple[Manifest, ...]:
     """Parse, default namespaces, add helm-controller's labels, check and mask."""
     try:
@@ -396,7 +410,7 @@ def _finish(
         if not isinstance(meta, dict) or not meta.get("name"):
             raise RenderError(f"{where}: the chart produced a {doc['kind']} without a name")
         objects.append(doc)
-    scopes = crd_scopes(objects)
+    scopes = {**chart_scopes, **crd_scopes(objects)}
     seen: set[ObjectRef] = set()
     manifests = []
     for obj in objects:

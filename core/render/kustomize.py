@@ -27,12 +27,13 @@ from core import yamlio
 from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
-from core.host.paths import flux_path, join
-from core.model import Manifest, ObjectRef, RawObject, group_of
+from core.host.paths import join, normalize
+from core.model import Manifest, ObjectRef, RawObject
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
+from core.scope import CLUSTER_SCOPED_KINDS, apply_scope, crd_scopes
 from core.secrets import Masker
-from core.units import KustomizationSpec
+from core.units import KustomizationSpec, source_path
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
@@ -56,81 +57,6 @@ the repository, remote bases and plugins before kustomize runs (the design's rul
 _OWNER_NAME = "kustomize.toolkit.fluxcd.io/name"
 _OWNER_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 _KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
-
-# Built-in API groups: for these the scope of every kind is known (listed below if cluster-scoped,
-# namespaced otherwise). Kinds of any other group come from CRDs, whose scope is known only when
-# the CRD is rendered alongside them.
-_BUILTIN_GROUPS = frozenset(
-    {
-        "",
-        "admissionregistration.k8s.io",
-        "apiextensions.k8s.io",
-        "apiregistration.k8s.io",
-        "apps",
-        "authentication.k8s.io",
-        "authorization.k8s.io",
-        "autoscaling",
-        "batch",
-        "certificates.k8s.io",
-        "coordination.k8s.io",
-        "discovery.k8s.io",
-        "events.k8s.io",
-        "flowcontrol.apiserver.k8s.io",
-        "internal.apiserver.k8s.io",
-        "networking.k8s.io",
-        "node.k8s.io",
-        "policy",
-        "rbac.authorization.k8s.io",
-        "resource.k8s.io",
-        "scheduling.k8s.io",
-        "storage.k8s.io",
-        "storagemigration.k8s.io",
-    }
-)
-
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        ("", "ComponentStatus"),
-        ("", "Namespace"),
-        ("", "Node"),
-        ("", "PersistentVolume"),
-        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
-        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
-        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-        ("apiextensions.k8s.io", "CustomResourceDefinition"),
-        ("apiregistration.k8s.io", "APIService"),
-        ("authentication.k8s.io", "SelfSubjectReview"),
-        ("authentication.k8s.io", "TokenReview"),
-        ("authorization.k8s.io", "SelfSubjectAccessReview"),
-        ("authorization.k8s.io", "SelfSubjectRulesReview"),
-        ("authorization.k8s.io", "SubjectAccessReview"),
-        ("certificates.k8s.io", "CertificateSigningRequest"),
-        ("certificates.k8s.io", "ClusterTrustBundle"),
-        ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-        ("internal.apiserver.k8s.io", "StorageVersion"),
-        ("networking.k8s.io", "IPAddress"),
-        ("networking.k8s.io", "IngressClass"),
-        ("networking.k8s.io", "ServiceCIDR"),
-        ("node.k8s.io", "RuntimeClass"),
-        ("policy", "PodSecurityPolicy"),
-        ("rbac.authorization.k8s.io", "ClusterRole"),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-        ("resource.k8s.io", "DeviceClass"),
-        ("resource.k8s.io", "ResourceSlice"),
-        ("scheduling.k8s.io", "PriorityClass"),
-        ("storage.k8s.io", "CSIDriver"),
-        ("storage.k8s.io", "CSINode"),
-        ("storage.k8s.io", "StorageClass"),
-        ("storage.k8s.io", "VolumeAttachment"),
-        ("storage.k8s.io", "VolumeAttributesClass"),
-        ("storagemigration.k8s.io", "StorageVersionMigration"),
-    }
-)
-"""Built-in cluster-scoped (group, kind) pairs of Kubernetes 1.33."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +99,8 @@ def render_kustomization(
     """
     where = _where(spec)
     try:
-        root = flux_path(spec.path)
+        # Flux joins spec.path with securejoin: `/apps` is the root's apps, `..` stops there.
+        root = normalize(source_path(spec.path))
     except InputError as exc:
         raise RenderError(f"{where}: {exc}") from exc
     if not source.is_dir(root):
@@ -317,8 +244,24 @@ def _build(
     try:
         return run(argv, cwd=tree, limits=bounded)
     except CommandError as exc:
+        if _generates_secrets(tree):
+            # kustomize quotes generator input in its errors (`invalid literal source <value>`),
+            # and nothing here knows which part of it is a Secret value: withhold it all.
+            raise RenderError(
+                f"{where}: kustomize build failed; its message is withheld because this build"
+                " generates Secrets and kustomize may quote their values"
+            ) from None
         message = _scrub(exc.stderr or str(exc), tree, workdir).removeprefix("Error: ")
         raise RenderError(f"{where}: kustomize build failed: {message}") from None
+
+
+def _generates_secrets(tree: Path) -> bool:
+    """Tell whether a file copied for this build configures a Secret generator.
+
+    Kustomization files (`secretGenerator:`) and generator configs (`kind: SecretGenerator`)
+    are both among the copied inputs, so one search of their bytes finds either.
+    """
+    return any(b"ecretGenerator" in path.read_bytes() for path in tree.rglob("*") if path.is_file())
 
 
 def _scrub(text: str, tree: Path, workdir: Path) -> str:
@@ -393,46 +336,6 @@ def _check_unique(objects: Iterable[tuple[RawObject, str]], where: str) -> None:
         if ref in seen:
             raise RenderError(f"{where}: {ref} is defined twice, in {seen[ref]} and in {origin}")
         seen[ref] = origin
-
-
-def crd_scopes(objects: Iterable[RawObject]) -> dict[tuple[str, str], bool]:
-    """Return (group, kind) -> namespaced for the CRDs among `objects`."""
-    scopes = {}
-    for obj in objects:
-        if obj.get("kind") != "CustomResourceDefinition":
-            continue
-        crd = obj.get("spec") or {}
-        kind = (crd.get("names") or {}).get("kind")
-        if crd.get("group") and kind:
-            scopes[(str(crd["group"]), str(kind))] = crd.get("scope") != "Cluster"
-    return scopes
-
-
-def apply_scope(
-    obj: RawObject, crd_scopes: Mapping[tuple[str, str], bool], *, default_namespace: str | None
-) -> str | None:
-    """Fix an object's namespace by its scope; return a problem, or None when it is fine.
-
-    Cluster-scoped objects lose any namespace. Namespaced objects without one get
-    `default_namespace` (helm installs them into the release namespace) or, when it is None,
-    are reported (Flux's apply fails them with "namespace not specified"). Kinds of unknown
-    scope are left as rendered.
-    """
-    key = (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")))
-    if key in CLUSTER_SCOPED_KINDS:
-        namespaced: bool | None = False
-    elif key in crd_scopes:
-        namespaced = crd_scopes[key]
-    else:
-        namespaced = True if key[0] in _BUILTIN_GROUPS else None
-    meta = obj["metadata"]
-    if namespaced is False:
-        meta.pop("namespace", None)
-    elif namespaced and not meta.get("namespace"):
-        if default_namespace is None:
-            return f"{key[1]}/{meta.get('name')} namespace not specified"
-        meta["namespace"] = default_namespace
-    return None
 
 
 def _finish(

@@ -18,6 +18,12 @@ the same grammar and quirks, because a preview that substitutes differently woul
   `^[_[:alpha:]][_[:alpha:][:digit:]]*$`, as in Flux.
 - Objects labelled or annotated `kustomize.toolkit.fluxcd.io/substitute: disabled` are skipped.
 
+tests/render/test_substitute_flux.py runs Flux's own test tables (eval, funcs, parse) and the
+results of fluxcd/pkg/envsubst v1.9.0 for what they leave out. Known differences: `${v/#/x}` and
+`${v/%/x}` (empty pattern) prepend and append as on fluxcd/pkg's main branch, where v1.9.0 rejects
+them; and Go matches `#`/`%` globs against byte prefixes, so a pattern ending inside a multi-byte
+character can match there in Flux, while this port matches whole characters.
+
 Secret-derived values. Values that came from Secrets (`postBuild.substituteFrom` of kind Secret)
 must never leave the renderer in cleartext, yet they can land anywhere in any object. While
 expanding, every piece of output produced from a secret variable (its value, or what an operator
@@ -41,7 +47,7 @@ from typing import Any
 from core import yamlio
 from core.errors import InputError, RenderError
 from core.model import ObjectRef, RawObject
-from core.secrets import Masker, is_secret
+from core.secrets import Masker, is_secret, strip_tokens
 
 __all__ = [
     "DISABLED_KEY",
@@ -168,7 +174,7 @@ def _accept_rune(rune: str, index: int) -> bool:
 
 
 def _accept_ident(rune: str, index: int) -> bool:
-    return rune.isalpha() or rune.isdigit() or rune == "_"
+    return rune.isalpha() or rune.isdecimal() or rune == "_"  # Go: IsLetter, IsDigit (Nd)
 
 
 def _accept_colon(rune: str, index: int) -> bool:
@@ -306,6 +312,10 @@ class _Parser:
     def parse_default_or_substr(self, name: str) -> _Node:
         self.s.read()
         following = self.s.peek()
+        if following > "\x7f":
+            # Go steps back by the byte width of the last rune read, so after peeking a multi-byte
+            # character it lands before the colon, and Flux reports a bad substitution.
+            raise SubstitutionError("bad substitution")
         self.s.unread()
         if following in ("=", "-", "?", "+"):
             return self.parse_default(name)
@@ -372,18 +382,28 @@ def _to_len(value: str, *args: str) -> str:
     return str(len(value.encode()))
 
 
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_INT64 = 1 << 63
+
+
+def _atoi(text: str) -> int | None:
+    """Go's strconv.Atoi: ASCII digits with an optional sign, within int64; else None."""
+    if not _GO_INT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if -_INT64 <= number < _INT64 else None
+
+
 def _to_substr(value: str, *args: str) -> str:
     data = value.encode()
-    try:
-        pos = int(args[0])
-    except (IndexError, ValueError):
+    pos = _atoi(args[0]) if args else None
+    if pos is None:
         return value
     pos = max(len(data) + pos, 0) if pos < 0 else pos
     if len(args) == 1:
         return data[pos:].decode(errors="replace")
-    try:
-        length = int(args[1])
-    except ValueError:
+    length = _atoi(args[1])
+    if length is None:
         return value
     if length < 0:
         end = len(data) + length
@@ -412,47 +432,120 @@ def _replace_suffix(value: str, *args: str) -> str:
     return value
 
 
-def _glob(pattern: str) -> re.Pattern[str] | None:
-    """Compile envsubst's glob (`*` also matches `/`); None when it is malformed."""
-    out, index = [], 0
+# Flux's fork of Go's path.Match, rune for rune: `*` matches any run of characters (`/`
+# included), `?` one character, `[...]` a class negated only by `^`, `\\` escapes. A malformed
+# pattern makes the operator return the value unchanged. Its quirks are kept on purpose: a star
+# does not backtrack beyond the next chunk, and `[!a]`, `[a-]` or `[]a]` are not classes bash
+# would read.
+
+
+class _BadPatternError(Exception):
+    """The glob pattern is malformed (Go's path.ErrBadPattern)."""
+
+
+def _glob_match(pattern: str, name: str) -> bool:
+    while pattern:
+        star, chunk, pattern = _scan_chunk(pattern)
+        if star and not chunk:
+            return True
+        rest, ok = _match_chunk(chunk, name)
+        if ok and (not rest or pattern):
+            name = rest
+            continue
+        if star and (skipped := _match_after_star(chunk, name, last=not pattern)) is not None:
+            name = skipped
+            continue
+        return False
+    return not name
+
+
+def _match_after_star(chunk: str, name: str, *, last: bool) -> str | None:
+    for index in range(len(name)):
+        rest, ok = _match_chunk(chunk, name[index + 1 :])
+        if ok and not (last and rest):
+            return rest
+    return None
+
+
+def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
+    star = False
+    while pattern.startswith("*"):
+        pattern, star = pattern[1:], True
+    in_range, index = False, 0
     while index < len(pattern):
         char = pattern[index]
-        if char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "\\" and index + 1 < len(pattern):
+        if char == "\\" and index + 1 < len(pattern):
             index += 1
-            out.append(re.escape(pattern[index]))
         elif char == "[":
-            end = pattern.find("]", index + 2)
-            if end < 0:
-                return None
-            body = pattern[index + 1 : end]
-            negate = body[:1] in ("^", "!")
-            body = body[1:] if negate else body
-            out.append(f"[{'^' if negate else ''}{re.escape(body).replace(chr(92) + '-', '-')}]")
-            index = end
-        else:
-            out.append(re.escape(char))
+            in_range = True
+        elif char == "]":
+            in_range = False
+        elif char == "*" and not in_range:
+            break
         index += 1
-    try:
-        return re.compile("".join(out), re.DOTALL)
-    except re.error:
-        return None
+    return star, pattern[:index], pattern[index:]
+
+
+def _match_chunk(chunk: str, text: str) -> tuple[str, bool]:
+    """Match star-free `chunk` at the start of `text`: (rest, matched); raise if it is bad."""
+    while chunk:
+        if not text:
+            return "", False
+        head = chunk[0]
+        if head == "[":
+            char, text, chunk = text[0], text[1:], chunk[1:]
+            negated = chunk.startswith("^")
+            chunk = chunk[1:] if negated else chunk
+            matched, ranges = False, 0
+            while not (chunk.startswith("]") and ranges > 0):
+                low, chunk = _class_char(chunk)
+                high = low
+                if chunk[0] == "-":
+                    high, chunk = _class_char(chunk[1:])
+                matched = matched or low <= char <= high
+                ranges += 1
+            chunk = chunk[1:]
+            if matched == negated:
+                return "", False
+        elif head == "?":
+            text, chunk = text[1:], chunk[1:]
+        else:
+            if head == "\\":
+                chunk = chunk[1:]
+                if not chunk:
+                    raise _BadPatternError
+            if chunk[0] != text[0]:
+                return "", False
+            text, chunk = text[1:], chunk[1:]
+    return text, True
+
+
+def _class_char(chunk: str) -> tuple[str, str]:
+    """One possibly escaped character of a class, and the rest of the chunk."""
+    if not chunk or chunk[0] in "-]":
+        raise _BadPatternError
+    if chunk[0] == "\\":
+        chunk = chunk[1:]
+        if not chunk:
+            raise _BadPatternError
+    if len(chunk) == 1:
+        raise _BadPatternError
+    return chunk[0], chunk[1:]
 
 
 def _trim(value: str, pattern: str, *, longest: bool) -> str:
-    compiled = _glob(pattern)
-    if compiled is None:
-        return value
+    """Remove the shortest (or longest) prefix of `value` matching `pattern`, as Flux does."""
     matched = ""
     for index in range(len(value)):
         prefix = value[: len(value) - index]
-        if compiled.fullmatch(prefix):
-            matched = prefix
-            if longest:
-                break
+        try:
+            if not _glob_match(pattern, prefix):
+                continue
+        except _BadPatternError:
+            return value
+        matched = prefix
+        if longest:
+            break
     return value[len(matched) :] if matched else value
 
 
@@ -659,6 +752,6 @@ def _check_no_leak(obj: Mapping[str, Any], pieces: frozenset[str], label: str) -
     if is_secret(body):
         body.pop("data", None)
         body.pop("stringData", None)
-    text = _dump(body)
+    text = strip_tokens(_dump(body))
     if any(len(piece) >= _LEAK_CHECK_MIN and piece in text for piece in pieces):
         raise RenderError(f"{label}: a value substituted from a Secret could not be masked")

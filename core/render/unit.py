@@ -28,16 +28,27 @@ from typing import Any
 from core import names, secrets, yamlio
 from core.budgets import Budgets, Deadline
 from core.errors import TidegateError
+from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
-from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.render.leaks import secret_values
 from core.render.walk import kustomize_inputs
+from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
-from core.units import HelmReleaseSpec, KustomizationSpec, RenderedUnit, SourceRef
+from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
+from core.repo.view import FileView
+from core.sources.helmrepo import ChartPuller, SourceUnavailableError
+from core.units import (
+    DEFAULT_CRD_POLICY,
+    HelmReleaseSpec,
+    KustomizationSpec,
+    RenderedUnit,
+    SourceRef,
+    source_path,
+)
 
 __all__ = ["RenderSettings", "UnitRenderer"]
 
@@ -57,6 +68,10 @@ class RenderSettings:
     allowed_remotes: tuple[str, ...] = ()
     """URL prefixes of remote kustomize bases that may be used (none by default). Their content
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    """Where charts may be downloaded from: the preview widens it for the trusted base."""
+    charts: ChartPuller | None = field(default=None, compare=False)
+    """Downloads HelmRepository charts (default: one caching under the render cache)."""
     rendered: list[str] = field(default_factory=list, compare=False)
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
@@ -69,6 +84,17 @@ class RenderSettings:
     known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
     """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
 
+    def __post_init__(self) -> None:
+        if self.charts is None:
+            # One puller per settings object: base and head share its index and failure caches.
+            object.__setattr__(self, "charts", ChartPuller(self.cache.root / "charts"))
+
+    @property
+    def chart_puller(self) -> ChartPuller:
+        """The chart puller (always set after construction)."""
+        assert self.charts is not None  # noqa: S101 - set in __post_init__
+        return self.charts
+
 
 class UnitRenderer:
     """Renders the units of one revision of one repository."""
@@ -76,18 +102,18 @@ class UnitRenderer:
     def __init__(
         self,
         settings: RenderSettings,
-        source: FileSource,
-        tree: TreeView,
+        artifacts: Artifacts,
         *,
         pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
-        self.source = source
-        self.tree = tree
+        self.artifacts = artifacts
+        self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
 
     def _count_render(self, spec: UnitSpec) -> None:
         self.settings.rendered.append(str(spec.unit))
@@ -119,14 +145,14 @@ class UnitRenderer:
         """Resolve everything that depends on other units; return the render to run."""
         try:
             self._check_deadline()
-            source = self._source_for(spec.source, self_source, spec)
+            source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
                 return self._guarded(spec, source, self._kustomization(spec, source, objects))
             return self._guarded(
                 spec, source, self._helm_release(spec, source, objects, self_source)
             )
         except _Missing as missing:
-            return Pending(missing.what)
+            return Pending(missing.what, missing.message)
         except Exception as exc:
             return self._failed(spec, exc)
 
@@ -162,7 +188,9 @@ class UnitRenderer:
             except Exception as exc:
                 return self._failed(spec, exc, source)
             if result.error is not None:
-                return self._failed(spec, TidegateError(result.error), source)
+                # Keep what the render recorded (an unavailable source, say); scrub the reason.
+                reason = self._reason(spec, TidegateError(result.error), source)
+                return dataclasses.replace(result, error=reason)
             return self._checked(spec, result)
 
         return run
@@ -184,6 +212,10 @@ class UnitRenderer:
         self, spec: UnitSpec, exc: Exception, source: FileSource | None = None
     ) -> RenderedUnit:
         """A failed unit with a one-line, Secret-free reason."""
+        return _failure(spec, self._reason(spec, exc, source))
+
+    def _reason(self, spec: UnitSpec, exc: Exception, source: FileSource | None = None) -> str:
+        """The one-line, Secret-free reason a unit failed."""
         deadline = self.settings.deadline
         if deadline is not None and deadline.expired:
             # A tool cut short by the deadline reports a timeout; the budget is the real cause.
@@ -196,7 +228,7 @@ class UnitRenderer:
             message = f"{spec.unit}: internal error ({type(exc).__name__}: {first})"
         if source is not None and isinstance(spec, KustomizationSpec):
             self._learn_secrets(spec, source)
-        return _failure(spec, self.settings.known_secrets.scrub(message))
+        return self.settings.known_secrets.scrub(message)
 
     def _learn_secrets(self, spec: KustomizationSpec, source: FileSource) -> None:
         """Collect the Secret values in a failed Kustomization's inputs, to scrub its error.
@@ -205,32 +237,101 @@ class UnitRenderer:
         and so the masker never saw. Best effort: what cannot be read holds nothing to learn.
         """
         try:
-            files = kustomize_inputs(source, flux_path(spec.path))
+            files = kustomize_inputs(source, source_path(spec.path))
         except Exception:
             return
         for value in secret_values(source, files):
             self.settings.known_secrets.add(value)
 
     def _source_for(
-        self, ref: SourceRef, self_source: SourceRef | None, spec: UnitSpec
+        self,
+        ref: SourceRef,
+        self_source: SourceRef | None,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
     ) -> FileSource:
         if ref == self_source or (self_source is None and ref.kind == "GitRepository"):
-            return self.source
+            return self.artifacts.repository(_spec_ignore(objects, ref))
+        if ref.kind == "ExternalArtifact":
+            return self._external(ref, spec, objects, self_source)
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
         if isinstance(spec, HelmReleaseSpec) and ref.kind == "HelmRepository":
-            return self.source
+            return self.artifacts.repository(None)
+        if ObjectRef(FLUX_SOURCE_GROUP, ref.kind, ref.namespace, ref.name) not in objects:
+            # Another unit may still render it; if none does, say so rather than advise --source.
+            raise _Missing(str(ref), f"{_spaced(ref)} is not defined in this repository")
         raise TidegateError(
             f"{spec.unit}: source {ref} is not this repository; "
             f"pass --source {ref}=DIR to render it"
         )
 
+    def _external(
+        self,
+        ref: SourceRef,
+        spec: UnitSpec,
+        objects: Mapping[ObjectRef, Manifest],
+        self_source: SourceRef | None,
+    ) -> FileSource:
+        """Compose an ExternalArtifact from the ArtifactGenerator that declares it."""
+        directory = self.settings.sources.get(ref)
+        if directory is not None:
+            return DirectorySource(directory)
+        generator = self._generator_for(ref, objects)
+        if generator is None:
+            raise _Missing(
+                str(ref),
+                f"{_spaced(ref)} is not composed by any ArtifactGenerator in this repository",
+            )
+        views: dict[str, FileView] = {}
+        for alias, source in generator.sources.items():
+            src = SourceRef(source.kind, source.namespace, source.name)
+            if src == self_source or (self_source is None and src.kind == "GitRepository"):
+                views[alias] = self.artifacts.repository(_spec_ignore(objects, src))
+            elif src in self.settings.sources:
+                views[alias] = self.artifacts.directory(self.settings.sources[src])
+            else:
+                raise TidegateError(
+                    f"{spec.unit}: {generator.label} (file {generator.file}) copies from {src}, "
+                    f"which is not this repository; pass --source {src}=DIR to render it"
+                )
+        return self.artifacts.generated(generator, ref.name, views)
+
+    def _generator_for(
+        self, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+    ) -> GeneratorSpec | None:
+        """Find the ArtifactGenerator in the artifact's namespace that declares it."""
+        for obj in objects:
+            if obj.group != GENERATOR_GROUP or obj.kind != GENERATOR_KIND:
+                continue
+            if obj.namespace not in (ref.namespace, ""):
+                continue
+            generator = self._parse_generator(objects[obj])
+            if generator.namespace == ref.namespace and generator.artifact(ref.name):
+                return generator
+        return None
+
+    def _parse_generator(self, manifest: Manifest) -> GeneratorSpec:
+        entry = self._generators.get(id(manifest))
+        if entry is None:
+            try:
+                parsed: GeneratorSpec | TidegateError = parse_generator(
+                    manifest.body, file=manifest.source
+                )
+            except TidegateError as exc:
+                parsed = exc
+            # The manifest is kept alongside, so its id cannot be reused while cached.
+            entry = self._generators[id(manifest)] = (manifest, parsed)
+        if isinstance(entry[1], TidegateError):
+            raise entry[1]
+        return entry[1]
+
     def _kustomization(
         self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
-        tree = self.tree if source is self.source else _DirectoryTree(source)
+        tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
         key = canonical_key(
             "kustomization",
             _spec_fields(spec),
@@ -241,7 +342,7 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
-            return _rendered(spec, cached)
+            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
 
         def render() -> RenderedUnit:
             try:
@@ -265,7 +366,7 @@ class UnitRenderer:
             render = CachedRender.of(result.manifests, result.inputs | read_from)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
 
         return render
 
@@ -289,12 +390,18 @@ class UnitRenderer:
             url = str((repo.body.get("spec") or {}).get("url") or "")
             if not url:
                 raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
+            # Refuse a host off the allow-list before the render cache could answer for it.
+            self._check_source_url(url, spec)
             chart_id: object = (url, spec.chart, spec.version)
             inputs: frozenset[str] = frozenset()
         else:
             url = ""
-            inputs = frozenset(helm.chart_inputs(source, spec.chart))
-            chart_id = self.tree.digest(inputs) if source is self.source else sorted(inputs)
+            chart_files = frozenset(helm.chart_inputs(source, spec.chart))
+            chart_id = (
+                source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
+            )
+            # Ownership and the cache's receipts speak of repository files.
+            inputs = _repository_files(source, chart_files, frozenset())
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
@@ -302,10 +409,11 @@ class UnitRenderer:
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:
-            return lambda: _rendered(spec, cached)
+            return lambda: _rendered(spec, cached, cached.inputs)
 
         def render() -> RenderedUnit:
             try:
+                chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(
                     prefix="tidegate-hr-", dir=self.settings.work_root
                 ) as workdir:
@@ -320,35 +428,68 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self._limits(),
                         kustomize=self.settings.kustomize,
+                        chart_crds=chart_crds,
                     )
+            except SourceUnavailableError as exc:
+                return _failure(spec, f"{spec.unit}: {exc}", unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            render = CachedRender.of(manifests, inputs)
+            render = CachedRender.of(manifests, inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
-            return _rendered(spec, render)
+            return _rendered(spec, render, render.inputs)
 
         return render
 
+    def _check_source_url(self, url: str, spec: HelmReleaseSpec) -> None:
+        if url.startswith("oci://"):
+            return  # OCI repositories: the registry client applies the same policy
+        try:
+            self.settings.fetch_policy.check_host(parse_url(url))
+        except FetchError as exc:
+            raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+
     def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
         if url:
-            return helm.pull_chart(
-                url,
-                spec.chart,
-                spec.version,
-                helm=self.settings.helm,
-                cache_dir=self.settings.cache.root / "charts",
-                limits=self._limits(),
-            )
+            try:
+                return self.settings.chart_puller.pull(
+                    url, spec.chart, spec.version, self.settings.fetch_policy
+                )
+            except SourceUnavailableError:
+                raise
+            except TidegateError as exc:
+                raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
         return helm.chart_from_source(source, spec.chart, workdir / "chart")
 
 
 class _Missing(Exception):  # noqa: N818 - control flow, never shown
     """An object a unit needs has not been rendered (yet)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, message: str | None = None) -> None:
         super().__init__(what)
         self.what = what
+        self.message = message
+
+
+def _spaced(ref: SourceRef) -> str:
+    """`GitRepository controllers/flux-system`, as Flux's messages name a source."""
+    return f"{ref.kind} {ref.namespace}/{ref.name}"
+
+
+def _spec_ignore(objects: Mapping[ObjectRef, Manifest], ref: SourceRef) -> str | None:
+    """The `spec.ignore` of a GitRepository rendered so far, if any."""
+    found = objects.get(ObjectRef(FLUX_SOURCE_GROUP, "GitRepository", ref.namespace, ref.name))
+    ignore = (found.body.get("spec") or {}).get("ignore") if found is not None else None
+    return ignore if isinstance(ignore, str) else None
+
+
+def _repository_files(
+    source: FileSource, inputs: frozenset[str], extra: frozenset[str]
+) -> frozenset[str]:
+    """The repository files behind a render's inputs (an artifact path maps to its origin)."""
+    if isinstance(source, FileView):
+        return source.origins(inputs - extra) | extra
+    return inputs
 
 
 class _DirectoryTree:
@@ -458,7 +599,7 @@ def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
     return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
-def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
+def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> RenderedUnit:
     is_ks = isinstance(spec, KustomizationSpec)
     return RenderedUnit(
         unit=spec.unit,
@@ -467,7 +608,10 @@ def _rendered(spec: UnitSpec, render: CachedRender) -> RenderedUnit:
         suspend=spec.suspend,
         deletion_policy=spec.deletion_policy if isinstance(spec, KustomizationSpec) else "Delete",
         path=spec.path if is_ks else spec.chart,  # type: ignore[union-attr]
-        inputs=render.inputs,
+        inputs=inputs,
+        install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
+        upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
+        chart_crds=render.chart_crds,
     )
 
 
@@ -485,8 +629,9 @@ def _identity_problem(ref: ObjectRef) -> str | None:
     )
 
 
-def _failure(spec: UnitSpec, error: str) -> RenderedUnit:
+def _failure(spec: UnitSpec, error: str, *, unavailable: str | None = None) -> RenderedUnit:
     return RenderedUnit(
+        unavailable_source=unavailable,
         unit=spec.unit,
         prune=spec.prune if isinstance(spec, KustomizationSpec) else True,
         objects=None,

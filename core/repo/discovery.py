@@ -39,6 +39,7 @@ from core.units import (
     RenderedUnit,
     SourceRef,
     parse_unit,
+    source_path,
 )
 
 __all__ = [
@@ -68,6 +69,8 @@ class Pending:
     """
 
     what: str
+    message: str | None = None
+    """The whole message when it never appears, if better than "`what` was not found"."""
 
 
 class UnitAllowance:
@@ -264,9 +267,22 @@ class _Walker:
             self.context.self_source = spec.source
         result = self.render([spec], self.context.objects, self._source())[0]
         if isinstance(result, Pending):
-            result = _failed(spec, parent, f"{result.what} was not found")
+            result = _failed(spec, parent, self._never_found(result))
         self._record(spec, replace(result, parent=parent))
         return self.units[spec.unit]
+
+    def _never_found(self, pending: Pending) -> str:
+        """Say why a needed object never appeared, without blaming the wrong unit.
+
+        When a unit of the cluster failed to render, its objects are unknown: the missing object
+        may well be one of them, so the message says that instead of "not found".
+        """
+        failed = sorted(ref for ref, unit in self.units.items() if unit.objects is None)
+        if failed:
+            names = ", ".join(map(str, failed))
+            verb = "fails" if len(failed) == 1 else "fail"
+            return f"{pending.what} is unknown: {names} {verb} to render and may define it"
+        return pending.message or f"{pending.what} was not found"
 
     def _source(self) -> SourceRef | None:
         return self.context.self_source
@@ -318,8 +334,6 @@ class _Walker:
         prefix or a substituted name is involved), so discovery would never end.
         """
         build = _build_of(spec)
-        if build is None:
-            return None
         ancestor: UnitRef | None = parent
         while ancestor is not None:
             known = self.specs.get(ancestor)
@@ -374,7 +388,7 @@ class _Walker:
                 # Nothing rendered this round: what the rest waits for will never appear.
                 for (spec, parent), result in zip(waiting, results, strict=True):
                     if isinstance(result, Pending):
-                        self._record(spec, _failed(spec, parent, f"{result.what} was not found"))
+                        self._record(spec, _failed(spec, parent, self._never_found(result)))
                 break
             waiting = still
         return children
@@ -385,22 +399,15 @@ def _is_unit_ref(ref: ObjectRef) -> bool:
     return (ref.group, ref.kind) in _UNIT_KINDS
 
 
-def _path_of(spec: KustomizationSpec) -> str | None:
-    """The normalised path of a Kustomization, or None when it leaves the repository.
-
-    Such a path fails the unit when it renders; here it simply matches nothing.
-    """
-    try:
-        return flux_path(spec.path)
-    except InputError:
-        return None
+def _path_of(spec: KustomizationSpec) -> str:
+    """The path a Kustomization builds, as Flux joins it to the artifact root."""
+    return source_path(spec.path)
 
 
-def _build_of(spec: UnitSpec) -> tuple[SourceRef, str] | None:
+def _build_of(spec: UnitSpec) -> tuple[SourceRef, str]:
     """What a unit renders: its source and path (or chart), for the self-replication check."""
     if isinstance(spec, KustomizationSpec):
-        path = _path_of(spec)
-        return None if path is None else (spec.source, path)
+        return (spec.source, _path_of(spec))
     return (spec.source, spec.chart)
 
 
@@ -418,8 +425,8 @@ def _defined_in(message: str, spec: UnitSpec) -> str:
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     """Tell whether two specs render the same, however their paths are spelled."""
-    return replace(a, path=flux_path(a.path), file=None) == replace(
-        b, path=flux_path(b.path), file=None
+    return replace(a, path=source_path(a.path), file=None) == replace(
+        b, path=source_path(b.path), file=None
     )
 
 

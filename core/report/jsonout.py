@@ -3,22 +3,33 @@
 The shape is stable; fields may be added but never renamed or removed:
 
     {"schemaVersion": 1, "base": SHA, "head": SHA, "failed": bool, "changed": bool,
+     "unavailableSources": "fail|skip",
      "clusters": [{"path": "clusters/production", "errors": [...],
        "units": [{"kind": "Kustomization", "namespace": "flux-system", "name": "apps",
-                  "status": "rendered|failed|added|removed|unchanged", "prune": true,
-                  "error": null, "suspended": false, "skipped": 0, "path": "./apps",
+                  "status": "rendered|failed|unavailable|added|removed|unchanged",
+                  "prune": true, "error": null, "unavailableSource": null,
+                  "suspended": false, "skipped": 0, "path": "./apps",
                   "parent": "Kustomization/flux-system/flux-system", "note": null,
                   "suppressed": {"helm-chart-labels": 4}, "noiseOnlyObjects": 1,
-                  "changes": [{"action": "create|update|delete|orphan|move",
+                  "notices": ["CustomResourceDefinition/x.example.com changes in the chart's
+                               crds/ but helm-controller will not apply the change: ..."],
+                  "changes": [{"action": "create|update|delete|orphan|move|unknown",
                                "apiVersion": "apps/v1", "kind": "Deployment", "group": "apps",
                                "namespace": "web", "name": "api", "movedFrom": null,
                                "fields": ["spec.replicas"], "diff": "unified diff text",
-                               "suppressed": {"helm-chart-labels": 2}}]}]}],
-     "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "failed": 0,
-                 "errors": 0}}
+                               "suppressed": {"helm-chart-labels": 2}, "note": null}]}]}],
+     "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "unknown": 0,
+                 "failed": 0, "unavailable": 0, "errors": 0}}
+
+A unit is `unavailable` when a source it needs (a chart repository) could not be reached:
+`unavailableSource` is the URL (without its query) and `error` says why. With
+`"unavailableSources": "fail"` (the default) such units make `failed` true; with `"skip"` they
+do not, and they were not previewed.
 
 `movedFrom` (and `parent`) name a unit as the string `Kind/namespace/name`: Kubernetes names
-cannot contain `/`, so the string is unambiguous and easy to match in `jq`. Cluster-scoped
+cannot contain `/`, so the string is unambiguous and easy to match in `jq`. A change's `note` says
+what Flux will do beyond what its action says (a chart CRD it will not apply, the units an
+`unknown` object may move from or to). Cluster-scoped
 objects have `"namespace": ""`. `suppressed` counts diff lines hidden per noise rule; a unit's
 count includes its noise-only objects, which are not changes.
 
@@ -57,6 +68,7 @@ def to_json(preview: Preview) -> dict[str, Any]:
         "head": preview.head,
         "failed": preview.failed,
         "changed": preview.changed,
+        "unavailableSources": "skip" if preview.skip_unavailable else "fail",
         "clusters": [_cluster(cluster) for cluster in preview.clusters],
         "summary": summary,
     }
@@ -127,6 +139,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "status": unit.status.value,
         "prune": unit.prune,
         "error": comparing.scrub(unit.error) if unit.error is not None else None,
+        "unavailableSource": unit.unavailable_source,
         "suspended": unit.suspended,
         "skipped": unit.skipped,
         "path": unit.path,
@@ -135,6 +148,7 @@ def _unit(unit: UnitPlan) -> dict[str, Any]:
         "suppressed": _counts(unit.suppressed),
         "noiseOnlyObjects": unit.noise_only,
         "changes": [_change(change) for change in unit.changes],
+        "notices": [comparing.scrub(notice) for notice in unit.notices],
     }
 
 
@@ -150,6 +164,7 @@ def _change(change: Change) -> dict[str, Any]:
         "fields": list(change.fields),
         "diff": change.diff,
         "suppressed": _counts(change.suppressed),
+        "note": comparing.scrub(change.note) if change.note is not None else None,
     }
 
 

@@ -2,7 +2,8 @@
 
 Layout, top to bottom: a hidden marker line (`<!-- tidegate:preview -->`) so a bot can find and
 edit its one comment; a summary table per cluster; alert lines that are never collapsed (cluster
-errors and failed units, then what will be deleted and orphaned, then suspended units); then per
+errors, failed units and units whose source was unavailable, then what will be deleted and
+orphaned, then suspended units); then per
 cluster one collapsible `<details>` section per unit with its changes and `diff` blocks. Noise
 hidden by normalization is counted per rule ("12 lines hidden by rule helm-chart-labels"), and
 changes Flux skips are counted, so nothing disappears silently.
@@ -47,6 +48,7 @@ _PAST = {
     Action.DELETE: "deleted",
     Action.ORPHAN: "orphaned",
     Action.MOVE: "moved in",
+    Action.UNKNOWN: "of unknown fate",
 }
 _TABLE = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.ORPHAN, Action.MOVE)
 
@@ -112,7 +114,7 @@ def _top(preview: Preview) -> str:
     if not preview.clusters:
         parts.append("No cluster entry points were found on either side.")
         return "\n\n".join(parts)
-    parts.append(_table(preview.clusters))
+    parts.append(_table(preview.clusters, skip=preview.skip_unavailable))
     parts.extend(_alerts(preview))
     if not preview.changed and not preview.failed:
         parts.append("✅ Nothing changes in any cluster.")
@@ -127,17 +129,20 @@ def _counts(cluster: ClusterPlan) -> dict[Action, int]:
     return counts
 
 
-def _table(clusters: Iterable[ClusterPlan]) -> str:
+def _table(clusters: Iterable[ClusterPlan], *, skip: bool) -> str:
     rows = [
-        "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units "
+        "| Source unavailable |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cluster in clusters:
         counts = _counts(cluster)
         failed = sum(unit.status is UnitStatus.FAILED for unit in cluster.units)
+        unavailable = sum(unit.status is UnitStatus.UNAVAILABLE for unit in cluster.units)
         cells = [_cell(cluster.path)]
         cells += [_count_cell(counts[action], loud=action is Action.DELETE) for action in _TABLE]
         cells.append(_count_cell(failed, loud=True, mark="❌"))
+        cells.append(_count_cell(unavailable, loud=True, mark="❌" if not skip else "⚠️"))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -149,9 +154,16 @@ def _count_cell(count: int, *, loud: bool = False, mark: str = "⚠️") -> str:
 def _alerts(preview: Preview) -> Iterator[str]:
     yield from _error_alert(preview)
     yield from _failed_alert(preview)
+    yield from _unavailable_alert(preview)
     yield from _action_alert(preview, Action.DELETE, "⚠️", "will be deleted")
     yield from _action_alert(
         preview, Action.ORPHAN, "⚠️", "will be orphaned (left in the cluster, no longer pruned)"
+    )
+    yield from _action_alert(
+        preview,
+        Action.UNKNOWN,
+        "❔",
+        "may be created, deleted or moved: a unit they may move from or to failed",
     )
     yield from _suspended_alert(preview)
 
@@ -186,6 +198,30 @@ def _failed_alert(preview: Preview) -> Iterator[str]:
             "is shown as deleted for them:**"
         )
         yield _listing(header, lines)
+
+
+def _unavailable_alert(preview: Preview) -> Iterator[str]:
+    lines = [
+        f"- {_code(cluster.path)} {_code(str(unit.unit))}: {_code(_excerpt(unit.error or ''))}"
+        for cluster in preview.clusters
+        for unit in cluster.units
+        if unit.status is UnitStatus.UNAVAILABLE
+    ]
+    if not lines:
+        return
+    units = _plural(len(lines), "unit")
+    if preview.skip_unavailable:
+        header = (
+            f"⚠️ **{units} NOT previewed: a source could not be reached. Unavailable sources are "
+            "skipped, so this result does not cover these units; what they would change is "
+            "unknown:**"
+        )
+    else:
+        header = (
+            f"❌ **{units} could not be previewed: a source could not be reached (this is not a "
+            "render error); their objects are withheld and the preview fails:**"
+        )
+    yield _listing(header, lines)
 
 
 def _action_alert(preview: Preview, action: Action, mark: str, effect: str) -> Iterator[str]:
@@ -269,7 +305,7 @@ def _extras(unit: UnitPlan) -> list[str]:
     if unit.skipped:
         extras.append(
             f"{_plural(unit.skipped, 'changed object')} left out because Flux does not "
-            "reconcile them (reconcile: disabled or ssa: Ignore)"
+            "apply them (reconcile: disabled, ssa: Ignore, or a HelmRelease's CRD policy)"
         )
     return extras
 
@@ -279,17 +315,18 @@ def _headline(unit: UnitPlan) -> str:
     for change in unit.changes:
         counts[change.action] = counts.get(change.action, 0) + 1
     parts = [unit.status.value]
-    parts += [f"{counts[a]} {_PAST[a]}" for a in _TABLE if counts.get(a)]
+    parts += [f"{counts[a]} {_PAST[a]}" for a in (*_TABLE, Action.UNKNOWN) if counts.get(a)]
     if unit.suspended:
         parts.append("suspended")
     return " · ".join(parts)
 
 
 def _section(unit: UnitPlan) -> _Section:
-    mark = "❌ " if unit.status is UnitStatus.FAILED else "⏸️ " if unit.suspended else ""
+    loud = unit.status in (UnitStatus.FAILED, UnitStatus.UNAVAILABLE)
+    mark = "❌ " if loud else "⏸️ " if unit.suspended else ""
     title = html.escape(str(unit.unit))
     headline = _headline(unit)
-    opening = "<details open>" if unit.status is UnitStatus.FAILED else "<details>"
+    opening = "<details open>" if loud else "<details>"
     summary = f"{opening}\n<summary>{mark}<b>{title}</b> · {html.escape(headline)}</summary>"
     intro = _intro(unit)
     full = [summary, *intro, *_changes(unit.changes, diffs=True), "</details>"]
@@ -311,6 +348,9 @@ def _intro(unit: UnitPlan) -> list[str]:
         parts.append(html.escape(comparing.scrub(note)))
     if extras := _extras(unit):
         parts.append("<sub>" + html.escape("; ".join(extras)) + ".</sub>")
+    if unit.notices:
+        lines = [f"- {html.escape(comparing.scrub(notice))}" for notice in unit.notices]
+        parts.append("\n".join(lines))
     return parts
 
 
@@ -335,6 +375,8 @@ def _change_line(change: Change) -> str:
         shown = ", ".join(_code(f) for f in change.fields[:_SHOWN_FIELDS])
         more = len(change.fields) - _SHOWN_FIELDS
         text += f": {shown}" + (f" and {more} more" if more > 0 else "")
+    if change.note:
+        text += f" ({html.escape(comparing.scrub(change.note))})"
     return text
 
 

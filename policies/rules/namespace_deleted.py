@@ -3,8 +3,8 @@
 The API server deletes everything in a deleted namespace, including objects no Kustomization
 manages (workloads created by hand or by operators, PVCs, Secrets issued at run time). Flux
 garbage collection has deleted namespaces when ownership moved or labels changed. The finding
-lists what the change set itself deletes in the namespace and names anything it still renders
-there, which is lost too.
+counts what the change set itself deletes in the namespace, and what it creates, updates or
+moves there, which is lost too.
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ class _NamespaceDeleted:
                 " object no Kustomization manages"
             )
             if kept[key]:
-                message += f"; {kept[key]} object(s) the head still renders there are lost too"
+                message += (
+                    f"; {kept[key]} object(s) this change creates, updates or moves there are"
+                    " lost too"
+                )
             yield finding(self.meta, message, change=change)
 
 

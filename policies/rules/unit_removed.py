@@ -19,7 +19,7 @@ from core.changes import UnitStatus
 from core.findings import Finding, Severity
 from core.model import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, ObjectRef, UnitKind, UnitRef
 from policies.base import RuleMeta, finding
-from policies.input import ChangeInput, OwnerGraph, PolicyInput
+from policies.input import ChangeInput, OwnerGraph, OwnerNode, PolicyInput
 
 __all__ = ["RULE"]
 
@@ -37,6 +37,13 @@ META = RuleMeta(
     approval_required=True,
 )
 _LISTED = 5
+
+
+def _finalizer_deletes(node: OwnerNode) -> bool:
+    """Tell whether deleting the unit's Flux object deletes its objects (as the planner does)."""
+    if node.suspended or node.deletion_policy == "Orphan":
+        return False
+    return node.deletion_policy in ("Delete", "WaitForTermination") or node.prune
 
 
 def _flux_ref(unit: UnitRef) -> ObjectRef:
@@ -73,14 +80,14 @@ class _UnitRemoved:
             cascade = self._cascade(graph, ref, removed)
             total = sum(deletes[unit] for unit in cascade)
             moved = sum(moves[unit] for unit in cascade)
-            if not total and not (moved and node.prune):
+            if not total and not (moved and _finalizer_deletes(node)):
                 continue  # nothing is deleted: the objects are orphaned or kept
             message = f"{ref} is removed"
             takers = sorted({r for unit in cascade for r in receivers.get(unit, ())} - cascade)
             if takers:
                 message += f" (its objects move to {', '.join(map(str, takers))})"
             message += f": Flux garbage-collects the {total} object(s) it manages"
-            if moved:
+            if moved and _finalizer_deletes(node):
                 message += (
                     f", and its finalizer may delete the {moved} moved object(s) before the new"
                     " owner re-creates them"

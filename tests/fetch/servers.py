@@ -58,7 +58,7 @@ def serve(routes: dict[str, Route]) -> Iterator[Server]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     state.port = server.server_address[1]
     state.url = f"http://127.0.0.1:{state.port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,12 @@ def _contract_modules() -> list[str]:
     for contract in config["contracts"]:
         for key in ("source_modules", "forbidden_modules"):
             names.update(contract.get(key, []))
+        # A layer is a module of each container ("a | b" and "a : b" are siblings).
+        containers = contract.get("containers", [""])
+        for layer in contract.get("layers", []):
+            for sibling in re.split(r"[|:]", layer):
+                name = sibling.strip().strip("()")
+                names.update(f"{c}.{name}" if c else name for c in containers)
     return sorted(name for name in names if name.split(".")[0] in config["root_packages"])
 
 

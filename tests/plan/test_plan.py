@@ -340,17 +340,25 @@ def test_child_left_running_by_its_parent_keeps_its_objects(
 
 
 @pytest.mark.parametrize(
-    ("policy", "prune", "expected"),
+    ("policy", "prune", "expected", "why"),
     [
-        pytest.param("MirrorPrune", True, "delete", id="mirror-prune-true"),
-        pytest.param("MirrorPrune", False, "orphan", id="mirror-prune-false"),
-        pytest.param("Delete", False, "delete", id="delete"),
-        pytest.param("WaitForTermination", False, "delete", id="wait-for-termination"),
-        pytest.param("Orphan", True, "orphan", id="orphan"),
+        pytest.param("MirrorPrune", True, "delete", "it has prune: true", id="mirror-prune-true"),
+        pytest.param(
+            "MirrorPrune", False, "orphan", "it has prune: false", id="mirror-prune-false"
+        ),
+        pytest.param("Delete", False, "delete", "its deletionPolicy is Delete", id="delete"),
+        pytest.param(
+            "WaitForTermination",
+            False,
+            "delete",
+            "its deletionPolicy is WaitForTermination",
+            id="wait-for-termination",
+        ),
+        pytest.param("Orphan", True, "orphan", "its deletionPolicy is Orphan", id="orphan"),
     ],
 )
 def test_deletion_policy_of_a_removed_kustomization(
-    policy: str, prune: bool, expected: str
+    policy: str, prune: bool, expected: str, why: str
 ) -> None:
     base = cluster(_root(APPS), ks("apps", deployment(), prune=prune, deletion_policy=policy))
     head = cluster(_root())
@@ -359,7 +367,11 @@ def test_deletion_policy_of_a_removed_kustomization(
 
     assert apps.status is UnitStatus.REMOVED
     assert _actions(apps) == [(expected, "Deployment/web/api")]
-    assert policy in (apps.note or "") or "prune" in (apps.note or "")
+    outcome = "deleted" if expected == "delete" else "left in place"
+    assert apps.note == (
+        "Its Flux object is deleted (Kustomization/flux-system/flux-system prunes its Flux"
+        f" object) and {why}, so its objects are {outcome}."
+    )
 
 
 def test_deletion_policy_of_a_removed_parent_decides_for_its_children() -> None:
@@ -462,6 +474,29 @@ def test_failed_head_render_withholds_its_objects_and_its_childrens() -> None:
     assert web.error == "unknown because its parent Kustomization/flux-system/apps failed"
     assert "delete" not in _all_actions(plan)
     assert "orphan" not in _all_actions(plan)
+
+
+def test_parent_failed_at_base_and_removed_at_head_withholds_its_descendants() -> None:
+    base = cluster(
+        _root(APPS),
+        ks("apps", error="kustomize build failed: missing file"),
+        ks("web", deployment(), parent=APPS),
+        ks("db", configmap("x"), parent=WEB),
+    )
+    head = cluster(_root())
+
+    plan = planning.plan_cluster(base, head)
+
+    apps, web, db = _unit(plan, APPS), _unit(plan, WEB), _unit(plan, DB)
+    assert apps.status is UnitStatus.FAILED
+    assert apps.error == "at base: kustomize build failed: missing file"
+    assert web.status is UnitStatus.FAILED
+    assert web.error == "unknown because its parent Kustomization/flux-system/apps failed"
+    assert db.status is UnitStatus.FAILED
+    assert db.error == web.error
+    assert apps.changes == web.changes == db.changes == ()
+    # The removal itself is certain: the root prunes the Flux object it no longer renders.
+    assert _actions(_unit(plan, ROOT)) == [("delete", "Kustomization/flux-system/apps")]
 
 
 def test_failed_root_at_head_never_becomes_a_mass_delete() -> None:
@@ -685,7 +720,9 @@ def test_plan_preview_combines_clusters_by_path() -> None:
         "delete": 0,
         "orphan": 0,
         "move": 0,
+        "unknown": 0,
         "failed": 0,
+        "unavailable": 0,
     }
 
 
@@ -697,6 +734,44 @@ def test_changes_are_change_objects_of_the_shared_contract() -> None:
 
     assert type(change) is Change
     assert isinstance(_unit(planning.plan_cluster(base, head), APPS), UnitPlan)
+
+
+def test_object_arriving_while_a_unit_failed_at_base_has_an_unknown_fate() -> None:
+    # The object moves from apps into web, but apps fails at base: it is not known to be new.
+    base = cluster(_root(APPS, WEB), ks("apps", error="broken"), ks("web", configmap("kept")))
+    head = cluster(
+        _root(APPS, WEB), ks("apps", configmap("other")), ks("web", configmap("kept"), deployment())
+    )
+
+    web = _unit(planning.plan_cluster(base, head), WEB)
+
+    [change] = web.changes
+    assert change.action is Action.UNKNOWN
+    assert change.note is not None
+    assert "Kustomization/flux-system/apps failed at base" in change.note
+
+
+def test_object_leaving_while_a_unit_failed_at_head_has_an_unknown_fate() -> None:
+    base = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", deployment()))
+    head = cluster(_root(APPS, WEB), ks("apps", error="broken"), ks("web"))
+
+    plan = planning.plan_cluster(base, head)
+
+    [change] = _unit(plan, WEB).changes
+    assert change.action is Action.UNKNOWN
+    assert change.note is not None
+    assert "Kustomization/flux-system/apps failed at head" in change.note
+    assert "delete" not in _all_actions(plan)
+
+
+def test_without_failures_new_and_removed_objects_are_creates_and_deletes() -> None:
+    base = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", deployment()))
+    head = cluster(_root(APPS, WEB), ks("apps", configmap("x")), ks("web", configmap("y")))
+
+    web = _unit(planning.plan_cluster(base, head), WEB)
+
+    assert sorted(c.action.value for c in web.changes) == ["create", "delete"]
+    assert all(c.note is None for c in web.changes)
 
 
 def test_changes_carry_the_masked_objects_they_compare() -> None:

@@ -147,3 +147,33 @@ policies:
     assert policy_input.option("GP025", "maxDeletes", 50, profile=change.profile) == 5
     assert policy_input.option("GP025", "maxDeletes", 50) == 20
     assert policy_input.option("GP025", "other", 7, profile="production") == 7
+
+
+def test_unknown_fates_take_the_graver_operation() -> None:
+    from core.changes import Change, ClusterPlan, Preview, UnitPlan
+    from core.model import Manifest
+
+    def configmap(name: str) -> Manifest:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+        return Manifest("v1", body)
+
+    appears, disappears = configmap("appears"), configmap("disappears")
+    unit = UnitPlan(
+        unit=APPS,
+        status=UnitStatus.RENDERED,
+        prune=True,
+        changes=(
+            Change(Action.UNKNOWN, appears.ref, "v1", after=appears),
+            Change(
+                Action.UNKNOWN,
+                disappears.ref,
+                "v1",
+                before=disappears,
+            ),
+        ),
+    )
+    preview = Preview("a" * 40, "b" * 40, (ClusterPlan("clusters/production", (unit,)),))
+
+    got = {c.ref.name: (c.operation, c.old_unit) for c in build_input(preview).changes}
+
+    assert got == {"appears": (Operation.CREATE, None), "disappears": (Operation.DELETE, APPS)}

@@ -72,6 +72,7 @@ def _change(api_version: str, kind: str, action: Action, old: Any, new: Any) -> 
         Action.MOVE: Operation.UPDATE,
         Action.DELETE: Operation.DELETE,
         Action.ORPHAN: None,
+        Action.UNKNOWN: Operation.CREATE,
     }
     return ChangeInput(
         operation=operations[action],

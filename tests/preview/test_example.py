@@ -8,6 +8,7 @@ on stderr, the Markdown summary, exit codes, and the `demo` command itself.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,10 +100,71 @@ def test_example_same_revision_has_no_changes(example_repo: Path, preview: Previ
     assert outcome.changes() == []
 
 
+DEMO_SUMMARY = """\
+| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units | Source unavailable |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| `clusters/production` | 1 | 4 | ⚠️ **1** | 1 | 1 | 0 | 0 |
+| `clusters/staging` | 3 | 3 | 0 | 0 | 0 | 0 | 0 |
+
+⚠️ **1 object will be deleted:**
+- `clusters/production` `Kustomization/flux-system/apps`: `Deployment/apps/redis`
+
+⚠️ **1 object will be orphaned (left in the cluster, no longer pruned):**
+- `clusters/production` `Kustomization/flux-system/legacy`: `ConfigMap/apps/legacy-settings`
+"""
+
+# Every cluster, unit and change of the example, in the order the report shows them.
+DEMO_STORY = [
+    "#### `clusters/production`",
+    "HelmRelease/flux-system/metrics · rendered · 1 updated",
+    "- **update** `Deployment/monitoring/metrics-agent`: `spec.replicas`",
+    "Kustomization/flux-system/apps · rendered · 2 updated · 1 deleted",
+    "- **update** `Secret/apps/podinfo-token`: `data.token`",
+    "- **update** `Deployment/apps/podinfo`: `spec.template.spec.containers[0].image`",
+    "- **delete** `Deployment/apps/redis`",
+    "Kustomization/flux-system/infrastructure · rendered · 1 updated · 1 moved in",
+    "- **move** `ConfigMap/apps/feature-flags` from `Kustomization/flux-system/legacy`:"
+    ' `data.checkout_v2`, `metadata.labels["kustomize.toolkit.fluxcd.io/name"]`',
+    "- **update** `HelmRelease/flux-system/metrics`: `spec.values.replicas`",
+    "Kustomization/flux-system/legacy · rendered · 1 created · 1 orphaned",
+    "- **orphan** `ConfigMap/apps/legacy-settings`",
+    "- **create** `ConfigMap/apps/placeholder`",
+    "#### `clusters/staging`",
+    "HelmRelease/flux-system/metrics · rendered · 1 updated",
+    "- **update** `Deployment/monitoring/metrics-agent`: `spec.replicas`",
+    "Kustomization/flux-system/apps · rendered · 1 updated",
+    "- **update** `Deployment/apps/podinfo`: `spec.template.spec.containers[0].image`",
+    "Kustomization/flux-system/canary · added · 1 created",
+    "- **create** `Deployment/apps/podinfo-canary`",
+    "Kustomization/flux-system/flux-system · rendered · 1 created",
+    "- **create** `Kustomization/flux-system/canary`",
+    "Kustomization/flux-system/infrastructure · rendered · 1 created · 1 updated",
+    "- **create** `ConfigMap/apps/feature-flags`",
+    "- **update** `HelmRelease/flux-system/metrics`: `spec.values.replicas`",
+]
+
+
+def _story(markdown: str) -> list[str]:
+    """The cluster headings, unit summaries and change lines of a Markdown report, in order."""
+    story = []
+    for line in markdown.splitlines():
+        if line.startswith(("#### ", "- **")):
+            story.append(line)
+        elif line.startswith("<summary>"):
+            story.append(re.sub(r"</?(summary|b)>", "", line))
+    return story
+
+
 def test_demo_command_prints_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main.main(["demo", "--format", "markdown"]) == 0
 
-    out = capsys.readouterr().out
-    assert "clusters/production" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert out.startswith("<!-- tidegate:preview -->\n\n### Tidegate preview\n")
+    assert DEMO_SUMMARY in out
+    assert _story(out) == DEMO_STORY
+    assert "*** (before)" in out
+    assert "*** (after)" in out
     for value in SECRET_VALUES:
         assert value not in out
+        assert value not in captured.err

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core import preview as engine
+from core.fetch import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
@@ -91,8 +92,11 @@ def test_helm_repository_release_is_previewed(
         "scale web and move it to nginx 1.28 through its values ConfigMap",
     )
 
-    json_out = preview(repo, base, head)
-    markdown_out = preview(repo, base, head, fmt="markdown")
+    # The chart repository is on loopback, which only the operator can allow.
+    operator = tmp_path / "operator.yaml"
+    operator.write_text("fetch: {allowLoopback: true}\n")
+    json_out = preview(repo, base, head, "--config", str(operator))
+    markdown_out = preview(repo, base, head, "--config", str(operator), fmt="markdown")
 
     assert json_out.code == 1, json_out.stderr
     web = json_out.unit(PROD, "web")
@@ -105,7 +109,10 @@ def test_helm_repository_release_is_previewed(
     assert any(line[0] == "+" and line.endswith("image: nginx:1.28") for line in lines), lines
     with Repository(repo) as git_repo:
         settings = RenderSettings(
-            kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "direct")
+            kustomize=kustomize_bin,
+            helm=helm_bin,
+            cache=RenderCache(tmp_path / "direct"),
+            fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
         )
         rendered = engine.render_revision(git_repo, git_repo.tree(head), [PROD], settings)
     objects = rendered[PROD].units[UnitRef(UnitKind.HELM_RELEASE, "flux-system", "web")].objects

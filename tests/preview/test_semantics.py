@@ -1,7 +1,8 @@
 """Flux semantics of `tidegate preview` on small real repositories.
 
 Covers: cascade of a removed parent Kustomization into nested ones, a directory rename read as
-moves, fail-closed on a render failure (no deletes, exit 2, the file named), invalid input with
+moves, fail-closed on a render failure (no deletes, exit 2, the file named) and on a failed
+parent (its children and grandchildren withheld, nothing deleted or orphaned), invalid input with
 clear messages (missing path, unknown source, duplicate unit, `dependsOn` cycle), `--source`, and
 the incremental cache (an unrelated unit is not re-rendered).
 """
@@ -16,16 +17,24 @@ from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
 from tests.preview.conftest import Preview as RunPreview
-from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
+from tests.preview.gitrepo import (
+    Files,
+    commit,
+    configmap,
+    flux_cluster,
+    kustomization,
+    new_repo,
+)
 
 PROD = "clusters/production"
 
 
-def _fleet(tmp_path: Path) -> tuple[Path, str]:
+def _fleet(tmp_path: Path, extra: Files | None = None) -> tuple[Path, str]:
     """A cluster with two app Kustomizations, one of which manages a nested one."""
     return new_repo(
         tmp_path / "repo",
         {
+            **(extra or {}),
             **flux_cluster(),
             f"{PROD}/apps.yaml": kustomization("apps", "./apps"),
             f"{PROD}/web.yaml": kustomization("web", "./web"),
@@ -69,16 +78,54 @@ def test_render_failure_is_withheld_not_a_mass_delete(tmp_path: Path, preview: R
     assert not [c for c in outcome.changes() if c[2] == "delete"]
 
 
-def test_failed_parent_withholds_its_children(tmp_path: Path, preview: RunPreview) -> None:
-    repo, base = _fleet(tmp_path)
+def test_failed_parent_withholds_its_children_and_grandchildren(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = _fleet(
+        tmp_path,
+        {
+            "nested/deeper.yaml": kustomization("deeper", "./deeper"),
+            "deeper/config.yaml": configmap("deeper-config", "apps", level="three"),
+        },
+    )
     head = commit(repo, {"apps/kustomization.yaml": "resources: [missing.yaml]\n"}, "break apps")
 
     outcome = preview(repo, base, head)
 
     assert outcome.code == 2
-    assert outcome.unit(PROD, "apps")["status"] == "failed"
-    assert outcome.unit(PROD, "nested")["status"] != "removed"
-    assert not [c for c in outcome.changes() if c[2] == "delete"]
+    apps, nested, deeper = (outcome.unit(PROD, name) for name in ("apps", "nested", "deeper"))
+    assert apps["status"] == "failed"
+    assert "missing.yaml" in apps["error"]
+    assert nested["status"] == "failed"
+    assert nested["error"] == "unknown because its parent Kustomization/flux-system/apps failed"
+    assert deeper["status"] == "failed"
+    assert deeper["error"] == nested["error"], "the root cause is passed down, not re-guessed"
+    assert all(unit["changes"] == [] for unit in (apps, nested, deeper))
+    assert outcome.unit(PROD, "web")["status"] == "unchanged"
+    assert outcome.changes() == []
+
+
+def test_duplicate_unit_is_a_cluster_error_naming_both_definitions(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(
+        repo,
+        {
+            "apps/kustomization.yaml": "resources: [settings.yaml, nested.yaml, web-again.yaml]\n",
+            "apps/web-again.yaml": kustomization("web", "./elsewhere"),
+        },
+        "define web twice",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    (production,) = outcome.data["clusters"]
+    assert production["errors"] == [
+        "Kustomization/flux-system/web is rendered by more than one unit at head:"
+        " Kustomization/flux-system/apps, Kustomization/flux-system/flux-system"
+    ]
 
 
 def test_directory_rename_reads_as_moves(tmp_path: Path, preview: RunPreview) -> None:
@@ -158,7 +205,8 @@ def test_unknown_source_fails_clearly_and_source_flag_resolves_it(
     resolved = preview(repo, base, head, "--source", f"GitRepository/flux-system/vendor={other}")
 
     assert unresolved.code == 2
-    assert "GitRepository/flux-system/vendor" in unresolved.unit(PROD, "vendor")["error"]
+    error = unresolved.unit(PROD, "vendor")["error"]
+    assert "GitRepository flux-system/vendor is not defined in this repository" in error
     assert resolved.code == 1
     assert (PROD, "vendor", "create", "ConfigMap", "vendor/vendor-config") in resolved.changes()
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from core.errors import RenderError
+from core.fetch import FetchPolicy
 from core.host.command import Limits, run
 from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
@@ -20,10 +21,10 @@ from core.render.helm import (
     chart_from_source,
     chart_inputs,
     merge_values,
-    pull_chart,
     render_helm_release,
 )
 from core.secrets import Masker, is_token
+from core.sources.helmrepo import ChartPuller
 from core.units import HelmReleaseSpec, parse_unit
 from tests.render.helpers import write_tree
 
@@ -195,26 +196,15 @@ def hr_spec(**spec: Any) -> HelmReleaseSpec:
     return parsed
 
 
+def pull(url: str, version: str | None, cache_dir: Path) -> Path:
+    """Download the test chart from a loopback chart repository."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    policy = FetchPolicy(allowed_hosts=frozenset({f"127.0.0.1:{port}"}), allow_loopback=True)
+    return ChartPuller(cache_dir).pull(url, "webapp", version, policy)
+
+
 def by_ref(manifests: tuple[Manifest, ...]) -> dict[ObjectRef, Manifest]:
     return {m.ref: m for m in manifests}
-
-
-def test_pull_resolves_a_semver_range(chart_repo: str, helm_bin: Path, tmp_path: Path) -> None:
-    chart = pull_chart(chart_repo, "webapp", ">=1.0.0 <2.0.0", helm=helm_bin, cache_dir=tmp_path)
-    assert chart.name == "webapp-1.1.0.tgz"
-    latest = pull_chart(chart_repo, "webapp", None, helm=helm_bin, cache_dir=tmp_path)
-    assert latest.name == "webapp-2.0.0.tgz"
-
-
-def test_pull_reuses_the_cache_without_network(helm_bin: Path, tmp_path: Path) -> None:
-    repo = build_repository(helm_bin, tmp_path / "src", ("1.0.0",))
-    with serve(repo) as url:
-        first = pull_chart(url, "webapp", "1.0.0", helm=helm_bin, cache_dir=tmp_path / "c")
-    # The server is gone: only the cache can answer.
-    again = pull_chart(url, "webapp", "1.0.0", helm=helm_bin, cache_dir=tmp_path / "c")
-    assert again == first
-    with pytest.raises(RenderError, match=r"could not pull chart webapp 9\.9\.9"):
-        pull_chart(url, "webapp", "9.9.9", helm=helm_bin, cache_dir=tmp_path / "c")
 
 
 def test_merge_values_in_flux_order() -> None:
@@ -236,7 +226,7 @@ def test_merge_values_in_flux_order() -> None:
 
 def test_render_from_a_helm_repository(chart_repo: str, helm_bin: Path, tmp_path: Path) -> None:
     spec = hr_spec(values={"replicas": 3, "config": {"mode": "fast"}})
-    chart = pull_chart(chart_repo, "webapp", spec.version, helm=helm_bin, cache_dir=tmp_path / "c")
+    chart = pull(chart_repo, spec.version, tmp_path / "c")
     values = merge_values([({"password": CANARY, "image": {"tag": "1.26"}}, None)], spec.values)
     work = tmp_path / "work"
     work.mkdir()
@@ -285,8 +275,17 @@ def test_render_from_a_git_repository_chart(helm_bin: Path, tmp_path: Path) -> N
     manifests = render_helm_release(
         spec, chart, {}, helm=helm_bin, workdir=work, masker=Masker(b"h" * 32)
     )
-    refs = {m.ref for m in manifests}
-    assert ObjectRef("apps", "Deployment", "team", "team-web") in refs
+    # Every object of the chart, under the target namespace and the default release name
+    # (<targetNamespace>-<name>); the hook and the test Pod are left out, as Flux leaves them.
+    assert {m.ref for m in manifests} == {
+        ObjectRef("apps", "Deployment", "team", "team-web"),
+        ObjectRef("", "ConfigMap", "explicit", "team-web-config"),
+        ObjectRef("", "Secret", "team", "team-web-secret"),
+        ObjectRef("rbac.authorization.k8s.io", "ClusterRole", "", "team-web-reader"),
+        ObjectRef("example.com", "Widget", "team", "team-web"),
+        ObjectRef("apiextensions.k8s.io", "CustomResourceDefinition", "", "widgets.example.com"),
+    }
+    assert all(m.source == "apps/web.yaml" for m in manifests)
 
 
 def test_post_renderer_kustomize_patches_and_images(
@@ -307,7 +306,7 @@ def test_post_renderer_kustomize_patches_and_images(
             }
         ]
     )
-    chart = pull_chart(chart_repo, "webapp", "1.0.0", helm=helm_bin, cache_dir=tmp_path / "c")
+    chart = pull(chart_repo, "1.0.0", tmp_path / "c")
     work = tmp_path / "work"
     work.mkdir()
     manifests = render_helm_release(
@@ -328,7 +327,7 @@ def test_post_renderer_kustomize_patches_and_images(
 def test_unsupported_post_renderer_fails_closed(
     chart_repo: str, helm_bin: Path, tmp_path: Path
 ) -> None:
-    chart = pull_chart(chart_repo, "webapp", "1.0.0", helm=helm_bin, cache_dir=tmp_path / "c")
+    chart = pull(chart_repo, "1.0.0", tmp_path / "c")
     work = tmp_path / "work"
     work.mkdir()
     for renderers, message in (
@@ -362,3 +361,65 @@ def test_template_errors_hide_the_workdir(helm_bin: Path, tmp_path: Path) -> Non
         )
     assert "deliberate" in str(caught.value)
     assert str(work) not in str(caught.value)
+
+
+def test_chart_crds_are_taken_out_of_the_release(helm_bin: Path, tmp_path: Path) -> None:
+    write_chart(tmp_path / "repo" / "charts" / "webapp", "0.1.0")
+    write_tree(
+        tmp_path / "repo" / "charts" / "webapp",
+        {
+            # A second document in a crds file has no `# Source:` line of its own; a non-CRD
+            # there is dropped, as helm-controller drops it.
+            "crds/more.yaml": """
+                apiVersion: apiextensions.k8s.io/v1
+                kind: CustomResourceDefinition
+                metadata: {name: gadgets.example.com}
+                spec:
+                  group: example.com
+                  scope: Cluster
+                  names: {kind: Gadget, plural: gadgets}
+                  versions: [{name: v1, served: true, storage: true}]
+                ---
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: not-a-crd}
+            """,
+            # A template under a directory named crds is an ordinary template.
+            "templates/crds/templated.yaml": """
+                apiVersion: apiextensions.k8s.io/v1
+                kind: CustomResourceDefinition
+                metadata: {name: templated.example.com}
+                spec:
+                  group: example.com
+                  scope: Namespaced
+                  names: {kind: Templated, plural: templated}
+                  versions: [{name: v1, served: true, storage: true}]
+            """,
+        },
+    )
+    source = DirectorySource(tmp_path / "repo")
+    work = tmp_path / "work"
+    work.mkdir()
+    chart = chart_from_source(source, "./charts/webapp", work / "chart")
+    chart_crds: set[ObjectRef] = set()
+    manifests = by_ref(
+        render_helm_release(
+            hr_spec(targetNamespace="team"),
+            chart,
+            {},
+            helm=helm_bin,
+            workdir=work,
+            masker=Masker(b"h" * 32),
+            chart_crds=chart_crds,
+        )
+    )
+
+    crd = "apiextensions.k8s.io", "CustomResourceDefinition", ""
+    assert {ref.name for ref in chart_crds} == {"widgets.example.com", "gadgets.example.com"}
+    templated = manifests[ObjectRef(*crd, "templated.example.com")]
+    assert templated.ref not in chart_crds
+    assert "helm.toolkit.fluxcd.io/name" in templated.body["metadata"]["labels"]
+    widget_crd = manifests[ObjectRef(*crd, "widgets.example.com")]
+    assert widget_crd.body["metadata"]["labels"]["helm.toolkit.fluxcd.io/name"] == "web"
+    assert not any(ref.name == "not-a-crd" for ref in manifests)
+    assert ObjectRef("example.com", "Widget", "team", "web") in manifests

@@ -236,12 +236,25 @@ def test_spec_path_is_joined_onto_the_root_as_flux_does(
         assert ObjectRef("apps", "Deployment", "prod", "web") in objects
 
 
-def test_spec_path_leaving_the_repository_is_refused(tmp_path: Path, kustomize_bin: Path) -> None:
+def test_spec_path_never_leaves_the_repository(tmp_path: Path, kustomize_bin: Path) -> None:
+    # securejoin, as Flux joins spec.path: `..` stops at the root instead of leaving it.
     overlay_repo(tmp_path)
+    write_tree(tmp_path / "repo", {"outside/cm.yaml": CONFIGMAP.format(name="inside")})
+    write_tree(tmp_path, {"outside/cm.yaml": CONFIGMAP.format(name="host-file")})
+    objects = by_ref(render(tmp_path, kustomize_bin, ks_spec("./apps/../../outside")))
+    assert {ref.name for ref in objects} == {"inside"}
     with pytest.raises(RenderError) as caught:
-        render(tmp_path, kustomize_bin, ks_spec("./apps/../../outside"))
-    assert "path './apps/../../outside' leaves the repository" in str(caught.value)
+        render(tmp_path, kustomize_bin, ks_spec("../../../nowhere"))
+    assert "kustomization path not found: ../../../nowhere" in str(caught.value)
     assert "Kustomization/flux-system/apps" in str(caught.value)
+
+
+CONFIGMAP = """
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: {name}, namespace: apps}}
+    data: {{a: b}}
+"""
 
 
 def test_invalid_kustomization_yaml(tmp_path: Path, kustomize_bin: Path) -> None:

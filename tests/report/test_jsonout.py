@@ -23,7 +23,7 @@ from tests.plan.builders import CLUSTER, cluster, deployment, flux_object, ks
 from tests.report.samples import APPS, CANARIES, sample_preview, secret_preview
 
 CONTRACT_TOP = {"base", "head", "clusters", "summary"}
-CONTRACT_CLUSTER = {"path", "units"}
+CONTRACT_CLUSTER = {"path", "errors", "units"}
 CONTRACT_UNIT = {"kind", "namespace", "name", "status", "prune", "error", "changes"}
 CONTRACT_CHANGE = {
     "action",
@@ -60,6 +60,7 @@ def test_contract_values_have_the_documented_types() -> None:
 
     assert (data["base"], data["head"]) == ("a" * 40, "b" * 40)
     assert data["clusters"][0]["path"] == CLUSTER
+    assert data["clusters"][0]["errors"] == []
     apps = _unit(data, "apps")
     assert apps["kind"] == "Kustomization"
     assert apps["namespace"] == "flux-system"
@@ -96,7 +97,9 @@ def test_summary_counts_actions_failures_and_errors() -> None:
         "delete": 1,
         "orphan": 0,
         "move": 1,
+        "unknown": 0,
         "failed": 0,
+        "unavailable": 0,
         "errors": 0,
     }
 

@@ -66,10 +66,13 @@ def test_summary_table_comes_first_with_counts_per_cluster() -> None:
 
     text = markdown.render(preview)
 
-    header = "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units |"
+    header = (
+        "| Cluster | Created | Updated | Deleted | Orphaned | Moved | Failed units "
+        "| Source unavailable |"
+    )
     assert header in _above_the_fold(text)
-    assert "| `clusters/production` | 0 | 0 | ⚠️ **1** | 0 | 0 | 0 |" in text
-    assert "| `clusters/staging` | 1 | 0 | 0 | 0 | 0 | 0 |" in text
+    assert "| `clusters/production` | 0 | 0 | ⚠️ **1** | 0 | 0 | 0 | 0 |" in text
+    assert "| `clusters/staging` | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in text
     assert text.index(header) < text.index("#### ")
 
 
@@ -331,3 +334,20 @@ def test_unit_refs_in_summaries_are_html_escaped() -> None:
 
     assert "<b>Kustomization/flux-system/a&lt;b</b>" in text
     assert re.search(r"<b>[^<]*<b", text) is None
+
+
+def test_unknown_fate_is_alerted_above_the_fold_with_its_note() -> None:
+    change = Change(
+        action=Action.UNKNOWN,
+        ref=ObjectRef("apps", "Deployment", "web", "api"),
+        api_version="apps/v1",
+        note="new to web, but apps failed at base and may render it there",
+    )
+    unit = UnitPlan(unit=APPS, status=UnitStatus.RENDERED, prune=True, changes=(change,))
+    preview = Preview("a" * 40, "b" * 40, (ClusterPlan("clusters/production", (unit,)),))
+
+    body = markdown.render(preview)
+
+    assert "1 object may be created, deleted or moved" in body
+    assert "- **unknown** `Deployment/web/api`" in body
+    assert "apps failed at base and may render it there" in body

@@ -1,0 +1,100 @@
+"""The source artifacts of one revision, as Flux's controllers would hand them to a unit.
+
+`Artifacts` answers "which files does this source hold at this revision": the repository's own
+GitRepository (the revision minus what its ignore rules leave out, see `core.repo.sourceignore`),
+a directory given for another source, and the ExternalArtifacts an ArtifactGenerator composes
+from those (see `core.repo.generator`). Each is a `FileView`, built once per revision and rule set
+and shared by every unit that reads it; nothing is copied to disk. It decides nothing about which
+source a unit means (that is the renderer's job) and starts no process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from core.errors import InputError
+from core.host.files import DirectorySource
+from core.repo import sourceignore
+from core.repo.generator import GeneratorSpec, compose
+from core.repo.git import Tree
+from core.repo.view import FileView, made_id
+
+__all__ = ["Artifacts"]
+
+# A directory standing in for a source is read whole into a view; bound it (hostile content).
+_MAX_DIRECTORY_FILES = 100_000
+
+
+class Artifacts:
+    """Views of the source artifacts of one revision, cached per rule set."""
+
+    def __init__(self, tree: Tree, read_blob: Callable[[str], bytes]) -> None:
+        self.tree = tree
+        self.read_blob = read_blob
+        self._lock = threading.Lock()
+        self._repository: dict[str | None, FileView] = {}
+        self._directories: dict[Path, FileView] = {}
+        self._generated: dict[tuple[object, ...], tuple[GeneratorSpec, FileView]] = {}
+
+    def repository(self, spec_ignore: str | None = None) -> FileView:
+        """The repository's GitRepository artifact under its ignore rules."""
+        with self._lock:
+            found = self._repository.get(spec_ignore)
+            if found is None:
+                files = self.tree
+                kept = sourceignore.included(
+                    files, lambda path: self.read_blob(files[path]), spec_ignore
+                )
+                found = FileView("GitRepository", {p: files[p] for p in kept}, self.read_blob)
+                self._repository[spec_ignore] = found
+            return found
+
+    def directory(self, root: Path) -> FileView:
+        """A directory given for a source (`--source`), as a view; symlinks are left out."""
+        with self._lock:
+            found = self._directories.get(root)
+            if found is None:
+                found = self._directories[root] = _directory_view(root, self.read_blob)
+            return found
+
+    def generated(
+        self, generator: GeneratorSpec, name: str, sources: Mapping[str, FileView]
+    ) -> FileView:
+        """The ExternalArtifact `name` that `generator` composes from these source views."""
+        artifact = generator.artifact(name)
+        if artifact is None:
+            raise KeyError(name)
+        # Parsed generators are kept by the renderer for the whole revision; the entry holds the
+        # generator too, so its id cannot be reused while the entry lives.
+        key = (id(generator), name, tuple(sorted((a, id(v)) for a, v in sources.items())))
+        with self._lock:
+            entry = self._generated.get(key)
+        if entry is None:
+            entry = (generator, compose(generator, artifact, sources, self.read_blob))
+            with self._lock:
+                self._generated[key] = entry
+        return entry[1]
+
+
+def _directory_view(root: Path, read_blob: Callable[[str], bytes]) -> FileView:
+    source = DirectorySource(root)
+    files: dict[str, str] = {}
+    made: dict[str, bytes] = {}
+    pending = [""]
+    while pending:
+        directory = pending.pop()
+        for name in source.listdir(directory):
+            path = f"{directory}/{name}" if directory else name
+            if source.is_dir(path):
+                pending.append(path)
+            elif source.is_file(path):
+                content = source.read(path)
+                content_id = made_id(content)
+                files[path] = content_id
+                made[content_id] = content
+                if len(files) > _MAX_DIRECTORY_FILES:
+                    limit = _MAX_DIRECTORY_FILES
+                    raise InputError(f"a source directory holds more than {limit} files")
+    return FileView("directory", files, read_blob, made=made, origins={p: "" for p in files})

@@ -1,0 +1,1 @@
+"""Flux sources Tidegate reads from outside the repository, fetched through `core.fetch`."""
