@@ -31,6 +31,7 @@ from core.budgets import Budgets, Deadline
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
 from core.fetch import FetchPolicy
+from core.host import sandbox
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
 from core.render.cache import RenderCache
@@ -150,6 +151,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
+    parser.add_argument(
+        "--sandbox",
+        choices=sandbox.MODES,
+        help="confinement of kustomize and helm: required (default; refuse to render without"
+        " it), files (no network rules, for kernels before 6.7) or off (trusted content only);"
+        f" default: ${sandbox.ENV_SETTING} or required",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="show a traceback when Tidegate itself fails"
     )
@@ -275,6 +283,13 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     operator = _operator_config(args)
+    jail = sandbox.from_setting(args.sandbox)
+    if jail.mode != "required":
+        sys.stderr.write(
+            f"tidegate: warning: sandbox {jail.mode}: kustomize and helm run"
+            f" {'without network rules' if jail.active else 'unconfined'};"
+            " render only trusted content\n"
+        )
     progress = _Progress() if sys.stderr.isatty() else None
     budgets = Budgets(
         timeout=args.timeout,
@@ -284,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
         max_report_chars=args.max_report_chars,
     )
     settings = RenderSettings(
+        sandbox=jail,
         on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),

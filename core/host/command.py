@@ -24,11 +24,11 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from core.errors import BudgetError, CommandError
 
-__all__ = ["DEFAULT_LIMITS", "Coprocess", "Limits", "run", "terminate_all"]
+__all__ = ["DEFAULT_LIMITS", "Confinement", "Coprocess", "Limits", "run", "terminate_all"]
 
 # The environment a tool sees: enough to run, nothing of the caller's credentials.
 _PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
@@ -51,6 +51,14 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+class Confinement(Protocol):
+    """Confines one process (`core.host.sandbox` makes these)."""
+
+    def wrap(self, argv: Sequence[str], memory: int) -> list[str]:
+        """Return the command line that runs `argv` confined, within `memory` bytes."""
+        ...
+
+
 def _limit_memory(limit: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -65,22 +73,27 @@ def run(
     stdin: bytes | None = None,
     limits: Limits = DEFAULT_LIMITS,
     ok_codes: Sequence[int] = (0,),
+    confine: Confinement | None = None,
 ) -> bytes:
     """Run a command and return its stdout.
+
+    With `confine`, the command runs in the sandbox, which also applies the memory limit (in the
+    child, after fork and before exec, where `preexec_fn` would be unsafe with threads).
 
     Raises:
         CommandError: the command could not start, failed, timed out or was killed.
         BudgetError: it printed more than `limits.max_output` bytes.
     """
+    command = confine.wrap(argv, limits.memory) if confine is not None else list(argv)
     try:
         proc = subprocess.Popen(
-            list(argv),
+            command,
             cwd=cwd,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=_environment(limits),
-            preexec_fn=_limit_memory(limits.memory),
+            preexec_fn=None if confine is not None else _limit_memory(limits.memory),
         )
     except FileNotFoundError as exc:
         raise CommandError(argv, "is not installed or not on PATH") from exc
@@ -120,7 +133,8 @@ def run(
             f"was killed by signal {_signal_name(-code)} (its memory limit is "
             f"{_gib(limits.memory)})",
         )
-    raise CommandError(argv, f"failed (exit {code})", stderr=_summary(stderr))
+    where = " in the sandbox" if confine is not None else ""
+    raise CommandError(argv, f"failed (exit {code}){where}", stderr=_summary(stderr))
 
 
 # Tools running now, so that a preview told to stop can stop them at once.

@@ -31,6 +31,7 @@ from core.errors import TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
+from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
@@ -83,6 +84,9 @@ class RenderSettings:
     """When the whole preview must be done; set by the preview when it starts."""
     known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
     """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
+    sandbox: Sandbox | None = None
+    """Confinement of kustomize and helm; None means the operator's setting (see
+    `core.host.sandbox.from_setting`), which is the full sandbox unless set otherwise."""
 
     def __post_init__(self) -> None:
         if self.charts is None:
@@ -359,6 +363,7 @@ class UnitRenderer:
                         secret_variables=secret_names,
                         limits=self._limits(),
                         allowed_remotes=self.settings.allowed_remotes,
+                        sandbox=self.settings.sandbox,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
@@ -428,6 +433,7 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self._limits(),
                         kustomize=self.settings.kustomize,
+                        sandbox=self.settings.sandbox,
                         chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:
