@@ -312,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.tool_timeout,
             memory=args.tool_memory,
             max_output=args.max_tool_output,
+            flags=True,
         ),
         budgets=budgets,
         deadline=Deadline(budgets.timeout),

@@ -46,6 +46,8 @@ class Limits:
     """Variables added to the minimal environment."""
     max_output: int = 64 << 20
     """Bytes of stdout before the process is killed (a tiny chart can print gigabytes)."""
+    flags: bool = False
+    """Whether these bounds come from `tidegate preview`'s flags, which messages then name."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -114,8 +116,7 @@ def run(
     if problem == "timeout":
         raise CommandError(
             argv,
-            f"timed out after {limits.timeout:g}s "
-            "(raise it with `tidegate preview --tool-timeout`)",
+            f"timed out after {limits.timeout:g}s{_hint(limits, '--tool-timeout')}",
             stderr=_summary(stderr),
         )
     code = proc.returncode
@@ -124,8 +125,7 @@ def run(
     if _out_of_memory(code, stderr):
         raise CommandError(
             argv,
-            f"ran out of memory (limit {_gib(limits.memory)}; raise it with "
-            "`tidegate preview --tool-memory`)",
+            f"ran out of memory (limit {_gib(limits.memory)}{_hint(limits, '--tool-memory')})",
         )
     if code < 0:
         raise CommandError(
@@ -231,6 +231,10 @@ def _summary(stderr: bytes) -> str:
         if at >= 0:
             text = text[:at]
     return text.strip()
+
+
+def _hint(limits: Limits, flag: str) -> str:
+    return f"; raise it with `tidegate preview {flag}`" if limits.flags else ""
 
 
 def _name(argv: Sequence[str]) -> str:

@@ -238,7 +238,7 @@ def test_a_tool_out_of_memory_gets_a_short_message() -> None:
         " + 'goroutine 1 [running]:\\n' * 5000)\nsys.exit(2)"
     )
     with pytest.raises(CommandError) as caught:
-        run(_python(code), limits=Limits(memory=3 << 30))
+        run(_python(code), limits=Limits(memory=3 << 30, flags=True))
     message = str(caught.value)
     assert "ran out of memory (limit 3 GiB" in message
     assert "--tool-memory" in message
@@ -263,7 +263,7 @@ def test_a_tool_killed_by_a_signal_says_which() -> None:
 
 def test_a_slow_tool_times_out_naming_the_flag() -> None:
     with pytest.raises(CommandError, match="--tool-timeout"):
-        run(_python("import time; time.sleep(60)"), limits=Limits(timeout=0.5))
+        run(_python("import time; time.sleep(60)"), limits=Limits(timeout=0.5, flags=True))
 
 
 def test_stderr_keeps_only_its_end() -> None:
