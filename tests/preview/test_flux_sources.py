@@ -153,6 +153,50 @@ def test_the_render_cache_keys_on_the_generated_content(
     assert not any(path.startswith(("base/", "staging/")) for path in apps.inputs)
 
 
+CONTROLLER = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: kustomize-controller, namespace: flux-system}
+    spec:
+      selector: {matchLabels: {app: kustomize-controller}}
+      template:
+        metadata: {labels: {app: kustomize-controller}}
+        spec:
+          containers:
+            - name: manager
+              image: ghcr.io/fluxcd/kustomize-controller:v1.7.0
+              args: [--watch-all-namespaces=true, ARGS]
+"""
+
+
+def test_external_artifacts_need_the_controllers_feature_gate(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, _ = _flux27(tmp_path)
+    components = f"{STAGING}/flux-system/gotk-components.yaml"
+    kustomization_file = f"{STAGING}/flux-system/kustomization.yaml"
+    gated = commit(
+        repo,
+        {
+            components: CONTROLLER.replace("ARGS", "--feature-gates=ExternalArtifact=true"),
+            kustomization_file: "resources: [gotk-components.yaml, gotk-sync.yaml]\n",
+        },
+        "components with the gate",
+    )
+    ungated = commit(
+        repo, {components: CONTROLLER.replace("ARGS", "--log-level=info")}, "without the gate"
+    )
+
+    allowed = preview(repo, gated, gated)
+    denied = preview(repo, gated, ungated)
+
+    assert allowed.code == 0, allowed.report
+    assert denied.code == 2
+    error = denied.unit(STAGING, "apps")["error"]
+    assert "--feature-gates=ExternalArtifact=true" in error
+    assert components in error
+
+
 def test_a_generator_source_outside_the_repository_asks_for_it(
     tmp_path: Path, preview: RunPreview
 ) -> None:
