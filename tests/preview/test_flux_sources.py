@@ -413,3 +413,52 @@ def test_an_object_leaving_a_unit_that_fails_at_base_is_not_called_new(
     assert change["action"] == "unknown"
     assert "Kustomization/flux-system/old failed at base" in change["note"]
     assert outcome.data["summary"]["create"] == 0
+
+
+# Scope.
+
+WIDGET_CRD = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: widgets.example.com}
+    spec:
+      group: example.com
+      scope: Namespaced
+      names: {kind: Widget, plural: widgets}
+      versions: [{name: v1, served: true, storage: true}]
+"""
+
+
+def test_custom_resources_without_a_namespace_fail_or_are_flagged(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/crds.yaml": kustomization("crds", "./crds"),
+            "clusters/production/apps.yaml": kustomization("apps", "./apps"),
+            "crds/widgets.yaml": WIDGET_CRD,
+            "apps/config.yaml": configmap("config", "apps", level="one"),
+        },
+    )
+    head = commit(
+        repo,
+        {
+            "apps/widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+            "apps/gadget.yaml": "apiVersion: other.io/v1\nkind: Gadget\nmetadata: {name: g}\n",
+        },
+        "custom resources without a namespace",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    apps = outcome.unit("clusters/production", "apps")
+    assert apps["status"] == "failed"
+    assert apps["error"].startswith("at head: Widget/w namespace not specified")
+    fixed = commit(repo, {"apps/widget.yaml": None}, "only the gadget is left")
+    flagged = preview(repo, base, fixed).unit("clusters/production", "apps")
+    assert flagged["status"] == "rendered"
+    [notice] = flagged["notices"]
+    assert notice.startswith("the scope of Gadget (other.io) is unknown")
