@@ -462,3 +462,34 @@ def test_custom_resources_without_a_namespace_fail_or_are_flagged(
     assert flagged["status"] == "rendered"
     [notice] = flagged["notices"]
     assert notice.startswith("the scope of Gadget (other.io) is unknown")
+
+
+def test_units_waiting_on_the_same_missing_object_are_not_blamed_on_each_other(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    release = """
+        apiVersion: helm.toolkit.fluxcd.io/v2
+        kind: HelmRelease
+        metadata: {{name: {name}, namespace: flux-system}}
+        spec:
+          interval: 10m
+          chart:
+            spec:
+              chart: podinfo
+              sourceRef: {{kind: HelmRepository, name: nowhere}}
+    """
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/releases.yaml": kustomization("releases", "./releases"),
+            "releases/one.yaml": release.format(name="one"),
+            "releases/two.yaml": release.format(name="two"),
+        },
+    )
+
+    outcome = preview(repo, base, base)
+
+    for name in ("one", "two"):
+        error = outcome.unit("clusters/production", name)["error"]
+        assert error.startswith("at base: HelmRepository/flux-system/nowhere was not found")
