@@ -23,6 +23,8 @@ from core.repo.view import FileView, made_id
 
 __all__ = ["Artifacts"]
 
+_SYMLINK = "120000"
+
 # A directory standing in for a source is read whole into a view; bound it (hostile content).
 _MAX_DIRECTORY_FILES = 100_000
 
@@ -39,13 +41,15 @@ class Artifacts:
         self._generated: dict[tuple[object, ...], tuple[GeneratorSpec, FileView]] = {}
 
     def repository(self, spec_ignore: str | None = None) -> FileView:
-        """The repository's GitRepository artifact under its ignore rules."""
+        """The repository's GitRepository artifact: no symlinks, and under its ignore rules."""
         with self._lock:
             found = self._repository.get(spec_ignore)
             if found is None:
                 files = self.tree
+                # Flux archives no symlinks (fluxcd/pkg's Archive skips them).
+                regular = [path for path in files if files.mode(path) != _SYMLINK]
                 kept = sourceignore.included(
-                    files, lambda path: self.read_blob(files[path]), spec_ignore
+                    regular, lambda path: self.read_blob(files[path]), spec_ignore
                 )
                 found = FileView("GitRepository", {p: files[p] for p in kept}, self.read_blob)
                 self._repository[spec_ignore] = found

@@ -493,3 +493,22 @@ def test_units_waiting_on_the_same_missing_object_are_not_blamed_on_each_other(
     for name in ("one", "two"):
         error = outcome.unit("clusters/production", name)["error"]
         assert error.startswith("at base: HelmRepository/flux-system/nowhere was not found")
+
+
+def test_symlinks_never_reach_the_artifact(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/apps.yaml": kustomization("apps", "./apps"),
+            "apps/config.yaml": configmap("config", "apps", level="one"),
+        },
+    )
+    (repo / "apps" / "alias.yaml").symlink_to("config.yaml")
+    (repo / "apps" / "host.yaml").symlink_to("/etc/hostname")
+    head = commit(repo, {}, "symlinks in the path")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 0, outcome.report
+    assert outcome.unit("clusters/production", "apps")["status"] == "unchanged"
