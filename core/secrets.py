@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "display_pair",
     "is_secret",
     "is_token",
+    "strip_tokens",
 ]
 
 MASK = "***"
@@ -48,6 +50,18 @@ def is_secret(obj: Mapping[str, Any]) -> bool:
 def is_token(value: object) -> bool:
     """Tell whether a value is a mask token produced by `Masker`."""
     return isinstance(value, str) and value.startswith(_TOKEN_PREFIX)
+
+
+_TOKEN_TEXT = re.compile(re.escape(_TOKEN_PREFIX) + r"(?:[0-9a-f]{32}|sops)")
+
+
+def strip_tokens(text: str) -> str:
+    """Return `text` without its mask tokens, so what remains can be searched for a value.
+
+    A token begins with the same characters for every value, so a short piece of a substituted
+    token (`${TOKEN:0:6}`) is found inside every token; only the text around tokens can leak.
+    """
+    return _TOKEN_TEXT.sub("", text)
 
 
 def display_pair(before: object, after: object) -> tuple[str, str]:

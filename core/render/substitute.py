@@ -47,7 +47,7 @@ from typing import Any
 from core import yamlio
 from core.errors import InputError, RenderError
 from core.model import ObjectRef, RawObject
-from core.secrets import Masker, is_secret
+from core.secrets import Masker, is_secret, strip_tokens
 
 __all__ = [
     "DISABLED_KEY",
@@ -752,6 +752,6 @@ def _check_no_leak(obj: Mapping[str, Any], pieces: frozenset[str], label: str) -
     if is_secret(body):
         body.pop("data", None)
         body.pop("stringData", None)
-    text = _dump(body)
+    text = strip_tokens(_dump(body))
     if any(len(piece) >= _LEAK_CHECK_MIN and piece in text for piece in pieces):
         raise RenderError(f"{label}: a value substituted from a Secret could not be masked")

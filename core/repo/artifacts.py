@@ -18,12 +18,10 @@ from core.errors import InputError
 from core.host.files import DirectorySource
 from core.repo import sourceignore
 from core.repo.generator import GeneratorSpec, compose
-from core.repo.git import Tree
+from core.repo.git import SYMLINK_MODE, Tree
 from core.repo.view import FileView, made_id
 
 __all__ = ["Artifacts"]
-
-_SYMLINK = "120000"
 
 # A directory standing in for a source is read whole into a view; bound it (hostile content).
 _MAX_DIRECTORY_FILES = 100_000
@@ -46,12 +44,16 @@ class Artifacts:
             found = self._repository.get(spec_ignore)
             if found is None:
                 files = self.tree
-                # Flux archives no symlinks (fluxcd/pkg's Archive skips them).
-                regular = [path for path in files if files.mode(path) != _SYMLINK]
+                # Flux archives no symlinks (fluxcd/pkg's Archive skips them). The view still
+                # knows them, so a build that names one is refused saying why.
+                links = frozenset(path for path in files if files.mode(path) == SYMLINK_MODE)
+                regular = [path for path in files if path not in links]
                 kept = sourceignore.included(
                     regular, lambda path: self.read_blob(files[path]), spec_ignore
                 )
-                found = FileView("GitRepository", {p: files[p] for p in kept}, self.read_blob)
+                found = FileView(
+                    "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
+                )
                 self._repository[spec_ignore] = found
             return found
 
