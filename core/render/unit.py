@@ -296,6 +296,8 @@ class UnitRenderer:
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
+        if isinstance(spec, KustomizationSpec):
+            _check_external_artifact_gate(spec, ref, objects)
         generator = self._generator_for(ref, objects)
         if generator is None:
             raise _Missing(
@@ -566,6 +568,43 @@ class _Missing(Exception):  # noqa: N818 - control flow, never shown
         super().__init__(what)
         self.what = what
         self.message = message
+
+
+_KUSTOMIZE_CONTROLLER = ObjectRef("apps", "Deployment", "flux-system", "kustomize-controller")
+
+
+def _check_external_artifact_gate(
+    spec: KustomizationSpec, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+) -> None:
+    """Fail a Kustomization Flux would deny its ExternalArtifact source.
+
+    kustomize-controller reads ExternalArtifacts only with `--feature-gates=ExternalArtifact=true`
+    (what `flux bootstrap --components-extra=source-watcher` sets); without it the Kustomization
+    never reconciles. The controller's Deployment is checked when this repository renders it.
+    """
+    controller = objects.get(_KUSTOMIZE_CONTROLLER)
+    if controller is None:
+        return
+    template = ((controller.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    args = [
+        str(arg)
+        for container in template.get("containers") or []
+        if isinstance(container, Mapping)
+        for arg in container.get("args") or []
+    ]
+    gates = [
+        gate.strip()
+        for arg in args
+        if arg.startswith("--feature-gates=")
+        for gate in arg.removeprefix("--feature-gates=").split(",")
+    ]
+    if "ExternalArtifact=true" not in gates:
+        where = f" (defined in {controller.source})" if controller.source else ""
+        raise TidegateError(
+            f"{spec.unit}: Flux denies its source {ref}: kustomize-controller{where} runs without "
+            "--feature-gates=ExternalArtifact=true (flux bootstrap --components-extra="
+            "source-watcher sets it)"
+        )
 
 
 def _spaced(ref: SourceRef) -> str:

@@ -385,10 +385,15 @@ class _Walker:
                     self._record(spec, rendered)
                     children.extend(self._children(rendered))
             if len(still) == len(waiting):
-                # Nothing rendered this round: what the rest waits for will never appear.
-                for (spec, parent), result in zip(waiting, results, strict=True):
-                    if isinstance(result, Pending):
-                        self._record(spec, _failed(spec, parent, self._never_found(result)))
+                # Nothing rendered this round: what the rest waits for will never appear. The
+                # messages are decided first, so no unit is blamed on another that only waited.
+                stuck = [
+                    (spec, parent, self._never_found(result))
+                    for (spec, parent), result in zip(waiting, results, strict=True)
+                    if isinstance(result, Pending)
+                ]
+                for spec, parent, message in stuck:
+                    self._record(spec, _failed(spec, parent, message))
                 break
             waiting = still
         return children
