@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
                 approved_by=[],
                 no_policies=False,
                 sandbox=None,
+                **preview.budget_defaults(),
             )
         )
     # The example is meant to change things and to trip the policy gate: exit 1 (changes) and
