@@ -1,16 +1,20 @@
 """Entry point of the `tidegate` command: parses arguments and dispatches to one subcommand module.
 
 Each subcommand module exposes `register(subparsers)` and sets a `handler` that returns the exit
-code. Errors meant for users (`TidegateError`) are printed as one message, never a traceback.
+code. Errors meant for users (`TidegateError`) are printed as one message, never a traceback; any
+other exception is a Tidegate defect and also ends as exit 2 with one line, with the traceback
+only when the subcommand was given `--debug`. Exit 1 is left to mean what the subcommand says
+(for `preview`: changes found).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from cli import demo, dev, preview
+from cli import demo, dev, policy, preview
 from core.errors import TidegateError
 
 __all__ = ["main"]
@@ -28,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     preview.register(subparsers)
+    policy.register(subparsers)
     demo.register(subparsers)
     dev.register(subparsers)
     return parser
@@ -45,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tidegate: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(
+            f"tidegate: error: internal error ({type(exc).__name__}); --debug shows the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
