@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import TidegateError
+from core.errors import Failure, TidegateError
 from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
 from core.oci.reference import Repository, check_digest, check_tag
 
@@ -55,6 +55,8 @@ _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 class RegistryError(TidegateError):
     """A registry could not be read, or answered with something invalid."""
+
+    failure = Failure.SOURCE
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core import semver
-from core.errors import InputError, TidegateError
+from core.errors import Failure, InputError, TidegateError
 from core.oci.reference import OCIReferenceError, Repository, parse_repository
 from core.oci.registry import Manifest, RegistryClient, RegistryError
 from core.oci.unpack import UnpackError, unpack
@@ -56,6 +56,8 @@ _UNSUPPORTED = {
 
 class SourceError(TidegateError):
     """An OCI source could not be resolved or pulled."""
+
+    failure = Failure.SOURCE
 
 
 @dataclass(frozen=True)
