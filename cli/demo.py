@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,
+                sandbox=None,
             )
         )
     # The example is meant to change things: exit 1 (changes) is the demo working.

@@ -20,6 +20,7 @@ from core import preview
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
 from core.fetch import FetchPolicy
+from core.host import sandbox
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
@@ -99,6 +100,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
+    parser.add_argument(
+        "--sandbox",
+        choices=sandbox.MODES,
+        help="confinement of kustomize and helm: required (default; refuse to render without"
+        " it), files (no network rules, for kernels before 6.7) or off (trusted content only);"
+        f" default: ${sandbox.ENV_SETTING} or required",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -107,8 +115,16 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
     operator = _operator_config(args)
+    jail = sandbox.from_setting(args.sandbox)
+    if jail.mode != "required":
+        sys.stderr.write(
+            f"tidegate: warning: sandbox {jail.mode}: kustomize and helm run"
+            f" {'without network rules' if jail.active else 'unconfined'};"
+            " render only trusted content\n"
+        )
     progress = _Progress() if sys.stderr.isatty() else None
     settings = RenderSettings(
+        sandbox=jail,
         on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),

@@ -9,13 +9,13 @@ Data and validation only: no I/O.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from core.errors import InputError
+from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -181,7 +181,7 @@ def source_path(path: str) -> str:
     `/apps`, `./apps` and `apps` are the same directory, and `..` stops at the root instead of
     leaving it (`../../apps` is `apps`).
     """
-    return posixpath.normpath("/" + path.strip()).lstrip("/")
+    return flux_path(path)
 
 
 def is_unit_object(obj: Mapping[str, Any]) -> bool:

@@ -18,11 +18,11 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from core.errors import CommandError
 
-__all__ = ["DEFAULT_LIMITS", "Coprocess", "Limits", "run"]
+__all__ = ["DEFAULT_LIMITS", "Confinement", "Coprocess", "Limits", "run"]
 
 # The environment a tool sees: enough to run, nothing of the caller's credentials.
 _PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
@@ -43,6 +43,14 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+class Confinement(Protocol):
+    """Confines one process (`core.host.sandbox` makes these)."""
+
+    def wrap(self, argv: Sequence[str], memory: int) -> list[str]:
+        """Return the command line that runs `argv` confined, within `memory` bytes."""
+        ...
+
+
 def _limit_memory(limit: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -57,17 +65,23 @@ def run(
     stdin: bytes | None = None,
     limits: Limits = DEFAULT_LIMITS,
     ok_codes: Sequence[int] = (0,),
+    confine: Confinement | None = None,
 ) -> bytes:
-    """Run a command and return its stdout; raise `CommandError` on any failure."""
+    """Run a command and return its stdout; raise `CommandError` on any failure.
+
+    With `confine`, the command runs in the sandbox, which also applies the memory limit (in the
+    child, after fork and before exec, where `preexec_fn` would be unsafe with threads).
+    """
+    command = confine.wrap(argv, limits.memory) if confine is not None else list(argv)
     try:
         done = subprocess.run(
-            list(argv),
+            command,
             cwd=cwd,
             input=stdin,
             capture_output=True,
             timeout=limits.timeout,
             env=_environment(limits),
-            preexec_fn=_limit_memory(limits.memory),
+            preexec_fn=None if confine is not None else _limit_memory(limits.memory),
             check=False,
         )
     except FileNotFoundError as exc:
@@ -79,7 +93,10 @@ def run(
     except OSError as exc:
         raise CommandError(argv, f"could not start: {exc.strerror}") from exc
     if done.returncode not in ok_codes:
-        raise CommandError(argv, f"failed (exit {done.returncode})", stderr=_text(done.stderr))
+        where = " in the sandbox" if confine is not None else ""
+        raise CommandError(
+            argv, f"failed (exit {done.returncode}){where}", stderr=_text(done.stderr)
+        )
     return done.stdout
 
 

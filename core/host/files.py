@@ -38,6 +38,10 @@ class FileSource(Protocol):
         """Return the content of file `path`."""
         ...
 
+    def is_symlink(self, path: str) -> bool:
+        """Tell whether `path`, or a directory on the way to it, is a symbolic link."""
+        ...
+
 
 class DirectorySource:
     """A `FileSource` over a plain directory on disk.
@@ -63,6 +67,10 @@ class DirectorySource:
         """Tell whether `path` is a regular file."""
         target = self._path(path)
         return target is not None and target.is_file()
+
+    def is_symlink(self, path: str) -> bool:
+        """Tell whether `path`, or a directory on the way to it, is a symbolic link."""
+        return self._path(path) is None
 
     def is_dir(self, path: str) -> bool:
         """Tell whether `path` is a directory (`""` is the root)."""

@@ -56,13 +56,14 @@ def join(base: str, entry: str, *, file: str | None = None, field: str | None = 
 def flux_path(path: str) -> str:
     """Return the repository path of a Flux `spec.path` or a cluster entry point.
 
-    Flux joins `spec.path` onto the artifact root, so `./apps`, `/apps` and `apps/` all name
-    `apps`; surrounding blanks are ignored as in discovery's comparisons.
+    kustomize-controller joins `spec.path` onto the artifact root with `securejoin.SecureJoin`:
+    `./apps`, `/apps` and `apps/` all name `apps`, and `..` stops at the root instead of leaving
+    it (`../../apps` is `apps`). Surrounding blanks are ignored.
 
     Raises:
-        InputError: the path climbs above the repository root or is not POSIX.
+        InputError: the path is not POSIX (a backslash or NUL).
     """
-    return normalize(path.strip().lstrip("/"))
+    return normalize(posixpath.normpath("/" + path.strip()).lstrip("/"))
 
 
 def _inside(path: str, shown: str, file: str | None, field: str | None) -> str:

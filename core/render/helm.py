@@ -25,6 +25,7 @@ from core.errors import CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
+from core.host.sandbox import Sandbox, explain, from_setting
 from core.model import Manifest, ObjectRef, RawObject
 from core.scope import apply_scope, crd_scopes
 from core.secrets import Masker
@@ -230,6 +231,7 @@ def render_helm_release(
     kube_version: str = "1.33",
     limits: Limits = DEFAULT_LIMITS,
     kustomize: Path | None = None,
+    sandbox: Sandbox | None = None,
     chart_crds: set[ObjectRef] | None = None,
 ) -> tuple[Manifest, ...]:
     """Template a HelmRelease offline and return the masked objects helm-controller would apply.
@@ -244,11 +246,14 @@ def render_helm_release(
         kube_version: The Kubernetes version charts see in `.Capabilities`.
         limits: Time and memory bound of each tool process.
         kustomize: The kustomize binary, needed only for `postRenderers`.
+        sandbox: Confines helm and kustomize to the work directory and the chart; None means
+            the operator's setting (`core.host.sandbox.from_setting`), the full sandbox by default.
         chart_crds: Receives the identities of the CRDs from the chart's `crds/` directory,
             which helm-controller applies by its CRD policy rather than with the release.
 
     Raises:
         RenderError: templating or post-rendering failed, or an object is invalid.
+        SandboxError: the sandbox asked for cannot be set up.
     """
     where = f"{spec.unit} (file {spec.file})" if spec.file else str(spec.unit)
     values_file = workdir / "values.yaml"
@@ -264,14 +269,17 @@ def render_helm_release(
         "--repository-config", str(home / "repositories.yaml"),
         "--registry-config", str(home / "registry.json"),
     ]  # fmt: skip
+    jail = sandbox if sandbox is not None else from_setting(None)
+    # helm reads the chart, the values and its homes; it writes only its homes.
+    confine = jail.confine(read=[workdir, chart], write=[home])
     try:
-        output = run(argv, cwd=workdir, limits=bounded)
+        output = run(argv, cwd=workdir, limits=bounded, confine=confine)
     except CommandError as exc:
-        message = _scrub(exc.stderr or str(exc), workdir)
+        message = explain(_scrub(exc.stderr or str(exc), workdir), confine)
         raise RenderError(f"{where}: helm template failed: {message}") from None
     crds, output = _split_chart_crds(output, where)
     for index, renderer in enumerate(spec.post_renderers):
-        output = _post_render(output, renderer, index, kustomize, workdir, limits, where)
+        output = _post_render(output, renderer, index, kustomize, workdir, limits, where, jail)
     scopes = crd_scopes(doc for doc, _ in crds)
     from_crds = _chart_crds(crds, spec, masker)
     if chart_crds is not None:
@@ -341,6 +349,7 @@ def _post_render(
     workdir: Path,
     limits: Limits,
     where: str,
+    sandbox: Sandbox,
 ) -> bytes:
     """Apply one `postRenderers[].kustomize` entry with kustomize; fail on anything else."""
     config = renderer.get("kustomize")
@@ -376,10 +385,13 @@ def _post_render(
         "--load-restrictor",
         "LoadRestrictionsRootOnly",
     ]
+    confine = sandbox.confine(read=[directory], write=[workdir / "helm"])
     try:
-        return run(argv, cwd=directory, limits=_helm_limits(limits, workdir / "helm"))
+        return run(
+            argv, cwd=directory, limits=_helm_limits(limits, workdir / "helm"), confine=confine
+        )
     except CommandError as exc:
-        message = _scrub(exc.stderr or str(exc), workdir)
+        message = explain(_scrub(exc.stderr or str(exc), workdir), confine)
         raise RenderError(f"{where}: spec.postRenderers[{index}] failed: {message}") from None
 
 

@@ -27,6 +27,7 @@ from core.errors import CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
+from core.host.sandbox import Sandbox, explain, from_setting
 from core.model import Manifest, ObjectRef, RawObject
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
@@ -77,6 +78,7 @@ def render_kustomization(
     secret_variables: frozenset[str] = frozenset(),
     limits: Limits = DEFAULT_LIMITS,
     allowed_remotes: Collection[str] = (),
+    sandbox: Sandbox | None = None,
 ) -> Rendered:
     """Build a Flux Kustomization and return its masked objects and input files.
 
@@ -91,10 +93,13 @@ def render_kustomization(
         secret_variables: Names in `variables` whose values came from Secrets.
         limits: Time and memory bound of the kustomize process.
         allowed_remotes: URL prefixes of remote bases that may be used.
+        sandbox: Confines kustomize to the copied files; None means the operator's setting
+            (`core.host.sandbox.from_setting`), which is the full sandbox by default.
 
     Raises:
         RenderError: the build failed; the message names the Kustomization and the file.
         InputError: the repository content is invalid or not allowed.
+        SandboxError: the sandbox asked for cannot be set up.
     """
     where = _where(spec)
     try:
@@ -111,7 +116,8 @@ def render_kustomization(
     tree = workdir / "repo"
     _materialize(source, inputs, tree, root)
     keep_origin = _prepare(source, root, tree, spec, components)
-    output = _build(kustomize, tree, root, workdir, limits, where)
+    jail = sandbox if sandbox is not None else from_setting(None)
+    output = _build(kustomize, tree, root, workdir, limits, where, jail)
     objects = _parse(output, root, where, keep_origin)
     manifests = _finish(objects, spec, masker, variables, secret_variables, where)
     return Rendered(manifests, inputs)
@@ -230,16 +236,32 @@ def _merge_spec(doc: dict[str, Any], spec: KustomizationSpec, components: Iterab
 
 
 def _build(
-    kustomize: Path, tree: Path, root: str, workdir: Path, limits: Limits, where: str
+    kustomize: Path,
+    tree: Path,
+    root: str,
+    workdir: Path,
+    limits: Limits,
+    where: str,
+    sandbox: Sandbox,
 ) -> bytes:
-    """Run `kustomize build` without plugins, exec or helm; translate failures."""
+    """Run `kustomize build` without plugins, exec or helm, in the sandbox; translate failures.
+
+    kustomize may read only the copied tree and write only its scratch home: Flux's
+    LoadRestrictionsNone is safe only inside such a jail.
+    """
     home = workdir / "home"
     home.mkdir(exist_ok=True)
-    env = {**limits.env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env = {
+        **limits.env,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "TMPDIR": str(home),
+    }
     bounded = Limits(timeout=limits.timeout, memory=limits.memory, env=env)
     argv = [str(kustomize), "build", str(tree / root), "--load-restrictor", LOAD_RESTRICTOR]
+    confine = sandbox.confine(read=[tree], write=[home])
     try:
-        return run(argv, cwd=tree, limits=bounded)
+        return run(argv, cwd=tree, limits=bounded, confine=confine)
     except CommandError as exc:
         if _generates_secrets(tree):
             # kustomize quotes generator input in its errors (`invalid literal source <value>`),
@@ -249,7 +271,7 @@ def _build(
                 " generates Secrets and kustomize may quote their values"
             ) from None
         message = _scrub(exc.stderr or str(exc), tree, workdir).removeprefix("Error: ")
-        raise RenderError(f"{where}: kustomize build failed: {message}") from None
+        raise RenderError(f"{where}: kustomize build failed: {explain(message, confine)}") from None
 
 
 def _generates_secrets(tree: Path) -> bool:

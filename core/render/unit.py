@@ -24,6 +24,7 @@ from core.errors import TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
+from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
@@ -66,6 +67,9 @@ class RenderSettings:
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
     """Called from a worker thread after each actual render, with the unit's name (progress)."""
+    sandbox: Sandbox | None = None
+    """Confinement of kustomize and helm; None means the operator's setting (see
+    `core.host.sandbox.from_setting`), which is the full sandbox unless set otherwise."""
 
     def __post_init__(self) -> None:
         if self.charts is None:
@@ -250,6 +254,7 @@ class UnitRenderer:
                         secret_variables=secret_names,
                         limits=self.settings.limits,
                         allowed_remotes=self.settings.allowed_remotes,
+                        sandbox=self.settings.sandbox,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
@@ -317,6 +322,7 @@ class UnitRenderer:
                         kube_version=self.settings.kube_version,
                         limits=self.settings.limits,
                         kustomize=self.settings.kustomize,
+                        sandbox=self.settings.sandbox,
                         chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:

@@ -7,10 +7,14 @@ crds, configurations, builtin transformer configs) and, for a directory without 
 file, Flux's generated kustomization (every .yaml/.yml file below it, sub-directories with their own
 kustomization file as directory resources).
 
-Repository content is untrusted, so this walk is also the first gate: remote bases (unless allow-
-listed), paths leaving the repository, helm chart inflation and non-builtin plugins are refused with
-an `InputError` naming the file and field. This module reads through a `FileSource` only; it never
-touches the disk or starts a process.
+Repository content is untrusted, so this walk is also a gate, the second line behind the sandbox
+kustomize runs in (`core.host.sandbox`): remote bases (unless allow-listed), paths leaving the
+repository (in every field that names a file, including the `files`, `envs`, `env`, `path`,
+`paths` and `replacements` of builtin plugin configurations inline, in files and in directories),
+symlinks, helm chart inflation and non-builtin plugins are refused with an `InputError` naming the
+file and field. It cannot see what kustomize computes (a patch that adds `files` to a generator),
+which is why the sandbox is the primary defence. This module reads through a `FileSource` only; it
+never touches the disk or starts a process.
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ _BUILTIN_PLUGINS = frozenset(
 )
 _FUNCTION_ANNOTATIONS = ("config.kubernetes.io/function", "config.k8s.io/function")
 
+# Tests switch the refusals off to prove that the sandbox alone holds; nothing else may. When off,
+# what would be refused is left out of the input set and left to kustomize (and the sandbox).
+_REFUSE = True
+
 
 def is_remote(entry: str) -> bool:
     """Tell whether a kustomization entry names a remote base (URL, git, go-getter form)."""
@@ -160,7 +168,7 @@ def kustomize_inputs(
     walker.directory(root)
     for index, component in enumerate(extra_components):
         target = walker.resolve(root, component, None, f"spec.components[{index}]")
-        if source.is_dir(target):
+        if target is not None and source.is_dir(target):
             walker.directory(target)
     return frozenset(walker.files)
 
@@ -173,10 +181,33 @@ class _Walker:
         self.allowed_remotes = allowed_remotes
         self.files: set[str] = set()
         self.seen: set[str] = set()
+        self.resources: set[str] = set()
+        """Files listed as resources (for plugin directories, whose resources are configs)."""
 
-    def resolve(self, base: str, entry: str, kfile: str | None, field: str) -> str:
-        """Return the repository path `entry` names relative to directory `base`."""
-        return join(base, entry, file=kfile, field=field)
+    def refuse(self, message: str, file: str | None, field: str) -> None:
+        """Refuse what is not allowed (unless a test switched refusals off)."""
+        if _REFUSE:
+            raise InputError(message, file=file, field=field)
+
+    def resolve(self, base: str, entry: str, kfile: str | None, field: str) -> str | None:
+        """Return the repository path `entry` names relative to directory `base`.
+
+        None when the path is refused but refusals are off: it is then left out of the set.
+        """
+        try:
+            target = join(base, entry, file=kfile, field=field)
+        except InputError as exc:
+            self.refuse(str(exc).split(": ", 1)[-1], kfile, field)
+            return None
+        if self.source.is_symlink(target):
+            self.refuse(
+                f"{target} is a symlink; symlinks are not followed (they could point outside"
+                " the repository)",
+                kfile,
+                field,
+            )
+            return None
+        return target
 
     def directory(self, path: str) -> None:
         """Follow one directory used as a kustomization root."""
@@ -190,6 +221,7 @@ class _Walker:
                     self.directory(found)
                 else:
                     self.files.add(found)
+                    self.resources.add(found)
             return
         self.files.add(kfile)
         self.kustomization(path, kfile, _load_kustomization(self.source, kfile))
@@ -199,37 +231,43 @@ class _Walker:
         if not isinstance(entry, str):
             raise InputError("must be a string", file=kfile, field=field)
         if is_remote(entry):
-            if any(entry.startswith(prefix) for prefix in self.allowed_remotes):
-                return
-            raise InputError(
-                f"remote base {entry!r} is not allowed (only repository files may be used)",
-                file=kfile,
-                field=field,
-            )
+            if not any(entry.startswith(prefix) for prefix in self.allowed_remotes):
+                self.refuse(
+                    f"remote base {entry!r} is not allowed (only repository files may be used)",
+                    kfile,
+                    field,
+                )
+            return
         target = self.resolve(base, entry, kfile, field)
+        if target is None:
+            return
         if self.source.is_dir(target):
             self.directory(target)
         else:
             # A missing file is recorded too: if it appears later, the address must change.
             self.files.add(target)
+            self.resources.add(target)
 
     def file(self, base: str, entry: object, kfile: str, field: str) -> None:
         """Record one file reference (a patch, env file, openapi schema...)."""
         if not isinstance(entry, str):
             raise InputError("must be a string", file=kfile, field=field)
         if is_remote(entry):
-            raise InputError(f"remote file {entry!r} is not allowed", file=kfile, field=field)
-        self.files.add(self.resolve(base, entry, kfile, field))
+            self.refuse(f"remote file {entry!r} is not allowed", kfile, field)
+            return
+        target = self.resolve(base, entry, kfile, field)
+        if target is not None:
+            self.files.add(target)
 
     def kustomization(self, base: str, kfile: str, doc: Mapping[str, Any]) -> None:
         """Follow every field of one kustomization file that reads other files."""
         for key in ("helmCharts", "helmGlobals", "helmChartInflationGenerator"):
             if doc.get(key):
-                raise InputError(
+                self.refuse(
                     "helm chart inflation needs kustomize --enable-helm, which is not allowed;"
                     " use a Flux HelmRelease",
-                    file=kfile,
-                    field=key,
+                    kfile,
+                    key,
                 )
         for key in ("resources", "bases", "components"):
             for index, item in enumerate(_list(doc, key, kfile)):
@@ -266,40 +304,59 @@ class _Walker:
         """Record the files and env files of configMapGenerator and secretGenerator."""
         for key in ("configMapGenerator", "secretGenerator"):
             for index, item in enumerate(_list(doc, key, kfile)):
-                if not isinstance(item, Mapping):
-                    continue
-                where = f"{key}[{index}]"
-                for n, spec in enumerate(item.get("files") or ()):
-                    # `key=path` names the data key; the file is what follows the first `=`.
-                    text = str(spec)
-                    self.file(base, text.split("=", 1)[-1], kfile, f"{where}.files[{n}]")
-                for n, env in enumerate(item.get("envs") or ()):
-                    self.file(base, env, kfile, f"{where}.envs[{n}]")
-                if item.get("env"):
-                    self.file(base, item["env"], kfile, f"{where}.env")
+                if isinstance(item, Mapping):
+                    for path, field in _generator_files(item, f"{key}[{index}]"):
+                        self.file(base, path, kfile, field)
 
     def plugin(self, base: str, item: object, kfile: str, field: str) -> None:
         """Follow a generators/transformers/validators entry; only builtin plugins pass."""
         if not isinstance(item, str):
             raise InputError("must be a string", file=kfile, field=field)
         if "\n" in item or ": " in item:
-            _check_builtin(item.encode(), kfile, field, lambda p, f: self.file(base, p, kfile, f))
+            self.builtin(item.encode(), kfile, field, lambda p, f: self.file(base, p, kfile, f))
             return
         target = self.resolve(base, item, kfile, field)
-        if self.source.is_dir(target):
-            self.directory(target)
+        if target is None:
             return
-        if not self.source.is_file(target):
-            self.files.add(target)
+        if self.source.is_dir(target):
+            self.plugin_directory(base, target, field)
             return
         self.files.add(target)
-        _check_builtin(
-            self.source.read(target),
-            target,
+        if self.source.is_file(target):
+            self.plugin_file(base, target, field)
+
+    def plugin_file(self, base: str, config: str, field: str) -> None:
+        """Check one plugin configuration file; its paths are loaded relative to `base`."""
+        self.builtin(
+            self.source.read(config),
+            config,
             field,
-            # A builtin's `path` is loaded relative to the kustomization, not the config file.
-            lambda p, f: self.file(base, p, target, f),
+            # A builtin's paths are loaded relative to the kustomization, not the config file.
+            lambda p, f: self.file(base, p, config, f),
         )
+
+    def plugin_directory(self, base: str, directory: str, field: str) -> None:
+        """Follow a plugin directory: a kustomization whose resources are plugin configs.
+
+        kustomize builds it and configures each resulting object as a plugin, with the loader
+        of the kustomization that names the directory: its paths are relative to `base`.
+        """
+        inner = _Walker(self.source, self.allowed_remotes)
+        inner.directory(directory)
+        self.files |= inner.files
+        for config in sorted(inner.resources):
+            if self.source.is_file(config):
+                self.plugin_file(base, config, field)
+
+    def builtin(
+        self, data: bytes, file: str, field: str, record_path: Callable[[object, str], None]
+    ) -> None:
+        """Refuse plugin configurations that are not kustomize builtins; record their paths."""
+        try:
+            _check_builtin(data, file, field, record_path)
+        except InputError:
+            if _REFUSE:
+                raise
 
 
 def _list(doc: Mapping[str, Any], key: str, kfile: str) -> list[Any]:
@@ -325,7 +382,7 @@ def _load_kustomization(source: FileSource, kfile: str) -> Mapping[str, Any]:
 
 
 def _check_builtin(
-    data: bytes, file: str, field: str, record_path: Callable[[str, str], None]
+    data: bytes, file: str, field: str, record_path: Callable[[object, str], None]
 ) -> None:
     """Refuse plugin configurations that are not kustomize builtins; record their `path`s."""
     try:
@@ -351,8 +408,42 @@ def _check_builtin(
                 file=file,
                 field=field,
             )
-        if doc.get("path") is not None:
-            record_path(str(doc["path"]), f"{field}.path")
+        for path, where in _builtin_files(doc, field):
+            record_path(path, where)
+
+
+def _generator_files(item: Mapping[str, Any], where: str) -> Iterable[tuple[object, str]]:
+    """The files a ConfigMap or Secret generator reads, each with its field."""
+    for n, spec in enumerate(_items(item.get("files"))):
+        # `key=path` names the data key; the file is what follows the first `=`.
+        yield str(spec).split("=", 1)[-1], f"{where}.files[{n}]"
+    for n, env in enumerate(_items(item.get("envs"))):
+        yield env, f"{where}.envs[{n}]"
+    if item.get("env"):
+        yield item["env"], f"{where}.env"
+
+
+def _builtin_files(doc: Mapping[str, Any], field: str) -> Iterable[tuple[object, str]]:
+    """The files a builtin plugin configuration reads, each with its field.
+
+    Generators read `files`, `envs` and `env`; patch transformers `path` and `paths`; the
+    replacement transformer each `replacements[].path`.
+    """
+    if doc.get("path") is not None:
+        yield doc["path"], f"{field}.path"
+    for n, path in enumerate(_items(doc.get("paths"))):
+        yield path, f"{field}.paths[{n}]"
+    for n, item in enumerate(_items(doc.get("replacements"))):
+        if isinstance(item, Mapping) and item.get("path") is not None:
+            yield item["path"], f"{field}.replacements[{n}].path"
+    yield from _generator_files(doc, field)
+
+
+def _items(value: object) -> list[Any]:
+    """A list field's items; a lone value counts as one (kustomize is lenient there too)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _yaml_problem(exc: yamlio.YAMLError) -> str:

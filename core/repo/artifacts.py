@@ -18,7 +18,7 @@ from core.errors import InputError
 from core.host.files import DirectorySource
 from core.repo import sourceignore
 from core.repo.generator import GeneratorSpec, compose
-from core.repo.git import Tree
+from core.repo.git import SYMLINK_MODE, Tree
 from core.repo.view import FileView, made_id
 
 __all__ = ["Artifacts"]
@@ -47,7 +47,10 @@ class Artifacts:
                 kept = sourceignore.included(
                     files, lambda path: self.read_blob(files[path]), spec_ignore
                 )
-                found = FileView("GitRepository", {p: files[p] for p in kept}, self.read_blob)
+                links = [p for p in kept if files.mode(p) == SYMLINK_MODE]
+                found = FileView(
+                    "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
+                )
                 self._repository[spec_ignore] = found
             return found
 

@@ -26,7 +26,7 @@ from core.errors import CommandError, GitError, InputError
 from core.host.command import DEFAULT_LIMITS, Coprocess, Limits, run
 from core.host.paths import normalize
 
-__all__ = ["Repository", "Tree"]
+__all__ = ["SYMLINK_MODE", "Repository", "Tree"]
 
 # A full object id: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
@@ -41,6 +41,8 @@ _GIT_ENV = {
 
 # Tree entry modes as git writes them.
 _REGULAR = "100644"
+SYMLINK_MODE = "120000"
+"""git's mode of a symbolic link."""
 _EXECUTABLE = "100755"
 _SUBMODULE = "160000"
 

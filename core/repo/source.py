@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.host.paths import normalize
-from core.repo.git import Repository, Tree
+from core.repo.git import SYMLINK_MODE, Repository, Tree
 
 __all__ = ["GitSource"]
 
@@ -29,6 +29,11 @@ class GitSource:
             return self.tree.listdir(normalize(path))
         except NotADirectoryError:
             return []
+
+    def is_symlink(self, path: str) -> bool:
+        """Tell whether `path` is a symbolic link at this revision (git has no linked dirs)."""
+        key = normalize(path)
+        return key in self.tree and self.tree.mode(key) == SYMLINK_MODE
 
     def read(self, path: str) -> bytes:
         """Return a file's bytes."""

@@ -42,6 +42,7 @@ class FileView:
         *,
         origins: Mapping[str, str] | None = None,
         made: Mapping[str, bytes] | None = None,
+        symlinks: Iterable[str] = (),
     ) -> None:
         """Wrap a listing.
 
@@ -51,12 +52,14 @@ class FileView:
             read_blob: Reads a repository blob by id.
             origins: Artifact path -> repository path it was copied from (default: the same).
             made: Content id -> bytes, for content made here.
+            symlinks: Artifact paths that are symbolic links in the repository.
         """
         self.label = label
         self._tree = Tree(label, files)
         self._read_blob = read_blob
         self._origins = dict(origins or {})
         self._made = dict(made or {})
+        self._symlinks = frozenset(symlinks)
 
     @property
     def files(self) -> Mapping[str, str]:
@@ -88,6 +91,10 @@ class FileView:
             NotADirectoryError: `path` is not a directory of the artifact.
         """
         return self._tree.listdir(normalize(path))
+
+    def is_symlink(self, path: str) -> bool:
+        """Tell whether `path` is a symbolic link in the repository."""
+        return normalize(path) in self._symlinks
 
     def read(self, path: str) -> bytes:
         """Return the content of a file of the artifact."""

@@ -9,6 +9,9 @@ import pytest
 from core.errors import InputError
 from core.host.files import DirectorySource
 from core.render.walk import kustomize_inputs
+from core.repo.git import Repository
+from core.repo.source import GitSource
+from tests.preview.gitrepo import git, new_repo
 from tests.render.helpers import write_tree
 
 DEPLOY = """
@@ -228,3 +231,147 @@ def test_directory_source_ignores_symlinks(tmp_path: Path) -> None:
     source = DirectorySource(tmp_path / "repo")
     assert not source.is_file("link.yaml")
     assert source.listdir("") == []
+
+
+GENERATOR_CONFIG = """
+apiVersion: builtin
+kind: {kind}
+metadata: {{name: leak}}
+{field}
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "entry", "where"),
+    [
+        ("ConfigMapGenerator", "files: [/etc/passwd]", "/etc/passwd", "files[0]"),
+        ("ConfigMapGenerator", "files: [k=../../../x]", "../../../x", "files[0]"),
+        ("SecretGenerator", "envs: [../../../proc/self/environ]", "../../..", "envs[0]"),
+        ("ConfigMapGenerator", "env: /proc/self/environ", "/proc/self/environ", "env"),
+        ("PatchTransformer", "path: ../../x.yaml", "../../x.yaml", "path"),
+        ("PatchStrategicMergeTransformer", "paths: [/etc/passwd]", "/etc/passwd", "paths[0]"),
+        ("ReplacementTransformer", "replacements: [{path: /etc/hosts}]", "/etc/hosts", "path"),
+    ],
+)
+@pytest.mark.parametrize("form", ["file", "inline", "directory"])
+def test_builtin_configs_reading_outside_files_are_refused_in_every_form(
+    tmp_path: Path, kind: str, field: str, entry: str, where: str, form: str
+) -> None:
+    config = GENERATOR_CONFIG.format(kind=kind, field=field)
+    key = "transformers" if "Transformer" in kind else "generators"
+    files = {
+        "file": {
+            "app/kustomization.yaml": f"{key}: [gen.yaml]\n",
+            "app/gen.yaml": config,
+        },
+        "inline": {"app/kustomization.yaml": f"{key}:\n- |\n" + _indent(config)},
+        "directory": {
+            "app/kustomization.yaml": f"{key}: [gens]\n",
+            "app/gens/kustomization.yaml": "resources: [gen.yaml]\n",
+            "app/gens/gen.yaml": config,
+        },
+    }[form]
+    write_tree(tmp_path, files)
+    with pytest.raises(InputError) as caught:
+        kustomize_inputs(DirectorySource(tmp_path), "app")
+    assert caught.value.field is not None
+    assert caught.value.field.startswith(f"{key}[0]")
+    assert caught.value.field.endswith(where)
+    assert entry in str(caught.value)
+    assert caught.value.file == (
+        "app/gens/gen.yaml"
+        if form == "directory"
+        else "app/gen.yaml"
+        if form == "file"
+        else "app/kustomization.yaml"
+    )
+
+
+def _indent(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.strip().splitlines())
+
+
+def test_builtin_config_paths_are_inputs_relative_to_the_kustomization(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "app/kustomization.yaml": "generators: [gens]\n",
+            "app/gens/kustomization.yaml": "resources: [gen.yaml]\n",
+            "app/gens/gen.yaml": GENERATOR_CONFIG.format(
+                kind="ConfigMapGenerator", field="files: [k=data/a.txt]\nenvs: [b.env]"
+            ),
+        },
+    )
+    assert kustomize_inputs(DirectorySource(tmp_path), "app") == {
+        "app/kustomization.yaml",
+        "app/gens/kustomization.yaml",
+        "app/gens/gen.yaml",
+        "app/data/a.txt",
+        "app/b.env",
+    }
+
+
+def test_plugins_in_a_generator_directory_are_refused(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "app/kustomization.yaml": "generators: [gens]\n",
+            "app/gens/kustomization.yaml": "resources: [fn.yaml]\n",
+            "app/gens/fn.yaml": "apiVersion: example.com/v1\nkind: Exec\nmetadata: {name: x}\n",
+        },
+    )
+    with pytest.raises(InputError, match="plugin 'Exec' is not allowed") as caught:
+        kustomize_inputs(DirectorySource(tmp_path), "app")
+    assert caught.value.file == "app/gens/fn.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("crds: [../../crd.json]\n", "crds[0]"),
+        ("configurations: [/etc/passwd]\n", "configurations[0]"),
+        ("openapi: {path: ../../../schema.json}\n", "openapi.path"),
+        ("replacements: [{path: /etc/hosts}]\n", "replacements[0].path"),
+        ("secretGenerator: [{name: s, env: /proc/self/environ}]\n", "secretGenerator[0].env"),
+        (
+            "configMapGenerator: [{name: c, envs: [../../../a.env]}]\n",
+            "configMapGenerator[0].envs[0]",
+        ),
+        ("helmGlobals: {chartHome: /}\n", "helmGlobals"),
+    ],
+)
+def test_other_file_fields_leaving_the_repository_are_refused(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    write_tree(tmp_path, {"app/kustomization.yaml": text})
+    with pytest.raises(InputError) as caught:
+        kustomize_inputs(DirectorySource(tmp_path), "app")
+    assert caught.value.field == field
+    assert caught.value.file == "app/kustomization.yaml"
+
+
+def test_symlinked_inputs_are_refused_naming_file_and_field(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"repo/app/kustomization.yaml": "configMapGenerator: [{name: c, files: [link]}]\n"},
+    )
+    (tmp_path / "canary").write_text("canary")
+    (tmp_path / "repo/app/link").symlink_to(tmp_path / "canary")
+    with pytest.raises(InputError, match="app/link is a symlink") as caught:
+        kustomize_inputs(DirectorySource(tmp_path / "repo"), "app")
+    assert caught.value.field == "configMapGenerator[0].files[0]"
+    assert caught.value.file == "app/kustomization.yaml"
+
+
+def test_symlinks_committed_to_git_are_refused(tmp_path: Path) -> None:
+    work, _ = new_repo(tmp_path / "repo", {"app/kustomization.yaml": "resources: [escape.yaml]\n"})
+    (work / "app/escape.yaml").symlink_to("../../../../etc/passwd")
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", "link")
+    with Repository(work) as repo:
+        source = GitSource(repo, repo.tree("HEAD"))
+        assert source.is_symlink("app/escape.yaml")
+        assert not source.is_symlink("app/kustomization.yaml")
+        with pytest.raises(InputError, match=r"app/escape\.yaml is a symlink") as caught:
+            kustomize_inputs(source, "app")
+    assert caught.value.field == "resources[0]"
