@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.tools",
     "tests.fixtures.controlplane",
     "tests.fixtures.gitserver",
+    "tests.fixtures.registry",
     "tests.fixtures.coverage_summary",
 ]

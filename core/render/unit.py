@@ -4,8 +4,14 @@
 the objects rendered so far in the cluster. For each spec it resolves the source (this repository,
 or a directory given for another source), the `postBuild` variables or `valuesFrom` documents from
 objects already rendered (returning `Pending` while they do not exist yet), and then either reuses
-a cached render or renders with kustomize or helm in a worker thread. Any `TidegateError` becomes a
-failed unit whose message names the file and object: failures are data, never exceptions.
+a cached render or renders with kustomize or helm in a worker thread. Any error, ours or not,
+becomes a failed unit with a one-line message naming the file and object: failures are data,
+never exceptions.
+
+Budgets apply here: no render starts after the preview's deadline, every tool's time bound is cut
+to what is left of it, and a render whose objects the API server would refuse by name, or whose
+name or namespace derives from a Secret value, fails instead of being shown. Error messages are
+scrubbed of every Secret value known to the preview before they leave this module.
 """
 
 from __future__ import annotations
@@ -17,17 +23,20 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from core import secrets, yamlio
-from core.errors import TidegateError
+from core import names, secrets, yamlio
+from core.budgets import Budgets, Deadline
+from core.errors import InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
-from core.render import helm, kustomize
+from core.render import helm, kustomize, ocisource
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.render.leaks import secret_values
+from core.render.walk import kustomize_inputs
 from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
 from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
@@ -39,6 +48,7 @@ from core.units import (
     KustomizationSpec,
     RenderedUnit,
     SourceRef,
+    source_path,
 )
 
 __all__ = ["RenderSettings", "UnitRenderer"]
@@ -60,13 +70,20 @@ class RenderSettings:
     """URL prefixes of remote kustomize bases that may be used (none by default). Their content
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
-    """Where charts may be downloaded from: the preview widens it for the trusted base."""
+    """Where sources may be downloaded from: the preview widens it for the trusted base."""
     charts: ChartPuller | None = field(default=None, compare=False)
     """Downloads HelmRepository charts (default: one caching under the render cache)."""
     rendered: list[str] = field(default_factory=list, compare=False)
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
     """Called from a worker thread after each actual render, with the unit's name (progress)."""
+    work_root: Path | None = None
+    """Where work directories go (a preview's `Workspace`); None means the temporary directory."""
+    budgets: Budgets = field(default_factory=Budgets)
+    deadline: Deadline | None = field(default=None, compare=False)
+    """When the whole preview must be done; set by the preview when it starts."""
+    known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
+    """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
     sandbox: Sandbox | None = None
     """Confinement of kustomize and helm; None means the operator's setting (see
     `core.host.sandbox.from_setting`), which is the full sandbox unless set otherwise."""
@@ -96,7 +113,8 @@ class UnitRenderer:
         self.settings = settings
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
-        self.masker = secrets.Masker(settings.cache.masking_key())
+        self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
+        self.oci = ocisource.OCISources(settings.fetch_policy, settings.cache.root / "oci")
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
@@ -131,14 +149,112 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
         """Resolve everything that depends on other units; return the render to run."""
         try:
+            self._check_deadline()
+            if (
+                isinstance(spec, KustomizationSpec)
+                and spec.source.kind == "OCIRepository"
+                and spec.source not in self.settings.sources
+            ):
+                return self._guarded(spec, None, self._oci_kustomization(spec, objects))
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
-                return self._kustomization(spec, source, objects)
-            return self._helm_release(spec, source, objects, self_source)
+                return self._guarded(spec, source, self._kustomization(spec, source, objects))
+            return self._guarded(
+                spec, source, self._helm_release(spec, source, objects, self_source)
+            )
         except _Missing as missing:
             return Pending(missing.what, missing.message)
-        except TidegateError as exc:
-            return _failure(spec, str(exc))
+        except ocisource.MissingSource as missing:
+            return Pending(str(missing.ref))
+        except Exception as exc:
+            return self._failed(spec, exc)
+
+    def _check_deadline(self) -> None:
+        if self.settings.deadline is not None:
+            self.settings.deadline.check()
+
+    def _limits(self) -> Limits:
+        """The tool bounds, with the time cut to what is left of the preview."""
+        limits = self.settings.limits
+        if self.settings.deadline is None:
+            return limits
+        return dataclasses.replace(limits, timeout=self.settings.deadline.bound(limits.timeout))
+
+    def _guarded(
+        self,
+        spec: UnitSpec,
+        source: FileSource | None,
+        job: Callable[[], RenderedUnit] | RenderedUnit,
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        """Wrap a render so that it checks its result and turns any failure into a failed unit.
+
+        Cached renders are checked too: the check is cheap, and a cache filled before it existed
+        must not bypass it.
+        """
+        if not callable(job):
+            return job if job.error is not None else self._checked(spec, job)
+
+        def run() -> RenderedUnit:
+            try:
+                self._check_deadline()
+                result = job()
+            except Exception as exc:
+                return self._failed(spec, exc, source)
+            if result.error is not None:
+                # Keep what the render recorded (an unavailable source, say); scrub the reason.
+                reason = self._reason(spec, TidegateError(result.error), source)
+                return dataclasses.replace(result, error=reason)
+            return self._checked(spec, result)
+
+        return run
+
+    def _checked(self, spec: UnitSpec, result: RenderedUnit) -> RenderedUnit:
+        """Fail a render whose objects the API server would refuse, or that would show a token."""
+        objects = result.objects or {}
+        for ref in objects:
+            problem = _identity_problem(ref)
+            if problem:
+                origin = objects[ref].source
+                where = f" (in {origin})" if origin else ""
+                return self._failed(
+                    spec, TidegateError(f"{spec.unit}: {ref.kind}{where}: {problem}")
+                )
+        return result
+
+    def _failed(
+        self, spec: UnitSpec, exc: Exception, source: FileSource | None = None
+    ) -> RenderedUnit:
+        """A failed unit with a one-line, Secret-free reason."""
+        return _failure(spec, self._reason(spec, exc, source))
+
+    def _reason(self, spec: UnitSpec, exc: Exception, source: FileSource | None = None) -> str:
+        """The one-line, Secret-free reason a unit failed."""
+        deadline = self.settings.deadline
+        if deadline is not None and deadline.expired:
+            # A tool cut short by the deadline reports a timeout; the budget is the real cause.
+            message = f"{spec.unit}: {deadline.error()}"
+        elif isinstance(exc, TidegateError):
+            # Errors raised below the renderers (a budget, say) do not know the unit yet.
+            message = str(exc) if str(spec.unit) in str(exc) else f"{spec.unit}: {exc}"
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            message = f"{spec.unit}: internal error ({type(exc).__name__}: {first})"
+        if source is not None and isinstance(spec, KustomizationSpec):
+            self._learn_secrets(spec, source)
+        return self.settings.known_secrets.scrub(message)
+
+    def _learn_secrets(self, spec: KustomizationSpec, source: FileSource) -> None:
+        """Collect the Secret values in a failed Kustomization's inputs, to scrub its error.
+
+        Only on failure: a tool's error text may quote a Secret the build never got to output,
+        and so the masker never saw. Best effort: what cannot be read holds nothing to learn.
+        """
+        try:
+            files = kustomize_inputs(source, source_path(spec.path))
+        except Exception:
+            return
+        for value in secret_values(source, files):
+            self.settings.known_secrets.add(value)
 
     def _source_for(
         self,
@@ -154,7 +270,12 @@ class UnitRenderer:
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
-        if isinstance(spec, HelmReleaseSpec) and ref.kind == "HelmRepository":
+        if isinstance(spec, HelmReleaseSpec) and ref.kind in (
+            "HelmRepository",
+            "OCIRepository",
+            "HelmChart",
+        ):
+            # Resolved from the objects rendered in the cluster, not read as a directory.
             return self.artifacts.repository(None)
         if ObjectRef(FLUX_SOURCE_GROUP, ref.kind, ref.namespace, ref.name) not in objects:
             # Another unit may still render it; if none does, say so rather than advise --source.
@@ -175,6 +296,8 @@ class UnitRenderer:
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
+        if isinstance(spec, KustomizationSpec):
+            _check_external_artifact_gate(spec, ref, objects)
         generator = self._generator_for(ref, objects)
         if generator is None:
             raise _Missing(
@@ -224,11 +347,40 @@ class UnitRenderer:
             raise entry[1]
         return entry[1]
 
+    def _oci_kustomization(
+        self, spec: KustomizationSpec, objects: Mapping[ObjectRef, Manifest]
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        """A Kustomization over an OCIRepository's artifact, pulled before kustomize runs."""
+        try:
+            content = self.oci.repository(spec.source, objects, as_directory=True)
+        except InputError as exc:
+            raise TidegateError(f"{spec.unit}: source {spec.source}: {exc}") from None
+        except ocisource.MissingSource:
+            raise
+        except TidegateError as exc:
+            raise TidegateError(f"{spec.unit}: {exc}") from None
+        # The artifact's digest addresses its content; only the defining file is a repository
+        # input (the ownership index must not mistake artifact paths for repository files).
+        return self._kustomization(
+            spec,
+            DirectorySource(content.artifact.path),
+            objects,
+            artifact=(content.artifact.revision, content.defined_in),
+        )
+
     def _kustomization(
-        self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
+        self,
+        spec: KustomizationSpec,
+        source: FileSource,
+        objects: Mapping[ObjectRef, Manifest],
+        *,
+        artifact: tuple[str, str | None] | None = None,
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
         tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
+        if artifact is not None:
+            tree = _ArtifactTree(artifact[0])
+            read_from |= frozenset([artifact[1]] if artifact[1] else [])
         key = canonical_key(
             "kustomization",
             _spec_fields(spec),
@@ -236,6 +388,7 @@ class UnitRenderer:
             sorted(secret_names),
             str(self.settings.kustomize),
             self.settings.allowed_remotes,
+            *([artifact[0]] if artifact is not None else []),
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
@@ -243,7 +396,9 @@ class UnitRenderer:
 
         def render() -> RenderedUnit:
             try:
-                with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-ks-", dir=self.settings.work_root
+                ) as workdir:
                     result = kustomize.render_kustomization(
                         spec,
                         source,
@@ -252,14 +407,16 @@ class UnitRenderer:
                         masker=self.masker,
                         variables=variables,
                         secret_variables=secret_names,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         allowed_remotes=self.settings.allowed_remotes,
                         sandbox=self.settings.sandbox,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            # The files defining its substitution sources are inputs too (ownership index).
-            render = CachedRender.of(result.manifests, result.inputs | read_from)
+            # The files defining its substitution sources are inputs too (ownership index). An
+            # artifact's own paths are not repository files: only its defining file counts.
+            inputs = read_from if artifact is not None else result.inputs | read_from
+            render = CachedRender.of(result.manifests, inputs)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
             return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
@@ -275,29 +432,15 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit]:
         documents, read_from = _values_documents(spec, objects)
         values = helm.merge_values(documents, spec.values)
-        if spec.source.kind == "HelmRepository":
-            repo = objects.get(
-                ObjectRef(
-                    FLUX_SOURCE_GROUP, "HelmRepository", spec.source.namespace, spec.source.name
-                )
-            )
-            if repo is None:
-                raise _Missing(str(spec.source))
-            url = str((repo.body.get("spec") or {}).get("url") or "")
-            if not url:
-                raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
-            # Refuse a host off the allow-list before the render cache could answer for it.
-            self._check_source_url(url, spec)
-            chart_id: object = (url, spec.chart, spec.version)
-            inputs: frozenset[str] = frozenset()
-        else:
-            url = ""
-            chart_files = frozenset(helm.chart_inputs(source, spec.chart))
-            chart_id = (
-                source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
-            )
-            # Ownership and the cache's receipts speak of repository files.
-            inputs = _repository_files(source, chart_files, frozenset())
+        if spec.chart_ref is not None and spec.chart_ref.kind == "HelmChart":
+            # A HelmChart names a chart in a source exactly as spec.chart.spec does.
+            chart_spec, defined_in = _helm_chart(spec, objects)
+            chart_source = self._source_for(chart_spec.source, self_source, chart_spec, objects)
+            inner = self._helm_release(chart_spec, chart_source, objects, self_source)
+            if defined_in is None:
+                return inner
+            return lambda: _with_inputs(inner(), frozenset([defined_in]))
+        chart_id, inputs, make_chart = self._chart_for(spec, source, objects)
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
@@ -310,8 +453,10 @@ class UnitRenderer:
         def render() -> RenderedUnit:
             try:
                 chart_crds: set[ObjectRef] = set()
-                with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
-                    chart = self._chart(spec, source, url, Path(workdir))
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-hr-", dir=self.settings.work_root
+                ) as workdir:
+                    chart = make_chart(Path(workdir))
                     manifests = helm.render_helm_release(
                         spec,
                         chart,
@@ -320,7 +465,7 @@ class UnitRenderer:
                         workdir=Path(workdir),
                         masker=self.masker,
                         kube_version=self.settings.kube_version,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         kustomize=self.settings.kustomize,
                         sandbox=self.settings.sandbox,
                         chart_crds=chart_crds,
@@ -335,6 +480,65 @@ class UnitRenderer:
             return _rendered(spec, render, render.inputs)
 
         return render
+
+    def _chart_for(
+        self, spec: HelmReleaseSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
+    ) -> tuple[object, frozenset[str], Callable[[Path], Path]]:
+        """Resolve a release's chart: its cache identity, repository inputs and how to get it.
+
+        OCI content is resolved and downloaded here, before any tool runs; what the returned
+        function does is local.
+        """
+        if spec.chart_ref is not None and spec.chart_ref.kind == "ExternalArtifact":
+            raise TidegateError(
+                f"{spec.unit}: chartRef to {spec.chart_ref}: ExternalArtifact charts are not "
+                "previewed yet"
+            )
+        if spec.chart_ref is not None:
+            try:
+                content = self.oci.repository(spec.chart_ref, objects, as_directory=False)
+            except ocisource.MissingSource:
+                raise
+            except TidegateError as exc:
+                raise TidegateError(f"{spec.unit}: chartRef: {exc}") from None
+            artifact = content.artifact
+            where = f"{spec.unit}: {spec.chart_ref}"
+            return (
+                ("oci-artifact", artifact.revision, str(artifact.path.name)),
+                frozenset([content.defined_in] if content.defined_in else []),
+                lambda workdir: _located(where, ocisource.prepare_chart, artifact, workdir),
+            )
+        if spec.source.kind == "HelmRepository":
+            repo = objects.get(
+                ObjectRef(
+                    FLUX_SOURCE_GROUP, "HelmRepository", spec.source.namespace, spec.source.name
+                )
+            )
+            if repo is None:
+                raise _Missing(str(spec.source))
+            if ocisource.is_oci_helm_repository(repo):
+                try:
+                    pulled = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
+                except TidegateError as exc:
+                    raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+                return ("oci-chart", pulled.digest), frozenset(), lambda _: pulled.package
+            url = str((repo.body.get("spec") or {}).get("url") or "")
+            if not url:
+                raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
+            # Refuse a host off the allow-list before the render cache could answer for it.
+            self._check_source_url(url, spec)
+            return (
+                (url, spec.chart, spec.version),
+                frozenset(),
+                lambda workdir: self._chart(spec, source, url, workdir),
+            )
+        chart_files = frozenset(helm.chart_inputs(source, spec.chart))
+        chart_id = (
+            source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
+        )
+        # Ownership and the cache's receipts speak of repository files.
+        inputs = _repository_files(source, chart_files, frozenset())
+        return chart_id, inputs, lambda workdir: self._chart(spec, source, "", workdir)
 
     def _check_source_url(self, url: str, spec: HelmReleaseSpec) -> None:
         if url.startswith("oci://"):
@@ -364,6 +568,43 @@ class _Missing(Exception):  # noqa: N818 - control flow, never shown
         super().__init__(what)
         self.what = what
         self.message = message
+
+
+_KUSTOMIZE_CONTROLLER = ObjectRef("apps", "Deployment", "flux-system", "kustomize-controller")
+
+
+def _check_external_artifact_gate(
+    spec: KustomizationSpec, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+) -> None:
+    """Fail a Kustomization Flux would deny its ExternalArtifact source.
+
+    kustomize-controller reads ExternalArtifacts only with `--feature-gates=ExternalArtifact=true`
+    (what `flux bootstrap --components-extra=source-watcher` sets); without it the Kustomization
+    never reconciles. The controller's Deployment is checked when this repository renders it.
+    """
+    controller = objects.get(_KUSTOMIZE_CONTROLLER)
+    if controller is None:
+        return
+    template = ((controller.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    args = [
+        str(arg)
+        for container in template.get("containers") or []
+        if isinstance(container, Mapping)
+        for arg in container.get("args") or []
+    ]
+    gates = [
+        gate.strip()
+        for arg in args
+        if arg.startswith("--feature-gates=")
+        for gate in arg.removeprefix("--feature-gates=").split(",")
+    ]
+    if "ExternalArtifact=true" not in gates:
+        where = f" (defined in {controller.source})" if controller.source else ""
+        raise TidegateError(
+            f"{spec.unit}: Flux denies its source {ref}: kustomize-controller{where} runs without "
+            "--feature-gates=ExternalArtifact=true (flux bootstrap --components-extra="
+            "source-watcher sets it)"
+        )
 
 
 def _spaced(ref: SourceRef) -> str:
@@ -405,6 +646,72 @@ class _DirectoryTree:
         if not self.source.is_dir(path):
             raise NotADirectoryError(path)
         return self.source.listdir(path)
+
+
+class _ArtifactTree:
+    """A `TreeView` for content addressed by an artifact digest: nothing in it can change."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+
+    def digest(self, paths: Any = None) -> str:
+        return hashlib.sha256(self.revision.encode()).hexdigest()
+
+    def listdir(self, path: str = "") -> list[str]:
+        return []
+
+
+def _helm_chart(
+    spec: HelmReleaseSpec, objects: Mapping[ObjectRef, Manifest]
+) -> tuple[HelmReleaseSpec, str | None]:
+    """Turn a chartRef to a HelmChart into the chart and source the HelmChart names."""
+    ref = spec.chart_ref
+    assert ref is not None  # noqa: S101 - the caller checked
+    found = objects.get(ObjectRef(FLUX_SOURCE_GROUP, "HelmChart", ref.namespace, ref.name))
+    if found is None:
+        raise _Missing(str(ref))
+    body: Any = found.body.get("spec") or {}
+    label = str(ref)
+
+    def fail(field_name: str, message: str) -> NoReturn:
+        raise InputError(message, file=found.source, obj=label, field=field_name)
+
+    if not isinstance(body, Mapping):
+        fail("spec", "must be a mapping")
+    chart = body.get("chart")
+    if not isinstance(chart, str) or not chart:
+        fail("spec.chart", "is required")
+    version = body.get("version") or "*"
+    if not isinstance(version, str):
+        fail("spec.version", "must be a string")
+    source_ref = body.get("sourceRef")
+    if not isinstance(source_ref, Mapping) or not source_ref.get("name"):
+        fail("spec.sourceRef.name", "is required")
+    kind = source_ref.get("kind")
+    if kind not in ("HelmRepository", "GitRepository", "Bucket"):
+        fail("spec.sourceRef.kind", "must be HelmRepository, GitRepository or Bucket")
+    if body.get("valuesFiles"):
+        fail("spec.valuesFiles", "is not supported in previews yet")
+    # The HelmChart's source lives in the HelmChart's namespace (its sourceRef has none).
+    source = SourceRef(str(kind), ref.namespace, str(source_ref["name"]))
+    resolved = dataclasses.replace(
+        spec, chart=chart, version=version, source=source, chart_ref=None
+    )
+    return resolved, found.source
+
+
+def _with_inputs(unit: RenderedUnit, extra: frozenset[str]) -> RenderedUnit:
+    return (
+        dataclasses.replace(unit, inputs=unit.inputs | extra) if unit.objects is not None else unit
+    )
+
+
+def _located(where: str, prepare: Callable[..., Path], artifact: Any, workdir: Path) -> Path:
+    """Run a chart preparation, naming the release and source in its error."""
+    try:
+        return prepare(artifact, workdir, track_digest=True)
+    except TidegateError as exc:
+        raise TidegateError(f"{where}: {exc}") from None
 
 
 def _referenced(
@@ -507,6 +814,20 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
         upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
         chart_crds=render.chart_crds,
+    )
+
+
+def _identity_problem(ref: ObjectRef) -> str | None:
+    """Say why an object's name or namespace cannot be previewed, or None when both are fine."""
+    if secrets.contains_token(ref.name) or secrets.contains_token(ref.namespace):
+        field_name = "metadata.name" if secrets.contains_token(ref.name) else "metadata.namespace"
+        return (
+            f"{field_name} is derived from a Secret value (postBuild.substituteFrom a Secret); "
+            "a preview cannot show it without revealing the value, and Flux would apply an "
+            "object named after a secret: take names from a ConfigMap or spec.postBuild.substitute"
+        )
+    return names.name_problem(ref.group, ref.kind, ref.name) or names.namespace_problem(
+        ref.namespace
     )
 
 
