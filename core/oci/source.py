@@ -2,7 +2,7 @@
 
 - `OCIRepositorySpec.parse` reads a `source.toolkit.fluxcd.io/v1` (or v1beta2) OCIRepository and
   names the file, object and field of any mistake; settings a preview cannot honour (credentials,
-  cloud providers, signature verification, `spec.ignore`) fail by name instead of being skipped.
+  cloud providers, signature verification) fail by name instead of being skipped.
 - `pull_artifact` picks the reference in source-controller's order (`digest` > `semver` with
   `semverFilter` > `tag` > `latest`), resolves it, selects the layer (`layerSelector.mediaType`,
   else the first) and either unpacks it (`extract`) or keeps the compressed blob (`copy`). The
@@ -50,7 +50,6 @@ _UNSUPPORTED = {
     "spec.certSecretRef": "client certificates are not read in previews",
     "spec.proxySecretRef": "proxies are not used in previews",
     "spec.verify": "signature verification is not supported in previews yet",
-    "spec.ignore": "ignore rules for OCI artifacts are not supported in previews yet",
 }
 
 
@@ -71,6 +70,8 @@ class OCIRepositorySpec:
     tag: str = ""
     media_type: str = ""
     operation: str = "extract"
+    ignore: str | None = None
+    """`spec.ignore`: gitignore patterns applied to an extracted artifact, as to a git one."""
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any], *, file: str | None = None) -> OCIRepositorySpec:
@@ -124,6 +125,7 @@ class OCIRepositorySpec:
             tag=text(ref, "tag", "spec.ref.tag"),
             media_type=text(selector, "mediaType", "spec.layerSelector.mediaType"),
             operation=operation,
+            ignore=text(spec, "ignore", "spec.ignore") or None,
         )
         if result.semver:
             try:

@@ -252,11 +252,12 @@ class UnitRenderer:
             raise TidegateError(f"{spec.unit}: {exc}") from None
         # The artifact's digest addresses its content; only the defining file is a repository
         # input (the ownership index must not mistake artifact paths for repository files).
+        # The ignore rules decide which files the artifact holds: they are part of its identity.
+        identity = (
+            f"{content.artifact.revision} {content.spec.operation} ignore={content.spec.ignore!r}"
+        )
         return self._kustomization(
-            spec,
-            DirectorySource(content.artifact.path),
-            objects,
-            artifact=(content.artifact.revision, content.defined_in),
+            spec, self.oci.view(content), objects, artifact=(identity, content.defined_in)
         )
 
     def _kustomization(
