@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core import semver
-from core.errors import InputError, TidegateError
+from core.errors import InputError
 from core.oci.reference import OCIReferenceError, Repository, parse_repository
-from core.oci.registry import Manifest, RegistryClient, RegistryError
+from core.oci.registry import Manifest, OCIError, RegistryClient, RegistryError
 from core.oci.unpack import UnpackError, unpack
 
 __all__ = [
@@ -53,8 +53,8 @@ _UNSUPPORTED = {
 }
 
 
-class SourceError(TidegateError):
-    """An OCI source could not be resolved or pulled."""
+class SourceError(OCIError):
+    """An OCI source could not be resolved or pulled (`unavailable`: see `OCIError`)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,10 @@ class OCIRepositorySpec:
         return result
 
 
+def _unavailable(exc: Exception) -> str | None:
+    return exc.unavailable if isinstance(exc, OCIError) else None
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -165,7 +169,7 @@ def pull_artifact(client: RegistryClient, spec: OCIRepositorySpec) -> Artifact:
         blob = client.blob(spec.repository, layer)
         path = blob if spec.operation == "copy" else unpacked(client, blob)
     except (RegistryError, OCIReferenceError, UnpackError, SourceError) as exc:
-        raise SourceError(f"{spec.name}: {exc}") from None
+        raise SourceError(f"{spec.name}: {exc}", unavailable=_unavailable(exc)) from None
     revision = (
         manifest.digest if reference.startswith("sha256:") else f"{reference}@{manifest.digest}"
     )
@@ -259,7 +263,9 @@ def pull_chart(
         layer = _select_layer(manifest, HELM_CHART_LAYER)
         package = client.blob(repository, layer)
     except (RegistryError, OCIReferenceError, SourceError) as exc:
-        raise SourceError(f"chart {chart} {version or '*'} from {url}: {exc}") from None
+        raise SourceError(
+            f"chart {chart} {version or '*'} from {url}: {exc}", unavailable=_unavailable(exc)
+        ) from None
     return PulledChart(package, tag.replace("_", "+"), manifest.digest)
 
 

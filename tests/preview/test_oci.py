@@ -417,7 +417,7 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
     assert allowed.unit(PROD, "app")["status"] == "added"
 
 
-def test_an_unreachable_registry_fails_the_unit_by_name(
+def test_an_unreachable_registry_is_an_unavailable_source(
     tmp_path: Path, artifacts: dict[str, str], preview: Preview, loopback: list[str]
 ) -> None:
     with socket.socket() as sock:
@@ -433,7 +433,24 @@ def test_an_unreachable_registry_fails_the_unit_by_name(
 
     out = preview(repo, base, head, *loopback, "--allow-host", f"127.0.0.1:{port}")
 
+    # Unreachable is the network's condition, not the repository's: reported as unavailable
+    # (failing the preview by default, as for chart repositories).
     assert out.code == 2
-    error = out.unit(PROD, "app")["error"]
-    assert "OCIRepository/flux-system/app" in error
-    assert "connection refused" in error
+    app = out.unit(PROD, "app")
+    assert app["status"] == "unavailable"
+    assert app["unavailableSource"].startswith(f"http://127.0.0.1:{port}/v2/fleet/app/")
+    assert "OCIRepository/flux-system/app" in app["error"]
+    assert "connection refused" in app["error"]
+    skipped = preview(
+        repo,
+        base,
+        head,
+        *loopback,
+        "--allow-host",
+        f"127.0.0.1:{port}",
+        "--unavailable-sources",
+        "skip",
+    )
+    # Skipped: the preview does not fail; the source objects it adds are still changes.
+    assert (skipped.code, skipped.data["failed"]) == (1, False), skipped.report
+    assert skipped.unit(PROD, "app")["status"] == "unavailable"
