@@ -153,6 +153,8 @@ class ClusterPlan:
     duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
     """Objects rendered by more than one unit at head, with those units in sorted order (also
     named in `errors`; structured here for policies)."""
+    definitions: Mapping[str, Manifest] = field(default_factory=dict)
+    """CustomResourceDefinitions rendered at head, by name: the schemas of custom resources."""
 
 
 @dataclass(frozen=True)

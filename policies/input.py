@@ -198,6 +198,8 @@ class OwnerGraph:
     units: Mapping[UnitRef, OwnerNode] = field(default_factory=dict)
     duplicates: Mapping[ObjectRef, tuple[UnitRef, ...]] = field(default_factory=dict)
     """Objects more than one unit renders at head, with those units."""
+    definitions: Mapping[str, RawObject] = field(default_factory=dict)
+    """CustomResourceDefinitions rendered at head, by name, changed or not."""
 
     def children(self, ref: UnitRef) -> tuple[UnitRef, ...]:
         """Return the units whose Flux objects this unit renders."""
@@ -254,6 +256,7 @@ def build_input(
             cluster.path,
             {unit.unit: _node(unit) for unit in cluster.units},
             duplicates=cluster.duplicates,
+            definitions={name: crd.body for name, crd in cluster.definitions.items()},
         )
         for unit in cluster.units:
             for change in unit.changes:

@@ -111,6 +111,7 @@ _RECONCILE = f"{FLUX_KUSTOMIZE_GROUP}/reconcile"
 _SSA = f"{FLUX_KUSTOMIZE_GROUP}/ssa"
 _HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
 _CRD_GROUP = "apiextensions.k8s.io"
+_CRD = (_CRD_GROUP, "CustomResourceDefinition")
 
 
 def plan_preview(
@@ -137,7 +138,11 @@ def _plan(path: str, base: ClusterRender | None, head: ClusterRender | None) -> 
     planner = _Planner(base, head)
     units = tuple(planner.unit(ref) for ref in sorted(planner.base.keys() | planner.head.keys()))
     return ClusterPlan(
-        path=path, units=units, errors=planner.errors(), duplicates=planner.head_duplicates()
+        path=path,
+        units=units,
+        errors=planner.errors(),
+        duplicates=planner.head_duplicates(),
+        definitions=planner.head_definitions(),
     )
 
 
@@ -276,6 +281,16 @@ class _Planner:
     def head_duplicates(self) -> dict[ObjectRef, tuple[UnitRef, ...]]:
         """Objects that more than one unit renders at head, with those units."""
         return {obj: tuple(units) for obj, units in self.head_owners.items() if len(units) > 1}
+
+    def head_definitions(self) -> dict[str, Manifest]:
+        """CustomResourceDefinitions rendered at head, by name (the first unit's, if several)."""
+        found: dict[str, Manifest] = {}
+        for obj, units in self.head_owners.items():
+            if (obj.group, obj.kind) == _CRD:
+                objects = self.head[units[0]].objects or {}
+                if obj in objects:
+                    found[obj.name] = objects[obj]
+        return dict(sorted(found.items()))
 
     def unit(self, ref: UnitRef) -> UnitPlan:
         """Plan one unit."""

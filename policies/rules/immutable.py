@@ -2,10 +2,10 @@
 
 `violations(before, after)` compares the base and head bodies of one updated object and returns
 each immutable field the update changes, with the reason the API server gives. It mirrors the
-validation of the built-in kinds (apps, batch, core, rbac) in Kubernetes 1.33. A field absent on
-either side is not a change here: server-side apply leaves defaulted and allocated values (a
-Service's clusterIP) in place when the manifest stops setting them. Pure functions; no rule
-logic.
+validation of the built-in kinds (apps, batch, core, rbac) in Kubernetes 1.33; the tests hold
+the verdicts against a real API server's server-side dry-run. A field absent on either side is
+not a change here: server-side apply leaves defaulted and allocated values (a Service's
+clusterIP) in place when the manifest stops setting them. Pure functions; no rule logic.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["Violation", "parse_quantity", "violations"]
+__all__ = ["STATEFULSET_MUTABLE", "Violation", "parse_quantity", "violations"]
 
 _MISSING = object()
 
@@ -50,7 +50,7 @@ def _fields(paths: tuple[str, ...], reason: str) -> Callable[..., list[Violation
 
 
 # StatefulSet spec fields an update may change (apps/v1 validation, Kubernetes 1.33).
-_STATEFULSET_MUTABLE = frozenset(
+STATEFULSET_MUTABLE = frozenset(
     {
         "replicas",
         "ordinals",
@@ -67,7 +67,7 @@ def _statefulset(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Vi
     old, new = before.get("spec"), after.get("spec")
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
         return []
-    keys = (old.keys() | new.keys()) - _STATEFULSET_MUTABLE
+    keys = (old.keys() | new.keys()) - STATEFULSET_MUTABLE
     return [
         Violation(
             f"spec.{key}",

@@ -4,8 +4,9 @@ A Deployment's selector, a StatefulSet's spec outside its mutable fields, a Job'
 a Service's clusterIP, a bound claim's storage class or a shrinking claim, the data of an
 immutable ConfigMap or Secret, a binding's roleRef: the API server rejects the update, the
 Kustomization's dry-run fails, and nothing else in the unit is applied until the manifest is
-fixed. The field list lives in `policies.rules.immutable`. Flux's `spec.force: true` recreates
-such objects instead; the rule does not see that setting, so the finding says so.
+fixed. The field list lives in `policies.rules.immutable`, held against a real API server's
+server-side dry-run in the tests. Flux's `spec.force: true` recreates such objects instead; the
+rule does not see that setting, so the finding says so.
 """
 
 from __future__ import annotations

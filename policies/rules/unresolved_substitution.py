@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from core.findings import Finding, Severity
 from core.model import FLUX_KUSTOMIZE_GROUP, UnitKind
 from policies.base import RuleMeta, finding
@@ -72,7 +74,7 @@ class _UnresolvedSubstitution:
             if body is None or change.unit.kind is not UnitKind.KUSTOMIZATION:
                 continue
             # One C-speed scan of the object's text skips the walk for almost every object.
-            if "${" not in repr(body) or "disabled" in marks(body, _DISABLED):
+            if b"${" not in _text(body) or "disabled" in marks(body, _DISABLED):
                 continue
             found = list(unresolved(body))
             if found:
@@ -84,6 +86,13 @@ class _UnresolvedSubstitution:
                     f" substitution by {change.unit}",
                     change=change,
                 )
+
+
+def _text(body: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return b"${"  # cannot be serialised cheaply: walk it
 
 
 RULE = _UnresolvedSubstitution()

@@ -244,7 +244,7 @@ def test_graph_problems_duplicates_and_missing_paths(tmp_path: Path, gate: Gate)
 
 
 def test_workload_rules_on_rendered_objects(tmp_path: Path, gate: Gate) -> None:
-    """GP008, GP009, GP010, GP012 and GP014 on kustomize output."""
+    """GP008, GP009, GP010, GP012, GP013 and GP014 on kustomize output."""
     deployment = """
         apiVersion: apps/v1
         kind: Deployment
@@ -292,6 +292,14 @@ def test_workload_rules_on_rendered_objects(tmp_path: Path, gate: Gate) -> None:
                 metadata: {name: api, namespace: web}
                 spec: {minAvailable: 1}
             """,
+            "apps/service.yaml": """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: api, namespace: web}
+                spec:
+                  selector: {app: web-api}
+                  ports: [{port: 80, targetPort: http, protocol: TCP, nodePort: high}]
+            """,
         },
         "scale, rename the selector, drop the tag, add a variable and an old PDB",
     )
@@ -303,6 +311,8 @@ def test_workload_rules_on_rendered_objects(tmp_path: Path, gate: Gate) -> None:
     assert _found(findings, "GP010") == [("error", "Deployment/web/api", "apps/api.yaml")]
     assert _found(findings, "GP012") == [("error", "PodDisruptionBudget/web/api", "apps/pdb.yaml")]
     assert _found(findings, "GP014") == [("error", "Deployment/web/api", "apps/api.yaml")]
+    assert _found(findings, "GP013") == [("error", "Service/web/api", "apps/service.yaml")]
+    assert "spec.ports[0].nodePort" in next(f.message for f in findings if f.rule == "GP013")
 
 
 def test_plaintext_secret_is_found_and_its_value_never_reported(tmp_path: Path, gate: Gate) -> None:
