@@ -53,9 +53,7 @@ def sample(argv: Sequence[str], confine: Confinement | None) -> tuple[float, flo
     return wall, cpu
 
 
-def compare(
-    name: str, argv: Sequence[str], confine: Confinement, rounds: int
-) -> dict[str, float]:
+def compare(name: str, argv: Sequence[str], confine: Confinement, rounds: int) -> dict[str, float]:
     plain: list[tuple[float, float]] = []
     boxed: list[tuple[float, float]] = []
     sample(argv, None)  # warm the page cache
