@@ -132,6 +132,12 @@ class HelmReleaseSpec:
     upgrade_crds: str = DEFAULT_CRD_POLICY
     """... and on upgrade (`spec.upgrade.crds`)."""
     file: str | None = None
+    chart_ref: SourceRef | None = None
+    """`spec.chartRef` (an OCIRepository or HelmChart); then `source` is the same and `chart`
+    is empty."""
+
+
+_CHART_REF_KINDS = ("OCIRepository", "HelmChart", "ExternalArtifact")
 
 
 @dataclass(frozen=True)
@@ -320,9 +326,17 @@ class _Reader:
 
     def helm_release(self) -> HelmReleaseSpec:
         unit = UnitRef(UnitKind.HELM_RELEASE, self.namespace, self.name)
+        chart_ref = None
         if self.get("spec.chartRef", Mapping) is not None:
-            self.fail("spec.chartRef", "is not supported yet; use spec.chart")
-        chart = self.required("spec.chart.spec.chart", str)
+            if self.get("spec.chart", Mapping) is not None:
+                self.fail("spec.chartRef", "cannot be set together with spec.chart")
+            kind = self.required("spec.chartRef.kind", str)
+            if kind not in _CHART_REF_KINDS:
+                self.fail("spec.chartRef.kind", f"must be one of {', '.join(_CHART_REF_KINDS)}")
+            chart_ref = self.source("spec.chartRef", kind)
+            chart = ""
+        else:
+            chart = self.required("spec.chart.spec.chart", str)
         target_namespace = self.get("spec.targetNamespace", str, "") or self.namespace
         release_name = self.get("spec.releaseName", str) or (
             f"{self.get('spec.targetNamespace', str)}-{self.name}"
@@ -354,7 +368,7 @@ class _Reader:
         return HelmReleaseSpec(
             unit=unit,
             chart=chart,
-            source=self.source("spec.chart.spec.sourceRef", "HelmRepository"),
+            source=chart_ref or self.source("spec.chart.spec.sourceRef", "HelmRepository"),
             version=self.get("spec.chart.spec.version", str),
             release_name=release_name,
             target_namespace=target_namespace,
@@ -366,6 +380,7 @@ class _Reader:
             install_crds=crds["install"],
             upgrade_crds=crds["upgrade"],
             file=self.file,
+            chart_ref=chart_ref,
         )
 
 

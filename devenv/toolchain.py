@@ -108,6 +108,17 @@ TOOL_SETS: dict[str, ToolSet] = {
             ("helm.sh/helm/v3/cmd/helm",),
             (("helm.sh/helm/v3/internal/version.version", "helm.sh/helm/v3"),),
         ),
+        # The CNCF distribution registry: tests pull OCI charts and Flux artifacts from it.
+        ToolSet(
+            "registry",
+            ("github.com/distribution/distribution/v3/cmd/registry",),
+            (
+                (
+                    "github.com/distribution/distribution/v3/version.version",
+                    "github.com/distribution/distribution/v3",
+                ),
+            ),
+        ),
     )
 }
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.tools",
     "tests.fixtures.controlplane",
     "tests.fixtures.gitserver",
+    "tests.fixtures.registry",
 ]

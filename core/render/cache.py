@@ -202,7 +202,7 @@ class RenderCache:
 
     def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> None:
         """Keep a render and a receipt that lets `lookup` find it from an unchanged tree."""
-        dirs = sorted({path.rpartition("/")[0] for path in render.inputs})
+        dirs = _watched_dirs(render.inputs)
         inputs_digest = tree.digest(render.inputs)
         render_key = canonical_key(spec_key, inputs_digest)
         receipt: dict[str, Any] = {
@@ -281,6 +281,24 @@ class RenderCache:
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps(data))
         os.replace(scratch, path)
+
+
+def _watched_dirs(inputs: Iterable[str]) -> list[str]:
+    """The directories whose listing can change a render: those of the inputs, and their parents.
+
+    A generated kustomization lists a directory even when it holds no input file itself (only a
+    sub-directory with its own kustomization, as a fresh `flux bootstrap` leaves a cluster
+    directory): a file added there must miss the cache. The repository root is watched only when
+    an input sits in it, so a new top-level file does not invalidate every render.
+    """
+    dirs: set[str] = set()
+    for path in inputs:
+        directory = path.rpartition("/")[0]
+        dirs.add(directory)
+        while "/" in directory:
+            directory = directory.rpartition("/")[0]
+            dirs.add(directory)
+    return sorted(dirs)
 
 
 def _state(tree: TreeView, inputs_digest: str, dirs: Sequence[str]) -> str:

@@ -17,16 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from core import secrets, yamlio
-from core.errors import TidegateError
+from core.errors import InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
-from core.render import helm, kustomize
+from core.render import helm, kustomize, ocisource
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
@@ -60,7 +60,7 @@ class RenderSettings:
     """URL prefixes of remote kustomize bases that may be used (none by default). Their content
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
-    """Where charts may be downloaded from: the preview widens it for the trusted base."""
+    """Where sources may be downloaded from: the preview widens it for the trusted base."""
     charts: ChartPuller | None = field(default=None, compare=False)
     """Downloads HelmRepository charts (default: one caching under the render cache)."""
     rendered: list[str] = field(default_factory=list, compare=False)
@@ -97,6 +97,7 @@ class UnitRenderer:
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key())
+        self.oci = ocisource.OCISources(settings.fetch_policy, settings.cache.root / "oci")
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
@@ -131,12 +132,20 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
         """Resolve everything that depends on other units; return the render to run."""
         try:
+            if (
+                isinstance(spec, KustomizationSpec)
+                and spec.source.kind == "OCIRepository"
+                and spec.source not in self.settings.sources
+            ):
+                return self._oci_kustomization(spec, objects)
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
                 return self._kustomization(spec, source, objects)
             return self._helm_release(spec, source, objects, self_source)
         except _Missing as missing:
             return Pending(missing.what, missing.message)
+        except ocisource.MissingSource as missing:
+            return Pending(str(missing.ref))
         except TidegateError as exc:
             return _failure(spec, str(exc))
 
@@ -154,7 +163,12 @@ class UnitRenderer:
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
-        if isinstance(spec, HelmReleaseSpec) and ref.kind == "HelmRepository":
+        if isinstance(spec, HelmReleaseSpec) and ref.kind in (
+            "HelmRepository",
+            "OCIRepository",
+            "HelmChart",
+        ):
+            # Resolved from the objects rendered in the cluster, not read as a directory.
             return self.artifacts.repository(None)
         if ObjectRef(FLUX_SOURCE_GROUP, ref.kind, ref.namespace, ref.name) not in objects:
             # Another unit may still render it; if none does, say so rather than advise --source.
@@ -224,11 +238,40 @@ class UnitRenderer:
             raise entry[1]
         return entry[1]
 
+    def _oci_kustomization(
+        self, spec: KustomizationSpec, objects: Mapping[ObjectRef, Manifest]
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        """A Kustomization over an OCIRepository's artifact, pulled before kustomize runs."""
+        try:
+            content = self.oci.repository(spec.source, objects, as_directory=True)
+        except InputError as exc:
+            raise TidegateError(f"{spec.unit}: source {spec.source}: {exc}") from None
+        except ocisource.MissingSource:
+            raise
+        except TidegateError as exc:
+            raise TidegateError(f"{spec.unit}: {exc}") from None
+        # The artifact's digest addresses its content; only the defining file is a repository
+        # input (the ownership index must not mistake artifact paths for repository files).
+        return self._kustomization(
+            spec,
+            DirectorySource(content.artifact.path),
+            objects,
+            artifact=(content.artifact.revision, content.defined_in),
+        )
+
     def _kustomization(
-        self, spec: KustomizationSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
+        self,
+        spec: KustomizationSpec,
+        source: FileSource,
+        objects: Mapping[ObjectRef, Manifest],
+        *,
+        artifact: tuple[str, str | None] | None = None,
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
         tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
+        if artifact is not None:
+            tree = _ArtifactTree(artifact[0])
+            read_from |= frozenset([artifact[1]] if artifact[1] else [])
         key = canonical_key(
             "kustomization",
             _spec_fields(spec),
@@ -236,6 +279,7 @@ class UnitRenderer:
             sorted(secret_names),
             str(self.settings.kustomize),
             self.settings.allowed_remotes,
+            *([artifact[0]] if artifact is not None else []),
         )
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
@@ -258,8 +302,10 @@ class UnitRenderer:
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc))
-            # The files defining its substitution sources are inputs too (ownership index).
-            render = CachedRender.of(result.manifests, result.inputs | read_from)
+            # The files defining its substitution sources are inputs too (ownership index). An
+            # artifact's own paths are not repository files: only its defining file counts.
+            inputs = read_from if artifact is not None else result.inputs | read_from
+            render = CachedRender.of(result.manifests, inputs)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
             return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
@@ -275,29 +321,15 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit]:
         documents, read_from = _values_documents(spec, objects)
         values = helm.merge_values(documents, spec.values)
-        if spec.source.kind == "HelmRepository":
-            repo = objects.get(
-                ObjectRef(
-                    FLUX_SOURCE_GROUP, "HelmRepository", spec.source.namespace, spec.source.name
-                )
-            )
-            if repo is None:
-                raise _Missing(str(spec.source))
-            url = str((repo.body.get("spec") or {}).get("url") or "")
-            if not url:
-                raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
-            # Refuse a host off the allow-list before the render cache could answer for it.
-            self._check_source_url(url, spec)
-            chart_id: object = (url, spec.chart, spec.version)
-            inputs: frozenset[str] = frozenset()
-        else:
-            url = ""
-            chart_files = frozenset(helm.chart_inputs(source, spec.chart))
-            chart_id = (
-                source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
-            )
-            # Ownership and the cache's receipts speak of repository files.
-            inputs = _repository_files(source, chart_files, frozenset())
+        if spec.chart_ref is not None and spec.chart_ref.kind == "HelmChart":
+            # A HelmChart names a chart in a source exactly as spec.chart.spec does.
+            chart_spec, defined_in = _helm_chart(spec, objects)
+            chart_source = self._source_for(chart_spec.source, self_source, chart_spec, objects)
+            inner = self._helm_release(chart_spec, chart_source, objects, self_source)
+            if defined_in is None:
+                return inner
+            return lambda: _with_inputs(inner(), frozenset([defined_in]))
+        chart_id, inputs, make_chart = self._chart_for(spec, source, objects)
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
@@ -311,7 +343,7 @@ class UnitRenderer:
             try:
                 chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
-                    chart = self._chart(spec, source, url, Path(workdir))
+                    chart = make_chart(Path(workdir))
                     manifests = helm.render_helm_release(
                         spec,
                         chart,
@@ -335,6 +367,65 @@ class UnitRenderer:
             return _rendered(spec, render, render.inputs)
 
         return render
+
+    def _chart_for(
+        self, spec: HelmReleaseSpec, source: FileSource, objects: Mapping[ObjectRef, Manifest]
+    ) -> tuple[object, frozenset[str], Callable[[Path], Path]]:
+        """Resolve a release's chart: its cache identity, repository inputs and how to get it.
+
+        OCI content is resolved and downloaded here, before any tool runs; what the returned
+        function does is local.
+        """
+        if spec.chart_ref is not None and spec.chart_ref.kind == "ExternalArtifact":
+            raise TidegateError(
+                f"{spec.unit}: chartRef to {spec.chart_ref}: ExternalArtifact charts are not "
+                "previewed yet"
+            )
+        if spec.chart_ref is not None:
+            try:
+                content = self.oci.repository(spec.chart_ref, objects, as_directory=False)
+            except ocisource.MissingSource:
+                raise
+            except TidegateError as exc:
+                raise TidegateError(f"{spec.unit}: chartRef: {exc}") from None
+            artifact = content.artifact
+            where = f"{spec.unit}: {spec.chart_ref}"
+            return (
+                ("oci-artifact", artifact.revision, str(artifact.path.name)),
+                frozenset([content.defined_in] if content.defined_in else []),
+                lambda workdir: _located(where, ocisource.prepare_chart, artifact, workdir),
+            )
+        if spec.source.kind == "HelmRepository":
+            repo = objects.get(
+                ObjectRef(
+                    FLUX_SOURCE_GROUP, "HelmRepository", spec.source.namespace, spec.source.name
+                )
+            )
+            if repo is None:
+                raise _Missing(str(spec.source))
+            if ocisource.is_oci_helm_repository(repo):
+                try:
+                    pulled = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
+                except TidegateError as exc:
+                    raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+                return ("oci-chart", pulled.digest), frozenset(), lambda _: pulled.package
+            url = str((repo.body.get("spec") or {}).get("url") or "")
+            if not url:
+                raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
+            # Refuse a host off the allow-list before the render cache could answer for it.
+            self._check_source_url(url, spec)
+            return (
+                (url, spec.chart, spec.version),
+                frozenset(),
+                lambda workdir: self._chart(spec, source, url, workdir),
+            )
+        chart_files = frozenset(helm.chart_inputs(source, spec.chart))
+        chart_id = (
+            source.digest(chart_files) if isinstance(source, FileView) else sorted(chart_files)
+        )
+        # Ownership and the cache's receipts speak of repository files.
+        inputs = _repository_files(source, chart_files, frozenset())
+        return chart_id, inputs, lambda workdir: self._chart(spec, source, "", workdir)
 
     def _check_source_url(self, url: str, spec: HelmReleaseSpec) -> None:
         if url.startswith("oci://"):
@@ -405,6 +496,72 @@ class _DirectoryTree:
         if not self.source.is_dir(path):
             raise NotADirectoryError(path)
         return self.source.listdir(path)
+
+
+class _ArtifactTree:
+    """A `TreeView` for content addressed by an artifact digest: nothing in it can change."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+
+    def digest(self, paths: Any = None) -> str:
+        return hashlib.sha256(self.revision.encode()).hexdigest()
+
+    def listdir(self, path: str = "") -> list[str]:
+        return []
+
+
+def _helm_chart(
+    spec: HelmReleaseSpec, objects: Mapping[ObjectRef, Manifest]
+) -> tuple[HelmReleaseSpec, str | None]:
+    """Turn a chartRef to a HelmChart into the chart and source the HelmChart names."""
+    ref = spec.chart_ref
+    assert ref is not None  # noqa: S101 - the caller checked
+    found = objects.get(ObjectRef(FLUX_SOURCE_GROUP, "HelmChart", ref.namespace, ref.name))
+    if found is None:
+        raise _Missing(str(ref))
+    body: Any = found.body.get("spec") or {}
+    label = str(ref)
+
+    def fail(field_name: str, message: str) -> NoReturn:
+        raise InputError(message, file=found.source, obj=label, field=field_name)
+
+    if not isinstance(body, Mapping):
+        fail("spec", "must be a mapping")
+    chart = body.get("chart")
+    if not isinstance(chart, str) or not chart:
+        fail("spec.chart", "is required")
+    version = body.get("version") or "*"
+    if not isinstance(version, str):
+        fail("spec.version", "must be a string")
+    source_ref = body.get("sourceRef")
+    if not isinstance(source_ref, Mapping) or not source_ref.get("name"):
+        fail("spec.sourceRef.name", "is required")
+    kind = source_ref.get("kind")
+    if kind not in ("HelmRepository", "GitRepository", "Bucket"):
+        fail("spec.sourceRef.kind", "must be HelmRepository, GitRepository or Bucket")
+    if body.get("valuesFiles"):
+        fail("spec.valuesFiles", "is not supported in previews yet")
+    # The HelmChart's source lives in the HelmChart's namespace (its sourceRef has none).
+    source = SourceRef(str(kind), ref.namespace, str(source_ref["name"]))
+    resolved = dataclasses.replace(
+        spec, chart=chart, version=version, source=source, chart_ref=None
+    )
+    return resolved, found.source
+
+
+def _with_inputs(unit: RenderedUnit, extra: frozenset[str]) -> RenderedUnit:
+    return (
+        dataclasses.replace(unit, inputs=unit.inputs | extra) if unit.objects is not None else unit
+    )
+
+
+def _located(where: str, prepare: Callable[..., Path], artifact: Any, workdir: Path) -> Path:
+    """Run a chart preparation, naming the release and source in its error."""
+    try:
+        return prepare(artifact, workdir, track_digest=True)
+    except TidegateError as exc:
+        raise TidegateError(f"{where}: {exc}") from None
 
 
 def _referenced(

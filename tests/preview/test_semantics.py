@@ -242,6 +242,21 @@ def test_one_file_change_rerenders_only_its_unit(
     assert changed == [("update", "ConfigMap/web/web-config")]
 
 
+def test_a_first_file_beside_the_bootstrap_directory_misses_the_cache(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    # A fresh `flux bootstrap` leaves only flux-system/ in the cluster directory: its generated
+    # kustomization reads no file there, yet a file added there must be seen.
+    repo, base = new_repo(tmp_path / "repo", flux_cluster())
+    head = commit(repo, {f"{PROD}/settings.yaml": configmap("settings", "apps", a="1")}, "add")
+
+    assert preview(repo, base, base).code == 0
+    out = preview(repo, base, head)
+
+    assert out.code == 1, out.report
+    assert out.changes() == [(PROD, "flux-system", "create", "ConfigMap", "apps/settings")]
+
+
 def test_substitution_follows_the_flux_strategy(
     tmp_path: Path, preview: RunPreview, kustomize_bin: Path, helm_bin: Path
 ) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the OCI client and Flux OCI source semantics."""
