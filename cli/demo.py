@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
                 kustomize=None,
                 helm=None,
                 sandbox=None,
+                **preview.budget_defaults(),
             )
         )
     # The example is meant to change things: exit 1 (changes) is the demo working.

@@ -1,13 +1,17 @@
 """Entry point of the `tidegate` command: parses arguments and dispatches to one subcommand module.
 
 Each subcommand module exposes `register(subparsers)` and sets a `handler` that returns the exit
-code. Errors meant for users (`TidegateError`) are printed as one message, never a traceback.
+code. Errors meant for users (`TidegateError`) are printed as one message, never a traceback; any
+other exception is a Tidegate defect and also ends as exit 2 with one line, with the traceback
+only when the subcommand was given `--debug`. Exit 1 is left to mean what the subcommand says
+(for `preview`: changes found).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from cli import demo, dev, preview
@@ -45,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tidegate: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(
+            f"tidegate: error: internal error ({type(exc).__name__}); --debug shows the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

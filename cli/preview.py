@@ -1,26 +1,39 @@
 """`tidegate preview`: what merging head into base does to each cluster.
 
-Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, or
-a unit that failed to render on either side, or whose source could not be reached unless
-`--unavailable-sources skip`).
+Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, a
+unit that failed to render on either side, or whose source could not be reached unless
+`--unavailable-sources skip`, a budget exceeded, or anything unexpected: 1 means changes and
+nothing else). Budgets are flags here, with their defaults in `core.budgets`, `core.yamlio` and
+the subprocess seam (see docs/security.md). The preview works in one `Workspace`, removed when it
+ends, on SIGTERM and SIGINT too; every message and the report are scrubbed of the Secret values
+the preview met before they are written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import shutil
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from core import preview
+from core import preview, yamlio
+from core.budgets import Budgets, Deadline
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
 from core.fetch import FetchPolicy
 from core.host import sandbox
+from core.host.command import DEFAULT_LIMITS, terminate_all
+from core.host.workspace import Workspace
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
@@ -28,11 +41,49 @@ from core.report import jsonout, markdown
 from core.units import SourceRef
 from devenv import toolchain
 
-__all__ = ["register", "run"]
+__all__ = ["budget_defaults", "register", "run"]
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
+
+_BUDGETS = Budgets()
+_YAML = yamlio.DEFAULT_LIMITS
+_SIZE = re.compile(r"(\d+)\s*([KMG]i?B?|B)?", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """A byte count: `1048576`, `64M`, `64MiB`, `4G`."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (examples: 1048576, 64M, 4G)")
+    unit = (match.group(2) or "").upper()[:1]
+    value = int(match.group(1)) * _UNITS[unit]
+    if value < 1:
+        raise argparse.ArgumentTypeError("a size must be positive")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -107,13 +158,130 @@ def register(subparsers: Any) -> None:
         " it), files (no network rules, for kernels before 6.7) or off (trusted content only);"
         f" default: ${sandbox.ENV_SETTING} or required",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback when Tidegate itself fails"
+    )
+    _budget_flags(parser)
     parser.set_defaults(handler=run)
 
 
+def budget_defaults() -> dict[str, Any]:
+    """The budget flags and `--debug` at their defaults, for commands that call `run` directly."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _budget_flags(parser)
+    parser.add_argument("--debug", action="store_true")
+    return vars(parser.parse_args([]))
+
+
+def _budget_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "budgets", "bounds on a preview of untrusted content (sizes take K, M or G suffixes)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=_BUDGETS.timeout,
+        metavar="SECONDS",
+        help=f"wall-clock time for the whole preview (default: {_BUDGETS.timeout:g})",
+    )
+    group.add_argument(
+        "--max-units",
+        type=_positive,
+        default=_BUDGETS.max_units,
+        metavar="N",
+        help=f"Flux units rendered per revision (default: {_BUDGETS.max_units})",
+    )
+    group.add_argument(
+        "--max-depth",
+        type=_positive,
+        default=_BUDGETS.max_depth,
+        metavar="N",
+        help=f"levels of Flux units below an entry point (default: {_BUDGETS.max_depth})",
+    )
+    group.add_argument(
+        "--tool-timeout",
+        type=_seconds,
+        default=DEFAULT_LIMITS.timeout,
+        metavar="SECONDS",
+        help=f"time for one kustomize or helm run (default: {DEFAULT_LIMITS.timeout:g})",
+    )
+    group.add_argument(
+        "--tool-memory",
+        type=_size,
+        default=DEFAULT_LIMITS.memory,
+        metavar="SIZE",
+        help="address space of one kustomize or helm run "
+        f"(default: {DEFAULT_LIMITS.memory >> 30}G)",
+    )
+    group.add_argument(
+        "--max-tool-output",
+        type=_size,
+        default=DEFAULT_LIMITS.max_output,
+        metavar="SIZE",
+        help=f"stdout of one kustomize or helm run (default: {DEFAULT_LIMITS.max_output >> 20}M)",
+    )
+    group.add_argument(
+        "--max-yaml-bytes",
+        type=_size,
+        default=_YAML.max_bytes,
+        metavar="SIZE",
+        help=f"one YAML file or tool output (default: {_YAML.max_bytes >> 20}M)",
+    )
+    group.add_argument(
+        "--max-yaml-document-bytes",
+        type=_size,
+        default=_YAML.max_document_bytes,
+        metavar="SIZE",
+        help=f"one YAML document (default: {_YAML.max_document_bytes >> 20}M)",
+    )
+    group.add_argument(
+        "--max-yaml-depth",
+        type=_positive,
+        default=_YAML.max_depth,
+        metavar="N",
+        help=f"YAML nesting (default: {_YAML.max_depth}, at most {yamlio.MAX_DEPTH_CEILING})",
+    )
+    group.add_argument(
+        "--max-yaml-alias-nodes",
+        type=_positive,
+        default=_YAML.max_alias_nodes,
+        metavar="N",
+        help=f"nodes YAML aliases add to a document (default: {_YAML.max_alias_nodes})",
+    )
+    group.add_argument(
+        "--max-report-bytes",
+        type=_size,
+        default=_BUDGETS.max_report_bytes,
+        metavar="SIZE",
+        help=f"the JSON report (default: {_BUDGETS.max_report_bytes >> 20}M)",
+    )
+    group.add_argument(
+        "--max-report-chars",
+        type=_positive,
+        default=_BUDGETS.max_report_chars,
+        metavar="N",
+        help=f"the Markdown report (default: {_BUDGETS.max_report_chars})",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a preview and write the report; return the exit code."""
+    """Run a preview and write the report; return the exit code.
+
+    Whatever goes wrong ends as exit 2 with a one-line message scrubbed of Secret values (a
+    traceback only with `--debug`); SIGTERM ends as exit 143 with the workspace removed.
+    """
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+    if args.max_yaml_depth > yamlio.MAX_DEPTH_CEILING:
+        raise InputError(f"--max-yaml-depth may be at most {yamlio.MAX_DEPTH_CEILING}")
+    yamlio.configure(
+        yamlio.YamlLimits(
+            max_bytes=args.max_yaml_bytes,
+            max_document_bytes=args.max_yaml_document_bytes,
+            max_depth=args.max_yaml_depth,
+            max_alias_nodes=args.max_yaml_alias_nodes,
+        )
+    )
     operator = _operator_config(args)
     jail = sandbox.from_setting(args.sandbox)
     if jail.mode != "required":
@@ -123,6 +291,13 @@ def run(args: argparse.Namespace) -> int:
             " render only trusted content\n"
         )
     progress = _Progress() if sys.stderr.isatty() else None
+    budgets = Budgets(
+        timeout=args.timeout,
+        max_units=args.max_units,
+        max_depth=args.max_depth,
+        max_report_bytes=args.max_report_bytes,
+        max_report_chars=args.max_report_chars,
+    )
     settings = RenderSettings(
         sandbox=jail,
         on_render=progress.rendered if progress else None,
@@ -132,6 +307,15 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
+        limits=dataclasses.replace(
+            DEFAULT_LIMITS,
+            timeout=args.tool_timeout,
+            memory=args.tool_memory,
+            max_output=args.max_tool_output,
+            flags=True,
+        ),
+        budgets=budgets,
+        deadline=Deadline(budgets.timeout),
         fetch_policy=FetchPolicy(
             allowed_hosts=frozenset(operator.allow_hosts),
             allow_loopback=bool(operator.allow_loopback),
@@ -144,13 +328,41 @@ def run(args: argparse.Namespace) -> int:
         clusters=tuple(args.path),
         unavailable_sources=operator.unavailable_sources,
     )
+    try:
+        with Workspace() as work_root, _terminated_on_signal(settings):
+            settings = dataclasses.replace(settings, work_root=work_root)
+            return _preview(args, request, settings, progress)
+    except TidegateError as exc:
+        raise TidegateError(settings.known_secrets.scrub(str(exc))) from None
+    except _Terminated:
+        print("tidegate: terminated; work directories removed", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception as exc:
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        message = f"internal error ({type(exc).__name__}: {first}); --debug shows the traceback"
+        raise TidegateError(settings.known_secrets.scrub(message)) from None
+
+
+def _preview(
+    args: argparse.Namespace,
+    request: preview.PreviewRequest,
+    settings: RenderSettings,
+    progress: _Progress | None,
+) -> int:
     with Repository(args.repo) as repo:
         result = preview.run_preview(
             repo, request, settings, progress=progress.phase if progress else None
         )
     if progress:
         progress.finish()
-    report = jsonout.dumps(result) if args.format == "json" else markdown.render(result)
+    if args.format == "json":
+        report = jsonout.dumps(result, max_bytes=settings.budgets.max_report_bytes)
+    else:
+        report = markdown.render(result, limit=settings.budgets.max_report_chars)
+    # The last line of defence: a value that reached the report some other way is cut here.
+    report = settings.known_secrets.scrub(report)
     if args.output:
         try:
             args.output.write_text(report)
@@ -161,6 +373,39 @@ def run(args: argparse.Namespace) -> int:
     if result.failed:
         return EXIT_ERROR
     return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that every `with` unwinds."""
+
+
+@contextmanager
+def _terminated_on_signal(settings: RenderSettings) -> Iterator[None]:
+    """Turn SIGTERM into `_Terminated` while a preview runs; stop pending renders at once.
+
+    SIGINT already raises KeyboardInterrupt. Either way the deadline is cancelled first, so the
+    renders still queued fail immediately instead of running before the workspace is removed.
+    Signal handlers can only be set from the main thread; elsewhere (an embedding server) the
+    caller owns signals and this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if settings.deadline is not None:
+            settings.deadline.cancel()
+        terminate_all()
+        if signum == signal.SIGTERM:
+            raise _Terminated
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Progress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BudgetError",
     "CommandError",
     "GitError",
     "InputError",
@@ -73,3 +74,20 @@ class GitError(TidegateError):
 
 class RenderError(TidegateError):
     """A unit could not be rendered; the message says which file and object."""
+
+
+class BudgetError(TidegateError):
+    """Input or work went over one of the preview's budgets (time, units, depth, sizes).
+
+    The message names the budget and the `tidegate preview` flag that raises it, so a repository
+    that legitimately needs more can get it without reading the code.
+    """
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        self.reason = message
+        self.flag = flag
+        super().__init__(f"{message}; raise it with `tidegate preview {flag}`")
+
+    def at(self, where: str) -> BudgetError:
+        """The same error, saying where it happened (a file, a tool's output)."""
+        return BudgetError(f"{where}: {self.reason}", flag=self.flag)

@@ -5,6 +5,11 @@ revisions, find the cluster entry points, discover and render every unit of each
 revision (through the shared render cache, so unchanged units cost a lookup), and hand both sides
 to the planner. It formats nothing and prints nothing.
 
+The preview's budgets start here: its deadline covers both revisions and every cluster, and each
+revision has one unit allowance for all its clusters (see `core.budgets`). A request that names
+nothing to preview (a `--path` without Flux Kustomizations, or a repository without any cluster
+entry point) is an error, never an empty, passing preview.
+
 Trust for fetching follows the revisions: the base is merged configuration, so it may download
 from any host it names (address rules still apply); the head may download only from the hosts
 the base used (its sources' URLs and the chart hosts it pulled from), the hosts allowed by
@@ -20,8 +25,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from core.budgets import Deadline
 from core.changes import Preview
 from core.config import CONFIG_FILE, FetchConfig, UnavailableSources, parse_fetch_config
+from core.errors import InputError
 from core.fetch import FetchError, allow_list_entry_of
 from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP
@@ -73,11 +80,11 @@ def run_preview(
         else repo.merge_base(head, repo.resolve(repo.default_branch()))
     )
     say = progress or (lambda _message: None)
+    if settings.deadline is None:
+        settings = dataclasses.replace(settings, deadline=Deadline(settings.budgets.timeout))
     specs = discovery.SpecCache()
     base_tree, head_tree = repo.tree(base), repo.tree(head)
-    clusters = list(request.clusters) or sorted(
-        set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree))
-    )
+    clusters = _clusters(repo, request, base_tree, head_tree)
     config = base_config(repo, base_tree)
     trusted = dataclasses.replace(
         settings, fetch_policy=dataclasses.replace(settings.fetch_policy, allowed_hosts=None)
@@ -131,15 +138,44 @@ def _urls(objects: Iterable[Mapping[str, object]]) -> Iterable[str]:
                 yield url
 
 
+def _clusters(
+    repo: Repository, request: PreviewRequest, base_tree: Tree, head_tree: Tree
+) -> list[str]:
+    """The entry points to preview; an error when there is nothing to preview."""
+    if not request.clusters:
+        found = sorted(set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree)))
+        if not found:
+            raise InputError(
+                f"no cluster entry point found: no directory under {discovery.CLUSTERS_DIR}/ "
+                "holds a Flux Kustomization at the base or the head; name one with --path"
+            )
+        return found
+    for path in request.clusters:
+        directory = flux_path(path)
+        if not (_has_flux(repo, base_tree, directory) or _has_flux(repo, head_tree, directory)):
+            raise InputError(
+                f"--path {path}: no Flux Kustomization (kustomize.toolkit.fluxcd.io/v1) in this "
+                "directory at the base or the head, so there is nothing to preview"
+            )
+    return list(request.clusters)
+
+
+def _has_flux(repo: Repository, tree: Tree, directory: str) -> bool:
+    """Tell whether a directory holds a Flux Kustomization at a revision (a cheap text test)."""
+    if not tree.is_dir(directory):
+        return False
+    return any(
+        path.endswith((".yaml", ".yml"))
+        and _FLUX_KUSTOMIZATION.search(repo.read_file(tree, path)) is not None
+        for path in tree.walk(directory)
+    )
+
+
 def find_clusters(repo: Repository, tree: Tree) -> list[str]:
     """Return the directories under clusters/ that hold Flux Kustomizations at a revision."""
 
     def has_flux(directory: str) -> bool:
-        return any(
-            path.endswith((".yaml", ".yml"))
-            and _FLUX_KUSTOMIZATION.search(repo.read_file(tree, path)) is not None
-            for path in tree.walk(directory)
-        )
+        return _has_flux(repo, tree, directory)
 
     def listdir(directory: str) -> list[str]:
         if not tree.is_dir(directory):
@@ -160,9 +196,10 @@ def render_revision(
 ) -> dict[str, ClusterRender]:
     """Discover and render every unit of each cluster present at one revision."""
     renderer = UnitRenderer(settings, Artifacts(tree, repo.read_blob), pool=pool)
+    allowance = discovery.UnitAllowance(settings.budgets)
     try:
         return {
-            path: discovery.discover_cluster(path, renderer, specs)
+            path: discovery.discover_cluster(path, renderer, specs, allowance=allowance)
             for path in clusters
             if tree.is_dir(flux_path(path))
         }

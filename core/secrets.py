@@ -17,18 +17,22 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
     "MASK",
     "MASK_AFTER",
     "MASK_BEFORE",
+    "KnownValues",
     "Masker",
+    "contains_token",
     "display_pair",
     "is_secret",
     "is_token",
     "strip_tokens",
+    "values_in",
 ]
 
 MASK = "***"
@@ -50,6 +54,11 @@ def is_secret(obj: Mapping[str, Any]) -> bool:
 def is_token(value: object) -> bool:
     """Tell whether a value is a mask token produced by `Masker`."""
     return isinstance(value, str) and value.startswith(_TOKEN_PREFIX)
+
+
+def contains_token(value: str) -> bool:
+    """Tell whether a string holds a mask token anywhere (a Secret-derived value)."""
+    return _TOKEN_PREFIX in value
 
 
 _TOKEN_TEXT = re.compile(re.escape(_TOKEN_PREFIX) + r"(?:[0-9a-f]{32}|sops)")
@@ -78,8 +87,9 @@ class Masker:
     and must never be written anywhere readable by others.
     """
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, *, known: KnownValues | None = None) -> None:
         self._key = key if key is not None else secrets.token_bytes(32)
+        self._known = known
 
     def token(self, value: bytes) -> str:
         """Return the mask token of one cleartext value."""
@@ -100,7 +110,10 @@ class Masker:
             for key, value in values.items():
                 # stringData folds into data (as the API server does), so both spellings of one
                 # value produce the same token.
-                data[str(key)] = _SOPS_TOKEN if sops else self.token(_raw_bytes(field, value))
+                raw = _raw_bytes(field, value)
+                if self._known is not None and not sops:
+                    self._known.add(raw)
+                data[str(key)] = _SOPS_TOKEN if sops else self.token(raw)
         masked.pop("stringData", None)
         if data or "data" in obj:
             masked["data"] = data
@@ -124,3 +137,76 @@ def _raw_bytes(field: str, value: object) -> bytes:
             # Invalid base64 would be rejected by the API server; mask the text itself.
             return text.encode()
     return text.encode()
+
+
+# Values shorter than this are not scrubbed from free text: masking every "a" or "1" in an error
+# message would make it unreadable while protecting nothing a guess would not find.
+_SCRUB_MIN = 4
+
+
+class KnownValues:
+    """Cleartext Secret values met during one preview, to scrub them from free text.
+
+    Tool error text can quote a Secret value (kustomize quotes the node a replacement failed on),
+    and such text never passes through `Masker.mask_object`. Every value the masker sees, and every
+    value found in the inputs of a unit that failed, is kept here (in memory only) so that error
+    messages and reports can be scrubbed of it, as text and in base64, line by line for multi-line
+    values. Thread-safe: renders add values from worker threads.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: bytes) -> None:
+        """Remember one cleartext value."""
+        text = value.decode(errors="replace")
+        forms = {text, text.strip(), base64.b64encode(value).decode()}
+        forms.update(line.strip() for line in text.splitlines())
+        kept = {form for form in forms if len(form) >= _SCRUB_MIN}
+        with self._lock:
+            if not kept <= self._values:
+                self._values |= kept
+                self._pattern = None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def scrub(self, text: str) -> str:
+        """Return `text` with every known value replaced by `***`."""
+        with self._lock:
+            if not self._values:
+                return text
+            if self._pattern is None:
+                # Longest first, so a value is never left half-replaced by one of its lines.
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            pattern = self._pattern
+        return pattern.sub(MASK, text)
+
+
+def values_in(documents: Iterable[Any]) -> list[bytes]:
+    """Return the cleartext values of the Secrets and secret generators among parsed documents.
+
+    Covers Secret `data` (base64) and `stringData`, and kustomize `secretGenerator` `literals`
+    (`key=value`); generator `files` and `envs` are files, which the caller reads and passes in as
+    documents of their own when it wants them.
+    """
+    found: list[bytes] = []
+    for doc in documents:
+        if not isinstance(doc, Mapping):
+            continue
+        if doc.get("kind") == "Secret":
+            for field in _VALUE_FIELDS:
+                values = doc.get(field)
+                if isinstance(values, Mapping):
+                    found.extend(_raw_bytes(field, value) for value in values.values())
+        for generator in doc.get("secretGenerator") or []:
+            if not isinstance(generator, Mapping):
+                continue
+            for literal in generator.get("literals") or []:
+                _, sep, value = str(literal).partition("=")
+                if sep:
+                    found.append(value.encode())
+    return found

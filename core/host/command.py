@@ -1,8 +1,12 @@
 """The only place the engine starts a subprocess.
 
 Repository content is untrusted, so every tool (git, kustomize, helm) runs through `run`, which
-bounds its time and memory, gives it a minimal environment, captures its output and turns any
-failure into a `CommandError` with the tail of stderr. Callers never touch `subprocess` directly.
+bounds its time, memory and output, gives it a minimal environment, captures its output and turns
+any failure into a `CommandError` with a short reason: the tail of stderr, cut before a Go
+goroutine dump, or "ran out of memory (limit 4 GiB)" / "was killed by signal SIGKILL" when that is
+what happened. Output over its budget kills the tool and raises `BudgetError`. Running tools
+are known, so `terminate_all` can stop them when the preview itself is told to stop. Callers never
+touch `subprocess` directly.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import contextlib
 import os
 import resource
 import selectors
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -20,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from core.errors import CommandError
+from core.errors import BudgetError, CommandError
 
-__all__ = ["DEFAULT_LIMITS", "Confinement", "Coprocess", "Limits", "run"]
+__all__ = ["DEFAULT_LIMITS", "Confinement", "Coprocess", "Limits", "run", "terminate_all"]
 
 # The environment a tool sees: enough to run, nothing of the caller's credentials.
 _PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
@@ -38,6 +44,10 @@ class Limits:
     """Address-space limit in bytes (Go tools need headroom above their heap)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Variables added to the minimal environment."""
+    max_output: int = 64 << 20
+    """Bytes of stdout before the process is killed (a tiny chart can print gigabytes)."""
+    flags: bool = False
+    """Whether these bounds come from `tidegate preview`'s flags, which messages then name."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -67,37 +77,183 @@ def run(
     ok_codes: Sequence[int] = (0,),
     confine: Confinement | None = None,
 ) -> bytes:
-    """Run a command and return its stdout; raise `CommandError` on any failure.
+    """Run a command and return its stdout.
 
     With `confine`, the command runs in the sandbox, which also applies the memory limit (in the
     child, after fork and before exec, where `preexec_fn` would be unsafe with threads).
+
+    Raises:
+        CommandError: the command could not start, failed, timed out or was killed.
+        BudgetError: it printed more than `limits.max_output` bytes.
     """
     command = confine.wrap(argv, limits.memory) if confine is not None else list(argv)
     try:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             command,
             cwd=cwd,
-            input=stdin,
-            capture_output=True,
-            timeout=limits.timeout,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=_environment(limits),
             preexec_fn=None if confine is not None else _limit_memory(limits.memory),
-            check=False,
         )
     except FileNotFoundError as exc:
         raise CommandError(argv, "is not installed or not on PATH") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(
-            argv, f"timed out after {limits.timeout:g}s", stderr=_text(exc.stderr)
-        ) from exc
     except OSError as exc:
         raise CommandError(argv, f"could not start: {exc.strerror}") from exc
-    if done.returncode not in ok_codes:
-        where = " in the sandbox" if confine is not None else ""
-        raise CommandError(
-            argv, f"failed (exit {done.returncode}){where}", stderr=_text(done.stderr)
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    try:
+        stdout, stderr, problem = _collect(proc, stdin, limits)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+    if problem == "output":
+        raise BudgetError(
+            f"{_name(argv)} printed more than {_mib(limits.max_output)} of output",
+            flag="--max-tool-output",
         )
-    return done.stdout
+    if problem == "timeout":
+        raise CommandError(
+            argv,
+            f"timed out after {limits.timeout:g}s{_hint(limits, '--tool-timeout')}",
+            stderr=_summary(stderr),
+        )
+    code = proc.returncode
+    if code in ok_codes:
+        return stdout
+    if _out_of_memory(code, stderr):
+        raise CommandError(
+            argv,
+            f"ran out of memory (limit {_gib(limits.memory)}{_hint(limits, '--tool-memory')})",
+        )
+    if code < 0:
+        raise CommandError(
+            argv,
+            f"was killed by signal {_signal_name(-code)} (its memory limit is "
+            f"{_gib(limits.memory)})",
+        )
+    where = " in the sandbox" if confine is not None else ""
+    raise CommandError(argv, f"failed (exit {code}){where}", stderr=_summary(stderr))
+
+
+# Tools running now, so that a preview told to stop can stop them at once.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+# Bytes of stderr kept at its start and at its end: a tool may print gigabytes there too.
+_STDERR_KEEP = 64 << 10
+_ELIDED = b"\n[...]\n"
+
+
+def terminate_all() -> None:
+    """Kill every tool `run` has started and not yet reaped (on SIGTERM or SIGINT)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], stdin: bytes | None, limits: Limits
+) -> tuple[bytes, bytes, str]:
+    """Read stdout (up to the budget) and the tail of stderr until the process ends.
+
+    Returns stdout, stderr and the problem that stopped it early: "", "output" or "timeout".
+    """
+    if proc.stdout is None or proc.stderr is None:  # never with PIPE; narrows the types
+        raise CommandError([], "could not start: no pipes")
+    if stdin is not None and proc.stdin is not None:
+        writer = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
+        writer.start()
+    deadline = time.monotonic() + limits.timeout
+    out = bytearray()
+    err = bytearray()
+    problem = ""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                problem = "timeout"
+                break
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer: bytearray = key.data
+                buffer += chunk
+                if buffer is err and len(err) > 3 * _STDERR_KEEP:
+                    # Keep the start (Go's fatal errors) and the end (most tools' errors).
+                    del err[_STDERR_KEEP:-_STDERR_KEEP]
+                    err[_STDERR_KEEP:_STDERR_KEEP] = _ELIDED
+            if len(out) > limits.max_output:
+                problem = "output"
+                break
+    if problem:
+        proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    return bytes(out), bytes(err), problem
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.close()
+
+
+# What Go's runtime (and Python's) print when an allocation or an address-space reservation
+# fails; under an address-space limit, running out shows as any of these.
+_OOM_MARKERS = (
+    b"out of memory",
+    b"cannot allocate memory",
+    b"failed to reserve page summary memory",
+    b"cannot reserve arena",
+    b"MemoryError",
+)
+
+
+def _out_of_memory(code: int, stderr: bytes) -> bool:
+    """Tell a tool that hit its memory limit: Go aborts with "runtime: out of memory"."""
+    return code != 0 and any(marker in stderr for marker in _OOM_MARKERS)
+
+
+def _summary(stderr: bytes) -> str:
+    """The useful part of stderr: the end, before any Go goroutine dump."""
+    text = _text(stderr)
+    for marker in ("\ngoroutine ", "\nruntime stack:", "\n[signal "):
+        at = text.find(marker)
+        if at >= 0:
+            text = text[:at]
+    return text.strip()
+
+
+def _hint(limits: Limits, flag: str) -> str:
+    return f"; raise it with `tidegate preview {flag}`" if limits.flags else ""
+
+
+def _name(argv: Sequence[str]) -> str:
+    return argv[0].rsplit("/", 1)[-1] if argv else "command"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB" if size >= 1 << 20 else f"{size} bytes"
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):g} GiB" if size >= 1 << 30 else _mib(size)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _text(data: bytes | str | None) -> str:

@@ -5,7 +5,9 @@ local archives: this module opens no network connection. `chart_from_source` cop
 chart out of the repository; `merge_values` merges `valuesFrom` documents and `spec.values` in
 Flux's order; and `render_helm_release` runs `helm template` offline (empty repository and registry
 configuration, helm's homes in the work directory, no hooks, no tests), applies
-`postRenderers[].kustomize` through kustomize, puts namespaced objects without a namespace into the
+`postRenderers[].kustomize` through kustomize, flattens Lists into their items (as helm's apply
+does: any document with an `items` array is a list to Kubernetes' decoder, so a Secret wrapped in a
+`v1/List` is applied, and masked, as a Secret), puts namespaced objects without a namespace into the
 release namespace (as helm install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and
 `.../namespace` labels and masks Secret values. It never reads Secret values, never writes outside
 its work or cache directories and never shows their paths in messages.
@@ -13,6 +15,7 @@ its work or cache directories and never shows their paths in messages.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
-from core.errors import CommandError, InputError, RenderError
+from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
@@ -40,6 +43,8 @@ __all__ = [
 
 _LABEL_NAME = "helm.toolkit.fluxcd.io/name"
 _LABEL_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+_LIST_NESTING = 10
+"""Lists inside Lists flattened before the render fails; real charts nest none."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,7 +71,7 @@ def _helm_limits(limits: Limits, home: Path) -> Limits:
         "HELM_REGISTRY_CONFIG": str(registry),
         "HELM_PLUGINS": str(home / "plugins"),
     }
-    return Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+    return dataclasses.replace(limits, env=env)
 
 
 def chart_inputs(source: FileSource, path: str) -> tuple[str, ...]:
@@ -407,8 +412,10 @@ def _finish(
         docs = [d for d in yamlio.load_all(output) if d is not None]
     except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: the chart produced invalid YAML") from exc
+    except BudgetError as exc:
+        raise exc.at(f"{where}: the chart's output") from None
     objects: list[RawObject] = []
-    for doc in docs:
+    for doc in _flatten(docs, where):
         if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
             raise RenderError(f"{where}: the chart produced an object without apiVersion or kind")
         meta = doc.get("metadata")
@@ -433,6 +440,22 @@ def _finish(
         masked = masker.mask_object(obj)
         manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
     return tuple(manifests)
+
+
+def _flatten(docs: Sequence[Any], where: str, level: int = 0) -> list[Any]:
+    """Replace every List by its items, recursively, as Kubernetes' decoder reads them."""
+    flat: list[Any] = []
+    for doc in docs:
+        items = doc.get("items") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            flat.append(doc)
+            continue
+        if level >= _LIST_NESTING:
+            raise RenderError(
+                f"{where}: the chart produced Lists nested more than {_LIST_NESTING} levels deep"
+            )
+        flat.extend(_flatten([item for item in items if item is not None], where, level + 1))
+    return flat
 
 
 def _scrub(text: str, workdir: Path) -> str:

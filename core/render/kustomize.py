@@ -16,6 +16,7 @@ through unmasked.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
-from core.errors import CommandError, InputError, RenderError
+from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
@@ -193,6 +194,8 @@ def _check_kubernetes_yaml(source: FileSource, path: str) -> None:
     except yamlio.YAMLError:
         problem = "invalid YAML"
         docs = []
+    except BudgetError as exc:
+        raise exc.at(path) from None
     for doc in docs:
         if doc is None:
             continue
@@ -257,7 +260,7 @@ def _build(
         "XDG_CONFIG_HOME": str(home / ".config"),
         "TMPDIR": str(home),
     }
-    bounded = Limits(timeout=limits.timeout, memory=limits.memory, env=env)
+    bounded = dataclasses.replace(limits, env=env)
     argv = [str(kustomize), "build", str(tree / root), "--load-restrictor", LOAD_RESTRICTOR]
     confine = sandbox.confine(read=[tree], write=[home])
     try:
@@ -326,6 +329,8 @@ def _parse(output: bytes, root: str, where: str, keep_origin: bool) -> list[tupl
         docs = [d for d in yamlio.load_all(output) if d is not None]
     except yamlio.YAMLError as exc:
         raise RenderError(f"{where}: kustomize output is not valid YAML") from exc
+    except BudgetError as exc:
+        raise exc.at(f"{where}: the output of kustomize build") from None
     parsed: list[tuple[RawObject, str]] = []
     for doc in docs:
         if not isinstance(doc, dict):

@@ -4,8 +4,14 @@
 the objects rendered so far in the cluster. For each spec it resolves the source (this repository,
 or a directory given for another source), the `postBuild` variables or `valuesFrom` documents from
 objects already rendered (returning `Pending` while they do not exist yet), and then either reuses
-a cached render or renders with kustomize or helm in a worker thread. Any `TidegateError` becomes a
-failed unit whose message names the file and object: failures are data, never exceptions.
+a cached render or renders with kustomize or helm in a worker thread. Any error, ours or not,
+becomes a failed unit with a one-line message naming the file and object: failures are data,
+never exceptions.
+
+Budgets apply here: no render starts after the preview's deadline, every tool's time bound is cut
+to what is left of it, and a render whose objects the API server would refuse by name, or whose
+name or namespace derives from a Secret value, fails instead of being shown. Error messages are
+scrubbed of every Secret value known to the preview before they leave this module.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core import secrets, yamlio
+from core import names, secrets, yamlio
+from core.budgets import Budgets, Deadline
 from core.errors import InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
@@ -28,6 +35,8 @@ from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.render import helm, kustomize, ocisource
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.render.leaks import secret_values
+from core.render.walk import kustomize_inputs
 from core.repo.artifacts import Artifacts
 from core.repo.discovery import Pending, UnitSpec
 from core.repo.generator import GENERATOR_GROUP, GENERATOR_KIND, GeneratorSpec, parse_generator
@@ -39,6 +48,7 @@ from core.units import (
     KustomizationSpec,
     RenderedUnit,
     SourceRef,
+    source_path,
 )
 
 __all__ = ["RenderSettings", "UnitRenderer"]
@@ -67,6 +77,13 @@ class RenderSettings:
     """Units actually rendered (cache misses), for reporting and tests."""
     on_render: Callable[[str], None] | None = field(default=None, compare=False)
     """Called from a worker thread after each actual render, with the unit's name (progress)."""
+    work_root: Path | None = None
+    """Where work directories go (a preview's `Workspace`); None means the temporary directory."""
+    budgets: Budgets = field(default_factory=Budgets)
+    deadline: Deadline | None = field(default=None, compare=False)
+    """When the whole preview must be done; set by the preview when it starts."""
+    known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
+    """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
     sandbox: Sandbox | None = None
     """Confinement of kustomize and helm; None means the operator's setting (see
     `core.host.sandbox.from_setting`), which is the full sandbox unless set otherwise."""
@@ -96,7 +113,7 @@ class UnitRenderer:
         self.settings = settings
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
-        self.masker = secrets.Masker(settings.cache.masking_key())
+        self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
         self.oci = ocisource.OCISources(settings.fetch_policy, settings.cache.root / "oci")
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
@@ -132,22 +149,112 @@ class UnitRenderer:
     ) -> Callable[[], RenderedUnit] | RenderedUnit | Pending:
         """Resolve everything that depends on other units; return the render to run."""
         try:
+            self._check_deadline()
             if (
                 isinstance(spec, KustomizationSpec)
                 and spec.source.kind == "OCIRepository"
                 and spec.source not in self.settings.sources
             ):
-                return self._oci_kustomization(spec, objects)
+                return self._guarded(spec, None, self._oci_kustomization(spec, objects))
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
-                return self._kustomization(spec, source, objects)
-            return self._helm_release(spec, source, objects, self_source)
+                return self._guarded(spec, source, self._kustomization(spec, source, objects))
+            return self._guarded(
+                spec, source, self._helm_release(spec, source, objects, self_source)
+            )
         except _Missing as missing:
             return Pending(missing.what, missing.message)
         except ocisource.MissingSource as missing:
             return Pending(str(missing.ref))
-        except TidegateError as exc:
-            return _failure(spec, str(exc))
+        except Exception as exc:
+            return self._failed(spec, exc)
+
+    def _check_deadline(self) -> None:
+        if self.settings.deadline is not None:
+            self.settings.deadline.check()
+
+    def _limits(self) -> Limits:
+        """The tool bounds, with the time cut to what is left of the preview."""
+        limits = self.settings.limits
+        if self.settings.deadline is None:
+            return limits
+        return dataclasses.replace(limits, timeout=self.settings.deadline.bound(limits.timeout))
+
+    def _guarded(
+        self,
+        spec: UnitSpec,
+        source: FileSource | None,
+        job: Callable[[], RenderedUnit] | RenderedUnit,
+    ) -> Callable[[], RenderedUnit] | RenderedUnit:
+        """Wrap a render so that it checks its result and turns any failure into a failed unit.
+
+        Cached renders are checked too: the check is cheap, and a cache filled before it existed
+        must not bypass it.
+        """
+        if not callable(job):
+            return job if job.error is not None else self._checked(spec, job)
+
+        def run() -> RenderedUnit:
+            try:
+                self._check_deadline()
+                result = job()
+            except Exception as exc:
+                return self._failed(spec, exc, source)
+            if result.error is not None:
+                # Keep what the render recorded (an unavailable source, say); scrub the reason.
+                reason = self._reason(spec, TidegateError(result.error), source)
+                return dataclasses.replace(result, error=reason)
+            return self._checked(spec, result)
+
+        return run
+
+    def _checked(self, spec: UnitSpec, result: RenderedUnit) -> RenderedUnit:
+        """Fail a render whose objects the API server would refuse, or that would show a token."""
+        objects = result.objects or {}
+        for ref in objects:
+            problem = _identity_problem(ref)
+            if problem:
+                origin = objects[ref].source
+                where = f" (in {origin})" if origin else ""
+                return self._failed(
+                    spec, TidegateError(f"{spec.unit}: {ref.kind}{where}: {problem}")
+                )
+        return result
+
+    def _failed(
+        self, spec: UnitSpec, exc: Exception, source: FileSource | None = None
+    ) -> RenderedUnit:
+        """A failed unit with a one-line, Secret-free reason."""
+        return _failure(spec, self._reason(spec, exc, source))
+
+    def _reason(self, spec: UnitSpec, exc: Exception, source: FileSource | None = None) -> str:
+        """The one-line, Secret-free reason a unit failed."""
+        deadline = self.settings.deadline
+        if deadline is not None and deadline.expired:
+            # A tool cut short by the deadline reports a timeout; the budget is the real cause.
+            message = f"{spec.unit}: {deadline.error()}"
+        elif isinstance(exc, TidegateError):
+            # Errors raised below the renderers (a budget, say) do not know the unit yet.
+            message = str(exc) if str(spec.unit) in str(exc) else f"{spec.unit}: {exc}"
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            message = f"{spec.unit}: internal error ({type(exc).__name__}: {first})"
+        if source is not None and isinstance(spec, KustomizationSpec):
+            self._learn_secrets(spec, source)
+        return self.settings.known_secrets.scrub(message)
+
+    def _learn_secrets(self, spec: KustomizationSpec, source: FileSource) -> None:
+        """Collect the Secret values in a failed Kustomization's inputs, to scrub its error.
+
+        Only on failure: a tool's error text may quote a Secret the build never got to output,
+        and so the masker never saw. Best effort: what cannot be read holds nothing to learn.
+        """
+        try:
+            files = kustomize_inputs(source, source_path(spec.path))
+        except Exception:
+            return
+        for value in secret_values(source, files):
+            self.settings.known_secrets.add(value)
 
     def _source_for(
         self,
@@ -189,6 +296,8 @@ class UnitRenderer:
         directory = self.settings.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
+        if isinstance(spec, KustomizationSpec):
+            _check_external_artifact_gate(spec, ref, objects)
         generator = self._generator_for(ref, objects)
         if generator is None:
             raise _Missing(
@@ -287,7 +396,9 @@ class UnitRenderer:
 
         def render() -> RenderedUnit:
             try:
-                with tempfile.TemporaryDirectory(prefix="tidegate-ks-") as workdir:
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-ks-", dir=self.settings.work_root
+                ) as workdir:
                     result = kustomize.render_kustomization(
                         spec,
                         source,
@@ -296,7 +407,7 @@ class UnitRenderer:
                         masker=self.masker,
                         variables=variables,
                         secret_variables=secret_names,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         allowed_remotes=self.settings.allowed_remotes,
                         sandbox=self.settings.sandbox,
                     )
@@ -342,7 +453,9 @@ class UnitRenderer:
         def render() -> RenderedUnit:
             try:
                 chart_crds: set[ObjectRef] = set()
-                with tempfile.TemporaryDirectory(prefix="tidegate-hr-") as workdir:
+                with tempfile.TemporaryDirectory(
+                    prefix="tidegate-hr-", dir=self.settings.work_root
+                ) as workdir:
                     chart = make_chart(Path(workdir))
                     manifests = helm.render_helm_release(
                         spec,
@@ -352,7 +465,7 @@ class UnitRenderer:
                         workdir=Path(workdir),
                         masker=self.masker,
                         kube_version=self.settings.kube_version,
-                        limits=self.settings.limits,
+                        limits=self._limits(),
                         kustomize=self.settings.kustomize,
                         sandbox=self.settings.sandbox,
                         chart_crds=chart_crds,
@@ -455,6 +568,43 @@ class _Missing(Exception):  # noqa: N818 - control flow, never shown
         super().__init__(what)
         self.what = what
         self.message = message
+
+
+_KUSTOMIZE_CONTROLLER = ObjectRef("apps", "Deployment", "flux-system", "kustomize-controller")
+
+
+def _check_external_artifact_gate(
+    spec: KustomizationSpec, ref: SourceRef, objects: Mapping[ObjectRef, Manifest]
+) -> None:
+    """Fail a Kustomization Flux would deny its ExternalArtifact source.
+
+    kustomize-controller reads ExternalArtifacts only with `--feature-gates=ExternalArtifact=true`
+    (what `flux bootstrap --components-extra=source-watcher` sets); without it the Kustomization
+    never reconciles. The controller's Deployment is checked when this repository renders it.
+    """
+    controller = objects.get(_KUSTOMIZE_CONTROLLER)
+    if controller is None:
+        return
+    template = ((controller.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    args = [
+        str(arg)
+        for container in template.get("containers") or []
+        if isinstance(container, Mapping)
+        for arg in container.get("args") or []
+    ]
+    gates = [
+        gate.strip()
+        for arg in args
+        if arg.startswith("--feature-gates=")
+        for gate in arg.removeprefix("--feature-gates=").split(",")
+    ]
+    if "ExternalArtifact=true" not in gates:
+        where = f" (defined in {controller.source})" if controller.source else ""
+        raise TidegateError(
+            f"{spec.unit}: Flux denies its source {ref}: kustomize-controller{where} runs without "
+            "--feature-gates=ExternalArtifact=true (flux bootstrap --components-extra="
+            "source-watcher sets it)"
+        )
 
 
 def _spaced(ref: SourceRef) -> str:
@@ -664,6 +814,20 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
         upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
         chart_crds=render.chart_crds,
+    )
+
+
+def _identity_problem(ref: ObjectRef) -> str | None:
+    """Say why an object's name or namespace cannot be previewed, or None when both are fine."""
+    if secrets.contains_token(ref.name) or secrets.contains_token(ref.namespace):
+        field_name = "metadata.name" if secrets.contains_token(ref.name) else "metadata.namespace"
+        return (
+            f"{field_name} is derived from a Secret value (postBuild.substituteFrom a Secret); "
+            "a preview cannot show it without revealing the value, and Flux would apply an "
+            "object named after a secret: take names from a ConfigMap or spec.postBuild.substitute"
+        )
+    return names.name_problem(ref.group, ref.kind, ref.name) or names.namespace_problem(
+        ref.namespace
     )
 
 

@@ -39,15 +39,18 @@ class Artifacts:
         self._generated: dict[tuple[object, ...], tuple[GeneratorSpec, FileView]] = {}
 
     def repository(self, spec_ignore: str | None = None) -> FileView:
-        """The repository's GitRepository artifact under its ignore rules."""
+        """The repository's GitRepository artifact: no symlinks, and under its ignore rules."""
         with self._lock:
             found = self._repository.get(spec_ignore)
             if found is None:
                 files = self.tree
+                # Flux archives no symlinks (fluxcd/pkg's Archive skips them). The view still
+                # knows them, so a build that names one is refused saying why.
+                links = frozenset(path for path in files if files.mode(path) == SYMLINK_MODE)
+                regular = [path for path in files if path not in links]
                 kept = sourceignore.included(
-                    files, lambda path: self.read_blob(files[path]), spec_ignore
+                    regular, lambda path: self.read_blob(files[path]), spec_ignore
                 )
-                links = [p for p in kept if files.mode(p) == SYMLINK_MODE]
                 found = FileView(
                     "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
                 )

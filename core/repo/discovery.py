@@ -6,6 +6,12 @@ unit of its own, rendered in turn, breadth first, until no new units appear. Ren
 (`RenderUnit`), so this module decides only *what* to render and in which order: it holds the
 rules for the root unit, for duplicates, for substitution sources that a sibling produces, and for
 `dependsOn` cycles. It performs no I/O of its own.
+
+It also holds the budgets on the shape of a cluster, because a hostile repository can make
+discovery itself endless: a unit nested deeper than the depth budget, a unit over the revision's
+unit budget, a unit whose name the API server would refuse, and a unit that renders the same
+source and path as one of its ancestors (a Kustomization rendering a renamed copy of itself) each
+fail on their own, with a message naming the cause, instead of being rendered.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.errors import InputError
+from core import names
+from core.budgets import Budgets
+from core.errors import BudgetError, InputError
 from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
@@ -39,6 +47,7 @@ __all__ = [
     "Pending",
     "RenderUnit",
     "SpecCache",
+    "UnitAllowance",
     "UnitSpec",
     "discover_cluster",
     "find_cluster_paths",
@@ -62,6 +71,27 @@ class Pending:
     what: str
     message: str | None = None
     """The whole message when it never appears, if better than "`what` was not found"."""
+
+
+class UnitAllowance:
+    """How many more units a revision may render, shared by all its clusters."""
+
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+        self.used = 0
+
+    def take(self, wanted: int) -> int:
+        """Reserve up to `wanted` units; return how many were granted."""
+        granted = max(0, min(wanted, self.budgets.max_units - self.used))
+        self.used += granted
+        return granted
+
+    def error(self) -> BudgetError:
+        """The reason a unit over the budget fails."""
+        return BudgetError(
+            f"the revision has more than {self.budgets.max_units} Flux units",
+            flag="--max-units",
+        )
 
 
 class _Rendered(Mapping[ObjectRef, Manifest]):
@@ -163,20 +193,27 @@ class SpecCache:
 
 
 def discover_cluster(
-    path: str, render: RenderUnit, specs: SpecCache | None = None
+    path: str,
+    render: RenderUnit,
+    specs: SpecCache | None = None,
+    *,
+    allowance: UnitAllowance | None = None,
 ) -> ClusterRender:
-    """Render every unit reachable from one cluster entry point."""
-    walker = _Walker(path, render, specs or SpecCache())
+    """Render every unit reachable from one cluster entry point, within the unit budgets."""
+    walker = _Walker(path, render, specs or SpecCache(), allowance or UnitAllowance(Budgets()))
     return walker.run()
 
 
 class _Walker:
     """One breadth-first discovery of a cluster."""
 
-    def __init__(self, path: str, render: RenderUnit, specs: SpecCache) -> None:
+    def __init__(
+        self, path: str, render: RenderUnit, specs: SpecCache, allowance: UnitAllowance
+    ) -> None:
         self.path = flux_path(path)
         self.render = render
         self.parsed = specs
+        self.allowance = allowance
         self.context = _Context()
         self.units: dict[UnitRef, RenderedUnit] = {}
         self.specs: dict[UnitRef, UnitSpec] = {}
@@ -187,8 +224,13 @@ class _Walker:
         if root is None:
             return ClusterRender(self.path, dict(self.units), tuple(self.errors))
         queue = self._children(root)
+        depth = 1
         while queue:
+            if depth > self.allowance.budgets.max_depth:
+                self._fail_all(queue, self._too_deep(depth))
+                break
             queue = self._render_level(queue)
+            depth += 1
         self.errors.extend(_cycles(self.specs))
         return ClusterRender(self.path, dict(sorted(self.units.items())), tuple(self.errors))
 
@@ -215,7 +257,7 @@ class _Walker:
                 spec = self.parsed.parse(manifest)
             except InputError:
                 continue
-            if isinstance(spec, KustomizationSpec) and source_path(spec.path) == self.path:
+            if isinstance(spec, KustomizationSpec) and _path_of(spec) == self.path:
                 return spec
         return None
 
@@ -268,6 +310,10 @@ class _Walker:
                 continue
             if spec.unit == unit.unit or self._is_root(spec):
                 continue
+            problem = self._replicates(spec, unit.unit) or _unit_name_problem(spec)
+            if problem:
+                self._record_failure(spec.unit, unit.unit, _defined_in(problem, spec))
+                continue
             if spec.unit in self.specs or spec.unit in seen:
                 self.errors.append(
                     f"{spec.unit} is defined twice (in {spec.file or 'unknown file'}); "
@@ -279,7 +325,40 @@ class _Walker:
         return found
 
     def _is_root(self, spec: UnitSpec) -> bool:
-        return isinstance(spec, KustomizationSpec) and source_path(spec.path) == self.path
+        return isinstance(spec, KustomizationSpec) and _path_of(spec) == self.path
+
+    def _replicates(self, spec: UnitSpec, parent: UnitRef) -> str | None:
+        """Name the ancestor that already renders this unit's source and path, if one does.
+
+        Such a unit renders itself again on every level (with a new name each time, once a
+        prefix or a substituted name is involved), so discovery would never end.
+        """
+        build = _build_of(spec)
+        ancestor: UnitRef | None = parent
+        while ancestor is not None:
+            known = self.specs.get(ancestor)
+            if known is not None and _build_of(known) == build:
+                return (
+                    f"{spec.unit} renders {build[1] or '.'} of {build[0]}, which its ancestor "
+                    f"{ancestor} already renders: a unit that renders a copy of itself never "
+                    "ends, so it is not rendered"
+                )
+            above = self.units.get(ancestor)
+            ancestor = above.parent if above is not None else None
+        return None
+
+    def _too_deep(self, depth: int) -> str:
+        return str(
+            BudgetError(
+                f"it is nested {depth} levels below the cluster entry point, more than the "
+                f"depth budget of {self.allowance.budgets.max_depth}",
+                flag="--max-depth",
+            )
+        )
+
+    def _fail_all(self, queue: Sequence[tuple[UnitSpec, UnitRef]], reason: str) -> None:
+        for spec, parent in queue:
+            self._record(spec, _failed(spec, parent, f"{spec.unit}: {reason}"))
 
     def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
         self.units[ref] = RenderedUnit(
@@ -290,7 +369,10 @@ class _Walker:
         self, queue: list[tuple[UnitSpec, UnitRef]]
     ) -> list[tuple[UnitSpec, UnitRef]]:
         """Render one level; retry units waiting on a sibling's objects while progress is made."""
-        waiting = queue
+        granted = self.allowance.take(len(queue))
+        if granted < len(queue):
+            self._fail_all(queue[granted:], str(self.allowance.error()))
+        waiting = queue[:granted]
         children: list[tuple[UnitSpec, UnitRef]] = []
         while waiting:
             results = self.render([s for s, _ in waiting], self.context.objects, self._source())
@@ -303,10 +385,15 @@ class _Walker:
                     self._record(spec, rendered)
                     children.extend(self._children(rendered))
             if len(still) == len(waiting):
-                # Nothing rendered this round: what the rest waits for will never appear.
-                for (spec, parent), result in zip(waiting, results, strict=True):
-                    if isinstance(result, Pending):
-                        self._record(spec, _failed(spec, parent, self._never_found(result)))
+                # Nothing rendered this round: what the rest waits for will never appear. The
+                # messages are decided first, so no unit is blamed on another that only waited.
+                stuck = [
+                    (spec, parent, self._never_found(result))
+                    for (spec, parent), result in zip(waiting, results, strict=True)
+                    if isinstance(result, Pending)
+                ]
+                for spec, parent, message in stuck:
+                    self._record(spec, _failed(spec, parent, message))
                 break
             waiting = still
         return children
@@ -315,6 +402,30 @@ class _Walker:
 def _is_unit_ref(ref: ObjectRef) -> bool:
     """Tell from its identity whether an object is a Flux Kustomization or HelmRelease."""
     return (ref.group, ref.kind) in _UNIT_KINDS
+
+
+def _path_of(spec: KustomizationSpec) -> str:
+    """The path a Kustomization builds, as Flux joins it to the artifact root."""
+    return source_path(spec.path)
+
+
+def _build_of(spec: UnitSpec) -> tuple[SourceRef, str]:
+    """What a unit renders: its source and path (or chart), for the self-replication check."""
+    if isinstance(spec, KustomizationSpec):
+        return (spec.source, _path_of(spec))
+    return (spec.source, spec.chart)
+
+
+def _unit_name_problem(spec: UnitSpec) -> str | None:
+    """Why the API server would refuse a unit's own name or namespace, if it would."""
+    problem = names.name_problem("", "", spec.unit.name) or names.namespace_problem(
+        spec.unit.namespace
+    )
+    return f"{spec.unit.kind} {problem}" if problem else None
+
+
+def _defined_in(message: str, spec: UnitSpec) -> str:
+    return f"{message} (defined in {spec.file})" if spec.file else message
 
 
 def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:

@@ -52,7 +52,8 @@ class FileView:
             read_blob: Reads a repository blob by id.
             origins: Artifact path -> repository path it was copied from (default: the same).
             made: Content id -> bytes, for content made here.
-            symlinks: Artifact paths that are symbolic links in the repository.
+            symlinks: Paths that are symbolic links in the repository; the artifact leaves
+                them out (as Flux's archive does), `is_symlink` still names them.
         """
         self.label = label
         self._tree = Tree(label, files)

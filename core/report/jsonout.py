@@ -33,6 +33,11 @@ what Flux will do beyond what its action says (a chart CRD it will not apply, th
 objects have `"namespace": ""`. `suppressed` counts diff lines hidden per noise rule; a unit's
 count includes its noise-only objects, which are not changes.
 
+Size: `dumps` keeps the text under a budget (`max_bytes`). When the full report is larger, the
+largest diffs are emptied first, then whole change lists (their counts stay in `summary`), and a
+top-level `"truncated"` object says what was cut: `{"limitBytes": N, "diffsOmitted": N,
+"changesOmitted": N}`. A report that cannot fit even then fails with `BudgetError`.
+
 Formatting only: no I/O. Free text (errors, notes) is scrubbed of anything shaped like a mask
 token; diffs come from `core.plan.compare`, which never emits one.
 """
@@ -44,11 +49,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.changes import Change, ClusterPlan, Preview, UnitPlan
+from core.errors import BudgetError
 from core.plan import compare as comparing
 
-__all__ = ["SCHEMA_VERSION", "dumps", "to_json"]
+__all__ = ["DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "dumps", "to_json"]
 
 SCHEMA_VERSION = 1
+DEFAULT_MAX_BYTES = 16 << 20
 
 
 def to_json(preview: Preview) -> dict[str, Any]:
@@ -67,9 +74,52 @@ def to_json(preview: Preview) -> dict[str, Any]:
     }
 
 
-def dumps(preview: Preview, *, indent: int | None = 2) -> str:
-    """Return the preview as JSON text (keys in contract order, UTF-8 kept as is)."""
-    return json.dumps(to_json(preview), indent=indent, ensure_ascii=False) + "\n"
+def dumps(preview: Preview, *, indent: int | None = 2, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Return the preview as JSON text (keys in contract order, UTF-8 kept as is).
+
+    Raises:
+        BudgetError: the report does not fit `max_bytes` even without any change listed.
+    """
+    data = to_json(preview)
+    text = _text(data, indent)
+    if _size(text) <= max_bytes:
+        return text
+    changes = [
+        change
+        for cluster in data["clusters"]
+        for unit in cluster["units"]
+        for change in unit["changes"]
+    ]
+    excess = _size(text) - max_bytes
+    omitted = 0
+    for change in sorted(changes, key=lambda c: len(c["diff"]), reverse=True):
+        if excess <= 0 or not change["diff"]:
+            break
+        excess -= _size(json.dumps(change["diff"], ensure_ascii=False))
+        change["diff"] = ""
+        omitted += 1
+    data["truncated"] = {"limitBytes": max_bytes, "diffsOmitted": omitted, "changesOmitted": 0}
+    text = _text(data, indent)
+    if _size(text) > max_bytes:
+        for cluster in data["clusters"]:
+            for unit in cluster["units"]:
+                data["truncated"]["changesOmitted"] += len(unit["changes"])
+                unit["changes"] = []
+        text = _text(data, indent)
+    if _size(text) > max_bytes:
+        raise BudgetError(
+            f"the JSON report needs more than {max_bytes} bytes even without its changes",
+            flag="--max-report-bytes",
+        )
+    return text
+
+
+def _text(data: dict[str, Any], indent: int | None) -> str:
+    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+
+
+def _size(text: str) -> int:
+    return len(text.encode())
 
 
 def _cluster(cluster: ClusterPlan) -> dict[str, Any]:

@@ -27,15 +27,14 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import yamlio
+from core import semver, yamlio
 from core.errors import TidegateError
-from core.fetch import FetchError, FetchPolicy, fetch, parse_url
-from core.sources.semver import ConstraintError, best_match
+from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
 
 __all__ = ["ChartLimits", "ChartPuller", "SourceUnavailableError"]
 
@@ -149,10 +148,7 @@ class ChartPuller:
                     f"{_shown(index_url)}: field entries.{chart}[{position}].version is missing"
                 )
             by_version.setdefault(str(item["version"]), item)
-        try:
-            chosen = best_match(constraint, by_version)
-        except ConstraintError as exc:
-            raise TidegateError(f"invalid chart version {constraint!r}: {exc}") from None
+        chosen = _best(constraint, by_version)
         if chosen is None:
             raise TidegateError(
                 f"{_shown(index_url)}: no version of chart {chart!r} matches {constraint!r}"
@@ -179,19 +175,23 @@ class ChartPuller:
 
     # Downloads, with failures remembered.
 
-    def _get(self, url: str, policy: FetchPolicy, max_bytes: int) -> Any:
+    def _get(self, url: str, policy: FetchPolicy, max_bytes: int) -> FetchedResponse:
         with self._lock:
             failed = self._failures.get(url)
         if failed is not None and failed[0] > self.clock():
             raise SourceUnavailableError(failed[1], failed[2], cached=True)
         try:
-            return fetch(url, policy=policy, max_bytes=max_bytes)
+            response = fetch(url, policy=policy, max_bytes=max_bytes)
         except FetchError as exc:
             if not exc.unavailable:
                 raise
             with self._lock:
                 self._failures[url] = (self.clock() + self.failure_ttl, exc.url, exc.reason)
             raise SourceUnavailableError(exc.url, exc.reason) from None
+        # Where a redirect ended (a CDN, say) is a host the trusted side used too.
+        final = parse_url(response.url)
+        self._note(final.host, final.port, policy)
+        return response
 
     def _note(self, host: str, port: int, policy: FetchPolicy) -> None:
         if policy.allowed_hosts is not None:
@@ -219,6 +219,29 @@ class ChartPuller:
         policy.check_host(target)
         self._note(target.host, target.port, policy)
         return archive
+
+
+def _best(constraint: str, versions: Iterable[str]) -> str | None:
+    """The highest listed version matching `constraint`, as source-controller picks it.
+
+    A version written exactly as the constraint wins outright (helm's rule, so a chart with a
+    non-semver version can still be pinned); versions that do not parse are skipped.
+    """
+    listed = list(versions)
+    if constraint in listed:
+        return constraint
+    try:
+        parsed = semver.Constraint.parse(constraint)
+    except semver.SemverError as exc:
+        raise TidegateError(f"invalid chart version {constraint!r}: {exc}") from None
+    candidates: dict[semver.Version, str] = {}
+    for text in listed:
+        try:
+            candidates.setdefault(semver.parse_version(text), text)
+        except semver.SemverError:
+            continue
+    best = semver.highest(candidates, parsed)
+    return candidates[best] if best is not None else None
 
 
 def _chart_url(repo_url: str, entry: Mapping[str, Any], chart: str) -> str:

@@ -29,8 +29,8 @@ def test_an_allocation_beyond_the_memory_bound_fails() -> None:
     with pytest.raises(CommandError) as raised:
         run(ALLOCATE, limits=Limits(memory=256 << 20))
 
-    assert "failed (exit 1)" in str(raised.value)
-    assert "MemoryError" in raised.value.stderr
+    # Reported in a few words, not as the tool's traceback or goroutine dump.
+    assert str(raised.value).endswith(" ran out of memory (limit 256 MiB)")
     # The same program under a larger bound succeeds, so the bound is what failed it.
     assert run(ALLOCATE, limits=Limits(memory=2 << 30)) == str(512 << 20).encode() + b"\n"
 

@@ -103,6 +103,19 @@ def test_rules_skip_hostile_shapes_instead_of_raising() -> None:
             UNIT: OwnerNode(UNIT, UnitStatus.REMOVED, True, depends_on=(UNIT, HR)),
             HR: OwnerNode(HR, UnitStatus.ADDED, True, parent=UNIT, depends_on=(UNIT,)),
         },
+        definitions={
+            "odd-versions": {
+                "spec": {"group": "", "names": {"kind": "ConfigMap"}, "versions": "x"}
+            },
+            "odd-schema": {
+                "spec": {
+                    "group": "keda.sh",
+                    "names": {"kind": "ScaledObject"},
+                    "versions": [{"name": "v1alpha1", "schema": {"openAPIV3Schema": {"type": 5}}}],
+                }
+            },
+            "odd-spec": {"spec": []},
+        },
     )
     policy_input = PolicyInput(
         "base", "head", changes, {"clusters/test": graph}, options=BAD_OPTIONS

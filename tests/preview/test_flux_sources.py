@@ -153,6 +153,50 @@ def test_the_render_cache_keys_on_the_generated_content(
     assert not any(path.startswith(("base/", "staging/")) for path in apps.inputs)
 
 
+CONTROLLER = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: kustomize-controller, namespace: flux-system}
+    spec:
+      selector: {matchLabels: {app: kustomize-controller}}
+      template:
+        metadata: {labels: {app: kustomize-controller}}
+        spec:
+          containers:
+            - name: manager
+              image: ghcr.io/fluxcd/kustomize-controller:v1.7.0
+              args: [--watch-all-namespaces=true, ARGS]
+"""
+
+
+def test_external_artifacts_need_the_controllers_feature_gate(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, _ = _flux27(tmp_path)
+    components = f"{STAGING}/flux-system/gotk-components.yaml"
+    kustomization_file = f"{STAGING}/flux-system/kustomization.yaml"
+    gated = commit(
+        repo,
+        {
+            components: CONTROLLER.replace("ARGS", "--feature-gates=ExternalArtifact=true"),
+            kustomization_file: "resources: [gotk-components.yaml, gotk-sync.yaml]\n",
+        },
+        "components with the gate",
+    )
+    ungated = commit(
+        repo, {components: CONTROLLER.replace("ARGS", "--log-level=info")}, "without the gate"
+    )
+
+    allowed = preview(repo, gated, gated)
+    denied = preview(repo, gated, ungated)
+
+    assert allowed.code == 0, allowed.report
+    assert denied.code == 2
+    error = denied.unit(STAGING, "apps")["error"]
+    assert "--feature-gates=ExternalArtifact=true" in error
+    assert components in error
+
+
 def test_a_generator_source_outside_the_repository_asks_for_it(
     tmp_path: Path, preview: RunPreview
 ) -> None:
@@ -369,3 +413,102 @@ def test_an_object_leaving_a_unit_that_fails_at_base_is_not_called_new(
     assert change["action"] == "unknown"
     assert "Kustomization/flux-system/old failed at base" in change["note"]
     assert outcome.data["summary"]["create"] == 0
+
+
+# Scope.
+
+WIDGET_CRD = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: widgets.example.com}
+    spec:
+      group: example.com
+      scope: Namespaced
+      names: {kind: Widget, plural: widgets}
+      versions: [{name: v1, served: true, storage: true}]
+"""
+
+
+def test_custom_resources_without_a_namespace_fail_or_are_flagged(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/crds.yaml": kustomization("crds", "./crds"),
+            "clusters/production/apps.yaml": kustomization("apps", "./apps"),
+            "crds/widgets.yaml": WIDGET_CRD,
+            "apps/config.yaml": configmap("config", "apps", level="one"),
+        },
+    )
+    head = commit(
+        repo,
+        {
+            "apps/widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+            "apps/gadget.yaml": "apiVersion: other.io/v1\nkind: Gadget\nmetadata: {name: g}\n",
+        },
+        "custom resources without a namespace",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    apps = outcome.unit("clusters/production", "apps")
+    assert apps["status"] == "failed"
+    assert apps["error"].startswith("at head: Widget/w namespace not specified")
+    fixed = commit(repo, {"apps/widget.yaml": None}, "only the gadget is left")
+    flagged = preview(repo, base, fixed).unit("clusters/production", "apps")
+    assert flagged["status"] == "rendered"
+    [notice] = flagged["notices"]
+    assert notice.startswith("the scope of Gadget (other.io) is unknown")
+
+
+def test_units_waiting_on_the_same_missing_object_are_not_blamed_on_each_other(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    release = """
+        apiVersion: helm.toolkit.fluxcd.io/v2
+        kind: HelmRelease
+        metadata: {{name: {name}, namespace: flux-system}}
+        spec:
+          interval: 10m
+          chart:
+            spec:
+              chart: podinfo
+              sourceRef: {{kind: HelmRepository, name: nowhere}}
+    """
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/releases.yaml": kustomization("releases", "./releases"),
+            "releases/one.yaml": release.format(name="one"),
+            "releases/two.yaml": release.format(name="two"),
+        },
+    )
+
+    outcome = preview(repo, base, base)
+
+    for name in ("one", "two"):
+        error = outcome.unit("clusters/production", name)["error"]
+        assert error.startswith("at base: HelmRepository/flux-system/nowhere was not found")
+
+
+def test_symlinks_never_reach_the_artifact(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            "clusters/production/apps.yaml": kustomization("apps", "./apps"),
+            "apps/config.yaml": configmap("config", "apps", level="one"),
+        },
+    )
+    (repo / "apps" / "alias.yaml").symlink_to("config.yaml")
+    (repo / "apps" / "host.yaml").symlink_to("/etc/hostname")
+    head = commit(repo, {}, "symlinks in the path")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 0, outcome.report
+    assert outcome.unit("clusters/production", "apps")["status"] == "unchanged"

@@ -54,8 +54,9 @@ class Scene:
 def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scene:
     """A canary file outside the repository, and work directories at a known depth below it.
 
-    The renderers' work directories land in `tmp/` here, so a path climbing from the copied
-    kustomization (`../../../../../outside/...`) reaches the canary exactly.
+    The preview's workspace, and so the renderers' work directories, land in `tmp/` here, so a
+    path climbing from the copied kustomization (`../../../../../../outside/...`) reaches the
+    canary exactly.
     """
     canary = f"CANARY{uuid.uuid4().hex}"
     outside = tmp_path / "outside"
@@ -78,8 +79,9 @@ def walk_checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return enabled
 
 
-# Where a kustomization two levels down (apps/leak/) climbs out of the work directory's copy.
-CLIMB = "../../../../../outside/canary.env"
+# Where a kustomization two levels down (apps/leak/) climbs out of the work directory's copy
+# (in the unit's directory, inside the preview's workspace, inside `tmp/`).
+CLIMB = "../../../../../../outside/canary.env"
 
 
 def _attacks(scene: Scene) -> dict[str, dict[str, str]]:

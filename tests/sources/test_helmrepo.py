@@ -256,3 +256,57 @@ def test_an_archive_that_is_not_gzip_is_refused(tmp_path: Path) -> None:
     with serve(routes) as server, pytest.raises(TidegateError) as caught:
         ChartPuller(tmp_path / "c").pull(server.url, "webapp", "1.0.0", loopback(server))
     assert str(caught.value) == f"{server.url}/w.tgz: not a chart archive (.tgz)"
+
+
+def test_a_trusted_pull_records_where_redirects_ended(tmp_path: Path) -> None:
+    body = archive("1.0.0")
+    with serve({"/w.tgz": _bytes(body)}) as cdn:
+        routes = {
+            "/index.yaml": _bytes(index({"webapp": [{"version": "1.0.0", "urls": ["r.tgz"]}]})),
+            "/r.tgz": lambda h: h.redirect(f"{cdn.url}/w.tgz"),
+        }
+        with serve(routes) as repo:
+            puller = ChartPuller(tmp_path / "c")
+            trusted = FetchPolicy(allowed_hosts=None, allow_loopback=True)
+            assert puller.pull(repo.url, "webapp", "1.0.0", trusted).read_bytes() == body
+    assert puller.hosts_used == {f"127.0.0.1:{repo.port}", f"127.0.0.1:{cdn.port}"}
+
+
+VERSIONS = ("0.1.0", "0.2.5", "1.0.0", "1.1.0", "1.2.3", "1.2.9", "1.3.0-rc.1", "2.0.0", "v2.1.0")
+
+
+@pytest.fixture(scope="module")
+def many() -> Iterator[Server]:
+    with serve(repository(VERSIONS)) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("constraint", "expected"),
+    [
+        (None, "v2.1.0"),
+        ("*", "v2.1.0"),
+        ("1.2.3", "1.2.3"),
+        (">=1.0.0 <2.0.0", "1.2.9"),
+        (">=1.0.0, <2.0.0", "1.2.9"),
+        ("~1.2", "1.2.9"),
+        ("^0", "0.2.5"),
+        ("1.x", "1.2.9"),
+        ("1.0.0 - 1.2.3", "1.2.3"),
+        ("<1.0.0 || >=2.0.0 <2.1.0", "2.0.0"),
+        (">=1.3.0-rc.0 <1.4.0-0", "1.3.0-rc.1"),
+    ],
+)
+def test_chart_versions_resolve_as_source_controller_resolves_them(
+    many: Server, tmp_path: Path, constraint: str | None, expected: str
+) -> None:
+    chart = ChartPuller(tmp_path / "c").pull(many.url, "webapp", constraint, loopback(many))
+    assert chart_version(chart) == expected
+
+
+@pytest.mark.parametrize("constraint", [">>1.0", "abc", ">=3.0.0"])
+def test_invalid_or_unmatched_constraints_are_errors(
+    many: Server, tmp_path: Path, constraint: str
+) -> None:
+    with pytest.raises(TidegateError, match=r"invalid chart version|no version of chart"):
+        ChartPuller(tmp_path / "c").pull(many.url, "webapp", constraint, loopback(many))

@@ -1,0 +1,95 @@
+"""One private directory per preview, holding every unit's work directory, and nothing left behind.
+
+Renders copy repository files into work directories; a preview that is killed must not leave
+those copies (of a private repository) on the machine. Each preview works below one directory,
+`tidegate-work-*` in the temporary directory, which it removes when it ends, also when it ends
+by SIGTERM or SIGINT (the command line turns those into an orderly unwind). A SIGKILL cannot be
+caught, so every preview first removes the directories of previews that are no longer running:
+each holds an advisory lock on a file in its directory for as long as it lives, and the kernel
+drops that lock when the process dies, however it died.
+
+This module must not touch anything outside directories it created or recognises by prefix and
+lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+__all__ = ["PREFIX", "Workspace", "remove_stale"]
+
+PREFIX = "tidegate-work-"
+_LOCK = ".lock"
+# A directory without its lock file is either being created this very moment or was left by a
+# process killed between the two steps; only the second stays that way for long.
+_UNLOCKED_GRACE = 600.0
+
+
+class Workspace:
+    """The directory one preview works in; a context manager that removes it on exit."""
+
+    def __init__(self, parent: Path | None = None) -> None:
+        self.parent = Path(parent or tempfile.gettempdir())
+        self.path: Path | None = None
+        self._lock: IO[str] | None = None
+
+    def __enter__(self) -> Path:
+        remove_stale(self.parent)
+        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.parent))
+        self._lock = (self.path / _LOCK).open("w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return self.path
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the directory and everything in it; safe to call more than once."""
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def remove_stale(parent: Path) -> list[Path]:
+    """Remove the work directories of previews that are no longer running; return them."""
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(PREFIX) and p.is_dir()]
+    except OSError:
+        return []
+    for directory in candidates:
+        if directory.is_symlink() or not _stale(directory):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _stale(directory: Path) -> bool:
+    lock = directory / _LOCK
+    try:
+        handle = lock.open("r")
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            return time.time() - directory.stat().st_mtime > _UNLOCKED_GRACE
+        return False
+    except OSError:
+        return False
+    with handle:
+        if os.stat(handle.fileno()).st_uid != os.getuid():
+            return False  # someone else's: never ours to remove
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: that preview is still running
+        return True
