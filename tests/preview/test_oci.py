@@ -181,6 +181,64 @@ def test_digest_and_layer_selector_copy_render_the_same_content(
     assert [c[2:4] for c in out.changes()] == [("update", "OCIRepository")]
 
 
+def test_ignore_rules_apply_to_an_extracted_artifact(
+    tmp_path: Path, oci_registry: Registry, preview: Preview, loopback: list[str]
+) -> None:
+    # No kustomization.yaml: Flux generates one from every YAML file the artifact keeps, and a
+    # file that is not a Kubernetes object would fail it unless an ignore rule drops it.
+    push_artifact(
+        oci_registry,
+        "fleet/ignored",
+        "1.0.0",
+        {
+            "deploy/.sourceignore": "notes.yaml\n",
+            "deploy/notes.yaml": "title: not a Kubernetes object\n",
+            "deploy/app.yaml": _app("1.0.0", 1)["deploy/app.yaml"],
+            "deploy/debug.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: debug, namespace: apps}\n",
+        },
+    )
+    url = f"oci://{oci_registry.host}/fleet/ignored"
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/app-source.yaml": _oci_source(url, "{tag: 1.0.0}"),
+            f"{PROD}/app.yaml": _APP_KS,
+        },
+    )
+    head = commit(
+        repo,
+        {f"{PROD}/app-source.yaml": _oci_source(url, "{tag: 1.0.0}", "ignore: debug.yaml")},
+        "stop shipping the debug ConfigMap",
+    )
+
+    copied = commit(
+        repo,
+        {
+            f"{PROD}/app-source.yaml": _oci_source(
+                url,
+                "{tag: 1.0.0}",
+                "layerSelector: {mediaType: application/vnd.cncf.flux.content.v1.tar+gzip, "
+                "operation: copy}",
+            )
+        },
+        "take the layer as it is",
+    )
+
+    out = preview(repo, base, head, *loopback)
+    unfiltered = preview(repo, head, copied, *loopback)
+
+    assert out.code == 1, out.report + out.stderr
+    assert out.unit(PROD, "app")["status"] == "rendered"
+    assert [c[2:] for c in out.changes() if c[1] == "app"] == [
+        ("delete", "ConfigMap", "apps/debug")
+    ]
+    # A copied layer is stored unfiltered: the generated kustomization meets notes.yaml.
+    assert unfiltered.code == 2
+    assert "deploy/notes.yaml" in unfiltered.unit(PROD, "app")["error"]
+
+
 def _release(chart_spec: str, name: str = "web") -> str:
     return f"""
         apiVersion: helm.toolkit.fluxcd.io/v2
@@ -359,7 +417,7 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
     assert allowed.unit(PROD, "app")["status"] == "added"
 
 
-def test_an_unreachable_registry_fails_the_unit_by_name(
+def test_an_unreachable_registry_is_an_unavailable_source(
     tmp_path: Path, artifacts: dict[str, str], preview: Preview, loopback: list[str]
 ) -> None:
     with socket.socket() as sock:
@@ -375,7 +433,24 @@ def test_an_unreachable_registry_fails_the_unit_by_name(
 
     out = preview(repo, base, head, *loopback, "--allow-host", f"127.0.0.1:{port}")
 
+    # Unreachable is the network's condition, not the repository's: reported as unavailable
+    # (failing the preview by default, as for chart repositories).
     assert out.code == 2
-    error = out.unit(PROD, "app")["error"]
-    assert "OCIRepository/flux-system/app" in error
-    assert "connection refused" in error
+    app = out.unit(PROD, "app")
+    assert app["status"] == "unavailable"
+    assert app["unavailableSource"].startswith(f"http://127.0.0.1:{port}/v2/fleet/app/")
+    assert "OCIRepository/flux-system/app" in app["error"]
+    assert "connection refused" in app["error"]
+    skipped = preview(
+        repo,
+        base,
+        head,
+        *loopback,
+        "--allow-host",
+        f"127.0.0.1:{port}",
+        "--unavailable-sources",
+        "skip",
+    )
+    # Skipped: the preview does not fail; the source objects it adds are still changes.
+    assert (skipped.code, skipped.data["failed"]) == (1, False), skipped.report
+    assert skipped.unit(PROD, "app")["status"] == "unavailable"
