@@ -35,6 +35,7 @@ from core.preview import find_clusters, render_revision
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
+from devenv import toolchain
 from policies.base import Rule
 from policies.cel.rules import load_user_rules
 from policies.evaluate import evaluate
@@ -138,7 +139,9 @@ def render_fleet(work: Path, jobs: int) -> Any:
     settings = RenderSettings(
         kustomize=fleetgen.pinned_tool("kustomize"),
         helm=fleetgen.pinned_tool("helm"),
-        cache=RenderCache(work / "cache"),
+        # A persistent cache: the fleet is generated the same way every time, so a second run
+        # renders only the HelmReleases (their chart URL names this run's port).
+        cache=RenderCache(toolchain.cache_root() / "bench-policy-gate"),
         jobs=jobs,
         fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
     )

@@ -28,11 +28,13 @@ from policies.cel.documents import Binding, Documents, Policy, Validation
 from policies.cel.engine import Engine, EvalError, Program
 from policies.cel.matching import Request, labels_of
 
-__all__ = ["Decision", "admission_variables", "evaluate_request"]
+__all__ = ["Decision", "Prepared", "admission_variables", "evaluate_request"]
 
 _MAX_MESSAGE = 5 * 1024
 _NO_PARAMS = "no params found for policy binding with `Deny` parameterNotFoundAction"
-_VARIABLE_REF = re.compile(r"\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE_REF = re.compile(
+    r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
+)
 _MISSING_KEY = re.compile(r'^(?:NOT_FOUND: )?Key not found in map : "(.*)"$')
 
 
@@ -79,46 +81,65 @@ def admission_variables(request: Request) -> dict[str, Any]:
     }
 
 
+class Prepared:
+    """One request's variables, and its activations, shared by every policy evaluated on it.
+
+    Converting an object into the engine's values costs more than most evaluations, so a policy
+    whose variables are bound inside its expressions (`Policy.bound`) reuses the activation of
+    any other such policy with the same parameters.
+    """
+
+    def __init__(self, request: Request, context: Mapping[str, Any] | None = None) -> None:
+        self.request = request
+        self.base: dict[str, Any] = {
+            "object": request.object,
+            "oldObject": request.old_object,
+            **admission_variables(request),
+            "tidegate": dict(context or {}),
+        }
+        self._activations: dict[int, tuple[Any, Any]] = {}
+
+    def activation(self, engine: Engine, params: Any) -> Any:
+        """Return the activation for bound policies with these parameters."""
+        key = id(params)
+        cached = self._activations.get(key)
+        if cached is None or cached[0] is not params:
+            activation = engine.activation({**self.base, "params": params, "variables": {}})
+            # The parameters are kept alongside, so their id cannot be reused while cached.
+            cached = self._activations[key] = (params, activation)
+        return cached[1]
+
+
 def evaluate_request(
     engine: Engine,
     documents: Documents,
     policy: Policy,
-    request: Request,
+    request: Request | Prepared,
     context: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
     """Return the decisions of every binding of one policy on one request."""
-    if not policy.match.matches(request):
+    prepared = request if isinstance(request, Prepared) else Prepared(request, context)
+    if not policy.match.matches(prepared.request):
         return []
-    base = {
-        "object": request.object,
-        "oldObject": request.old_object,
-        **admission_variables(request),
-        "tidegate": dict(context or {}),
-    }
     decisions: list[Decision] = []
-    for binding in documents.bindings:
-        if binding.policy != policy.name:
+    for binding in documents.bindings_of(policy.name):
+        if binding.match is not None and not binding.match.matches(
+            prepared.request, require_rules=False
+        ):
             continue
-        if binding.match is not None and not binding.match.matches(request, require_rules=False):
-            continue
-        decisions.extend(_binding(engine, documents, policy, binding, request, base))
+        decisions.extend(_binding(engine, documents, policy, binding, prepared))
     return decisions
 
 
 def _binding(
-    engine: Engine,
-    documents: Documents,
-    policy: Policy,
-    binding: Binding,
-    request: Request,
-    base: Mapping[str, Any],
+    engine: Engine, documents: Documents, policy: Policy, binding: Binding, prepared: Prepared
 ) -> Iterator[Decision]:
-    params = _params(documents, policy, binding, request)
+    params = _params(documents, policy, binding, prepared.request)
     if params is None:
         yield _decision(policy, binding, _NO_PARAMS)
         return
     for param in params:
-        yield from _one(engine, policy, binding, {**base, "params": param})
+        yield from _one(engine, policy, binding, prepared, param)
 
 
 def _params(
@@ -150,12 +171,14 @@ def _params(
 
 
 def _one(
-    engine: Engine, policy: Policy, binding: Binding, data: Mapping[str, Any]
+    engine: Engine, policy: Policy, binding: Binding, prepared: Prepared, param: Any
 ) -> Iterator[Decision]:
-    activation = engine.activation(data)
+    data = {**prepared.base, "params": param}
+    # Bound variables live inside each expression: then one shared activation serves them all.
+    activation = prepared.activation(engine, param) if policy.bound else engine.activation(data)
     failed_condition = None
     for condition in policy.conditions:
-        result = condition.program.evaluate(activation)
+        result = (condition.run or condition.program).evaluate(activation)
         if result is False:
             return
         if not isinstance(result, bool):
@@ -171,8 +194,10 @@ def _one(
                 error=True,
             )
         return
-    variables, errors = _variables(engine, policy, data)
-    activation = engine.activation({**data, "variables": variables}) if variables else activation
+    errors: dict[str, str] = {}
+    if not policy.bound:
+        variables, errors = _variables(engine, policy, data)
+        activation = engine.activation({**data, "variables": variables})
     for validation in policy.validations:
         decision = _validate(policy, binding, validation, activation, errors)
         if decision is not None:
@@ -199,7 +224,10 @@ def _variables(
 
 
 def _broken(program: Program, errors: Mapping[str, str]) -> str:
-    for name in _VARIABLE_REF.findall(program.source):
+    if not errors:
+        return ""
+    for dotted, indexed in _VARIABLE_REF.findall(program.source):
+        name = dotted or indexed
         if name in errors:
             return errors[name]
     return ""
@@ -213,7 +241,8 @@ def _validate(
     errors: Mapping[str, str],
 ) -> Decision | None:
     broken = _broken(validation.program, errors)
-    result: Any = EvalError(broken) if broken else validation.program.evaluate(activation)
+    program = validation.run or validation.program
+    result: Any = EvalError(broken) if broken else program.evaluate(activation)
     if result is True:
         return None
     expression = validation.program.source.strip()
@@ -224,8 +253,9 @@ def _validate(
         message = f"expression '{validation.program.source}' resulted in error: {_go_error(detail)}"
         return _decision(policy, binding, message, error=True)
     message = ""
-    if validation.message_program is not None and not _broken(validation.message_program, errors):
-        text = validation.message_program.evaluate(activation)
+    message_program = validation.message_run or validation.message_program
+    if message_program is not None and not _broken(message_program, errors):
+        text = message_program.evaluate(activation)
         if isinstance(text, str):
             text = text.strip()
             if len(text.encode()) <= _MAX_MESSAGE and "\n" not in text:

@@ -35,11 +35,12 @@ file, the policy and the expression. Parsing and compiling only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from core.errors import InputError
 from core.findings import Severity
+from policies.cel.binding import bind_variables
 from policies.cel.engine import CompileError, Engine, Program
 from policies.cel.matching import LabelSelector, MatchResources, Requirement, ResourceRule
 
@@ -67,6 +68,8 @@ class Condition:
 
     name: str
     program: Program
+    run: Program | None = None
+    """The expression with the variables it uses bound (`policies.cel.binding`)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class Validation:
     message: str = ""
     message_program: Program | None = None
     reason: str = ""
+    run: Program | None = None
+    """`program` with the variables it uses bound."""
+    message_run: Program | None = None
+    """`message_program` with the variables it uses bound."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ class Policy:
     severity: Severity = Severity.ERROR
     approval_required: bool = False
     summary: str = ""
+    bound: bool = False
+    """Every condition and validation has a `run` program: one activation evaluates them all."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +139,17 @@ class Documents:
     policies: dict[str, Policy] = field(default_factory=dict)
     bindings: list[Binding] = field(default_factory=list)
     params: list[Mapping[str, Any]] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict)
-    """Policy or binding name -> a digest of its document, to tell what a pull request changed."""
+    _index: dict[str, list[Binding]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
+
+    def bindings_of(self, policy: str) -> list[Binding]:
+        """Return the bindings of one policy, in document order."""
+        if self._indexed != len(self.bindings):
+            self._index = {}
+            for binding in self.bindings:
+                self._index.setdefault(binding.policy, []).append(binding)
+            self._indexed = len(self.bindings)
+        return self._index.get(policy, [])
 
 
 class _Reader:
@@ -322,14 +340,22 @@ def _policy(engine: Engine, document: Mapping[str, Any], file: str, tidegate: bo
             reader.fail("spec.approvalRequired", "must be true or false")
     annotations = (document.get("metadata") or {}).get("annotations") or {}
     summary = annotations.get("tidegate.dev/summary") if isinstance(annotations, Mapping) else None
+    variables = reader.named(spec.get("variables"), "spec.variables")
+    conditions, validations, bound = _bound(
+        engine,
+        variables,
+        reader.named(spec.get("matchConditions"), "spec.matchConditions"),
+        reader.validations(spec.get("validations"), "spec.validations"),
+    )
     return Policy(
         name=name,
         file=file,
         kind="Policy" if tidegate else "ValidatingAdmissionPolicy",
         match=match,
-        conditions=reader.named(spec.get("matchConditions"), "spec.matchConditions"),
-        variables=reader.named(spec.get("variables"), "spec.variables"),
-        validations=reader.validations(spec.get("validations"), "spec.validations"),
+        conditions=conditions,
+        variables=variables,
+        validations=validations,
+        bound=bound,
         fail_on_error=failure == "Fail",
         param_kind=param_kind,
         params=params,
@@ -337,6 +363,36 @@ def _policy(engine: Engine, document: Mapping[str, Any], file: str, tidegate: bo
         approval_required=approval,
         summary=str(summary) if summary else f"User rule {name} ({file})",
     )
+
+
+def _bound(
+    engine: Engine,
+    variables: Sequence[Condition],
+    conditions: Sequence[Condition],
+    validations: Sequence[Validation],
+) -> tuple[tuple[Condition, ...], tuple[Validation, ...], bool]:
+    """Compile every expression with its variables bound, or none when one cannot be."""
+    sources = [(v.name, v.program.source) for v in variables]
+
+    def run(program: Program) -> Program:
+        text = bind_variables(program.source, sources)
+        if text is None:
+            raise CompileError("variables used in a way binding does not cover")
+        return engine.compile(text)
+
+    try:
+        bound_conditions = tuple(replace(c, run=run(c.program)) for c in conditions)
+        bound_validations = tuple(
+            replace(
+                v,
+                run=run(v.program),
+                message_run=run(v.message_program) if v.message_program else None,
+            )
+            for v in validations
+        )
+    except CompileError:
+        return tuple(conditions), tuple(validations), False
+    return bound_conditions, bound_validations, True
 
 
 def _binding(engine: Engine, document: Mapping[str, Any], file: str) -> Binding:

@@ -25,10 +25,10 @@ import yaml
 from core.errors import InputError
 from core.findings import Finding, Severity
 from policies.base import RULE_ID, RuleMeta
-from policies.cel.admission import evaluate_request
+from policies.cel.admission import Prepared, evaluate_request
 from policies.cel.documents import Documents, Policy, parse_documents
 from policies.cel.engine import Engine
-from policies.cel.matching import Request, labels_of, resource_of
+from policies.cel.matching import MatchResources, Request, labels_of, resource_of
 from policies.gate import RevisionFiles
 from policies.input import ChangeInput, PolicyInput
 
@@ -60,29 +60,57 @@ def request_of(change: ChangeInput, namespace_labels: Mapping[str, str]) -> Requ
     )
 
 
+Entry = tuple[ChangeInput, Prepared]
+
+
 class _Requests:
-    """The requests of one input, built once for all user rules."""
+    """The requests of one input, built once for all user rules, indexed by resource."""
 
     def __init__(self) -> None:
         self._input: PolicyInput | None = None
-        self._requests: list[tuple[ChangeInput, Request, dict[str, Any]]] = []
+        self._requests: list[Entry] = []
+        self._by_resource: dict[tuple[str, str], list[Entry]] = {}
+        self._position: dict[int, int] = {}
 
-    def of(self, policy_input: PolicyInput) -> list[tuple[ChangeInput, Request, dict[str, Any]]]:
+    def candidates(self, policy_input: PolicyInput, match: MatchResources) -> list[Entry]:
+        """Return the requests whose group and resource a policy's rules can match.
+
+        Only a shortcut: the policy's full matching still runs on each of them.
+        """
+        requests = self.of(policy_input)
+        keys: set[tuple[str, str]] = set()
+        for rule in match.rules:
+            if "*" in rule.groups or any(
+                r in ("*", "*/*") or r.startswith("*/") for r in rule.resources
+            ):
+                return requests
+            keys.update((g, r) for g in rule.groups for r in rule.resources)
+        found = [e for key in keys for e in self._by_resource.get(key, ())]
+        return sorted(found, key=lambda e: self._position[id(e)])
+
+    def of(self, policy_input: PolicyInput) -> list[Entry]:
         if self._input is not policy_input:
             namespaces = _namespace_labels(policy_input)
             self._requests = [
                 (
                     change,
-                    request_of(
-                        change,
-                        namespaces.get((change.cluster, change.ref.namespace), {})
-                        or {"kubernetes.io/metadata.name": change.ref.namespace},
+                    Prepared(
+                        request_of(
+                            change,
+                            namespaces.get((change.cluster, change.ref.namespace))
+                            or {"kubernetes.io/metadata.name": change.ref.namespace},
+                        ),
+                        change.context(),
                     ),
-                    change.context(),
                 )
                 for change in policy_input.changes
                 if change.operation is not None
             ]
+            self._position = {id(entry): index for index, entry in enumerate(self._requests)}
+            self._by_resource = {}
+            for entry in self._requests:
+                key = (entry[1].request.group, entry[1].request.resource)
+                self._by_resource.setdefault(key, []).append(entry)
             self._input = policy_input
         return self._requests
 
@@ -110,10 +138,8 @@ class CelRule:
 
     def evaluate(self, policy_input: PolicyInput) -> Iterable[Finding]:
         """Evaluate the policy on every change that reaches the API server."""
-        for change, request, context in self.requests.of(policy_input):
-            for decision in evaluate_request(
-                self.engine, self.documents, self.policy, request, context
-            ):
+        for change, prepared in self.requests.candidates(policy_input, self.policy.match):
+            for decision in evaluate_request(self.engine, self.documents, self.policy, prepared):
                 yield Finding(
                     rule=self.meta.id,
                     severity=decision.severity,

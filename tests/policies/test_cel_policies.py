@@ -271,3 +271,23 @@ def test_a_binding_without_the_params_its_policy_needs_is_an_error() -> None:
     )
     with pytest.raises(InputError, match=r"spec\.paramRef"):
         load_user_rules(DictFiles({".tidegate/policies/v.yaml": no_ref}), DictFiles())
+
+
+def test_variables_evaluated_one_by_one_give_the_same_verdicts() -> None:
+    # `variables['limit']` cannot be inlined with cel.bind, so this policy takes the other path.
+    indexed = VAP.replace(
+        'expression: "object.spec.replicas <= variables.limit"',
+        "expression: \"object.spec.replicas <= variables['limit']\"",
+    )
+    documents = _documents(indexed)
+    assert not documents.policies["replicas-limit"].bound
+    assert _documents(VAP).policies["replicas-limit"].bound
+    assert _decide(documents, _request(_deployment("api", replicas=9))) == [
+        PREFIX + "replicas 9 > 5",
+        PREFIX + "names start with web-",
+    ]
+    broken = indexed.replace("int(params.data.maxReplicas)", "int(params.data.missing)")
+    assert _decide(_documents(broken), _request(_deployment("web-x", 3))) == [
+        PREFIX + "expression 'object.spec.replicas <= variables['limit']' resulted in error: "
+        "no such key: missing"
+    ]
