@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
 from core.plan import compare as comparing
 
-__all__ = ["DEFAULT_LIMIT", "MARKER", "render"]
+__all__ = ["DEFAULT_LIMIT", "MARKER", "MIN_LIMIT", "render"]
 
 MARKER = "<!-- tidegate:preview -->"
 DEFAULT_LIMIT = 65_000
 """Characters; GitHub's limit for a comment body is 65,536."""
-_MIN_LIMIT = 2_000
+MIN_LIMIT = 2_000
+"""The smallest budget that still holds the summary."""
 _ALERT_UNITS = 20
 """Units listed per alert; more are summarized as a count."""
 _ALERT_OBJECTS = 10
@@ -55,8 +56,8 @@ _TABLE = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.ORPHAN, Action.MOV
 
 def render(preview: Preview, *, limit: int = DEFAULT_LIMIT) -> str:
     """Return the comment body for a preview, at most `limit` characters long."""
-    if limit < _MIN_LIMIT:
-        raise ValueError(f"a comment budget under {_MIN_LIMIT} characters cannot hold a summary")
+    if limit < MIN_LIMIT:
+        raise ValueError(f"a comment budget under {MIN_LIMIT} characters cannot hold a summary")
     return _Fitter(_top(preview), list(_body(preview)), limit).fit()
 
 
