@@ -65,12 +65,18 @@ def _run(args: argparse.Namespace) -> int:
                 cache_dir=Path(scratch) / "cache",
                 kustomize=None,
                 helm=None,
+                sarif=None,
+                junit=None,
+                approved_by=[],
+                no_policies=False,
                 sandbox=None,
                 **preview.budget_defaults(),
             )
         )
-    # The example is meant to change things: exit 1 (changes) is the demo working.
-    return 0 if code in (preview.EXIT_NO_CHANGES, preview.EXIT_CHANGES) else code
+    # The example is meant to change things and to trip the policy gate: exit 1 (changes) and
+    # 3 (the gate fails) are the demo working.
+    working = (preview.EXIT_NO_CHANGES, preview.EXIT_CHANGES, preview.EXIT_GATE_FAILED)
+    return 0 if code in working else code
 
 
 def _commit(repo: Path, message: str) -> None:

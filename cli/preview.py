@@ -1,9 +1,11 @@
-"""`tidegate preview`: what merging head into base does to each cluster.
+"""`tidegate preview`: what merging head into base does to each cluster, and the policy gate.
 
-Exit codes follow `flux diff` and `kubectl diff`: 0 no changes, 1 changes, 2 error (bad input, a
-unit that failed to render on either side, or whose source could not be reached unless
-`--unavailable-sources skip`, a budget exceeded, or anything unexpected: 1 means changes and
-nothing else). Budgets are flags here, with their defaults in `core.budgets`, `core.yamlio` and
+Exit codes follow `flux diff` and `kubectl diff`, plus one for the gate: 0 no changes, 1 changes
+and the gate passes, 2 error (bad input, a unit that failed to render on either side, or whose
+source could not be reached unless `--unavailable-sources skip`, a budget exceeded, or anything
+unexpected), 3 the gate fails (an unwaived blocking finding). Policies are evaluated with the
+base revision's configuration and rules (`policies.gate`); `--sarif` and `--junit` write their
+findings too. Budgets are flags here, with their defaults in `core.budgets`, `core.yamlio` and
 the subprocess seam (see docs/security.md). The preview works in one `Workspace`, removed when it
 ends, on SIGTERM and SIGINT too; every message and the report are scrubbed of the Secret values
 the preview met before they are written.
@@ -20,12 +22,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cli import policy_gate
 from core import preview, yamlio
 from core.budgets import Budgets, Deadline
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
@@ -37,15 +40,17 @@ from core.host.workspace import Workspace
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
-from core.report import jsonout, markdown
+from core.report import jsonout, junit, markdown, sarif
 from core.units import SourceRef
 from devenv import toolchain
+from policies.gate import GateOutcome
 
 __all__ = ["budget_defaults", "register", "run"]
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
+EXIT_GATE_FAILED = 3
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 _BUDGETS = Budgets()
@@ -93,7 +98,8 @@ def register(subparsers: Any) -> None:
         help="render base and head and show what the merge would change",
         description="Render a Flux repository at two revisions and say exactly what the merge "
         "will create, update, delete, orphan or move in each cluster. "
-        "Exit 0: no changes, 1: changes, 2: error.",
+        "Exit 0: no changes, 1: changes and the policy gate passes, 2: error, "
+        "3: the policy gate fails.",
     )
     parser.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
     parser.add_argument(
@@ -151,6 +157,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
+    parser.add_argument("--sarif", type=Path, metavar="FILE", help="write findings as SARIF 2.1.0")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write findings as JUnit XML")
+    parser.add_argument(
+        "--approved-by",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user or @org/team whose review approved the head commit (repeatable); "
+        "satisfies approval-required findings where CODEOWNERS at base names them",
+    )
+    parser.add_argument(
+        "--no-policies", action="store_true", help="only preview; evaluate no policy"
+    )
     parser.add_argument(
         "--sandbox",
         choices=sandbox.MODES,
@@ -353,16 +372,20 @@ def _preview(
     settings: RenderSettings,
     progress: _Progress | None,
 ) -> int:
+    outcome = None
     with Repository(args.repo) as repo:
         result = preview.run_preview(
             repo, request, settings, progress=progress.phase if progress else None
         )
-    if progress:
-        progress.finish()
+        if progress:
+            progress.finish()
+        if not args.no_policies:
+            outcome = policy_gate.evaluate_preview(repo, result, approved_by=args.approved_by)
+    policy = outcome.result if outcome else None
     if args.format == "json":
-        report = jsonout.dumps(result, max_bytes=settings.budgets.max_report_bytes)
+        report = jsonout.dumps(result, policy, max_bytes=settings.budgets.max_report_bytes)
     else:
-        report = markdown.render(result, limit=settings.budgets.max_report_chars)
+        report = markdown.render(result, limit=settings.budgets.max_report_chars, policy=policy)
     # The last line of defence: a value that reached the report some other way is cut here.
     report = settings.known_secrets.scrub(report)
     if args.output:
@@ -372,9 +395,30 @@ def _preview(
             raise InputError(f"--output {args.output}: cannot write it ({exc.strerror})") from None
     else:
         sys.stdout.write(report if report.endswith("\n") else report + "\n")
+    if outcome is not None:
+        _write_findings(args, outcome, settings)
     if result.failed:
         return EXIT_ERROR
+    if policy is not None and not policy.passed:
+        return EXIT_GATE_FAILED
     return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
+
+
+def _write_findings(
+    args: argparse.Namespace, outcome: GateOutcome, settings: RenderSettings
+) -> None:
+    """Write the SARIF and JUnit files asked for, scrubbed like the report."""
+    writers: list[tuple[Path | None, Callable[[], str]]] = [
+        (args.sarif, lambda: sarif.dumps(outcome.result, outcome.rules)),
+        (args.junit, lambda: junit.dumps(outcome.result)),
+    ]
+    for path, text in writers:
+        if path is None:
+            continue
+        try:
+            path.write_text(settings.known_secrets.scrub(text()))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write it ({exc.strerror})") from None
 
 
 class _Terminated(BaseException):

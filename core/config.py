@@ -12,8 +12,9 @@ fetch:
 Which file decides: security settings come from the operator's file (and command line) and from
 `.tidegate.yaml` at the BASE revision, never from the head a pull request proposes, because the
 pull request must not widen what it may reach. Address opt-ins are the operator's alone: a
-repository file that sets them is an error. Other top-level keys (`policies:`, ...) belong to
-other parts of Tidegate and are left alone; unknown keys inside `fetch:` are errors naming the
+repository file that sets them is an error. Other top-level keys belong to other parts of Tidegate
+and are left alone (`policies:` is parsed by `policies.config`, with the same base-revision
+rule); unknown keys inside `fetch:` are errors naming the
 file and field, so a typo never silently changes behaviour. Parsing and merging only: reading the
 files is the caller's job.
 """

@@ -14,7 +14,8 @@ policies:
       GP010: {severity: error}
 ```
 
-Other top-level keys of `.tidegate.yaml` belong to other parts of Tidegate and are ignored here.
+Other top-level keys of `.tidegate.yaml` belong to other parts of Tidegate (`fetch:` is parsed by
+`core.config`, which names the file) and are ignored here.
 Unknown keys inside `policies:` are errors, named by file and field, so a typo never silently
 disables a rule.
 
@@ -36,12 +37,12 @@ from typing import Any, NoReturn
 
 import yaml
 
+from core.config import CONFIG_FILE
 from core.errors import InputError
 from core.findings import Severity
 
 __all__ = ["CONFIG_FILE", "PolicyConfig", "Profile", "RuleConfig", "glob_match", "parse_config"]
 
-CONFIG_FILE = ".tidegate.yaml"
 _MAX_BYTES = 1 << 20
 _TOP_KEYS = {"kubernetesVersion", "rules", "profiles"}
 _KUBE_VERSION = re.compile(r"^1\.[0-9]{1,3}$")

@@ -19,7 +19,17 @@ The shape is stable; fields may be added but never renamed or removed:
                                "fields": ["spec.replicas"], "diff": "unified diff text",
                                "suppressed": {"helm-chart-labels": 2}, "note": null}]}]}],
      "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "unknown": 0,
-                 "failed": 0, "unavailable": 0, "errors": 0}}
+                 "failed": 0, "unavailable": 0, "errors": 0},
+     "findings": [{"rule": "GP001", "severity": "error|warning|notice", "message": "...",
+                   "cluster": "clusters/production", "unit": "Kustomization/flux-system/apps",
+                   "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web",
+                   "name": "data", "file": "apps/web/pvc.yaml", "line": 3, "waived": false,
+                   "approvalRequired": true, "blocking": true, "waiver": null}],
+     "gate": {"passed": false, "blocking": 1, "waived": 0, "rules": ["GP001", ...]}}
+
+`findings` lists every policy finding, blocking first (`core.report.policy.finding_json`); it is
+empty and `gate` is null when policies were not evaluated. `waiver` says how a waived finding was
+waived: `{"kind": "annotation|file|approval", "reason", "by", "expires", "where"}`.
 
 A unit is `unavailable` when a source it needs (a chart repository) could not be reached:
 `unavailableSource` is the URL (without its query) and `error` says why. With
@@ -50,7 +60,9 @@ from typing import Any
 
 from core.changes import Change, ClusterPlan, Preview, UnitPlan
 from core.errors import BudgetError
+from core.findings import PolicyResult
 from core.plan import compare as comparing
+from core.report import policy as policy_report
 
 __all__ = ["DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "dumps", "to_json"]
 
@@ -58,8 +70,8 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_BYTES = 16 << 20
 
 
-def to_json(preview: Preview) -> dict[str, Any]:
-    """Return the preview as plain JSON-ready data."""
+def to_json(preview: Preview, policy: PolicyResult | None = None) -> dict[str, Any]:
+    """Return the preview, and the policy findings if evaluated, as plain JSON-ready data."""
     summary = dict(preview.summary)
     summary["errors"] = sum(len(cluster.errors) for cluster in preview.clusters)
     return {
@@ -71,16 +83,24 @@ def to_json(preview: Preview) -> dict[str, Any]:
         "unavailableSources": "skip" if preview.skip_unavailable else "fail",
         "clusters": [_cluster(cluster) for cluster in preview.clusters],
         "summary": summary,
+        "findings": [policy_report.finding_json(f) for f in policy.findings] if policy else [],
+        "gate": policy_report.gate_json(policy) if policy else None,
     }
 
 
-def dumps(preview: Preview, *, indent: int | None = 2, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def dumps(
+    preview: Preview,
+    policy: PolicyResult | None = None,
+    *,
+    indent: int | None = 2,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> str:
     """Return the preview as JSON text (keys in contract order, UTF-8 kept as is).
 
     Raises:
         BudgetError: the report does not fit `max_bytes` even without any change listed.
     """
-    data = to_json(preview)
+    data = to_json(preview, policy)
     text = _text(data, indent)
     if _size(text) <= max_bytes:
         return text

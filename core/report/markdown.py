@@ -26,7 +26,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
+from core.findings import PolicyResult, Severity
 from core.plan import compare as comparing
+from core.report import policy as report_policy
 
 __all__ = ["DEFAULT_LIMIT", "MARKER", "MIN_LIMIT", "render"]
 
@@ -39,6 +41,8 @@ _ALERT_UNITS = 20
 """Units listed per alert; more are summarized as a count."""
 _ALERT_OBJECTS = 10
 """Objects listed per unit in an alert line."""
+_FINDINGS_SHOWN = 30
+"""Findings listed per group above the fold; the rest are counted."""
 _SHOWN_FIELDS = 10
 _ERROR_EXCERPT = 300
 _SHA = 12
@@ -54,11 +58,18 @@ _PAST = {
 _TABLE = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.ORPHAN, Action.MOVE)
 
 
-def render(preview: Preview, *, limit: int = DEFAULT_LIMIT) -> str:
-    """Return the comment body for a preview, at most `limit` characters long."""
+def render(
+    preview: Preview, *, limit: int = DEFAULT_LIMIT, policy: PolicyResult | None = None
+) -> str:
+    """Return the comment body for a preview, at most `limit` characters long.
+
+    With a policy result, the gate's verdict and its findings come right after the summary
+    table: blocking findings first, each with how to waive it, then warnings and notices, then
+    every applied waiver with its reason.
+    """
     if limit < MIN_LIMIT:
         raise ValueError(f"a comment budget under {MIN_LIMIT} characters cannot hold a summary")
-    return _Fitter(_top(preview), list(_body(preview)), limit).fit()
+    return _Fitter(_top(preview, policy), list(_body(preview)), limit).fit()
 
 
 # Small Markdown helpers.
@@ -106,12 +117,14 @@ def _noise(counts: Mapping[str, int]) -> str:
 # The part above the fold.
 
 
-def _top(preview: Preview) -> str:
+def _top(preview: Preview, policy: PolicyResult | None = None) -> str:
     parts = [
         MARKER,
         "### Tidegate preview",
         f"Merging {_code(preview.head[:_SHA])} into {_code(preview.base[:_SHA])}.",
     ]
+    if policy is not None:
+        parts.extend(_policy(policy))
     if not preview.clusters:
         parts.append("No cluster entry points were found on either side.")
         return "\n\n".join(parts)
@@ -252,6 +265,50 @@ def _suspended_alert(preview: Preview) -> Iterator[str]:
     if lines:
         header = f"⏸️ **{_plural(len(lines), 'suspended unit')}: changes apply when resumed:**"
         yield _listing(header, lines)
+
+
+def _policy(result: PolicyResult) -> Iterator[str]:
+    """The gate's verdict, blocking findings (with how to waive), others, and waivers."""
+    blocking = result.blocking
+    others = [f for f in result.findings if not f.blocking and not f.waived]
+    if result.passed:
+        yield f"✅ **Policy gate passed** ({_plural(len(result.rules), 'rule')} evaluated)."
+    else:
+        yield f"❌ **Policy gate failed: {_plural(len(blocking), 'blocking finding')}.**"
+    if blocking:
+        rows = [
+            f"- ❌ {_code(f.rule)} {_code(_excerpt(report_policy.message(f)))} "
+            f"{_code(report_policy.location(f))}\n  To unblock: {report_policy.how_to_waive(f)}."
+            for f in blocking
+        ]
+        yield _findings_listing("**Blocking:**", rows)
+    if others:
+        marks = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}  # noqa: RUF001
+        rows = [
+            f"- {marks[f.severity]} {_code(f.rule)} {_code(_excerpt(report_policy.message(f)))} "
+            f"{_code(report_policy.location(f))}"
+            for f in others
+        ]
+        yield _findings_listing(f"**{_plural(len(others), 'other finding')}:**", rows)
+    if result.waived:
+        rows = [
+            f"- {_code(f.rule)} {_code(report_policy.location(f))}: waived by "
+            f"{f.waiver.kind.value}{f' ({f.waiver.by})' if f.waiver.by else ''}: "
+            f"{_code(_excerpt(f.waiver.reason))}"
+            for f in result.waived
+            if f.waiver is not None
+        ]
+        yield _findings_listing(f"**{_plural(len(rows), 'waiver')} applied:**", rows)
+
+
+def _findings_listing(header: str, rows: list[str]) -> str:
+    shown = rows[:_FINDINGS_SHOWN]
+    if len(rows) > len(shown):
+        shown.append(
+            f"- … and {len(rows) - len(shown)} more (every finding is in the JSON, "
+            "SARIF and JUnit reports)"
+        )
+    return "\n".join([header, *shown])
 
 
 # The sections below the fold.

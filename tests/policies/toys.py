@@ -26,20 +26,20 @@ class FlagDeletes:
 
 
 class NeedsApproval:
-    """Flags every creation, as an approval-required rule."""
+    """Flags every creation and update, as an approval-required rule."""
 
     meta = RuleMeta(
         id="TT002",
         title="needs-approval",
         severity=Severity.WARNING,
-        summary="Every creation needs a code owner's approval.",
+        summary="Every creation or update needs a code owner's approval.",
         approval_required=True,
     )
 
     def evaluate(self, policy_input: PolicyInput) -> Iterable[Finding]:
         for change in policy_input.changes:
-            if change.operation is Operation.CREATE:
-                yield finding(self.meta, f"{change.ref} is created", change=change)
+            if change.operation in (Operation.CREATE, Operation.UPDATE):
+                yield finding(self.meta, f"{change.ref} changes", change=change)
 
 
 class Broken:
@@ -49,3 +49,15 @@ class Broken:
 
     def evaluate(self, policy_input: PolicyInput) -> Iterable[Finding]:
         raise KeyError("spec")
+
+
+class Unwaivable(FlagDeletes):
+    """Flags deletions; annotations cannot waive it."""
+
+    meta = RuleMeta(
+        id="TT004",
+        title="unwaivable",
+        severity=Severity.ERROR,
+        summary="Flags deletions; only the waiver file waives it.",
+        annotation_waivable=False,
+    )

@@ -35,7 +35,10 @@ def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_example_reports_every_action(example_repo: Path, preview: Preview) -> None:
     outcome = preview(example_repo, "main", "pull-request")
 
-    assert outcome.code == 1, outcome.stderr
+    # The example commits a Secret in clear text, which the gate blocks.
+    assert outcome.code == 3, outcome.stderr
+    blocking = [(f["rule"], f["name"]) for f in outcome.data["findings"] if f["blocking"]]
+    assert blocking == [("GP011", "podinfo-token")]
     changes = outcome.changes()
     assert (PROD, "apps", "update", "Deployment", "apps/podinfo") in changes
     assert (STAGING, "apps", "update", "Deployment", "apps/podinfo") in changes
@@ -87,7 +90,8 @@ def test_example_markdown_leads_with_the_summary_and_deletions(
 ) -> None:
     outcome = preview(example_repo, "main", "pull-request", fmt="markdown")
 
-    assert outcome.code == 1
+    assert outcome.code == 3
+    assert outcome.report.index("Policy gate failed") < outcome.report.index("| Cluster |")
     first_details = outcome.report.index("<details")
     assert outcome.report.index(PROD) < first_details
     assert outcome.report.index("redis") < first_details, "deletions must show above the fold"

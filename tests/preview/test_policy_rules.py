@@ -144,7 +144,6 @@ def test_pruning_stateful_objects_and_a_namespace_needs_approval(
 
     findings = gate(repo, base, head)
 
-    print("\n".join(f"{f.rule} {f.ref} {f.file} {f.message}" for f in findings))
     assert _found(findings, "GP001") == [
         ("error", "PersistentVolumeClaim/web/data", "apps/db.yaml"),
         ("error", "StatefulSet/web/db", "apps/db.yaml"),

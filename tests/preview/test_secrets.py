@@ -90,10 +90,16 @@ def test_secret_values_reach_no_report_no_stderr_and_no_cache_entry(
 ) -> None:
     repo, base, head = _repo(tmp_path)
 
-    outputs = [preview(repo, base, head, fmt=fmt) for fmt in ("json", "markdown")]
+    sarif = tmp_path / "findings.sarif"
+    outputs = [
+        preview(repo, base, head, "--sarif", str(sarif), fmt=fmt) for fmt in ("json", "markdown")
+    ]
 
     json_run = outputs[0]
-    assert json_run.code == 1, json_run.report
+    # The Secrets are committed in clear text: the gate blocks them, and says so without a value.
+    assert json_run.code == 3, json_run.report
+    assert {f["rule"] for f in json_run.data["findings"] if f["blocking"]} == {"GP011"}
+    _assert_clean(sarif.read_text(), "the SARIF log")
     changes = {(c[2], c[3], c[4]) for c in json_run.changes()}
     assert changes == {
         ("update", "Secret", "apps/db-password"),

@@ -55,7 +55,9 @@ def test_removed_parent_cascades_into_nested_kustomizations(
 
     outcome = preview(repo, base, head)
 
-    assert outcome.code == 1
+    # Removing a pruning Kustomization garbage-collects its inventory: the gate asks for approval.
+    assert outcome.code == 3
+    assert [(f["rule"], f["name"]) for f in outcome.data["findings"]] == [("GP004", "apps")]
     assert outcome.unit(PROD, "apps")["status"] == "removed"
     assert outcome.unit(PROD, "nested")["status"] == "removed"
     changes = outcome.changes()

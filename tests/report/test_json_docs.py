@@ -1,4 +1,8 @@
-"""The JSON examples in the README and docs/preview.md show every field the output has."""
+"""The JSON examples in the README and docs/preview.md show every field the output has.
+
+The output is that of a preview with policy findings, one of them waived, so the example must
+show the fields of a finding and of its waiver too.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pytest
 
 from core.report import jsonout
 from tests.report.samples import sample_preview
+from tests.report.test_policy_reports import policy_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,5 +39,5 @@ def _keys(data: Any, path: str = "") -> set[str]:
 def test_the_documented_example_has_exactly_the_output_fields(document: str) -> None:
     text = (ROOT / document).read_text()
     [example] = re.findall(r"```json\n(.*?)```", text, flags=re.S)
-    actual = jsonout.to_json(sample_preview())
+    actual = jsonout.to_json(sample_preview(), policy_result())
     assert _keys(json.loads(example)) == _keys(actual)

@@ -1,0 +1,1 @@
+"""User rules in CEL: ValidatingAdmissionPolicy semantics on the change set (see rules.py)."""
