@@ -36,6 +36,7 @@ __all__ = [
     "INDEX_TYPES",
     "MANIFEST_TYPES",
     "Manifest",
+    "OCIError",
     "RegistryClient",
     "RegistryError",
     "RegistryLimits",
@@ -53,7 +54,19 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
-class RegistryError(TidegateError):
+class OCIError(TidegateError):
+    """An OCI source failed; `unavailable` is the URL when the registry could not be reached.
+
+    Unreachable (name resolution, connection, timeout, HTTP 408/429/5xx) is a condition of the
+    network or the registry, not of the repository: the preview reports it apart.
+    """
+
+    def __init__(self, message: str, *, unavailable: str | None = None) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+
+
+class RegistryError(OCIError):
     """A registry could not be read, or answered with something invalid."""
 
 
@@ -232,7 +245,7 @@ class RegistryClient:
                     ok_statuses=(401,),
                 )
         except FetchError as exc:
-            raise RegistryError(f"{repo}: {_describe(exc)}") from None
+            raise RegistryError(f"{repo}: {_describe(exc)}", unavailable=_down(exc)) from None
         if response.status == 401:
             raise RegistryError(
                 f"{repo}: the registry refused anonymous access (HTTP 401); "
@@ -272,7 +285,9 @@ class RegistryClient:
                 accept="application/json",
             )
         except FetchError as exc:
-            raise RegistryError(f"{repo}: token service: {_describe(exc)}") from None
+            raise RegistryError(
+                f"{repo}: token service: {_describe(exc)}", unavailable=_down(exc)
+            ) from None
         try:
             doc = json.loads(response.body)
             token = doc.get("token") or doc.get("access_token")
@@ -306,6 +321,11 @@ class RegistryClient:
 def _describe(exc: FetchError) -> str:
     """A fetch failure in the registry's words: what, not the whole URL again."""
     return exc.reason if exc.reason.startswith("refused") else f"{exc.reason} ({exc.url})"
+
+
+def _down(exc: FetchError) -> str | None:
+    """The URL that could not be reached, when the failure is the network's or the server's."""
+    return exc.url if exc.unavailable else None
 
 
 def _media_type(doc: Mapping[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 - `OCIRepositorySpec.parse` reads a `source.toolkit.fluxcd.io/v1` (or v1beta2) OCIRepository and
   names the file, object and field of any mistake; settings a preview cannot honour (credentials,
-  cloud providers, signature verification, `spec.ignore`) fail by name instead of being skipped.
+  cloud providers, signature verification) fail by name instead of being skipped.
 - `pull_artifact` picks the reference in source-controller's order (`digest` > `semver` with
   `semverFilter` > `tag` > `latest`), resolves it, selects the layer (`layerSelector.mediaType`,
   else the first) and either unpacks it (`extract`) or keeps the compressed blob (`copy`). The
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core import semver
-from core.errors import InputError, TidegateError
+from core.errors import InputError
 from core.oci.reference import OCIReferenceError, Repository, parse_repository
-from core.oci.registry import Manifest, RegistryClient, RegistryError
+from core.oci.registry import Manifest, OCIError, RegistryClient, RegistryError
 from core.oci.unpack import UnpackError, unpack
 
 __all__ = [
@@ -50,12 +50,11 @@ _UNSUPPORTED = {
     "spec.certSecretRef": "client certificates are not read in previews",
     "spec.proxySecretRef": "proxies are not used in previews",
     "spec.verify": "signature verification is not supported in previews yet",
-    "spec.ignore": "ignore rules for OCI artifacts are not supported in previews yet",
 }
 
 
-class SourceError(TidegateError):
-    """An OCI source could not be resolved or pulled."""
+class SourceError(OCIError):
+    """An OCI source could not be resolved or pulled (`unavailable`: see `OCIError`)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,8 @@ class OCIRepositorySpec:
     tag: str = ""
     media_type: str = ""
     operation: str = "extract"
+    ignore: str | None = None
+    """`spec.ignore`: gitignore patterns applied to an extracted artifact, as to a git one."""
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any], *, file: str | None = None) -> OCIRepositorySpec:
@@ -124,6 +125,7 @@ class OCIRepositorySpec:
             tag=text(ref, "tag", "spec.ref.tag"),
             media_type=text(selector, "mediaType", "spec.layerSelector.mediaType"),
             operation=operation,
+            ignore=text(spec, "ignore", "spec.ignore") or None,
         )
         if result.semver:
             try:
@@ -131,6 +133,10 @@ class OCIRepositorySpec:
             except semver.SemverError as exc:
                 fail("spec.ref.semver", str(exc))
         return result
+
+
+def _unavailable(exc: Exception) -> str | None:
+    return exc.unavailable if isinstance(exc, OCIError) else None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -163,7 +169,7 @@ def pull_artifact(client: RegistryClient, spec: OCIRepositorySpec) -> Artifact:
         blob = client.blob(spec.repository, layer)
         path = blob if spec.operation == "copy" else unpacked(client, blob)
     except (RegistryError, OCIReferenceError, UnpackError, SourceError) as exc:
-        raise SourceError(f"{spec.name}: {exc}") from None
+        raise SourceError(f"{spec.name}: {exc}", unavailable=_unavailable(exc)) from None
     revision = (
         manifest.digest if reference.startswith("sha256:") else f"{reference}@{manifest.digest}"
     )
@@ -257,7 +263,9 @@ def pull_chart(
         layer = _select_layer(manifest, HELM_CHART_LAYER)
         package = client.blob(repository, layer)
     except (RegistryError, OCIReferenceError, SourceError) as exc:
-        raise SourceError(f"chart {chart} {version or '*'} from {url}: {exc}") from None
+        raise SourceError(
+            f"chart {chart} {version or '*'} from {url}: {exc}", unavailable=_unavailable(exc)
+        ) from None
     return PulledChart(package, tag.replace("_", "+"), manifest.digest)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 from core import semver, yamlio
 from core.errors import RenderError, TidegateError
 from core.fetch import FetchPolicy
+from core.host.files import DirectorySource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import RegistryClient
 from core.oci.source import (
@@ -37,6 +39,8 @@ from core.oci.source import (
     unpacked,
 )
 from core.oci.unpack import UnpackError, unpack
+from core.repo import sourceignore
+from core.repo.view import FileView, made_id
 from core.units import SourceRef
 
 __all__ = [
@@ -73,6 +77,28 @@ class OCISources:
 
     def __init__(self, policy: FetchPolicy, cache_dir: Path) -> None:
         self.client = RegistryClient(policy, cache_dir)
+        self._views: dict[tuple[Path, str | None], FileView] = {}
+        self._lock = threading.Lock()
+
+    def view(self, content: OCIContent) -> FileView:
+        """The files source-controller archives from an extracted artifact.
+
+        For an `extract` layer, as for a git artifact, `.sourceignore` files inside it and the
+        OCIRepository's `spec.ignore` apply, with Flux's default exclusions
+        (`core.repo.sourceignore`); a `copy` layer is stored unfiltered.
+        """
+        # A `copy` layer is stored as it is: nothing is filtered out of it.
+        filtered = content.spec.operation == "extract"
+        key = (content.artifact.path, content.spec.ignore if filtered else "<copy>")
+        with self._lock:
+            found = self._views.get(key)
+        if found is None:
+            found = _artifact_view(
+                content.artifact.path, content.spec.name, content.spec.ignore, filtered=filtered
+            )
+            with self._lock:
+                self._views[key] = found
+        return found
 
     def repository(
         self, ref: SourceRef, objects: Mapping[ObjectRef, Manifest], *, as_directory: bool
@@ -104,6 +130,33 @@ class OCISources:
         return pull_chart(
             self.client, str(spec.get("url") or ""), chart, version, insecure=insecure
         )
+
+
+def _artifact_view(root: Path, label: str, spec_ignore: str | None, *, filtered: bool) -> FileView:
+    source = DirectorySource(root)
+    contents: dict[str, bytes] = {}
+    pending = [""]
+    while pending:
+        directory = pending.pop()
+        for name in source.listdir(directory):
+            path = f"{directory}/{name}" if directory else name
+            if source.is_dir(path):
+                pending.append(path)
+            elif source.is_file(path):
+                contents[path] = source.read(path)
+    kept = (
+        sourceignore.included(contents, contents.__getitem__, spec_ignore)
+        if filtered
+        else list(contents)
+    )
+    files = {path: made_id(contents[path]) for path in kept}
+    made = {files[path]: contents[path] for path in kept}
+    # No file of an artifact comes from the repository: origins are empty.
+    return FileView(label, files, _no_blob, made=made, origins=dict.fromkeys(files, ""))
+
+
+def _no_blob(blob_id: str) -> bytes:
+    raise KeyError(blob_id)  # every file of an artifact view is made content
 
 
 def prepare_chart(artifact: Artifact, workdir: Path, *, track_digest: bool) -> Path:

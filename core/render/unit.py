@@ -33,6 +33,7 @@ from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
+from core.oci.registry import OCIError
 from core.render import helm, kustomize, ocisource
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.render.leaks import secret_values
@@ -153,8 +154,11 @@ class UnitRenderer:
             if (
                 isinstance(spec, KustomizationSpec)
                 and spec.source.kind == "OCIRepository"
+                and spec.source != self_source
                 and spec.source not in self.settings.sources
             ):
+                # (The root's own source is this repository, whatever its kind: a fleet that
+                # CI pushes as an OCI artifact is previewed from its files.)
                 return self._guarded(spec, None, self._oci_kustomization(spec, objects))
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
@@ -166,6 +170,10 @@ class UnitRenderer:
             return Pending(missing.what, missing.message)
         except ocisource.MissingSource as missing:
             return Pending(str(missing.ref))
+        except SourceUnavailableError as exc:
+            # Unreachable is reported apart from broken (see docs/security.md).
+            failed = self._failed(spec, exc)
+            return dataclasses.replace(failed, unavailable_source=exc.url)
         except Exception as exc:
             return self._failed(spec, exc)
 
@@ -358,14 +366,15 @@ class UnitRenderer:
         except ocisource.MissingSource:
             raise
         except TidegateError as exc:
-            raise TidegateError(f"{spec.unit}: {exc}") from None
+            raise _oci_error(f"{spec.unit}: ", exc) from None
         # The artifact's digest addresses its content; only the defining file is a repository
         # input (the ownership index must not mistake artifact paths for repository files).
+        # The ignore rules decide which files the artifact holds: they are part of its identity.
+        identity = (
+            f"{content.artifact.revision} {content.spec.operation} ignore={content.spec.ignore!r}"
+        )
         return self._kustomization(
-            spec,
-            DirectorySource(content.artifact.path),
-            objects,
-            artifact=(content.artifact.revision, content.defined_in),
+            spec, self.oci.view(content), objects, artifact=(identity, content.defined_in)
         )
 
     def _kustomization(
@@ -500,7 +509,7 @@ class UnitRenderer:
             except ocisource.MissingSource:
                 raise
             except TidegateError as exc:
-                raise TidegateError(f"{spec.unit}: chartRef: {exc}") from None
+                raise _oci_error(f"{spec.unit}: chartRef: ", exc) from None
             artifact = content.artifact
             where = f"{spec.unit}: {spec.chart_ref}"
             return (
@@ -520,7 +529,7 @@ class UnitRenderer:
                 try:
                     pulled = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
                 except TidegateError as exc:
-                    raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+                    raise _oci_error(f"{spec.unit}: {spec.source}: ", exc) from None
                 return ("oci-chart", pulled.digest), frozenset(), lambda _: pulled.package
             url = str((repo.body.get("spec") or {}).get("url") or "")
             if not url:
@@ -646,6 +655,13 @@ class _DirectoryTree:
         if not self.source.is_dir(path):
             raise NotADirectoryError(path)
         return self.source.listdir(path)
+
+
+def _oci_error(prefix: str, exc: TidegateError) -> TidegateError:
+    """Name the unit in an OCI failure; an unreachable registry stays `unavailable`."""
+    if isinstance(exc, OCIError) and exc.unavailable:
+        return SourceUnavailableError(exc.unavailable, f"{prefix}{exc}")
+    return TidegateError(f"{prefix}{exc}")
 
 
 class _ArtifactTree:

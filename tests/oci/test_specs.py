@@ -44,7 +44,7 @@ def test_defaults_follow_source_controller() -> None:
         ({"secretRef": {"name": "creds"}}, "spec.secretRef", "credentials are not read"),
         ({"provider": "aws"}, "spec.provider", "aws credentials are not used"),
         ({"verify": {"provider": "cosign"}}, "spec.verify", "not supported"),
-        ({"ignore": "*.md"}, "spec.ignore", "not supported"),
+        ({"ignore": ["*.md"]}, "spec.ignore", "must be a string"),
         ({"insecure": "yes"}, "spec.insecure", "must be a boolean"),
     ],
 )

@@ -19,7 +19,7 @@ from core.host.command import run
 from devenv.registry import Registry
 from tests.fixtures.registry import RegistryAPI, push_artifact, push_chart
 from tests.preview.conftest import Outcome, Preview
-from tests.preview.gitrepo import commit, flux_cluster, new_repo
+from tests.preview.gitrepo import commit, configmap, flux_cluster, new_repo
 from tests.render.helpers import write_tree
 from tests.render.test_helm import helm_limits
 
@@ -179,6 +179,102 @@ def test_digest_and_layer_selector_copy_render_the_same_content(
     assert out.code == 1, out.report + out.stderr
     assert out.unit(PROD, "app")["status"] == "unchanged"
     assert [c[2:4] for c in out.changes()] == [("update", "OCIRepository")]
+
+
+def test_ignore_rules_apply_to_an_extracted_artifact(
+    tmp_path: Path, oci_registry: Registry, preview: Preview, loopback: list[str]
+) -> None:
+    # No kustomization.yaml: Flux generates one from every YAML file the artifact keeps, and a
+    # file that is not a Kubernetes object would fail it unless an ignore rule drops it.
+    push_artifact(
+        oci_registry,
+        "fleet/ignored",
+        "1.0.0",
+        {
+            "deploy/.sourceignore": "notes.yaml\n",
+            "deploy/notes.yaml": "title: not a Kubernetes object\n",
+            "deploy/app.yaml": _app("1.0.0", 1)["deploy/app.yaml"],
+            "deploy/debug.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: debug, namespace: apps}\n",
+        },
+    )
+    url = f"oci://{oci_registry.host}/fleet/ignored"
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/app-source.yaml": _oci_source(url, "{tag: 1.0.0}"),
+            f"{PROD}/app.yaml": _APP_KS,
+        },
+    )
+    head = commit(
+        repo,
+        {f"{PROD}/app-source.yaml": _oci_source(url, "{tag: 1.0.0}", "ignore: debug.yaml")},
+        "stop shipping the debug ConfigMap",
+    )
+
+    copied = commit(
+        repo,
+        {
+            f"{PROD}/app-source.yaml": _oci_source(
+                url,
+                "{tag: 1.0.0}",
+                "layerSelector: {mediaType: application/vnd.cncf.flux.content.v1.tar+gzip, "
+                "operation: copy}",
+            )
+        },
+        "take the layer as it is",
+    )
+
+    out = preview(repo, base, head, *loopback)
+    unfiltered = preview(repo, head, copied, *loopback)
+
+    assert out.code == 1, out.report + out.stderr
+    assert out.unit(PROD, "app")["status"] == "rendered"
+    assert [c[2:] for c in out.changes() if c[1] == "app"] == [
+        ("delete", "ConfigMap", "apps/debug")
+    ]
+    # A copied layer is stored unfiltered: the generated kustomization meets notes.yaml.
+    assert unfiltered.code == 2
+    assert "deploy/notes.yaml" in unfiltered.unit(PROD, "app")["error"]
+
+
+def test_a_root_sourced_from_oci_is_previewed_from_the_repository(
+    tmp_path: Path, preview: Preview
+) -> None:
+    # CI pushes this repository as the artifact the cluster's root OCIRepository pulls: the
+    # pull request's files are what will be pushed, so they are what is previewed.
+    bootstrap = """
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: OCIRepository
+        metadata: {name: flux-system, namespace: flux-system}
+        spec: {interval: 1m, url: "oci://registry.invalid/fleet", ref: {tag: latest}}
+        ---
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: flux-system, namespace: flux-system}
+        spec:
+          interval: 10m
+          path: ./clusters/production
+          prune: true
+          sourceRef: {kind: OCIRepository, name: flux-system}
+    """
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/flux-system/gotk-sync.yaml": bootstrap,
+            f"{PROD}/settings.yaml": configmap("settings", "apps", mode="slow"),
+        },
+    )
+    head = commit(
+        repo, {f"{PROD}/settings.yaml": configmap("settings", "apps", mode="fast")}, "faster"
+    )
+
+    out = preview(repo, base, head)
+
+    assert out.code == 1, out.report + out.stderr
+    assert out.changes() == [(PROD, "flux-system", "update", "ConfigMap", "apps/settings")]
 
 
 def _release(chart_spec: str, name: str = "web") -> str:
@@ -359,7 +455,7 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
     assert allowed.unit(PROD, "app")["status"] == "added"
 
 
-def test_an_unreachable_registry_fails_the_unit_by_name(
+def test_an_unreachable_registry_is_an_unavailable_source(
     tmp_path: Path, artifacts: dict[str, str], preview: Preview, loopback: list[str]
 ) -> None:
     with socket.socket() as sock:
@@ -375,7 +471,24 @@ def test_an_unreachable_registry_fails_the_unit_by_name(
 
     out = preview(repo, base, head, *loopback, "--allow-host", f"127.0.0.1:{port}")
 
+    # Unreachable is the network's condition, not the repository's: reported as unavailable
+    # (failing the preview by default, as for chart repositories).
     assert out.code == 2
-    error = out.unit(PROD, "app")["error"]
-    assert "OCIRepository/flux-system/app" in error
-    assert "connection refused" in error
+    app = out.unit(PROD, "app")
+    assert app["status"] == "unavailable"
+    assert app["unavailableSource"].startswith(f"http://127.0.0.1:{port}/v2/fleet/app/")
+    assert "OCIRepository/flux-system/app" in app["error"]
+    assert "connection refused" in app["error"]
+    skipped = preview(
+        repo,
+        base,
+        head,
+        *loopback,
+        "--allow-host",
+        f"127.0.0.1:{port}",
+        "--unavailable-sources",
+        "skip",
+    )
+    # Skipped: the preview does not fail; the source objects it adds are still changes.
+    assert (skipped.code, skipped.data["failed"]) == (1, False), skipped.report
+    assert skipped.unit(PROD, "app")["status"] == "unavailable"

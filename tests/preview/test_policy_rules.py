@@ -1,67 +1,74 @@
 """The built-in rules on real repositories, end to end through the real preview pipeline.
 
-Each test builds a git repository (base commit), commits the incident a rule exists for, renders
-both revisions with the pinned kustomize and helm, plans, and evaluates the whole built-in
-catalog with the base revision's `.tidegate.yaml`, then checks the rule's finding (rule, object,
-file where the object comes from). The fail/pass pairs of every rule live in the fixture cases
-(`tests/policies/cases/`); these tests prove the rules see what the real renderer produces:
-kustomize output, Flux ownership of nested units, moves between units, helm output.
+Each test builds a git repository (base commit), commits the incident a rule exists for and runs
+`tidegate preview --format json` on it: both revisions rendered with the pinned kustomize and
+helm, planned, and the whole built-in catalog evaluated with the base revision's
+`.tidegate.yaml`. It checks the rule's finding in the report (rule, severity, object, file where
+the object comes from) and the exit code (3 when the gate fails). The fail/pass pairs of every
+rule live in the fixture cases (`tests/policies/cases/`); these tests prove the rules see what
+the real renderer produces: kustomize output, Flux ownership of nested units, moves between
+units, helm output.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core import preview as engine
-from core.findings import Finding
-from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
-from core.repo.git import Repository
-from policies.config import CONFIG_FILE, PolicyConfig, parse_config
-from policies.evaluate import evaluate
-from policies.input import build_input
-from policies.registry import builtin_rules
+from policies.config import CONFIG_FILE
+from tests.preview.conftest import Preview as RunPreview
 from tests.preview.gitrepo import Files, commit, configmap, flux_cluster, kustomization, new_repo
 
 PROD = "clusters/production"
 
 
+@dataclass(frozen=True)
+class Found:
+    """One finding as `tidegate preview --format json` reports it."""
+
+    rule: str
+    severity: str
+    ref: str
+    file: str | None
+    message: str
+    unit: str
+    approval_required: bool
+    line: int | None
+
+
 class Gate:
-    """Runs the preview and the built-in catalog on two revisions of a repository."""
+    """Runs `tidegate preview` (JSON) and returns the findings and the exit code."""
 
-    def __init__(self, tmp_path: Path, kustomize: Path, helm: Path) -> None:
-        self.tmp_path = tmp_path
-        self.kustomize = kustomize
-        self.helm = helm
+    def __init__(self, preview: RunPreview) -> None:
+        self.preview = preview
+        self.code = -1
 
-    def __call__(self, repo: Path, base: str, head: str) -> list[Finding]:
-        settings = RenderSettings(
-            kustomize=self.kustomize,
-            helm=self.helm,
-            cache=RenderCache(self.tmp_path / "cache"),
-            jobs=1,
-        )
-        with Repository(repo) as git_repo:
-            result = engine.run_preview(git_repo, engine.PreviewRequest(base, head), settings)
-            tree = git_repo.tree(result.base)
-            config = (
-                parse_config(git_repo.read_file(tree, CONFIG_FILE).decode())
-                if tree.is_file(CONFIG_FILE)
-                else PolicyConfig()
+    def __call__(self, repo: Path, base: str, head: str) -> list[Found]:
+        outcome = self.preview(repo, base, head)
+        self.code = outcome.code
+        found = []
+        for item in outcome.data["findings"]:
+            kind, namespace, name = item.get("kind"), item.get("namespace"), item.get("name")
+            ref = "/".join(p for p in (kind, namespace, name) if p) if kind else ""
+            found.append(
+                Found(
+                    rule=item["rule"],
+                    severity=item["severity"],
+                    ref=ref,
+                    file=item.get("file"),
+                    message=item["message"],
+                    unit=item.get("unit") or "",
+                    approval_required=bool(item.get("approvalRequired")),
+                    line=item.get("line"),
+                )
             )
-        policy_input = build_input(
-            result,
-            kube_version=config.kube_version,
-            profile_of=config.profile_of,
-            options=config.options(),
-        )
-        return list(evaluate(policy_input, builtin_rules().values(), config).findings)
+        return found
 
 
-def _found(findings: list[Finding], rule: str) -> list[tuple[str, str, str | None]]:
-    return sorted((f.severity.value, str(f.ref or ""), f.file) for f in findings if f.rule == rule)
+def _found(findings: list[Found], rule: str) -> list[tuple[str, str, str | None]]:
+    return sorted((f.severity, f.ref, f.file) for f in findings if f.rule == rule)
 
 
 def _fleet(tmp_path: Path, extra: Files | None = None) -> tuple[Path, str]:
@@ -87,8 +94,8 @@ def _fleet(tmp_path: Path, extra: Files | None = None) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def gate(tmp_path: Path, kustomize_bin: Path, helm_bin: Path) -> Gate:
-    return Gate(tmp_path, kustomize_bin, helm_bin)
+def gate(preview: RunPreview) -> Gate:
+    return Gate(preview)
 
 
 def test_pruning_stateful_objects_and_a_namespace_needs_approval(
@@ -149,6 +156,12 @@ def test_pruning_stateful_objects_and_a_namespace_needs_approval(
         ("error", "StatefulSet/web/db", "apps/db.yaml"),
     ]
     assert all(f.approval_required for f in findings if f.rule == "GP001")
+    # Each finding points at the line where its object starts in the file.
+    assert sorted((f.ref, f.line) for f in findings if f.rule == "GP001") == [
+        ("PersistentVolumeClaim/web/data", 1),
+        ("StatefulSet/web/db", 8),
+    ]
+    assert gate.code == 3  # unapproved blocking findings fail the gate
     assert _found(findings, "GP002") == [
         ("error", "CustomResourceDefinition/widgets.example.com", "infra/crd.yaml")
     ]
@@ -198,7 +211,7 @@ def test_moving_and_removing_units(tmp_path: Path, gate: Gate) -> None:
         ("error", "PersistentVolumeClaim/web/data", "data/claim.yaml")
     ]
     removed = [f for f in findings if f.rule == "GP004"]
-    assert [(str(f.ref), f.file) for f in removed] == [
+    assert [(f.ref, f.file) for f in removed] == [
         ("Kustomization/flux-system/legacy", f"{PROD}/legacy.yaml")
     ]
     assert "garbage-collects the 3 object(s)" in removed[0].message
@@ -231,14 +244,14 @@ def test_graph_problems_duplicates_and_missing_paths(tmp_path: Path, gate: Gate)
 
     assert _found(findings, "GP005") == [("error", "Namespace/web", "apps/namespace.yaml")]
     graph = [f for f in findings if f.rule == "GP006"]
-    assert [(str(f.ref), f.file) for f in graph] == [
+    assert [(f.ref, f.file) for f in graph] == [
         ("Kustomization/flux-system/apps", f"{PROD}/apps.yaml")
     ]
     assert (
         "depends on Kustomization/flux-system/databases, which is not declared" in graph[0].message
     )
     missing = [f for f in findings if f.rule == "GP007"]
-    assert [(f.unit and f.unit.name, f.file) for f in missing] == [("web", f"{PROD}/web.yaml")]
+    assert [(f.unit.rsplit("/", 1)[-1], f.file) for f in missing] == [("web", f"{PROD}/web.yaml")]
     assert "./frontend" in missing[0].message
 
 
@@ -453,6 +466,7 @@ def test_helm_release_rules(tmp_path: Path, gate: Gate) -> None:
     assert "widened from 1.2.* by this change" in next(
         f.message for f in findings if f.rule == "GP020"
     )
+    assert gate.code == 1  # warnings only: the gate passes
 
 
 def test_flux_operations_rules(tmp_path: Path, gate: Gate) -> None:
@@ -489,6 +503,7 @@ def test_flux_operations_rules(tmp_path: Path, gate: Gate) -> None:
         ("warning", "Kustomization/flux-system/apps", f"{PROD}/apps.yaml")
     ]
     assert _found(findings, "GP024") == [("error", "Namespace/data", "infra/data.yaml")]
+    assert gate.code == 3
 
 
 def test_blast_radius_uses_the_configured_threshold(tmp_path: Path, gate: Gate) -> None:
@@ -503,5 +518,6 @@ def test_blast_radius_uses_the_configured_threshold(tmp_path: Path, gate: Gate) 
     findings = gate(repo, base, head)
 
     radius = [f for f in findings if f.rule == "GP025"]
-    assert [(f.unit and f.unit.name, f.file) for f in radius] == [("apps", f"{PROD}/apps.yaml")]
+    assert [(f.unit.rsplit("/", 1)[-1], f.file) for f in radius] == [("apps", f"{PROD}/apps.yaml")]
     assert "deletes 4 objects in clusters/production, more than 3" in radius[0].message
+    assert gate.code == 3
