@@ -291,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+    if args.max_report_chars < markdown.MIN_LIMIT:
+        raise InputError(f"--max-report-chars must be at least {markdown.MIN_LIMIT}")
     if args.max_yaml_depth > yamlio.MAX_DEPTH_CEILING:
         raise InputError(f"--max-yaml-depth may be at most {yamlio.MAX_DEPTH_CEILING}")
     yamlio.configure(

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.controlplane",
     "tests.fixtures.gitserver",
     "tests.fixtures.registry",
+    "tests.fixtures.coverage_summary",
 ]

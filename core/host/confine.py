@@ -23,6 +23,7 @@ import ctypes
 import errno
 import os
 import resource
+import stat
 import sys
 
 __all__ = ["FAILED", "ConfineError", "Policy", "check_abi", "handled_fs", "main"]
@@ -174,7 +175,7 @@ class _Landlock:
         except OSError as exc:
             raise ConfineError(f"cannot open {path}: {exc.strerror}") from None
         try:
-            if not os.path.isdir(f"/proc/self/fd/{fd}"):
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 rights &= _FILE_RIGHTS
             rule = _PathBeneathAttr(rights, fd)
             self.call(self.nr_add, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0)
@@ -189,9 +190,12 @@ def confine(policy: Policy) -> int:
     landlock = _Landlock()
     abi = landlock.abi()
     check_abi(abi, network_rules=policy.network_rules)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if policy.memory is not None:
-        resource.setrlimit(resource.RLIMIT_AS, (policy.memory, policy.memory))
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if policy.memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (policy.memory, policy.memory))
+    except (ValueError, OSError) as exc:
+        raise ConfineError(f"rlimits: {exc}") from None
     try:
         landlock.restrict(abi, policy)
     except OSError as exc:

@@ -154,8 +154,11 @@ class UnitRenderer:
             if (
                 isinstance(spec, KustomizationSpec)
                 and spec.source.kind == "OCIRepository"
+                and spec.source != self_source
                 and spec.source not in self.settings.sources
             ):
+                # (The root's own source is this repository, whatever its kind: a fleet that
+                # CI pushes as an OCI artifact is previewed from its files.)
                 return self._guarded(spec, None, self._oci_kustomization(spec, objects))
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):

@@ -89,6 +89,23 @@ print(resource.getrlimit(resource.RLIMIT_CORE)[0])
     assert _python(jail, code, read=[], write=[]).split() == ["denied", "0"]
 
 
+def test_confined_process_cannot_reach_an_abstract_socket_outside(jail: Sandbox) -> None:
+    name = f"\0tidegate-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(name)
+        server.listen(1)
+        code = f"""
+import socket
+try:
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect({name!r})
+    print("connected")
+except PermissionError:
+    print("denied")
+open("/dev/null", "w").write("x")  # /dev/null stays writable
+"""
+        assert _python(jail, code, read=[], write=[]).split() == ["denied"]
+
+
 def test_udp_is_not_confined(jail: Sandbox) -> None:
     # A documented limit of Landlock: only TCP has rules. Pod egress policy must cover UDP.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:

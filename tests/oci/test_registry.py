@@ -18,7 +18,7 @@ import pytest
 from core.fetch import FetchPolicy
 from core.host.command import run
 from core.oci.reference import parse_repository
-from core.oci.registry import RegistryClient, RegistryError
+from core.oci.registry import RegistryClient, RegistryError, RegistryLimits
 from core.oci.source import OCIRepositorySpec, SourceError, pull_artifact, pull_chart
 from devenv.registry import Registry
 from tests.fixtures.registry import FLUX_LAYER, RegistryAPI, push_artifact, push_chart
@@ -268,7 +268,7 @@ def test_content_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> No
 def test_charts_resolve_by_exact_version_and_by_constraint(
     oci_registry: Registry, helm_bin: Path, tmp_path: Path
 ) -> None:
-    for version in ("1.0.0", "1.1.0", "2.0.0"):
+    for version in ("1.0.0", "1.1.0", "1.3.0+build.1", "2.0.0"):
         chart = write_chart(tmp_path / f"src-{version}" / "webapp", version)
         run(
             [str(helm_bin), "package", str(chart), "--destination", str(tmp_path / "pkg")],
@@ -283,10 +283,103 @@ def test_charts_resolve_by_exact_version_and_by_constraint(
         )
     client = RegistryClient(LOOPBACK, tmp_path / "cache")
     url = f"oci://{oci_registry.host}/charts"
-    assert pull_chart(client, url, "webapp", ">=1.0.0 <2.0.0").version == "1.1.0"
+    assert pull_chart(client, url, "webapp", ">=1.0.0 <1.2.0").version == "1.1.0"
     assert pull_chart(client, url, "webapp", None).version == "2.0.0"
     exact = pull_chart(client, url, "webapp", "1.0.0")
     assert exact.version == "1.0.0"
     assert exact.package.read_bytes()[:2] == b"\x1f\x8b"
+    # helm pushes 1.3.0+build.1 as the tag 1.3.0_build.1; `_` reads as `+`.
+    assert pull_chart(client, url, "webapp", "~1.3").version == "1.3.0+build.1"
+    assert pull_chart(client, url, "webapp", "1.3.0+build.1").version == "1.3.0+build.1"
     with pytest.raises(SourceError, match="no chart version found"):
         pull_chart(client, url, "webapp", ">=3")
+
+
+def test_cached_blobs_need_no_request(
+    oci_registry: Registry, pushed: dict[str, str], tmp_path: Path
+) -> None:
+    repo = parse_repository(f"oci://{oci_registry.host}/fleet/app")
+    layer = RegistryClient(LOOPBACK, tmp_path).manifest(repo, "1.0.0").layers[0]
+    RegistryClient(LOOPBACK, tmp_path).blob(repo, layer)
+    before = oci_registry.tokens_issued
+    # A fresh client would need a token for any request: none is asked for.
+    RegistryClient(LOOPBACK, tmp_path).blob(repo, layer)
+    assert oci_registry.tokens_issued == before
+
+
+def test_a_blob_over_the_limit_is_refused(
+    oci_registry: Registry, pushed: dict[str, str], tmp_path: Path
+) -> None:
+    repo = parse_repository(f"oci://{oci_registry.host}/fleet/app")
+    client = RegistryClient(LOOPBACK, tmp_path, RegistryLimits(blob_bytes=16))
+    layer = client.manifest(repo, "1.0.0").layers[0]
+    with pytest.raises(RegistryError, match="over the 16 limit"):
+        client.blob(repo, layer)
+    with pytest.raises(RegistryError, match="larger than 16 bytes"):
+        client.blob(repo, {**layer, "size": None})
+    small = RegistryClient(LOOPBACK, tmp_path / "m", RegistryLimits(manifest_bytes=16))
+    with pytest.raises(RegistryError, match="larger than 16 bytes"):
+        small.manifest(repo, "1.0.0")
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """A registry that sends blob downloads to another server, as registries on S3 do."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", f"{self.target}{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Storage(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_blob_redirect_needs_no_allow_list_entry_but_passes_the_address_rules(
+    tmp_path: Path,
+) -> None:
+    body = b"layer bytes"
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    storage = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Storage)
+    registry = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    _Storage.body = body
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (storage, registry)]
+    for thread in threads:
+        thread.start()
+    # Names stand in for hosts: the registry and the storage it redirects to.
+    addresses = {"registry.test": "127.0.0.1", "storage.test": "127.0.0.1", "lan.test": "10.1.2.3"}
+    policy = FetchPolicy(
+        allowed_hosts=frozenset({f"registry.test:{registry.server_address[1]}"}),
+        allow_loopback=True,
+        resolver=lambda host, port: [addresses[host]],
+    )
+    repo = parse_repository(
+        f"oci://registry.test:{registry.server_address[1]}/fleet/app", insecure=True
+    )
+    try:
+        _Redirecting.target = f"http://storage.test:{storage.server_address[1]}"
+        path = RegistryClient(policy, tmp_path / "a").blob(repo, {"digest": digest})
+        assert path.read_bytes() == body
+        # A redirect into a private network is refused by address, allow-list or not.
+        _Redirecting.target = f"http://lan.test:{storage.server_address[1]}"
+        with pytest.raises(RegistryError, match=r"10\.1\.2\.3 is a private address"):
+            RegistryClient(policy, tmp_path / "b").blob(repo, {"digest": digest})
+    finally:
+        for server in (storage, registry):
+            server.shutdown()
+            server.server_close()

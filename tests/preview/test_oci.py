@@ -19,7 +19,7 @@ from core.host.command import run
 from devenv.registry import Registry
 from tests.fixtures.registry import RegistryAPI, push_artifact, push_chart
 from tests.preview.conftest import Outcome, Preview
-from tests.preview.gitrepo import commit, flux_cluster, new_repo
+from tests.preview.gitrepo import commit, configmap, flux_cluster, new_repo
 from tests.render.helpers import write_tree
 from tests.render.test_helm import helm_limits
 
@@ -237,6 +237,44 @@ def test_ignore_rules_apply_to_an_extracted_artifact(
     # A copied layer is stored unfiltered: the generated kustomization meets notes.yaml.
     assert unfiltered.code == 2
     assert "deploy/notes.yaml" in unfiltered.unit(PROD, "app")["error"]
+
+
+def test_a_root_sourced_from_oci_is_previewed_from_the_repository(
+    tmp_path: Path, preview: Preview
+) -> None:
+    # CI pushes this repository as the artifact the cluster's root OCIRepository pulls: the
+    # pull request's files are what will be pushed, so they are what is previewed.
+    bootstrap = """
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: OCIRepository
+        metadata: {name: flux-system, namespace: flux-system}
+        spec: {interval: 1m, url: "oci://registry.invalid/fleet", ref: {tag: latest}}
+        ---
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {name: flux-system, namespace: flux-system}
+        spec:
+          interval: 10m
+          path: ./clusters/production
+          prune: true
+          sourceRef: {kind: OCIRepository, name: flux-system}
+    """
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            **flux_cluster(),
+            f"{PROD}/flux-system/gotk-sync.yaml": bootstrap,
+            f"{PROD}/settings.yaml": configmap("settings", "apps", mode="slow"),
+        },
+    )
+    head = commit(
+        repo, {f"{PROD}/settings.yaml": configmap("settings", "apps", mode="fast")}, "faster"
+    )
+
+    out = preview(repo, base, head)
+
+    assert out.code == 1, out.report + out.stderr
+    assert out.changes() == [(PROD, "flux-system", "update", "ConfigMap", "apps/settings")]
 
 
 def _release(chart_spec: str, name: str = "web") -> str:
