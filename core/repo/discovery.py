@@ -9,9 +9,10 @@ rules for the root unit, for duplicates, for substitution sources that a sibling
 
 It also holds the budgets on the shape of a cluster, because a hostile repository can make
 discovery itself endless: a unit nested deeper than the depth budget, a unit over the revision's
-unit budget, a unit whose name the API server would refuse, and a unit that renders the same
-source and path as one of its ancestors (a Kustomization rendering a renamed copy of itself) each
-fail on their own, with a message naming the cause, instead of being rendered.
+unit budget, and a unit that renders the same source and path as one of its ancestors (a
+Kustomization rendering a renamed copy of itself) each fail on their own, with a message naming
+the cause, instead of being rendered. (A unit whose name the API server would refuse fails its
+parent already: the renderer checks every object's name.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core import names
 from core.budgets import Budgets
 from core.errors import BudgetError, Failure, InputError
 from core.host.paths import flux_path
@@ -310,7 +310,7 @@ class _Walker:
                 continue
             if spec.unit == unit.unit or self._is_root(spec):
                 continue
-            problem = self._replicates(spec, unit.unit) or _unit_name_problem(spec)
+            problem = self._replicates(spec, unit.unit)
             if problem:
                 self._record_failure(spec.unit, unit.unit, _defined_in(problem, spec))
                 continue
@@ -417,14 +417,6 @@ def _build_of(spec: UnitSpec) -> tuple[SourceRef, str]:
     if isinstance(spec, KustomizationSpec):
         return (spec.source, _path_of(spec))
     return (spec.source, spec.chart)
-
-
-def _unit_name_problem(spec: UnitSpec) -> str | None:
-    """Why the API server would refuse a unit's own name or namespace, if it would."""
-    problem = names.name_problem("", "", spec.unit.name) or names.namespace_problem(
-        spec.unit.namespace
-    )
-    return f"{spec.unit.kind} {problem}" if problem else None
 
 
 def _defined_in(message: str, spec: UnitSpec) -> str:
