@@ -295,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-report-chars must be at least {markdown.MIN_LIMIT}")
     if args.max_yaml_depth > yamlio.MAX_DEPTH_CEILING:
         raise InputError(f"--max-yaml-depth may be at most {yamlio.MAX_DEPTH_CEILING}")
+    previous = yamlio.limits()
     yamlio.configure(
         yamlio.YamlLimits(
             max_bytes=args.max_yaml_bytes,
@@ -303,6 +304,14 @@ def run(args: argparse.Namespace) -> int:
             max_alias_nodes=args.max_yaml_alias_nodes,
         )
     )
+    try:
+        return _configured(args)
+    finally:
+        # The limits are process-wide; a caller running more than one command gets them back.
+        yamlio.configure(previous)
+
+
+def _configured(args: argparse.Namespace) -> int:
     operator = _operator_config(args)
     jail = sandbox.from_setting(args.sandbox)
     if jail.mode != "required":
