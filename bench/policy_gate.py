@@ -7,9 +7,11 @@ measures the policy step alone, as `tidegate preview` runs it: building the inpu
 built-in rule on main, and 50 user rules in CEL (generated below: a mix of kinds, operations,
 `matchConditions`, `variables` and library functions), through `policies.evaluate.evaluate`.
 
-Reported: the number of changes and rules, the median wall time of the policy step over
-`--repeat` runs (and of the CEL rules alone), findings count, and peak memory: the Python heap
-peak during one evaluation (`tracemalloc`) and the process's maximum resident set.
+Reported: the number of changes and rules, the median wall and CPU time of the policy step over
+`--repeat` runs (and of the built-in and the CEL rules alone), findings count, peak memory (the
+Python heap peak during one evaluation, `tracemalloc`, and the process's maximum resident set,
+which includes the render), and the load average, since CPU time is what to compare on a shared
+machine.
 
 Run from the repository root: `.venv/bin/python -m bench.policy_gate [--repeat 5]`.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -152,10 +155,11 @@ def render_fleet(work: Path, jobs: int) -> Any:
     return plan_preview("0" * 40, sha, {}, renders)
 
 
-def _evaluate(preview: Any, rules: list[Rule]) -> tuple[float, int]:
-    started = time.perf_counter()
+def _evaluate(preview: Any, rules: list[Rule]) -> tuple[float, int, float]:
+    """Return wall seconds, findings and CPU seconds of building the input and evaluating."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = evaluate(build_input(preview), rules)
-    return time.perf_counter() - started, len(result.findings)
+    return time.perf_counter() - started, len(result.findings), time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,12 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     user, _notices = load_user_rules(files, files)
     everything: list[Rule] = [*builtin, *user]
     _evaluate(preview, everything)  # warm-up: imports, compile caches
-    times, found = [], 0
+    times, cpu_times, found = [], [], 0
     for _ in range(args.repeat):
-        seconds, found = _evaluate(preview, everything)
+        seconds, found, cpu = _evaluate(preview, everything)
         times.append(seconds)
-    cel_times = [_evaluate(preview, list(user))[0] for _ in range(args.repeat)]
-    builtin_times = [_evaluate(preview, builtin)[0] for _ in range(args.repeat)]
+        cpu_times.append(cpu)
+    cel_runs = [_evaluate(preview, list(user)) for _ in range(args.repeat)]
+    builtin_runs = [_evaluate(preview, builtin) for _ in range(args.repeat)]
     tracemalloc.start()
     _evaluate(preview, everything)
     _current, peak = tracemalloc.get_traced_memory()
@@ -189,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         "findings": found,
         "policy_step_s_median": round(statistics.median(times), 3),
         "policy_step_s_max": round(max(times), 3),
-        "builtin_only_s_median": round(statistics.median(builtin_times), 3),
-        "cel_only_s_median": round(statistics.median(cel_times), 3),
+        "policy_step_cpu_s_median": round(statistics.median(cpu_times), 3),
+        "builtin_only_s_median": round(statistics.median(r[0] for r in builtin_runs), 3),
+        "builtin_only_cpu_s_median": round(statistics.median(r[2] for r in builtin_runs), 3),
+        "cel_only_s_median": round(statistics.median(r[0] for r in cel_runs), 3),
+        "cel_only_cpu_s_median": round(statistics.median(r[2] for r in cel_runs), 3),
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "python_heap_peak_mib": round(peak / 2**20, 1),
         "process_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -9,9 +9,10 @@ rules for the root unit, for duplicates, for substitution sources that a sibling
 
 It also holds the budgets on the shape of a cluster, because a hostile repository can make
 discovery itself endless: a unit nested deeper than the depth budget, a unit over the revision's
-unit budget, a unit whose name the API server would refuse, and a unit that renders the same
-source and path as one of its ancestors (a Kustomization rendering a renamed copy of itself) each
-fail on their own, with a message naming the cause, instead of being rendered.
+unit budget, and a unit that renders the same source and path as one of its ancestors (a
+Kustomization rendering a renamed copy of itself) each fail on their own, with a message naming
+the cause, instead of being rendered. (A unit whose name the API server would refuse fails its
+parent already: the renderer checks every object's name.)
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core import names
 from core.budgets import Budgets
-from core.errors import BudgetError, InputError
+from core.errors import BudgetError, Failure, InputError
 from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
@@ -227,7 +227,7 @@ class _Walker:
         depth = 1
         while queue:
             if depth > self.allowance.budgets.max_depth:
-                self._fail_all(queue, self._too_deep(depth))
+                self._fail_all(queue, self._too_deep(depth), Failure.BUDGET)
                 break
             queue = self._render_level(queue)
             depth += 1
@@ -267,7 +267,7 @@ class _Walker:
             self.context.self_source = spec.source
         result = self.render([spec], self.context.objects, self._source())[0]
         if isinstance(result, Pending):
-            result = _failed(spec, parent, self._never_found(result))
+            result = _failed(spec, parent, self._never_found(result), Failure.DEPENDENCY)
         self._record(spec, replace(result, parent=parent))
         return self.units[spec.unit]
 
@@ -310,7 +310,7 @@ class _Walker:
                 continue
             if spec.unit == unit.unit or self._is_root(spec):
                 continue
-            problem = self._replicates(spec, unit.unit) or _unit_name_problem(spec)
+            problem = self._replicates(spec, unit.unit)
             if problem:
                 self._record_failure(spec.unit, unit.unit, _defined_in(problem, spec))
                 continue
@@ -356,13 +356,16 @@ class _Walker:
             )
         )
 
-    def _fail_all(self, queue: Sequence[tuple[UnitSpec, UnitRef]], reason: str) -> None:
+    def _fail_all(
+        self, queue: Sequence[tuple[UnitSpec, UnitRef]], reason: str, failure: Failure
+    ) -> None:
         for spec, parent in queue:
-            self._record(spec, _failed(spec, parent, f"{spec.unit}: {reason}"))
+            self._record(spec, _failed(spec, parent, f"{spec.unit}: {reason}", failure))
 
     def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
+        """Record a unit whose Flux object is invalid (it was never rendered)."""
         self.units[ref] = RenderedUnit(
-            unit=ref, prune=True, objects=None, error=error, parent=parent
+            unit=ref, prune=True, objects=None, error=error, failure=Failure.INPUT, parent=parent
         )
 
     def _render_level(
@@ -371,7 +374,7 @@ class _Walker:
         """Render one level; retry units waiting on a sibling's objects while progress is made."""
         granted = self.allowance.take(len(queue))
         if granted < len(queue):
-            self._fail_all(queue[granted:], str(self.allowance.error()))
+            self._fail_all(queue[granted:], str(self.allowance.error()), Failure.BUDGET)
         waiting = queue[:granted]
         children: list[tuple[UnitSpec, UnitRef]] = []
         while waiting:
@@ -393,7 +396,7 @@ class _Walker:
                     if isinstance(result, Pending)
                 ]
                 for spec, parent, message in stuck:
-                    self._record(spec, _failed(spec, parent, message))
+                    self._record(spec, _failed(spec, parent, message, Failure.DEPENDENCY))
                 break
             waiting = still
         return children
@@ -416,14 +419,6 @@ def _build_of(spec: UnitSpec) -> tuple[SourceRef, str]:
     return (spec.source, spec.chart)
 
 
-def _unit_name_problem(spec: UnitSpec) -> str | None:
-    """Why the API server would refuse a unit's own name or namespace, if it would."""
-    problem = names.name_problem("", "", spec.unit.name) or names.namespace_problem(
-        spec.unit.namespace
-    )
-    return f"{spec.unit.kind} {problem}" if problem else None
-
-
 def _defined_in(message: str, spec: UnitSpec) -> str:
     return f"{message} (defined in {spec.file})" if spec.file else message
 
@@ -435,11 +430,16 @@ def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     )
 
 
-def _failed(spec: UnitSpec, parent: UnitRef | None, error: str) -> RenderedUnit:
+def _failed(spec: UnitSpec, parent: UnitRef | None, error: str, failure: Failure) -> RenderedUnit:
     prune = spec.prune if isinstance(spec, KustomizationSpec) else True
     where = f" (defined in {spec.file})" if spec.file else ""
     return RenderedUnit(
-        unit=spec.unit, prune=prune, objects=None, error=f"{error}{where}", parent=parent
+        unit=spec.unit,
+        prune=prune,
+        objects=None,
+        error=f"{error}{where}",
+        failure=failure,
+        parent=parent,
     )
 
 

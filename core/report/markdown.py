@@ -30,12 +30,13 @@ from core.findings import PolicyResult, Severity
 from core.plan import compare as comparing
 from core.report import policy as report_policy
 
-__all__ = ["DEFAULT_LIMIT", "MARKER", "render"]
+__all__ = ["DEFAULT_LIMIT", "MARKER", "MIN_LIMIT", "render"]
 
 MARKER = "<!-- tidegate:preview -->"
 DEFAULT_LIMIT = 65_000
 """Characters; GitHub's limit for a comment body is 65,536."""
-_MIN_LIMIT = 2_000
+MIN_LIMIT = 2_000
+"""The smallest budget that still holds the summary."""
 _ALERT_UNITS = 20
 """Units listed per alert; more are summarized as a count."""
 _ALERT_OBJECTS = 10
@@ -66,8 +67,8 @@ def render(
     table: blocking findings first, each with how to waive it, then warnings and notices, then
     every applied waiver with its reason.
     """
-    if limit < _MIN_LIMIT:
-        raise ValueError(f"a comment budget under {_MIN_LIMIT} characters cannot hold a summary")
+    if limit < MIN_LIMIT:
+        raise ValueError(f"a comment budget under {MIN_LIMIT} characters cannot hold a summary")
     return _Fitter(_top(preview, policy), list(_body(preview)), limit).fit()
 
 
@@ -200,7 +201,8 @@ def _error_alert(preview: Preview) -> Iterator[str]:
 
 def _failed_alert(preview: Preview) -> Iterator[str]:
     lines = [
-        f"- {_code(cluster.path)} {_code(str(unit.unit))}: {_code(_excerpt(unit.error or ''))}"
+        f"- {_code(cluster.path)} {_code(str(unit.unit))}{_reason(unit)}: "
+        f"{_code(_excerpt(unit.error or ''))}"
         for cluster in preview.clusters
         for unit in cluster.units
         if unit.status is UnitStatus.FAILED
@@ -211,6 +213,11 @@ def _failed_alert(preview: Preview) -> Iterator[str]:
             "is shown as deleted for them:**"
         )
         yield _listing(header, lines)
+
+
+def _reason(unit: UnitPlan) -> str:
+    """The type of a unit's failure, in words (` (build failure)`), or nothing when unknown."""
+    return f" ({unit.reason.value} failure)" if unit.reason is not None else ""
 
 
 def _unavailable_alert(preview: Preview) -> Iterator[str]:

@@ -23,8 +23,8 @@ not define; an expression that uses an unknown function fails to compile when it
 
 Values of the library types are tagged maps (`{"@k8s": "quantity", "v": ...}`) whose canonical
 `v` makes `==` mean what Kubernetes means (`quantity("1Gi") == quantity("1024Mi")`). Regular
-expressions use Python's engine, which agrees with RE2 on the syntax RE2 accepts, except that
-backreferences and lookarounds (which RE2 rejects) are rejected here too. Pure functions.
+expressions run on RE2, as in Kubernetes: the same syntax, and linear time whatever the text, so
+a hostile object cannot make a pattern backtrack. Pure functions.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import re2  # type: ignore[import-untyped]
 from cel_expr_python import cel
 
 __all__ = ["extension"]
@@ -124,19 +125,19 @@ def _last_index_of(items: Sequence[Any], item: Any) -> int:
 
 # Regex.
 
-_RE2_UNSUPPORTED = re.compile(r"\\[1-9]|\(\?[=!<]|\(\?P=")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is an error value, not a line on stderr
 
 
 @cache
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> Any:
     if len(pattern) > _MAX_REGEX:
         raise LibraryError(f"regular expression is longer than {_MAX_REGEX} characters")
-    if _RE2_UNSUPPORTED.search(pattern):
-        raise LibraryError("backreferences and lookarounds are not supported (RE2 syntax)")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise LibraryError(f"invalid regular expression: {exc}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise LibraryError(f"invalid regular expression: {detail}") from None
 
 
 def _find(text: str, pattern: str) -> str:

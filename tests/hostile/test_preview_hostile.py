@@ -111,6 +111,7 @@ def test_a_kustomization_rendering_a_copy_of_itself_fails_and_ends(
     assert copy["status"] == "failed"
     assert "its ancestor Kustomization/flux-system/apps already renders" in copy["error"]
     assert "renders a copy of itself" in copy["error"]
+    assert copy["reason"] == "input"
 
 
 def test_units_nested_deeper_than_the_budget_fail_naming_the_flag(
@@ -136,6 +137,7 @@ def test_units_nested_deeper_than_the_budget_fail_naming_the_flag(
     error = outcome.unit(PROD, "level3")["error"]
     assert "nested 3 levels below the cluster entry point" in error
     assert "--max-depth" in error
+    assert outcome.unit(PROD, "level3")["reason"] == "budget"
     assert preview(repo, base, head, "--max-depth", "3").code == 1
 
 
@@ -614,3 +616,77 @@ def test_an_escaping_error_exits_2_with_a_traceback_only_on_debug(
     assert "ValueError" in outcome.stderr
     assert ("Traceback" in outcome.stderr) is debug
     assert json.dumps(outcome.report) == '""'
+
+
+# --- more budgets and refusals -------------------------------------------------------------------
+
+
+def test_a_chart_rendering_a_helmrelease_of_itself_fails_and_ends(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    # The chart renders a HelmRelease of the same chart under a new name, on every level.
+    template = _helm_release("{{ .Release.Name }}-again", "./charts/loop").replace(
+        "releaseName: {{ .Release.Name }}-again", "releaseName: again"
+    )
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, _release_files("loop", template), "loop")
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 2
+    copy = outcome.unit(PROD, "loop-again")
+    assert "its ancestor HelmRelease/flux-system/loop already renders" in copy["error"]
+
+
+def test_a_unit_name_the_api_server_refuses_fails_the_unit_that_renders_it(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {f"{PROD}/bad.yaml": kustomization("Bad_Name", "./apps")}, "bad name")
+
+    outcome = preview(repo, base, head)
+
+    # The API server would refuse the object in its parent's apply, so the parent fails.
+    assert outcome.code == 2
+    error = outcome.unit(PROD, "flux-system")["error"]
+    assert f"Kustomization (in {PROD}/bad.yaml): metadata.name 'Bad_Name'" in error
+    assert "must be a DNS-1123 subdomain" in error
+
+
+def test_the_markdown_report_keeps_within_its_budget(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, _release_files("bomb", _BOMB), "bomb")
+
+    outcome = preview(repo, base, head, "--max-report-chars", "5000", fmt="markdown")
+
+    assert outcome.code == 1
+    assert len(outcome.report) <= 5000
+    assert "left out" in outcome.report or "shortened" in outcome.report
+
+
+def test_a_report_budget_below_a_summary_is_refused(tmp_path: Path, preview: RunPreview) -> None:
+    repo, base = _fleet(tmp_path)
+
+    outcome = preview(repo, base, base, "--max-report-chars", "100", fmt="markdown")
+
+    assert outcome.code == 2
+    assert "--max-report-chars must be at least 2000" in outcome.stderr
+
+
+def test_the_deadline_cuts_a_running_tool_short(tmp_path: Path, preview: RunPreview) -> None:
+    # A tool that would run for ten minutes: the whole preview's budget stops it, not the
+    # per-tool bound, and the message names the budget that ran out.
+    slow = tmp_path / "slow-kustomize"
+    slow.write_text("#!/bin/sh\nexec sleep 600\n")
+    slow.chmod(0o755)
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {"apps/config.yaml": configmap("settings", "default", mode="slow")}, "x")
+
+    outcome = preview(
+        repo, base, head, "--timeout", "2", "--kustomize", str(slow), "--sandbox", "off"
+    )
+
+    assert outcome.code == 2
+    errors = _failed_errors(outcome)
+    assert errors
+    assert all("ran out of its time budget of 2s" in e and "--timeout" in e for e in errors)

@@ -268,7 +268,7 @@ def test_content_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> No
 def test_charts_resolve_by_exact_version_and_by_constraint(
     oci_registry: Registry, helm_bin: Path, tmp_path: Path
 ) -> None:
-    for version in ("1.0.0", "1.1.0", "2.0.0"):
+    for version in ("1.0.0", "1.1.0", "1.3.0+build.1", "2.0.0"):
         chart = write_chart(tmp_path / f"src-{version}" / "webapp", version)
         run(
             [str(helm_bin), "package", str(chart), "--destination", str(tmp_path / "pkg")],
@@ -283,11 +283,14 @@ def test_charts_resolve_by_exact_version_and_by_constraint(
         )
     client = RegistryClient(LOOPBACK, tmp_path / "cache")
     url = f"oci://{oci_registry.host}/charts"
-    assert pull_chart(client, url, "webapp", ">=1.0.0 <2.0.0").version == "1.1.0"
+    assert pull_chart(client, url, "webapp", ">=1.0.0 <1.2.0").version == "1.1.0"
     assert pull_chart(client, url, "webapp", None).version == "2.0.0"
     exact = pull_chart(client, url, "webapp", "1.0.0")
     assert exact.version == "1.0.0"
     assert exact.package.read_bytes()[:2] == b"\x1f\x8b"
+    # helm pushes 1.3.0+build.1 as the tag 1.3.0_build.1; `_` reads as `+`.
+    assert pull_chart(client, url, "webapp", "~1.3").version == "1.3.0+build.1"
+    assert pull_chart(client, url, "webapp", "1.3.0+build.1").version == "1.3.0+build.1"
     with pytest.raises(SourceError, match="no chart version found"):
         pull_chart(client, url, "webapp", ">=3")
 
@@ -314,6 +317,9 @@ def test_a_blob_over_the_limit_is_refused(
         client.blob(repo, layer)
     with pytest.raises(RegistryError, match="larger than 16 bytes"):
         client.blob(repo, {**layer, "size": None})
+    small = RegistryClient(LOOPBACK, tmp_path / "m", RegistryLimits(manifest_bytes=16))
+    with pytest.raises(RegistryError, match="larger than 16 bytes"):
+        small.manifest(repo, "1.0.0")
 
 
 class _Redirecting(http.server.BaseHTTPRequestHandler):

@@ -121,6 +121,15 @@ def test_errors_are_values(expression: str) -> None:
     assert isinstance(_eval(expression), EvalError)
 
 
+def test_regular_expressions_run_in_linear_time_on_hostile_text() -> None:
+    # Catastrophic for a backtracking engine; RE2 answers at once.
+    text = "a" * 50_000 + "!"
+    result = ENGINE.compile("object.text.find('(a+)+$')").evaluate(
+        ENGINE.activation({"object": {"text": text}})
+    )
+    assert result == ""
+
+
 def test_the_comprehension_budget_bounds_evaluation() -> None:
     result = _eval("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].all(a, " * 5 + "true" + ")" * 5)
     assert isinstance(result, EvalError)

@@ -1,0 +1,285 @@
+"""The GitHub adapter of the code-host port, on PyGithub.
+
+App mode reports through a check run (summary, text and annotations, which GitHub accepts 50 at a
+time per request); token mode, where check runs are not writable, through a commit status.
+Requests that fail with a 5xx or a rate limit are retried with backoff (`core.vcs.retry`);
+PyGithub's own retrying is switched off so there is one policy, with a sleep tests can replace.
+Tokens live only in the PyGithub client: nothing here logs or returns them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from github import Auth, Github, GithubException, RateLimitExceededException
+from github.CheckRun import CheckRun
+from github.GithubObject import NotSet
+from github.Repository import Repository
+
+from core.vcs.port import Annotation, Comment, CommitReport, ReportState, VcsError
+from core.vcs.retry import RetryPolicy, Transient, call_with_retries
+
+__all__ = ["ANNOTATION_BATCH", "GitHubAuth", "GitHubHost", "connect"]
+
+T = TypeVar("T")
+
+ANNOTATION_BATCH = 50
+"""GitHub takes at most 50 annotations per check run request."""
+
+_STATUS_DESCRIPTION = 140
+_CHECK_TEXT = 65_535
+_STATUS_STATES = {
+    ReportState.PENDING: "pending",
+    ReportState.SUCCESS: "success",
+    ReportState.FAILURE: "failure",
+    ReportState.ERROR: "error",
+}
+# Check runs have no "error" conclusion; both failures block the merge and the title says which.
+_CONCLUSIONS = {
+    ReportState.SUCCESS: "success",
+    ReportState.FAILURE: "failure",
+    ReportState.ERROR: "failure",
+}
+_DEFAULT_RETRY = RetryPolicy()
+_WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+
+
+@dataclass(frozen=True)
+class GitHubAuth:
+    """How to authenticate: an App installation (check runs) or a token (commit statuses)."""
+
+    token: str = ""
+    app_id: str = ""
+    private_key: str = ""
+    installation_id: int = 0
+
+    @property
+    def app(self) -> bool:
+        """Whether this is GitHub App authentication."""
+        return bool(self.app_id)
+
+    def __repr__(self) -> str:
+        return f"GitHubAuth(app_id={self.app_id!r}, installation_id={self.installation_id})"
+
+
+def connect(base_url: str, auth: GitHubAuth, *, timeout: float = 30.0) -> tuple[Github, Auth.Auth]:
+    """Return a client and its credentials.
+
+    App installation tokens are cached and refreshed by PyGithub shortly before they expire.
+    """
+    credentials: Auth.Auth
+    if auth.app:
+        app = Auth.AppAuth(auth.app_id, auth.private_key)
+        credentials = app.get_installation_auth(auth.installation_id)
+    else:
+        credentials = Auth.Token(auth.token)
+    client = Github(base_url=base_url, auth=credentials, retry=None, timeout=int(timeout))
+    return client, credentials
+
+
+class GitHubHost:
+    """One GitHub repository behind the `CodeHost` port."""
+
+    def __init__(
+        self,
+        client: Github,
+        repository: str,
+        *,
+        checks: bool,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._name = repository
+        self._checks = checks
+        self._retry = retry
+        self._on_error = on_error or (lambda _call: None)
+        self._repository: Repository | None = None
+
+    @property
+    def rate_limit_remaining(self) -> int:
+        """Requests left in the current rate-limit window, as the last response said."""
+        return self._client.rate_limiting[0]
+
+    def report(self, sha: str, report: CommitReport) -> None:
+        """Set the check run (App) or commit status (token) named `report.name` on `sha`."""
+        if self._checks:
+            self._check_run(sha, report)
+        else:
+            self._call("create status", lambda: self._status(sha, report))
+
+    def comments(self, number: int) -> list[Comment]:
+        """Every comment of the pull request, oldest first."""
+
+        def read() -> list[Comment]:
+            issue = self._repo().get_issue(number)
+            return [
+                Comment(id=c.id, body=c.body or "", author=c.user.login if c.user else "")
+                for c in issue.get_comments()
+            ]
+
+        return self._call("list comments", read)
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to the pull request."""
+
+        def create() -> Comment:
+            made = self._repo().get_issue(number).create_comment(body)
+            return Comment(id=made.id, body=made.body or "", author=made.user.login)
+
+        return self._call("create comment", create)
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> None:
+        """Replace one comment's body."""
+        self._call(
+            "edit comment",
+            lambda: self._repo().get_issue(number).get_comment(comment_id).edit(body),
+        )
+
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        """Delete one comment."""
+        self._call(
+            "delete comment",
+            lambda: self._repo().get_issue(number).get_comment(comment_id).delete(),
+        )
+
+    def can_write(self, user: str) -> bool:
+        """Whether `user` has write, maintain or admin permission on the repository."""
+
+        def read() -> bool:
+            try:
+                permission = self._repo().get_collaborator_permission(user)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return permission in _WRITE_PERMISSIONS
+
+        return self._call("read permission", read)
+
+    def approvers(self, number: int) -> Sequence[str]:
+        """Users whose latest review approves the pull request's current head."""
+
+        def read() -> list[str]:
+            pull = self._repo().get_pull(number)
+            latest: dict[str, Any] = {}
+            for review in pull.get_reviews():
+                if review.user is not None and review.state != "COMMENTED":
+                    latest[review.user.login] = review
+            return sorted(
+                login
+                for login, review in latest.items()
+                if review.state == "APPROVED" and review.commit_id == pull.head.sha
+            )
+
+        return self._call("read reviews", read)
+
+    def _repo(self) -> Repository:
+        if self._repository is None:
+            self._repository = self._client.get_repo(self._name)
+        return self._repository
+
+    def _status(self, sha: str, report: CommitReport) -> None:
+        description = report.title
+        if len(description) > _STATUS_DESCRIPTION:
+            description = description[: _STATUS_DESCRIPTION - 1] + "…"
+        self._repo().get_commit(sha).create_status(
+            state=_STATUS_STATES[report.state],
+            target_url=report.details_url or NotSet,
+            description=description,
+            context=report.name,
+        )
+
+    def _check_run(self, sha: str, report: CommitReport) -> None:
+        batches = [
+            report.annotations[i : i + ANNOTATION_BATCH]
+            for i in range(0, len(report.annotations), ANNOTATION_BATCH)
+        ] or [()]
+        fields: dict[str, Any] = {"status": "in_progress"}
+        if report.state is not ReportState.PENDING:
+            fields = {"status": "completed", "conclusion": _CONCLUSIONS[report.state]}
+        if report.details_url:
+            fields["details_url"] = report.details_url
+        existing = self._call("list check runs", lambda: self._open_check(sha, report.name))
+        repo = self._repo()
+        for batch in batches:
+            output: dict[str, Any] = {
+                "title": report.title,
+                "summary": report.summary[:_CHECK_TEXT] or report.title,
+                "text": report.text[:_CHECK_TEXT],
+                "annotations": [_annotation(a) for a in batch],
+            }
+            if existing is None:
+                create = functools.partial(
+                    repo.create_check_run, name=report.name, head_sha=sha, output=output, **fields
+                )
+                existing = self._call("create check run", create)
+            else:
+                # Annotations add up across requests, so later batches carry only their own.
+                edit = functools.partial(existing.edit, output=output, **fields)
+                self._call("update check run", edit)
+
+    def _open_check(self, sha: str, name: str) -> CheckRun | None:
+        """The run still in progress under `name` on `sha`, if any.
+
+        A completed run is never reopened: its annotations would pile up with the new ones.
+        """
+        for run in self._repo().get_commit(sha).get_check_runs(check_name=name):
+            if run.status != "completed":
+                return run
+        return None
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call_with_retries(call, _classify, self._retry)
+        except (GithubException, requests.RequestException) as exc:
+            self._on_error(what)
+            raise VcsError(f"GitHub {what} in {self._name} failed: {_reason(exc)}") from None
+
+
+def _annotation(annotation: Annotation) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": annotation.path,
+        "start_line": annotation.line,
+        "end_line": annotation.line,
+        "annotation_level": annotation.level,
+        "message": annotation.message[:64_000],
+    }
+    if annotation.title:
+        entry["title"] = annotation.title[:255]
+    return entry
+
+
+def _classify(exc: Exception) -> Transient:
+    if isinstance(exc, RateLimitExceededException):
+        return Transient(retry=True, wait=_reset_wait(exc.headers or {}))
+    if isinstance(exc, GithubException):
+        headers = exc.headers or {}
+        if exc.status == 429 or (exc.status == 403 and headers.get("x-ratelimit-remaining") == "0"):
+            return Transient(retry=True, wait=_reset_wait(headers))
+        return Transient(retry=exc.status >= 500)
+    return Transient(retry=isinstance(exc, requests.ConnectionError | requests.Timeout))
+
+
+def _reset_wait(headers: dict[str, str]) -> float:
+    if "retry-after" in headers:
+        try:
+            return float(headers["retry-after"])
+        except ValueError:
+            return 0.0
+    try:
+        return max(0.0, float(headers.get("x-ratelimit-reset", "0")) - time.time())
+    except ValueError:
+        return 0.0
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, GithubException):
+        message = exc.data.get("message") if isinstance(exc.data, dict) else None
+        return f"HTTP {exc.status}" + (f": {str(message)[:200]}" if message else "")
+    return type(exc).__name__

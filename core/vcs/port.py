@@ -1,0 +1,98 @@
+"""The provider-neutral port through which Tidegate talks to a code host.
+
+The pull-request app publishes reviews through it and the reconciler will report deploys through
+it, so it names only what both need: a commit's status (a check run or a commit status), the
+comments of one pull/merge request, and who may command Tidegate. Each provider adapter
+(`core.vcs.github`, `core.vcs.gitlab`) maps these calls onto its client library; nothing here
+performs I/O or knows a provider's wire format.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "Annotation",
+    "CodeHost",
+    "Comment",
+    "CommitReport",
+    "ReportState",
+    "VcsError",
+]
+
+
+class VcsError(Exception):
+    """A code host refused or failed a request after retries; the message names the call."""
+
+
+class ReportState(enum.StrEnum):
+    """The states a commit report moves through: pending, then one final state."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    """Blocking findings, or a render that could not prove the change safe."""
+    ERROR = "error"
+    """Tidegate itself could not finish."""
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A finding pinned to a file of the repository."""
+
+    path: str
+    message: str
+    title: str = ""
+    line: int = 1
+    level: str = "failure"
+    """`notice`, `warning` or `failure`, as GitHub's check run annotations have them."""
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """What Tidegate says about one commit under one name (`tidegate/preview`)."""
+
+    name: str
+    state: ReportState
+    title: str
+    summary: str = ""
+    text: str = ""
+    annotations: tuple[Annotation, ...] = ()
+    details_url: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment of a pull/merge request."""
+
+    id: int
+    body: str
+    author: str
+
+
+class CodeHost(Protocol):
+    """One repository (GitHub) or project (GitLab) on a code host."""
+
+    def report(self, sha: str, report: CommitReport) -> None:
+        """Set the report on `sha`, replacing an earlier report of the same name on that sha."""
+
+    def comments(self, number: int) -> list[Comment]:
+        """Every comment of the pull/merge request, oldest first."""
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to the pull/merge request."""
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> None:
+        """Replace the body of one comment."""
+
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        """Delete one comment."""
+
+    def can_write(self, user: str) -> bool:
+        """Whether `user` may push to the repository (and so command Tidegate)."""
+
+    def approvers(self, number: int) -> Sequence[str]:
+        """Users whose review approves the pull/merge request's current head."""
