@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from cli import demo, dev, policy, preview, serve
+from cli import demo, dev, flux, policy, preview, serve
 from core.errors import TidegateError
 
 __all__ = ["main"]
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(subparsers)
     demo.register(subparsers)
     dev.register(subparsers)
+    flux.register(subparsers)
     return parser
 
 

@@ -130,14 +130,20 @@ def _check(data: str | bytes, budget: YamlLimits) -> None:
         loader.dispose()
 
 
-# The prefix of a line before its first block node: indentation, then any compact `- ` or `? `.
-_PREFIX = re.compile(rb"^[ \t]*(?:[-?][ \t]+)*", re.M)
 # Line breaks other than \n (libyaml also breaks lines at \r, NEL, LS and PS) and the marks of
-# UTF-16/32 input: text with any of them is walked, since the prefix pattern would misread it.
-_ODD = re.compile(rb"[\r\x00]|\xc2\x85|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|\xfe\xff|\xff\xfe")
-# A flow collection that is not empty (`[a]`, `{a: 1}`); empty ones (`[]`, `{}`) nest nothing.
-_FLOW = re.compile(rb"[\[{](?![\]}])")
-_MARKER = re.compile(rb"^(?:---|\.\.\.)(?=[ \t\n]|$)", re.M)
+# UTF-16/32 input: text with any of them is walked, since the patterns below would misread it.
+_ODD = (
+    b"\r",
+    b"\x00",
+    b"\xc2\x85",
+    b"\xe2\x80\xa8",
+    b"\xe2\x80\xa9",
+    b"\xef\xbb\xbf",
+    b"\xfe\xff",
+    b"\xff\xfe",
+)
+# Document markers sit at the start of a line (the first document needs none).
+_MARKER = re.compile(rb"\n(?:---|\.\.\.)(?=[ \t\n]|\Z)")
 
 
 def _plainly_shallow(data: str | bytes, budget: YamlLimits) -> bool:
@@ -146,16 +152,21 @@ def _plainly_shallow(data: str | bytes, budget: YamlLimits) -> bool:
     Walking the events costs about half as much again as loading, so ordinary documents (block
     style, no anchors: what kustomize and most charts print) skip it. The bound is safe: a block
     collection nested in another starts at a greater column, or at the same one for a sequence
-    under a mapping key, so depth is at most twice the widest line prefix plus one; without
-    non-empty flow collections, flow style adds at most one level. Anything else is walked.
+    under a mapping key, so depth is at most twice the widest line prefix (indentation, then any
+    compact `- ` or `? `) plus one; without non-empty flow collections, flow style adds at most
+    one level. Anything else is walked.
     """
     raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
-    if b"&" in raw or _FLOW.search(raw) or _ODD.search(raw):
+    # Plain substring counts and searches: this runs on every load and must cost next to nothing.
+    if b"&" in raw or any(mark in raw for mark in _ODD):
         return False
-    widest = max((len(m.group()) for m in _PREFIX.finditer(raw)), default=0)
-    if 2 * (widest + 1) + 1 > budget.max_depth:
+    if raw.count(b"[") != raw.count(b"[]") or raw.count(b"{") != raw.count(b"{}"):
+        return False  # a non-empty flow collection
+    # The widest prefix allowed is the largest w with 2 * (w + 1) + 1 <= max_depth. A line that
+    # starts with more characters that a prefix may hold is walked (an over-estimate: safe).
+    widest = (budget.max_depth - 1) // 2 - 1
+    if widest < 0 or re.search(rb"(?:\A|\n)[ \t?\-]{%d}" % (widest + 1), raw):
         return False
-    # Document markers sit at the start of a line; the largest gap bounds every document.
     bounds = [0, *(m.start() for m in _MARKER.finditer(raw)), len(raw)]
     return max(b - a for a, b in itertools.pairwise(bounds)) <= budget.max_document_bytes
 
