@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from cli import demo, dev, policy, preview
+from cli import demo, dev, flux, policy, preview
 from core.errors import TidegateError
 
 __all__ = ["main"]
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(subparsers)
     demo.register(subparsers)
     dev.register(subparsers)
+    flux.register(subparsers)
     return parser
 
 

@@ -45,7 +45,7 @@ from core.units import SourceRef
 from devenv import toolchain
 from policies.gate import GateOutcome
 
-__all__ = ["budget_defaults", "register", "run"]
+__all__ = ["budget_defaults", "default_cache_dir", "register", "run"]
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
@@ -295,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-report-chars must be at least {markdown.MIN_LIMIT}")
     if args.max_yaml_depth > yamlio.MAX_DEPTH_CEILING:
         raise InputError(f"--max-yaml-depth may be at most {yamlio.MAX_DEPTH_CEILING}")
+    previous = yamlio.limits()
     yamlio.configure(
         yamlio.YamlLimits(
             max_bytes=args.max_yaml_bytes,
@@ -303,6 +304,14 @@ def run(args: argparse.Namespace) -> int:
             max_alias_nodes=args.max_yaml_alias_nodes,
         )
     )
+    try:
+        return _configured(args)
+    finally:
+        # The limits are process-wide; a caller running more than one command gets them back.
+        yamlio.configure(previous)
+
+
+def _configured(args: argparse.Namespace) -> int:
     operator = _operator_config(args)
     jail = sandbox.from_setting(args.sandbox)
     if jail.mode != "required":
@@ -324,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),
-        cache=RenderCache(args.cache_dir or toolchain.cache_root() / "render"),
+        cache=RenderCache(args.cache_dir or default_cache_dir()),
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
@@ -488,6 +497,14 @@ class _Progress:
         # Carriage return and erase-to-end-of-line: one line, rewritten in place.
         sys.stderr.write(f"\r\x1b[K{self.label}{detail}")
         sys.stderr.flush()
+
+
+def default_cache_dir() -> Path:
+    """Return the render cache's default directory: `render/` in Tidegate's cache directory.
+
+    CI jobs keep that whole directory between runs (docs/ci.md), the pinned tools included.
+    """
+    return toolchain.cache_root() / "render"
 
 
 def _tool(explicit: Path | None, name: str) -> Path:

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.errors import Failure
 from core.model import Manifest, ObjectRef, UnitRef
 from core.units import SourceRef
 
@@ -102,6 +103,9 @@ class UnitPlan:
     prune: bool
     changes: tuple[Change, ...] = ()
     error: str | None = None
+    reason: Failure | None = None
+    """The type of `error`: the failed render's own (head first), or `withheld` when the unit
+    rendered but cannot be planned because something it rests on failed."""
     suspended: bool = False
     """A suspended unit applies nothing until resumed; its changes are shown but flagged."""
     path: str | None = None

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from core.errors import InputError
+from core.errors import Failure, InputError
 from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
@@ -150,6 +150,8 @@ class RenderedUnit:
     objects: Mapping[ObjectRef, Manifest] | None
     """Rendered objects by identity; None when rendering failed."""
     error: str | None = None
+    failure: Failure | None = None
+    """Why rendering failed, as a type (None when it did not, or the cause is not known)."""
     parent: UnitRef | None = None
     suspend: bool = False
     deletion_policy: str = "MirrorPrune"

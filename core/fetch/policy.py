@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from core.errors import TidegateError
+from core.errors import Failure, TidegateError
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -45,6 +45,8 @@ class FetchError(TidegateError):
     timeout, HTTP 408/429/5xx): a condition of the network or the server, not of the request.
     Refusals by policy, other HTTP statuses and oversized or malformed responses are False.
     """
+
+    failure = Failure.SOURCE
 
     def __init__(self, url: str, reason: str, *, unavailable: bool = False) -> None:
         self.url = url

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import TidegateError
+from core.errors import Failure, TidegateError
 from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
 from core.oci.reference import Repository, check_digest, check_tag
 
@@ -60,6 +60,8 @@ class OCIError(TidegateError):
     Unreachable (name resolution, connection, timeout, HTTP 408/429/5xx) is a condition of the
     network or the registry, not of the repository: the preview reports it apart.
     """
+
+    failure = Failure.SOURCE
 
     def __init__(self, message: str, *, unavailable: str | None = None) -> None:
         super().__init__(message)

@@ -92,6 +92,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
+from core.errors import Failure
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -313,6 +314,7 @@ class _Planner:
             prune=(before or shown).prune,
             changes=tuple(sorted(tally.changes, key=lambda c: (c.ref, c.action.value))),
             error=failure,
+            reason=self._reason(before, after) if failure is not None else None,
             suspended=shown.suspend,
             path=shown.path,
             parent=shown.parent,
@@ -327,6 +329,19 @@ class _Planner:
             notices=tuple(tally.notices),
             unavailable_source=unavailable if status is UnitStatus.UNAVAILABLE else None,
         )
+
+    def _reason(self, before: RenderedUnit | None, after: RenderedUnit | None) -> Failure | None:
+        """The type of a unit's failure, in the order `_find_failure` finds it.
+
+        A failed render gives its own (None if it did not say); objects Flux would refuse for
+        their scope are bad input; anything else withholds a unit that itself rendered.
+        """
+        failed = [u for u in (after, before) if u is not None and u.objects is None]
+        if failed:
+            return next((u.failure for u in failed if u.failure is not None), None)
+        if _scope_errors(after, self.head_scopes) or _scope_errors(before, self.base_scopes):
+            return Failure.INPUT
+        return Failure.WITHHELD
 
     @staticmethod
     def _unavailable_source(before: RenderedUnit | None, after: RenderedUnit | None) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from core import names, secrets, yamlio
 from core.budgets import Budgets, Deadline
-from core.errors import InputError, TidegateError
+from core.errors import Failure, InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
@@ -211,7 +211,7 @@ class UnitRenderer:
             if result.error is not None:
                 # Keep what the render recorded (an unavailable source, say); scrub the reason.
                 reason = self._reason(spec, TidegateError(result.error), source)
-                return dataclasses.replace(result, error=reason)
+                return dataclasses.replace(result, error=reason, failure=result.failure)
             return self._checked(spec, result)
 
         return run
@@ -224,16 +224,14 @@ class UnitRenderer:
             if problem:
                 origin = objects[ref].source
                 where = f" (in {origin})" if origin else ""
-                return self._failed(
-                    spec, TidegateError(f"{spec.unit}: {ref.kind}{where}: {problem}")
-                )
+                return self._failed(spec, InputError(f"{spec.unit}: {ref.kind}{where}: {problem}"))
         return result
 
     def _failed(
         self, spec: UnitSpec, exc: Exception, source: FileSource | None = None
     ) -> RenderedUnit:
         """A failed unit with a one-line, Secret-free reason."""
-        return _failure(spec, self._reason(spec, exc, source))
+        return _failure(spec, self._reason(spec, exc, source), _kind_of(exc, self.settings))
 
     def _reason(self, spec: UnitSpec, exc: Exception, source: FileSource | None = None) -> str:
         """The one-line, Secret-free reason a unit failed."""
@@ -362,7 +360,7 @@ class UnitRenderer:
         try:
             content = self.oci.repository(spec.source, objects, as_directory=True)
         except InputError as exc:
-            raise TidegateError(f"{spec.unit}: source {spec.source}: {exc}") from None
+            raise exc.reworded(f"{spec.unit}: source {spec.source}: {exc}") from None
         except ocisource.MissingSource:
             raise
         except TidegateError as exc:
@@ -421,7 +419,7 @@ class UnitRenderer:
                         sandbox=self.settings.sandbox,
                     )
             except TidegateError as exc:
-                return _failure(spec, str(exc))
+                return _failure(spec, str(exc), exc.failure)
             # The files defining its substitution sources are inputs too (ownership index). An
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
@@ -480,9 +478,9 @@ class UnitRenderer:
                         chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:
-                return _failure(spec, f"{spec.unit}: {exc}", unavailable=exc.url)
+                return _failure(spec, f"{spec.unit}: {exc}", exc.failure, unavailable=exc.url)
             except TidegateError as exc:
-                return _failure(spec, str(exc))
+                return _failure(spec, str(exc), exc.failure)
             render = CachedRender.of(manifests, inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
@@ -555,7 +553,7 @@ class UnitRenderer:
         try:
             self.settings.fetch_policy.check_host(parse_url(url))
         except FetchError as exc:
-            raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+            raise exc.reworded(f"{spec.unit}: {spec.source}: {exc}") from None
 
     def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
         if url:
@@ -566,7 +564,7 @@ class UnitRenderer:
             except SourceUnavailableError:
                 raise
             except TidegateError as exc:
-                raise TidegateError(f"{spec.unit}: {spec.source}: {exc}") from None
+                raise exc.reworded(f"{spec.unit}: {spec.source}: {exc}") from None
         return helm.chart_from_source(source, spec.chart, workdir / "chart")
 
 
@@ -661,7 +659,7 @@ def _oci_error(prefix: str, exc: TidegateError) -> TidegateError:
     """Name the unit in an OCI failure; an unreachable registry stays `unavailable`."""
     if isinstance(exc, OCIError) and exc.unavailable:
         return SourceUnavailableError(exc.unavailable, f"{prefix}{exc}")
-    return TidegateError(f"{prefix}{exc}")
+    return exc.reworded(f"{prefix}{exc}")
 
 
 class _ArtifactTree:
@@ -727,7 +725,7 @@ def _located(where: str, prepare: Callable[..., Path], artifact: Any, workdir: P
     try:
         return prepare(artifact, workdir, track_digest=True)
     except TidegateError as exc:
-        raise TidegateError(f"{where}: {exc}") from None
+        raise exc.reworded(f"{where}: {exc}") from None
 
 
 def _referenced(
@@ -847,8 +845,18 @@ def _identity_problem(ref: ObjectRef) -> str | None:
     )
 
 
-def _failure(spec: UnitSpec, error: str, *, unavailable: str | None = None) -> RenderedUnit:
+def _kind_of(exc: Exception, settings: RenderSettings) -> Failure:
+    """The type of a failure: the deadline wins, as it does in the message; then the error's own."""
+    if settings.deadline is not None and settings.deadline.expired:
+        return Failure.BUDGET
+    return exc.failure if isinstance(exc, TidegateError) else Failure.INTERNAL
+
+
+def _failure(
+    spec: UnitSpec, error: str, failure: Failure, *, unavailable: str | None = None
+) -> RenderedUnit:
     return RenderedUnit(
+        failure=failure,
         unavailable_source=unavailable,
         unit=spec.unit,
         prune=spec.prune if isinstance(spec, KustomizationSpec) else True,

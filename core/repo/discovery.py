@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.budgets import Budgets
-from core.errors import BudgetError, InputError
+from core.errors import BudgetError, Failure, InputError
 from core.host.paths import flux_path
 from core.model import (
     FLUX_HELM_GROUP,
@@ -227,7 +227,7 @@ class _Walker:
         depth = 1
         while queue:
             if depth > self.allowance.budgets.max_depth:
-                self._fail_all(queue, self._too_deep(depth))
+                self._fail_all(queue, self._too_deep(depth), Failure.BUDGET)
                 break
             queue = self._render_level(queue)
             depth += 1
@@ -267,7 +267,7 @@ class _Walker:
             self.context.self_source = spec.source
         result = self.render([spec], self.context.objects, self._source())[0]
         if isinstance(result, Pending):
-            result = _failed(spec, parent, self._never_found(result))
+            result = _failed(spec, parent, self._never_found(result), Failure.DEPENDENCY)
         self._record(spec, replace(result, parent=parent))
         return self.units[spec.unit]
 
@@ -356,13 +356,16 @@ class _Walker:
             )
         )
 
-    def _fail_all(self, queue: Sequence[tuple[UnitSpec, UnitRef]], reason: str) -> None:
+    def _fail_all(
+        self, queue: Sequence[tuple[UnitSpec, UnitRef]], reason: str, failure: Failure
+    ) -> None:
         for spec, parent in queue:
-            self._record(spec, _failed(spec, parent, f"{spec.unit}: {reason}"))
+            self._record(spec, _failed(spec, parent, f"{spec.unit}: {reason}", failure))
 
     def _record_failure(self, ref: UnitRef, parent: UnitRef, error: str) -> None:
+        """Record a unit whose Flux object is invalid (it was never rendered)."""
         self.units[ref] = RenderedUnit(
-            unit=ref, prune=True, objects=None, error=error, parent=parent
+            unit=ref, prune=True, objects=None, error=error, failure=Failure.INPUT, parent=parent
         )
 
     def _render_level(
@@ -371,7 +374,7 @@ class _Walker:
         """Render one level; retry units waiting on a sibling's objects while progress is made."""
         granted = self.allowance.take(len(queue))
         if granted < len(queue):
-            self._fail_all(queue[granted:], str(self.allowance.error()))
+            self._fail_all(queue[granted:], str(self.allowance.error()), Failure.BUDGET)
         waiting = queue[:granted]
         children: list[tuple[UnitSpec, UnitRef]] = []
         while waiting:
@@ -393,7 +396,7 @@ class _Walker:
                     if isinstance(result, Pending)
                 ]
                 for spec, parent, message in stuck:
-                    self._record(spec, _failed(spec, parent, message))
+                    self._record(spec, _failed(spec, parent, message, Failure.DEPENDENCY))
                 break
             waiting = still
         return children
@@ -427,11 +430,16 @@ def _same_build(a: KustomizationSpec, b: KustomizationSpec) -> bool:
     )
 
 
-def _failed(spec: UnitSpec, parent: UnitRef | None, error: str) -> RenderedUnit:
+def _failed(spec: UnitSpec, parent: UnitRef | None, error: str, failure: Failure) -> RenderedUnit:
     prune = spec.prune if isinstance(spec, KustomizationSpec) else True
     where = f" (defined in {spec.file})" if spec.file else ""
     return RenderedUnit(
-        unit=spec.unit, prune=prune, objects=None, error=f"{error}{where}", parent=parent
+        unit=spec.unit,
+        prune=prune,
+        objects=None,
+        error=f"{error}{where}",
+        failure=failure,
+        parent=parent,
     )
 
 

@@ -201,7 +201,8 @@ def _error_alert(preview: Preview) -> Iterator[str]:
 
 def _failed_alert(preview: Preview) -> Iterator[str]:
     lines = [
-        f"- {_code(cluster.path)} {_code(str(unit.unit))}: {_code(_excerpt(unit.error or ''))}"
+        f"- {_code(cluster.path)} {_code(str(unit.unit))}{_reason(unit)}: "
+        f"{_code(_excerpt(unit.error or ''))}"
         for cluster in preview.clusters
         for unit in cluster.units
         if unit.status is UnitStatus.FAILED
@@ -212,6 +213,11 @@ def _failed_alert(preview: Preview) -> Iterator[str]:
             "is shown as deleted for them:**"
         )
         yield _listing(header, lines)
+
+
+def _reason(unit: UnitPlan) -> str:
+    """The type of a unit's failure, in words (` (build failure)`), or nothing when unknown."""
+    return f" ({unit.reason.value} failure)" if unit.reason is not None else ""
 
 
 def _unavailable_alert(preview: Preview) -> Iterator[str]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core import semver, yamlio
-from core.errors import TidegateError
+from core.errors import Failure, TidegateError
 from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
 
 __all__ = ["ChartLimits", "ChartPuller", "SourceUnavailableError"]
@@ -50,6 +50,8 @@ class SourceUnavailableError(TidegateError):
     Distinct from a render error: the unit's content may be fine, the preview just could not
     see it. `url` has no query string; `reason` is short and never a response body.
     """
+
+    failure = Failure.SOURCE
 
     def __init__(self, url: str, reason: str, *, cached: bool = False) -> None:
         self.url = url

@@ -111,6 +111,7 @@ def test_a_kustomization_rendering_a_copy_of_itself_fails_and_ends(
     assert copy["status"] == "failed"
     assert "its ancestor Kustomization/flux-system/apps already renders" in copy["error"]
     assert "renders a copy of itself" in copy["error"]
+    assert copy["reason"] == "input"
 
 
 def test_units_nested_deeper_than_the_budget_fail_naming_the_flag(
@@ -136,6 +137,7 @@ def test_units_nested_deeper_than_the_budget_fail_naming_the_flag(
     error = outcome.unit(PROD, "level3")["error"]
     assert "nested 3 levels below the cluster entry point" in error
     assert "--max-depth" in error
+    assert outcome.unit(PROD, "level3")["reason"] == "budget"
     assert preview(repo, base, head, "--max-depth", "3").code == 1
 
 

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from cli import main as cli_main
 from core import yamlio
 from core.errors import BudgetError
 
@@ -132,3 +133,11 @@ def test_the_depth_budget_has_a_ceiling() -> None:
     with pytest.raises(ValueError, match="between 1 and 200"):
         yamlio.configure(yamlio.YamlLimits(max_depth=500))
     assert yamlio.limits() == yamlio.DEFAULT_LIMITS
+
+
+def test_a_preview_gives_the_process_its_yaml_limits_back() -> None:
+    before = yamlio.limits()
+    # Fails early (no repository), after the flags were applied.
+    code = cli_main.main(["preview", "--repo", "/nonexistent-repository", "--max-yaml-bytes", "1K"])
+    assert code == 2
+    assert yamlio.limits() == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import Failure
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -172,6 +173,7 @@ def ks(
     suspend: bool = False,
     deletion_policy: str = "MirrorPrune",
     error: str | None = None,
+    failure: Failure | None = None,
 ) -> RenderedUnit:
     """A Kustomization render; `error` makes it a failed render (its objects are unknown)."""
     unit = ks_ref(name)
@@ -180,6 +182,7 @@ def ks(
         prune=prune,
         objects=None if error else _objects(manifests),
         error=error,
+        failure=failure,
         parent=None if unit == ROOT else parent,
         suspend=suspend,
         deletion_policy=deletion_policy,

@@ -26,6 +26,7 @@ from dataclasses import replace
 import pytest
 
 from core.changes import Action, Change, ClusterPlan, UnitPlan, UnitStatus
+from core.errors import Failure
 from core.model import UnitRef
 from core.plan import plan as planning
 from core.secrets import Masker
@@ -462,13 +463,18 @@ def test_failed_head_render_withholds_its_objects_and_its_childrens() -> None:
         ks("apps", flux_object(WEB), configmap("a")),
         ks("web", deployment(), parent=APPS),
     )
-    head = cluster(_root(APPS), ks("apps", error="kustomize build failed: missing file"))
+    head = cluster(
+        _root(APPS),
+        ks("apps", error="kustomize build failed: missing file", failure=Failure.BUILD),
+    )
 
     plan = planning.plan_cluster(base, head)
 
     apps, web = _unit(plan, APPS), _unit(plan, WEB)
     assert apps.status is UnitStatus.FAILED
     assert apps.error == "at head: kustomize build failed: missing file"
+    assert apps.reason is Failure.BUILD
+    assert web.reason is Failure.WITHHELD
     assert apps.changes == ()
     assert web.status is UnitStatus.FAILED
     assert web.error == "unknown because its parent Kustomization/flux-system/apps failed"

@@ -124,6 +124,7 @@ def test_a_new_chart_repository_on_loopback_is_refused_by_the_allow_list(
     web = _web(out)
     assert web["status"] == "failed"
     assert f"refused: host 127.0.0.1:{victim.port} is not on the allow-list" in str(web["error"])
+    assert web["reason"] == "source"
     assert f"host 127.0.0.1:{victim.port} is not on the allow-list" in md.report
     assert victim.seen == []
     _clean(out, md)

@@ -457,6 +457,7 @@ def test_custom_resources_without_a_namespace_fail_or_are_flagged(
     apps = outcome.unit("clusters/production", "apps")
     assert apps["status"] == "failed"
     assert apps["error"].startswith("at head: Widget/w namespace not specified")
+    assert apps["reason"] == "input"
     fixed = commit(repo, {"apps/widget.yaml": None}, "only the gadget is left")
     flagged = preview(repo, base, fixed).unit("clusters/production", "apps")
     assert flagged["status"] == "rendered"

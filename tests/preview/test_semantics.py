@@ -209,6 +209,7 @@ def test_unknown_source_fails_clearly_and_source_flag_resolves_it(
     assert unresolved.code == 2
     error = unresolved.unit(PROD, "vendor")["error"]
     assert "GitRepository flux-system/vendor is not defined in this repository" in error
+    assert unresolved.unit(PROD, "vendor")["reason"] == "dependency"
     assert resolved.code == 1
     assert (PROD, "vendor", "create", "ConfigMap", "vendor/vendor-config") in resolved.changes()
 

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
+from core.errors import Failure
 from core.model import ObjectRef
 from core.plan import plan as planning
 from core.report import jsonout
@@ -166,3 +167,17 @@ def test_no_canary_and_no_token_in_json() -> None:
     assert "tidegate:masked" not in text
     assert "*** (before)" in text
     assert "*** (after)" in text
+
+
+def test_failed_units_carry_their_typed_reason() -> None:
+    base = cluster(ks("flux-system", flux_object(APPS)), ks("apps", deployment()))
+    head = cluster(
+        ks("flux-system", flux_object(APPS)),
+        ks("apps", error="kustomize build failed", failure=Failure.BUILD),
+    )
+    preview = planning.plan_preview("a", "b", {CLUSTER: base}, {CLUSTER: head})
+
+    data = jsonout.to_json(preview)
+
+    assert _unit(data, "apps")["reason"] == "build"
+    assert _unit(data, "flux-system")["reason"] is None

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import pytest
 
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
+from core.errors import Failure
 from core.model import ObjectRef, UnitRef
 from core.plan import plan as planning
 from core.report import markdown
@@ -108,7 +109,10 @@ def test_orphans_are_listed_above_the_fold() -> None:
 
 def test_failures_and_cluster_errors_stand_out_above_the_fold() -> None:
     base = cluster(ks("apps", configmap("a")))
-    head = cluster(ks("apps", error="kustomize build: `bad` | <path>"), errors=("dependsOn cycle",))
+    head = cluster(
+        ks("apps", error="kustomize build: `bad` | <path>", failure=Failure.BUILD),
+        errors=("dependsOn cycle",),
+    )
 
     text = markdown.render(_preview({CLUSTER: base}, {CLUSTER: head}))
 
@@ -118,6 +122,7 @@ def test_failures_and_cluster_errors_stand_out_above_the_fold() -> None:
     assert "`at head: dependsOn cycle`" in fold
     assert "❌ **1 unit failed; their objects are withheld" in fold
     assert "``at head: kustomize build: `bad` | <path>``" in fold
+    assert "`Kustomization/flux-system/apps` (build failure): " in fold
     assert "<details open>\n<summary>❌ <b>Kustomization/flux-system/apps</b> · failed" in text
     assert "| ❌ **1** |" in fold
 
