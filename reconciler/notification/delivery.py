@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import queue
 import threading
@@ -104,7 +105,7 @@ class Dispatcher:
             with self._lock:
                 self.outcome.attempts += 1
             try:
-                fetch(
+                response = fetch(
                     request.url,
                     policy=policy,
                     max_bytes=_MAX_RESPONSE,
@@ -122,6 +123,25 @@ class Dispatcher:
                     "notification for provider %s failed: %s", request.provider, exc.reason
                 )
                 return
+            refusal = _slack_refusal(response.body) if request.slack_api else ""
             with self._lock:
-                self.outcome.sent += 1
+                if refusal:
+                    self.outcome.failed += 1
+                else:
+                    self.outcome.sent += 1
+            if refusal:
+                _LOG.warning("notification for provider %s failed: %s", request.provider, refusal)
             return
+
+
+def _slack_refusal(body: bytes) -> str:
+    """Why Slack's Web API refused a message ("" when it took it); it always answers 200."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "Slack answered with a body that is not JSON"
+    if isinstance(answer, dict) and answer.get("ok") is True:
+        return ""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    code = error if isinstance(error, str) and error.isidentifier() else "unknown"
+    return f"Slack responded with error: {code[:64]}"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ERROR", "INFO", "Event", "ObjectReference", "clean_metadata"]
+__all__ = ["ERROR", "INFO", "Event", "ObjectReference", "clean_metadata", "go_json"]
 
 INFO = "info"
 ERROR = "error"
@@ -84,17 +84,7 @@ class Event:
 
     def to_json(self) -> bytes:
         """The bytes Go's `json.Marshal` writes for this event."""
-        text = json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":"))
-        # Go escapes these for safe embedding in HTML; Python does not.
-        for raw, escaped in (
-            ("<", "\\u003c"),
-            (">", "\\u003e"),
-            ("&", "\\u0026"),
-            ("\u2028", "\\u2028"),
-            ("\u2029", "\\u2029"),
-        ):
-            text = text.replace(raw, escaped)
-        return text.encode()
+        return go_json(self.to_wire())
 
     def with_metadata(self, metadata: Mapping[str, str]) -> Event:
         """The same event with other metadata."""
@@ -108,6 +98,21 @@ class Event:
             dict(metadata),
             self.reporting_instance,
         )
+
+
+def go_json(value: Any) -> bytes:
+    """`value` encoded as Go's `json.Marshal` encodes the same data (dict order kept)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Go escapes these for safe embedding in HTML; Python does not.
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text.encode()
 
 
 def clean_metadata(event: Event) -> Event:

@@ -23,12 +23,14 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     """Statuses to answer, in order; 200 once exhausted."""
+    answers: list[bytes] = field(default_factory=list)
+    """Response bodies to answer, in order; `ok` once exhausted."""
     gate: threading.Event = field(default_factory=threading.Event)
     """Requests wait on this before answering (set by default)."""
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(path: str = "/hook") -> Iterator[Receiver]:
     state = Receiver("", "")
     state.gate.set()
 
@@ -44,16 +46,17 @@ def receiver() -> Iterator[Receiver]:
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "/elsewhere")
-            self.send_header("Content-Length", "2")
+            answer = state.answers.pop(0) if state.answers else b"ok"
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(answer)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
-    state.url = f"http://127.0.0.1:{port}/hook"
+    state.url = f"http://127.0.0.1:{port}{path}"
     state.host = f"127.0.0.1:{port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
