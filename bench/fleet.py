@@ -4,7 +4,10 @@ The fleet is three clusters (`staging`, `production`, `edge`) of 150 apps each, 
 Flux users lay out repositories: a bootstrap `flux-system` per cluster, `infrastructure` and `apps`
 Flux Kustomizations, one Flux Kustomization per app and cluster pointing at a kustomize overlay
 over a shared base, a few shared components, post-build variables from a `cluster-vars` ConfigMap,
-and a few HelmReleases whose chart comes from a HelmRepository on 127.0.0.1.
+and a few HelmReleases whose chart comes from a HelmRepository on 127.0.0.1. To measure how a
+preview grows with the fleet, `--clusters N` adds edge sites `edge-004` ... up to N clusters (each
+like `edge`, with its own tags and domain); the first three clusters and every change stay exactly
+as in the three-cluster fleet, so a change touches the same units whatever N is.
 
 Everything is derived from one fixed seed, and commits carry fixed authors and dates, so the same
 arguments give the same files and the same commit ids. Run it on its own with
@@ -34,6 +37,7 @@ __all__ = [
     "CLUSTERS",
     "Change",
     "Fleet",
+    "cluster_names",
     "generate",
     "pinned_tool",
 ]
@@ -128,6 +132,7 @@ class Fleet:
     charts: Path
     chart_url: str
     apps: list[App]
+    clusters: tuple[str, ...] = CLUSTERS
     base_sha: str = ""
     changes: list[Change] = field(default_factory=list)
     change_shas: dict[str, str] = field(default_factory=dict)
@@ -140,7 +145,35 @@ class Fleet:
         per_cluster += 5  # flux-system unit: GitRepository, 3 Kustomizations, cluster-vars
         per_cluster += 1 + len(TEAMS) + 1 + len(_RELEASES)  # infrastructure unit
         per_cluster += 4 * len(_RELEASES)  # each release renders 4 objects
-        return per_cluster * len(CLUSTERS)
+        return per_cluster * len(self.clusters)
+
+
+def cluster_names(count: int) -> tuple[str, ...]:
+    """The first `count` clusters: the three named ones, then edge sites `edge-004`, ..."""
+    if count < len(CLUSTERS):
+        raise SystemExit(f"--clusters must be at least {len(CLUSTERS)}, the changes need them")
+    return CLUSTERS + tuple(f"edge-{index:03d}" for index in range(len(CLUSTERS) + 1, count + 1))
+
+
+def _replicas(cluster: str) -> int:
+    return _REPLICAS.get(cluster, _REPLICAS["edge"])
+
+
+def _cluster_vars(cluster: str) -> dict[str, str]:
+    known = _CLUSTER_VARS.get(cluster)
+    if known is not None:
+        return known
+    return {"cluster_name": cluster, "cluster_domain": f"{cluster}.fleet.example", "tier": "edge"}
+
+
+def _tag(app: App, cluster: str, seed: int) -> str:
+    """An app's image tag in a cluster; edge sites draw theirs from their own seeded generator,
+    so adding sites never shifts what the three named clusters draw."""
+    known = app.tags.get(cluster)
+    if known is not None:
+        return known
+    rng = random.Random(f"{seed}/{cluster}/{app.index}")
+    return f"1.{rng.randrange(20)}.{rng.randrange(10)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +306,7 @@ def _write_cluster(root: Path, cluster: str, apps: list[App]) -> None:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta("cluster-vars", "flux-system"),
-            "data": _CLUSTER_VARS[cluster],
+            "data": _cluster_vars(cluster),
         },
     )
     substitute = {"substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}]}
@@ -609,7 +642,7 @@ def _write_overlay(root: Path, cluster: str, app: App, unit: str, tag: str) -> N
         "namespace": app.team,
         "resources": [f"../../base/{app.name}"],
         "images": [{"name": f"registry.fleet.example/apps/{app.name}", "newTag": tag}],
-        "replicas": [{"name": app.name, "count": _REPLICAS[cluster]}],
+        "replicas": [{"name": app.name, "count": _replicas(cluster)}],
         "configMapGenerator": [
             {
                 "name": f"{app.name}-env",
@@ -621,7 +654,7 @@ def _write_overlay(root: Path, cluster: str, app: App, unit: str, tag: str) -> N
     if app.index % 3 == 1:
         fields["components"] = ["../../../components/monitoring"]
     _dump(overlay / "kustomization.yaml", _kustomization(**fields))
-    scale = {"staging": 1, "production": 4, "edge": 2}[cluster]
+    scale = {"staging": 1, "production": 4}.get(cluster, 2)
     _dump(
         overlay / "resources.yaml",
         {
@@ -802,7 +835,10 @@ def _change_rename(repo: Path, fleet: Fleet, branch: str) -> Change:
 def _change_base(repo: Path, fleet: Fleet, branch: str) -> Change:
     _dump(repo / "components" / "standard" / "security.yaml", _security_patch("v2"))
     units = tuple(
-        f"apps/{cluster}/{app.name}" for cluster in CLUSTERS for app in fleet.apps if app.standard
+        f"apps/{cluster}/{app.name}"
+        for cluster in fleet.clusters
+        for app in fleet.apps
+        if app.standard
     )
     return Change(
         "base",
@@ -826,18 +862,24 @@ _CHANGES: tuple[tuple[str, ChangeMaker], ...] = (
 
 
 def generate(
-    out: Path, *, chart_url: str = DEFAULT_CHART_URL, helm: Path | None = None, seed: int = SEED
+    out: Path,
+    *,
+    chart_url: str = DEFAULT_CHART_URL,
+    helm: Path | None = None,
+    seed: int = SEED,
+    clusters: int = len(CLUSTERS),
 ) -> Fleet:
     """Write the fleet repository and chart repository under `out` (which must not exist)."""
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty")
+    names = cluster_names(clusters)
     repo, charts = out / "fleet", out / "charts"
     repo.mkdir(parents=True)
-    fleet = Fleet(repo, charts, chart_url, _make_apps(seed, APPS_PER_CLUSTER))
+    fleet = Fleet(repo, charts, chart_url, _make_apps(seed, APPS_PER_CLUSTER), names)
     _package_chart(charts, helm or pinned_tool("helm"))
     _git(repo, "init", "-q", "-b", BASE_BRANCH)
-    _write_base_state(repo, fleet)
-    fleet.base_sha = _commit(repo, "Fleet: 3 clusters x 150 apps")
+    _write_base_state(repo, fleet, seed)
+    fleet.base_sha = _commit(repo, f"Fleet: {len(names)} clusters x {APPS_PER_CLUSTER} apps")
     for branch, make in _CHANGES:
         fleet.changes.append(_make_on_branch(repo, fleet, branch, make))
     _git(repo, "checkout", "-q", BASE_BRANCH)
@@ -852,15 +894,15 @@ def _make_on_branch(repo: Path, fleet: Fleet, branch: str, make: ChangeMaker) ->
     return change
 
 
-def _write_base_state(repo: Path, fleet: Fleet) -> None:
+def _write_base_state(repo: Path, fleet: Fleet, seed: int) -> None:
     _write_components(repo)
     for app in fleet.apps:
         _write_base(repo, app)
-    for cluster in CLUSTERS:
+    for cluster in fleet.clusters:
         _write_cluster(repo, cluster, fleet.apps)
         _write_infrastructure(repo, cluster, fleet.chart_url)
         for app in fleet.apps:
-            _write_overlay(repo, cluster, app, app.name, app.tags[cluster])
+            _write_overlay(repo, cluster, app, app.name, _tag(app, cluster, seed))
 
 
 def describe(fleet: Fleet) -> str:
@@ -869,7 +911,9 @@ def describe(fleet: Fleet) -> str:
     lines = [
         f"repository: {fleet.repo}",
         f"charts:     {fleet.charts} (serve at {fleet.chart_url})",
-        f"clusters:   {', '.join(f'clusters/{c}' for c in CLUSTERS)}",
+        f"clusters:   {len(fleet.clusters)} ({', '.join(fleet.clusters[:3])}, ...)"
+        if len(fleet.clusters) > len(CLUSTERS)
+        else f"clusters:   {', '.join(f'clusters/{c}' for c in fleet.clusters)}",
         f"apps:       {len(fleet.apps)} per cluster, {files} files",
         f"objects:    ~{fleet.expected_objects} rendered at {BASE_BRANCH}",
         f"base:       {BASE_BRANCH} {fleet.base_sha[:12]}",
@@ -894,8 +938,14 @@ def main(argv: list[str] | None = None) -> int:
         "--chart-url", default=DEFAULT_CHART_URL, help="URL the HelmRepository names"
     )
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=len(CLUSTERS),
+        help=f"number of clusters, at least {len(CLUSTERS)} (default: {len(CLUSTERS)})",
+    )
     args = parser.parse_args(argv)
-    fleet = generate(args.out, chart_url=args.chart_url, seed=args.seed)
+    fleet = generate(args.out, chart_url=args.chart_url, seed=args.seed, clusters=args.clusters)
     print(describe(fleet))
     return 0
 

@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from cli import demo, dev, policy, preview
+from cli import demo, dev, flux, policy, preview, serve
 from core.errors import TidegateError
 
 __all__ = ["main"]
@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     preview.register(subparsers)
     policy.register(subparsers)
+    serve.register(subparsers)
     demo.register(subparsers)
     dev.register(subparsers)
+    flux.register(subparsers)
     return parser
 
 

@@ -45,7 +45,7 @@ from core.units import SourceRef
 from devenv import toolchain
 from policies.gate import GateOutcome
 
-__all__ = ["budget_defaults", "register", "run"]
+__all__ = ["budget_defaults", "default_cache_dir", "register", "run"]
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 1
@@ -333,7 +333,7 @@ def _configured(args: argparse.Namespace) -> int:
         on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),
-        cache=RenderCache(args.cache_dir or toolchain.cache_root() / "render"),
+        cache=RenderCache(args.cache_dir or default_cache_dir()),
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
@@ -497,6 +497,14 @@ class _Progress:
         # Carriage return and erase-to-end-of-line: one line, rewritten in place.
         sys.stderr.write(f"\r\x1b[K{self.label}{detail}")
         sys.stderr.flush()
+
+
+def default_cache_dir() -> Path:
+    """Return the render cache's default directory: `render/` in Tidegate's cache directory.
+
+    CI jobs keep that whole directory between runs (docs/ci.md), the pinned tools included.
+    """
+    return toolchain.cache_root() / "render"
 
 
 def _tool(explicit: Path | None, name: str) -> Path:

@@ -98,8 +98,12 @@ class InputError(TidegateError):
 class CommandError(TidegateError):
     """A subprocess failed, timed out or could not start."""
 
-    def __init__(self, argv: Sequence[str], message: str, *, stderr: str = "") -> None:
+    def __init__(
+        self, argv: Sequence[str], message: str, *, stderr: str = "", code: int | None = None
+    ) -> None:
         self.argv = tuple(argv)
+        self.code = code
+        """The exit code, when the command ran to its end and failed."""
         self.stderr = _tail(stderr)
         tool = self.argv[0].rsplit("/", 1)[-1] if self.argv else "command"
         detail = f": {self.stderr}" if self.stderr else ""

@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.tools",
     "tests.fixtures.controlplane",
     "tests.fixtures.gitserver",
+    "tests.fixtures.github",
     "tests.fixtures.registry",
     "tests.fixtures.coverage_summary",
 ]

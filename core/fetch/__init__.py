@@ -6,7 +6,8 @@ no network. URLs come from pull-request content, so they are hostile.
 
 Public API (stable; everything else in the package is private):
 
-- `fetch(url, *, policy, max_bytes, accept=None, headers=None, ok_statuses=()) -> FetchedResponse`
+- `fetch(url, *, policy, max_bytes, accept=None, headers=None, ok_statuses=(), method="GET",
+  data=None) -> FetchedResponse`
   GET over http/https. Returns the final `url`, `status`, lower-case `headers` and `body` of a 2xx
   response (or of a status listed in `ok_statuses`, such as 401 for a registry's token dance);
   raises `FetchError` for anything else.

@@ -15,6 +15,7 @@ pool and a resolver override per hop.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import socket
 import ssl
@@ -55,8 +56,10 @@ def fetch(
     accept: str | None = None,
     headers: Mapping[str, str] | None = None,
     ok_statuses: Collection[int] = (),
+    method: str = "GET",
+    data: bytes | None = None,
 ) -> FetchedResponse:
-    """GET `url` under `policy` and return the response, or raise a `FetchError`.
+    """GET (or POST `data` to) `url` under `policy`; return the response or raise `FetchError`.
 
     Args:
         url: An `http` or `https` URL (from a repository: hostile).
@@ -67,7 +70,14 @@ def fetch(
             dropped when a redirect leaves the URL's origin.
         ok_statuses: Statuses besides 2xx returned rather than raised (for example 401, whose
             WWW-Authenticate header a registry client needs).
+        method: `GET`, or `POST` to deliver `data` (a notification). A POST never follows a
+            redirect: its body and credentials must reach only the checked URL.
+        data: The request body of a POST.
     """
+    if method not in ("GET", "POST"):
+        raise ValueError(f"unsupported method {method}")
+    if method == "POST":
+        policy = dataclasses.replace(policy, max_redirects=0)
     deadline = time.monotonic() + policy.total_timeout
     current = parse_url(url)
     origin = current.origin
@@ -77,7 +87,9 @@ def fetch(
     for hop in range(policy.max_redirects + 1):
         if current.origin != origin:
             sent = {k: v for k, v in sent.items() if k not in _CREDENTIAL_HEADERS}
-        status, got, body = _get_once(current, policy, sent, max_bytes, deadline, ok_statuses)
+        status, got, body = _get_once(
+            current, policy, sent, max_bytes, deadline, ok_statuses, (method, data)
+        )
         if status in _REDIRECTS:
             location = got.get("location")
             if not location:
@@ -109,6 +121,7 @@ def _get_once(
     max_bytes: int,
     deadline: float,
     ok_statuses: Collection[int],
+    request: tuple[str, bytes | None] = ("GET", None),
 ) -> tuple[int, dict[str, str], bytes]:
     """One request to one checked address: status, headers and body (empty for redirects)."""
     policy.check_host(url)
@@ -117,7 +130,7 @@ def _get_once(
     try:
         _bound(connection, url, deadline)
         try:
-            connection.request("GET", url.target, headers=dict(headers))
+            connection.request(request[0], url.target, body=request[1], headers=dict(headers))
             response = connection.getresponse()
         except TimeoutError:
             raise FetchError(

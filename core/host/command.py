@@ -134,7 +134,7 @@ def run(
             f"{_gib(limits.memory)})",
         )
     where = " in the sandbox" if confine is not None else ""
-    raise CommandError(argv, f"failed (exit {code}){where}", stderr=_summary(stderr))
+    raise CommandError(argv, f"failed (exit {code}){where}", stderr=_summary(stderr), code=code)
 
 
 # Tools running now, so that a preview told to stop can stop them at once.

@@ -21,7 +21,7 @@ from github.CheckRun import CheckRun
 from github.GithubObject import NotSet
 from github.Repository import Repository
 
-from core.vcs.port import Annotation, Comment, CommitReport, ReportState, VcsError
+from core.vcs.port import Annotation, Comment, CommitReport, PullHead, ReportState, VcsError
 from core.vcs.retry import RetryPolicy, Transient, call_with_retries
 
 __all__ = ["ANNOTATION_BATCH", "GitHubAuth", "GitHubHost", "connect"]
@@ -112,6 +112,21 @@ class GitHubHost:
             self._check_run(sha, report)
         else:
             self._call("create status", lambda: self._status(sha, report))
+
+    def pull(self, number: int) -> PullHead:
+        """The pull request's head commit, base branch and whether it comes from a fork."""
+
+        def read() -> PullHead:
+            pull = self._repo().get_pull(number)
+            head_repo = pull.head.repo.full_name if pull.head.repo is not None else ""
+            return PullHead(
+                sha=pull.head.sha,
+                base_ref=pull.base.ref,
+                fork=head_repo != self._name,
+                open=pull.state == "open",
+            )
+
+        return self._call("read pull request", read)
 
     def comments(self, number: int) -> list[Comment]:
         """Every comment of the pull request, oldest first."""

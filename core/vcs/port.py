@@ -19,6 +19,7 @@ __all__ = [
     "CodeHost",
     "Comment",
     "CommitReport",
+    "PullHead",
     "ReportState",
     "VcsError",
 ]
@@ -65,6 +66,16 @@ class CommitReport:
 
 
 @dataclass(frozen=True)
+class PullHead:
+    """Where a pull/merge request stands now."""
+
+    sha: str
+    base_ref: str
+    fork: bool
+    open: bool
+
+
+@dataclass(frozen=True)
 class Comment:
     """One comment of a pull/merge request."""
 
@@ -78,6 +89,9 @@ class CodeHost(Protocol):
 
     def report(self, sha: str, report: CommitReport) -> None:
         """Set the report on `sha`, replacing an earlier report of the same name on that sha."""
+
+    def pull(self, number: int) -> PullHead:
+        """The pull/merge request's current head and base."""
 
     def comments(self, number: int) -> list[Comment]:
         """Every comment of the pull/merge request, oldest first."""

@@ -316,7 +316,8 @@ def _command(body: str) -> str | None:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name)
+    # HTTP header names are case-insensitive; servers and proxies normalise them differently.
+    value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
     if not value or len(value) > 200:
         raise WebhookError(f"missing or invalid header {name}")
     return value

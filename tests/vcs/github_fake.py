@@ -304,6 +304,30 @@ class FakeGitHub:
         ]
         return 200, {"total_count": len(runs), "check_runs": runs}
 
+    def pull(self, repo: FakeRepo, rest: list[str], *_: Any) -> tuple[int, Any]:
+        number = int(rest[1])
+        pull = repo.pulls.get(number)
+        if pull is None:
+            return 404, {"message": "Not Found"}
+        head_name = pull.get("head_repo", repo.full_name)
+        document = self._example(
+            "pull-request",
+            number=number,
+            state="open",
+            url=f"{self._repo_url(repo)}/pulls/{number}",
+        )
+        document["head"].update(
+            ref="feature",
+            sha=pull["head"],
+            repo=self._example("repository", full_name=head_name, url=self._repo_url(repo)),
+        )
+        document["base"].update(
+            ref=pull["base"],
+            sha="b" * 40,
+            repo=self._example("repository", full_name=repo.full_name, url=self._repo_url(repo)),
+        )
+        return 200, document
+
     def permission(self, repo: FakeRepo, rest: list[str], *_: Any) -> tuple[int, Any]:
         user = rest[1]
         level = repo.permissions.get(user)
@@ -324,7 +348,16 @@ def _shape(rest: list[str]) -> Iterator[str]:
 
 
 _LITERALS = frozenset(
-    {"issues", "comments", "commits", "check-runs", "statuses", "collaborators", "permission"}
+    {
+        "pulls",
+        "issues",
+        "comments",
+        "commits",
+        "check-runs",
+        "statuses",
+        "collaborators",
+        "permission",
+    }
 )
 
 
@@ -342,6 +375,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("POST", ("check-runs",)): FakeGitHub.create_check,
     ("PATCH", ("check-runs", "*")): FakeGitHub.edit_check,
     ("GET", ("collaborators", "*", "permission")): FakeGitHub.permission,
+    ("GET", ("pulls", "*")): FakeGitHub.pull,
 }
 
 

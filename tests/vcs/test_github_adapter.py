@@ -105,3 +105,12 @@ def test_the_installation_token_is_fetched_once_and_reused(
     app_host.create_comment(1, "b")
     assert github.requests.count(("POST", "/app/installations/7/access_tokens")) == 1
     assert len(github.installation_tokens) == 1
+
+
+def test_the_pull_request_head_and_fork_are_read(
+    github: FakeGitHub, token_host: GitHubHost
+) -> None:
+    head = token_host.pull(1)
+    assert (head.sha, head.base_ref, head.fork, head.open) == (SHA, "main", False, True)
+    github.repos["acme/fleet"].pulls[1]["head_repo"] = "mallory/fleet"
+    assert GitHubHost(token_host._client, "acme/fleet", checks=False).pull(1).fork

@@ -230,3 +230,8 @@ def test_gitlab_note_command() -> None:
         "root",
         1,
     )
+
+
+def test_header_names_are_case_insensitive() -> None:
+    headers = {"x-github-event": "star", "X-Github-Delivery": "d-1"}
+    assert parse_github(headers, b"{}").delivery_id == "d-1"

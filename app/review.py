@@ -1,0 +1,286 @@
+"""Reviewing one pull request: fetch, preview in the sandbox, publish one comment and one report.
+
+The preview runs as `tidegate preview` in a child process through the command runner, so it gets
+the engine's full hardening (sandboxed kustomize/helm, the fetch allow-list from the operator's
+file and the base revision, budgets, Secret masking) and a minimal environment: the service's
+tokens, keys and webhook secrets are never in it. Git fetches authenticate with an HTTP header
+passed through git's environment configuration, never on a command line, and only the fetch
+sees it. A job whose pull request moved on to a newer head publishes nothing.
+
+State machine of the report: `pending` while rendering, then `success` (the gate passes),
+`failure` (blocking findings, or a render that failed: the change cannot be proven safe) or
+`error` (Tidegate could not finish).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.settings import Settings
+from app.store import Job, JobStore
+from core.errors import CommandError, TidegateError
+from core.host.command import Limits, run
+from core.vcs import comments
+from core.vcs.port import Annotation, CodeHost, CommitReport, ReportState, VcsError
+from core.vcs.webhooks import Provider, WorkKind
+
+__all__ = ["CHECK_NAME", "HELP", "Credentials", "Reviewer"]
+
+CHECK_NAME = "tidegate/preview"
+COMMENT_KEY = "preview"
+HELP = (
+    "Tidegate commands (users with write access only):\n\n"
+    "- `/tidegate preview`: preview this pull request's head again\n"
+    "- `/tidegate help`: show this help\n"
+)
+_EXIT_CHANGES, _EXIT_ERROR, _EXIT_GATE_FAILS = 1, 2, 3
+_CANNOT_PROVE = "Preview failed: the change cannot be proven safe"
+_log = logging.getLogger("tidegate.review")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """HTTPS credentials for fetching one repository."""
+
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return "Credentials(***)"
+
+
+HostFactory = Callable[[Job], tuple[CodeHost, Credentials]]
+
+
+class Reviewer:
+    """Runs jobs: previews and publishes, or answers comment commands."""
+
+    def __init__(self, settings: Settings, store: JobStore, hosts: HostFactory) -> None:
+        self._settings = settings
+        self._store = store
+        self._hosts = hosts
+        self._mirrors = settings.data_dir / "mirrors"
+        self._reports = settings.data_dir / "reports"
+
+    def run(self, job: Job) -> None:
+        """Run one claimed job to its end (the caller marks it done)."""
+        host, credentials = self._hosts(job)
+        work = job.work
+        if work.kind is WorkKind.COMMAND:
+            self._command(job, host, credentials)
+            return
+        self._review(job, host, credentials, work.head_sha, work.base_ref, work.fork)
+
+    def _command(self, job: Job, host: CodeHost, credentials: Credentials) -> None:
+        work = job.work
+        if work.command == "help":
+            host.create_comment(work.number, HELP)
+            return
+        if work.command != "preview":
+            host.create_comment(work.number, f"Unknown command `{work.command[:40]}`.\n\n{HELP}")
+            return
+        if not host.can_write(work.actor):
+            host.create_comment(
+                work.number, f"@{work.actor} only users with write access may run Tidegate."
+            )
+            return
+        pull = host.pull(work.number)
+        if pull.open:
+            self._review(job, host, credentials, pull.sha, pull.base_ref, pull.fork)
+
+    def _review(
+        self,
+        job: Job,
+        host: CodeHost,
+        credentials: Credentials,
+        sha: str,
+        base_ref: str,
+        fork: bool,
+    ) -> None:
+        if fork and not self._settings.allow_forks:
+            self._publish(
+                job,
+                host,
+                sha,
+                ReportState.FAILURE,
+                "Not previewed: the pull request comes from a fork",
+                "Pull requests from forks are not previewed on "
+                "this installation; a maintainer can push the branch here.",
+                (),
+            )
+            return
+        host.report(sha, CommitReport(CHECK_NAME, ReportState.PENDING, "Rendering the change"))
+        try:
+            mirror = self._fetch(job, credentials, sha, base_ref)
+            state, title, body, annotations = self._preview(job, mirror, sha)
+        except TidegateError as exc:
+            state, title = ReportState.FAILURE, _CANNOT_PROVE
+            body, annotations = f"## Tidegate preview failed\n\n{_quote(str(exc))}\n", ()
+        if self._store.newer_head(job):
+            _log.info("stale head, not publishing", extra={"job": job.id})
+            return
+        self._publish(job, host, sha, state, title, body, annotations)
+
+    def _publish(
+        self,
+        job: Job,
+        host: CodeHost,
+        sha: str,
+        state: ReportState,
+        title: str,
+        body: str,
+        annotations: tuple[Annotation, ...],
+    ) -> None:
+        limit = comments.GITLAB_LIMIT if job.provider is Provider.GITLAB else comments.GITHUB_LIMIT
+        parts = comments.split(body, f"## {title}\n", key=COMMENT_KEY, limit=limit)
+        comments.sync(host, job.work.number, parts, key=COMMENT_KEY)
+        summary = body[:60_000]
+        host.report(sha, CommitReport(CHECK_NAME, state, title, summary, "", annotations))
+
+    def _fetch(self, job: Job, credentials: Credentials, sha: str, base_ref: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", base_ref) or ".." in base_ref:
+            raise TidegateError(f"base branch {base_ref[:80]!r} is not a plain branch name")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{job.provider.value}_{job.work.repository}")
+        mirror = self._mirrors / name
+        if not (mirror / "HEAD").exists():
+            mirror.mkdir(parents=True, exist_ok=True)
+            run(["git", "init", "--quiet", "--bare", str(mirror)])
+        token = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+        env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}",
+        }
+        run(
+            [
+                "git",
+                "-C",
+                str(mirror),
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--end-of-options",
+                job.work.clone_url,
+                f"+refs/heads/{base_ref}:refs/tidegate/base",
+                f"+{sha}:refs/tidegate/head",
+            ],
+            limits=Limits(timeout=300.0, env=env),
+        )
+        return mirror
+
+    def _preview(
+        self, job: Job, mirror: Path, sha: str
+    ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
+        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, "refs/tidegate/base"])
+        out = self._reports / str(job.id)
+        out.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "cli",
+            "preview",
+            "--repo",
+            str(mirror),
+            "--base",
+            merge_base.decode().strip(),
+            "--head",
+            sha,
+            "--format",
+            "markdown",
+            "--output",
+            str(out / "report.md"),
+            "--sarif",
+            str(out / "findings.sarif"),
+            "--cache-dir",
+            str(self._settings.data_dir / "render"),
+            "--kustomize",
+            self._settings.kustomize,
+            "--helm",
+            self._settings.helm,
+            "--sandbox",
+            self._settings.sandbox,
+            # The report is split into comment parts here, so the engine need not cut it short.
+            "--max-report-chars",
+            str(comments.MAX_PARTS * 60_000),
+        ]
+        if self._settings.operator_config is not None:
+            argv += ["--config", str(self._settings.operator_config)]
+        report = out / "report.md"
+        try:
+            run(
+                argv,
+                limits=Limits(timeout=1800.0, env={"PYTHONPATH": _source_root()}),
+                ok_codes=(0, _EXIT_CHANGES),
+            )
+            state, title = ReportState.SUCCESS, "Preview passes the policy gate"
+        except CommandError as exc:
+            if exc.code == _EXIT_GATE_FAILS:
+                state, title = ReportState.FAILURE, "Policy gate fails: blocking findings"
+            elif exc.code == _EXIT_ERROR and report.exists():
+                # Units failed to render: the report says which and why; nothing is proven.
+                state, title = ReportState.FAILURE, _CANNOT_PROVE
+            else:
+                raise TidegateError(exc.stderr or str(exc)) from None
+        return state, title, report.read_text(), _annotations(out / "findings.sarif")
+
+
+def _source_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _quote(text: str) -> str:
+    return "```text\n" + text.replace("```", "'''")[:4000] + "\n```"
+
+
+def _annotations(sarif: Path) -> tuple[Annotation, ...]:
+    if not sarif.exists():
+        return ()
+    found: list[Annotation] = []
+    for run_ in json.loads(sarif.read_text()).get("runs", []):
+        for result in run_.get("results", []):
+            locations = result.get("locations") or [{}]
+            physical = locations[0].get("physicalLocation", {})
+            path = physical.get("artifactLocation", {}).get("uri", "")
+            if not path:
+                continue
+            level = {"error": "failure", "warning": "warning"}.get(result.get("level"), "notice")
+            found.append(
+                Annotation(
+                    path=path,
+                    line=int(physical.get("region", {}).get("startLine", 1)),
+                    message=str(result.get("message", {}).get("text", ""))[:2000],
+                    title=str(result.get("ruleId", "")),
+                    level=level,
+                )
+            )
+    return tuple(found)
+
+
+class Worker:
+    """Claims jobs and runs them; a job that fails to publish is retried after its lease."""
+
+    def __init__(self, store: JobStore, reviewer: Reviewer) -> None:
+        self._store = store
+        self._reviewer = reviewer
+
+    def run_once(self) -> bool:
+        """Run one job if there is one; return whether there was."""
+        job = self._store.claim()
+        if job is None:
+            return False
+        try:
+            self._reviewer.run(job)
+        except VcsError as exc:
+            _log.warning("job failed, will retry: %s", exc, extra={"job": job.id})
+            return True
+        self._store.finish(job)
+        return True

@@ -1,0 +1,104 @@
+"""The service's settings, from environment variables (secrets also from files).
+
+Each secret `X` is read from `$X` or from the file named by `$X_FILE` (a mounted Kubernetes
+Secret); secrets are kept as bytes/strings in this object only and its `repr` shows none of them.
+Security-relevant settings (forks, sandbox, fetch allow-list via the operator file) come from the
+operator alone, never from a repository.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import InputError
+
+__all__ = ["ENVIRONMENT", "Settings", "from_environment"]
+
+ENVIRONMENT = {
+    "TIDEGATE_DATA_DIR": "directory for the job database, mirrors and render cache (required)",
+    "TIDEGATE_GITHUB_URL": "GitHub API base URL (default https://api.github.com)",
+    "TIDEGATE_GITHUB_TOKEN[_FILE]": "token mode: a token; reports as commit statuses",
+    "TIDEGATE_GITHUB_APP_ID": "App mode: the GitHub App's id; reports as check runs",
+    "TIDEGATE_GITHUB_PRIVATE_KEY[_FILE]": "App mode: the App's private key (PEM)",
+    "TIDEGATE_GITHUB_WEBHOOK_SECRET[_FILE]": "secret GitHub signs deliveries with",
+    "TIDEGATE_GITLAB_URL": "GitLab base URL (default https://gitlab.com)",
+    "TIDEGATE_GITLAB_TOKEN[_FILE]": "GitLab project or group access token (api scope)",
+    "TIDEGATE_GITLAB_WEBHOOK_SECRET[_FILE]": "token GitLab sends with deliveries",
+    "TIDEGATE_ALLOW_FORKS": "preview pull requests from forks: true|false (default false)",
+    "TIDEGATE_CONFIG": "operator configuration file (fetch allow-list), see docs/security.md",
+    "TIDEGATE_KUSTOMIZE / TIDEGATE_HELM": "tool paths (default: found on PATH)",
+    "TIDEGATE_SANDBOX": "required (default) | files; `off` is refused by the service",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with."""
+
+    data_dir: Path
+    github_url: str = "https://api.github.com"
+    github_token: str = field(default="", repr=False)
+    github_app_id: str = ""
+    github_private_key: str = field(default="", repr=False)
+    github_webhook_secret: bytes = field(default=b"", repr=False)
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str = field(default="", repr=False)
+    gitlab_webhook_secret: bytes = field(default=b"", repr=False)
+    allow_forks: bool = False
+    operator_config: Path | None = None
+    kustomize: str = "kustomize"
+    helm: str = "helm"
+    sandbox: str = "required"
+    git_user: str = field(default="x-access-token", repr=False)
+    """User name for HTTPS fetches with the token (GitHub's convention)."""
+
+
+def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
+    """Read the settings.
+
+    Raises:
+        InputError: a required setting is missing or a value is invalid, naming the variable.
+    """
+    data_dir = env.get("TIDEGATE_DATA_DIR", "")
+    if not data_dir:
+        raise InputError("TIDEGATE_DATA_DIR is required")
+    forks = env.get("TIDEGATE_ALLOW_FORKS", "false").lower()
+    if forks not in ("true", "false"):
+        raise InputError("TIDEGATE_ALLOW_FORKS must be true or false")
+    sandbox = env.get("TIDEGATE_SANDBOX", "required")
+    if sandbox not in ("required", "files"):
+        raise InputError(
+            "TIDEGATE_SANDBOX must be required or files (the service never renders unconfined)"
+        )
+    config = env.get("TIDEGATE_CONFIG")
+    return Settings(
+        data_dir=Path(data_dir),
+        github_url=env.get("TIDEGATE_GITHUB_URL", "https://api.github.com"),
+        github_token=_secret(env, "TIDEGATE_GITHUB_TOKEN"),
+        github_app_id=env.get("TIDEGATE_GITHUB_APP_ID", ""),
+        github_private_key=_secret(env, "TIDEGATE_GITHUB_PRIVATE_KEY"),
+        github_webhook_secret=_secret(env, "TIDEGATE_GITHUB_WEBHOOK_SECRET").encode(),
+        gitlab_url=env.get("TIDEGATE_GITLAB_URL", "https://gitlab.com"),
+        gitlab_token=_secret(env, "TIDEGATE_GITLAB_TOKEN"),
+        gitlab_webhook_secret=_secret(env, "TIDEGATE_GITLAB_WEBHOOK_SECRET").encode(),
+        allow_forks=forks == "true",
+        operator_config=Path(config) if config else None,
+        kustomize=env.get("TIDEGATE_KUSTOMIZE", "kustomize"),
+        helm=env.get("TIDEGATE_HELM", "helm"),
+        sandbox=sandbox,
+    )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    if env.get(name):
+        return env[name].strip()
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise InputError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None

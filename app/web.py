@@ -1,0 +1,124 @@
+"""The webhook endpoints, health probes and metrics, as a Flask app.
+
+A delivery is verified on its raw bytes before anything else, parsed, and stored before it is
+acknowledged (202); a redelivery of a stored id is acknowledged as a duplicate (200). Refusals
+are 4xx with a one-line JSON reason: 401 unsigned or forged, 413 oversized, 400 malformed, and
+nothing is stored for them. No request ever ends in a traceback: an unexpected failure answers
+503 (the provider redelivers) and is logged without the payload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.settings import Settings
+from app.store import JobStore
+from core.vcs.webhooks import (
+    Delivery,
+    WebhookError,
+    parse_github,
+    parse_gitlab,
+    verify_github,
+    verify_gitlab,
+)
+
+__all__ = ["MAX_DELIVERY", "create_app"]
+
+MAX_DELIVERY = 25 << 20
+"""GitHub caps payloads at 25 MB; nothing larger is a genuine delivery."""
+
+_log = logging.getLogger("tidegate.app")
+
+
+def create_app(settings: Settings, store: JobStore) -> Flask:
+    """Return the WSGI app."""
+    app = Flask("tidegate")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_DELIVERY
+    counts: dict[tuple[str, str], int] = {}
+
+    def count(provider: str, event: str, result: str) -> None:
+        key = (f"{provider}:{event}"[:80], result)
+        counts[key] = counts.get(key, 0) + 1
+
+    def receive(
+        provider: str,
+        verify: Callable[[bytes], None],
+        parse: Callable[[dict[str, str], bytes], Delivery],
+    ) -> tuple[Response, int]:
+        body = request.get_data(cache=False)
+        try:
+            verify(body)
+        except WebhookError as exc:
+            count(provider, "-", "unauthorized")
+            return _refuse(401, str(exc))
+        try:
+            delivery = parse(dict(request.headers), body)
+        except WebhookError as exc:
+            count(provider, "-", "malformed")
+            return _refuse(400, str(exc))
+        if delivery.work is None:
+            count(provider, delivery.event, "ignored")
+            return jsonify(result="ignored"), 200
+        if not store.record(delivery):
+            count(provider, delivery.event, "duplicate")
+            return jsonify(result="duplicate"), 200
+        count(provider, delivery.event, "stored")
+        _log.info(
+            "stored delivery", extra={"delivery": delivery.delivery_id, "event": delivery.event}
+        )
+        return jsonify(result="stored"), 202
+
+    @app.post("/webhooks/github")
+    def github() -> tuple[Response, int]:
+        secret = settings.github_webhook_secret
+        return receive(
+            "github",
+            lambda body: verify_github(secret, body, request.headers.get("X-Hub-Signature-256")),
+            parse_github,
+        )
+
+    @app.post("/webhooks/gitlab")
+    def gitlab() -> tuple[Response, int]:
+        secret = settings.gitlab_webhook_secret
+        return receive(
+            "gitlab",
+            lambda _body: verify_gitlab(secret, request.headers.get("X-Gitlab-Token")),
+            parse_gitlab,
+        )
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return jsonify(status="ok"), 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        return jsonify(status="ready", queued=store.depth()), 200
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        lines = ["# TYPE tidegate_deliveries_total counter"]
+        for (event, result), value in sorted(counts.items()):
+            lines.append(f'tidegate_deliveries_total{{event="{event}",result="{result}"}} {value}')
+        lines += ["# TYPE tidegate_queue_depth gauge", f"tidegate_queue_depth {store.depth()}"]
+        return Response("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return _refuse(exc.code or 400, exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        _log.error("request failed: %s", type(exc).__name__)
+        return _refuse(503, "temporarily unavailable")
+
+    return app
+
+
+def _refuse(status: int, reason: str) -> tuple[Response, int]:
+    response: Any = jsonify(error=reason)
+    return response, status

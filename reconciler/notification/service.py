@@ -1,0 +1,103 @@
+"""The notifier: from one reconciler event to queued requests for every Alert that selects it.
+
+It reads Alerts, Providers and Secrets through `ObjectStore`, a port the live cluster adapter
+implements (this package never imports a Kubernetes client), cleans the event's metadata as
+notification-controller does on receipt, routes it, and submits one request per matching,
+unsuspended Provider to the `Dispatcher`. A bad Alert, Provider or Secret is logged by name and
+skipped; it never stops the other Alerts, and `notify` never raises or blocks on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from core.errors import InputError
+from reconciler.notification.delivery import Dispatcher
+from reconciler.notification.event import Event, ObjectReference, clean_metadata
+from reconciler.notification.objects import (
+    API_VERSION,
+    Alert,
+    Credentials,
+    parse_alert,
+    parse_provider,
+)
+from reconciler.notification.providers import build_request
+from reconciler.notification.routing import matching_alerts, notification_for
+
+__all__ = ["Notifier", "ObjectStore"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class ObjectStore(Protocol):
+    """Read access to the cluster objects notifications need."""
+
+    def list_objects(self, api_version: str, kind: str) -> Sequence[Mapping[str, Any]]:
+        """Every object of the kind, in all namespaces."""
+
+    def get_object(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> Mapping[str, Any] | None:
+        """One object, or None when it does not exist."""
+
+    def secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """A Secret's decoded data, or None when it does not exist."""
+
+
+class Notifier:
+    """Routes events to Providers and queues their delivery."""
+
+    def __init__(self, store: ObjectStore, dispatcher: Dispatcher) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+
+    def notify(self, event: Event) -> int:
+        """Queue `event` for every Alert that selects it; the number of requests queued."""
+        event = clean_metadata(event)
+        queued = 0
+        for alert in matching_alerts(self._alerts(), event, self._labels):
+            queued += self._send(alert, event)
+        return queued
+
+    def _alerts(self) -> list[Alert]:
+        alerts = []
+        for obj in self._store.list_objects(API_VERSION, "Alert"):
+            try:
+                alerts.append(parse_alert(obj))
+            except InputError as exc:
+                _LOG.warning("alert skipped: %s", exc)
+        return alerts
+
+    def _labels(self, involved: ObjectReference) -> Mapping[str, str]:
+        obj = self._store.get_object(
+            involved.api_version, involved.kind, involved.namespace, involved.name
+        )
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def _send(self, alert: Alert, event: Event) -> int:
+        where = f"Alert {alert.namespace}/{alert.name}"
+        obj = self._store.get_object(API_VERSION, "Provider", alert.namespace, alert.provider_name)
+        if obj is None:
+            _LOG.warning("%s: provider %s not found", where, alert.provider_name)
+            return 0
+        try:
+            provider = parse_provider(obj)
+            if provider.suspend:
+                return 0
+            credentials = Credentials()
+            if provider.secret_name:
+                data = self._store.secret_data(alert.namespace, provider.secret_name)
+                if data is None:
+                    _LOG.warning("%s: secret %s not found", where, provider.secret_name)
+                    return 0
+                credentials = Credentials.from_secret_data(
+                    data, secret=f"Secret {alert.namespace}/{provider.secret_name}"
+                )
+            request = build_request(provider, credentials, notification_for(alert, event))
+        except InputError as exc:
+            _LOG.warning("%s: %s", where, exc)
+            return 0
+        return 1 if self._dispatcher.submit(request) else 0

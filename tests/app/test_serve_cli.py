@@ -1,0 +1,34 @@
+"""`tidegate serve --help` documents every setting; bad settings are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import ENVIRONMENT, from_environment
+from cli import main as cli_main
+from core.errors import InputError
+
+
+def test_help_documents_every_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli_main.main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for name in ENVIRONMENT:
+        assert name in text
+
+
+def test_the_service_refuses_to_render_unconfined() -> None:
+    with pytest.raises(InputError, match="TIDEGATE_SANDBOX"):
+        from_environment({"TIDEGATE_DATA_DIR": "data", "TIDEGATE_SANDBOX": "off"})
+
+
+def test_secrets_come_from_files_and_stay_out_of_repr(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("hunter2\n")
+    settings = from_environment(
+        {"TIDEGATE_DATA_DIR": "data", "TIDEGATE_GITHUB_WEBHOOK_SECRET_FILE": str(secret)}
+    )
+    assert settings.github_webhook_secret == b"hunter2"
+    assert "hunter2" not in repr(settings)

@@ -1,0 +1,104 @@
+"""The webhook endpoints: refusals store nothing, duplicates are acknowledged once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from app.web import MAX_DELIVERY
+from tests.app.conftest import Service, pull_request_event
+
+SHA = "a" * 40
+
+
+def event() -> dict[str, object]:
+    return pull_request_event("opened", number=1, head=SHA, clone_url="https://example.com/x.git")
+
+
+def test_a_signed_delivery_is_stored_and_acknowledged(service: Service) -> None:
+    response = service.deliver("pull_request", event())
+    assert response.status_code == 202
+    assert service.store.counts() == {"queued": 1}
+
+
+def test_a_replayed_delivery_is_acknowledged_but_stored_once(service: Service) -> None:
+    assert service.deliver("pull_request", event(), delivery="d-1").status_code == 202
+    again = service.deliver("pull_request", event(), delivery="d-1")
+    assert again.status_code == 200
+    assert again.get_json() == {"result": "duplicate"}
+    assert service.store.counts() == {"queued": 1}
+
+
+def test_a_forged_signature_is_refused_and_nothing_stored(service: Service) -> None:
+    response = service.deliver("pull_request", event(), secret=b"guessed")
+    assert response.status_code == 401
+    assert service.store.deliveries() == 0
+
+
+def test_an_unsigned_delivery_is_refused(service: Service) -> None:
+    response = service.client.post(
+        "/webhooks/github",
+        data=json.dumps(event()),
+        headers={"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-2"},
+    )
+    assert response.status_code == 401
+    assert service.store.deliveries() == 0
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"action": "opened"}', b"\xff"])
+def test_malformed_signed_payloads_are_400_and_not_stored(service: Service, body: bytes) -> None:
+    signature = "sha256=" + hmac.new(b"webhook s3cret", body, hashlib.sha256).hexdigest()
+    response = service.client.post(
+        "/webhooks/github",
+        data=body,
+        headers={
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": "d-3",
+            "X-Hub-Signature-256": signature,
+        },
+    )
+    assert response.status_code == 400
+    assert "error" in response.get_json()
+    assert service.store.deliveries() == 0
+
+
+def test_an_oversized_delivery_is_413(service: Service) -> None:
+    response = service.client.post(
+        "/webhooks/github",
+        data=b"x" * (MAX_DELIVERY + 1),
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-4"},
+    )
+    assert response.status_code == 413
+    assert service.store.deliveries() == 0
+
+
+def test_unknown_events_are_acknowledged_and_not_stored(service: Service) -> None:
+    response = service.deliver("star", {"action": "created"})
+    assert response.status_code == 200
+    assert response.get_json() == {"result": "ignored"}
+    assert service.store.deliveries() == 0
+
+
+def test_gitlab_needs_its_token(service: Service) -> None:
+    response = service.client.post(
+        "/webhooks/gitlab",
+        data=b"{}",
+        headers={
+            "X-Gitlab-Event": "Push Hook",
+            "X-Gitlab-Event-UUID": "u-1",
+            "X-Gitlab-Token": "x",
+        },
+    )
+    assert response.status_code == 401
+
+
+def test_probes_and_metrics(service: Service) -> None:
+    service.deliver("pull_request", event())
+    assert service.client.get("/healthz").status_code == 200
+    assert service.client.get("/readyz").get_json() == {"status": "ready", "queued": 1}
+    metrics = service.client.get("/metrics").get_data(as_text=True)
+    assert 'tidegate_deliveries_total{event="github:pull_request",result="stored"} 1' in metrics
+    assert "tidegate_queue_depth 1" in metrics

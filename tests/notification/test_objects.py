@@ -1,0 +1,103 @@
+"""Typed parsing of Provider and Alert objects; every error names the object and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.errors import InputError
+from reconciler.notification.objects import Credentials, parse_alert, parse_provider
+from tests.notification.objects import alert_obj, provider_obj
+
+SOURCES = [{"kind": "Kustomization", "name": "apps"}]
+
+
+def test_provider_fields_and_defaults() -> None:
+    provider = parse_provider(
+        provider_obj("hook", {"type": "generic", "address": "https://h.example/x"})
+    )
+    assert (provider.type, provider.address, provider.timeout, provider.suspend) == (
+        "generic",
+        "https://h.example/x",
+        15.0,
+        False,
+    )
+    timed = parse_provider(provider_obj("hook", {"type": "slack", "timeout": "1m30s"}))
+    assert timed.timeout == 90.0
+    assert parse_provider(provider_obj("h", {"type": "generic", "timeout": "500ms"})).timeout == 0.5
+
+
+def test_alert_defaults_severity_and_source_namespace() -> None:
+    alert = parse_alert(alert_obj("a", {"providerRef": {"name": "hook"}, "eventSources": SOURCES}))
+    assert alert.event_severity == "info"
+    assert alert.event_sources[0].namespace == "flux-system"
+    assert alert.provider_name == "hook"
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        (provider_obj("p", {"type": "carrier-pigeon"}), "spec.type"),
+        (provider_obj("p", {}), "spec.type"),
+        (provider_obj("p", {"type": "generic", "timeout": "soon"}), "spec.timeout"),
+        (provider_obj("p", {"type": "generic", "address": 5}), "spec.address"),
+        (provider_obj("p", {"type": "generic", "suspend": "yes"}), "spec.suspend"),
+        (provider_obj("p", {"type": "generic", "secretRef": {}}), "spec.secretRef.name"),
+        (alert_obj("a", {"eventSources": SOURCES}), "spec.providerRef.name"),
+        (alert_obj("a", {"providerRef": {"name": "p"}}), "spec.eventSources"),
+        (
+            alert_obj("a", {"providerRef": {"name": "p"}, "eventSources": [{"kind": "Pod"}]}),
+            "spec.eventSources[0].kind",
+        ),
+        (
+            alert_obj(
+                "a",
+                {"providerRef": {"name": "p"}, "eventSources": SOURCES, "eventSeverity": "warn"},
+            ),
+            "spec.eventSeverity",
+        ),
+        (
+            alert_obj(
+                "a",
+                {"providerRef": {"name": "p"}, "eventSources": SOURCES, "exclusionList": ["(?=x)"]},
+            ),
+            "spec.exclusionList[0]",
+        ),
+        (
+            alert_obj(
+                "a",
+                {
+                    "providerRef": {"name": "p"},
+                    "eventSources": [{"kind": "Kustomization", "name": "*", "matchLabels": []}],
+                },
+            ),
+            "spec.eventSources[0].matchLabels",
+        ),
+    ],
+)
+def test_errors_name_object_and_field(obj: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        (parse_provider if obj["kind"] == "Provider" else parse_alert)(obj)
+    assert caught.value.field == field
+    assert caught.value.obj == f"{obj['kind']} flux-system/{obj['metadata']['name']}"
+
+
+def test_wrong_api_version_is_refused() -> None:
+    obj = provider_obj("p", {"type": "generic"})
+    obj["apiVersion"] = "notification.toolkit.fluxcd.io/v1beta2"
+    with pytest.raises(InputError, match="apiVersion"):
+        parse_provider(obj)
+
+
+def test_credentials_never_show_values() -> None:
+    credentials = Credentials.from_secret_data(
+        {"token": b"CANARY-token", "headers": b"X-Key: CANARY-header\n", "address": b"https://a"},
+        secret="Secret flux-system/s",
+    )
+    assert credentials.headers == {"X-Key": "CANARY-header"}
+    assert "CANARY" not in repr(credentials)
+    with pytest.raises(InputError) as caught:
+        Credentials.from_secret_data({"headers": b"- CANARY-list"}, secret="Secret ns/s")
+    assert "CANARY" not in str(caught.value)
+    assert caught.value.field == "data.headers"
