@@ -29,7 +29,7 @@ from core.errors import CommandError, TidegateError
 from core.host.command import Limits, run
 from core.vcs import comments
 from core.vcs.port import Annotation, CodeHost, CommitReport, ReportState, VcsError
-from core.vcs.webhooks import WorkKind
+from core.vcs.webhooks import Provider, WorkKind
 
 __all__ = ["CHECK_NAME", "HELP", "Credentials", "Reviewer"]
 
@@ -138,7 +138,8 @@ class Reviewer:
         body: str,
         annotations: tuple[Annotation, ...],
     ) -> None:
-        parts = comments.split(body, f"## {title}\n", key=COMMENT_KEY, limit=comments.GITHUB_LIMIT)
+        limit = comments.GITLAB_LIMIT if job.provider is Provider.GITLAB else comments.GITHUB_LIMIT
+        parts = comments.split(body, f"## {title}\n", key=COMMENT_KEY, limit=limit)
         comments.sync(host, job.work.number, parts, key=COMMENT_KEY)
         summary = body[:60_000]
         host.report(sha, CommitReport(CHECK_NAME, state, title, summary, "", annotations))

@@ -24,6 +24,8 @@ ENVIRONMENT = {
     "TIDEGATE_GITHUB_APP_ID": "App mode: the GitHub App's id; reports as check runs",
     "TIDEGATE_GITHUB_PRIVATE_KEY[_FILE]": "App mode: the App's private key (PEM)",
     "TIDEGATE_GITHUB_WEBHOOK_SECRET[_FILE]": "secret GitHub signs deliveries with",
+    "TIDEGATE_GITLAB_URL": "GitLab base URL (default https://gitlab.com)",
+    "TIDEGATE_GITLAB_TOKEN[_FILE]": "GitLab project or group access token (api scope)",
     "TIDEGATE_GITLAB_WEBHOOK_SECRET[_FILE]": "token GitLab sends with deliveries",
     "TIDEGATE_ALLOW_FORKS": "preview pull requests from forks: true|false (default false)",
     "TIDEGATE_CONFIG": "operator configuration file (fetch allow-list), see docs/security.md",
@@ -42,6 +44,8 @@ class Settings:
     github_app_id: str = ""
     github_private_key: str = field(default="", repr=False)
     github_webhook_secret: bytes = field(default=b"", repr=False)
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str = field(default="", repr=False)
     gitlab_webhook_secret: bytes = field(default=b"", repr=False)
     allow_forks: bool = False
     operator_config: Path | None = None
@@ -77,6 +81,8 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         github_app_id=env.get("TIDEGATE_GITHUB_APP_ID", ""),
         github_private_key=_secret(env, "TIDEGATE_GITHUB_PRIVATE_KEY"),
         github_webhook_secret=_secret(env, "TIDEGATE_GITHUB_WEBHOOK_SECRET").encode(),
+        gitlab_url=env.get("TIDEGATE_GITLAB_URL", "https://gitlab.com"),
+        gitlab_token=_secret(env, "TIDEGATE_GITLAB_TOKEN"),
         gitlab_webhook_secret=_secret(env, "TIDEGATE_GITLAB_WEBHOOK_SECRET").encode(),
         allow_forks=forks == "true",
         operator_config=Path(config) if config else None,

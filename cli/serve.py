@@ -19,7 +19,10 @@ from app.store import Job, JobStore
 from app.web import create_app
 from core.errors import InputError
 from core.vcs.github import GitHubAuth, GitHubHost, connect
+from core.vcs.gitlab import GitLabHost
+from core.vcs.gitlab import connect as gitlab_connect
 from core.vcs.port import CodeHost
+from core.vcs.webhooks import Provider
 
 __all__ = ["register"]
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.data_dir / "jobs.sqlite")
     if not args.web_only:
-        worker = Worker(store, Reviewer(settings, store, _github_hosts(settings)))
+        worker = Worker(store, Reviewer(settings, store, _code_hosts(settings)))
         thread = threading.Thread(target=_work, args=(worker,), daemon=True)
         thread.start()
         if args.worker_only:
@@ -65,11 +68,19 @@ def _work(worker: Worker) -> None:
             time.sleep(1.0)
 
 
-def _github_hosts(settings: app_settings.Settings) -> Any:
-    if not settings.github_token and not settings.github_app_id:
-        raise InputError("set TIDEGATE_GITHUB_TOKEN or TIDEGATE_GITHUB_APP_ID")
+def _code_hosts(settings: app_settings.Settings) -> Any:
+    if not (settings.github_token or settings.github_app_id or settings.gitlab_token):
+        raise InputError(
+            "set TIDEGATE_GITHUB_TOKEN, TIDEGATE_GITHUB_APP_ID or TIDEGATE_GITLAB_TOKEN"
+        )
 
     def hosts(job: Job) -> tuple[CodeHost, Credentials]:
+        if job.provider is Provider.GITLAB:
+            lab = gitlab_connect(settings.gitlab_url, settings.gitlab_token)
+            # GitLab takes any user name with a project or group token over HTTPS.
+            return GitLabHost(lab, job.work.project_id), Credentials(
+                "oauth2", settings.gitlab_token
+            )
         auth = GitHubAuth(
             token=settings.github_token,
             app_id=settings.github_app_id,

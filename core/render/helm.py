@@ -9,8 +9,11 @@ configuration, helm's homes in the work directory, no hooks, no tests), applies
 does: any document with an `items` array is a list to Kubernetes' decoder, so a Secret wrapped in a
 `v1/List` is applied, and masked, as a Secret), puts namespaced objects without a namespace into the
 release namespace (as helm install does), adds helm-controller's `helm.toolkit.fluxcd.io/name` and
-`.../namespace` labels and masks Secret values. It never reads Secret values, never writes outside
-its work or cache directories and never shows their paths in messages.
+`.../namespace` labels. The objects are returned in cleartext (`core.cleartext.Clear`); the caller
+masks them at its one boundary. Nothing here makes a value from a Secret (valuesFrom Secrets are
+refused before), so no object carries Secret-derived paths; Secrets in the chart are masked by
+kind. It never writes outside its work or cache directories and never shows their paths in
+messages.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
+from core.cleartext import Clear
 from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.host.sandbox import Sandbox, explain, from_setting
-from core.model import Manifest, ObjectRef, RawObject
+from core.model import ObjectRef, RawObject
 from core.scope import apply_scope, crd_scopes
-from core.secrets import Masker
 from core.units import HelmReleaseSpec
 
 __all__ = [
@@ -232,14 +235,13 @@ def render_helm_release(
     *,
     helm: Path,
     workdir: Path,
-    masker: Masker,
     kube_version: str = "1.33",
     limits: Limits = DEFAULT_LIMITS,
     kustomize: Path | None = None,
     sandbox: Sandbox | None = None,
     chart_crds: set[ObjectRef] | None = None,
-) -> tuple[Manifest, ...]:
-    """Template a HelmRelease offline and return the masked objects helm-controller would apply.
+) -> tuple[Clear, ...]:
+    """Template a HelmRelease offline and return the objects helm-controller would apply.
 
     Args:
         spec: The parsed HelmRelease.
@@ -247,7 +249,6 @@ def render_helm_release(
         values: The merged values (see `merge_values`).
         helm: The helm binary.
         workdir: A private directory for helm's homes and files.
-        masker: Masks Secret values.
         kube_version: The Kubernetes version charts see in `.Capabilities`.
         limits: Time and memory bound of each tool process.
         kustomize: The kustomize binary, needed only for `postRenderers`.
@@ -286,10 +287,10 @@ def render_helm_release(
     for index, renderer in enumerate(spec.post_renderers):
         output = _post_render(output, renderer, index, kustomize, workdir, limits, where, jail)
     scopes = crd_scopes(doc for doc, _ in crds)
-    from_crds = _chart_crds(crds, spec, masker)
+    from_crds = _chart_crds(crds, spec)
     if chart_crds is not None:
-        chart_crds.update(m.ref for m in from_crds)
-    return from_crds + _finish(output, spec, masker, where, scopes)
+        chart_crds.update(ObjectRef.of(crd.body) for crd in from_crds)
+    return from_crds + _finish(output, spec, where, scopes)
 
 
 # A chart's own crds/ directory, or a subchart's: `podinfo/crds/x.yaml`,
@@ -329,9 +330,7 @@ def _split_chart_crds(output: bytes, where: str) -> tuple[list[tuple[RawObject, 
     return crds, b"\n---\n".join(rest)
 
 
-def _chart_crds(
-    crds: Sequence[tuple[RawObject, str]], spec: HelmReleaseSpec, masker: Masker
-) -> tuple[Manifest, ...]:
+def _chart_crds(crds: Sequence[tuple[RawObject, str]], spec: HelmReleaseSpec) -> tuple[Clear, ...]:
     manifests = []
     for doc, _ in crds:
         meta = doc["metadata"]
@@ -341,8 +340,7 @@ def _chart_crds(
             _LABEL_NAME: spec.unit.name,
             _LABEL_NAMESPACE: spec.unit.namespace,
         }
-        masked = masker.mask_object(doc)
-        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
+        manifests.append(Clear(doc, spec.file))
     return tuple(manifests)
 
 
@@ -403,11 +401,10 @@ def _post_render(
 def _finish(
     output: bytes,
     spec: HelmReleaseSpec,
-    masker: Masker,
     where: str,
     chart_scopes: Mapping[tuple[str, str], bool],
-) -> tuple[Manifest, ...]:
-    """Parse, default namespaces, add helm-controller's labels, check and mask."""
+) -> tuple[Clear, ...]:
+    """Parse, default namespaces, add helm-controller's labels and check."""
     try:
         docs = [d for d in yamlio.load_all(output) if d is not None]
     except yamlio.YAMLError as exc:
@@ -437,8 +434,7 @@ def _finish(
             _LABEL_NAME: spec.unit.name,
             _LABEL_NAMESPACE: spec.unit.namespace,
         }
-        masked = masker.mask_object(obj)
-        manifests.append(Manifest(str(masked["apiVersion"]), masked, spec.file))
+        manifests.append(Clear(obj, spec.file))
     return tuple(manifests)
 
 

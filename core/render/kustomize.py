@@ -4,14 +4,16 @@ Steps, in Flux's order: find the files the build reads (`core.render.walk`), cop
 into a private work directory (the repository is never modified), generate kustomization.yaml when
 the path has none and merge the Kustomization's spec into it (targetNamespace, namePrefix/Suffix,
 patches, images, components), run `kustomize build` with root-only load restrictions and no
-plugins, exec or helm, parse and check the objects, run postBuild substitution, set Flux's
-ownership labels and commonMetadata, then mask Secret values. Every object records the repository
-file it came from (kustomize's origin annotation, removed again unless the user asked for it).
+plugins, exec or helm, parse and check the objects, run postBuild substitution, and set Flux's
+ownership labels and commonMetadata. The objects are returned in cleartext (`core.cleartext.Clear`)
+with the paths of their Secret-derived values: the caller masks them at its one boundary, or
+applies them. Every object records the repository file it came from (kustomize's origin
+annotation, removed again unless the user asked for it).
 
 Like kustomize-controller this module never invents a namespace: a built-in namespaced object that
 ends up without one fails the render, as Flux's apply fails with "namespace not specified". It never
-writes outside `workdir`, never shows `workdir` paths in messages and never lets a Secret value
-through unmasked.
+writes outside `workdir`, never shows `workdir` paths in messages and never quotes a Secret-derived
+value in an error (messages name objects by their redacted view).
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from core import yamlio
+from core.cleartext import Clear, SecretPaths
 from core.errors import BudgetError, CommandError, InputError, RenderError
 from core.host.command import DEFAULT_LIMITS, Limits, run
 from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.host.sandbox import Sandbox, explain, from_setting
-from core.model import Manifest, ObjectRef, RawObject
+from core.model import ObjectRef, RawObject
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
 from core.scope import CLUSTER_SCOPED_KINDS, apply_scope, crd_scopes
-from core.secrets import Masker
 from core.units import KustomizationSpec, source_path
 
 __all__ = [
@@ -62,9 +64,9 @@ _KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
 
 @dataclass(frozen=True)
 class Rendered:
-    """The objects of one Kustomization and the repository files that produced them."""
+    """The objects of one Kustomization (cleartext) and the repository files that produced them."""
 
-    manifests: tuple[Manifest, ...]
+    objects: tuple[Clear, ...]
     inputs: frozenset[str]
 
 
@@ -74,21 +76,19 @@ def render_kustomization(
     *,
     kustomize: Path,
     workdir: Path,
-    masker: Masker,
     variables: Mapping[str, str] | None,
     secret_variables: frozenset[str] = frozenset(),
     limits: Limits = DEFAULT_LIMITS,
     allowed_remotes: Collection[str] = (),
     sandbox: Sandbox | None = None,
 ) -> Rendered:
-    """Build a Flux Kustomization and return its masked objects and input files.
+    """Build a Flux Kustomization and return its cleartext objects and input files.
 
     Args:
         spec: The parsed Kustomization.
         source: The repository revision its sourceRef points at.
         kustomize: The kustomize binary.
         workdir: An empty private directory; files are copied here, never into `source`.
-        masker: Masks Secret values and secret-derived substitutions.
         variables: postBuild variables (inline and substituteFrom, merged); None means
             no substitution at all (Flux's default strategy WithVariables).
         secret_variables: Names in `variables` whose values came from Secrets.
@@ -120,8 +120,7 @@ def render_kustomization(
     jail = sandbox if sandbox is not None else from_setting(None)
     output = _build(kustomize, tree, root, workdir, limits, where, jail)
     objects = _parse(output, root, where, keep_origin)
-    manifests = _finish(objects, spec, masker, variables, secret_variables, where)
-    return Rendered(manifests, inputs)
+    return Rendered(_finish(objects, spec, variables, secret_variables, where), inputs)
 
 
 def _where(spec: KustomizationSpec) -> str:
@@ -350,44 +349,50 @@ def _check_identity(obj: RawObject, origin: str, where: str) -> None:
         raise RenderError(f"{where}: {obj['kind']} in {origin} has no metadata.name")
 
 
-def _check_unique(objects: Iterable[tuple[RawObject, str]], where: str) -> None:
-    """Refuse two objects with the same identity, naming both files."""
-    seen: dict[ObjectRef, str] = {}
-    for obj, origin in objects:
-        ref = ObjectRef.of(obj)
+def _check_unique(objects: Iterable[Clear], where: str) -> None:
+    """Refuse two objects with the same identity, naming both files (and the redacted name)."""
+    seen: dict[ObjectRef, str | None] = {}
+    for obj in objects:
+        ref = ObjectRef.of(obj.body)
         if ref in seen:
-            raise RenderError(f"{where}: {ref} is defined twice, in {seen[ref]} and in {origin}")
-        seen[ref] = origin
+            shown = ObjectRef.of(obj.redacted())
+            raise RenderError(
+                f"{where}: {shown} is defined twice, in {seen[ref]} and in {obj.source}"
+            )
+        seen[ref] = obj.source
 
 
 def _finish(
     objects: list[tuple[RawObject, str]],
     spec: KustomizationSpec,
-    masker: Masker,
     variables: Mapping[str, str] | None,
     secret_variables: frozenset[str],
     where: str,
-) -> tuple[Manifest, ...]:
-    """Substitute, check, set scope, ownership and commonMetadata, mask: what Flux applies."""
-    done: list[tuple[RawObject, str]] = []
-    for obj, origin in objects:
+) -> tuple[Clear, ...]:
+    """Substitute, check, set scope, ownership and commonMetadata: what Flux applies."""
+    done: list[Clear] = []
+    for raw, origin in objects:
+        body, paths = raw, SecretPaths()
         if variables is not None:
-            obj = substitute_object(
-                obj, variables, masker=masker, secret_variables=secret_variables, source=origin
+            body, paths = substitute_object(
+                raw, variables, secret_variables=secret_variables, source=origin
             )
-            _check_identity(obj, origin, where)
-        done.append((obj, origin))
-    scopes = crd_scopes(obj for obj, _ in done)
-    for obj, origin in done:
-        problem = apply_scope(obj, scopes, default_namespace=None)
-        if problem:
-            raise RenderError(f"{where}: {problem} (in {origin})")
+            _check_identity(body, origin, where)
+        done.append(Clear(body, origin, paths))
+    scopes = crd_scopes(clear.body for clear in done)
+    for clear in done:
+        if apply_scope(clear.body, scopes, default_namespace=None):
+            # Say it from the redacted view: the name may be made from a Secret value.
+            problem = apply_scope(clear.redacted(), scopes, default_namespace=None)
+            raise RenderError(f"{where}: {problem} (in {clear.source})")
     _check_unique(done, where)
-    return tuple(_manifest(obj, origin, spec, masker) for obj, origin in done)
+    for clear in done:
+        _own(clear.body, spec)
+    return tuple(done)
 
 
-def _manifest(obj: RawObject, origin: str, spec: KustomizationSpec, masker: Masker) -> Manifest:
-    """Set Flux's ownership labels and commonMetadata (which wins), then mask."""
+def _own(obj: RawObject, spec: KustomizationSpec) -> None:
+    """Set Flux's ownership labels and commonMetadata (which wins)."""
     meta = obj["metadata"]
     meta["labels"] = {
         **(meta.get("labels") or {}),
@@ -397,5 +402,3 @@ def _manifest(obj: RawObject, origin: str, spec: KustomizationSpec, masker: Mask
     }
     if spec.common_annotations:
         meta["annotations"] = {**(meta.get("annotations") or {}), **spec.common_annotations}
-    masked = masker.mask_object(obj)
-    return Manifest(str(masked["apiVersion"]), masked, origin)

@@ -25,16 +25,19 @@ them; and Go matches `#`/`%` globs against byte prefixes, so a pattern ending in
 character can match there in Flux, while this port matches whole characters.
 
 Secret-derived values. Values that came from Secrets (`postBuild.substituteFrom` of kind Secret)
-must never leave the renderer in cleartext, yet they can land anywhere in any object. While
-expanding, every piece of output produced from a secret variable (its value, or what an operator
-made of it) is recorded; afterwards every string in the object (keys included) that contains one of
-those pieces is replaced by `Masker.token` of the whole string, so diffs show `***`, `*** (before)`
-or `*** (after)` and still tell whether the value changed. The `data`/`stringData` of Secrets are
-left to `Masker.mask_object`, which the caller applies to every object. This over-masks rather than
-under-masks (a short value masks every string containing it). Errors never quote object text once
-a secret value was substituted into it.
+must never be cached, compared or shown in cleartext, yet they can land anywhere in any object.
+While expanding, every piece of output produced from a secret variable (its value, or what an
+operator made of it) is recorded; afterwards the path of every string in the object (keys included)
+that contains one of those pieces is returned with the object (`core.cleartext.SecretPaths`), and
+`Clear.masked` replaces each such string by the mask token of the whole string, so diffs show
+`***`, `*** (before)` or `*** (after)` and still tell whether the value changed. The object itself
+stays cleartext, because the reconciler applies it. The `data`/`stringData` of Secrets need no
+path: `Masker.mask_object` masks them by kind. This over-masks rather than under-masks (a short
+value masks every string containing it), and a value that the paths would not cover (split by
+YAML, say) fails the render. Errors never quote object text once a secret value was substituted
+into it.
 
-This module must never log, return or raise with a cleartext secret-derived value.
+This module must never log or raise with a cleartext secret-derived value.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import yamlio
+from core.cleartext import Path, SecretPaths, replace_paths
 from core.errors import InputError, RenderError
 from core.model import ObjectRef, RawObject
-from core.secrets import Masker, is_secret, strip_tokens
+from core.secrets import is_secret, strip_tokens
 
 __all__ = [
     "DISABLED_KEY",
@@ -674,22 +678,21 @@ def substitute_object(
     obj: RawObject,
     variables: Mapping[str, str],
     *,
-    masker: Masker,
     secret_variables: Collection[str] = frozenset(),
     strict: bool = True,
     source: str | None = None,
-) -> RawObject:
-    """Return `obj` with its variables substituted and secret-derived strings masked.
+) -> tuple[RawObject, SecretPaths]:
+    """Return `obj` with its variables substituted, and where secret-derived strings landed.
 
     Objects labelled or annotated `kustomize.toolkit.fluxcd.io/substitute: disabled` are
-    returned unchanged. Secret `data`/`stringData` are left for `Masker.mask_object`.
+    returned unchanged. Secret `data`/`stringData` get no paths: they are masked by kind.
 
     Raises:
         InputError: the substitution failed or its result is not one YAML object; the message
             names the object and its source file and never quotes secret-derived text.
     """
     if _disabled(obj):
-        return obj
+        return obj, SecretPaths()
     label = str(ObjectRef.of(obj))
     try:
         expansion = expand(_dump(obj), variables, strict=strict, secret_variables=secret_variables)
@@ -697,10 +700,13 @@ def substitute_object(
         raise InputError(f"variable substitution failed: {exc}", file=source, obj=label) from exc
     result = _parse_result(expansion, label, source)
     if not expansion.secret_outputs:
-        return result
-    masked = _mask_tree(result, expansion.secret_outputs, masker, skip=is_secret(result))
-    _check_no_leak(masked, expansion.secret_outputs, label)
-    return dict(masked)
+        return result, SecretPaths()
+    values: set[Path] = set()
+    keys: set[Path] = set()
+    _find_paths(result, (), expansion.secret_outputs, values, keys, skip=is_secret(result))
+    paths = SecretPaths(frozenset(values), frozenset(keys))
+    _check_no_leak(replace_paths(result, paths, lambda _: ""), expansion.secret_outputs, label)
+    return result, paths
 
 
 def _parse_result(expansion: Expansion, label: str, source: str | None) -> RawObject:
@@ -725,25 +731,33 @@ def _parse_result(expansion: Expansion, label: str, source: str | None) -> RawOb
     return parsed
 
 
-def _mask_tree(node: Any, pieces: frozenset[str], masker: Masker, *, skip: bool) -> Any:
-    """Replace every string containing a secret-derived piece by its mask token."""
-    if isinstance(node, str):
-        return masker.token(node.encode()) if any(p in node for p in pieces) else node
+def _find_paths(
+    node: Any,
+    here: Path,
+    pieces: frozenset[str],
+    values: set[Path],
+    keys: set[Path],
+    *,
+    skip: bool,
+) -> None:
+    """Record the path of every string (and key) containing a secret-derived piece."""
     if isinstance(node, list):
-        return [_mask_tree(item, pieces, masker, skip=False) for item in node]
-    if isinstance(node, dict):
-        out: dict[Any, Any] = {}
+        for index, item in enumerate(node):
+            _find_paths(item, (*here, index), pieces, values, keys, skip=False)
+    elif isinstance(node, dict):
         for key, value in node.items():
-            new_key = _mask_tree(key, pieces, masker, skip=False)
+            below = (*here, key)
+            if any(p in str(key) for p in pieces):
+                keys.add(below)
             if skip and key in ("data", "stringData"):
-                out[new_key] = value  # Masker.mask_object tokens these from the real value
-            else:
-                out[new_key] = _mask_tree(value, pieces, masker, skip=False)
-        return out
-    if node is not None and not isinstance(node, bool | int | float):
-        text = str(node)
-        return masker.token(text.encode()) if any(p in text for p in pieces) else node
-    return node
+                continue  # Masker.mask_object tokens these from the real value
+            _find_paths(value, below, pieces, values, keys, skip=False)
+    elif node is not None and not isinstance(node, bool | int | float) and _holds(node, pieces):
+        values.add(here)
+
+
+def _holds(node: Any, pieces: frozenset[str]) -> bool:
+    return any(p in str(node) for p in pieces)
 
 
 def _check_no_leak(obj: Mapping[str, Any], pieces: frozenset[str], label: str) -> None:

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from core import names, secrets, yamlio
 from core.budgets import Budgets, Deadline
+from core.cleartext import Clear
 from core.errors import Failure, InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
@@ -120,6 +121,10 @@ class UnitRenderer:
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
         self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
+
+    def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
+        """The one masking boundary: nothing before it is cached, compared or reported."""
+        return tuple(obj.masked(self.masker) for obj in objects)
 
     def _count_render(self, spec: UnitSpec) -> None:
         self.settings.rendered.append(str(spec.unit))
@@ -411,7 +416,6 @@ class UnitRenderer:
                         source,
                         kustomize=self.settings.kustomize,
                         workdir=Path(workdir),
-                        masker=self.masker,
                         variables=variables,
                         secret_variables=secret_names,
                         limits=self._limits(),
@@ -423,7 +427,7 @@ class UnitRenderer:
             # The files defining its substitution sources are inputs too (ownership index). An
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
-            render = CachedRender.of(result.manifests, inputs)
+            render = CachedRender.of(self._masked(result.objects), inputs)
             self.settings.cache.store(key, tree, render)
             self._count_render(spec)
             return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
@@ -464,13 +468,12 @@ class UnitRenderer:
                     prefix="tidegate-hr-", dir=self.settings.work_root
                 ) as workdir:
                     chart = make_chart(Path(workdir))
-                    manifests = helm.render_helm_release(
+                    objects = helm.render_helm_release(
                         spec,
                         chart,
                         values,
                         helm=self.settings.helm,
                         workdir=Path(workdir),
-                        masker=self.masker,
                         kube_version=self.settings.kube_version,
                         limits=self._limits(),
                         kustomize=self.settings.kustomize,
@@ -481,7 +484,7 @@ class UnitRenderer:
                 return _failure(spec, f"{spec.unit}: {exc}", exc.failure, unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
-            render = CachedRender.of(manifests, inputs, chart_crds)
+            render = CachedRender.of(self._masked(objects), inputs, chart_crds)
             self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
             return _rendered(spec, render, render.inputs)

@@ -19,10 +19,14 @@ from app.settings import Settings
 from app.store import Job, JobStore
 from app.web import create_app
 from core.vcs.github import GitHubAuth, GitHubHost, connect
+from core.vcs.gitlab import GitLabHost
+from core.vcs.gitlab import connect as gitlab_connect
 from core.vcs.port import CodeHost
-from tests.fixtures.github import APP_ID, NO_WAIT
+from core.vcs.webhooks import Provider
+from tests.fixtures.github import APP_ID, GITLAB_TOKEN, NO_WAIT
 from tests.fixtures.gitserver import GIT_PASSWORD, GIT_USER
 from tests.vcs.github_fake import FakeGitHub
+from tests.vcs.gitlab_fake import FakeGitLab
 
 WEBHOOK_SECRET = b"webhook s3cret"
 
@@ -52,6 +56,18 @@ class Service:
             },
         )
 
+    def deliver_gitlab(self, event: str, payload: Any, *, token: bytes = WEBHOOK_SECRET) -> Any:
+        return self.client.post(
+            "/webhooks/gitlab",
+            data=json.dumps(payload).encode(),
+            headers={
+                "X-Gitlab-Event": event,
+                "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+                "X-Gitlab-Token": token.decode(),
+                "Content-Type": "application/json",
+            },
+        )
+
     def drain(self) -> int:
         ran = 0
         while self.worker.run_once():
@@ -63,6 +79,7 @@ class Service:
 def service(
     tmp_path: Path,
     github: FakeGitHub,
+    gitlab_fake: FakeGitLab,
     app_key: tuple[str, str],
     kustomize_bin: Path,
     helm_bin: Path,
@@ -74,6 +91,7 @@ def service(
         github_app_id=APP_ID,
         github_private_key=app_key[0],
         github_webhook_secret=WEBHOOK_SECRET,
+        gitlab_webhook_secret=WEBHOOK_SECRET,
         kustomize=str(kustomize_bin),
         helm=str(helm_bin),
     )
@@ -81,6 +99,11 @@ def service(
     store = JobStore(settings.data_dir / "jobs.sqlite")
 
     def hosts(job: Job) -> tuple[CodeHost, Credentials]:
+        if job.provider is Provider.GITLAB:
+            client = gitlab_connect(gitlab_fake.url, GITLAB_TOKEN)
+            return GitLabHost(client, job.work.project_id, retry=NO_WAIT), Credentials(
+                GIT_USER, GIT_PASSWORD
+            )
         auth = GitHubAuth(
             app_id=APP_ID, private_key=app_key[0], installation_id=job.work.installation_id
         )

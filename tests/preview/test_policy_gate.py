@@ -7,6 +7,7 @@ configuration and CODEOWNERS read at base, report files) independently of the ca
 
 from __future__ import annotations
 
+import datetime
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from policies import gate
-from tests.policies.toys import FlagDeletes, NeedsApproval
+from tests.policies.toys import FlagDeletes, NeedsApproval, Unwaivable
 from tests.preview.conftest import Preview as RunPreview
 from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
 
@@ -23,7 +24,7 @@ PROD = "clusters/production"
 
 @pytest.fixture(autouse=True)
 def _toy_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    rules = {"TT001": FlagDeletes(), "TT002": NeedsApproval()}
+    rules = {"TT001": FlagDeletes(), "TT002": NeedsApproval(), "TT004": Unwaivable()}
     monkeypatch.setattr(gate, "builtin_rules", lambda: rules)
 
 
@@ -192,3 +193,53 @@ def test_a_user_rule_added_by_the_pull_request_does_not_judge_it(
     rules = {f["rule"]: f for f in outcome.data["findings"]}
     assert "no-bad-keys" not in rules
     assert rules["policy-pending"]["file"] == ".tidegate/policies/no-bad.yaml"
+
+
+def _waiver_file(expires: datetime.date) -> str:
+    return (
+        "waivers:\n"
+        "- rules: [TT004]\n"
+        "  reason: the data moved to the new cluster\n"
+        '  owner: "@platform"\n'
+        f"  expires: {expires.isoformat()}\n"
+        "  match: {kind: ConfigMap, name: old}\n"
+    )
+
+
+@pytest.mark.parametrize(("days", "passes"), [(30, True), (-1, False)])
+def test_a_waiver_file_at_base_unblocks_the_gate_until_it_expires(
+    tmp_path: Path, preview: RunPreview, days: int, passes: bool
+) -> None:
+    expires = datetime.date.today() + datetime.timedelta(days=days)
+    repo, base = _repo(tmp_path, **{".tidegate/waivers.yaml": _waiver_file(expires)})
+    head = commit(repo, {"apps/old.yaml": None}, "drop old")
+
+    outcome = preview(repo, base, head)
+
+    found = {f["rule"]: f for f in outcome.data["findings"]}
+    assert found["TT004"]["waived"] is passes
+    if passes:
+        assert outcome.code == 1, outcome.data["findings"]
+        assert found["TT004"]["waiver"]["kind"] == "file"
+    else:
+        assert outcome.code == 3
+        assert f"expired on {expires.isoformat()}" in found["waiver-expired"]["message"]
+
+
+def test_a_waiver_file_added_by_the_pull_request_does_not_waive_it(
+    tmp_path: Path, preview: RunPreview
+) -> None:
+    repo, base = _repo(tmp_path)
+    expires = datetime.date.today() + datetime.timedelta(days=30)
+    head = commit(
+        repo,
+        {"apps/old.yaml": None, ".tidegate/waivers.yaml": _waiver_file(expires)},
+        "drop old and waive it myself",
+    )
+
+    outcome = preview(repo, base, head)
+
+    assert outcome.code == 3
+    found = {f["rule"]: f for f in outcome.data["findings"]}
+    assert found["TT004"]["waived"] is False
+    assert "waiver-pending" in found

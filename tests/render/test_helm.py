@@ -17,18 +17,20 @@ from core.fetch import FetchPolicy
 from core.host.command import Limits, run
 from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.helm import (
-    chart_from_source,
-    chart_inputs,
-    merge_values,
-    render_helm_release,
-)
+from core.render import helm
+from core.render.helm import chart_from_source, chart_inputs, merge_values
 from core.secrets import Masker, is_token
 from core.sources.helmrepo import ChartPuller
 from core.units import HelmReleaseSpec, parse_unit
 from tests.render.helpers import write_tree
 
 CANARY = "canary-0b5d2a77-helm"
+
+
+def render_helm_release(*args: Any, masker: Masker, **kwargs: Any) -> tuple[Manifest, ...]:
+    """Render, and mask as the unit renderer does at its boundary."""
+    return tuple(obj.masked(masker) for obj in helm.render_helm_release(*args, **kwargs))
+
 
 CHART = {
     "values.yaml": """

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from core.cleartext import Clear
 from core.errors import InputError, RenderError
 from core.host.files import DirectorySource
 from core.model import Manifest, ObjectRef
-from core.render.kustomize import Rendered, render_kustomization
+from core.render.kustomize import render_kustomization
 from core.secrets import Masker, is_token
 from core.units import KustomizationSpec
 from tests.render.helpers import ks_spec, write_tree
@@ -48,21 +50,34 @@ def render(
     variables: dict[str, str] | None = None,
     secret_variables: frozenset[str] = frozenset(),
     masker: Masker | None = None,
-) -> Rendered:
+) -> Masked:
+    """Render, and mask as the unit renderer does at its boundary."""
     workdir = tmp_path / "work"
     workdir.mkdir(exist_ok=True)
-    return render_kustomization(
+    rendered = render_kustomization(
         spec,
         DirectorySource(tmp_path / "repo"),
         kustomize=kustomize_bin,
         workdir=workdir,
-        masker=masker or Masker(b"k" * 32),
         variables=variables,
         secret_variables=secret_variables,
     )
+    mask = masker or Masker(b"k" * 32)
+    return Masked(
+        tuple(obj.masked(mask) for obj in rendered.objects), rendered.inputs, rendered.objects
+    )
 
 
-def by_ref(rendered: Rendered) -> dict[ObjectRef, Manifest]:
+@dataclass(frozen=True)
+class Masked:
+    """A render's masked objects (what everything but the apply path sees) and its cleartext."""
+
+    manifests: tuple[Manifest, ...]
+    inputs: frozenset[str]
+    clear: tuple[Clear, ...]
+
+
+def by_ref(rendered: Masked) -> dict[ObjectRef, Manifest]:
     return {m.ref: m for m in rendered.manifests}
 
 
@@ -518,6 +533,15 @@ def test_secret_derived_values_never_appear(tmp_path: Path, kustomize_bin: Path)
     assert is_token(data["upper"])
     secret = objects[ObjectRef("", "Secret", "a", "s")].body
     assert secret["data"] == {"token": masker.token(CANARY.encode())}
+    # The same render in cleartext, for applying: the values are there, their places recorded,
+    # and not even a repr of the cleartext object shows them.
+    clear = {ObjectRef.of(obj.body): obj for obj in rendered.clear}
+    configmap = clear[ObjectRef("", "ConfigMap", "a", "c")]
+    assert configmap.body["data"]["url"] == f"https://user:{CANARY}@example.com"
+    assert configmap.secret.values >= {("data", "url"), ("data", "upper")}
+    assert ("data", "public") not in configmap.secret.values
+    assert clear[ObjectRef("", "Secret", "a", "s")].body["stringData"] == {"token": CANARY}
+    assert CANARY not in repr(rendered.clear)
     args = objects[ObjectRef("apps", "Deployment", "a", "web")].body["spec"]["template"]["spec"][
         "containers"
     ][0]["args"]

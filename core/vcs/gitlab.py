@@ -1,0 +1,184 @@
+"""The GitLab adapter of the code-host port, on python-gitlab.
+
+Reports are commit statuses on the head (`running` while rendering, then `success` or
+`failed`). GitLab's status state machine refuses to re-post a state a status already has
+("Cannot transition status via :run from :running"): that answer means the status already says
+what we want, so it is taken as success. Notes are listed oldest first and system notes are
+skipped. 5xx answers and rate limits are retried with backoff (`core.vcs.retry`); python-gitlab's
+own retrying is off so there is one policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+
+from core.vcs.port import Comment, CommitReport, PullHead, ReportState, VcsError
+from core.vcs.retry import RetryPolicy, Transient, call_with_retries
+
+__all__ = ["GitLabHost", "connect"]
+
+T = TypeVar("T")
+
+_STATES = {
+    ReportState.PENDING: "running",
+    ReportState.SUCCESS: "success",
+    ReportState.FAILURE: "failed",
+    ReportState.ERROR: "failed",
+}
+_DEVELOPER = 30
+"""GitLab's access level that may push: Developer and above."""
+_DEFAULT_RETRY = RetryPolicy()
+
+
+def connect(url: str, token: str, *, timeout: float = 30.0) -> gitlab.Gitlab:
+    """Return a client authenticated with a project, group or personal access token."""
+    return gitlab.Gitlab(
+        url, private_token=token, timeout=timeout, retry_transient_errors=False, keep_base_url=True
+    )
+
+
+class GitLabHost:
+    """One GitLab project behind the `CodeHost` port."""
+
+    def __init__(
+        self,
+        client: gitlab.Gitlab,
+        project: int | str,
+        *,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._project = client.projects.get(project, lazy=True)
+        self._name = str(project)
+        self._retry = retry
+        self._on_error = on_error or (lambda _call: None)
+
+    def report(self, sha: str, report: CommitReport) -> None:
+        """Set the commit status named `report.name` on `sha`."""
+        fields: dict[str, Any] = {
+            "state": _STATES[report.state],
+            "name": report.name,
+            "description": report.title[:255],
+        }
+        if report.details_url:
+            fields["target_url"] = report.details_url
+
+        def post() -> None:
+            commit = self._project.commits.get(sha, lazy=True)
+            try:
+                commit.statuses.create(fields)
+            except GitlabError as exc:
+                if exc.response_code == 400 and "Cannot transition status" in str(exc):
+                    return  # the status already has this state
+                raise
+
+        self._call("set commit status", post)
+
+    def pull(self, number: int) -> PullHead:
+        """The merge request's head, target branch and whether it comes from a fork."""
+
+        def read() -> PullHead:
+            mr = self._project.mergerequests.get(number)
+            return PullHead(
+                sha=mr.sha,
+                base_ref=mr.target_branch,
+                fork=mr.source_project_id != mr.target_project_id,
+                open=mr.state == "opened",
+            )
+
+        return self._call("read merge request", read)
+
+    def comments(self, number: int) -> list[Comment]:
+        """The merge request's notes by people and bots, oldest first (system notes left out)."""
+
+        def read() -> list[Comment]:
+            mr = self._project.mergerequests.get(number, lazy=True)
+            notes = mr.notes.list(get_all=True, sort="asc", order_by="created_at")
+            return [
+                Comment(id=n.id, body=n.body, author=n.author["username"])
+                for n in notes
+                if not getattr(n, "system", False)
+            ]
+
+        return self._call("list notes", read)
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a note."""
+
+        def create() -> Comment:
+            mr = self._project.mergerequests.get(number, lazy=True)
+            note = mr.notes.create({"body": body})
+            return Comment(id=note.id, body=note.body, author=note.author["username"])
+
+        return self._call("create note", create)
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> None:
+        """Replace a note's body."""
+
+        def edit() -> None:
+            mr = self._project.mergerequests.get(number, lazy=True)
+            mr.notes.update(comment_id, {"body": body})
+
+        self._call("edit note", edit)
+
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        """Delete a note."""
+
+        def delete() -> None:
+            mr = self._project.mergerequests.get(number, lazy=True)
+            mr.notes.delete(comment_id)
+
+        self._call("delete note", delete)
+
+    def can_write(self, user: str) -> bool:
+        """Whether `user` is a member with Developer access or more (inherited included)."""
+
+        def read() -> bool:
+            users = self._client.users.list(username=user, get_all=False)
+            if not users:
+                return False
+            try:
+                member = self._project.members_all.get(users[0].id)
+            except GitlabError as exc:
+                if exc.response_code == 404:
+                    return False
+                raise
+            return int(member.access_level) >= _DEVELOPER
+
+        return self._call("read membership", read)
+
+    def approvers(self, number: int) -> Sequence[str]:
+        """Users who approved the merge request."""
+
+        def read() -> list[str]:
+            mr = self._project.mergerequests.get(number, lazy=True)
+            approvals = mr.approvals.get()
+            return sorted(a["user"]["username"] for a in approvals.approved_by)
+
+        return self._call("read approvals", read)
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call_with_retries(call, _classify, self._retry)
+        except (GitlabError, requests.RequestException) as exc:
+            self._on_error(what)
+            raise VcsError(f"GitLab {what} in {self._name} failed: {_reason(exc)}") from None
+
+
+def _classify(exc: Exception) -> Transient:
+    if isinstance(exc, GitlabError):
+        code = exc.response_code or 0
+        return Transient(retry=code >= 500 or code == 429)
+    return Transient(retry=isinstance(exc, requests.ConnectionError | requests.Timeout))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, GitlabError):
+        return f"HTTP {exc.response_code}: {str(exc.error_message)[:200]}"
+    return type(exc).__name__

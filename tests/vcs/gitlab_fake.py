@@ -1,0 +1,194 @@
+"""A GitLab REST server (API v4) on loopback for tests, used through python-gitlab.
+
+It enforces what production meets: the `PRIVATE-TOKEN` header, GitLab's commit-status state
+machine (re-posting the state a status already has is a 400 "Cannot transition status"), notes
+listed in the order asked for, system notes among them, and the pagination headers GitLab sends.
+GitLab publishes no OpenAPI description on a package registry (its `openapi_v2.yaml` lives only
+in the GitLab source tree), so unlike the fake GitHub this fake is not validated against a
+machine-readable specification; its shapes follow GitLab's REST documentation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+__all__ = ["FakeGitLab", "serve_gitlab"]
+
+_VERBS = {
+    "running": "run",
+    "success": "succeed",
+    "failed": "drop",
+    "pending": "enqueue",
+    "canceled": "cancel",
+}
+
+
+@dataclass
+class FakeProject:
+    """The state of one project."""
+
+    id: int
+    path: str
+    merge_requests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    members: dict[int, int] = field(default_factory=dict)
+
+
+class FakeGitLab:
+    """State and routes; `url` is what python-gitlab is given."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.projects: dict[int, FakeProject] = {}
+        self.users: dict[str, int] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.fail_next: list[int] = []
+        self.url = ""
+        self._ids = itertools.count(500)
+        self._lock = threading.Lock()
+
+    def add_merge_request(self, project: int, path: str, iid: int, *, head: str) -> None:
+        """Create (or move) a merge request."""
+        state = self.projects.setdefault(project, FakeProject(project, path))
+        state.merge_requests[iid] = {"sha": head}
+
+    def note_bodies(self, project: int) -> list[str]:
+        """Bodies of the non-system notes, oldest first."""
+        return [n["body"] for n in self.projects[project].notes.values() if not n["system"]]
+
+    def app(self) -> Flask:
+        """The WSGI app."""
+        flask = Flask("fake-gitlab")
+        flask.add_url_rule(
+            "/api/v4/<path:path>", "api", self._dispatch, methods=["GET", "POST", "PUT", "DELETE"]
+        )
+        return flask
+
+    def _dispatch(self, path: str) -> Response | tuple[Response, int]:
+        with self._lock:
+            self.requests.append((request.method, "/" + path))
+            if request.headers.get("PRIVATE-TOKEN") != self.token:
+                return jsonify(message="401 Unauthorized"), 401
+            if self.fail_next:
+                return jsonify(message="502 Bad Gateway"), self.fail_next.pop(0)
+            parts = path.strip("/").split("/")
+            if parts[0] == "users":
+                found = self.users.get(request.args.get("username", ""))
+                return _page(
+                    [] if found is None else [{"id": found, "username": request.args["username"]}]
+                )
+            if parts[0] != "projects" or not parts[1].isdigit():
+                return jsonify(message="404 Not Found"), 404
+            project = self.projects.get(int(parts[1]))
+            if project is None:
+                return jsonify(message="404 Project Not Found"), 404
+            return self._project(project, request.method, parts[2:])
+
+    def _project(self, project: FakeProject, method: str, rest: list[str]) -> Any:
+        body = request.get_json(silent=True) or dict(request.form) or dict(request.args)
+        if method == "POST" and rest[0] == "statuses":
+            return self._status(project, rest[1], body)
+        if rest[:2] == ["members", "all"] and method == "GET":
+            level = project.members.get(int(rest[2]))
+            if level is None:
+                return jsonify(message="404 Not found"), 404
+            return jsonify(id=int(rest[2]), access_level=level, username="u")
+        if rest[0] != "merge_requests":
+            return jsonify(message="404 Not Found"), 404
+        iid = int(rest[1])
+        mr = project.merge_requests.get(iid)
+        if mr is None:
+            return jsonify(message="404 Not found"), 404
+        if len(rest) == 2 and method == "GET":
+            return jsonify(
+                iid=iid,
+                sha=mr["sha"],
+                target_branch="main",
+                state="opened",
+                source_project_id=mr.get("source", project.id),
+                target_project_id=project.id,
+            )
+        if rest[2] != "notes":
+            return jsonify(message="404 Not Found"), 404
+        if len(rest) == 3 and method == "GET":
+            notes = [n for n in project.notes.values() if n["iid"] == iid]
+            if request.args.get("sort", "desc") == "desc":
+                notes.reverse()
+            return _page([_note(n) for n in notes])
+        if len(rest) == 3 and method == "POST":
+            note = {"id": next(self._ids), "iid": iid, "body": body["body"], "system": False}
+            project.notes[note["id"]] = note
+            return jsonify(_note(note)), 201
+        note = project.notes.get(int(rest[3]))
+        if note is None or note["iid"] != iid:
+            return jsonify(message="404 Not found"), 404
+        if method == "PUT":
+            note["body"] = body["body"]
+            return jsonify(_note(note))
+        if method == "DELETE":
+            del project.notes[note["id"]]
+            return Response(status=204)
+        return jsonify(_note(note))
+
+    def _status(self, project: FakeProject, sha: str, body: dict[str, Any]) -> Any:
+        state, name = body.get("state"), body.get("name", "default")
+        if state not in _VERBS:
+            return jsonify(message="400 Bad request - state does not have a valid value"), 400
+        history = project.statuses.setdefault(sha, [])
+        current = next((s for s in reversed(history) if s["name"] == name), None)
+        if current is not None and current["status"] == state:
+            return jsonify(
+                message=f"Cannot transition status via :{_VERBS[state]} from :{state}"
+            ), 400
+        status = {
+            "id": next(self._ids),
+            "sha": sha,
+            "status": state,
+            "name": name,
+            "description": body.get("description"),
+        }
+        history.append(status)
+        return jsonify(status), 201
+
+
+def _note(note: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": note["id"],
+        "body": note["body"],
+        "system": note["system"],
+        "author": {"username": "tidegate-bot"},
+        "noteable_type": "MergeRequest",
+    }
+
+
+def _page(items: list[Any]) -> Response:
+    response = jsonify(items)
+    response.headers.update(
+        {"X-Page": "1", "X-Per-Page": "100", "X-Total": str(len(items)), "X-Total-Pages": "1"}
+    )
+    return response
+
+
+class serve_gitlab:  # noqa: N801 - used like a function in a `with`
+    """Run a fake on an ephemeral loopback port for the duration of a `with` block."""
+
+    def __init__(self, fake: FakeGitLab) -> None:
+        self.fake = fake
+        self._server = make_server("127.0.0.1", 0, fake.app(), threaded=True)
+        fake.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeGitLab:
+        self._thread.start()
+        return self.fake
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._thread.join()
