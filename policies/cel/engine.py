@@ -68,9 +68,11 @@ def _clean(message: str) -> str:
 class Engine:
     """A CEL environment with a compile cache; safe to share between threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, variables: tuple[str, ...] = VARIABLES) -> None:
+        """An environment declaring `variables` (by default the admission policy's)."""
+        self._variables = variables
         self._env = cel.NewEnv(
-            variables={name: cel.Type.DYN for name in VARIABLES},
+            variables={name: cel.Type.DYN for name in variables},
             extensions=[
                 ext_optional.ExtOptional(),
                 ext_strings.ExtStrings(),
@@ -102,4 +104,4 @@ class Engine:
 
     def activation(self, data: Mapping[str, Any]) -> Any:
         """Bind variables (plain JSON-like data) for one or more evaluations."""
-        return self._env.Activation({name: data.get(name) for name in VARIABLES})
+        return self._env.Activation({name: data.get(name) for name in self._variables})

@@ -19,7 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.errors import TidegateError
 from core.fetch import FetchError, FetchPolicy, fetch
+from core.vcs.port import VcsError
 from reconciler.notification.providers import OutboundRequest
 
 __all__ = ["Dispatcher", "Outcome"]
@@ -38,6 +40,15 @@ class Outcome:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class Job:
+    """A delivery made by an adapter (a commit status), which retries on its own."""
+
+    provider: str
+    """`namespace/name`, for logs."""
+    run: Callable[[], None]
+
+
 class Dispatcher:
     """A bounded queue and one sender thread."""
 
@@ -51,7 +62,7 @@ class Dispatcher:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._policy = policy
-        self._queue: queue.Queue[OutboundRequest | None] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[OutboundRequest | Job | None] = queue.Queue(maxsize=capacity)
         self._attempts = attempts
         self._backoff = backoff
         self._stop = threading.Event()
@@ -60,12 +71,17 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
+    @property
+    def policy(self) -> FetchPolicy:
+        """Where notifications may go."""
+        return self._policy
+
     def start(self) -> None:
         """Start the sender thread."""
         self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
         self._thread.start()
 
-    def submit(self, request: OutboundRequest) -> bool:
+    def submit(self, request: OutboundRequest | Job) -> bool:
         """Enqueue without waiting; False (and counted as dropped) when the queue is full."""
         try:
             self._queue.put_nowait(request)
@@ -92,10 +108,25 @@ class Dispatcher:
         while not self._stop.is_set():
             request = self._queue.get()
             try:
-                if request is not None:
+                if isinstance(request, Job):
+                    self._run_job(request)
+                elif request is not None:
                     self._deliver(request)
             finally:
                 self._queue.task_done()
+
+    def _run_job(self, job: Job) -> None:
+        with self._lock:
+            self.outcome.attempts += 1
+        try:
+            job.run()
+        except (TidegateError, VcsError) as exc:
+            with self._lock:
+                self.outcome.failed += 1
+            _LOG.warning("notification for provider %s failed: %s", job.provider, exc)
+            return
+        with self._lock:
+            self.outcome.sent += 1
 
     def _deliver(self, request: OutboundRequest) -> None:
         policy = dataclasses.replace(

@@ -146,7 +146,8 @@ class Credentials:
         try:
             return cls(
                 address=data.get("address", b"").decode().strip(),
-                token=data.get("token", b"").decode().strip(),
+                # Not trimmed: Flux keys the HMAC with the bytes as stored.
+                token=data.get("token", b"").decode(),
                 headers=headers,
             )
         except UnicodeDecodeError:

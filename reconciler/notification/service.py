@@ -3,8 +3,10 @@
 It reads Alerts, Providers and Secrets through `ObjectStore`, a port the live cluster adapter
 implements (this package never imports a Kubernetes client), cleans the event's metadata as
 notification-controller does on receipt, routes it, and submits one request per matching,
-unsuspended Provider to the `Dispatcher`. A bad Alert, Provider or Secret is logged by name and
-skipped; it never stops the other Alerts, and `notify` never raises or blocks on the network.
+unsuspended Provider to the `Dispatcher` (commit-status updates only to git and generic
+Providers, as Flux). github/gitlab Providers become queued commit-status jobs on the code-host
+port. A bad Alert, Provider or Secret is logged by name and skipped; it never stops the other
+Alerts, and `notify` never raises or blocks on the network.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from core.errors import InputError
-from reconciler.notification.delivery import Dispatcher
+from reconciler.notification.commit_status import (
+    COMMIT_STATUS_TYPES,
+    HostFactory,
+    repository_of,
+    status_for,
+)
+from reconciler.notification.delivery import Dispatcher, Job
 from reconciler.notification.event import Event, ObjectReference, clean_metadata
 from reconciler.notification.objects import (
     API_VERSION,
     Alert,
     Credentials,
+    Provider,
     parse_alert,
     parse_provider,
 )
@@ -29,6 +38,14 @@ from reconciler.notification.routing import matching_alerts, notification_for
 __all__ = ["Notifier", "ObjectStore"]
 
 _LOG = logging.getLogger(__name__)
+_TAKE_STATUS_EVENTS = frozenset(
+    {"github", "gitlab", "gitea", "bitbucket", "bitbucketserver", "azuredevops"}
+    | {"generic", "generic-hmac"}
+)
+
+
+def _status_only(event: Event) -> bool:
+    return event.metadata.get("commit_status") == "update"
 
 
 class ObjectStore(Protocol):
@@ -49,9 +66,13 @@ class ObjectStore(Protocol):
 class Notifier:
     """Routes events to Providers and queues their delivery."""
 
-    def __init__(self, store: ObjectStore, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, store: ObjectStore, dispatcher: Dispatcher, *, hosts: HostFactory | None = None
+    ) -> None:
+        """`hosts` makes code-host adapters for github/gitlab Providers (None: not reported)."""
         self._store = store
         self._dispatcher = dispatcher
+        self._hosts = hosts
 
     def notify(self, event: Event) -> int:
         """Queue `event` for every Alert that selects it; the number of requests queued."""
@@ -96,8 +117,38 @@ class Notifier:
                 credentials = Credentials.from_secret_data(
                     data, secret=f"Secret {alert.namespace}/{provider.secret_name}"
                 )
-            request = build_request(provider, credentials, notification_for(alert, event))
+            notification = notification_for(alert, event)
+            if _status_only(notification) and provider.type not in _TAKE_STATUS_EVENTS:
+                # Flux keeps commit-status updates away from chat: they go to git and generic.
+                return 0
+            if provider.type in COMMIT_STATUS_TYPES:
+                job = self._status_job(provider, credentials, alert, notification)
+                return 1 if job is not None and self._dispatcher.submit(job) else 0
+            request = build_request(provider, credentials, notification)
         except InputError as exc:
             _LOG.warning("%s: %s", where, exc)
             return 0
         return 1 if self._dispatcher.submit(request) else 0
+
+    def _status_job(
+        self, provider: Provider, credentials: Credentials, alert: Alert, event: Event
+    ) -> Job | None:
+        """The commit status to set, as a queued job; None when the event sets none."""
+        found = status_for(provider, alert, event)
+        if found is None:
+            return None
+        if self._hosts is None:
+            _LOG.warning(
+                "Provider %s/%s: no code host configured", provider.namespace, provider.name
+            )
+            return None
+        sha, report = found
+        repository = repository_of(
+            provider, credentials.address or provider.address, self._dispatcher.policy
+        )
+        hosts = self._hosts
+
+        def run() -> None:
+            hosts(provider, repository, credentials).report(sha, report)
+
+        return Job(f"{provider.namespace}/{provider.name}", run)

@@ -101,3 +101,8 @@ def test_credentials_never_show_values() -> None:
         Credentials.from_secret_data({"headers": b"- CANARY-list"}, secret="Secret ns/s")
     assert "CANARY" not in str(caught.value)
     assert caught.value.field == "data.headers"
+
+
+def test_token_is_kept_byte_for_byte_as_flux_keys_the_hmac_with_it() -> None:
+    credentials = Credentials.from_secret_data({"token": b"key\n"}, secret="Secret ns/s")
+    assert credentials.token == "key\n"

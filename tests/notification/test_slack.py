@@ -102,3 +102,11 @@ def test_incoming_webhook_answers_by_status_only() -> None:
         dispatcher = run(hook, {"address": hook.url}, ks_event())
     assert dispatcher.outcome.sent == 1
     assert json.loads(hook.received[0].body)["channel"] == ""
+
+
+def test_commit_status_updates_are_not_sent_to_chat() -> None:
+    with receiver("/services/T000/B000/XXXX") as hook:
+        update = ks_event(metadata={"kustomize.toolkit.fluxcd.io/commit_status": "update"})
+        dispatcher = run(hook, {"address": hook.url}, update)
+    assert hook.received == []
+    assert dispatcher.outcome.sent == 0
