@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,8 @@ def _measure(kubectl: Path, kubeconfig: Path, runs: list[tuple[Path, str]]) -> d
 
 
 def main() -> int:
+    # A timeout's SIGTERM must unwind the `with` below so the control plane is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     kubectl = toolchain.binary("kubectl")
     with tempfile.TemporaryDirectory(prefix="tidegate-bench-") as scratch:
         work = Path(scratch)
