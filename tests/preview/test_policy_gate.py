@@ -24,7 +24,7 @@ PROD = "clusters/production"
 
 @pytest.fixture(autouse=True)
 def _toy_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    rules = {"TT001": FlagDeletes(), "TT002": NeedsApproval(), "TT004": Unwaivable()}
+    rules = {"TT001": FlagDeletes(), "TT002": NeedsApproval()}
     monkeypatch.setattr(gate, "builtin_rules", lambda: rules)
 
 
@@ -195,6 +195,13 @@ def test_a_user_rule_added_by_the_pull_request_does_not_judge_it(
     assert rules["policy-pending"]["file"] == ".tidegate/policies/no-bad.yaml"
 
 
+@pytest.fixture
+def unwaivable_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Add an error rule on deletions that only the waiver file may waive."""
+    rules = {"TT001": FlagDeletes(), "TT002": NeedsApproval(), "TT004": Unwaivable()}
+    monkeypatch.setattr(gate, "builtin_rules", lambda: rules)
+
+
 def _waiver_file(expires: datetime.date) -> str:
     return (
         "waivers:\n"
@@ -206,6 +213,7 @@ def _waiver_file(expires: datetime.date) -> str:
     )
 
 
+@pytest.mark.usefixtures("unwaivable_rule")
 @pytest.mark.parametrize(("days", "passes"), [(30, True), (-1, False)])
 def test_a_waiver_file_at_base_unblocks_the_gate_until_it_expires(
     tmp_path: Path, preview: RunPreview, days: int, passes: bool
@@ -226,6 +234,7 @@ def test_a_waiver_file_at_base_unblocks_the_gate_until_it_expires(
         assert f"expired on {expires.isoformat()}" in found["waiver-expired"]["message"]
 
 
+@pytest.mark.usefixtures("unwaivable_rule")
 def test_a_waiver_file_added_by_the_pull_request_does_not_waive_it(
     tmp_path: Path, preview: RunPreview
 ) -> None:
