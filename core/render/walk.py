@@ -28,6 +28,7 @@ from core import yamlio
 from core.errors import InputError
 from core.host.files import FileSource
 from core.host.paths import join, normalize
+from core.repo.sourceignore import DEFAULT_IGNORED_DIRS, DEFAULT_IGNORED_NAMES
 
 __all__ = [
     "KUSTOMIZATION_FILES",
@@ -40,27 +41,6 @@ __all__ = [
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 """The names kustomize recognises, in its order of preference."""
-
-# source-controller leaves these out of every artifact (its default ignore patterns: VCS files,
-# CI configuration and tool configuration), so Flux's generated kustomization never sees them.
-_IGNORED_DIRS = frozenset({".git", ".github", ".circleci"})
-_IGNORED_FILES = frozenset(
-    {
-        ".gitignore",
-        ".gitmodules",
-        ".gitattributes",
-        ".travis.yml",
-        ".gitlab-ci.yml",
-        "appveyor.yml",
-        ".drone.yml",
-        "cloudbuild.yaml",
-        "codeship-services.yml",
-        "codeship-steps.yml",
-        ".goreleaser.yml",
-        ".sops.yaml",
-        ".flux.yaml",
-    }
-)
 
 _REMOTE = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*::|[a-z][a-z0-9+.-]*://|git@|"
@@ -106,7 +86,7 @@ def is_remote(entry: str) -> bool:
 
 def is_ignored(name: str, *, is_dir: bool) -> bool:
     """Tell whether source-controller leaves an entry of this name out of its artifacts."""
-    return name in (_IGNORED_DIRS if is_dir else _IGNORED_FILES)
+    return name in (DEFAULT_IGNORED_DIRS if is_dir else DEFAULT_IGNORED_NAMES)
 
 
 def find_kustomization(source: FileSource, directory: str) -> str | None:

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 
 import pathspec
 
-__all__ = ["DEFAULT_PATTERNS", "IGNORE_FILE", "VCS_PATTERNS", "IgnoreRules", "included"]
+__all__ = [
+    "DEFAULT_IGNORED_DIRS",
+    "DEFAULT_IGNORED_NAMES",
+    "DEFAULT_PATTERNS",
+    "IGNORE_FILE",
+    "VCS_PATTERNS",
+    "IgnoreRules",
+    "included",
+]
 
 IGNORE_FILE = ".sourceignore"
 
@@ -71,9 +79,9 @@ class _Layer:
 
 # The default rules, as plain set lookups: most repositories have no `.sourceignore`, and
 # matching every path of every revision through the patterns is the slow part of a preview.
-# A test checks these agree with the patterns above.
-_DEFAULT_DIRS = frozenset({".git", ".github", ".circleci"})
-_DEFAULT_NAMES = frozenset(
+# A test checks these agree with the patterns above; the input walk uses the names too.
+DEFAULT_IGNORED_DIRS = frozenset({".git", ".github", ".circleci"})
+DEFAULT_IGNORED_NAMES = frozenset(
     {
         ".gitignore",
         ".gitmodules",
@@ -98,8 +106,8 @@ def _default_ignored(path: str) -> bool:
     # everything below it); a pattern ending in a slash matches directories only.
     *dirs, name = path.split("/")
     return any(
-        part in _DEFAULT_NAMES or part.endswith(_DEFAULT_SUFFIXES) for part in (*dirs, name)
-    ) or not _DEFAULT_DIRS.isdisjoint(dirs)
+        part in DEFAULT_IGNORED_NAMES or part.endswith(_DEFAULT_SUFFIXES) for part in (*dirs, name)
+    ) or not DEFAULT_IGNORED_DIRS.isdisjoint(dirs)
 
 
 class IgnoreRules:
