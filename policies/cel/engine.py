@@ -3,7 +3,7 @@
 The environment declares the variables a ValidatingAdmissionPolicy sees (`object`, `oldObject`,
 `request`, `params`, `namespaceObject`, `variables`) plus `tidegate` (the GitOps context of the
 change), all dynamically typed, with the engine's optional, strings, math, encoders and
-`cel.bind` extensions and the Kubernetes library (`policies.cel.library`).
+`cel.bind` extensions and the Kubernetes library (`policies.cel.kubernetes_functions`).
 
 Engine: `cel-expr-python`, the CEL team's binding of the C++ reference implementation, chosen
 over `common-expression-language` and `cel-python` (docs/policy-gate.md, bench/cel_engines.py).
@@ -24,7 +24,7 @@ from typing import Any
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
 
-from policies.cel import library
+from policies.cel import kubernetes_functions
 
 __all__ = ["MAX_EXPRESSION", "VARIABLES", "CompileError", "Engine", "EvalError", "Program"]
 
@@ -79,7 +79,7 @@ class Engine:
                 ext_math.ExtMath(),
                 ext_encoders.ExtEncoders(),
                 ext_bindings.ExtBindings(),
-                library.extension(),
+                kubernetes_functions.extension(),
             ],
         )
         self._cache: dict[str, Program] = {}
