@@ -2,17 +2,18 @@
 
 `reconcile_kustomization(obj, deps)` is the call the loop makes. It reads the object, runs the
 steps (source -> dependsOn -> artifact -> variables -> build -> apply -> inventory -> prune ->
-health) and returns an `Outcome`: the whole new `status`, the finalizer change and when to run
-again (interval or retryInterval, with Flux's jitter). Each step fails with Flux's reason
-(`ArtifactFailed`, `DependencyNotReady`, `BuildFailed`, `ReconciliationFailed`, `PruneFailed`,
-`HealthCheckFailed`, `AccessDenied`); the status then says so as Flux writes it (Ready=False,
+health) and returns an `Outcome`: the whole new `status` (as `reconciler.status` computes Flux's),
+the finalizer change and when to run again (interval or retryInterval, with Flux's jitter). Each
+step fails with Flux's reason (`ArtifactFailed`, `DependencyNotReady`, `BuildFailed`,
+`ReconciliationFailed`, `PruneFailed`, `HealthCheckFailed`, `AccessDenied`,
+`InvalidCELExpression`); the status then says so as Flux writes it (Ready=False and
 Reconciling=True/ProgressingWithRetry, or Stalled=True for configuration errors) and nothing is
 pruned. Prune runs only after a complete apply and only with `spec.prune`.
 
 Also as Flux: `suspend` skips the run (the status only echoes `reconcile.fluxcd.io/requestedAt`),
 a new object first gets the finalizer `finalizers.fluxcd.io`, and deletion runs
 `spec.deletionPolicy` over the inventory before the finalizer is removed. Where Flux waits
-forever on a `dependsOn` cycle, the cycle is reported as Stalled.
+forever on a `dependsOn` cycle, the cycle is reported as Stalled (DependencyNotReady).
 
 This module does not write to the cluster itself (the loop writes the outcome) and never sees a
 Secret value: the build's cleartext objects pass through it opaquely to the apply step, and every
@@ -21,22 +22,17 @@ message it handles is already scrubbed.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.errors import TidegateError
+from reconciler import health, status
 from reconciler.kustomization.artifact import check_path
 from reconciler.kustomization.build import Built, build
-from reconciler.kustomization.conditions import (
-    remove_condition,
-    set_condition,
-    upsert_history,
-)
 from reconciler.kustomization.dependencies import check_dependencies
 from reconciler.kustomization.deps import Applied, Deps, Owner
-from reconciler.kustomization.durations import format_duration
-from reconciler.kustomization.inventory import merge_survivors, stale_entries, wait_targets
+from reconciler.kustomization.inventory import applied_refs, merge_survivors, stale_entries
 from reconciler.kustomization.model import (
     ChangeEntry,
     FinalizerChange,
@@ -52,7 +48,6 @@ from reconciler.kustomization.variables import read_variables
 __all__ = ["reconcile_kustomization"]
 
 GROUP = "kustomize.toolkit.fluxcd.io"
-TERMINAL_PREFIX = "Reconciliation failed terminally due to configuration error: "
 _QUIET_ACTIONS = ("unchanged", "skipped")
 
 
@@ -67,9 +62,10 @@ class _Run:
     def __init__(self, obj: Mapping[str, Any], deps: Deps) -> None:
         self.obj = obj
         self.deps = deps
-        self.status: dict[str, Any] = copy.deepcopy(dict(obj.get("status") or {}))
+        self.status: dict[str, Any] = dict(obj.get("status") or {})
         self.started = deps.clock.monotonic()
-        self.generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        self.run = status.Run(generation, deps.clock.now())
         self.changes: list[ChangeEntry] = []
 
     def execute(self) -> Outcome:
@@ -77,24 +73,26 @@ class _Run:
             spec = read_spec(self.obj)
         except TidegateError as exc:
             return self._invalid(str(exc))
-        self._handled(spec)
         if spec.deleting:
             return self._finalize(spec)
         finalizer = None if spec.has_finalizer else FinalizerChange.ADD
         if spec.build.suspend:
-            return Outcome(self.status, None, finalizer, reason="Suspended")
+            return Outcome(self._finished(spec), None, finalizer, reason="Suspended")
         artifact: Artifact | None = None
         built: Built | None = None
         try:
+            rules = self._health_rules()
             artifact = self._source(spec)
             self._depends_on(spec, artifact)
-            self._progressing(spec, "Fetching manifests", artifact)
+            self._phase(spec, status.fetching_message, artifact, start=True)
             tree = self.deps.artifacts.tree(
-                artifact, requeue_dependency=self.deps.options.requeue_dependency
+                artifact,
+                owner=str(spec.build.source),
+                requeue_dependency=self.deps.options.requeue_dependency,
             )
-            self.status["lastAttemptedRevision"] = artifact.revision
+            self.status = status.attempted(self.status, artifact.revision)
             check_path(tree, spec.build.path)
-            self._progressing(spec, "Building manifests", artifact)
+            self._phase(spec, status.building_message, artifact)
             variables = read_variables(spec.build, self.deps.objects)
             built = build(
                 spec.build,
@@ -103,16 +101,22 @@ class _Run:
                 kustomize=self.deps.options.kustomize,
                 work_root=self.deps.options.work_root,
             )
-            self._progressing(spec, "Detecting drift", artifact)
+            self._phase(spec, status.detecting_drift_message, artifact)
             applied = self._apply(spec, built, artifact)
             new_inventory = self._inventory(applied)
             self._prune(spec, new_inventory, artifact)
-            self._health(spec, artifact, applied)
+            checked = self._health(spec, artifact, applied, rules)
         except StepFailed as failure:
-            return self._kept_transitions(self._failed(spec, failure, artifact, built, finalizer))
-        return self._kept_transitions(self._succeeded(spec, artifact, built, finalizer))
+            return self._failed(spec, failure, artifact, built, finalizer)
+        return self._succeeded(spec, artifact, built, checked, finalizer)
 
     # --- steps ------------------------------------------------------------------------------
+
+    def _health_rules(self) -> health.ExprRules:
+        try:
+            return health.ExprRules.compile(self.obj)
+        except health.InvalidExpressionError as exc:
+            raise StepFailed(Reason.INVALID_CEL_EXPRESSION, str(exc), terminal=True) from None
 
     def _source(self, spec: ReconcileSpec) -> Artifact:
         options = self.deps.options
@@ -139,12 +143,12 @@ class _Run:
                 requeue=requeue,
             )
         except StepFailed as failure:
-            if failure.reason is Reason.DEPENDENCY_NOT_READY:
+            if not failure.terminal:
                 self._event(
                     "info",
                     failure.reason,
                     "Dependencies do not meet ready condition, retrying in "
-                    f"{format_duration(requeue)}",
+                    f"{status.go_duration(requeue)}",
                     artifact,
                 )
             raise
@@ -183,27 +187,26 @@ class _Run:
         if pruned.error is not None:
             raise StepFailed(Reason.PRUNE_FAILED, pruned.error)
 
-    def _health(self, spec: ReconcileSpec, artifact: Artifact, applied: Applied) -> None:
-        if spec.wait:
-            targets = wait_targets(applied.inventory, applied.changes)
-        else:
-            targets = [(h.api_version, h.kind, h.namespace, h.name) for h in spec.health_checks]
-        if not spec.wait and not spec.health_checks:
-            self._conditions(lambda c: remove_condition(c, "Healthy"))
-            return
-        self._progressing(spec, "Running health checks", artifact)
-        self._condition("Healthy", "Unknown", Reason.PROGRESSING, "Health check in progress")
-        began = self.deps.clock.monotonic()
-        error = self.deps.engines.wait(
-            targets, timeout=spec.timeout, service_account=self._identity(spec)
+    def _health(
+        self, spec: ReconcileSpec, artifact: Artifact, applied: Applied, rules: health.ExprRules
+    ) -> dt.timedelta | None:
+        try:
+            refs = health.targets(self.obj, applied_refs(applied.inventory, applied.changes))
+        except TidegateError as exc:
+            raise StepFailed(Reason.HEALTH_CHECK_FAILED, str(exc)) from None
+        if not spec.wait and not (self.obj.get("spec") or {}).get("healthChecks"):
+            return None
+        timeout = dt.timedelta(seconds=spec.timeout)
+        self.status = status.health_progressing(
+            self.status, self.run, status.health_check_message(artifact.revision, timeout)
         )
-        if error is not None:
-            self._condition("Healthy", "False", Reason.HEALTH_CHECK_FAILED, error)
-            raise StepFailed(Reason.HEALTH_CHECK_FAILED, error)
-        took = format_duration(round(self.deps.clock.monotonic() - began, 6))
-        self._condition(
-            "Healthy", "True", Reason.HEALTH_SUCCEEDED, f"Health check passed in {took}"
+        self._progress()
+        report = self.deps.engines.wait(
+            refs, rules=rules, timeout=timeout, service_account=self._identity(spec)
         )
+        if not report.passed:
+            raise StepFailed(Reason.HEALTH_CHECK_FAILED, report.message)
+        return report.elapsed
 
     # --- endings ----------------------------------------------------------------------------
 
@@ -212,31 +215,30 @@ class _Run:
         spec: ReconcileSpec,
         artifact: Artifact,
         built: Built,
+        checked: dt.timedelta | None,
         finalizer: FinalizerChange | None,
     ) -> Outcome:
-        message = f"Applied revision: {artifact.revision}"
-        self._condition("Ready", "True", Reason.SUCCEEDED, message)
-        self._conditions(lambda c: remove_condition(remove_condition(c, "Reconciling"), "Stalled"))
-        self.status["observedGeneration"] = self.generation
-        self.status["lastAppliedRevision"] = artifact.revision
+        self.status = status.succeeded(
+            self.status, self.run, artifact.revision, health_checked=checked
+        )
         if artifact.origin_revision:
             self.status["lastAppliedOriginRevision"] = artifact.origin_revision
-        self._history(built, Reason.SUCCEEDED, artifact)
+        self._history(built, Reason.RECONCILIATION_SUCCEEDED, artifact)
         self._event(
             "info",
-            Reason.SUCCEEDED,
+            Reason.RECONCILIATION_SUCCEEDED,
             f"Reconciliation finished in {self._elapsed()}, next run in "
-            f"{format_duration(spec.interval)}",
+            f"{status.go_duration(spec.interval)}",
             artifact,
             commit_status=True,
         )
         return Outcome(
-            self.status,
+            self._finished(spec),
             self._jitter(spec.interval),
             finalizer,
             ready=True,
-            reason=Reason.SUCCEEDED,
-            message=message,
+            reason=Reason.RECONCILIATION_SUCCEEDED,
+            message=f"Applied revision: {artifact.revision}",
             changes=tuple(self.changes),
         )
 
@@ -248,44 +250,55 @@ class _Run:
         built: Built | None,
         finalizer: FinalizerChange | None,
     ) -> Outcome:
-        self._condition("Ready", "False", failure.reason, failure.message)
-        if failure.terminal:
-            self._condition("Stalled", "True", failure.reason, failure.message)
-            self._conditions(lambda c: remove_condition(c, "Reconciling"))
-            self.status["observedGeneration"] = self.generation
-            requeue = None
-        else:
-            self._conditions(lambda c: remove_condition(c, "Stalled"))
-            self._retrying()
-            requeue = self._jitter(
-                failure.requeue_after if failure.requeue_after is not None else spec.retry_interval
-            )
+        self.status = status.failed(self.status, self.run, failure.reason, failure.message)
+        if failure.terminal and not failure.reason.terminal:
+            self._stall(failure.reason, failure.message)
         if built is not None and artifact is not None:
-            status = (
+            outcome = (
                 failure.reason
                 if failure.reason in (Reason.PRUNE_FAILED, Reason.HEALTH_CHECK_FAILED)
                 else Reason.RECONCILIATION_FAILED
             )
-            self._history(built, status, artifact)
-        if failure.reason is not Reason.DEPENDENCY_NOT_READY:
-            self._event("error", failure.reason, failure.message, artifact)
+            self._history(built, outcome, artifact)
+        ready = status.condition(self.status, status.READY) or {}
+        message = str(ready.get("message", failure.message))
+        if not (failure.reason is Reason.DEPENDENCY_NOT_READY and not failure.terminal):
+            self._event("error", failure.reason, message, artifact)
+        if failure.terminal:
+            requeue = None
+        else:
+            after = failure.requeue_after
+            requeue = self._jitter(spec.retry_interval if after is None else after)
         return Outcome(
-            self.status,
+            self._finished(spec),
             requeue,
             finalizer,
             reason=failure.reason,
-            message=failure.message,
+            message=message,
             changes=tuple(self.changes),
         )
 
-    def _invalid(self, message: str) -> Outcome:
-        text = TERMINAL_PREFIX + message
-        self._condition("Ready", "False", Reason.RECONCILIATION_FAILED, text)
-        self._condition("Stalled", "True", Reason.RECONCILIATION_FAILED, text)
-        self._conditions(lambda c: remove_condition(c, "Reconciling"))
-        self.status["observedGeneration"] = self.generation
-        self._event("error", Reason.RECONCILIATION_FAILED, text, None)
-        return Outcome(self.status, None, reason=Reason.RECONCILIATION_FAILED, message=text)
+    def _invalid(self, problem: str) -> Outcome:
+        message = status.TERMINAL_PREFIX + problem
+        self.status = status.failed(self.status, self.run, Reason.RECONCILIATION_FAILED, message)
+        self._stall(Reason.RECONCILIATION_FAILED, message)
+        self._event("error", Reason.RECONCILIATION_FAILED, message, None)
+        return Outcome(self.status, None, reason=Reason.RECONCILIATION_FAILED, message=message)
+
+    def _stall(self, reason: Reason, message: str) -> None:
+        # A configuration error Flux itself would retry forever (a dependsOn cycle, a spec
+        # field it cannot read): Stalled, not retried, as Flux's own terminal errors.
+        self.status = status.remove_condition(self.status, status.RECONCILING)
+        self.status = status.set_condition(
+            self.status,
+            status.STALLED,
+            "True",
+            reason,
+            message,
+            generation=self.run.generation,
+            now=self.run.now,
+        )
+        self.status["observedGeneration"] = self.run.generation
 
     def _finalize(self, spec: ReconcileSpec) -> Outcome:
         if not spec.has_finalizer:
@@ -315,7 +328,30 @@ class _Run:
 
     # --- status helpers ---------------------------------------------------------------------
 
-    def _kept_transitions(self, outcome: Outcome) -> Outcome:
+    def _phase(
+        self,
+        spec: ReconcileSpec,
+        message: Callable[[str, dt.timedelta], str],
+        artifact: Artifact,
+        *,
+        start: bool = False,
+    ) -> None:
+        text = message(artifact.revision, dt.timedelta(seconds=spec.timeout))
+        if start:
+            self.status = status.started(self.status, self.run, text)
+        else:
+            self.status = status.reconciling(self.status, self.run, text)
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.deps.progress is not None:
+            self.deps.progress(self.obj, dict(self.status))
+
+    def _finished(self, spec: ReconcileSpec) -> dict[str, Any]:
+        done = status.finished(self.status, self.run, spec.requested_at)
+        return self._kept_transitions(done)
+
+    def _kept_transitions(self, done: dict[str, Any]) -> dict[str, Any]:
         # A run passes through Ready=Unknown on its way back to True; when the written status
         # ends where it began, its lastTransitionTime must not move.
         before = {
@@ -323,60 +359,15 @@ class _Run:
             for item in (self.obj.get("status") or {}).get("conditions") or []
             if isinstance(item, Mapping)
         }
-        for item in self.status.get("conditions") or []:
+        if "conditions" not in done:
+            return done
+        kept = []
+        for item in done["conditions"]:
             old = before.get(item.get("type"))
             if old is not None and old.get("status") == item.get("status"):
-                item["lastTransitionTime"] = old.get(
-                    "lastTransitionTime", item["lastTransitionTime"]
-                )
-        return outcome
-
-    def _handled(self, spec: ReconcileSpec) -> None:
-        if spec.requested_at is not None:
-            self.status["lastHandledReconcileAt"] = spec.requested_at
-
-    def _progressing(self, spec: ReconcileSpec, what: str, artifact: Artifact) -> None:
-        message = (
-            f"{what} for revision {artifact.revision} with a timeout of "
-            f"{format_duration(spec.timeout)}"
-        )
-        if what == "Fetching manifests":
-            self._condition("Ready", "Unknown", Reason.PROGRESSING, "Reconciliation in progress")
-        self._condition("Reconciling", "True", Reason.PROGRESSING, message)
-        self._conditions(lambda c: remove_condition(c, "Stalled"))
-        if self.deps.progress is not None:
-            self.deps.progress(self.obj, copy.deepcopy(self.status))
-
-    def _retrying(self) -> None:
-        reconciling = self._get_condition("Reconciling")
-        if reconciling is not None:
-            self._condition(
-                "Reconciling",
-                "True",
-                Reason.PROGRESSING_WITH_RETRY,
-                str(reconciling.get("message") or ""),
-            )
-
-    def _get_condition(self, kind: str) -> Mapping[str, Any] | None:
-        for item in self.status.get("conditions") or []:
-            if item.get("type") == kind:
-                found: Mapping[str, Any] = item
-                return found
-        return None
-
-    def _condition(self, kind: str, status: str, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(
-            self.status.get("conditions") or [],
-            kind,
-            status,
-            str(reason),
-            message,
-            generation=self.generation,
-            now=self.deps.clock.now(),
-        )
-
-    def _conditions(self, change: Any) -> None:
-        self.status["conditions"] = change(self.status.get("conditions") or [])
+                item = {**item, "lastTransitionTime": old.get("lastTransitionTime")}
+            kept.append(item)
+        return {**done, "conditions": kept}
 
     def _old_inventory(self) -> list[InventoryEntry]:
         entries = ((self.obj.get("status") or {}).get("inventory") or {}).get("entries") or []
@@ -389,22 +380,21 @@ class _Run:
     def _set_inventory(self, entries: Sequence[InventoryEntry]) -> None:
         self.status["inventory"] = {"entries": [entry.as_status() for entry in entries]}
 
-    def _history(self, built: Built, status: str, artifact: Artifact) -> None:
-        self.status["history"] = upsert_history(
-            self.status.get("history") or [],
-            digest=built.digest,
-            status=str(status),
-            revision=artifact.revision,
-            origin_revision=artifact.origin_revision,
-            now=self.deps.clock.now(),
-            duration=self._elapsed(),
+    def _history(self, built: Built, outcome: Reason, artifact: Artifact) -> None:
+        self.status = status.recorded(
+            self.status,
+            digest_=built.digest,
+            outcome=outcome,
+            finished_at=self.deps.clock.now(),
+            duration=dt.timedelta(seconds=self.deps.clock.monotonic() - self.started),
+            metadata=status.revision_metadata(artifact.revision, artifact.origin_revision or ""),
         )
 
     def _identity(self, spec: ReconcileSpec) -> str | None:
         return spec.service_account or self.deps.options.default_service_account
 
     def _elapsed(self) -> str:
-        return format_duration(round(self.deps.clock.monotonic() - self.started, 6))
+        return status.go_duration(round(self.deps.clock.monotonic() - self.started, 6))
 
     def _jitter(self, seconds: float) -> float:
         # Flux's jitter.JitteredIntervalDuration: a uniform spread of +/- the percentage.

@@ -1,92 +1,105 @@
 """The artifact step: the source's artifact unpacked on disk, fetched once per digest.
 
-The fetcher (download, digest verification, safe untar) is the source side's; this step keeps the
-unpacked trees in a small cache keyed by the artifact's `sha256:` digest, so reconciling many
-Kustomizations of one revision, or the same revision every interval, downloads it once. A tree is
-unpacked into a private directory and renamed into place, so a reader never sees half of one. A 404
-is Flux's "Source is not ready, artifact not found" retried after `--requeue-dependency`; every
-other failure is `ArtifactFailed` with the fetcher's message. It never runs kustomize.
+Downloading, digest verification and the safe untar are `core.sources.artifact`'s; this step
+keeps the unpacked trees in a small cache keyed by the artifact's digest, so reconciling many
+Kustomizations of one revision, or the same revision every interval, downloads it once. A tree
+appears under its digest only when complete (the download unpacks into a private directory and
+renames it). A 404 is Flux's "Source is not ready, artifact not found" retried after
+`--requeue-dependency`; every other failure is `ArtifactFailed` with the download's message
+(which names the artifact by URL without query, never its content). It never runs kustomize.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from core.errors import TidegateError
+from core.fetch import FetchPolicy
 from core.host.files import DirectorySource
+from core.sources.artifact import ArtifactError, download_artifact
 from core.units import source_path
-from reconciler.kustomization.deps import ArtifactFetcher
-from reconciler.kustomization.durations import format_duration
 from reconciler.kustomization.model import Reason, StepFailed
 from reconciler.kustomization.source import Artifact
+from reconciler.status import go_duration
 
-__all__ = ["ArtifactCache", "ArtifactMissing", "check_path"]
+__all__ = ["ArtifactCache", "Downloader", "HttpDownloader", "check_path"]
 
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_DIGEST = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]{64,128})$")
 
 
-class ArtifactMissing(TidegateError):  # noqa: N818 - the source server's 404
-    """The source's artifact server answered 404 for the artifact URL."""
+class Downloader(Protocol):
+    """Download, verify and unpack one artifact into `target` (which must not exist yet)."""
+
+    def download(self, url: str, digest: str, target: Path, owner: str) -> None:
+        """Create `target` with the artifact's files; raise `ArtifactError` on any failure."""
+
+
+class HttpDownloader:
+    """The real downloader: `core.sources.artifact` under the operator's fetch policy."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self._policy = policy
+
+    def download(self, url: str, digest: str, target: Path, owner: str) -> None:
+        """See `Downloader`."""
+        download_artifact(url, digest, target, policy=self._policy, owner=owner)
 
 
 class ArtifactCache:
     """Unpacked artifacts by digest under `root`, at most `keep` of them."""
 
-    def __init__(self, fetcher: ArtifactFetcher, root: Path, *, keep: int = 8) -> None:
-        self._fetcher = fetcher
+    def __init__(self, downloader: Downloader, root: Path, *, keep: int = 8) -> None:
+        self._downloader = downloader
         self._root = root
         self._keep = keep
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
 
-    def tree(self, artifact: Artifact, *, requeue_dependency: float) -> Path:
+    def tree(self, artifact: Artifact, *, owner: str, requeue_dependency: float) -> Path:
         """The directory holding `artifact`'s files; `StepFailed` when it cannot be had."""
         match = _DIGEST.match(artifact.digest)
         if match is None:
             raise StepFailed(
                 Reason.ARTIFACT_FAILED,
                 f"artifact of revision {artifact.revision} has no valid digest "
-                f"(want sha256:<64 hex>, got {artifact.digest[:80]!r})",
+                f"(want sha256:<hex>, got {artifact.digest[:80]!r})",
             )
-        target = self._root / match.group(1)
+        key = f"{match.group(1)}-{match.group(2)}"
+        target = self._root / key
         with self._lock:
-            lock = self._fetching.setdefault(match.group(1), threading.Lock())
+            lock = self._fetching.setdefault(key, threading.Lock())
         with lock:
-            if target.is_dir():
-                return target
-            self._root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix="fetch-", dir=self._root))
-            try:
-                self._fetcher.fetch(artifact.url, artifact.digest, staging)
-            except ArtifactMissing:
-                shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                self._download(artifact, target, owner, requeue_dependency)
+        target.touch()
+        self._evict(keep_also=target)
+        return target
+
+    def _download(
+        self, artifact: Artifact, target: Path, owner: str, requeue_dependency: float
+    ) -> None:
+        try:
+            self._downloader.download(artifact.url, artifact.digest, target, owner)
+        except ArtifactError as exc:
+            if exc.missing:
                 raise StepFailed(
                     Reason.ARTIFACT_FAILED,
                     "Source is not ready, artifact not found, retrying in "
-                    f"{format_duration(requeue_dependency)}",
+                    f"{go_duration(requeue_dependency)}",
                     requeue_after=requeue_dependency,
                 ) from None
-            except TidegateError as exc:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise StepFailed(
-                    Reason.ARTIFACT_FAILED, f"failed to download artifact, error: {exc}"
-                ) from None
-            staging.rename(target)
-        self._evict(keep_also=target)
-        return target
+            raise StepFailed(
+                Reason.ARTIFACT_FAILED, f"failed to download artifact, error: {exc}"
+            ) from None
 
     def _evict(self, keep_also: Path) -> None:
         with self._lock:
             trees = sorted(
-                (
-                    p
-                    for p in self._root.iterdir()
-                    if p.is_dir() and _DIGEST.match(f"sha256:{p.name}")
-                ),
+                (p for p in self._root.iterdir() if p.is_dir() and "-" in p.name),
                 key=lambda p: p.stat().st_mtime,
                 reverse=True,
             )

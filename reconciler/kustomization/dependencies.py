@@ -7,7 +7,7 @@ source its `lastAppliedRevision` is the revision about to be applied. Flux's mes
 
 Flux has no cycle detection: a cycle makes every member wait forever. Here a cycle through this
 Kustomization (`a -> b -> a`, found by following dependsOn through the API server, bounded) is a
-terminal `DependencyCycle` failure, so the object is Stalled and names the cycle instead of
+terminal `DependencyNotReady` failure, so the object is Stalled and names the cycle instead of
 waiting silently. `readyExpr` (CEL) is not supported yet: an object that sets it is refused with a
 clear message (`reconciler.kustomization.spec`) rather than checked differently from Flux.
 """
@@ -67,7 +67,7 @@ def check_dependencies(
     """Raise `StepFailed` unless every dependency is ready for `revision` (see module doc)."""
     cycle = find_cycle(start, depends_on, reader)
     if cycle is not None:
-        raise StepFailed(Reason.DEPENDENCY_CYCLE, cycle_message(cycle), terminal=True)
+        raise StepFailed(Reason.DEPENDENCY_NOT_READY, cycle_message(cycle), terminal=True)
     for ref in depends_on:
         problem = _not_ready(ref, source, revision, reader)
         if problem:

@@ -1,9 +1,9 @@
 """The seams one Kustomization reconcile needs, handed in by the loop: `Deps`.
 
-The pipeline reads objects (`ObjectReader`: Kustomizations, sources, ConfigMaps, Secrets), fetches
-artifacts (`ArtifactFetcher`), applies, prunes and health-checks through `Engines`, reports through
-an `EventSink`, and reads time from a `Clock`. The loop builds one `Deps` for the process and
-passes it to every call; tests pass fakes of these seams. Nothing here does I/O itself.
+The pipeline reads objects (`ObjectReader`: Kustomizations, sources, ConfigMaps, Secrets), gets
+artifacts from an `ArtifactCache`, applies, prunes and health-checks through `Engines`, reports
+through an `EventSink`, and reads time from a `Clock`. The loop builds one `Deps` for the
+process and passes it to every call; tests pass fakes of these seams. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler.health import ExprRules, HealthReport, ObjectRef
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Applied",
-    "ArtifactFetcher",
     "Clock",
     "Deps",
     "Engines",
@@ -43,18 +43,6 @@ class ObjectReader(Protocol):
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> Mapping[str, Any] | None:
         """The object, or None when it does not exist; raise `TidegateError` on other errors."""
-
-
-class ArtifactFetcher(Protocol):
-    """Download an artifact by URL, verify its digest and unpack it safely."""
-
-    def fetch(self, url: str, digest: str, into: Path) -> None:
-        """Unpack the artifact into the empty directory `into`.
-
-        Raises:
-            ArtifactMissing: the server answered 404 (storage garbage-collected or restarted).
-            TidegateError: any other failure (digest mismatch, hostile archive, network).
-        """
 
 
 @dataclass(frozen=True)
@@ -99,12 +87,13 @@ class Engines(Protocol):
 
     def wait(
         self,
-        targets: Sequence[tuple[str, str, str, str]],
+        targets: Sequence[ObjectRef],
         *,
-        timeout: float,
+        rules: ExprRules,
+        timeout: dt.timedelta,
         service_account: str | None,
-    ) -> str | None:
-        """Wait for (apiVersion, kind, namespace, name) targets to be Current; the error or None."""
+    ) -> HealthReport:
+        """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
 
 
 class EventSink(Protocol):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from reconciler.health import ObjectRef
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
-__all__ = ["merge_survivors", "parse_id", "stale_entries", "subject", "wait_targets"]
+__all__ = ["applied_refs", "merge_survivors", "parse_id", "stale_entries", "subject"]
 
 
 def parse_id(entry: InventoryEntry) -> tuple[str, str, str, str]:
@@ -48,16 +49,16 @@ def merge_survivors(
     return sorted(merged.values())
 
 
-def wait_targets(
+def applied_refs(
     inventory: Sequence[InventoryEntry], changes: Sequence[ChangeEntry]
-) -> list[tuple[str, str, str, str]]:
-    """(apiVersion, kind, namespace, name) of every applied object but the skipped ones."""
+) -> list[ObjectRef]:
+    """Every applied object but the skipped ones, for `wait: true`."""
     skipped = {change.subject for change in changes if change.action == "skipped"}
-    targets = []
+    refs = []
     for entry in inventory:
         if subject(entry) in skipped:
             continue
         namespace, name, group, kind = parse_id(entry)
         api_version = f"{group}/{entry.v}" if group else entry.v
-        targets.append((api_version, kind, namespace, name))
-    return targets
+        refs.append(ObjectRef(api_version, kind, name, namespace))
+    return refs

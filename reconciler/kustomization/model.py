@@ -1,6 +1,6 @@
 """The vocabulary the Kustomization steps share: Flux's reasons, a step's failure, the outcome.
 
-`StepFailed` carries Flux's condition reason (`ArtifactFailed`, `BuildFailed`, ...) and a message
+`StepFailed` carries Flux's condition reason (`reconciler.status.Reason`) and a message
 that is already safe to show; `Outcome` is what one reconcile hands back to the loop: the status
 to write, the finalizer change and when to run again. Data only: no I/O, no clock.
 """
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler import status
+
 __all__ = [
     "ChangeEntry",
     "FinalizerChange",
@@ -21,26 +23,10 @@ __all__ = [
     "StepFailed",
 ]
 
+Reason = status.Reason
+
 FINALIZER = "finalizers.fluxcd.io"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
-
-
-class Reason(StrEnum):
-    """kustomize-controller's condition reasons (fluxcd/pkg apis/meta and the controller's own)."""
-
-    PROGRESSING = "Progressing"
-    PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
-    SUCCEEDED = "ReconciliationSucceeded"
-    HEALTH_SUCCEEDED = "Succeeded"
-    ARTIFACT_FAILED = "ArtifactFailed"
-    BUILD_FAILED = "BuildFailed"
-    RECONCILIATION_FAILED = "ReconciliationFailed"
-    PRUNE_FAILED = "PruneFailed"
-    HEALTH_CHECK_FAILED = "HealthCheckFailed"
-    DEPENDENCY_NOT_READY = "DependencyNotReady"
-    ACCESS_DENIED = "AccessDenied"
-    DEPENDENCY_CYCLE = "DependencyCycle"
-    """Not Flux's (Flux has no cycle detection and waits forever): a Stalled reason of ours."""
 
 
 class StepFailed(Exception):  # noqa: N818 - a step's result, read as "the step failed"
@@ -58,7 +44,8 @@ class StepFailed(Exception):  # noqa: N818 - a step's result, read as "the step 
         self.reason = reason
         self.message = message
         self.terminal = terminal
-        """A configuration error that retrying cannot fix: Stalled, no requeue."""
+        """A configuration error that retrying cannot fix: Stalled, no requeue (also for reasons
+        Flux retries, such as a dependsOn cycle reported as DependencyNotReady)."""
         self.requeue_after = requeue_after
         """Overrides retryInterval (Flux retries dependencies and missing artifacts sooner)."""
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from core.units import SourceRef
 from reconciler.kustomization.deps import ObjectReader
-from reconciler.kustomization.durations import format_duration
 from reconciler.kustomization.model import Reason, StepFailed
+from reconciler.status import go_duration
 
 __all__ = ["SUPPORTED_KINDS", "Artifact", "resolve_artifact"]
 
@@ -69,7 +69,7 @@ def resolve_artifact(
     if artifact is None:
         raise StepFailed(
             Reason.ARTIFACT_FAILED,
-            f"Source artifact not found, retrying in {format_duration(requeue_dependency)}",
+            f"Source artifact not found, retrying in {go_duration(requeue_dependency)}",
             requeue_after=requeue_dependency,
         )
     return artifact

@@ -1,10 +1,10 @@
 """A Kustomization object read for reconciling: the build spec plus the reconcile-only fields.
 
 `core.units.parse_unit` reads what changes the rendered objects; this adds what only the
-reconciler uses (intervals, timeout, serviceAccountName, wait, healthChecks, force, the source's
-apiVersion, the trigger annotation) with Flux's defaults: `retryInterval` = `interval`, `timeout`
-= `interval - 30s` with a 30s floor. Bad fields raise `InputError` naming the object and field.
-Pure: no cluster access.
+reconciler uses (intervals, timeout, serviceAccountName, wait, force, the source's apiVersion,
+the trigger annotation; `reconciler.health` reads healthChecks) with Flux's defaults:
+`retryInterval` = `interval`, `timeout` = `interval - 30s` with a 30s floor. Bad fields raise
+`InputError` naming the object and field. Pure: no cluster access.
 """
 
 from __future__ import annotations
@@ -18,20 +18,10 @@ from core.units import KustomizationSpec, parse_unit
 from reconciler.kustomization.durations import parse_duration
 from reconciler.kustomization.model import FINALIZER, REQUESTED_AT
 
-__all__ = ["HealthCheckRef", "ReconcileSpec", "read_spec"]
+__all__ = ["ReconcileSpec", "read_spec"]
 
 _TIMEOUT_MARGIN = 30.0
 _TIMEOUT_FLOOR = 30.0
-
-
-@dataclass(frozen=True)
-class HealthCheckRef:
-    """One `spec.healthChecks[]` entry."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -48,7 +38,6 @@ class ReconcileSpec:
     service_account: str | None
     wait: bool
     force: bool
-    health_checks: tuple[HealthCheckRef, ...]
     requested_at: str | None
     deleting: bool
     has_finalizer: bool
@@ -90,7 +79,6 @@ def read_spec(obj: Mapping[str, Any]) -> ReconcileSpec:
         service_account=_string(spec, "serviceAccountName", label) or None,
         wait=spec.get("wait") is True,
         force=spec.get("force") is True,
-        health_checks=_health_checks(spec, build.unit.namespace, label),
         requested_at=None if requested is None else str(requested),
         deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=FINALIZER in (meta.get("finalizers") or []),
@@ -123,31 +111,6 @@ def _duration(spec: Mapping[str, Any], key: str, label: str, *, required: bool =
     if seconds <= 0:
         raise InputError(f"{text!r} must be positive", obj=label, field=f"spec.{key}")
     return seconds
-
-
-def _health_checks(
-    spec: Mapping[str, Any], namespace: str, label: str
-) -> tuple[HealthCheckRef, ...]:
-    items = spec.get("healthChecks") or []
-    if not isinstance(items, list):
-        raise InputError("must be a list", obj=label, field="spec.healthChecks")
-    refs = []
-    for index, item in enumerate(items):
-        where = f"spec.healthChecks[{index}]"
-        if not isinstance(item, Mapping):
-            raise InputError("must be a mapping", obj=label, field=where)
-        for key in ("kind", "name"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise InputError("is required", obj=label, field=f"{where}.{key}")
-        refs.append(
-            HealthCheckRef(
-                api_version=str(item.get("apiVersion") or ""),
-                kind=str(item["kind"]),
-                namespace=str(item.get("namespace") or namespace),
-                name=str(item["name"]),
-            )
-        )
-    return tuple(refs)
 
 
 def _refuse_ready_expr(spec: Mapping[str, Any], label: str) -> None:

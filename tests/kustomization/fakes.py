@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.model import group_of
-from reconciler.kustomization.artifact import ArtifactCache, ArtifactMissing
+from core.sources.artifact import ArtifactError
+from reconciler.health import HealthReport, ObjectRef
+from reconciler.kustomization.artifact import ArtifactCache
 from reconciler.kustomization.deps import Applied, Deps, Options, Owner, Pruned
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
@@ -49,11 +51,11 @@ class Fetcher:
         self.fetches: list[str] = []
         self.missing: set[str] = set()
 
-    def fetch(self, url: str, digest: str, into: Path) -> None:
+    def download(self, url: str, digest: str, target: Path, owner: str) -> None:
         self.fetches.append(url)
         if url in self.missing:
-            raise ArtifactMissing(f"{url}: 404 Not Found")
-        shutil.copytree(self.trees[url], into, dirs_exist_ok=True)
+            raise ArtifactError(url, "HTTP 404", missing=True)
+        shutil.copytree(self.trees[url], target)
 
 
 def entry_of(body: Mapping[str, Any]) -> InventoryEntry:
@@ -77,7 +79,7 @@ class Engines:
 
     applied: list[list[dict[str, Any]]] = field(default_factory=list)
     pruned: list[list[InventoryEntry]] = field(default_factory=list)
-    waited: list[list[tuple[str, str, str, str]]] = field(default_factory=list)
+    waited: list[list[ObjectRef]] = field(default_factory=list)
     identities: list[str | None] = field(default_factory=list)
     apply_error: str | None = None
     prune_error: str | None = None
@@ -109,13 +111,17 @@ class Engines:
 
     def wait(
         self,
-        targets: Sequence[tuple[str, str, str, str]],
+        targets: Sequence[ObjectRef],
         *,
-        timeout: float,
+        rules: Any,
+        timeout: dt.timedelta,
         service_account: str | None,
-    ) -> str | None:
+    ) -> HealthReport:
         self.waited.append(list(targets))
-        return self.health_error
+        elapsed = dt.timedelta(seconds=1.5)
+        if self.health_error:
+            return HealthReport(False, elapsed, (), self.health_error)
+        return HealthReport(True, elapsed, ())
 
 
 @dataclass

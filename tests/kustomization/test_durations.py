@@ -1,10 +1,10 @@
-"""Go durations as Flux's fields and messages write them."""
+"""Go durations as Flux's fields are written."""
 
 from __future__ import annotations
 
 import pytest
 
-from reconciler.kustomization.durations import format_duration, parse_duration
+from reconciler.kustomization.durations import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -26,20 +26,3 @@ def test_parse(text: str, seconds: float) -> None:
 def test_parse_refuses_what_go_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (30, "30s"),
-        (300, "5m0s"),
-        (570, "9m30s"),
-        (3600, "1h0m0s"),
-        (2.818583, "2.818583s"),
-        (0.15, "150ms"),
-        (0.0000015, "1.5µs"),
-    ],
-)
-def test_format_as_go(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text

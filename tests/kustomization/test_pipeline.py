@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.health import ObjectRef
 from reconciler.kustomization.model import FinalizerChange, InventoryEntry
 from reconciler.pipeline import reconcile_kustomization
 from tests.kustomization.fakes import (
@@ -282,12 +283,15 @@ def test_wait_checks_every_applied_object_and_reports_healthy(w: World) -> None:
     out = reconcile_kustomization(kustomization(wait=True, timeout="2m"), w.deps)
 
     assert w.engines.waited == [
-        [("v1", "ConfigMap", "apps", "settings"), ("apps/v1", "Deployment", "apps", "web")]
+        [
+            ObjectRef("v1", "ConfigMap", "settings", "apps"),
+            ObjectRef("apps/v1", "Deployment", "web", "apps"),
+        ]
     ]
     healthy = _condition(dict(out.status or {}), "Healthy")
     assert healthy is not None
     assert (healthy["status"], healthy["reason"]) == ("True", "Succeeded")
-    assert healthy["message"].startswith("Health check passed in ")
+    assert healthy["message"] == "Health check passed in 1.5s"
 
 
 def test_health_checks_name_their_targets_and_a_failure_is_health_check_failed(w: World) -> None:
@@ -303,7 +307,7 @@ def test_health_checks_name_their_targets_and_a_failure_is_health_check_failed(w
 
     out = reconcile_kustomization(obj, w.deps)
 
-    assert w.engines.waited == [[("apps/v1", "Deployment", "apps", "web")]]
+    assert w.engines.waited == [[ObjectRef("apps/v1", "Deployment", "web", "apps")]]
     assert out.reason == "HealthCheckFailed"
     healthy = _condition(dict(out.status or {}), "Healthy")
     assert healthy is not None
@@ -389,6 +393,10 @@ def test_cross_namespace_source_refused_when_disabled(tmp_path: Path, kustomize_
     out = reconcile_kustomization(obj, w.deps)
 
     assert out.reason == "AccessDenied"
+    assert out.message == (
+        "Reconciliation failed terminally due to configuration error: cannot access "
+        "GitRepository/other/repo, cross-namespace references have been disabled"
+    )
     stalled = _condition(dict(out.status or {}), "Stalled")
     assert stalled is not None
     assert stalled["status"] == "True"
@@ -446,7 +454,7 @@ def test_a_dependency_cycle_is_stalled_and_named_instead_of_waiting(w: World) ->
 
     out = reconcile_kustomization(kustomization(name="a", dependsOn=[{"name": "b"}]), w.deps)
 
-    assert out.reason == "DependencyCycle"
+    assert out.reason == "DependencyNotReady"
     assert out.message == (
         "dependency cycle: flux-system/a -> flux-system/b -> flux-system/c -> flux-system/a"
     )
