@@ -90,7 +90,7 @@ def test_an_unschedulable_deployment_fails_fast(dynamic_client: Any, namespace: 
 
     assert not report.passed
     assert re.fullmatch(
-        rf"Health check failed after [0-9.]+(ms|s|m[0-9.]+s): failed early due to stalled "
+        rf"health check failed after [0-9.]+(ms|s|m[0-9.]+s): failed early due to stalled "
         rf"resources: \[Deployment/{namespace}/stuck status: 'Failed'\]",
         report.message,
     ), report.message
@@ -416,7 +416,7 @@ def test_a_failed_run_is_in_progress_for_kstatus_and_kubectl_shows_the_reason(
     assert row.split()[2:4] == ["False", "kustomize"]
     reasons = kubectl(admin_kubeconfig, "get", "ks", "apps", "-n", namespace, "-o",
                       "jsonpath={.status.conditions[*].reason}")  # fmt: skip
-    assert reasons.split() == ["BuildFailed", "ProgressingWithRetry"]
+    assert reasons.split() == ["ProgressingWithRetry", "BuildFailed"]
 
 
 def test_events_are_visible_with_kubectl(
@@ -429,7 +429,7 @@ def test_events_are_visible_with_kubectl(
     recorder = EventRecorder(cluster, [got.append], instance="tidegate-0")
 
     for _ in range(3):
-        recorder.record({**obj, "status": failed}, ERROR, "Health check failed after 1s: x",
+        recorder.record({**obj, "status": failed}, ERROR, "health check failed after 1s: x",
                         revision=REV)  # fmt: skip
     ready = st.succeeded(obj["status"], run, REV)
     recorder.record({**obj, "status": ready}, INFO,

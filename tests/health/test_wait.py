@@ -98,8 +98,9 @@ def test_times_out_with_fluxs_message() -> None:
     report = _checker(reader).wait([DEPLOY, CRD], datetime.timedelta(seconds=30))
 
     assert not report.passed
+    assert report.error == report.message.removeprefix("health check failed after 30s: ")
     assert report.message == (
-        "Health check failed after 30s: timeout waiting for: "
+        "health check failed after 30s: timeout waiting for: "
         "[Deployment/apps/podinfo status: 'InProgress', "
         "CustomResourceDefinition/things.example.com status: 'NotFound']"
     )
@@ -112,7 +113,7 @@ def test_a_failed_object_fails_fast() -> None:
 
     assert not report.passed
     assert report.message == (
-        "Health check failed after 5s: failed early due to stalled resources: "
+        "health check failed after 5s: failed early due to stalled resources: "
         "[Deployment/apps/podinfo status: 'Failed']"
     )
 
@@ -122,7 +123,7 @@ def test_without_fail_fast_a_failed_object_waits_for_the_timeout() -> None:
 
     report = _checker(reader, fail_fast=False).wait([DEPLOY], datetime.timedelta(seconds=20))
 
-    assert report.message.startswith("Health check failed after 20s: timeout waiting for: ")
+    assert report.message.startswith("health check failed after 20s: timeout waiting for: ")
 
 
 def test_fail_fast_waits_while_others_are_in_progress() -> None:
@@ -350,7 +351,7 @@ def test_the_wait_uses_the_expressions() -> None:
     report = _checker(reader, rules=RULES).wait([ref], datetime.timedelta(minutes=1))
 
     assert report.message == (
-        "Health check failed after 0s: failed early due to stalled resources: "
+        "health check failed after 0s: failed early due to stalled resources: "
         "[SealedSecret/apps/s status: 'Failed']"
     )
 
