@@ -1,4 +1,4 @@
-"""Live reads and merge patches of Flux objects (Kustomization, GitRepository) and Leases.
+"""Live reads and merge patches of Flux objects (Kustomization, GitRepository), Leases, Secrets.
 
 The one place the command line's Flux verbs and the reconciler's leader election reach the
 apiserver: a thin adapter over the Kubernetes client that turns API failures into `ClusterError`
@@ -7,6 +7,8 @@ naming the object. It knows nothing of what the callers do with the objects and 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ class LiveCluster:
         self._api = api
         self._custom = k8s.CustomObjectsApi(api)
         self._leases = k8s.CoordinationV1Api(api)
+        self._core = k8s.CoreV1Api(api)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None, context: str | None = None) -> LiveCluster:
@@ -140,6 +143,38 @@ class LiveCluster:
             patch,
         )
         return patched
+
+    def merge_patch_status(
+        self, kind: FluxKind, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch to the object's `/status` subresource; return the result."""
+        patched: dict[str, Any] = self._call(
+            f"{kind.kind} {namespace}/{name} status",
+            self._custom.patch_namespaced_custom_object_status,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
+            name,
+            patch,
+        )
+        return patched
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        """A Secret's decoded `data`, or `NotFound`. The values never reach an error message."""
+        secret = self._call(
+            f"Secret {namespace}/{name}", self._core.read_namespaced_secret, name, namespace
+        )
+        encoded = secret.data or {}
+        decoded: dict[str, bytes] = {}
+        for key, value in encoded.items():
+            try:
+                decoded[key] = base64.b64decode(value or "", validate=True)
+            except (binascii.Error, ValueError):
+                raise ClusterError(
+                    f"Secret {namespace}/{name}: key {key!r} is not valid base64"
+                ) from None
+        return decoded
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
         """The Lease as a plain dict (spec keys in camelCase), or `NotFound`."""
