@@ -14,11 +14,13 @@ What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCh
   objects get kstatus (`core.health`).
 - `HealthChecker.wait()` polls every object each `interval` (Flux: 5s) until all are Current
   (passed), or every one is Current or Failed and at least one Failed (Flux's fail-fast), or
-  the timeout passes. Failure messages are Flux's:
-  `Health check failed after 30.004s: timeout waiting for: [Deployment/apps/podinfo status:
-  'InProgress']` and `... failed early due to stalled resources: [... status: 'Failed']`.
+  the timeout passes. Failure messages are kustomize-controller's: the wait's error
+  (`timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']` or `failed early due
+  to stalled resources: [... status: 'Failed']`, Healthy's message) and the run's error with
+  its duration in front (`health check failed after 30.004s: ...`, Ready's message).
 
-The cluster is reached only through the `ObjectReader` seam; a missing object is NotFound (a
+The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the cluster
+port to it); a missing object is NotFound (a
 Job declared with `ttlSecondsAfterFinished` that is gone counts as Current, as in Flux), an
 unreadable one Unknown. Nothing here writes to the cluster or logs.
 """
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.cluster.port import NotFound, Reader, UnknownKind
 from core.errors import InputError, TidegateError
 from core.health import Result, Status, compute
 from policies.cel.engine import CompileError, Engine, EvalError, Program
@@ -39,6 +42,7 @@ from reconciler.status import go_duration
 __all__ = [
     "FLUX_INTERVAL",
     "OBJECT_FIELDS",
+    "ClusterReader",
     "ExprRules",
     "HealthChecker",
     "HealthReport",
@@ -97,6 +101,26 @@ class ObjectReader(Protocol):
         Raises `TidegateError` when it cannot be read (forbidden, unreachable, unknown kind).
         """
         ...
+
+
+class ClusterReader:
+    """The `ObjectReader` over the cluster port (`core.cluster.live.LiveCluster` in production).
+
+    A missing object reads as None; a kind the apiserver does not serve (a CRD not installed
+    yet) stays an error, so the object is Unknown for that poll rather than NotFound.
+    """
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._reader.get(ref.api_version, ref.kind, ref.namespace, ref.name)
+        except UnknownKind:
+            raise
+        except NotFound:
+            return None
 
 
 class InvalidExpressionError(InputError):
@@ -305,6 +329,9 @@ class HealthReport:
     elapsed: datetime.timedelta
     observed: tuple[Observed, ...]
     message: str = ""
+    """`health check failed after <d>: <error>` (Flux's Ready message), empty when passed."""
+    error: str = ""
+    """The wait's own error (Flux's Healthy message), empty when passed."""
 
 
 @dataclass
@@ -349,10 +376,14 @@ class HealthChecker:
                 and stalled
                 and all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
             ):
-                return HealthReport(False, elapsed, observed, _failed_early(elapsed, stalled))
+                return _failure(
+                    elapsed,
+                    observed,
+                    f"failed early due to stalled resources: [{_listed(stalled)}]",
+                )
             if self.clock() >= deadline:
                 waiting = [o for o in observed if o.result.status is not Status.CURRENT]
-                return HealthReport(False, elapsed, observed, _timed_out(elapsed, waiting))
+                return _failure(elapsed, observed, f"timeout waiting for: [{_listed(waiting)}]")
             self.sleep(max(0.0, min(self.interval.total_seconds(), deadline - self.clock())))
 
     def _status(self, ref: ObjectRef, gone_is_current: frozenset[ObjectRef]) -> Result:
@@ -371,15 +402,8 @@ def _listed(observed: Sequence[Observed]) -> str:
     return ", ".join(f"{o.ref} status: '{o.result.status}'" for o in observed)
 
 
-def _failed_early(elapsed: datetime.timedelta, stalled: Sequence[Observed]) -> str:
-    return (
-        f"Health check failed after {go_duration(elapsed)}: "
-        f"failed early due to stalled resources: [{_listed(stalled)}]"
-    )
-
-
-def _timed_out(elapsed: datetime.timedelta, waiting: Sequence[Observed]) -> str:
-    return (
-        f"Health check failed after {go_duration(elapsed)}: "
-        f"timeout waiting for: [{_listed(waiting)}]"
-    )
+def _failure(
+    elapsed: datetime.timedelta, observed: tuple[Observed, ...], error: str
+) -> HealthReport:
+    message = f"health check failed after {go_duration(elapsed)}: {error}"
+    return HealthReport(False, elapsed, observed, message, error)
