@@ -15,7 +15,15 @@ from devenv.sshgit import new_key
 from reconciler.source.auth import GitCredentials
 from reconciler.source.checkout import FetchError, GitFetcher
 from reconciler.source.refs import GitReference
-from tests.fixtures.gitserver import GIT_PASSWORD, GIT_TOKEN, GIT_USER, RemoteRepo, SecureGit
+from tests.fetch.servers import serve
+from tests.fixtures.gitserver import (
+    GIT_PASSWORD,
+    GIT_TOKEN,
+    GIT_USER,
+    RemoteRepo,
+    SecureGit,
+    git_result,
+)
 from tests.gitsource.conftest import Fleet, commit, git
 
 TIMEOUT = 60.0
@@ -258,3 +266,24 @@ def test_ssh_with_an_unauthorized_key_is_authentication_failed(
         )  # fmt: skip
     assert caught.value.reason == "AuthenticationFailed"
     assert "Permission denied" in str(caught.value)
+
+
+def test_redirects_are_not_followed(
+    git_server: GitServer, git_remote: RemoteRepo, tmp_path: Path
+) -> None:
+    work = tmp_path / "w"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    commit(work, {"a.yaml": b"a: 1\n"})
+    git("push", "--quiet", git_remote.push_url, "main", cwd=work)
+    target = f"{git_remote.url}/info/refs?service=git-upload-pack"
+    with serve({"/moved.git/info/refs": lambda h: h.redirect(target)}) as redirector:
+        # git itself would follow this redirect of the first request by default.
+        followed = git_result("ls-remote", f"{redirector.url}/moved.git")
+        assert followed.returncode == 0
+        with pytest.raises(FetchError) as caught:
+            GitFetcher(tmp_path / "c").fetch(
+                "ns", "r", f"{redirector.url}/moved.git", _ref(branch="main"), None,
+                timeout=TIMEOUT,
+            )  # fmt: skip
+    assert caught.value.reason == "GitOperationFailed"
+    assert "returned error: 302" in str(caught.value)
