@@ -47,7 +47,6 @@ from reconciler.kustomization.variables import read_variables
 
 __all__ = ["reconcile_kustomization"]
 
-GROUP = "kustomize.toolkit.fluxcd.io"
 _QUIET_ACTIONS = ("unchanged", "skipped")
 
 
@@ -167,8 +166,9 @@ class _Run:
 
     def _inventory(self, applied: Applied) -> list[InventoryEntry]:
         # As Flux: the new inventory is written before pruning, so a failed prune still records
-        # what the build produced (survivors are merged back in by `_prune`).
-        new = sorted(applied.inventory)
+        # what the build produced (survivors are merged back in by `_prune`). The apply engine
+        # gives it in Flux's order.
+        new = list(applied.inventory)
         self._set_inventory(new)
         return new
 
@@ -419,13 +419,12 @@ class _Run:
         *,
         commit_status: bool = False,
     ) -> None:
-        metadata: dict[str, str] = {}
-        if artifact is not None:
-            metadata[f"{GROUP}/revision"] = artifact.revision
-            if artifact.origin_revision:
-                metadata[f"{GROUP}/originRevision"] = artifact.origin_revision
-        if commit_status:
-            metadata[f"{GROUP}/commit_status"] = "update"
-        self.deps.events.event(
-            self.obj, severity=severity, reason=str(reason), message=message, metadata=metadata
+        self.deps.events.record(
+            {**self.obj, "status": self.status},
+            severity,
+            message,
+            revision=artifact.revision if artifact is not None else "",
+            origin_revision=(artifact.origin_revision or "") if artifact is not None else "",
+            commit_status=commit_status,
+            reason=str(reason),
         )

@@ -126,20 +126,32 @@ class Engines:
 
 @dataclass
 class Events:
+    """Records events with the metadata keys Flux's recorder derives from them."""
+
     recorded: list[dict[str, Any]] = field(default_factory=list)
 
-    def event(
+    def record(
         self,
         obj: Mapping[str, Any],
-        *,
         severity: str,
-        reason: str,
         message: str,
-        metadata: Mapping[str, str],
-    ) -> None:
+        *,
+        revision: str = "",
+        origin_revision: str = "",
+        commit_status: bool = False,
+        reason: str = "",
+    ) -> object:
+        metadata = {}
+        if revision:
+            metadata["kustomize.toolkit.fluxcd.io/revision"] = revision
+        if origin_revision:
+            metadata["kustomize.toolkit.fluxcd.io/originRevision"] = origin_revision
+        if commit_status:
+            metadata["kustomize.toolkit.fluxcd.io/commit_status"] = "update"
         self.recorded.append(
             {"severity": severity, "reason": reason, "message": message, "metadata": metadata}
         )
+        return None
 
 
 class Clock:
