@@ -202,7 +202,11 @@ class _Run:
         )
         self._progress()
         report = self.deps.engines.wait(
-            refs, rules=rules, timeout=timeout, service_account=self._identity(spec)
+            refs,
+            rules=rules,
+            timeout=timeout,
+            owner=Owner(spec.name, spec.namespace),
+            service_account=self._identity(spec),
         )
         if not report.passed:
             raise StepFailed(Reason.HEALTH_CHECK_FAILED, report.message)
@@ -304,15 +308,15 @@ class _Run:
         if not spec.has_finalizer:
             return Outcome(None, None)
         inventory = self._old_inventory()
-        policy = spec.build.deletion_policy
-        delete = policy in ("Delete", "WaitForTermination") or (
-            policy == "MirrorPrune" and spec.build.prune
-        )
-        if delete and inventory and not spec.build.suspend:
-            pruned = self.deps.engines.prune(
+        if inventory:
+            pruned = self.deps.engines.finalize(
                 inventory,
                 owner=Owner(spec.name, spec.namespace),
                 service_account=self._identity(spec),
+                policy=spec.build.deletion_policy,
+                prune_enabled=spec.build.prune,
+                suspended=spec.build.suspend,
+                timeout=spec.timeout,
             )
             self._announce(pruned.changes, None)
             if pruned.error is not None:

@@ -91,9 +91,23 @@ class Engines(Protocol):
         *,
         rules: ExprRules,
         timeout: dt.timedelta,
+        owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
         """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
+
+    def finalize(
+        self,
+        inventory: Sequence[InventoryEntry],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        policy: str,
+        prune_enabled: bool,
+        suspended: bool,
+        timeout: float,
+    ) -> Pruned:
+        """Delete what `deletionPolicy` says must go with the Kustomization."""
 
 
 class EventSink(Protocol):

@@ -81,6 +81,9 @@ class Engines:
     pruned: list[list[InventoryEntry]] = field(default_factory=list)
     waited: list[list[ObjectRef]] = field(default_factory=list)
     identities: list[str | None] = field(default_factory=list)
+    finalized: list[tuple[list[InventoryEntry], str, bool, bool, float]] = field(
+        default_factory=list
+    )
     apply_error: str | None = None
     prune_error: str | None = None
     health_error: str | None = None
@@ -109,12 +112,29 @@ class Engines:
             return Pruned((), tuple(stale), self.prune_error)
         return Pruned(tuple(ChangeEntry(e.id, "deleted") for e in stale))
 
+    def finalize(
+        self,
+        inventory: Sequence[InventoryEntry],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        policy: str,
+        prune_enabled: bool,
+        suspended: bool,
+        timeout: float,
+    ) -> Pruned:
+        self.finalized.append((list(inventory), policy, prune_enabled, suspended, timeout))
+        if self.prune_error:
+            return Pruned((), tuple(inventory), self.prune_error)
+        return Pruned(tuple(ChangeEntry(e.id, "deleted") for e in inventory))
+
     def wait(
         self,
         targets: Sequence[ObjectRef],
         *,
         rules: Any,
         timeout: dt.timedelta,
+        owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
         self.waited.append(list(targets))
