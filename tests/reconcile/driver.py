@@ -8,76 +8,21 @@ each is Ready (or the rounds run out), which is what the work queue achieves wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from core.cluster.fluxobjects import LiveCluster as FluxObjects
 from reconciler.kustomization.deps import Deps
 from reconciler.kustomization.model import FINALIZER, FinalizerChange, Outcome
 from reconciler.pipeline import reconcile_kustomization
+from reconciler.status_writer import write_status
 
-__all__ = ["Driver", "DynamicReader", "ListSink"]
+__all__ = ["Driver"]
 
 GROUP, VERSION, PLURAL = "kustomize.toolkit.fluxcd.io", "v1", "kustomizations"
-
-
-class DynamicReader:
-    """The pipeline's `ObjectReader` over the Kubernetes dynamic client (uncached reads)."""
-
-    def __init__(self, dynamic: DynamicClient) -> None:
-        self._dynamic = dynamic
-
-    def get(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> Mapping[str, Any] | None:
-        try:
-            resource = self._dynamic.resources.get(api_version=api_version, kind=kind)
-            found: dict[str, Any] = resource.get(name=name, namespace=namespace or None).to_dict()
-        except (NotFoundError, ResourceNotFoundError):
-            return None
-        return found
-
-
-@dataclass
-class ListSink:
-    """Keeps every event the pipeline records (besides any real recorder)."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(
-        self,
-        obj: Mapping[str, Any],
-        severity: str,
-        message: str,
-        *,
-        revision: str = "",
-        origin_revision: str = "",
-        commit_status: bool = False,
-        reason: str = "",
-    ) -> object:
-        meta = obj.get("metadata") or {}
-        self.events.append(
-            {
-                "object": f"{meta.get('namespace')}/{meta.get('name')}",
-                "severity": severity,
-                "reason": reason,
-                "message": message,
-                "revision": revision,
-            }
-        )
-        return None
-
-
-def status_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch from `before` to `after` at the top level of the status."""
-    patch: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
-    patch.update({k: None for k in before if k not in after})
-    return patch
 
 
 class Driver:
@@ -85,6 +30,7 @@ class Driver:
 
     def __init__(self, kube_client: Any, deps: Deps) -> None:
         self.custom = k8s.CustomObjectsApi(kube_client)
+        self.flux = FluxObjects(kube_client)
         self.deps = deps
         self.outcomes: list[tuple[str, Outcome]] = []
 
@@ -102,11 +48,7 @@ class Driver:
         if outcome.finalizer is FinalizerChange.ADD:
             self._finalizers(namespace, name, [*finalizers, FINALIZER])
         if outcome.status is not None:
-            patch = status_patch(obj.get("status") or {}, outcome.status)
-            if patch:
-                self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, PLURAL, name, {"status": patch}
-                )
+            write_status(self.flux, obj, outcome.status)
         if outcome.finalizer is FinalizerChange.REMOVE:
             self._finalizers(namespace, name, [f for f in finalizers if f != FINALIZER])
         return outcome
@@ -130,6 +72,7 @@ class Driver:
         for _ in range(rounds):
             for name in self.names(namespace):
                 last[name] = self.reconcile(namespace, name)
-            if last and all(outcome.ready for outcome in last.values()):
+            settled = set(last) == set(self.names(namespace))
+            if settled and all(outcome.ready for outcome in last.values()):
                 break
         return last
