@@ -152,10 +152,7 @@ class EventRecorder:
 
         `reason` defaults to Flux's choice: the object's Ready reason, else the severity.
         """
-        if severity not in (INFO, ERROR):
-            raise ValueError(f"severity must be {INFO!r} or {ERROR!r}, not {severity!r}")
-        involved = involved_object(obj)
-        group = involved.group
+        group = involved_object(obj).group
         metadata: dict[str, str] = {}
         if revision:
             metadata[f"{group}/revision"] = revision
@@ -163,6 +160,31 @@ class EventRecorder:
             metadata[f"{group}/originRevision"] = origin_revision
         if commit_status:
             metadata[f"{group}/commit_status"] = "update"
+        return self._emit(obj, severity, reason, message, metadata)
+
+    def event(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        severity: str,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str],
+    ) -> None:
+        """Record one event whose metadata the caller built (the pipeline's event sink)."""
+        self._emit(obj, severity, reason, message, metadata)
+
+    def _emit(
+        self,
+        obj: Mapping[str, Any],
+        severity: str,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str],
+    ) -> Event:
+        if severity not in (INFO, ERROR):
+            raise ValueError(f"severity must be {INFO!r} or {ERROR!r}, not {severity!r}")
+        involved = involved_object(obj)
         now = self._clock()
         event = Event(
             involved_object=involved,
@@ -171,7 +193,7 @@ class EventRecorder:
             message=message,
             reason=reason or _ready_reason(obj) or severity,
             reporting_controller=CONTROLLER,
-            metadata=metadata,
+            metadata=dict(metadata),
             reporting_instance=self._instance,
         )
         if self._writer is not None:

@@ -18,7 +18,8 @@ What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCh
   `Health check failed after 30.004s: timeout waiting for: [Deployment/apps/podinfo status:
   'InProgress']` and `... failed early due to stalled resources: [... status: 'Failed']`.
 
-The cluster is reached only through the `ObjectReader` seam; a missing object is NotFound (a
+The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the cluster
+port to it); a missing object is NotFound (a
 Job declared with `ttlSecondsAfterFinished` that is gone counts as Current, as in Flux), an
 unreadable one Unknown. Nothing here writes to the cluster or logs.
 """
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.cluster.port import NotFound, Reader, UnknownKind
 from core.errors import InputError, TidegateError
 from core.health import Result, Status, compute
 from policies.cel.engine import CompileError, Engine, EvalError, Program
@@ -39,6 +41,7 @@ from reconciler.status import go_duration
 __all__ = [
     "FLUX_INTERVAL",
     "OBJECT_FIELDS",
+    "ClusterReader",
     "ExprRules",
     "HealthChecker",
     "HealthReport",
@@ -97,6 +100,26 @@ class ObjectReader(Protocol):
         Raises `TidegateError` when it cannot be read (forbidden, unreachable, unknown kind).
         """
         ...
+
+
+class ClusterReader:
+    """The `ObjectReader` over the cluster port (`core.cluster.live.LiveCluster` in production).
+
+    A missing object reads as None; a kind the apiserver does not serve (a CRD not installed
+    yet) stays an error, so the object is Unknown for that poll rather than NotFound.
+    """
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._reader.get(ref.api_version, ref.kind, ref.namespace, ref.name)
+        except UnknownKind:
+            raise
+        except NotFound:
+            return None
 
 
 class InvalidExpressionError(InputError):

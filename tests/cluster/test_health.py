@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.dynamic.exceptions import NotFoundError
 
 from core.cluster.fluxobjects import LiveCluster
+from core.cluster.live import LiveCluster as PortCluster
 from core.health import Status, compute
 from reconciler import crds
 from reconciler import status as st
 from reconciler.events import ERROR, INFO, EventRecorder, finished_message
-from reconciler.health import ExprRules, HealthChecker, ObjectRef, targets
+from reconciler.health import ClusterReader, ExprRules, HealthChecker, ObjectRef, targets
 from reconciler.status_writer import write_status
 from tests.cluster.kube import apply, eventually, kubectl, kubectl_json, unique_name
 
@@ -38,24 +38,13 @@ REV = "main@sha1:" + "d" * 40
 GROUP = "tidegate-test.dev"
 
 
-class DynamicReader:
-    """The health checker's reader over the Kubernetes dynamic client."""
-
-    def __init__(self, dynamic: Any) -> None:
-        self.dynamic = dynamic
-
-    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
-        resource = self.dynamic.resources.get(api_version=ref.api_version, kind=ref.kind)
-        try:
-            found = resource.get(name=ref.name, namespace=ref.namespace or None)
-        except NotFoundError:
-            return None
-        result: dict[str, Any] = found.to_dict()
-        return result
+def _reader(dynamic_client: Any) -> ClusterReader:
+    """The production reader: the cluster port's live adapter, on the session's client."""
+    return ClusterReader(PortCluster(dynamic_client.client))
 
 
 def _checker(dynamic_client: Any, rules: ExprRules | None = None) -> HealthChecker:
-    return HealthChecker(DynamicReader(dynamic_client), rules or ExprRules.none(), interval=POLL)
+    return HealthChecker(_reader(dynamic_client), rules or ExprRules.none(), interval=POLL)
 
 
 def _deployment(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -85,7 +74,7 @@ def test_a_deployment_that_becomes_available_is_current(
     report = _checker(dynamic_client).wait([ref], LONG)
 
     assert report.passed, report.message
-    live = DynamicReader(dynamic_client).read(ref)
+    live = _reader(dynamic_client).read(ref)
     assert live is not None
     assert compute(live).message == "Deployment is available. Replicas: 2"
 
@@ -123,7 +112,7 @@ def test_a_pod_that_cannot_be_scheduled_is_failed_after_the_window(
         return None
 
     name = eventually(unschedulable_pod, "an Unschedulable pod")
-    pod = DynamicReader(dynamic_client).read(ObjectRef("v1", "Pod", name, namespace))
+    pod = _reader(dynamic_client).read(ObjectRef("v1", "Pod", name, namespace))
     assert pod is not None
     created = datetime.datetime.fromisoformat(
         pod["metadata"]["creationTimestamp"].replace("Z", "+00:00")
@@ -152,7 +141,7 @@ def test_a_job_that_completes_is_current(dynamic_client: Any, namespace: str) ->
     }
     apply(dynamic_client, job)
     ref = ObjectRef("batch/v1", "Job", "migrate", namespace)
-    reader = DynamicReader(dynamic_client)
+    reader = _reader(dynamic_client)
 
     report = _checker(dynamic_client).wait([ref], LONG)
 
@@ -246,7 +235,7 @@ def test_a_custom_resource_is_judged_by_its_ready_condition(
         "observedGeneration": 1, "conditions": [_condition("Ready", "False", "Provisioning")],
     })  # fmt: skip
     ref = ObjectRef(f"{GROUP}/v1", "Widget", name, namespace)
-    reader = DynamicReader(dynamic_client)
+    reader = _reader(dynamic_client)
 
     class FlipsReadyAfterFirstRead:
         reads = 0

@@ -241,3 +241,22 @@ def test_an_unchanged_status_is_not_written() -> None:
 
     assert write_status(patcher, obj, {"observedGeneration": 3}) == obj
     assert patcher.calls == []
+
+
+def test_the_recorder_takes_the_pipelines_events_as_they_are() -> None:
+    writer = Writer()
+    got: list[Event] = []
+    metadata = {"kustomize.toolkit.fluxcd.io/revision": REV}
+
+    _recorder(writer, got.append).event(
+        _ks(), severity=ERROR, reason="ArtifactFailed", message="no artifact", metadata=metadata
+    )
+
+    assert (got[0].reason, got[0].message, dict(got[0].metadata)) == (
+        "ArtifactFailed",
+        "no artifact",
+        metadata,
+    )
+    body = writer.created[0][1]
+    assert (body["type"], body["reason"]) == ("Warning", "ArtifactFailed")
+    assert body["metadata"]["annotations"] == metadata

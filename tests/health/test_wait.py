@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from core.cluster.port import NotFound, UnknownKind
 from core.errors import InputError, TidegateError
 from core.health import Status
 from reconciler.health import (
+    ClusterReader,
     ExprRules,
     HealthChecker,
     InvalidExpressionError,
@@ -75,7 +77,7 @@ class Clock:
         self.t += seconds
 
 
-def _checker(reader: Script, **kwargs: Any) -> HealthChecker:
+def _checker(reader: Any, **kwargs: Any) -> HealthChecker:
     clock = Clock()
     return HealthChecker(reader, clock=clock, sleep=clock.sleep, **kwargs)
 
@@ -351,3 +353,38 @@ def test_the_wait_uses_the_expressions() -> None:
         "Health check failed after 0s: failed early due to stalled resources: "
         "[SealedSecret/apps/s status: 'Failed']"
     )
+
+
+# --- the reader over the cluster port -------------------------------------------------------
+
+
+class Port:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+
+    def list(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+
+def test_the_cluster_reader_reads_missing_objects_as_none_and_unknown_kinds_as_errors() -> None:
+    assert ClusterReader(Port()).read(DEPLOY) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "podinfo"},
+    }
+    assert ClusterReader(Port(NotFound("Deployment/apps/podinfo not found"))).read(DEPLOY) is None
+    with pytest.raises(UnknownKind):
+        ClusterReader(Port(UnknownKind("no matches for kind"))).read(DEPLOY)
+
+
+def test_an_uninstalled_kind_is_unknown_not_missing() -> None:
+    reader = ClusterReader(Port(UnknownKind('no matches for kind "Widget"')))
+
+    report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
+
+    assert report.message.endswith("[Deployment/apps/podinfo status: 'Unknown']")
