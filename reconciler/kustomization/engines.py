@@ -24,7 +24,7 @@ from core.inventory import Entry, Inventory, parse_id
 from reconciler import apply as apply_engine
 from reconciler import prune as prune_engine
 from reconciler.changeset import ChangeSet
-from reconciler.health import ExprRules, HealthChecker, HealthReport, ObjectRef
+from reconciler.health import ClusterReader, ExprRules, HealthChecker, HealthReport, ObjectRef
 from reconciler.kustomization.deps import Applied, Owner, Pruned
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
@@ -32,7 +32,7 @@ __all__ = ["LiveEngines", "PortReader"]
 
 
 class PortReader:
-    """The pipeline's and the health checker's object reads over a cluster port."""
+    """The pipeline's object reads over a cluster port: a missing object or kind is None."""
 
     def __init__(self, port: ClusterPort) -> None:
         self._port = port
@@ -45,10 +45,6 @@ class PortReader:
             return self._port.get(api_version, kind, namespace, name)
         except NotFound:
             return None
-
-    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
-        """`reconciler.health.ObjectReader`: the object a health check names."""
-        return self.get(ref.api_version, ref.kind, ref.namespace, ref.name)
 
 
 class LiveEngines:
@@ -145,7 +141,7 @@ class LiveEngines:
     ) -> HealthReport:
         """Poll `targets` with kstatus until Current, failed, or `timeout`."""
         port = self.port(owner.namespace, service_account)
-        checker = HealthChecker(PortReader(port), rules, interval=self._health_interval)
+        checker = HealthChecker(ClusterReader(port), rules, interval=self._health_interval)
         return checker.wait(targets, timeout)
 
 
