@@ -13,13 +13,15 @@ import pytest
 
 from core.cluster.port import NotFound, UnknownKind
 from core.errors import InputError, TidegateError
-from core.health import Status
+from core.health import Status, compute
 from reconciler.health import (
     ClusterReader,
     ExprRules,
     HealthChecker,
     InvalidExpressionError,
     ObjectRef,
+    job_status,
+    jobs_with_ttl,
     status_of,
     targets,
 )
@@ -389,3 +391,56 @@ def test_an_uninstalled_kind_is_unknown_not_missing() -> None:
     report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
 
     assert report.message.endswith("[Deployment/apps/podinfo status: 'Unknown']")
+
+
+# --- Jobs: kustomize-controller's own rule -------------------------------------------------
+
+
+def _job(conditions: list[dict[str, str]], **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "apps", "generation": 1},
+        "spec": {"completions": 2},
+        "status": {"startTime": "2026-11-30T12:00:00Z", "conditions": conditions, **status},
+    }
+
+
+def test_a_running_job_is_in_progress_for_flux_though_current_for_kstatus() -> None:
+    running = _job([], active=1)
+
+    assert compute(running).status is Status.CURRENT
+    assert status_of(running, ExprRules.none()).status is Status.IN_PROGRESS
+    assert job_status(running).message == "Job in progress"
+    assert job_status(running).conditions[0].reason == "JobInProgress"
+
+
+def test_a_finished_job_is_current_and_a_failed_one_failed() -> None:
+    done = _job([{"type": "Complete", "status": "True"}], succeeded=2)
+    broken = _job([{"type": "Failed", "status": "True"}], failed=3)
+
+    assert (job_status(done).status, job_status(done).message) == (
+        Status.CURRENT,
+        "Job Completed. succeeded: 2/2",
+    )
+    assert (job_status(broken).status, job_status(broken).message) == (
+        Status.FAILED,
+        "Job Failed. failed: 3/2",
+    )
+
+
+def test_the_job_rule_comes_before_expressions() -> None:
+    rules = ExprRules.compile(
+        _ks({"healthCheckExprs": [{"apiVersion": "batch/v1", "kind": "Job", "current": "true"}]})
+    )
+
+    assert status_of(_job([]), rules).status is Status.IN_PROGRESS
+
+
+def test_jobs_with_ttl_are_found_among_the_built_objects() -> None:
+    with_ttl = {**_job([]), "spec": {"ttlSecondsAfterFinished": 0}}
+    other = {**_job([]), "metadata": {"name": "keep", "namespace": "apps"}}
+
+    assert jobs_with_ttl([with_ttl, other, {"kind": "ConfigMap"}]) == {
+        ObjectRef("batch/v1", "Job", "migrate", "apps")
+    }
