@@ -91,24 +91,43 @@ class Engines(Protocol):
         *,
         rules: ExprRules,
         timeout: dt.timedelta,
+        owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
         """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
 
+    def finalize(
+        self,
+        inventory: Sequence[InventoryEntry],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        policy: str,
+        prune_enabled: bool,
+        suspended: bool,
+        timeout: float,
+    ) -> Pruned:
+        """Delete what `deletionPolicy` says must go with the Kustomization."""
+
 
 class EventSink(Protocol):
-    """Where Flux-style events go (Kubernetes Events, the notifier)."""
+    """Where Flux-style events go.
 
-    def event(
+    `reconciler.events.EventRecorder` (Kubernetes Events and the notifier's subscribers) is one.
+    """
+
+    def record(
         self,
         obj: Mapping[str, Any],
-        *,
         severity: str,
-        reason: str,
         message: str,
-        metadata: Mapping[str, str],
-    ) -> None:
-        """Record one event about `obj`; severity is `info` or `error`."""
+        *,
+        revision: str = "",
+        origin_revision: str = "",
+        commit_status: bool = False,
+        reason: str = "",
+    ) -> object:
+        """Record one event about `obj` (with its latest status); severity `info` or `error`."""
 
 
 class Clock(Protocol):
