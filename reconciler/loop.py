@@ -90,12 +90,13 @@ class Loop:
         jitter_percentage: float = 5.0,
         backoff: Backoff[ObjectRef] | None = None,
         metrics: Metrics | None = None,
+        cache: Cache | None = None,
         watch_timeout: int = 300,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrent < 1:
             raise ValueError(f"--concurrent must be at least 1, got {concurrent}")
-        self.cache = Cache()
+        self.cache = cache if cache is not None else Cache()
         self.queue: WorkQueue[ObjectRef] = WorkQueue(backoff or Backoff())
         self._source = source
         self._controllers = {c.kind.kind: c for c in controllers}
