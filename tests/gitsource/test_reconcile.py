@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -332,3 +333,35 @@ def test_an_archive_over_its_bound_is_a_storage_failure(
     assert _conditions(result)["Ready"][:2] == ("False", "ArchiveOperationFailed")
     assert not list((tmp_path / "storage").rglob("*.tar.gz"))
     assert not list((tmp_path / "storage").rglob(".incoming-*"))
+
+
+def test_an_artifact_lost_from_storage_is_stored_again(
+    fleet: Fleet,
+    secure_git: SecureGit,
+    reconciler: GitRepositoryReconciler,
+    cluster: RecordingCluster,
+    tmp_path: Path,
+) -> None:
+    _secret(cluster, secure_git, bearerToken=GIT_TOKEN)
+    obj = _object(secure_git.https.repo_url(fleet.name), secretRef={"name": "git-auth"})
+    first = reconcile_git_repository(obj, reconciler)
+    assert first.status is not None
+    (tmp_path / "storage" / first.status["artifact"]["path"]).unlink()  # a restart on emptyDir
+    again = reconcile_git_repository(_with_status(obj, first), reconciler)
+    assert again.status is not None
+    assert again.status["artifact"]["path"] == first.status["artifact"]["path"]
+    assert (_download(again, tmp_path / "got") / "deploy/app.yaml").exists()
+
+
+def test_a_git_server_that_never_answers_is_cut_at_the_timeout(
+    reconciler: GitRepositoryReconciler, tmp_path: Path
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        obj = _object(f"http://127.0.0.1:{port}/fleet.git", timeout="2s")
+        result = reconcile_git_repository(obj, reconciler)
+    status, reason, message = _conditions(result)["FetchFailed"]
+    assert (status, reason) == ("True", "GitOperationFailed")
+    assert "timed out after 2s" in message
