@@ -479,3 +479,27 @@ def test_jobs_with_ttl_are_found_among_the_built_objects() -> None:
     assert jobs_with_ttl([with_ttl, other, {"kind": "ConfigMap"}]) == {
         ObjectRef("batch/v1", "Job", "migrate", "apps")
     }
+
+
+def test_expressions_see_the_objects_data_and_report_their_errors() -> None:
+    rules = ExprRules.compile(
+        _ks(
+            {
+                "healthCheckExprs": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "current": "data.ready == 'yes'"}
+                ]
+            }
+        )
+    )
+    ref = ObjectRef("v1", "ConfigMap", "flag", "apps")
+    ready = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"ready": "yes"}}
+    empty = {"apiVersion": "v1", "kind": "ConfigMap", "data": {}}
+
+    passed = _checker(Script({ref: [ready]}), rules=rules).wait([ref], datetime.timedelta(0))
+    failed = _checker(Script({ref: [empty]}), rules=rules).wait([ref], datetime.timedelta(0))
+
+    assert passed.passed
+    assert failed.error.startswith(
+        "timeout waiting for: [ConfigMap/apps/flag status: 'Unknown': failed to evaluate the CEL "
+        "expression 'data.ready == 'yes'': "
+    )
