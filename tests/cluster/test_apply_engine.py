@@ -108,6 +108,12 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
         _deployment(namespace, "web"),
         _service(namespace, "web"),
         _config_map(namespace, "settings", {"colour": "blue"}),
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "token", "namespace": namespace},
+            "stringData": {"token": "not-really-secret"},
+        },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
             "apiVersion": "scheduling.k8s.io/v1",
@@ -124,6 +130,7 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
         f"Namespace/{namespace} created",
         f"PriorityClass/{namespace} created",
         f"ConfigMap/{namespace}/settings created",
+        f"Secret/{namespace}/token created",
         f"Service/{namespace}/web created",
         f"Deployment/{namespace}/web created",
     ]
@@ -131,6 +138,7 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
         {"id": f"_{namespace}__Namespace", "v": "v1"},
         {"id": f"_{namespace}_scheduling.k8s.io_PriorityClass", "v": "v1"},
         {"id": f"{namespace}_settings__ConfigMap", "v": "v1"},
+        {"id": f"{namespace}_token__Secret", "v": "v1"},
         {"id": f"{namespace}_web__Service", "v": "v1"},
         {"id": f"{namespace}_web_apps_Deployment", "v": "v1"},
     ]
@@ -148,7 +156,7 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
     def versions() -> dict[str, str]:
         return {
             kind: _get(admin_kubeconfig, kind, namespace, name)["metadata"]["resourceVersion"]
-            for kind, name in (("service", "web"), ("configmap", "settings"))
+            for kind, name in (("service", "web"), ("configmap", "settings"), ("secret", "token"))
         }
 
     before = versions()
@@ -159,7 +167,11 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
     assert set(second.actions().values()) == {Action.UNCHANGED}
     assert second.summary() == ""
     assert _writes(again) == 0
-    assert again.requests["dry-run"] == 5
+    assert again.requests["dry-run"] == 6
+    # Discovery is read once per group-version (v1, scheduling.k8s.io/v1, apps/v1), then cached.
+    assert again.requests["discovery"] == 3
+    apply_objects(again, objects, owner=OWNER)
+    assert again.requests["discovery"] == 3
     assert versions() == before
     assert _get(admin_kubeconfig, "deployment", namespace, "web")["metadata"]["generation"] == 1
 
@@ -390,6 +402,8 @@ def test_a_custom_resource_is_applied_after_its_definition_in_the_same_set(
     ]
     live = kubectl_get(admin_kubeconfig, f"{plural}.{GROUP}", "one", "-n", namespace)
     assert live["spec"] == {"size": 3}
+    again = apply_objects(port, _clear(custom, crd), owner=OWNER)
+    assert set(again.actions().values()) == {Action.UNCHANGED}
     kubectl(admin_kubeconfig, "delete", "crd", f"{plural}.{GROUP}", "--wait=false")
 
 
