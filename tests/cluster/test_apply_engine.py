@@ -521,3 +521,34 @@ def test_secret_values_are_absent_from_every_error_and_log(
         for value in (SECRET_VALUE, FIRST_VALUE):
             assert value not in text
             assert base64.b64encode(value.encode()).decode() not in text
+
+
+def test_a_steady_apply_reads_owned_objects_with_one_list_per_kind(
+    port: LiveCluster, namespace: str, kube_client: Any, admin_kubeconfig: Path
+) -> None:
+    objects = _clear(*(_config_map(namespace, f"cm-{i}", {"i": str(i)}) for i in range(3)))
+    apply_objects(port, objects, owner=OWNER)
+    kubectl(
+        admin_kubeconfig,
+        "label",
+        "configmap/cm-2",
+        "-n",
+        namespace,
+        "kustomize.toolkit.fluxcd.io/name-",
+    )
+
+    steady = LiveCluster(kube_client)
+    result = apply_objects(steady, objects, owner=OWNER)
+
+    assert result.actions() == {
+        f"ConfigMap/{namespace}/cm-0": Action.UNCHANGED,
+        f"ConfigMap/{namespace}/cm-1": Action.UNCHANGED,
+        f"ConfigMap/{namespace}/cm-2": Action.CONFIGURED,
+    }
+    # cm-2 lost its label, so the list misses it and it is read on its own (then relabelled).
+    assert {v: steady.requests[v] for v in ("list", "get", "dry-run", "apply")} == {
+        "list": 1,
+        "get": 1,
+        "dry-run": 3,
+        "apply": 1,
+    }
