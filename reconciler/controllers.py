@@ -100,9 +100,6 @@ class KustomizationController:
     def _finalizers(
         self, namespace: str, name: str, finalizers: list[str], meta: Mapping[str, Any]
     ) -> dict[str, Any]:
-        # Guarded by the resourceVersion read, so a finalizer another party added meanwhile is
-        # never dropped by this whole-list patch: the write fails and the run is retried.
-        patch = {
-            "metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}
-        }
+        # Not guarded by the resourceVersion read: the run's own progress writes move it.
+        patch = {"metadata": {"finalizers": finalizers}}
         return self._writer.merge_patch(KUSTOMIZATION, namespace, name, patch)
