@@ -54,6 +54,7 @@ _AUTH_MARKERS = (
     "permission denied (publickey",
     "access denied",
 )
+_MAX_SUBJECT = 200
 _TAG_LINE = re.compile(r"^[0-9a-f]{40,64}\trefs/tags/(\S+)$")
 
 
@@ -76,6 +77,8 @@ class Checkout:
     commit: str
     revision: str
     """Flux's revision string, such as `main@sha1:<hex>`."""
+    subject: str = ""
+    """The first line of the commit message (repository content: shown, never trusted)."""
 
 
 class GitFetcher:
@@ -127,6 +130,9 @@ class GitFetcher:
                     f"+{target.fetch}:{_FETCHED}",
                 )
                 commit = self._git(cache, limits, "rev-parse", "--verify", f"{_FETCHED}^{{commit}}")
+                subject = self._git(
+                    cache, limits, "log", "-1", "--no-show-signature", "--format=%s", _FETCHED
+                )
         except CredentialsError as exc:
             raise FetchError(AUTHENTICATION_FAILED, f"{_PREFIX}: {exc}") from None
         except InputError as exc:
@@ -139,7 +145,8 @@ class GitFetcher:
             raise FetchError(
                 GIT_OPERATION_FAILED, f"{_PREFIX}: fetched commit {sha} instead of {target.commit}"
             )
-        return Checkout(cache, sha, revision(target.label, sha))
+        shown = subject.decode(errors="replace").strip()[:_MAX_SUBJECT]
+        return Checkout(cache, sha, revision(target.label, sha), shown)
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove the object's cache (it was deleted, or its URL changed)."""
