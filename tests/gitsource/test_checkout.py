@@ -342,3 +342,18 @@ def _processes_holding(token: str) -> list[str]:
         for pid in _all_pids()
         if token.encode() in _read(pid, "environ")
     ]
+
+
+def test_what_earlier_fetches_left_behind_is_pruned_to_stay_in_bounds(
+    fleet: Fleet, secure_git: SecureGit, basic: GitCredentials, tmp_path: Path
+) -> None:
+    fetcher = GitFetcher(tmp_path / "c", max_repository_bytes=300_000)
+    url = secure_git.https.repo_url(fleet.name)
+    for round_ in range(4):
+        # 100 kB that does not compress: each revision alone fits, all four would not.
+        head = fleet.push({"blob.bin": os.urandom(100_000)}, branch="main")
+        got = fetcher.fetch("ns", "fleet", url, _ref(branch="main"), basic, timeout=TIMEOUT)
+        assert got.commit == head, round_
+    assert got.repository.exists()
+    size = sum(p.stat().st_size for p in got.repository.rglob("*") if p.is_file())
+    assert size <= 300_000
