@@ -20,7 +20,7 @@ from core.errors import TidegateError
 from devenv import toolchain
 from reconciler import logs
 from reconciler.runtime import Runtime, Settings
-from reconciler.wiring import kustomization_controllers
+from reconciler.wiring import controllers
 
 __all__ = ["EPILOG", "add_controller_arguments", "run_controller"]
 
@@ -85,6 +85,18 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="download artifacts from loopback addresses (development clusters only)",
     )
+    group.add_argument(
+        "--storage-path", type=Path, default=None, help="where GitRepository artifacts are kept"
+    )
+    group.add_argument(
+        "--storage-addr",
+        type=_address,
+        default=("0.0.0.0", 9090),  # noqa: S104 - the artifact server faces the cluster
+        help="the artifact server's address (:9090)",
+    )
+    group.add_argument(
+        "--storage-adv-addr", default="", help="the artifact server's advertised host:port"
+    )
     group.add_argument("--kustomize", type=Path, default=None, help="the kustomize binary")
     group.add_argument("--work-dir", type=Path, default=None, help="artifacts and builds")
     group.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
@@ -117,8 +129,11 @@ def run_controller(args: argparse.Namespace) -> int:
         max_retry_delay=args.max_retry_delay,
         artifact_allow_loopback=args.artifact_allow_loopback,
         work_dir=args.work_dir,
+        storage_path=args.storage_path,
+        storage_addr=args.storage_addr,
+        storage_adv_addr=args.storage_adv_addr,
     )
-    return Runtime(settings, kustomization_controllers).run()
+    return Runtime(settings, controllers).run()
 
 
 def _kustomize(explicit: Path | None) -> Path:

@@ -4,7 +4,8 @@
 dequeued; the `ReconcileResult` says when to requeue. The steps, one per method:
 
 1. suspended (`spec.suspend`): nothing happens, no requeue (a resume changes the object);
-2. read the spec (`reconciler.source.spec`); a spec that cannot work stalls the object;
+2. read the spec (`reconciler.source.spec`); a spec that cannot work stalls the object; a new
+   generation is first marked Reconciling (persisted) before anything is fetched;
 3. credentials: the Secret of `spec.secretRef` in the object's namespace;
 4. fetch the ref into the object's cache (`reconciler.source.checkout`);
 5. artifact: when the revision, the ignore rules and the stored file are unchanged the current
@@ -135,6 +136,9 @@ class GitRepositoryReconciler:
         if spec.suspend:
             return ReconcileResult(None, False, "Suspended", "reconciliation is suspended")
         old = obj.get("status") or {}
+        if source_status.generation_message(old, spec.generation):
+            progress = source_status.progressing(old, generation=spec.generation, now=self.clock())
+            self._write(spec, old, progress)
         try:
             credentials = self._credentials(spec)
             checkout = self.fetcher.fetch(

@@ -137,12 +137,22 @@ def test_a_pass_stores_the_artifact_and_writes_fluxs_status(
     assert result.status["lastHandledReconcileAt"] == "2026-03-01T11:59:00Z"
     assert "observedIgnore" not in result.status
     assert cluster.patches[-1] == {"status": dict(result.status)}
+    # Before fetching a new generation, the object was marked in progress.
+    message = "processing object: new generation -1 -> 1"
+    assert [
+        (c["type"], c["status"], c["reason"], c["message"])
+        for c in cluster.patches[0]["status"]["conditions"]
+    ] == [
+        ("Ready", "Unknown", "Progressing", message),
+        ("Reconciling", "True", "Progressing", message),
+    ]
     got = _download(result, tmp_path / "got")
     assert (got / "deploy/app.yaml").read_bytes() == b"kind: ConfigMap\ndata: {}\n"
 
     again = reconcile_git_repository(_with_status(obj, result), reconciler)
     assert again.status is not None
     assert again.status["artifact"] == artifact  # up to date: nothing new stored
+    assert len(cluster.patches) == 3  # an observed generation needs no progress patch
 
 
 def test_new_commits_and_ignore_rules_make_new_artifacts(

@@ -349,3 +349,15 @@ def test_generic_receivers_get_the_lifecycle_events_signed_and_slack_only_the_ou
     # Slack gets the failure; the pending status update stays with git and generic receivers.
     (message,) = [json.loads(r.body) for r in slack.received]
     assert message["attachments"][0]["text"] == "kustomize build failed"
+
+
+def test_a_notifier_that_fails_never_fails_the_reconcile(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: Event, **_: Any) -> int:
+        raise RuntimeError("Alerts cannot be listed")
+
+    reporter = DeployReporter(broken)
+    reporter.applying(kustomization(), revision(NEW))
+    reporter.applied(kustomization(), revision(NEW), changes=(), seconds=1, healthy=False)
+    recorder = EventRecorder(None, [reporter.forward])
+    recorder.record(kustomization(), "info", "done", revision=revision(NEW), commit_status=True)
+    assert caplog.text.count("not sent: Alerts cannot be listed") == 2
