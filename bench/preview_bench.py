@@ -514,10 +514,12 @@ def measure_change(
     base_tree, head_tree = run.trees[BASE_TREE], run.trees[change.name]
     result = ChangeResult(change.name, change.description, len(change.head_units), Series())
     run.results.append(result)
-    result.floor = repeat(
-        times, lambda _: floor_once(run.kustomize, base_tree, head_tree, change, run.args.timeout)
-    )
-    run.record(change.name, "floor", result.floor)
+    if not run.args.skip_floor:
+        result.floor = repeat(
+            times,
+            lambda _: floor_once(run.kustomize, base_tree, head_tree, change, run.args.timeout),
+        )
+        run.record(change.name, "floor", result.floor)
     if tidegate:
         tool, warm = tidegate
         report = run.work / f"tidegate-{change.name}.json"
@@ -673,6 +675,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pass --changed-only to `tidegate preview` (the cache is warmed the same way)",
     )
     parser.add_argument("--skip-flate", action="store_true")
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="leave out the bare kustomize floor"
+    )
     parser.add_argument("--skip-tidegate", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
