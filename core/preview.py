@@ -188,7 +188,7 @@ def _selection(
     if reason is not None:
         say(f"changed-only: off ({reason})")
         return None
-    return affected.Selection(changed)
+    return affected.Selection(changed, affected.changed_entries(base_tree, head_tree, changed))
 
 
 def _recheck(

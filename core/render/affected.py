@@ -45,6 +45,7 @@ from core.config import CONFIG_FILE
 from core.host.paths import normalize
 from core.model import Manifest, ObjectRef, UnitRef
 from core.render import kustomize
+from core.render.cache import CachedRender, RenderCache, canonical_key, watched_dirs
 from core.render.walk import kustomize_inputs
 from core.repo.git import Tree
 from core.repo.sourceignore import IGNORE_FILE
@@ -56,6 +57,7 @@ __all__ = [
     "UNCHANGED",
     "Footprint",
     "Selection",
+    "changed_entries",
     "changed_paths",
     "global_reason",
     "proven_count",
@@ -69,6 +71,8 @@ render at both sides (and the objects are never needed: nothing else reads them)
 # group ends in fluxcd.io) and CRDs, which decide other objects' scopes.
 _MARKERS = (b"fluxcd.io", b"CustomResourceDefinition")
 _FLUX_DOMAIN = "fluxcd.io"
+# Marks a consulted path among a stored footprint's inputs (see `Selection._footprint`).
+_CONSULTED = "/."
 
 
 def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
@@ -78,6 +82,20 @@ def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
         if path not in base or base[path] != head[path] or base.mode(path) != head.mode(path):
             changed.add(path)
     return frozenset(changed)
+
+
+def changed_entries(base: Tree, head: Tree, changed: Iterable[str]) -> frozenset[str]:
+    """The files and directories that exist at one side only: they change their parent's listing."""
+    found: set[str] = set()
+    for path in changed:
+        probe = path
+        while probe:
+            if (base.is_file(probe) or base.is_dir(probe)) != (
+                head.is_file(probe) or head.is_dir(probe)
+            ):
+                found.add(probe)
+            probe = posixpath.dirname(probe)
+    return frozenset(found)
 
 
 def global_reason(changed: Iterable[str]) -> str | None:
@@ -116,12 +134,16 @@ class Footprint(NamedTuple):
 class _Recording:
     """A `FileSource` that records every path asked about (the walk's footprint)."""
 
-    def __init__(self, source: FileView) -> None:
+    def __init__(self, source: FileView, normal: dict[str, str]) -> None:
         self.source = source
         self.consulted: set[str] = set()
+        self._normal = normal
 
     def _note(self, path: str) -> str:
-        key = normalize(path)
+        key = self._normal.get(path)
+        if key is None:
+            # Walks ask about the same paths again and again (shared bases and components).
+            key = self._normal[path] = normalize(path)
         self.consulted.add(key)
         return key
 
@@ -176,14 +198,18 @@ class _Watched(Mapping[ObjectRef, Manifest]):
 class Selection:
     """The units a change cannot affect, for one preview; shared by its base and head."""
 
-    def __init__(self, changed: frozenset[str]) -> None:
+    def __init__(self, changed: frozenset[str], entries: frozenset[str] = frozenset()) -> None:
+        """Decide against the changed files and `changed_entries` of the two revisions."""
         self.changed = changed
+        self.entries = entries
         self.side = "base"
         self.cluster = ""
         self._proofs: dict[str, _Proof] = {}
         self._missed: dict[tuple[str, str], set[ObjectRef]] = {}
         self._marked: dict[str, bool] = {}
         self._parsed: dict[bytes, Mapping[str, Any]] = {}
+        self._remembered: dict[str, CachedRender] = {}
+        self._normal: dict[str, str] = {}
 
     def begin(self, cluster: str) -> None:
         """Say which cluster the next lookups and proofs belong to."""
@@ -198,6 +224,26 @@ class Selection:
         missed = self._missed.setdefault((self.side, self.cluster), set())
         return _Watched(objects, missed)
 
+    def remember(self, key: str, render: CachedRender, read_from: frozenset[str]) -> None:
+        """Keep a render the base found in the render cache, for the head to reuse unchecked.
+
+        The cache found it because the files it read, and the listings of their directories, hold
+        what they held when it was rendered; where the change touches none of those, the head's
+        lookup would find it again, so the head skips that lookup.
+        """
+        if self.side == "base" and self.changed.isdisjoint(read_from):
+            self._remembered[key] = render
+
+    def reuse(self, key: str) -> CachedRender | None:
+        """Return the head's render of a unit from the base's proof, or None to look it up."""
+        if self.side != "head":
+            return None
+        render = self._remembered.get(key)
+        if render is not None and not self._invalidates(render.inputs):
+            return render
+        proof = self._proofs.get(key)
+        return CachedRender(UNCHANGED, proof.inputs) if proof is not None else None
+
     def prove(
         self,
         spec: KustomizationSpec,
@@ -206,24 +252,24 @@ class Selection:
         *,
         read_from: frozenset[str],
         values: Iterable[str],
+        cache: RenderCache,
     ) -> frozenset[str] | None:
         """Return the repository inputs of a unit proven unchanged, or None to render it.
 
         `key` names everything but the files that decides the render (spec, variables, tools,
         ignore rules); `read_from` are the files defining its substitution sources, `values` the
-        substituted values.
+        substituted values. The footprint of a unit that defines nothing other units read is
+        kept in the render cache, so a later preview whose base still holds the same files
+        proves it without walking again.
         """
         if self.side != "base":
-            proof = self._proofs.get(key)
-            return proof.inputs if proof is not None else None
+            return None  # the head reuses proofs (`reuse`) and never makes new ones
         if spec.file in self.changed or not self.changed.isdisjoint(read_from):
             return None
         if any(marker.decode() in value for value in values for marker in _MARKERS):
             return None
-        footprint = self._walk(spec, source)
+        footprint = self._footprint(spec, source, canonical_key("proof", key), cache)
         if footprint is None or footprint.touched_by(self.changed) is not None:
-            return None
-        if any(self._mentions_markers(source, path) for path in footprint.files):
             return None
         inputs = source.origins(footprint.files - read_from) | read_from
         self._proofs[key] = _Proof(footprint, inputs)
@@ -250,8 +296,43 @@ class Selection:
             return "the CRDs differ"
         return None
 
+    def _invalidates(self, inputs: frozenset[str]) -> bool:
+        """Tell whether the change can invalidate a cached render, by the cache's own rule.
+
+        The cache reuses a render while its input files hold the same bytes and the directories
+        they sit in (and those above them) list the same names.
+        """
+        if not self.changed.isdisjoint(inputs):
+            return True
+        dirs = set(watched_dirs(inputs))
+        return any(posixpath.dirname(entry) in dirs for entry in self.entries)
+
+    def _footprint(
+        self, spec: KustomizationSpec, source: FileView, key: str, cache: RenderCache
+    ) -> Footprint | None:
+        """The footprint of a unit whose files define nothing other units read, or None.
+
+        Stored as a render without objects whose inputs are the files the walk found plus every
+        consulted path with `/.` appended: the cache then watches each consulted path's listing
+        and its parent's, so the stored footprint is found only while the walk would find it.
+        """
+        stored = cache.lookup(key, source)
+        if stored is not None and not stored.objects:
+            return Footprint(
+                frozenset(p for p in stored.inputs if not p.endswith(_CONSULTED)),
+                frozenset(p[: -len(_CONSULTED)] for p in stored.inputs if p.endswith(_CONSULTED)),
+            )
+        footprint = self._walk(spec, source)
+        if footprint is None:
+            return None
+        if any(self._mentions_markers(source, path) for path in footprint.files):
+            return None
+        marked = {path + _CONSULTED for path in footprint.consulted}
+        cache.store(key, source, CachedRender.of((), footprint.files | marked))
+        return footprint
+
     def _walk(self, spec: KustomizationSpec, source: FileView) -> Footprint | None:
-        recording = _Recording(source)
+        recording = _Recording(source, self._normal)
         try:
             root, components = kustomize.build_root(spec, recording)
             files = kustomize_inputs(

@@ -416,20 +416,29 @@ class UnitRenderer:
             self.settings.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
-        if own and self.selection is not None and isinstance(source, FileView):
-            # The ignore rules decide what the repository's artifact holds.
-            proven = self.selection.prove(
+        selection = self.selection if own and isinstance(source, FileView) else None
+        # The ignore rules decide what the repository's artifact holds.
+        proof_key = canonical_key(key, ignore) if selection is not None else ""
+        if selection is not None:
+            reused = selection.reuse(proof_key)
+            if reused is not None:
+                return _rendered(spec, reused, _repository_files(source, reused.inputs, read_from))
+        cached = self.settings.cache.lookup(key, tree)
+        if cached is not None:
+            if selection is not None:
+                selection.remember(proof_key, cached, read_from)
+            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
+        if selection is not None and isinstance(source, FileView):
+            proven = selection.prove(
                 spec,
                 source,
-                canonical_key(key, ignore),
+                proof_key,
                 read_from=read_from,
                 values=(variables or {}).values(),
+                cache=self.settings.cache,
             )
             if proven is not None:
                 return _rendered(spec, CachedRender(affected.UNCHANGED, proven), proven)
-        cached = self.settings.cache.lookup(key, tree)
-        if cached is not None:
-            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
 
         def render() -> RenderedUnit:
             try:

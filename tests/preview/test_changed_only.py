@@ -26,10 +26,13 @@ from cli import demo
 from cli import main as cli_main
 from core import preview as engine
 from core.fetch import FetchPolicy
+from core.render import affected
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import GitError, Repository
+from core.repo.view import FileView
 from core.report import jsonout
+from core.units import KustomizationSpec
 from tests.preview.gitrepo import commit, configmap, flux_cluster, git, kustomization, new_repo
 
 PROD = "clusters/production"
@@ -493,3 +496,82 @@ def test_bulk_blob_reads_match_single_reads_and_recover_from_a_bad_id(tmp_path: 
         with pytest.raises(GitError):
             git_repo.read_blobs([ids[0], "0" * 40, ids[1]], max_bytes=1 << 20)
         assert git_repo.read_blob(ids[1]) == found[ids[1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The warm path: footprints kept in the render cache, base cache hits reused at the head
+
+
+def _changed_only(repo: Path, base: str, head: str, cache: Path, tools: tuple[Path, Path]) -> str:
+    settings = RenderSettings(
+        kustomize=tools[0],
+        helm=tools[1],
+        cache=RenderCache(cache),
+        fetch_policy=FetchPolicy(allowed_hosts=None),
+    )
+    request = engine.PreviewRequest(base=base, head=head, changed_only=True)
+    with Repository(repo) as git_repo:
+        return jsonout.dumps(engine.run_preview(git_repo, request, settings))
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the units whose inputs were walked (the walk is our own seam)."""
+    seen: list[str] = []
+    walk = affected.Selection._walk
+
+    def counted(self: affected.Selection, spec: KustomizationSpec, source: FileView) -> object:
+        seen.append(spec.path)
+        return walk(self, spec, source)
+
+    monkeypatch.setattr(affected.Selection, "_walk", counted)
+    return seen
+
+
+def test_a_second_preview_proves_from_the_cache_without_walking(
+    tmp_path: Path, tools: tuple[Path, Path], walks: list[str]
+) -> None:
+    repo, base = _small_repo(tmp_path / "repo")
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
+    first = _changed_only(repo, base, head, tmp_path / "cache", tools)
+    # Every unit of this repository is walked once: the root and web are then rendered.
+    assert sorted(walks) == ["./apps/api", "./apps/jobs", "./apps/web", "clusters/production"]
+    walks.clear()
+
+    second = _changed_only(repo, base, head, tmp_path / "cache", tools)
+
+    assert walks == []
+    assert second == first
+
+
+def test_a_kept_footprint_is_not_used_once_a_path_it_consulted_changes(
+    tmp_path: Path, tools: tuple[Path, Path], walks: list[str]
+) -> None:
+    repo, base = _small_repo(tmp_path / "repo")
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
+    _changed_only(repo, base, head, tmp_path / "cache", tools)
+    # A new base: a file appears in the directory Flux generates the jobs kustomization for.
+    git(repo, "checkout", "--quiet", base)
+    new_base = commit(repo, {"apps/jobs/later.yaml": configmap("later", "apps", a="1")}, "more")
+    new_head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="3")}, "web")
+    walks.clear()
+
+    _changed_only(repo, new_base, new_head, tmp_path / "cache", tools)
+
+    assert walks == ["./apps/jobs"]  # api's footprint still holds; jobs' does not
+
+
+def test_a_warm_cache_gives_the_same_report(tmp_path: Path, tools: tuple[Path, Path]) -> None:
+    repo, base = _small_repo(tmp_path / "repo")
+    head = commit(repo, {"apps/api/settings.yaml": configmap("api", "apps", tier="${tier}-x")}, "x")
+    # Warm the cache with every unit rendered, as a full preview of an earlier change leaves it.
+    run = _both(repo, base, base, tmp_path, tools)
+    warm = tmp_path / "cache-False"
+
+    report = _changed_only(repo, base, head, warm, tools)
+
+    cold = _changed_only(repo, base, head, tmp_path / "cold", tools)
+    assert json.loads(report)["provenUnchanged"] == 0  # every unit came from the cache
+    assert json.loads(cold)["provenUnchanged"] == 2
+    assert report.replace('"provenUnchanged": 0', "") == cold.replace('"provenUnchanged": 2', "")
+    assert run.proven == 3
