@@ -14,8 +14,9 @@ What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCh
   get kustomize-controller's own rule (Current only once Complete: kstatus would accept a
   running Job); other objects get kstatus (`core.health`).
 - `HealthChecker.wait()` polls every object each `interval` (Flux: 5s) until all are Current
-  (passed), or every one is Current or Failed and at least one Failed (Flux's fail-fast), or
-  the timeout passes. Failure messages are kustomize-controller's: the wait's error
+  (passed), or one is Failed (Flux's fail-fast, on by default; without it, once every object
+  is Current or Failed), or the timeout passes; the error lists the Failed objects, or on a
+  timeout every object not Current. Failure messages are kustomize-controller's: the wait's error
   (`timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']` or `failed early due
   to stalled resources: [... status: 'Failed']`, Healthy's message) and the run's error with
   its duration in front (`health check failed after 30.004s: ...`, Ready's message).
@@ -442,11 +443,10 @@ class HealthChecker:
             if all(s is Status.CURRENT for s in statuses):
                 return HealthReport(True, elapsed, observed)
             stalled = [o for o in observed if o.result.status is Status.FAILED]
-            if (
-                self.fail_fast
-                and stalled
-                and all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
-            ):
+            # Failed never turns Current: with fail-fast any Failed object ends the wait, and
+            # without it a set of only Current and Failed objects does (fluxcd/pkg ssa).
+            settled = all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
+            if stalled and (self.fail_fast or settled):
                 return _failure(
                     elapsed,
                     observed,
@@ -470,7 +470,13 @@ class HealthChecker:
 
 
 def _listed(observed: Sequence[Observed]) -> str:
-    return ", ".join(f"{o.ref} status: '{o.result.status}'" for o in observed)
+    # An object that could not be judged (unreadable, an expression that failed) carries the
+    # error after its status, as kstatus's read errors do.
+    return ", ".join(
+        f"{o.ref} status: '{o.result.status}'"
+        + (f": {o.result.message}" if o.result.status is Status.UNKNOWN else "")
+        for o in observed
+    )
 
 
 def _failure(

@@ -120,24 +120,57 @@ def test_a_failed_object_fails_fast() -> None:
     )
 
 
-def test_without_fail_fast_a_failed_object_waits_for_the_timeout() -> None:
-    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)]})
-
-    report = _checker(reader, fail_fast=False).wait([DEPLOY], datetime.timedelta(seconds=20))
-
-    assert report.message.startswith("health check failed after 20s: timeout waiting for: ")
-
-
-def test_fail_fast_waits_while_others_are_in_progress() -> None:
+def test_without_fail_fast_a_failed_object_waits_for_the_others() -> None:
     other = ObjectRef("v1", "Pod", "p", "apps")
     pending = {"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Pending"}}
     reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], other: [pending]})
 
-    report = _checker(reader).wait([DEPLOY, other], datetime.timedelta(seconds=10))
+    report = _checker(reader, fail_fast=False).wait([DEPLOY, other], datetime.timedelta(seconds=20))
 
-    assert "timeout waiting for" in report.message
-    assert "Deployment/apps/podinfo status: 'Failed'" in report.message
-    assert "Pod/apps/p status: 'InProgress'" in report.message
+    assert report.message == (
+        "health check failed after 20s: timeout waiting for: "
+        "[Deployment/apps/podinfo status: 'Failed', Pod/apps/p status: 'InProgress']"
+    )
+
+
+def test_without_fail_fast_only_current_and_failed_objects_end_the_wait() -> None:
+    established = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "status": {"conditions": [{"type": "Established", "status": "True"}]},
+    }
+    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], CRD: [established]})
+
+    report = _checker(reader, fail_fast=False).wait([DEPLOY, CRD], datetime.timedelta(minutes=5))
+
+    assert report.message == (
+        "health check failed after 0s: failed early due to stalled resources: "
+        "[Deployment/apps/podinfo status: 'Failed']"
+    )
+
+
+def test_fail_fast_ends_the_wait_at_the_first_failed_object() -> None:
+    other = ObjectRef("v1", "Pod", "p", "apps")
+    pending = {"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Pending"}}
+    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], other: [pending]})
+
+    report = _checker(reader).wait([DEPLOY, other], datetime.timedelta(minutes=10))
+
+    assert report.message == (
+        "health check failed after 0s: failed early due to stalled resources: "
+        "[Deployment/apps/podinfo status: 'Failed']"
+    )
+
+
+def test_unjudgeable_objects_carry_their_error() -> None:
+    reader = Script({DEPLOY: [TidegateError("Deployment apps/podinfo: HTTP 403: forbidden")]})
+
+    report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
+
+    assert report.error == (
+        "timeout waiting for: [Deployment/apps/podinfo status: 'Unknown': "
+        "Deployment apps/podinfo: HTTP 403: forbidden]"
+    )
 
 
 def test_unreadable_objects_are_unknown_until_readable() -> None:
@@ -390,7 +423,9 @@ def test_an_uninstalled_kind_is_unknown_not_missing() -> None:
 
     report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
 
-    assert report.message.endswith("[Deployment/apps/podinfo status: 'Unknown']")
+    assert report.message.endswith(
+        "[Deployment/apps/podinfo status: 'Unknown': no matches for kind \"Widget\"]"
+    )
 
 
 # --- Jobs: kustomize-controller's own rule -------------------------------------------------
@@ -444,3 +479,27 @@ def test_jobs_with_ttl_are_found_among_the_built_objects() -> None:
     assert jobs_with_ttl([with_ttl, other, {"kind": "ConfigMap"}]) == {
         ObjectRef("batch/v1", "Job", "migrate", "apps")
     }
+
+
+def test_expressions_see_the_objects_data_and_report_their_errors() -> None:
+    rules = ExprRules.compile(
+        _ks(
+            {
+                "healthCheckExprs": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "current": "data.ready == 'yes'"}
+                ]
+            }
+        )
+    )
+    ref = ObjectRef("v1", "ConfigMap", "flag", "apps")
+    ready = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"ready": "yes"}}
+    empty = {"apiVersion": "v1", "kind": "ConfigMap", "data": {}}
+
+    passed = _checker(Script({ref: [ready]}), rules=rules).wait([ref], datetime.timedelta(0))
+    failed = _checker(Script({ref: [empty]}), rules=rules).wait([ref], datetime.timedelta(0))
+
+    assert passed.passed
+    assert failed.error.startswith(
+        "timeout waiting for: [ConfigMap/apps/flag status: 'Unknown': failed to evaluate the CEL "
+        "expression 'data.ready == 'yes'': "
+    )
