@@ -70,6 +70,9 @@ def _run(args: argparse.Namespace) -> int:
                 approved_by=[],
                 no_policies=False,
                 sandbox=None,
+                live=False,
+                kubeconfig=None,
+                context=None,
                 **preview.budget_defaults(),
             )
         )

@@ -33,8 +33,6 @@ from tests.fixtures.gitserver import RemoteRepo, commit, git
 from tests.reconcile.driver import Driver
 from tests.reconcile.shelf import ArtifactShelf
 
-MASKING_KEY = b"k" * 32
-
 
 def _established(kube_client: Any, name: str) -> bool:
     crd = k8s.ApiextensionsV1Api(kube_client).read_custom_resource_definition(name)
@@ -70,17 +68,21 @@ def cluster(control_plane: Any) -> Iterator[LiveCluster]:
 
 
 class RecordingEngines:
-    """The real engines, remembering what each Kustomization applied (masked) and pruned."""
+    """The real engines, remembering the objects each Kustomization last applied."""
 
     def __init__(self, inner: LiveEngines) -> None:
         self.inner = inner
-        self.applied: dict[str, list[dict[str, Any]]] = {}
+        self.applied: dict[str, list[Any]] = {}
+
+    def masked(self, name: str, key: bytes) -> list[dict[str, Any]]:
+        """What `name` applied, masked as the preview masks with `key`."""
+        masker = Masker(key)
+        return [obj.masked(masker).body for obj in self.applied[name]]
 
     def apply(
         self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
     ) -> Any:
-        masker = Masker(MASKING_KEY)
-        self.applied[owner.name] = [obj.masked(masker).body for obj in objects]
+        self.applied[owner.name] = list(objects)
         return self.inner.apply(objects, owner=owner, service_account=service_account, force=force)
 
     def __getattr__(self, name: str) -> Any:
@@ -131,6 +133,12 @@ class Flux:
         }
         k8s.CustomObjectsApi(self.kube_client).create_namespaced_custom_object(
             "kustomize.toolkit.fluxcd.io", "v1", self.namespace, "kustomizations", body
+        )
+
+    def create_apps_namespace(self) -> None:
+        """Create the test's application namespace (when no Kustomization makes it)."""
+        k8s.CoreV1Api(self.kube_client).create_namespace(
+            {"metadata": {"name": self.apps_namespace}}
         )
 
     def get(self, name: str) -> dict[str, Any]:
