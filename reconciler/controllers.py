@@ -14,7 +14,9 @@ a no-op reconcile costs no GET of a Flux object. This module holds no reconcile 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION, FluxKind
@@ -69,15 +71,21 @@ class KustomizationController:
     """Reconcile one Kustomization through the pipeline and write the outcome."""
 
     def __init__(self, deps: Deps, writer: FluxWriter, metrics: Metrics | None = None) -> None:
-        self._deps, self._writer, self._metrics = deps, writer, metrics
+        self._deps = replace(deps, progress=self._progress)
+        self._writer, self._metrics = writer, metrics
+        # The object as last written by each run's progress writes, by worker thread.
+        self._latest = threading.local()
 
     def reconcile(self, obj: dict[str, Any]) -> float | None:
         """One run; the seconds until the next, or None."""
+        self._latest.obj = obj
         outcome = reconcile_kustomization(obj, self._deps)
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         finalizers = [str(f) for f in meta.get("finalizers") or []]
-        current = obj
+        # The final status is diffed against the last one written, so nothing a progress
+        # write added survives it.
+        current: dict[str, Any] = self._latest.obj
         if outcome.finalizer is FinalizerChange.ADD and FINALIZER not in finalizers:
             current = self._finalizers(namespace, name, [*finalizers, FINALIZER], meta)
         if outcome.status is not None:
@@ -92,6 +100,10 @@ class KustomizationController:
                     self._metrics.count_apply(KUSTOMIZATION.kind, namespace, name, change.action)
         return outcome.requeue_after
 
+    def _progress(self, obj: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        # `Reconciling` shows while a long run goes on, written like the final status.
+        self._latest.obj = write_status(self._writer, self._latest.obj, status)
+
     def deleted(self, namespace: str, name: str) -> None:
         """The object is gone: drop its metric series."""
         if self._metrics is not None:
@@ -100,9 +112,6 @@ class KustomizationController:
     def _finalizers(
         self, namespace: str, name: str, finalizers: list[str], meta: Mapping[str, Any]
     ) -> dict[str, Any]:
-        # Guarded by the resourceVersion read, so a finalizer another party added meanwhile is
-        # never dropped by this whole-list patch: the write fails and the run is retried.
-        patch = {
-            "metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}
-        }
+        # Not guarded by the resourceVersion read: the run's own progress writes move it.
+        patch = {"metadata": {"finalizers": finalizers}}
         return self._writer.merge_patch(KUSTOMIZATION, namespace, name, patch)

@@ -74,6 +74,8 @@ class Controller:
     reconcile: Reconcile
     deleted: Callable[[str, str], None] = lambda namespace, name: None
     watches: Sequence[Watch] = field(default_factory=tuple)
+    jitter: bool = True
+    """Spread the returned delays by the loop's jitter (False when `reconcile` already does)."""
 
 
 class Loop:
@@ -224,7 +226,8 @@ class Loop:
         else:
             self.queue.forget(ref)
             if after is not None:
-                self.queue.add_after(ref, jittered(after, self._jitter))
+                spread = jittered(after, self._jitter) if controller.jitter else after
+                self.queue.add_after(ref, spread)
         finally:
             if self._metrics is not None:
                 self._metrics.observe(

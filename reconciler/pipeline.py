@@ -89,6 +89,8 @@ class _Run:
                 owner=str(spec.build.source),
                 requeue_dependency=self.deps.options.requeue_dependency,
             )
+            if self.deps.observer is not None:
+                self.deps.observer.applying(self.obj, artifact.revision)
             self.status = status.attempted(self.status, artifact.revision)
             check_path(tree, spec.build.path)
             self._phase(spec, status.building_message, artifact)
@@ -228,6 +230,14 @@ class _Run:
         if artifact.origin_revision:
             self.status["lastAppliedOriginRevision"] = artifact.origin_revision
         self._history(built, Reason.RECONCILIATION_SUCCEEDED, artifact)
+        if self.deps.observer is not None:
+            self.deps.observer.applied(
+                self.obj,
+                artifact.revision,
+                changes=tuple(self.changes),
+                seconds=self.deps.clock.monotonic() - self.started,
+                healthy=checked is not None,
+            )
         self._event(
             "info",
             Reason.RECONCILIATION_SUCCEEDED,
@@ -267,6 +277,8 @@ class _Run:
         ready = status.condition(self.status, status.READY) or {}
         message = str(ready.get("message", failure.message))
         if not (failure.reason is Reason.DEPENDENCY_NOT_READY and not failure.terminal):
+            if self.deps.observer is not None and artifact is not None:
+                self.deps.observer.failed(self.obj, artifact.revision, failure.reason, message)
             self._event("error", failure.reason, message, artifact)
         if failure.terminal:
             requeue = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ class Settings:
     max_retry_delay: float = 900.0
     artifact_allow_loopback: bool = False
     work_dir: Path | None = None
+    storage_path: Path | None = None
+    storage_addr: tuple[str, int] = ("0.0.0.0", 9090)  # noqa: S104
+    storage_adv_addr: str = ""
     namespace: str = ""
     identity: str = ""
 
@@ -96,6 +100,7 @@ class Runtime:
         self.live = LiveCluster(self._api)
         self.metrics = Metrics()
         self.operations = Operations(None, self._elector())
+        self._cleanups: list[Callable[[], None]] = []
         self._servers = self._probe_servers()
         self.loop = self._loop()
 
@@ -110,7 +115,18 @@ class Runtime:
         finally:
             for server in self._servers:
                 server.stop()
+            for cleanup in reversed(self._cleanups):
+                cleanup()
             self.live.close()
+
+    def on_stop(self, cleanup: Callable[[], None]) -> None:
+        """Run `cleanup` when the process stops (a controller's servers, for instance)."""
+        self._cleanups.append(cleanup)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where controllers keep their files (`--work-dir`, else a temporary directory)."""
+        return self.settings.work_dir or Path(tempfile.gettempdir()) / "tidegate-reconciler"
 
     @property
     def ports(self) -> tuple[int, int]:
@@ -148,8 +164,7 @@ class Runtime:
             concurrent=settings.concurrent,
             namespace=None if settings.watch_all_namespaces else self.namespace,
             label_selector=settings.watch_label_selector,
-            # The reconcile functions return their delays already spread by the jitter.
-            jitter_percentage=0.0,
+            jitter_percentage=settings.interval_jitter_percentage,
             backoff=backoff,
             metrics=self.metrics,
         )

@@ -19,7 +19,7 @@ duplicate check compares with.
 The repository comes from the Provider's address (`https://github.com/org/repo`, ssh URLs
 converted); the API host is checked against the fetch policy's allow-list before any client is
 made. `post_status` skips a status identical (state and description) to the newest one of its
-name, as Flux does, so a redelivered event changes nothing.
+name, as Flux does, and a pending one over a success, so a redelivered event changes nothing.
 """
 
 from __future__ import annotations
@@ -107,8 +107,16 @@ def status_for(provider: Provider, alert: Alert, event: Event) -> tuple[str, Com
 
 
 def post_status(host: StatusHost, sha: str, report: CommitReport) -> bool:
-    """Set `report` on `sha` unless the newest status of its name says the same; True if set."""
-    if host.latest_status(sha, report.name) == (report.state, report.title):
+    """Set `report` on `sha` unless the newest status of its name makes it moot; True if set.
+
+    Moot: the newest status says the same, or it is a success and this is a pending one. A
+    commit's revision is applied again only after a failure, so a pending status over a success
+    can only be a replay of an earlier delivery, and posting it would leave the commit pending.
+    """
+    latest = host.latest_status(sha, report.name)
+    if latest == (report.state, report.title):
+        return False
+    if report.state is ReportState.PENDING and latest and latest[0] is ReportState.SUCCESS:
         return False
     host.report(sha, report)
     return True

@@ -1,108 +1,91 @@
-"""Deploy statuses: the events a Kustomization's reconcile sends so its commit shows each step.
+"""Deploy statuses: what a Kustomization's reconcile tells the commit it applies, step by step.
 
-`DeployReporter` is the reconcile observer the pipeline calls: `applying` when a revision starts
-applying, then `applied` or `failed`. Each builds the event Flux's kustomize-controller sends at
-that point (same reason, message, severity and group-prefixed metadata `revision` and
-`commit_status`), adds the status description Tidegate wants on the commit, and hands it to the
-event sink (the `Notifier`), which only queues: a code-host outage never slows the reconcile.
+`DeployReporter` is two things at once: the pipeline's `ReconcileObserver` (told when a revision
+starts applying and how the run ended) and the event subscriber in front of the notifier
+(`forward`). The events themselves stay the ones kustomize-controller sends; the reporter adds:
 
-- applying: reason `Progressing`, metadata `commit_status: pending`, description
-  `applying to <cluster>/<kustomization>`; Flux's own notifier skips `Progressing` events, so
-  nothing changes for a Flux notification-controller receiving it;
-- applied: reason `ReconciliationSucceeded`, message `Reconciliation finished in <d>, next run in
-  <interval>`, `commit_status: update`, description `applied in 14s, healthy` plus, when the
-  preview was compared, `; applied as previewed` or `; applied with N differences`, whose
-  details go to the commit as a comment (names and actions only);
-- failed: severity error with Flux's reason, description `<reason in words>: <first line of the
-  message>`.
+- when a revision starts applying (a new revision, or one whose last run failed): an event with
+  reason `Progressing` and metadata `commit_status: pending`, description
+  `applying to <cluster>/<kustomization>`. Flux's own notifier skips `Progressing` events, so a
+  Flux notification-controller receiving it changes nothing;
+- on the run's final event: the status description (`applied in 14s, healthy`, plus
+  `; applied as previewed` or `; applied with N differences` when a preview was compared, or
+  `<reason in words>: <first line of the message>` on failure) in the metadata key
+  `commit_status_description`, and the predicted-vs-applied details (names and actions only) for
+  commit-status Providers to post as a commit comment;
+- a run that re-applies a revision already applied and Ready (the periodic reconcile) posts no
+  new commit status: the commit keeps the outcome of the run that applied it. Its events still
+  reach every other Provider unchanged.
 
-Statuses go to the commit the artifact was built from: the revision (`main@sha1:<hex>`) must
-name one, or nothing is sent. Mismatches are counted in `tidegate_predicted_mismatch_total`.
-This module does not apply, compare or talk to a code host itself.
+Statuses go to the commit the artifact was built from: a revision that does not end in
+`sha1:<hex>` or `sha256:<hex>` gets no pending status. Mismatches are counted in
+`tidegate_predicted_mismatch_total`. Nothing here blocks: the notifier only queues.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import re
-import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
-from core.model import UnitKind, UnitRef
-from core.predicted import Comparison
+from core.changes import UnitPlan
+from core.model import ObjectRef, UnitKind, UnitRef
+from core.predicted import Applied, compare
 from core.report.predicted import comparison_markdown
+from reconciler.events import CONTROLLER, involved_object
+from reconciler.kustomization.model import ChangeEntry
 from reconciler.notification.commit_status import DESCRIPTION_KEY, PENDING, description_of
-from reconciler.notification.event import ERROR, INFO, Event, ObjectReference
+from reconciler.notification.event import ERROR, INFO, Event
+from reconciler.status import go_duration
 
-__all__ = ["DeployReporter", "EventSink", "Kustomization", "go_duration", "sha_of"]
+__all__ = ["DeployReporter", "Notify", "Predictor", "applied_outcomes", "sha_of"]
 
 GROUP = "kustomize.toolkit.fluxcd.io"
-_CONTROLLER = "kustomize-controller"
+_LOG = logging.getLogger(__name__)
 _SHA = re.compile(r"(?:sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})")
 _MESSAGE = 100
 """Characters of a failure message kept in the status description."""
 
 
-class EventSink(Protocol):
-    """Where events go: the process's `Notifier.notify`."""
+class Notify(Protocol):
+    """The notifier's `notify`."""
 
-    def __call__(self, event: Event, *, details: str = "") -> object:
-        """Queue `event`; `details` is Markdown for commit-status Providers only."""
+    def __call__(self, event: Event, *, details: str = "", statuses: bool = True) -> object:
+        """Queue `event`; `details` and statuses for commit-status Providers."""
+
+
+class Predictor(Protocol):
+    """The offline preview of `previous` -> `revision` for one Kustomization (shared engine)."""
+
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        """The unit's previewed changes, or None when no preview can be made."""
 
 
 def sha_of(revision: str) -> str | None:
     """The commit hash of a source revision (`main@sha1:<hex>`, `sha1:<hex>`), else None.
 
-    Only the current form is accepted: a status must land on the exact commit applied, so a
-    revision that does not name one sets nothing rather than a status on a guess.
+    Only the current forms are accepted: a status must land on the exact commit applied, so a
+    revision that does not name one gets no pending status rather than one on a guess.
     """
     digest = revision.rpartition("@")[2]
     return digest.partition(":")[2] if _SHA.fullmatch(digest) else None
 
 
-def go_duration(seconds: float) -> str:
-    """A duration as Go prints a rounded `time.Duration`: `14s`, `1m5s`, `2h0m0s`, `350ms`."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
+@dataclass
+class _Run:
+    """What the reporter knows about the run in progress for one Kustomization."""
 
-
-@dataclass(frozen=True)
-class Kustomization:
-    """The object a reconcile is about."""
-
-    namespace: str
-    name: str
-    uid: str = ""
-    interval: str = "10m0s"
-    """`spec.interval` as Go prints it, for Flux's success message."""
-
-    @property
-    def reference(self) -> ObjectReference:
-        """The involved object of its events."""
-        return ObjectReference(
-            kind="Kustomization",
-            name=self.name,
-            namespace=self.namespace,
-            uid=self.uid,
-            api_version=f"{GROUP}/v1",
-        )
-
-    @property
-    def unit(self) -> UnitRef:
-        """Its identity in a preview."""
-        return UnitRef(UnitKind.KUSTOMIZATION, self.namespace, self.name)
+    revision: str
+    reporting: bool
+    """A new revision (or a retry after a failure): its outcome is news for the commit."""
+    description: str = ""
+    details: str = ""
 
 
 class DeployReporter:
@@ -110,17 +93,22 @@ class DeployReporter:
 
     def __init__(
         self,
-        sink: EventSink,
+        notify: Notify,
         *,
         cluster: str = "",
+        predictor: Predictor | None = None,
         registry: CollectorRegistry | None = None,
         now: Callable[[], datetime.datetime] | None = None,
+        instance: str = "",
     ) -> None:
         """`cluster` names this cluster in descriptions; `registry` receives the counter."""
-        self._sink = sink
+        self._notify = notify
         self._cluster = cluster
+        self._predictor = predictor
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
-        self._instance = socket.gethostname()
+        self._instance = instance
+        self._runs: dict[tuple[str, str], _Run] = {}
+        self._lock = threading.Lock()
         self.mismatches = Counter(
             "tidegate_predicted_mismatch",
             "Applies whose change set differed from the preview of the same revision.",
@@ -128,84 +116,182 @@ class DeployReporter:
             registry=registry,
         )
 
-    def applying(self, ks: Kustomization, revision: str) -> bool:
-        """A revision starts applying: a pending status. False when the revision names no commit."""
-        where = f"{self._cluster}/{ks.name}" if self._cluster else f"{ks.namespace}/{ks.name}"
-        return self._emit(
-            ks,
-            revision,
-            INFO,
-            "Progressing",
-            f"Applying revision {revision}",
-            PENDING,
-            f"applying to {where}",
-        )
+    # --- ReconcileObserver --------------------------------------------------------------------
+
+    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
+        """A pending status, unless this run only re-applies a revision already Ready."""
+        namespace, name = _names(obj)
+        reporting = not _already_applied(obj, revision)
+        with self._lock:
+            self._runs[(namespace, name)] = _Run(revision, reporting)
+        if not reporting or sha_of(revision) is None:
+            return
+        where = f"{self._cluster}/{name}" if self._cluster else f"{namespace}/{name}"
+        metadata = {
+            f"{GROUP}/revision": revision,
+            f"{GROUP}/commit_status": PENDING,
+            f"{GROUP}/{DESCRIPTION_KEY}": f"applying to {where}",
+        }
+        self._send(self._event(obj, INFO, "Progressing", f"Applying revision {revision}", metadata))
 
     def applied(
         self,
-        ks: Kustomization,
+        obj: Mapping[str, Any],
         revision: str,
-        seconds: float,
         *,
-        healthy: bool | None,
-        comparison: Comparison | None = None,
-    ) -> bool:
-        """The revision applied (and, when checked, is healthy): a success status."""
-        took = go_duration(seconds)
-        description = f"applied in {took}"
-        if healthy:
-            description += ", healthy"
+        changes: Sequence[ChangeEntry],
+        seconds: float,
+        healthy: bool,
+    ) -> None:
+        """Prepare the success description and, with a preview, the comparison."""
+        namespace, name = _names(obj)
+        description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
         details = ""
-        if comparison is not None:
+        previous = str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+        unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
+        predicted = self._predict(unit, previous, revision)
+        if predicted is not None:
+            comparison = compare(predicted, applied_outcomes(changes, predicted))
             description += f"; {comparison.headline}"
             if not comparison.matched:
-                self.mismatches.labels(ks.namespace, ks.name).inc()
-                details = comparison_markdown(comparison, ks.unit, revision, cluster=self._cluster)
-        message = f"Reconciliation finished in {took}, next run in {ks.interval}"
-        return self._emit(
-            ks,
-            revision,
-            INFO,
-            "ReconciliationSucceeded",
-            message,
-            "update",
-            description,
-            details,
-        )
+                self.mismatches.labels(namespace, name).inc()
+                details = comparison_markdown(comparison, unit, revision, cluster=self._cluster)
+        self._finish(namespace, name, revision, description, details)
 
-    def failed(self, ks: Kustomization, revision: str, reason: str, message: str) -> bool:
-        """The revision failed with Flux's `reason`: a failure status."""
+    def failed(self, obj: Mapping[str, Any], revision: str, reason: str, message: str) -> None:
+        """Prepare the failure description: Flux's reason and the message's first line."""
+        namespace, name = _names(obj)
         first = message.strip().splitlines()[0] if message.strip() else ""
         if len(first) > _MESSAGE:
             first = first[: _MESSAGE - 1] + "…"
         description = description_of(reason) + (f": {first}" if first else "")
-        return self._emit(ks, revision, ERROR, reason, message, "", description)
+        self._finish(namespace, name, revision, description, "", failed=True)
 
-    def _emit(
+    # --- event subscriber -------------------------------------------------------------------
+
+    def forward(self, event: Event) -> None:
+        """Pass `event` to the notifier, annotated when it ends a run this reporter followed."""
+        involved = event.involved_object
+        final = event.severity == ERROR or event.metadata.get(f"{GROUP}/commit_status") == "update"
+        if involved.kind != "Kustomization" or not final:
+            self._send(event)
+            return
+        revision = event.metadata.get(f"{GROUP}/revision", "")
+        with self._lock:
+            run = self._runs.get((involved.namespace, involved.name))
+            if run is not None and run.revision == revision and run.description:
+                del self._runs[(involved.namespace, involved.name)]
+            else:
+                run = None
+        if run is None:
+            self._send(event)
+        elif not run.reporting:
+            self._send(event, statuses=False)
+        else:
+            metadata = {**event.metadata, f"{GROUP}/{DESCRIPTION_KEY}": run.description}
+            self._send(event.with_metadata(metadata), details=run.details)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _send(self, event: Event, *, details: str = "", statuses: bool = True) -> None:
+        try:
+            self._notify(event, details=details, statuses=statuses)
+        except Exception as exc:  # reading Alerts can fail (RBAC, apiserver); never the reconcile
+            _LOG.warning(
+                "notifications for %s/%s not sent: %s",
+                event.involved_object.namespace,
+                event.involved_object.name,
+                exc,
+            )
+
+    def _predict(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        if self._predictor is None or not previous or previous == revision:
+            return None
+        try:
+            return self._predictor(unit, previous, revision)
+        except Exception:  # a preview that cannot be made must not fail the reconcile
+            _LOG.exception("preview of %s for %s failed", revision, unit)
+            return None
+
+    def _finish(
         self,
-        ks: Kustomization,
+        namespace: str,
+        name: str,
         revision: str,
+        description: str,
+        details: str,
+        *,
+        failed: bool = False,
+    ) -> None:
+        with self._lock:
+            run = self._runs.get((namespace, name))
+            if run is None or run.revision != revision:
+                run = self._runs[(namespace, name)] = _Run(revision, reporting=True)
+            # A failure is news even when the revision was already applied.
+            run.reporting = run.reporting or failed
+            run.description = description
+            run.details = details
+
+    def _event(
+        self,
+        obj: Mapping[str, Any],
         severity: str,
         reason: str,
         message: str,
-        commit_status: str,
-        description: str,
-        details: str = "",
-    ) -> bool:
-        if sha_of(revision) is None:
-            return False
-        metadata = {f"{GROUP}/revision": revision, f"{GROUP}/{DESCRIPTION_KEY}": description}
-        if commit_status:
-            metadata[f"{GROUP}/commit_status"] = commit_status
-        event = Event(
-            involved_object=ks.reference,
+        metadata: Mapping[str, str],
+    ) -> Event:
+        return Event(
+            involved_object=involved_object(obj),
             severity=severity,
             timestamp=self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             message=message,
             reason=reason,
-            reporting_controller=_CONTROLLER,
-            metadata=metadata,
+            reporting_controller=CONTROLLER,
+            metadata=dict(metadata),
             reporting_instance=self._instance,
         )
-        self._sink(event, details=details)
-        return True
+
+
+def applied_outcomes(
+    changes: Sequence[ChangeEntry], predicted: UnitPlan
+) -> dict[ObjectRef, Applied]:
+    """The change set keyed by object identity.
+
+    Change-set subjects (`Kind/ns/name`) carry no API group, so the group is taken from the
+    preview's object of the same kind, namespace and name.
+    """
+    groups = {(r.kind, r.namespace, r.name): r for r in (c.ref for c in predicted.changes)}
+    outcomes: dict[ObjectRef, Applied] = {}
+    for change in changes:
+        parts = change.subject.split("/")
+        if len(parts) == 3:
+            kind, namespace, name = parts
+        elif len(parts) == 2:
+            (kind, name), namespace = parts, ""
+        else:
+            continue
+        try:
+            action = Applied(change.action)
+        except ValueError:
+            continue  # `unknown`: nothing to compare
+        ref = groups.get((kind, namespace, name)) or ObjectRef("", kind, namespace, name)
+        outcomes[ref] = action
+    return outcomes
+
+
+def _names(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _already_applied(obj: Mapping[str, Any], revision: str) -> bool:
+    status = obj.get("status") or {}
+    if status.get("lastAppliedRevision") != revision:
+        return False
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _rounded(seconds: float) -> str:
+    """`14s`, `1m5s`, `350ms`: Go's format, rounded to what a person reads."""
+    return go_duration(round(seconds) if seconds >= 1 else round(seconds, 3))

@@ -78,16 +78,16 @@ class Notifier:
         self._dispatcher = dispatcher
         self._hosts = hosts
 
-    def notify(self, event: Event, *, details: str = "") -> int:
+    def notify(self, event: Event, *, details: str = "", statuses: bool = True) -> int:
         """Queue `event` for every Alert that selects it; the number of requests queued.
 
         `details` (Markdown, Secret-free) goes only to commit-status Providers, as a commit
-        comment next to the status.
+        comment next to the status; `statuses=False` keeps the event from them altogether.
         """
         event = clean_metadata(event)
         queued = 0
         for alert in matching_alerts(self._alerts(), event, self._labels):
-            queued += self._send(alert, event, details)
+            queued += self._send(alert, event, details, statuses)
         return queued
 
     def _alerts(self) -> list[Alert]:
@@ -106,7 +106,7 @@ class Notifier:
         labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
 
-    def _send(self, alert: Alert, event: Event, details: str) -> int:
+    def _send(self, alert: Alert, event: Event, details: str, statuses: bool) -> int:
         where = f"Alert {alert.namespace}/{alert.name}"
         obj = self._store.get_object(API_VERSION, "Provider", alert.namespace, alert.provider_name)
         if obj is None:
@@ -130,6 +130,8 @@ class Notifier:
                 # Flux keeps commit-status updates away from chat: they go to git and generic.
                 return 0
             if provider.type in COMMIT_STATUS_TYPES:
+                if not statuses:
+                    return 0
                 job = self._status_job(provider, credentials, alert, notification, details)
                 return 1 if job is not None and self._dispatcher.submit(job) else 0
             request = build_request(provider, credentials, notification)

@@ -5,8 +5,9 @@ namespace and name, never by anything it says). A fetch asks the remote for exac
 (or commit) at depth 1 and stores it under `refs/tidegate/fetched`, so the next fetch sends only
 what changed since; a semver ref first lists the remote's tags. Every git process runs through
 `core.host.command` with a time bound (the object's `spec.timeout`) and the environment from
-`reconciler.source.auth`; after a fetch the cache's size is checked and a cache over its bound is
-removed, so one repository cannot fill the disk for long.
+`reconciler.source.auth`; after a fetch the cache's size is checked: a cache over its bound is
+first pruned of what earlier fetches left unreachable (`git gc --prune=now`), and removed if it is
+still too large, so one repository cannot fill the disk for long.
 
 Failures become `FetchError` with Flux's reason (`AuthenticationFailed` when the remote refused
 the credentials, else `GitOperationFailed`) and Flux's message shape ("failed to checkout and
@@ -16,6 +17,7 @@ It never checks out a work tree and never runs hooks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -54,6 +56,7 @@ _AUTH_MARKERS = (
     "permission denied (publickey",
     "access denied",
 )
+_MAX_SUBJECT = 200
 _TAG_LINE = re.compile(r"^[0-9a-f]{40,64}\trefs/tags/(\S+)$")
 
 
@@ -76,6 +79,8 @@ class Checkout:
     commit: str
     revision: str
     """Flux's revision string, such as `main@sha1:<hex>`."""
+    subject: str = ""
+    """The first line of the commit message (repository content: shown, never trusted)."""
 
 
 class GitFetcher:
@@ -127,19 +132,23 @@ class GitFetcher:
                     f"+{target.fetch}:{_FETCHED}",
                 )
                 commit = self._git(cache, limits, "rev-parse", "--verify", f"{_FETCHED}^{{commit}}")
+                subject = self._git(
+                    cache, limits, "log", "-1", "--no-show-signature", "--format=%s", _FETCHED
+                )
         except CredentialsError as exc:
             raise FetchError(AUTHENTICATION_FAILED, f"{_PREFIX}: {exc}") from None
         except InputError as exc:
             raise FetchError(GIT_OPERATION_FAILED, f"{_PREFIX}: {exc}") from None
         except CommandError as exc:
             raise _fetch_error(url, exc, scrub) from None
-        self._bound(cache)
+        self._bound(cache, limits)
         sha = commit.decode().strip()
         if target.commit and sha != target.commit:
             raise FetchError(
                 GIT_OPERATION_FAILED, f"{_PREFIX}: fetched commit {sha} instead of {target.commit}"
             )
-        return Checkout(cache, sha, revision(target.label, sha))
+        shown = subject.decode(errors="replace").strip()[:_MAX_SUBJECT]
+        return Checkout(cache, sha, revision(target.label, sha), shown)
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove the object's cache (it was deleted, or its URL changed)."""
@@ -162,9 +171,13 @@ class GitFetcher:
                 tags.append(match.group(1))
         return tags
 
-    def _bound(self, cache: Path) -> None:
-        size = sum(entry.stat().st_size for entry in cache.rglob("*") if entry.is_file())
-        if size > self.max_repository_bytes:
+    def _bound(self, cache: Path, limits: Limits) -> None:
+        if _size(cache) <= self.max_repository_bytes:
+            return
+        # Earlier revisions are unreachable once the fetched ref moved on; drop them first.
+        with contextlib.suppress(CommandError):  # a failed gc leaves the size to decide
+            self._git(cache, limits, "gc", "--quiet", "--prune=now")
+        if _size(cache) > self.max_repository_bytes:
             shutil.rmtree(cache, ignore_errors=True)
             raise FetchError(
                 GIT_OPERATION_FAILED,
@@ -179,6 +192,10 @@ class GitFetcher:
             timeout=limits.timeout, memory=limits.memory, env=env, max_output=limits.max_output
         )
         return run(["git", *args], cwd=cache, limits=limited)
+
+
+def _size(directory: Path) -> int:
+    return sum(entry.stat().st_size for entry in directory.rglob("*") if entry.is_file())
 
 
 def _fetch_error(url: str, exc: CommandError, scrub: Callable[[str], str]) -> FetchError:

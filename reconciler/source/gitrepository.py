@@ -4,14 +4,18 @@
 dequeued; the `ReconcileResult` says when to requeue. The steps, one per method:
 
 1. suspended (`spec.suspend`): nothing happens, no requeue (a resume changes the object);
-2. read the spec (`reconciler.source.spec`); a spec that cannot work stalls the object;
+2. read the spec (`reconciler.source.spec`); a spec that cannot work stalls the object; a new
+   generation is first marked Reconciling (persisted) before anything is fetched;
 3. credentials: the Secret of `spec.secretRef` in the object's namespace;
 4. fetch the ref into the object's cache (`reconciler.source.checkout`);
 5. artifact: when the revision, the ignore rules and the stored file are unchanged the current
    artifact stands; otherwise archive the revision (`reconciler.source.archive`) into storage
    and garbage-collect older artifacts of the object;
 6. status (`reconciler.source.status`), written through the `/status` subresource with a merge
-   patch.
+   patch;
+7. events, as source-controller records them, to the optional `EventSink` (the reconciler's
+   `EventRecorder` is one): `NewArtifact` "stored artifact for commit '<subject>'" when a new
+   artifact is stored, and a warning with the failure's reason and message on every failure.
 
 Requeue: after success, `spec.interval` (the loop adds jitter); after a failure, exponential
 backoff from `min_retry` doubling per consecutive failure, capped at the interval, as Flux's rate
@@ -40,6 +44,7 @@ from reconciler.source.spec import GitRepositorySpec
 from reconciler.source.storage import Storage
 
 __all__ = [
+    "EventSink",
     "GitRepositoryReconciler",
     "ReconcileResult",
     "SourceCluster",
@@ -61,6 +66,22 @@ class SourceCluster(Protocol):
         self, kind: FluxKind, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch an object's status subresource."""
+        ...
+
+
+class EventSink(Protocol):
+    """Receives the object's events (`reconciler.events.EventRecorder.record` fits)."""
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        severity: str,
+        message: str,
+        *,
+        revision: str = "",
+        reason: str = "",
+    ) -> object:
+        """Record one event about `obj` (`severity` is `info` or `error`)."""
         ...
 
 
@@ -94,6 +115,7 @@ class GitRepositoryReconciler:
         *,
         min_retry: float = 0.75,
         max_archive_bytes: int = 512 << 20,
+        events: EventSink | None = None,
         clock: Callable[[], datetime.datetime] = _utcnow,
     ) -> None:
         self.cluster = cluster
@@ -102,6 +124,7 @@ class GitRepositoryReconciler:
         self.min_retry = min_retry
         self.max_archive_bytes = max_archive_bytes
         self.clock = clock
+        self.events = events
         self._failures: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -113,19 +136,22 @@ class GitRepositoryReconciler:
         if spec.suspend:
             return ReconcileResult(None, False, "Suspended", "reconciliation is suspended")
         old = obj.get("status") or {}
+        if source_status.generation_message(old, spec.generation):
+            progress = source_status.progressing(old, generation=spec.generation, now=self.clock())
+            self._write(spec, old, progress)
         try:
             credentials = self._credentials(spec)
             checkout = self.fetcher.fetch(
                 spec.namespace, spec.name, spec.url, spec.ref, credentials, timeout=spec.timeout
             )
         except FetchError as exc:
-            return self._failed(spec, old, source_status.FETCH_FAILED, exc.reason, str(exc))
+            return self._failed(obj, spec, source_status.FETCH_FAILED, exc.reason, str(exc))
         try:
             artifact = self._artifact(spec, old, checkout)
         except (TidegateError, OSError) as exc:
             message = f"failed to archive and store artifact: {_oneline(exc)}"
             return self._failed(
-                spec, old, source_status.STORAGE_OPERATION_FAILED, "ArchiveOperationFailed", message
+                obj, spec, source_status.STORAGE_OPERATION_FAILED, "ArchiveOperationFailed", message
             )
         status = source_status.stored(
             old,
@@ -138,6 +164,14 @@ class GitRepositoryReconciler:
         self._write(spec, old, status)
         with self._lock:
             self._failures.pop((spec.namespace, spec.name), None)
+        if artifact is not old.get("artifact"):
+            self._event(
+                {**obj, "status": status},
+                "info",
+                f"stored artifact for commit '{checkout.subject}'",
+                revision=checkout.revision,
+                reason="NewArtifact",
+            )
         message = source_status.stored_message(checkout.revision)
         return ReconcileResult(spec.interval, True, "Succeeded", message, checkout.revision, status)
 
@@ -225,12 +259,13 @@ class GitRepositoryReconciler:
 
     def _failed(
         self,
+        obj: Mapping[str, Any],
         spec: GitRepositorySpec,
-        old: Mapping[str, Any],
         condition: str,
         reason: str,
         message: str,
     ) -> ReconcileResult:
+        old = obj.get("status") or {}
         status = source_status.failed(
             old,
             condition=condition,
@@ -241,12 +276,25 @@ class GitRepositoryReconciler:
             now=self.clock(),
         )
         self._write(spec, old, status)
+        self._event({**obj, "status": status}, "error", message, reason=reason)
         with self._lock:
             key = (spec.namespace, spec.name)
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
         delay = min(spec.interval, self.min_retry * 2 ** min(failures - 1, 40))
         return ReconcileResult(delay, False, reason, message, status=status)
+
+    def _event(
+        self,
+        obj: Mapping[str, Any],
+        severity: str,
+        message: str,
+        *,
+        revision: str = "",
+        reason: str = "",
+    ) -> None:
+        if self.events is not None:
+            self.events.record(obj, severity, message, revision=revision, reason=reason)
 
     def _write(
         self, spec: GitRepositorySpec, old: Mapping[str, Any], status: Mapping[str, Any]

@@ -1,6 +1,9 @@
 """A GitRepository's status as source-controller writes it: pure transitions, no I/O.
 
 - Every run: Stalled goes; `lastHandledReconcileAt` becomes the `requestedAt` annotation.
+- Progressing (a new generation, before fetching): Reconciling=True and Ready=Unknown, reason
+  Progressing, "processing object: new generation <old> -> <new>", so kstatus and `flux` read
+  the object as in progress while the fetch runs.
 - Stored (success): Ready=True/Succeeded and ArtifactInStorage=True/Succeeded, both "stored
   artifact for revision '<rev>'"; Reconciling, FetchFailed, StorageOperationFailed and
   ArtifactOutdated go; `artifact`, `observedGeneration` and `observedIgnore` are set.
@@ -38,6 +41,7 @@ __all__ = [
     "FETCH_FAILED",
     "STORAGE_OPERATION_FAILED",
     "failed",
+    "progressing",
     "stalled",
     "stored",
     "stored_message",
@@ -48,6 +52,7 @@ ARTIFACT_OUTDATED = "ArtifactOutdated"
 FETCH_FAILED = "FetchFailed"
 STORAGE_OPERATION_FAILED = "StorageOperationFailed"
 SUCCEEDED = "Succeeded"
+PROGRESSING = "Progressing"
 PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
 
 
@@ -83,6 +88,28 @@ def stored(
     return _ordered(result)
 
 
+def generation_message(status: Mapping[str, Any], generation: int) -> str:
+    """Flux's message for a run of a generation it has not observed yet, else "" ."""
+    observed = status.get("observedGeneration")
+    if observed == generation:
+        return ""
+    before = observed if isinstance(observed, int) else -1
+    return f"processing object: new generation {before} -> {generation}"
+
+
+def progressing(
+    status: Mapping[str, Any], *, generation: int, now: datetime.datetime
+) -> dict[str, Any]:
+    """The status persisted before fetching a new generation."""
+    message = generation_message(status, generation)
+    result = remove_condition(status, STALLED)
+    for type_, value in ((RECONCILING, "True"), (READY, "Unknown")):
+        result = set_condition(
+            result, type_, value, PROGRESSING, message, generation=generation, now=now
+        )
+    return _ordered(result)
+
+
 def failed(
     status: Mapping[str, Any],
     *,
@@ -99,13 +126,7 @@ def failed(
         result, condition, "True", reason, message, generation=generation, now=now
     )
     result = set_condition(result, READY, "False", reason, message, generation=generation, now=now)
-    observed = status.get("observedGeneration")
-    progress = (
-        f"processing object: new generation {observed if isinstance(observed, int) else -1} "
-        f"-> {generation}"
-        if observed != generation
-        else "reconciliation in progress"
-    )
+    progress = generation_message(status, generation) or "reconciliation in progress"
     result = set_condition(
         result,
         RECONCILING,

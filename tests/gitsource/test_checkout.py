@@ -5,6 +5,9 @@ free of credentials."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -287,3 +290,70 @@ def test_redirects_are_not_followed(
             )  # fmt: skip
     assert caught.value.reason == "GitOperationFailed"
     assert "returned error: 302" in str(caught.value)
+
+
+def test_credentials_reach_git_only_through_its_environment(tmp_path: Path) -> None:
+    """While git talks to a server that never answers, look at every process on the machine."""
+    token = "Proc-Visible-Token-8d1e"
+    creds = GitCredentials(bearer_token=token)
+    failure: list[BaseException] = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/fleet.git"
+
+        def fetch() -> None:
+            try:
+                GitFetcher(tmp_path / "c").fetch("ns", "r", url, _ref(), creds, timeout=30)
+            except FetchError as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        holders: list[str] = []
+        while worker.is_alive() and not holders:
+            holders = _processes_holding(token)
+        seen_in_argv = [pid for pid in _all_pids() if token.encode() in _read(pid, "cmdline")]
+        silent.close()  # the fetch fails now
+        worker.join()
+    assert holders, "git never started"
+    assert all(name.startswith("git") for name in holders), holders
+    assert seen_in_argv == []
+    assert token not in repr(dict(os.environ))
+    assert failure
+    assert token not in str(failure[0])
+
+
+def _all_pids() -> list[str]:
+    return [entry for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _read(pid: str, what: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{what}").read_bytes()
+    except OSError:
+        return b""
+
+
+def _processes_holding(token: str) -> list[str]:
+    """Names of the processes whose environment holds `token`."""
+    return [
+        _read(pid, "comm").decode().strip()
+        for pid in _all_pids()
+        if token.encode() in _read(pid, "environ")
+    ]
+
+
+def test_what_earlier_fetches_left_behind_is_pruned_to_stay_in_bounds(
+    fleet: Fleet, secure_git: SecureGit, basic: GitCredentials, tmp_path: Path
+) -> None:
+    fetcher = GitFetcher(tmp_path / "c", max_repository_bytes=300_000)
+    url = secure_git.https.repo_url(fleet.name)
+    for round_ in range(4):
+        # 100 kB that does not compress: each revision alone fits, all four would not.
+        head = fleet.push({"blob.bin": os.urandom(100_000)}, branch="main")
+        got = fetcher.fetch("ns", "fleet", url, _ref(branch="main"), basic, timeout=TIMEOUT)
+        assert got.commit == head, round_
+    assert got.repository.exists()
+    size = sum(p.stat().st_size for p in got.repository.rglob("*") if p.is_file())
+    assert size <= 300_000

@@ -137,12 +137,22 @@ def test_a_pass_stores_the_artifact_and_writes_fluxs_status(
     assert result.status["lastHandledReconcileAt"] == "2026-03-01T11:59:00Z"
     assert "observedIgnore" not in result.status
     assert cluster.patches[-1] == {"status": dict(result.status)}
+    # Before fetching a new generation, the object was marked in progress.
+    message = "processing object: new generation -1 -> 1"
+    assert [
+        (c["type"], c["status"], c["reason"], c["message"])
+        for c in cluster.patches[0]["status"]["conditions"]
+    ] == [
+        ("Ready", "Unknown", "Progressing", message),
+        ("Reconciling", "True", "Progressing", message),
+    ]
     got = _download(result, tmp_path / "got")
     assert (got / "deploy/app.yaml").read_bytes() == b"kind: ConfigMap\ndata: {}\n"
 
     again = reconcile_git_repository(_with_status(obj, result), reconciler)
     assert again.status is not None
     assert again.status["artifact"] == artifact  # up to date: nothing new stored
+    assert len(cluster.patches) == 3  # an observed generation needs no progress patch
 
 
 def test_new_commits_and_ignore_rules_make_new_artifacts(
@@ -365,3 +375,56 @@ def test_a_git_server_that_never_answers_is_cut_at_the_timeout(
     status, reason, message = _conditions(result)["FetchFailed"]
     assert (status, reason) == ("True", "GitOperationFailed")
     assert "timed out after 2s" in message
+
+
+class RecordingEvents:
+    """An `EventSink` that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def record(
+        self,
+        obj: dict[str, Any],
+        severity: str,
+        message: str,
+        *,
+        revision: str = "",
+        reason: str = "",
+    ) -> None:
+        assert obj["metadata"]["name"] == "fleet"
+        self.events.append((severity, reason, message, revision))
+
+
+def test_events_tell_of_new_artifacts_and_failures(
+    fleet: Fleet,
+    secure_git: SecureGit,
+    cluster: RecordingCluster,
+    served: ArtifactServer,
+    tmp_path: Path,
+) -> None:
+    sink = RecordingEvents()
+    reconciler = GitRepositoryReconciler(
+        cluster,
+        Storage(tmp_path / "storage", served.url),
+        GitFetcher(tmp_path / "cache"),
+        events=sink,
+        clock=lambda: NOW,
+    )
+    _secret(cluster, secure_git, bearerToken=GIT_TOKEN)
+    obj = _object(secure_git.https.repo_url(fleet.name), secretRef={"name": "git-auth"})
+    first = reconcile_git_repository(obj, reconciler)
+    reconcile_git_repository(_with_status(obj, first), reconciler)  # up to date: no event
+    _secret(cluster, secure_git, bearerToken="Wrong-Token-31")
+    reconcile_git_repository(_with_status(obj, first), reconciler)
+    assert sink.events[0] == (
+        "info",
+        "NewArtifact",
+        "stored artifact for commit 'second'",
+        f"main@sha1:{fleet.main}",
+    )
+    assert len(sink.events) == 2
+    severity, reason, message, _ = sink.events[1]
+    assert (severity, reason) == ("error", "AuthenticationFailed")
+    assert message.startswith("failed to checkout and determine revision")
+    assert "Wrong-Token-31" not in message

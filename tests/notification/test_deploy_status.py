@@ -4,7 +4,6 @@ description), and generic/Slack receivers on loopback."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import hmac
 import json
@@ -18,10 +17,12 @@ from prometheus_client import CollectorRegistry
 from core.changes import Action, Change, UnitPlan, UnitStatus
 from core.fetch import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
-from core.predicted import Applied, compare
+from reconciler.events import EventRecorder
+from reconciler.kustomization.model import ChangeEntry
 from reconciler.notification.code_hosts import code_hosts
 from reconciler.notification.delivery import Dispatcher
-from reconciler.notification.lifecycle import DeployReporter, Kustomization, go_duration, sha_of
+from reconciler.notification.event import Event
+from reconciler.notification.lifecycle import DeployReporter, sha_of
 from reconciler.notification.service import Notifier
 from tests.fixtures.github import GITLAB_TOKEN, NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
@@ -34,19 +35,38 @@ OLD = "1" * 40
 NEW = "2" * 40
 OTHER = "3" * 40
 CONTEXT = "kustomization/apps/0c9c2e41"
-KS = Kustomization("flux-system", "apps", uid="u-1")
 DEPLOYMENT = ObjectRef("apps", "Deployment", "web", "frontend")
-CONFIG = ObjectRef("", "ConfigMap", "web", "settings")
 PLAN = UnitPlan(
     unit=UnitRef(UnitKind.KUSTOMIZATION, "flux-system", "apps"),
     status=UnitStatus.RENDERED,
     prune=True,
     changes=(Change(Action.UPDATE, DEPLOYMENT, "apps/v1"),),
 )
+DRIFTED = (
+    ChangeEntry("Deployment/web/frontend", "configured"),
+    ChangeEntry("ConfigMap/web/settings", "configured"),
+)
+AS_PREVIEWED = (
+    ChangeEntry("Deployment/web/frontend", "configured"),
+    ChangeEntry("ConfigMap/web/settings", "unchanged"),
+)
 
 
 def revision(sha: str) -> str:
     return f"main@sha1:{sha}"
+
+
+def kustomization(applied: str = "", ready: bool = False) -> dict[str, Any]:
+    """The Kustomization as the pipeline reads it at the start of a run."""
+    status: dict[str, Any] = {"lastAppliedRevision": applied} if applied else {}
+    if applied:
+        status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": "flux-system", "uid": "u-1"},
+        "status": status,
+    }
 
 
 def objects(kind: str, address: str) -> list[dict[str, Any]]:
@@ -63,19 +83,51 @@ def objects(kind: str, address: str) -> list[dict[str, Any]]:
 
 
 class Harness:
-    """A reporter wired to a notifier and a started dispatcher; `settle` waits for the queue."""
+    """The reporter between a real event recorder and a notifier, as the runtime wires them, and
+    a driver that calls it as the pipeline does; `settle` waits for the delivery queue."""
 
     def __init__(self, store: MemoryStore, hosts: Sequence[str]) -> None:
         policy = FetchPolicy(allowed_hosts=frozenset(hosts), allow_loopback=True)
         self.dispatcher = Dispatcher(policy)
         self.dispatcher.start()
+        self.notifier = Notifier(store, self.dispatcher, hosts=code_hosts(NO_WAIT))
+        self.sent: list[tuple[Event, dict[str, Any]]] = []
         self.registry = CollectorRegistry()
         self.reporter = DeployReporter(
-            Notifier(store, self.dispatcher, hosts=code_hosts(NO_WAIT)).notify,
+            self.notify,
             cluster="prod",
+            predictor=lambda unit, previous, head: PLAN if unit == PLAN.unit else None,
             registry=self.registry,
-            now=lambda: datetime.datetime(2026, 11, 30, 9, 0, tzinfo=datetime.UTC),
         )
+        self.recorder = EventRecorder(None, [self.reporter.forward], instance="tidegate-0")
+
+    def notify(self, event: Event, **options: Any) -> int:
+        self.sent.append((event, options))
+        return self.notifier.notify(event, **options)
+
+    def succeed(
+        self,
+        obj: dict[str, Any],
+        sha: str,
+        *,
+        seconds: float = 14.2,
+        changes: Sequence[ChangeEntry] = (),
+    ) -> None:
+        self.reporter.applying(obj, revision(sha))
+        self.reporter.applied(obj, revision(sha), changes=changes, seconds=seconds, healthy=True)
+        self.recorder.record(
+            obj,
+            "info",
+            "Reconciliation finished in 14s, next run in 10m",
+            revision=revision(sha),
+            commit_status=True,
+            reason="ReconciliationSucceeded",
+        )
+
+    def fail(self, obj: dict[str, Any], sha: str, reason: str, message: str) -> None:
+        self.reporter.applying(obj, revision(sha))
+        self.reporter.failed(obj, revision(sha), reason, message)
+        self.recorder.record(obj, "error", message, revision=revision(sha), reason=reason)
 
     def settle(self) -> None:
         self.dispatcher.drain()
@@ -127,10 +179,10 @@ def gitlab_statuses(gitlab: FakeGitLab, sha: str) -> list[tuple[str, str, str]]:
 def test_github_gets_pending_then_success_on_the_exact_commit(
     github: FakeGitHub, on_github: Harness
 ) -> None:
-    assert on_github.reporter.applying(KS, revision(NEW))
+    on_github.reporter.applying(kustomization(), revision(NEW))
     on_github.settle()
     assert github_statuses(github, NEW) == [("pending", CONTEXT, "applying to prod/apps")]
-    assert on_github.reporter.applied(KS, revision(NEW), 14.2, healthy=True)
+    on_github.succeed(kustomization(), NEW)
     on_github.settle()
     assert github_statuses(github, NEW) == [
         ("pending", CONTEXT, "applying to prod/apps"),
@@ -143,9 +195,7 @@ def test_github_gets_pending_then_success_on_the_exact_commit(
 def test_gitlab_gets_running_then_success_on_the_exact_commit(
     gitlab_fake: FakeGitLab, on_gitlab: Harness
 ) -> None:
-    on_gitlab.reporter.applying(KS, revision(NEW))
-    on_gitlab.settle()
-    on_gitlab.reporter.applied(KS, revision(NEW), 14, healthy=True)
+    on_gitlab.succeed(kustomization(), NEW)
     on_gitlab.settle()
     assert gitlab_statuses(gitlab_fake, NEW) == [
         ("running", CONTEXT, "applying to prod/apps"),
@@ -159,16 +209,10 @@ def test_gitlab_gets_running_then_success_on_the_exact_commit(
 def test_a_failed_revision_keeps_its_failure_when_a_fix_succeeds_on_its_own_commit(
     github: FakeGitHub, gitlab_fake: FakeGitLab, on_github: Harness, on_gitlab: Harness
 ) -> None:
+    message = "timeout waiting for: [Deployment/web/frontend status: 'InProgress']\nmore"
     for harness in (on_github, on_gitlab):
-        harness.reporter.applying(KS, revision(OLD))
-        harness.reporter.failed(
-            KS,
-            revision(OLD),
-            "HealthCheckFailed",
-            "timeout waiting for: [Deployment/web/frontend status: 'InProgress']\nmore",
-        )
-        harness.reporter.applying(KS, revision(NEW))
-        harness.reporter.applied(KS, revision(NEW), 65, healthy=True)
+        harness.fail(kustomization(), OLD, "HealthCheckFailed", message)
+        harness.succeed(kustomization(), NEW, seconds=65)
         harness.settle()
     failure = (
         "health check failed: timeout waiting for: [Deployment/web/frontend status: 'InProgress']"
@@ -182,14 +226,12 @@ def test_a_failed_revision_keeps_its_failure_when_a_fix_succeeds_on_its_own_comm
 def test_redelivery_sets_no_second_status_and_no_second_comment(
     github: FakeGitHub, gitlab_fake: FakeGitLab, on_github: Harness, on_gitlab: Harness
 ) -> None:
-    drifted = compare(PLAN, {DEPLOYMENT: Applied.CONFIGURED, CONFIG: Applied.CONFIGURED})
     for harness in (on_github, on_gitlab):
-        for _ in range(2):
-            harness.reporter.applying(KS, revision(NEW))
-            harness.settle()
-        for _ in range(2):
-            harness.reporter.applied(KS, revision(NEW), 3, healthy=True, comparison=drifted)
-            harness.settle()
+        harness.succeed(kustomization(revision(OLD)), NEW, seconds=3, changes=DRIFTED)
+        harness.settle()
+        for event, options in list(harness.sent):
+            harness.notifier.notify(event, **options)
+        harness.settle()
     assert len(github_statuses(github, NEW)) == 2
     assert len(gitlab_statuses(gitlab_fake, NEW)) == 2
     assert len(github.repos["acme/fleet"].commit_comments) == 1
@@ -199,39 +241,54 @@ def test_redelivery_sets_no_second_status_and_no_second_comment(
 def test_a_mismatch_is_described_counted_and_detailed_on_the_commit(
     github: FakeGitHub, gitlab_fake: FakeGitLab, on_github: Harness, on_gitlab: Harness
 ) -> None:
-    drifted = compare(PLAN, {DEPLOYMENT: Applied.CONFIGURED, CONFIG: Applied.CONFIGURED})
     for harness in (on_github, on_gitlab):
-        harness.reporter.applied(KS, revision(NEW), 3, healthy=True, comparison=drifted)
+        harness.succeed(kustomization(revision(OLD), ready=True), NEW, seconds=3, changes=DRIFTED)
         harness.settle()
         assert harness.mismatches() == 1
     description = "applied in 3s, healthy; applied with 1 difference"
-    assert github_statuses(github, NEW) == [("success", CONTEXT, description)]
-    assert gitlab_statuses(gitlab_fake, NEW) == [("success", CONTEXT, description)]
+    assert github_statuses(github, NEW)[-1] == ("success", CONTEXT, description)
+    assert gitlab_statuses(gitlab_fake, NEW)[-1] == ("success", CONTEXT, description)
     (comment,) = github.repos["acme/fleet"].commit_comments
     (note,) = gitlab_fake.projects[7].commit_comments[NEW]
     for body in (comment["body"], note["note"]):
         assert "`ConfigMap web/settings`" in body
         assert "drift reverted" in body
-        assert "Deployment" not in body  # predicted and applied alike: not a difference
+        assert "Deployment" not in body  # previewed and applied alike: not a difference
     assert comment["commit_id"] == NEW
 
 
 def test_a_match_says_so_without_a_comment(github: FakeGitHub, on_github: Harness) -> None:
-    matched = compare(PLAN, {DEPLOYMENT: Applied.CONFIGURED, CONFIG: Applied.UNCHANGED})
-    on_github.reporter.applied(KS, revision(NEW), 3, healthy=False, comparison=matched)
+    on_github.succeed(kustomization(revision(OLD)), NEW, seconds=3, changes=AS_PREVIEWED)
     on_github.settle()
-    assert github_statuses(github, NEW) == [
-        ("success", CONTEXT, "applied in 3s; applied as previewed")
-    ]
+    assert github_statuses(github, NEW)[-1] == (
+        "success",
+        CONTEXT,
+        "applied in 3s, healthy; applied as previewed",
+    )
     assert github.repos["acme/fleet"].commit_comments == []
     assert on_github.mismatches() == 0
+
+
+def test_the_periodic_reapply_of_a_ready_revision_posts_nothing_new(
+    github: FakeGitHub, on_github: Harness
+) -> None:
+    on_github.succeed(kustomization(), NEW)
+    on_github.settle()
+    first = github_statuses(github, NEW)
+    on_github.succeed(kustomization(revision(NEW), ready=True), NEW, seconds=2)
+    on_github.settle()
+    assert github_statuses(github, NEW) == first
+    # A failure of the same revision later is news again.
+    on_github.fail(kustomization(revision(NEW), ready=True), NEW, "HealthCheckFailed", "gone")
+    on_github.settle()
+    assert github_statuses(github, NEW)[-1] == ("failure", CONTEXT, "health check failed: gone")
 
 
 def test_a_revision_that_names_no_commit_sets_nothing(
     github: FakeGitHub, on_github: Harness
 ) -> None:
-    assert not on_github.reporter.applying(KS, "latest")
-    assert not on_github.reporter.applied(KS, f"main@sha1:{NEW[:12]}", 1, healthy=True)
+    on_github.reporter.applying(kustomization(), "latest")
+    on_github.reporter.applying(kustomization(), f"main@sha1:{NEW[:12]}")
     on_github.settle()
     assert github.repos["acme/fleet"].statuses == {}
     assert sha_of(f"refs/heads/main@sha1:{NEW}") == NEW
@@ -245,12 +302,12 @@ def test_a_code_host_outage_does_not_block_the_reconcile(
     caplog.set_level(logging.DEBUG)
     github.fail_next = [502] * 40
     for sha in (OLD, NEW, OTHER):
-        assert on_github.reporter.applying(KS, revision(sha))  # returns at once: only queued
+        on_github.reporter.applying(kustomization(), revision(sha))  # only queued
     on_github.settle()
     assert on_github.dispatcher.outcome.failed == 3
     assert TOKEN not in caplog.text
     github.fail_next = []
-    on_github.reporter.applied(KS, revision(NEW), 2, healthy=True)
+    on_github.succeed(kustomization(), NEW)
     on_github.settle()
     assert github_statuses(github, NEW)[-1][0] == "success"
 
@@ -277,8 +334,7 @@ def test_generic_receivers_get_the_lifecycle_events_signed_and_slack_only_the_ou
             {("flux-system", "hmac"): {"token": key.encode(), "address": signed.url.encode()}},
         )
         harness = Harness(store, [signed.host, slack.host])
-        harness.reporter.applying(KS, revision(NEW))
-        harness.reporter.failed(KS, revision(NEW), "BuildFailed", "kustomize build failed")
+        harness.fail(kustomization(), NEW, "BuildFailed", "kustomize build failed")
         harness.settle()
         harness.dispatcher.stop()
     reasons = []
@@ -295,5 +351,13 @@ def test_generic_receivers_get_the_lifecycle_events_signed_and_slack_only_the_ou
     assert message["attachments"][0]["text"] == "kustomize build failed"
 
 
-def test_go_durations() -> None:
-    assert [go_duration(s) for s in (0.35, 14.4, 65, 7322)] == ["350ms", "14s", "1m5s", "2h2m2s"]
+def test_a_notifier_that_fails_never_fails_the_reconcile(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: Event, **_: Any) -> int:
+        raise RuntimeError("Alerts cannot be listed")
+
+    reporter = DeployReporter(broken)
+    reporter.applying(kustomization(), revision(NEW))
+    reporter.applied(kustomization(), revision(NEW), changes=(), seconds=1, healthy=False)
+    recorder = EventRecorder(None, [reporter.forward])
+    recorder.record(kustomization(), "info", "done", revision=revision(NEW), commit_status=True)
+    assert caplog.text.count("not sent: Alerts cannot be listed") == 2
