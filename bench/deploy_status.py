@@ -28,12 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.fetch import FetchPolicy
+from devenv.github_api import FakeGitHub, serve_github
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_host
 from reconciler.notification.delivery import Dispatcher
 from reconciler.notification.lifecycle import DeployReporter
 from reconciler.notification.service import Notifier
-from tests.vcs.github_fake import FakeGitHub, serve_github
 
 TOKEN = "ghp_" + secrets.token_hex(8)  # a throwaway for the local fake
 API = "notification.toolkit.fluxcd.io/v1beta3"
