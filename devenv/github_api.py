@@ -47,8 +47,21 @@ class FakeRepo:
 class FakeGitHub:
     """State and routes of the fake; `base_url` is what PyGithub is given."""
 
-    def __init__(self, *, token: str, app_id: str = "", public_key: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        app_id: str = "",
+        public_key: str = "",
+        installation_token: str = "",
+    ) -> None:
+        """A fake App; installation tokens are fresh unless `installation_token` is given.
+
+        A fixed installation token lets a git server be told to accept it for HTTPS fetches,
+        as GitHub accepts its installation tokens.
+        """
         self.token = token
+        self.fixed_installation_token = installation_token
         self.app_id = app_id
         self.public_key = public_key
         self.installation_id = 7
@@ -162,7 +175,7 @@ class FakeGitHub:
             return 401, {"message": "A JSON web token could not be decoded"}
         if str(claims.get("iss")) != self.app_id or parts[2] != str(self.installation_id):
             return 404, {"message": "Not Found"}
-        token = "ghs_" + secrets.token_hex(16)
+        token = self.fixed_installation_token or "ghs_" + secrets.token_hex(16)
         expires = _now() + self.token_lifetime
         self.installation_tokens[token] = expires
         return 201, {
