@@ -1,0 +1,77 @@
+"""What `tidegate reconcile` wires, seen on the real control plane through the process.
+
+The controller runs as a process with the admin's identity and watches the test's Flux
+namespace. A GitRepository's new artifact is a Normal `NewArtifact` Event reported by
+`source-controller`, as Flux records it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.cluster.kube import eventually
+from tests.fixtures.gitserver import commit, git
+from tests.reconcile.conftest import Flux
+from tests.reconcile.controller import start_controller
+
+pytestmark = pytest.mark.cluster
+
+
+@contextmanager
+def _controller(
+    flux: Flux, kubeconfig: Path, kustomize: Path, work: Path
+) -> Iterator[subprocess.Popen[str]]:
+    process = start_controller(kubeconfig, flux.namespace, kustomize, work)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(120)
+        stderr = process.stderr.read() if process.stderr else ""
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def _events(kube_client: Any, namespace: str, kind: str, name: str) -> list[Any]:
+    listed = k8s.CoreV1Api(kube_client).list_namespaced_event(namespace)
+    return [
+        e for e in listed.items if e.involved_object.kind == kind and e.involved_object.name == name
+    ]
+
+
+def test_a_new_artifact_is_a_source_controller_event(
+    flux: Flux,
+    kustomize_bin: Path,
+    admin_kubeconfig: Path,
+    kube_client: Any,
+    tmp_path: Path,
+) -> None:
+    # Pushed straight to git (not published): the controller's own fetch stores the artifact.
+    commit(flux.work, {"README.md": b"hello\n"}, "first commit")
+    git("push", "--quiet", flux.repo.push_url, "HEAD:main", cwd=flux.work)
+
+    with _controller(flux, admin_kubeconfig, kustomize_bin, tmp_path / "controller"):
+        events = eventually(
+            lambda: [
+                e
+                for e in _events(kube_client, flux.namespace, "GitRepository", "flux-system")
+                if e.reason == "NewArtifact"
+            ],
+            "a NewArtifact event for the GitRepository",
+        )
+
+    event = events[0]
+    assert event.type == "Normal"
+    assert event.message == "stored artifact for commit 'first commit'"
+    assert event.source.component == "source-controller"
+    assert event.reporting_component == "source-controller"
+    head = git("rev-parse", "HEAD", cwd=flux.work)
+    assert event.metadata.annotations == {"source.toolkit.fluxcd.io/revision": f"main@sha1:{head}"}
