@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,7 +267,7 @@ def _annotations(sarif: Path) -> tuple[Annotation, ...]:
 
 
 class Worker:
-    """Claims jobs and runs them; a job that fails to publish is retried after its lease."""
+    """Claims jobs and runs them; a failed attempt goes back to the queue (see JobStore.retry)."""
 
     def __init__(self, store: JobStore, reviewer: Reviewer) -> None:
         self._store = store
@@ -280,7 +281,25 @@ class Worker:
         try:
             self._reviewer.run(job)
         except VcsError as exc:
-            _log.warning("job failed, will retry: %s", exc, extra={"job": job.id})
+            state = self._store.retry(job, str(exc))
+            _log.warning("job failed (%s): %s", state, exc, extra={"job": job.id})
+            return True
+        except Exception as exc:
+            # A bug must not stop the worker; the job is retried, then ends in `error`.
+            state = self._store.retry(job, f"internal error: {type(exc).__name__}")
+            _log.exception("job failed (%s)", state, extra={"job": job.id})
             return True
         self._store.finish(job)
         return True
+
+    def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:
+        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                # The database is unreachable (restart, failover): wait and claim again.
+                _log.exception("cannot claim a job")
+                busy = False
+            if not busy:
+                stop.wait(idle)

@@ -23,6 +23,8 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
+from app.database import open_database, sqlite_url
+from app.migrate import upgrade
 from app.settings import Settings
 from app.store import JobStore
 from app.web import create_app
@@ -53,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), github_webhook_secret=SECRET)
-        store = JobStore(Path(tmp) / "jobs.sqlite")
+        engine = open_database(sqlite_url(Path(tmp) / "jobs.sqlite"))
+        upgrade(engine)
+        store = JobStore(engine)
         server = make_server("127.0.0.1", 0, create_app(settings, store), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_port}/webhooks/github"

@@ -1,20 +1,27 @@
-"""`tidegate serve`: run the pull-request app (webhooks) and its review worker.
+"""`tidegate serve`: run the pull-request app (webhooks) and its review workers.
 
-`--worker-only` and `--web-only` split the two for several replicas; without either, one process
-serves webhooks on the development server and runs a worker thread (local runs only: production
-serves `app.wsgi:application` under gunicorn and runs `tidegate serve --worker-only` beside it).
+By default the webhooks are served by gunicorn, and each of its worker processes also runs one
+review worker thread. `--web-only` serves webhooks without reviewing, `--worker-only` reviews
+without serving (split roles for several replicas on PostgreSQL), `--dev` uses Flask's
+development server instead of gunicorn (local runs only), and `--migrate-only` brings the job
+database's schema up to date and exits. Every mode migrates first; migrating is idempotent and
+safe from replicas starting together.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
-import time
 from typing import Any
 
 from app import settings as app_settings
+from app.database import open_database
+from app.logs import configure as configure_logs
+from app.migrate import upgrade
 from app.review import Credentials, Reviewer, Worker
+from app.server import GunicornServer
 from app.store import Job, JobStore
 from app.web import create_app
 from core.errors import InputError
@@ -25,6 +32,8 @@ from core.vcs.port import CodeHost
 from core.vcs.webhooks import Provider
 
 __all__ = ["register"]
+
+_log = logging.getLogger("tidegate.serve")
 
 
 def register(subparsers: Any) -> None:
@@ -39,33 +48,84 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn worker processes (default 2)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="request threads per gunicorn worker (default 8)"
+    )
+    parser.add_argument(
+        "--dev", action="store_true", help="Flask's development server instead of gunicorn"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--worker-only", action="store_true", help="run only the review worker")
     mode.add_argument("--web-only", action="store_true", help="serve only the webhooks")
+    mode.add_argument(
+        "--migrate-only", action="store_true", help="migrate the job database and exit"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logs()
     settings = app_settings.from_environment()
+    if args.workers < 1 or args.threads < 1:
+        raise InputError("--workers and --threads must be at least 1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(settings.data_dir / "jobs.sqlite")
-    if not args.web_only:
-        worker = Worker(store, Reviewer(settings, store, _code_hosts(settings)))
-        thread = threading.Thread(target=_work, args=(worker,), daemon=True)
-        thread.start()
-        if args.worker_only:
-            thread.join()
-            return 0
-    create_app(settings, store).run(host=args.host, port=args.port)
+    url = app_settings.job_database_url(settings)
+    engine = open_database(url)
+    upgrade(engine)
+    engine.dispose()  # gunicorn forks next: no connection may cross the fork
+    if args.migrate_only:
+        print("job database is up to date")
+        return 0
+    hosts = None if args.web_only else _code_hosts(settings)
+
+    def build() -> Any:
+        """The app of one process, and its review worker thread unless serving webhooks only."""
+        store = JobStore(
+            open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
+        )
+        if hosts is not None:
+            worker = Worker(store, Reviewer(settings, store, hosts))
+            threading.Thread(
+                target=worker.run_forever, args=(threading.Event(),), daemon=True
+            ).start()
+        return create_app(settings, store)
+
+    if args.worker_only:
+        _review_until_stopped(settings, url, hosts)
+        return 0
+    if args.dev:
+        build().run(host=args.host, port=args.port)
+        return 0
+    options = {
+        "bind": f"{args.host}:{args.port}",
+        "workers": args.workers,
+        "worker_class": "gthread",
+        "threads": args.threads,
+        # Webhooks are acknowledged in milliseconds; a request that takes this long is stuck.
+        "timeout": 60,
+        "graceful_timeout": 30,
+        "accesslog": None,
+        "errorlog": "-",
+        "proc_name": "tidegate-serve",
+    }
+    GunicornServer(build, options).run()
     return 0
 
 
-def _work(worker: Worker) -> None:
-    while True:
-        if not worker.run_once():
-            time.sleep(1.0)
+def _review_until_stopped(settings: app_settings.Settings, url: str, hosts: Any) -> None:
+    store = JobStore(
+        open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
+    )
+    stop = threading.Event()
+    # SIGTERM (Kubernetes stopping the pod) ends the loop between jobs; a job cut off by SIGKILL
+    # is claimed again once its lease expires.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _log.info("review worker started")
+    Worker(store, Reviewer(settings, store, hosts)).run_forever(stop)
 
 
 def _code_hosts(settings: app_settings.Settings) -> Any:
