@@ -2,8 +2,10 @@
 
 It serves the bare repositories under one root directory through `git http-backend` run as CGI,
 so clones, fetches (protocol v0 and v2) and pushes behave as against a real git host. Anyone may
-fetch; pushing needs HTTP Basic credentials from the configured users. It binds to loopback only
-and is not meant to face a network: no TLS, no rate limits, passwords kept in memory.
+fetch unless the server is private; pushing needs HTTP Basic credentials from the configured
+users, and a bearer token stands for its user as a git host's access token does. With a serving
+certificate (from `devenv.pki`) it speaks HTTPS. It binds to loopback only and is not meant to
+face a network: no rate limits, passwords and tokens kept in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -26,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from devenv.pki import KeyPair
 
 __all__ = ["GitServer"]
 
@@ -55,15 +60,29 @@ class GitServer:
     Use it as a context manager (or `start`/`stop`). Repositories are `<root>/<name>.git`.
     """
 
-    def __init__(self, root: Path, users: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        users: Mapping[str, str],
+        *,
+        tokens: Mapping[str, str] | None = None,
+        tls: KeyPair | None = None,
+        private: bool = False,
+    ) -> None:
         """Prepare a server; nothing listens until `start`.
 
         Args:
             root: Directory holding the bare repositories; created if missing.
             users: User name -> password of those allowed to push.
+            tokens: Bearer token -> the user it authenticates.
+            tls: Serving certificate and key: serve HTTPS instead of HTTP.
+            private: Whether fetching needs credentials too.
         """
         self._root = root.resolve()
         self._users = dict(users)
+        self._tokens = dict(tokens or {})
+        self._tls = tls
+        self._private = private
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -78,7 +97,8 @@ class GitServer:
         if self._server is None:
             raise RuntimeError("the git server is not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     def start(self) -> None:
         """Bind a free loopback port and serve in a background thread."""
@@ -86,7 +106,9 @@ class GitServer:
             return
         self._root.mkdir(parents=True, exist_ok=True)
         backend = Path(_git("--exec-path").strip()) / "git-http-backend"
-        self._server = _Server(self._root, self._users, backend)
+        self._server = _Server(
+            self._root, _Access(self._users, self._tokens, self._private), backend, self._tls
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="git-server", daemon=True
         )
@@ -158,6 +180,15 @@ def _git(*args: str) -> str:
     return done.stdout.decode()
 
 
+class _Access:
+    """Who may do what: users' passwords, bearer tokens, and whether fetching is open."""
+
+    def __init__(self, users: Mapping[str, str], tokens: Mapping[str, str], private: bool) -> None:
+        self.users = users
+        self.tokens = tokens
+        self.private = private
+
+
 class _Server(ThreadingHTTPServer):
     """The HTTP server, holding what handlers need and the connections to cut on stop."""
 
@@ -165,13 +196,23 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, root: Path, users: Mapping[str, str], backend: Path) -> None:
+    def __init__(self, root: Path, access: _Access, backend: Path, tls: KeyPair | None) -> None:
         self.repo_root = root
-        self.users = users
+        self.access = access
         self.backend = backend
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self._tls = _server_context(tls) if tls is not None else None
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        """Accept a connection; with TLS, its handshake runs later in the handler's thread."""
+        connection, address = super().get_request()
+        if self._tls is None:
+            return connection, address
+        # Not here: a client that never finishes its handshake would block every other accept.
+        wrapped = self._tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
 
     def track(self, connection: socket.socket, *, is_open: bool) -> None:
         """Record that a connection opened or closed."""
@@ -200,9 +241,22 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 60
 
     def setup(self) -> None:
-        """Register the connection so that `GitServer.stop` can cut it."""
+        """Register the connection so that `GitServer.stop` can cut it; finish TLS."""
+        self.handshake_failed = False
+        self.request.settimeout(self.timeout)
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except OSError:  # ssl.SSLError included: a client that distrusts our CA
+                _log.debug("TLS handshake with %s failed", self.client_address[0])
+                self.handshake_failed = True
         super().setup()
         self.server.track(self.connection, is_open=True)
+
+    def handle(self) -> None:
+        """Serve requests unless the TLS handshake failed (then there is nobody to answer)."""
+        if not self.handshake_failed:
+            super().handle()
 
     def finish(self) -> None:
         """Unregister the connection."""
@@ -239,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         """
         header = self.headers.get("Authorization")
         if header is None:
-            if not _is_push(path_info, query):
+            if not _is_push(path_info, query) and not self.server.access.private:
                 return ""
         else:
             user = self._check_credentials(header)
@@ -250,13 +304,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_credentials(self, header: str) -> str | None:
         scheme, _, encoded = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return _token_user(self.server.access.tokens, encoded.strip())
         if scheme.lower() != "basic":
             return None
         try:
             user, _, password = b64decode(encoded, validate=True).decode().partition(":")
         except (Base64Error, UnicodeDecodeError):
             return None
-        expected = self.server.users.get(user)
+        expected = self.server.access.users.get(user)
         # Compare in constant time so that timing does not reveal a password.
         if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
             return None
@@ -281,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             env["HTTP_CONTENT_ENCODING"] = encoding  # git inflates gzip request bodies itself
         if user:
             env["REMOTE_USER"] = user
-            env["AUTH_TYPE"] = "Basic"
+            env["AUTH_TYPE"] = self.headers.get("Authorization", "").partition(" ")[0]
         protocol = self.headers.get("Git-Protocol", "")
         if _GIT_PROTOCOL.fullmatch(protocol):
             env["GIT_PROTOCOL"] = protocol
@@ -372,6 +428,25 @@ class _BodyFeeder(threading.Thread):
         finally:
             with contextlib.suppress(BrokenPipeError):
                 self._stdin.close()
+
+
+def _server_context(tls: KeyPair) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for the certificate; its files live only while loading."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="git-server-tls-") as directory:
+        cert, key = tls.write(Path(directory), "serving")
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _token_user(tokens: Mapping[str, str], presented: str) -> str | None:
+    """The user a bearer token stands for, compared in constant time against each token."""
+    found = None
+    for token, user in tokens.items():
+        if hmac.compare_digest(presented.encode(), token.encode()):
+            found = user
+    return found
 
 
 def _is_push(path_info: str, query: str) -> bool:

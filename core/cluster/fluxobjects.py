@@ -1,8 +1,12 @@
-"""Live reads and merge patches of Flux objects (Kustomization, GitRepository) and Leases.
+"""Live reads and merge patches of Flux objects, their status and Events, and Leases.
 
-The one place the command line's Flux verbs and the reconciler's leader election reach the
-apiserver: a thin adapter over the Kubernetes client that turns API failures into `ClusterError`
-naming the object. It knows nothing of what the callers do with the objects and never logs.
+Flux objects are Kustomizations and GitRepositories; their status is written through the status
+subresource.
+
+The one place the command line's Flux verbs and the reconciler's leader election, status and
+events reach the apiserver: a thin adapter over the Kubernetes client that turns API failures
+into `ClusterError` naming the object. It knows nothing of what the callers do with the objects
+and never logs.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class LiveCluster:
         self._api = api
         self._custom = k8s.CustomObjectsApi(api)
         self._leases = k8s.CoordinationV1Api(api)
+        self._core = k8s.CoreV1Api(api)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None, context: str | None = None) -> LiveCluster:
@@ -140,6 +145,41 @@ class LiveCluster:
             patch,
         )
         return patched
+
+    def merge_patch_status(
+        self, kind: FluxKind, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch to the status subresource; return the result.
+
+        A `metadata.resourceVersion` in the patch makes it conditional (`Conflict` when the
+        object moved), as Flux's optimistic-lock status patches are.
+        """
+        patched: dict[str, Any] = self._call(
+            f"{kind.kind} {namespace}/{name} status",
+            self._custom.patch_namespaced_custom_object_status,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
+            name,
+            patch,
+        )
+        return patched
+
+    def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a core/v1 Event; `Conflict` when one of that name exists."""
+        name = body["metadata"]["name"]
+        event = self._call(
+            f"Event {namespace}/{name}", self._core.create_namespaced_event, namespace, body
+        )
+        return _plain(self._api, event)
+
+    def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch an Event (a repeat's count and last timestamp); `NotFound` if gone."""
+        event = self._call(
+            f"Event {namespace}/{name}", self._core.patch_namespaced_event, name, namespace, patch
+        )
+        return _plain(self._api, event)
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
         """The Lease as a plain dict (spec keys in camelCase), or `NotFound`."""

@@ -21,6 +21,8 @@ ALLOWED = {
     "core.render.substitute",
     "core.render.unit",
     "reconciler.apply",
+    # The Kustomization pipeline's build step: it hands the objects to the apply step opaquely.
+    "reconciler.kustomization.build",
 }
 
 
@@ -74,4 +76,6 @@ def test_the_import_contract_forbids_cleartext_to_what_caches_reports_and_logs()
     assert set(contract["ignore_imports"]) == {
         "reconciler.apply -> core.cleartext",
         "reconciler.apply -> core.render.clear",
+        "reconciler.kustomization.build -> core.cleartext",
+        "reconciler.kustomization.build -> core.render.clear",
     }

@@ -1,0 +1,547 @@
+"""Apply one Kustomization's objects as kustomize-controller does: staged server-side apply.
+
+The only module that sends cleartext objects to the cluster (import-linter keeps it that way).
+The rules, after fluxcd/pkg ssa's `ApplyAllStaged`:
+
+- Stages. First the cluster definitions (CustomResourceDefinitions, Namespaces, ClusterRoles),
+  then a wait until they are ready (a CRD Established, a Namespace Active); then every kind whose
+  name ends in `Class`, and a wait; then everything else. Within a stage, objects go in Flux's
+  kind order (`core.inventory.sort_key`). An error stops the run and carries the change set of
+  the stages done so far.
+- Dry run first. Every object of a stage is read and dry-run applied (concurrently, as
+  `--concurrent-ssa`) before any is written; one failed dry run writes nothing of that stage.
+- Drift. An object is written only when the dry run differs from the live object (labels,
+  annotations, and everything outside `metadata` and `status`) or its metadata needs cleaning;
+  otherwise it is `unchanged` and nothing is sent, so its resourceVersion stays.
+- Field manager `kustomize-controller`, ownership forced. Before writing, the fields owned by
+  `kubectl` (apply and update), `before-first-apply` and legacy `kustomize-controller` updates are
+  handed to `kustomize-controller`, so the apply removes what `kubectl edit` added; with
+  `kustomize.toolkit.fluxcd.io/ssa: Merge` that cleanup is skipped. kubectl's
+  last-applied-configuration and Flux v1's checksum annotations are removed.
+- Skips. `kustomize.toolkit.fluxcd.io/reconcile: disabled` or `.../ssa: Ignore` on the desired or
+  the live object: `skipped`. `.../ssa: IfNotPresent` and the object exists: `skipped`. Skipped
+  objects stay in the inventory.
+- Force. With `spec.force` or `kustomize.toolkit.fluxcd.io/force: enabled` on the object, an
+  object whose dry run fails only because an immutable field changed is deleted and created
+  again. Unlike Flux (which recreates on any 409 or 422), nothing else is recreated, and the
+  delete happens only after the whole stage's dry run passed.
+- Ownership labels `kustomize.toolkit.fluxcd.io/name` and `.../namespace` on every object.
+
+Errors name the object, the step and the apiserver's reason (`Deployment/apps/web dry-run
+failed (Invalid): ...`) and carry the field paths it named. Every message is scrubbed of the
+Secret values among the objects; no body is ever logged, returned or put in an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.cleartext import Clear, replace_paths
+from core.cluster.port import (
+    FIELD_MANAGER,
+    ClusterError,
+    ClusterPort,
+    Forbidden,
+    ImmutableField,
+    NotFound,
+    UnknownKind,
+)
+from core.errors import Failure, TidegateError
+from core.host.files import FileSource
+from core.inventory import sort_key
+from core.model import ObjectRef, group_of
+from core.render import clear
+from core.render.kustomize import Rendered
+from core.secrets import KnownValues, values_in
+from core.units import KustomizationSpec
+from reconciler.changeset import Action, ChangeSet, ChangeSetEntry
+
+__all__ = [
+    "OWNER_NAME",
+    "OWNER_NAMESPACE",
+    "ApplyError",
+    "Options",
+    "Owner",
+    "apply_objects",
+    "build",
+]
+
+OWNER_NAME = "kustomize.toolkit.fluxcd.io/name"
+OWNER_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+_RECONCILE = "kustomize.toolkit.fluxcd.io/reconcile"
+_SSA = "kustomize.toolkit.fluxcd.io/ssa"
+_FORCE = "kustomize.toolkit.fluxcd.io/force"
+
+# Drift cleanup (kustomize-controller's defaults): metadata left by kubectl and by Flux v1.
+_STALE_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kustomize.toolkit.fluxcd.io/checksum",
+    "fluxcd.io/sync-checksum",
+)
+_STALE_LABELS = ("fluxcd.io/sync-gc-mark",)
+# (manager name prefix, operation): whose fields are handed to kustomize-controller.
+_FOREIGN_MANAGERS = (
+    ("kubectl", "Apply"),
+    ("kubectl", "Update"),
+    ("before-first-apply", "Update"),
+    ("kustomize-controller", "Update"),
+)
+
+_CLUSTER_DEFINITIONS = frozenset(
+    {
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("", "Namespace"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Kustomization the objects belong to."""
+
+    name: str
+    namespace: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Flux's ownership labels."""
+        return {OWNER_NAME: self.name, OWNER_NAMESPACE: self.namespace}
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to apply."""
+
+    force: bool = False
+    """`spec.force`: recreate objects whose immutable fields changed."""
+    wait_timeout: float = 60.0
+    """How long to wait for each stage's definitions to become ready (Flux: 60s)."""
+    poll: float = 0.5
+    concurrency: int = 4
+    """Objects read and dry-run at once (Flux's `--concurrent-ssa`)."""
+    field_manager: str = FIELD_MANAGER
+
+
+class ApplyError(TidegateError):
+    """The apply stopped at one object; `change_set` holds what was done before it."""
+
+    failure = Failure.INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ref: ObjectRef | None,
+        change_set: ChangeSet,
+        fields: Sequence[str] = (),
+        forbidden: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.change_set = change_set
+        self.fields = tuple(fields)
+        self.forbidden = forbidden
+
+    @property
+    def condition_reason(self) -> str:
+        """The Ready condition's reason: `AccessDenied` when RBAC refused, else Flux's own."""
+        return "AccessDenied" if self.forbidden else "ReconciliationFailed"
+
+
+def build(
+    spec: KustomizationSpec,
+    source: FileSource,
+    *,
+    kustomize_bin: Path,
+    variables: Mapping[str, str] | None,
+    secret_values: Mapping[str, str] | None = None,
+    work_root: Path | None = None,
+) -> Rendered:
+    """Build `spec` in cleartext for `apply_objects` (see `core.render.clear`)."""
+    return clear.build_kustomization(
+        spec,
+        source,
+        kustomize_bin=kustomize_bin,
+        variables=variables,
+        secret_values=secret_values,
+        work_root=work_root,
+    )
+
+
+def apply_objects(
+    port: ClusterPort,
+    objects: Iterable[Clear],
+    *,
+    owner: Owner | None,
+    options: Options = Options(),
+) -> ChangeSet:
+    """Apply `objects` in Flux's stages; return the change set.
+
+    Raises:
+        ApplyError: an object could not be read, dry-run, written or waited for; the message
+            names it and holds no Secret value, and `change_set` what was done before.
+    """
+    desired = list(objects)
+    run = _Run(port, _known_values(desired), options)
+    prepared = [_Desired.of(item, owner) for item in desired]
+    first = [d for d in prepared if (d.ref.group, d.ref.kind) in _CLUSTER_DEFINITIONS]
+    classes = [d for d in prepared if d not in first and d.ref.kind.endswith("Class")]
+    rest = [d for d in prepared if d not in first and d not in classes]
+    for stage, wait in ((first, True), (classes, True), (rest, False)):
+        if stage:
+            run.stage(stage, wait=wait)
+    run.change_set.complete = True
+    return run.change_set
+
+
+@dataclass(eq=False)
+class _Desired:
+    """One object to apply: the payload Flux sends, and its identity."""
+
+    body: dict[str, Any]
+    ref: ObjectRef
+    version: str
+
+    @classmethod
+    def of(cls, item: Clear, owner: Owner | None) -> _Desired:
+        body = _normalized(item.body, owner)
+        ref = ObjectRef.of(body)
+        return cls(body, ref, str(body.get("apiVersion", "")).rsplit("/", 1)[-1])
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body["apiVersion"])
+
+    def marked(self, key: str, value: str) -> bool:
+        return _marked(self.body, key, value)
+
+
+@dataclass
+class _Step:
+    """The dry-run verdict on one object: what to write, if anything."""
+
+    item: _Desired
+    action: Action
+    cleanup: list[dict[str, Any]] = field(default_factory=list)
+    recreate: bool = False
+
+
+class _Run:
+    """One apply: the port, what to scrub from messages, and the change set so far."""
+
+    def __init__(self, port: ClusterPort, known: KnownValues, options: Options) -> None:
+        self.port = port
+        self.known = known
+        self.options = options
+        self.change_set = ChangeSet()
+
+    def stage(self, items: list[_Desired], *, wait: bool) -> None:
+        items = sorted(items, key=lambda d: sort_key(d.ref))
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
+            # map returns in order and re-raises the first failure in that order.
+            steps = list(pool.map(self._dry_run, items))
+        for step in steps:
+            self._write(step)
+            self.change_set.add(ChangeSetEntry(step.item.ref, step.item.version, step.action))
+        if wait:
+            for step in steps:
+                if step.action is not Action.SKIPPED:
+                    self._wait_ready(step.item)
+
+    # Phase 1: read, skip rules, dry run, drift.
+
+    def _dry_run(self, item: _Desired) -> _Step:
+        existing = self._get(item)
+        if _excluded(item.body) or (existing is not None and _excluded(existing)):
+            return _Step(item, Action.SKIPPED)
+        if existing is not None and item.marked(_SSA, "ifnotpresent"):
+            return _Step(item, Action.SKIPPED)
+        try:
+            dry = self.port.apply(
+                item.body, field_manager=self.options.field_manager, force=True, dry_run=True
+            )
+        except ImmutableField as exc:
+            if existing is not None and (self.options.force or item.marked(_FORCE, "enabled")):
+                return _Step(item, Action.CREATED, recreate=True)
+            raise self._error(item, "dry-run failed", exc) from None
+        except ClusterError as exc:
+            raise self._error(item, "dry-run failed", exc) from None
+        cleanup = [] if existing is None else _cleanup(item, existing, self.options.field_manager)
+        created = not (dry.get("metadata") or {}).get("resourceVersion")
+        if created:
+            return _Step(item, Action.CREATED)
+        if cleanup or existing is None or _drifted(existing, dry):
+            return _Step(item, Action.CONFIGURED, cleanup)
+        return _Step(item, Action.UNCHANGED)
+
+    def _get(self, item: _Desired) -> dict[str, Any] | None:
+        meta = item.body.get("metadata") or {}
+        try:
+            return self.port.get(
+                item.api_version, item.ref.kind, str(meta.get("namespace") or ""), item.ref.name
+            )
+        except UnknownKind as exc:
+            raise self._error(item, "dry-run failed", exc) from None
+        except NotFound:
+            return None
+        except ClusterError as exc:
+            raise self._error(item, "get failed", exc) from None
+
+    # Phase 2: write what drifted, in order.
+
+    def _write(self, step: _Step) -> None:
+        if step.action in (Action.SKIPPED, Action.UNCHANGED):
+            return
+        item = step.item
+        meta = item.body.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        try:
+            if step.recreate:
+                self.port.delete(
+                    item.api_version,
+                    item.ref.kind,
+                    namespace,
+                    item.ref.name,
+                    propagation="Background",
+                )
+                self._wait_gone(item, namespace)
+            if step.cleanup:
+                self.port.json_patch(
+                    item.api_version, item.ref.kind, namespace, item.ref.name, step.cleanup
+                )
+            self.port.apply(item.body, field_manager=self.options.field_manager, force=True)
+        except ClusterError as exc:
+            raise self._error(item, "apply failed", exc) from None
+
+    # Waiting
+
+    def _wait_gone(self, item: _Desired, namespace: str) -> None:
+        def gone() -> bool:
+            try:
+                self.port.get(item.api_version, item.ref.kind, namespace, item.ref.name)
+            except NotFound:
+                return True
+            return False
+
+        if not self._poll(gone):
+            raise self._timeout(item, "deletion (immutable field changed, recreating)")
+
+    def _wait_ready(self, item: _Desired) -> None:
+        meta = item.body.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+
+        def ready() -> bool:
+            try:
+                live = self.port.get(item.api_version, item.ref.kind, namespace, item.ref.name)
+            except NotFound:
+                return False
+            except ClusterError as exc:
+                raise self._error(item, "wait failed", exc) from None
+            return _ready(live) and self._served(live)
+
+        if not self._poll(ready):
+            raise self._timeout(item, "readiness")
+
+    def _served(self, live: Mapping[str, Any]) -> bool:
+        """For a CRD: whether discovery serves its kind yet (it lags behind Established)."""
+        if live.get("kind") != "CustomResourceDefinition":
+            return True
+        spec = live.get("spec") or {}
+        kind = str((spec.get("names") or {}).get("kind", ""))
+        versions = [v for v in spec.get("versions") or [] if v.get("served")]
+        return all(self.port.serves(f"{spec.get('group')}/{v.get('name')}", kind) for v in versions)
+
+    def _poll(self, check: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + self.options.wait_timeout
+        while True:
+            if check():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.options.poll)
+
+    # Errors
+
+    def _error(self, item: _Desired, step: str, exc: ClusterError) -> ApplyError:
+        reason = exc.reason or type(exc).__name__
+        message = self.known.scrub(f"{item.ref} {step} ({reason}): {exc.detail}")
+        return ApplyError(
+            message,
+            ref=item.ref,
+            change_set=self.change_set,
+            fields=getattr(exc, "fields", ()),
+            forbidden=isinstance(exc, Forbidden),
+        )
+
+    def _timeout(self, item: _Desired, what: str) -> ApplyError:
+        limit = f"{self.options.wait_timeout:g}s"
+        return ApplyError(
+            f"{item.ref} timeout waiting for {what} after {limit}",
+            ref=item.ref,
+            change_set=self.change_set,
+        )
+
+
+def _normalized(body: Mapping[str, Any], owner: Owner | None) -> dict[str, Any]:
+    """The payload Flux sends: status and creationTimestamp dropped, stringData folded, labelled."""
+    result = copy.deepcopy(dict(body))
+    kind = result.get("kind")
+    if kind != "CustomResourceDefinition":
+        result.pop("status", None)
+    meta = dict(result.get("metadata") or {})
+    meta.pop("creationTimestamp", None)
+    if owner is not None:
+        meta["labels"] = {**(meta.get("labels") or {}), **owner.labels}
+    result["metadata"] = meta
+    if kind == "Secret" and group_of(str(result.get("apiVersion", ""))) == "":
+        _fold_string_data(result)
+    return result
+
+
+def _fold_string_data(secret: dict[str, Any]) -> None:
+    """Move `stringData` into `data`, as the apiserver does, so the dry run compares like."""
+    string_data = secret.pop("stringData", None)
+    if not isinstance(string_data, Mapping) or not string_data:
+        return
+    data = dict(secret.get("data") or {})
+    for key, value in string_data.items():
+        data[str(key)] = base64.b64encode(str(value).encode()).decode()
+    secret["data"] = data
+
+
+def _marks(obj: Mapping[str, Any], key: str) -> list[str]:
+    meta = obj.get("metadata") or {}
+    found = []
+    for section in ("labels", "annotations"):
+        values = meta.get(section) or {}
+        if isinstance(values, Mapping) and key in values:
+            found.append(str(values[key]).lower())
+    return found
+
+
+def _marked(obj: Mapping[str, Any], key: str, value: str) -> bool:
+    """Whether a label or annotation `key` says `value` (case-insensitive, as Flux matches)."""
+    return value in _marks(obj, key)
+
+
+def _excluded(obj: Mapping[str, Any]) -> bool:
+    return _marked(obj, _RECONCILE, "disabled") or _marked(obj, _SSA, "ignore")
+
+
+def _comparable(obj: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    meta = obj.get("metadata") or {}
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return (meta.get("labels") or {}, meta.get("annotations") or {}, rest)
+
+
+def _drifted(live: Mapping[str, Any], dry: Mapping[str, Any]) -> bool:
+    """Whether the dry run would change the live object (outside server-owned metadata)."""
+    return _comparable(live) != _comparable(dry)
+
+
+def _cleanup(item: _Desired, live: Mapping[str, Any], manager: str) -> list[dict[str, Any]]:
+    """The JSON patch that removes stale metadata and hands kubectl's fields to `manager`."""
+    if item.marked(_SSA, "merge") or _marked(live, _SSA, "merge"):
+        return []
+    meta = live.get("metadata") or {}
+    ops: list[dict[str, Any]] = []
+    for section, keys in (("annotations", _STALE_ANNOTATIONS), ("labels", _STALE_LABELS)):
+        present = meta.get(section) or {}
+        for key in keys:
+            if key in present:
+                ops.append({"op": "remove", "path": f"/metadata/{section}/{_pointer(key)}"})
+    managed = _replace_managers(meta.get("managedFields") or [], manager)
+    if managed is not None:
+        ops.append({"op": "replace", "path": "/metadata/managedFields", "value": managed})
+    return ops
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _foreign(entry: Mapping[str, Any]) -> bool:
+    name, operation = str(entry.get("manager", "")), entry.get("operation")
+    return not entry.get("subresource") and any(
+        name.startswith(prefix) and operation == op for prefix, op in _FOREIGN_MANAGERS
+    )
+
+
+def _replace_managers(entries: Sequence[Mapping[str, Any]], manager: str) -> list[Any] | None:
+    """The managedFields with the foreign managers' fields merged into `manager`'s apply entry.
+
+    None when no entry is foreign (nothing to patch).
+    """
+    own: dict[str, Any] | None = None
+    own_index = -1
+    for index, entry in enumerate(entries):
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            own, own_index = dict(entry), index
+    kept: list[Any] = []
+    edited = False
+    for index, entry in enumerate(entries):
+        if index == own_index:
+            continue
+        if not _foreign(entry):
+            kept.append(dict(entry))
+            continue
+        edited = True
+        if own is None:
+            own = {**entry, "manager": manager, "operation": "Apply"}
+        else:
+            own["fieldsV1"] = _merge_fields(own.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
+    if not edited or own is None:
+        return None
+    kept.append(own)
+    return kept
+
+
+def _merge_fields(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(left)
+    for key, value in right.items():
+        if isinstance(merged.get(key), Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge_fields(merged[key], value)
+        elif key not in merged:
+            merged[key] = value
+    return merged
+
+
+def _ready(live: Mapping[str, Any]) -> bool:
+    """Whether a staged definition is ready for what follows it (kstatus' rule for its kind)."""
+    kind = live.get("kind")
+    status = live.get("status") or {}
+    if kind == "CustomResourceDefinition":
+        conditions = status.get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    if kind == "Namespace":
+        return status.get("phase") == "Active"
+    observed = status.get("observedGeneration")
+    generation = (live.get("metadata") or {}).get("generation")
+    return observed is None or generation is None or observed == generation
+
+
+def _known_values(objects: Sequence[Clear]) -> KnownValues:
+    """Every Secret value among `objects`, to scrub from messages."""
+    known = KnownValues()
+    for value in values_in(item.body for item in objects):
+        known.add(value)
+    for item in objects:
+        if item.secret:
+            _collect_paths(item, known)
+    return known
+
+
+def _collect_paths(item: Clear, known: KnownValues) -> None:
+    def remember(value: bytes) -> str:
+        known.add(value)
+        return ""
+
+    replace_paths(item.body, item.secret, remember)

@@ -1,0 +1,408 @@
+"""Health checks of a Kustomization: wait until a set of objects is Current, or fail.
+
+What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCheckExprs`):
+
+- `targets()` picks the objects: with `spec.wait: true` every applied object (the caller
+  leaves out those the apply skipped), else the `spec.healthChecks` references (other
+  namespaces and Flux objects included); the Kustomization itself is never waited for, which
+  would deadlock.
+- `ExprRules` compiles `spec.healthCheckExprs` (Flux 2.5: CEL `current`, optional
+  `inProgress` and `failed`, per apiVersion's group and kind) with the project's CEL engine. An
+  object they match is judged as Flux's CEL status evaluator judges it: an unobserved generation
+  is InProgress; then `inProgress`, `failed`, `current` in that order, the first true one wins;
+  none true is InProgress; an evaluation error leaves the status Unknown for that poll. Other
+  objects get kstatus (`core.health`).
+- `HealthChecker.wait()` polls every object each `interval` (Flux: 5s) until all are Current
+  (passed), or every one is Current or Failed and at least one Failed (Flux's fail-fast), or
+  the timeout passes. Failure messages are Flux's:
+  `Health check failed after 30.004s: timeout waiting for: [Deployment/apps/podinfo status:
+  'InProgress']` and `... failed early due to stalled resources: [... status: 'Failed']`.
+
+The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the cluster
+port to it); a missing object is NotFound (a
+Job declared with `ttlSecondsAfterFinished` that is gone counts as Current, as in Flux), an
+unreadable one Unknown. Nothing here writes to the cluster or logs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.cluster.port import NotFound, Reader, UnknownKind
+from core.errors import InputError, TidegateError
+from core.health import Result, Status, compute
+from policies.cel.engine import CompileError, Engine, EvalError, Program
+from reconciler.status import go_duration
+
+__all__ = [
+    "FLUX_INTERVAL",
+    "OBJECT_FIELDS",
+    "ClusterReader",
+    "ExprRules",
+    "HealthChecker",
+    "HealthReport",
+    "InvalidExpressionError",
+    "ObjectReader",
+    "ObjectRef",
+    "Observed",
+    "status_of",
+    "targets",
+]
+
+FLUX_INTERVAL = datetime.timedelta(seconds=5)
+
+OBJECT_FIELDS = (
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+    "status",
+    "data",
+    "binaryData",
+    "stringData",
+)
+"""The top-level fields an expression may name (Flux binds every top-level field of the
+object; a CEL environment declares its variables up front, so these are the ones declared;
+a Secret's `type` cannot be one, `type` being a CEL function)."""
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """One object to check, by API version, kind, namespace (empty if cluster-scoped), name."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str = ""
+
+    @property
+    def group(self) -> str:
+        """The API group ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
+
+    def __str__(self) -> str:
+        """`Kind/namespace/name` (`Kind/name` when cluster-scoped), as Flux prints objects."""
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+
+class ObjectReader(Protocol):
+    """Reads one live object from the cluster."""
+
+    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """The object as the API returns it, None when it does not exist.
+
+        Raises `TidegateError` when it cannot be read (forbidden, unreachable, unknown kind).
+        """
+        ...
+
+
+class ClusterReader:
+    """The `ObjectReader` over the cluster port (`core.cluster.live.LiveCluster` in production).
+
+    A missing object reads as None; a kind the apiserver does not serve (a CRD not installed
+    yet) stays an error, so the object is Unknown for that poll rather than NotFound.
+    """
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def read(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._reader.get(ref.api_version, ref.kind, ref.namespace, ref.name)
+        except UnknownKind:
+            raise
+        except NotFound:
+            return None
+
+
+class InvalidExpressionError(InputError):
+    """A `healthCheckExprs` entry is malformed or does not compile.
+
+    Flux reports this as InvalidCELExpression, a terminal error.
+    """
+
+
+# --- choosing what to check --------------------------------------------------------------------
+
+
+def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
+    value = entry.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or (required and not value):
+        raise InputError(
+            "must be a non-empty string" if required else "must be a string", obj=where, field=key
+        )
+    return value
+
+
+def targets(kustomization: Mapping[str, Any], applied: Sequence[ObjectRef]) -> list[ObjectRef]:
+    """The objects to wait for: `applied` with `spec.wait`, else `spec.healthChecks`.
+
+    `applied` is the apply's change set without skipped objects. Raises `InputError` naming
+    the Kustomization and the field when a reference is malformed.
+    """
+    metadata = kustomization.get("metadata") or {}
+    name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
+    where = f"Kustomization {namespace}/{name}"
+    spec = kustomization.get("spec") or {}
+    itself = ObjectRef("kustomize.toolkit.fluxcd.io/v1", "Kustomization", name, namespace)
+    if spec.get("wait") is True:
+        chosen: Iterable[ObjectRef] = applied
+    else:
+        checks = spec.get("healthChecks") or []
+        if not isinstance(checks, list):
+            raise InputError("must be a list", obj=where, field="spec.healthChecks")
+        chosen = [_reference(entry, where, index) for index, entry in enumerate(checks)]
+    found: list[ObjectRef] = []
+    for ref in chosen:
+        if _same_object(ref, itself) or ref in found:
+            continue
+        found.append(ref)
+    return found
+
+
+def _reference(entry: Any, where: str, index: int) -> ObjectRef:
+    field_name = f"spec.healthChecks[{index}]"
+    if not isinstance(entry, Mapping):
+        raise InputError("must be an object", obj=where, field=field_name)
+    return ObjectRef(
+        api_version=_text(entry, "apiVersion", where, required=False),
+        kind=_text(entry, "kind", where, required=True),
+        name=_text(entry, "name", where, required=True),
+        namespace=_text(entry, "namespace", where, required=False),
+    )
+
+
+def _same_object(ref: ObjectRef, itself: ObjectRef) -> bool:
+    return (ref.kind, ref.name, ref.namespace) == (itself.kind, itself.name, itself.namespace) and (
+        ref.group in ("", itself.group)
+    )
+
+
+# --- healthCheckExprs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    group: str
+    kind: str
+    in_progress: Program | None
+    failed: Program | None
+    current: Program
+
+
+class ExprRules:
+    """The compiled `spec.healthCheckExprs` of one Kustomization."""
+
+    def __init__(self, rules: Sequence[_Rule], engine: Engine) -> None:
+        self._rules = {(rule.group, rule.kind): rule for rule in rules}
+        self._engine = engine
+
+    @classmethod
+    def none(cls) -> ExprRules:
+        """No custom rules: every object is judged by kstatus."""
+        return cls((), _engine())
+
+    @classmethod
+    def compile(cls, kustomization: Mapping[str, Any]) -> ExprRules:
+        """Compile every expression once; raise `InvalidExpressionError` naming the field."""
+        metadata = kustomization.get("metadata") or {}
+        where = f"Kustomization {metadata.get('namespace', '')}/{metadata.get('name', '')}"
+        entries = (kustomization.get("spec") or {}).get("healthCheckExprs") or []
+        if not isinstance(entries, list):
+            raise InvalidExpressionError("must be a list", obj=where, field="spec.healthCheckExprs")
+        engine = _engine()
+        return cls([_compile(engine, entry, where, i) for i, entry in enumerate(entries)], engine)
+
+    def status_of(self, obj: Mapping[str, Any]) -> Result | None:
+        """The status the matching rule gives `obj`, or None when no rule matches it."""
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            return None
+        rule = self._rules.get((api_version.rpartition("/")[0], kind))
+        if rule is None:
+            return None
+        metadata = obj.get("metadata")
+        status = obj.get("status")
+        generation = metadata.get("generation") if isinstance(metadata, Mapping) else None
+        observed = status.get("observedGeneration") if isinstance(status, Mapping) else None
+        if isinstance(observed, int) and isinstance(generation, int) and observed != generation:
+            return Result(
+                Status.IN_PROGRESS,
+                f"{kind} generation is {generation}, but latest observed generation is {observed}",
+            )
+        activation = self._engine.activation(obj)
+        for program, verdict in (
+            (rule.in_progress, Status.IN_PROGRESS),
+            (rule.failed, Status.FAILED),
+            (rule.current, Status.CURRENT),
+        ):
+            if program is None:
+                continue
+            value = program.evaluate(activation)
+            if isinstance(value, EvalError) or not isinstance(value, bool):
+                why = value.message if isinstance(value, EvalError) else "not a boolean"
+                return Result(
+                    Status.UNKNOWN,
+                    f"failed to evaluate the CEL expression '{program.source}': {why}",
+                )
+            if value:
+                return Result(verdict, f"healthCheckExprs: {verdict}")
+        return Result(Status.IN_PROGRESS, "healthCheckExprs: no expression is true")
+
+
+def _engine() -> Engine:
+    return Engine(variables=OBJECT_FIELDS)
+
+
+def _compile(engine: Engine, entry: Any, where: str, index: int) -> _Rule:
+    field_name = f"spec.healthCheckExprs[{index}]"
+    if not isinstance(entry, Mapping):
+        raise InvalidExpressionError("must be an object", obj=where, field=field_name)
+
+    def text(key: str, required: bool) -> str:
+        try:
+            return _text(entry, key, where, required=required)
+        except InputError:
+            raise InvalidExpressionError(
+                "must be a non-empty string" if required else "must be a string",
+                obj=where,
+                field=f"{field_name}.{key}",
+            ) from None
+
+    def program(key: str, source: str) -> Program | None:
+        if not source:
+            return None
+        try:
+            return engine.compile(source)
+        except CompileError as exc:
+            raise InvalidExpressionError(
+                f"failed to parse the CEL expression: {exc}", obj=where, field=f"{field_name}.{key}"
+            ) from None
+
+    api_version = text("apiVersion", True)
+    current = program("current", text("current", True))
+    if current is None:  # unreachable: "current" is required, so never empty here
+        raise InvalidExpressionError("must be set", obj=where, field=f"{field_name}.current")
+    return _Rule(
+        group=api_version.rpartition("/")[0],
+        kind=text("kind", True),
+        in_progress=program("inProgress", text("inProgress", False)),
+        failed=program("failed", text("failed", False)),
+        current=current,
+    )
+
+
+def status_of(
+    obj: Mapping[str, Any], rules: ExprRules, now: datetime.datetime | None = None
+) -> Result:
+    """`obj`'s status: by its `healthCheckExprs` rule if one matches, else by kstatus."""
+    return rules.status_of(obj) or compute(obj, now)
+
+
+# --- waiting -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The last status seen of one object."""
+
+    ref: ObjectRef
+    result: Result
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The outcome of one wait: passed, or the Flux message saying why not."""
+
+    passed: bool
+    elapsed: datetime.timedelta
+    observed: tuple[Observed, ...]
+    message: str = ""
+
+
+@dataclass
+class HealthChecker:
+    """Polls objects through `reader` until they are healthy, fail, or time runs out.
+
+    `clock` and `sleep` default to the real monotonic clock; `now` to the wall clock (only
+    kstatus's Pod scheduling window reads it).
+    """
+
+    reader: ObjectReader
+    rules: ExprRules = field(default_factory=ExprRules.none)
+    interval: datetime.timedelta = FLUX_INTERVAL
+    fail_fast: bool = True
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+
+    def wait(
+        self,
+        refs: Sequence[ObjectRef],
+        timeout: datetime.timedelta,
+        *,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
+    ) -> HealthReport:
+        """Wait for `refs` for at most `timeout`.
+
+        `gone_is_current` are objects whose absence is success (Jobs that delete themselves
+        when finished).
+        """
+        start = self.clock()
+        deadline = start + timeout.total_seconds()
+        while True:
+            observed = tuple(Observed(ref, self._status(ref, gone_is_current)) for ref in refs)
+            statuses = [o.result.status for o in observed]
+            elapsed = datetime.timedelta(seconds=self.clock() - start)
+            if all(s is Status.CURRENT for s in statuses):
+                return HealthReport(True, elapsed, observed)
+            stalled = [o for o in observed if o.result.status is Status.FAILED]
+            if (
+                self.fail_fast
+                and stalled
+                and all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
+            ):
+                return HealthReport(False, elapsed, observed, _failed_early(elapsed, stalled))
+            if self.clock() >= deadline:
+                waiting = [o for o in observed if o.result.status is not Status.CURRENT]
+                return HealthReport(False, elapsed, observed, _timed_out(elapsed, waiting))
+            self.sleep(max(0.0, min(self.interval.total_seconds(), deadline - self.clock())))
+
+    def _status(self, ref: ObjectRef, gone_is_current: frozenset[ObjectRef]) -> Result:
+        try:
+            obj = self.reader.read(ref)
+        except TidegateError as exc:
+            return Result(Status.UNKNOWN, str(exc))
+        if obj is None:
+            if ref in gone_is_current:
+                return Result(Status.CURRENT, "Resource is gone after completion")
+            return Result(Status.NOT_FOUND, "Resource not found")
+        return status_of(obj, self.rules, self.now())
+
+
+def _listed(observed: Sequence[Observed]) -> str:
+    return ", ".join(f"{o.ref} status: '{o.result.status}'" for o in observed)
+
+
+def _failed_early(elapsed: datetime.timedelta, stalled: Sequence[Observed]) -> str:
+    return (
+        f"Health check failed after {go_duration(elapsed)}: "
+        f"failed early due to stalled resources: [{_listed(stalled)}]"
+    )
+
+
+def _timed_out(elapsed: datetime.timedelta, waiting: Sequence[Observed]) -> str:
+    return (
+        f"Health check failed after {go_duration(elapsed)}: "
+        f"timeout waiting for: [{_listed(waiting)}]"
+    )

@@ -1,0 +1,70 @@
+"""The build step: the Kustomization's objects in cleartext, exactly as the preview renders them.
+
+It calls the shared engine's cleartext build (`core.render.clear`, the same kustomize run, spec
+merge, substitution and ownership labels as `tidegate preview`), so what is applied is what the
+preview showed. Failures are `BuildFailed` with the engine's message, already scrubbed of the
+Secret values the build was given. The result holds cleartext objects for the apply step only:
+this module never logs, formats or returns them in any other form, and its digest (for
+`status.history`, as Flux's digest of the built YAML) is a one-way hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.cleartext import Clear
+from core.errors import TidegateError
+from core.host.files import DirectorySource
+from core.render.clear import build_kustomization
+from core.units import KustomizationSpec
+from reconciler.kustomization.model import Reason, StepFailed
+from reconciler.kustomization.variables import Variables
+
+__all__ = ["Built", "build"]
+
+
+@dataclass(frozen=True, eq=False)
+class Built:
+    """The objects to apply (cleartext, for the apply step only) and the build's digest."""
+
+    objects: Sequence[Clear]
+    digest: str
+
+    def __repr__(self) -> str:
+        return f"Built({len(self.objects)} objects, {self.digest})"
+
+
+def build(
+    spec: KustomizationSpec,
+    tree: Path,
+    variables: Variables,
+    *,
+    kustomize: Path,
+    work_root: Path | None,
+) -> Built:
+    """Build `spec` from the unpacked artifact `tree`; `StepFailed(BuildFailed)` on any error."""
+    try:
+        rendered = build_kustomization(
+            spec,
+            DirectorySource(tree),
+            kustomize_bin=kustomize,
+            variables=variables.values,
+            secret_values=variables.secret_values,
+            work_root=work_root,
+        )
+    except TidegateError as exc:
+        raise StepFailed(Reason.BUILD_FAILED, str(exc)) from None
+    return Built(rendered.objects, _digest([clear.body for clear in rendered.objects]))
+
+
+def _digest(bodies: Sequence[Any]) -> str:
+    hasher = hashlib.sha256()
+    for body in bodies:
+        hasher.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+        hasher.update(b"\n---\n")
+    return f"sha256:{hasher.hexdigest()}"
