@@ -278,6 +278,7 @@ class Worker:
         job = self._store.claim()
         if job is None:
             return False
+        _log.info("job claimed", extra={"job": job.id, "attempt": job.attempts})
         try:
             self._reviewer.run(job)
         except VcsError as exc:
@@ -289,7 +290,8 @@ class Worker:
             state = self._store.retry(job, f"internal error: {type(exc).__name__}")
             _log.exception("job failed (%s)", state, extra={"job": job.id})
             return True
-        self._store.finish(job)
+        done = self._store.finish(job)
+        _log.info("job finished", extra={"job": job.id, "state": "done" if done else "taken over"})
         return True
 
     def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:
