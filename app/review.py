@@ -20,10 +20,12 @@ import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.metrics import AppMetrics
 from app.settings import Settings
 from app.store import Job, JobStore
 from core.errors import CommandError, TidegateError
@@ -63,10 +65,17 @@ HostFactory = Callable[[Job], tuple[CodeHost, Credentials]]
 class Reviewer:
     """Runs jobs: previews and publishes, or answers comment commands."""
 
-    def __init__(self, settings: Settings, store: JobStore, hosts: HostFactory) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        hosts: HostFactory,
+        metrics: AppMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._hosts = hosts
+        self._metrics = metrics
         self._mirrors = settings.data_dir / "mirrors"
         self._reports = settings.data_dir / "reports"
 
@@ -74,10 +83,15 @@ class Reviewer:
         """Run one claimed job to its end (the caller marks it done)."""
         host, credentials = self._hosts(job)
         work = job.work
-        if work.kind is WorkKind.COMMAND:
-            self._command(job, host, credentials)
-            return
-        self._review(job, host, credentials, work.head_sha, work.base_ref, work.fork)
+        try:
+            if work.kind is WorkKind.COMMAND:
+                self._command(job, host, credentials)
+            else:
+                self._review(job, host, credentials, work.head_sha, work.base_ref, work.fork)
+        finally:
+            remaining = getattr(host, "rate_limit_remaining", None)
+            if self._metrics is not None and isinstance(remaining, int) and remaining >= 0:
+                self._metrics.rate_limit.labels(job.provider.value).set(remaining)
 
     def _command(self, job: Job, host: CodeHost, credentials: Credentials) -> None:
         work = job.work
@@ -269,9 +283,12 @@ def _annotations(sarif: Path) -> tuple[Annotation, ...]:
 class Worker:
     """Claims jobs and runs them; a failed attempt goes back to the queue (see JobStore.retry)."""
 
-    def __init__(self, store: JobStore, reviewer: Reviewer) -> None:
+    def __init__(
+        self, store: JobStore, reviewer: Reviewer, metrics: AppMetrics | None = None
+    ) -> None:
         self._store = store
         self._reviewer = reviewer
+        self._metrics = metrics
 
     def run_once(self) -> bool:
         """Run one job if there is one; return whether there was."""
@@ -279,19 +296,23 @@ class Worker:
         if job is None:
             return False
         _log.info("job claimed", extra={"job": job.id, "attempt": job.attempts})
+        started = time.monotonic()
         try:
             self._reviewer.run(job)
         except VcsError as exc:
-            state = self._store.retry(job, str(exc))
-            _log.warning("job failed (%s): %s", state, exc, extra={"job": job.id})
-            return True
+            outcome = self._store.retry(job, str(exc))
+            _log.warning("job failed: %s", exc, extra={"job": job.id, "state": outcome})
         except Exception as exc:
             # A bug must not stop the worker; the job is retried, then ends in `error`.
-            state = self._store.retry(job, f"internal error: {type(exc).__name__}")
-            _log.exception("job failed (%s)", state, extra={"job": job.id})
-            return True
-        done = self._store.finish(job)
-        _log.info("job finished", extra={"job": job.id, "state": "done" if done else "taken over"})
+            outcome = self._store.retry(job, f"internal error: {type(exc).__name__}")
+            _log.exception("job failed", extra={"job": job.id, "state": outcome})
+        else:
+            outcome = "done" if self._store.finish(job) else "taken over"
+            _log.info("job finished", extra={"job": job.id, "state": outcome})
+        if self._metrics is not None:
+            self._metrics.job_duration.labels(job.work.kind.value, outcome).observe(
+                time.monotonic() - started
+            )
         return True
 
     def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:

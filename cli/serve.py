@@ -18,18 +18,15 @@ from typing import Any
 
 from app import settings as app_settings
 from app.database import open_database
+from app.hosts import check_credentials, code_hosts
 from app.logs import configure as configure_logs
+from app.metrics import AppMetrics, enable_multiprocess
 from app.migrate import upgrade
-from app.review import Credentials, Reviewer, Worker
+from app.review import Reviewer, Worker
 from app.server import GunicornServer
-from app.store import Job, JobStore
+from app.store import JobStore
 from app.web import create_app
 from core.errors import InputError
-from core.vcs.github import GitHubAuth, GitHubHost, connect
-from core.vcs.gitlab import GitLabHost
-from core.vcs.gitlab import connect as gitlab_connect
-from core.vcs.port import CodeHost
-from core.vcs.webhooks import Provider
 
 __all__ = ["register"]
 
@@ -80,22 +77,29 @@ def run(args: argparse.Namespace) -> int:
     if args.migrate_only:
         print("job database is up to date")
         return 0
-    hosts = None if args.web_only else _code_hosts(settings)
+    if not args.dev and not args.worker_only:
+        # Several gunicorn processes: count in shared files that /metrics merges.
+        enable_multiprocess(settings.data_dir / "metrics")
+    check_hosts = not args.web_only
+    if check_hosts:
+        check_credentials(settings)
 
     def build() -> Any:
         """The app of one process, and its review worker thread unless serving webhooks only."""
         store = JobStore(
             open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
         )
-        if hosts is not None:
-            worker = Worker(store, Reviewer(settings, store, hosts))
+        metrics = AppMetrics()
+        if check_hosts:
+            hosts = code_hosts(settings, metrics)
+            worker = Worker(store, Reviewer(settings, store, hosts, metrics), metrics)
             threading.Thread(
                 target=worker.run_forever, args=(threading.Event(),), daemon=True
             ).start()
-        return create_app(settings, store)
+        return create_app(settings, store, metrics)
 
     if args.worker_only:
-        _review_until_stopped(settings, url, hosts)
+        _review_until_stopped(settings, url)
         return 0
     if args.dev:
         build().run(host=args.host, port=args.port)
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _review_until_stopped(settings: app_settings.Settings, url: str, hosts: Any) -> None:
+def _review_until_stopped(settings: app_settings.Settings, url: str) -> None:
     store = JobStore(
         open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
     )
@@ -125,31 +129,6 @@ def _review_until_stopped(settings: app_settings.Settings, url: str, hosts: Any)
     # is claimed again once its lease expires.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     _log.info("review worker started")
-    Worker(store, Reviewer(settings, store, hosts)).run_forever(stop)
-
-
-def _code_hosts(settings: app_settings.Settings) -> Any:
-    if not (settings.github_token or settings.github_app_id or settings.gitlab_token):
-        raise InputError(
-            "set TIDEGATE_GITHUB_TOKEN, TIDEGATE_GITHUB_APP_ID or TIDEGATE_GITLAB_TOKEN"
-        )
-
-    def hosts(job: Job) -> tuple[CodeHost, Credentials]:
-        if job.provider is Provider.GITLAB:
-            lab = gitlab_connect(settings.gitlab_url, settings.gitlab_token)
-            # GitLab takes any user name with a project or group token over HTTPS.
-            return GitLabHost(lab, job.work.project_id), Credentials(
-                "oauth2", settings.gitlab_token
-            )
-        auth = GitHubAuth(
-            token=settings.github_token,
-            app_id=settings.github_app_id,
-            private_key=settings.github_private_key,
-            installation_id=job.work.installation_id,
-        )
-        client, credentials = connect(settings.github_url, auth)
-        token = getattr(credentials, "token", settings.github_token)
-        host = GitHubHost(client, job.work.repository, checks=auth.app)
-        return host, Credentials(settings.git_user, str(token))
-
-    return hosts
+    metrics = AppMetrics()
+    hosts = code_hosts(settings, metrics)
+    Worker(store, Reviewer(settings, store, hosts, metrics), metrics).run_forever(stop)
