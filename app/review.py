@@ -171,9 +171,14 @@ class Reviewer:
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_COUNT": "3",
             "GIT_CONFIG_KEY_0": "http.extraHeader",
             "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}",
+            # No automatic gc while other jobs update their refs in the same mirror.
+            "GIT_CONFIG_KEY_1": "gc.auto",
+            "GIT_CONFIG_VALUE_1": "0",
+            "GIT_CONFIG_KEY_2": "maintenance.auto",
+            "GIT_CONFIG_VALUE_2": "false",
         }
         run(
             [
@@ -183,10 +188,12 @@ class Reviewer:
                 "fetch",
                 "--quiet",
                 "--no-tags",
+                # Jobs fetch into one mirror concurrently: only their own refs, no shared file.
+                "--no-write-fetch-head",
                 "--end-of-options",
                 job.work.clone_url,
-                f"+refs/heads/{base_ref}:refs/tidegate/base",
-                f"+{sha}:refs/tidegate/head",
+                f"+refs/heads/{base_ref}:{_ref(job, 'base')}",
+                f"+{sha}:{_ref(job, 'head')}",
             ],
             limits=Limits(timeout=300.0, env=env),
         )
@@ -195,7 +202,7 @@ class Reviewer:
     def _preview(
         self, job: Job, mirror: Path, sha: str
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
-        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, "refs/tidegate/base"])
+        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
         out.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -246,6 +253,11 @@ class Reviewer:
             else:
                 raise TidegateError(exc.stderr or str(exc)) from None
         return state, title, report.read_text(), _annotations(out / "findings.sarif")
+
+
+def _ref(job: Job, side: str) -> str:
+    """The mirror ref holding one side of one job (per job: jobs run concurrently)."""
+    return f"refs/tidegate/jobs/{job.id}/{side}"
 
 
 def _source_root() -> str:
