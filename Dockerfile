@@ -8,7 +8,8 @@ RUN cd /src/kustomize && go build -ldflags "-s -w" -o /out/kustomize sigs.k8s.io
  && cd /src/helm && go build -ldflags "-s -w" -o /out/helm helm.sh/helm/v3/cmd/helm
 
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends git \
+# git fetches GitRepositories; openssh-client carries their ssh:// URLs, ca-certificates https.
+RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 65532 --create-home tidegate
 COPY --from=tools /out/kustomize /out/helm /usr/local/bin/

@@ -15,6 +15,7 @@ objects: `get` lists and prints flux's table (NAME, REVISION, SUSPENDED, READY, 
 "Current" is kstatus's rule for condition-based objects: the generation is observed, no
 `Stalled=True` (Failed: stop at once) and no `Reconciling=True` (InProgress: keep polling).
 Exit codes follow kubectl: 0 done, 1 any failure (not found, suspended, failed, timed out).
+Without a kind, `tidegate reconcile` runs the controller instead (`cli.reconcile`).
 This module must not reach the cluster except through `core.cluster.fluxobjects`.
 """
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cli import reconcile as controller
 from core.cluster.fluxobjects import (
     GIT_REPOSITORY,
     KUSTOMIZATION,
@@ -97,12 +99,21 @@ def register(subparsers: Any) -> None:
         _common(parser)
         parser.set_defaults(handler=handler)
     reconcile = subparsers.add_parser(
-        "reconcile", help="request a reconcile now and wait for it (ks NAME | source git NAME)"
+        "reconcile",
+        help="request a reconcile and wait (ks NAME | source git NAME), or run the controller",
+        epilog=controller.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    reconcile.add_argument("what", choices=("ks", "kustomization", "source"))
-    reconcile.add_argument("args", nargs="+", metavar="NAME", help="ks NAME, or source git NAME")
+    reconcile.add_argument(
+        "what",
+        nargs="?",
+        choices=("ks", "kustomization", "source"),
+        help="omit to run the controller",
+    )
+    reconcile.add_argument("args", nargs="*", metavar="NAME", help="ks NAME, or source git NAME")
     reconcile.add_argument("--with-source", action="store_true", help="reconcile the source first")
     _common(reconcile)
+    controller.add_controller_arguments(reconcile)
     reconcile.set_defaults(handler=_reconcile)
 
 
@@ -335,6 +346,14 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    if args.what is None:
+        if args.args:
+            print(
+                "✗ usage: tidegate reconcile ks NAME, or no kind to run the controller",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        return controller.run_controller(args)
     if args.what == "source":
         if len(args.args) != 2 or args.args[0] != "git":
             print("✗ usage: tidegate reconcile source git NAME", file=sys.stderr)

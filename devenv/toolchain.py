@@ -53,6 +53,8 @@ class ToolSet:
     """Import paths of the main packages; the binary name is the last path element."""
     version_flags: tuple[tuple[str, str], ...] = ()
     """(`-X` variable, go.mod module whose pinned version it receives)."""
+    on_demand: bool = False
+    """Built only when named: a benchmark peer the tests never run."""
 
     @property
     def module_dir(self) -> Path:
@@ -107,6 +109,12 @@ TOOL_SETS: dict[str, ToolSet] = {
             "helm",
             ("helm.sh/helm/v3/cmd/helm",),
             (("helm.sh/helm/v3/internal/version.version", "helm.sh/helm/v3"),),
+        ),
+        # Flux's own kustomize-controller: the peer `bench/` runs beside the reconciler. Large and
+        # never needed by the tests, so only `tidegate dev tools build kustomize-controller` (or the
+        # benchmark) builds it.
+        ToolSet(
+            "kustomize-controller", ("github.com/fluxcd/kustomize-controller",), on_demand=True
         ),
         # The CNCF distribution registry: tests pull OCI charts and Flux artifacts from it.
         ToolSet(
@@ -258,8 +266,8 @@ def _go_build(tool: ToolSet, package: str, output: Path) -> None:
 
 
 def ensure_all(names: Iterable[str] = ()) -> dict[str, Path]:
-    """Build (when missing) the named tool sets or binaries, or all of them; return their dirs."""
-    wanted = list(names) or list(TOOL_SETS)
+    """Build (when missing) the named tool sets or binaries, or all but the on-demand ones."""
+    wanted = list(names) or [name for name, tool in TOOL_SETS.items() if not tool.on_demand]
     result: dict[str, Path] = {}
     for name in wanted:
         tool = TOOL_SETS.get(name) or set_for(name)

@@ -10,13 +10,16 @@ What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCh
   `inProgress` and `failed`, per apiVersion's group and kind) with the project's CEL engine. An
   object they match is judged as Flux's CEL status evaluator judges it: an unobserved generation
   is InProgress; then `inProgress`, `failed`, `current` in that order, the first true one wins;
-  none true is InProgress; an evaluation error leaves the status Unknown for that poll. Other
-  objects get kstatus (`core.health`).
+  none true is InProgress; an evaluation error leaves the status Unknown for that poll. Jobs
+  get kustomize-controller's own rule (Current only once Complete: kstatus would accept a
+  running Job); other objects get kstatus (`core.health`).
 - `HealthChecker.wait()` polls every object each `interval` (Flux: 5s) until all are Current
-  (passed), or every one is Current or Failed and at least one Failed (Flux's fail-fast), or
-  the timeout passes. Failure messages are Flux's:
-  `Health check failed after 30.004s: timeout waiting for: [Deployment/apps/podinfo status:
-  'InProgress']` and `... failed early due to stalled resources: [... status: 'Failed']`.
+  (passed), or one is Failed (Flux's fail-fast, on by default; without it, once every object
+  is Current or Failed), or the timeout passes; the error lists the Failed objects, or on a
+  timeout every object not Current. Failure messages are kustomize-controller's: the wait's error
+  (`timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']` or `failed early due
+  to stalled resources: [... status: 'Failed']`, Healthy's message) and the run's error with
+  its duration in front (`health check failed after 30.004s: ...`, Ready's message).
 
 The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the cluster
 port to it); a missing object is NotFound (a
@@ -34,7 +37,7 @@ from typing import Any, Protocol
 
 from core.cluster.port import NotFound, Reader, UnknownKind
 from core.errors import InputError, TidegateError
-from core.health import Result, Status, compute
+from core.health import Condition, Result, Status, compute
 from policies.cel.engine import CompileError, Engine, EvalError, Program
 from reconciler.status import go_duration
 
@@ -49,6 +52,8 @@ __all__ = [
     "ObjectReader",
     "ObjectRef",
     "Observed",
+    "job_status",
+    "jobs_with_ttl",
     "status_of",
     "targets",
 ]
@@ -305,8 +310,76 @@ def _compile(engine: Engine, entry: Any, where: str, index: int) -> _Rule:
 def status_of(
     obj: Mapping[str, Any], rules: ExprRules, now: datetime.datetime | None = None
 ) -> Result:
-    """`obj`'s status: by its `healthCheckExprs` rule if one matches, else by kstatus."""
+    """`obj`'s status as kustomize-controller's poller reads it.
+
+    A Job by Flux's own Job rule (its status reader comes first, before any CEL rule); else
+    by the object's `healthCheckExprs` rule if one matches; else by kstatus.
+    """
+    if obj.get("kind") == "Job" and str(obj.get("apiVersion", "")).startswith("batch/"):
+        return job_status(obj)
     return rules.status_of(obj) or compute(obj, now)
+
+
+def job_status(obj: Mapping[str, Any]) -> Result:
+    """kustomize-controller's Job rule: Current only once Complete, Failed once Failed.
+
+    kstatus calls a Job that has started Current; Flux waits for it to finish.
+    """
+    spec = _mapping(obj.get("spec"))
+    status = _mapping(obj.get("status"))
+
+    def number(source: Mapping[str, Any], key: str, default: int) -> int:
+        value = source.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    completions = number(spec, "completions", number(spec, "parallelism", 1))
+    conditions = status.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if not isinstance(condition, Mapping) or condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            succeeded = number(status, "succeeded", 0)
+            return Result(Status.CURRENT, f"Job Completed. succeeded: {succeeded}/{completions}")
+        if condition.get("type") == "Failed":
+            message = f"Job Failed. failed: {number(status, 'failed', 0)}/{completions}"
+            return Result(Status.FAILED, message, (Condition("Stalled", "JobFailed", message),))
+    return Result(
+        Status.IN_PROGRESS,
+        "Job in progress",
+        (Condition("Reconciling", "JobInProgress", "Job in progress"),),
+    )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def jobs_with_ttl(objects: Iterable[Mapping[str, Any]]) -> frozenset[ObjectRef]:
+    """The Jobs among `objects` that delete themselves when finished.
+
+    They declare `ttlSecondsAfterFinished`; once gone they count as Current (pass them as
+    `HealthChecker.wait`'s `gone_is_current`).
+    """
+    found = set()
+    for obj in objects:
+        spec = obj.get("spec")
+        metadata = obj.get("metadata")
+        if (
+            obj.get("kind") == "Job"
+            and str(obj.get("apiVersion", "")).startswith("batch/")
+            and isinstance(spec, Mapping)
+            and spec.get("ttlSecondsAfterFinished") is not None
+            and isinstance(metadata, Mapping)
+        ):
+            found.add(
+                ObjectRef(
+                    str(obj["apiVersion"]),
+                    "Job",
+                    str(metadata.get("name", "")),
+                    str(metadata.get("namespace", "")),
+                )
+            )
+    return frozenset(found)
 
 
 # --- waiting -----------------------------------------------------------------------------------
@@ -328,6 +401,9 @@ class HealthReport:
     elapsed: datetime.timedelta
     observed: tuple[Observed, ...]
     message: str = ""
+    """`health check failed after <d>: <error>` (Flux's Ready message), empty when passed."""
+    error: str = ""
+    """The wait's own error (Flux's Healthy message), empty when passed."""
 
 
 @dataclass
@@ -367,15 +443,18 @@ class HealthChecker:
             if all(s is Status.CURRENT for s in statuses):
                 return HealthReport(True, elapsed, observed)
             stalled = [o for o in observed if o.result.status is Status.FAILED]
-            if (
-                self.fail_fast
-                and stalled
-                and all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
-            ):
-                return HealthReport(False, elapsed, observed, _failed_early(elapsed, stalled))
+            # Failed never turns Current: with fail-fast any Failed object ends the wait, and
+            # without it a set of only Current and Failed objects does (fluxcd/pkg ssa).
+            settled = all(s in (Status.CURRENT, Status.FAILED) for s in statuses)
+            if stalled and (self.fail_fast or settled):
+                return _failure(
+                    elapsed,
+                    observed,
+                    f"failed early due to stalled resources: [{_listed(stalled)}]",
+                )
             if self.clock() >= deadline:
                 waiting = [o for o in observed if o.result.status is not Status.CURRENT]
-                return HealthReport(False, elapsed, observed, _timed_out(elapsed, waiting))
+                return _failure(elapsed, observed, f"timeout waiting for: [{_listed(waiting)}]")
             self.sleep(max(0.0, min(self.interval.total_seconds(), deadline - self.clock())))
 
     def _status(self, ref: ObjectRef, gone_is_current: frozenset[ObjectRef]) -> Result:
@@ -391,18 +470,17 @@ class HealthChecker:
 
 
 def _listed(observed: Sequence[Observed]) -> str:
-    return ", ".join(f"{o.ref} status: '{o.result.status}'" for o in observed)
-
-
-def _failed_early(elapsed: datetime.timedelta, stalled: Sequence[Observed]) -> str:
-    return (
-        f"Health check failed after {go_duration(elapsed)}: "
-        f"failed early due to stalled resources: [{_listed(stalled)}]"
+    # An object that could not be judged (unreadable, an expression that failed) carries the
+    # error after its status, as kstatus's read errors do.
+    return ", ".join(
+        f"{o.ref} status: '{o.result.status}'"
+        + (f": {o.result.message}" if o.result.status is Status.UNKNOWN else "")
+        for o in observed
     )
 
 
-def _timed_out(elapsed: datetime.timedelta, waiting: Sequence[Observed]) -> str:
-    return (
-        f"Health check failed after {go_duration(elapsed)}: "
-        f"timeout waiting for: [{_listed(waiting)}]"
-    )
+def _failure(
+    elapsed: datetime.timedelta, observed: tuple[Observed, ...], error: str
+) -> HealthReport:
+    message = f"health check failed after {go_duration(elapsed)}: {error}"
+    return HealthReport(False, elapsed, observed, message, error)

@@ -74,6 +74,8 @@ class Controller:
     reconcile: Reconcile
     deleted: Callable[[str, str], None] = lambda namespace, name: None
     watches: Sequence[Watch] = field(default_factory=tuple)
+    jitter: bool = True
+    """Spread the returned delays by the loop's jitter (False when `reconcile` already does)."""
 
 
 class Loop:
@@ -90,12 +92,13 @@ class Loop:
         jitter_percentage: float = 5.0,
         backoff: Backoff[ObjectRef] | None = None,
         metrics: Metrics | None = None,
+        cache: Cache | None = None,
         watch_timeout: int = 300,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrent < 1:
             raise ValueError(f"--concurrent must be at least 1, got {concurrent}")
-        self.cache = Cache()
+        self.cache = cache if cache is not None else Cache()
         self.queue: WorkQueue[ObjectRef] = WorkQueue(backoff or Backoff())
         self._source = source
         self._controllers = {c.kind.kind: c for c in controllers}
@@ -223,7 +226,8 @@ class Loop:
         else:
             self.queue.forget(ref)
             if after is not None:
-                self.queue.add_after(ref, jittered(after, self._jitter))
+                spread = jittered(after, self._jitter) if controller.jitter else after
+                self.queue.add_after(ref, spread)
         finally:
             if self._metrics is not None:
                 self._metrics.observe(

@@ -47,7 +47,6 @@ from reconciler.kustomization.variables import read_variables
 
 __all__ = ["reconcile_kustomization"]
 
-GROUP = "kustomize.toolkit.fluxcd.io"
 _QUIET_ACTIONS = ("unchanged", "skipped")
 
 
@@ -90,6 +89,8 @@ class _Run:
                 owner=str(spec.build.source),
                 requeue_dependency=self.deps.options.requeue_dependency,
             )
+            if self.deps.observer is not None:
+                self.deps.observer.applying(self.obj, artifact.revision)
             self.status = status.attempted(self.status, artifact.revision)
             check_path(tree, spec.build.path)
             self._phase(spec, status.building_message, artifact)
@@ -167,8 +168,9 @@ class _Run:
 
     def _inventory(self, applied: Applied) -> list[InventoryEntry]:
         # As Flux: the new inventory is written before pruning, so a failed prune still records
-        # what the build produced (survivors are merged back in by `_prune`).
-        new = sorted(applied.inventory)
+        # what the build produced (survivors are merged back in by `_prune`). The apply engine
+        # gives it in Flux's order.
+        new = list(applied.inventory)
         self._set_inventory(new)
         return new
 
@@ -202,7 +204,11 @@ class _Run:
         )
         self._progress()
         report = self.deps.engines.wait(
-            refs, rules=rules, timeout=timeout, service_account=self._identity(spec)
+            refs,
+            rules=rules,
+            timeout=timeout,
+            owner=Owner(spec.name, spec.namespace),
+            service_account=self._identity(spec),
         )
         if not report.passed:
             raise StepFailed(Reason.HEALTH_CHECK_FAILED, report.message)
@@ -224,6 +230,14 @@ class _Run:
         if artifact.origin_revision:
             self.status["lastAppliedOriginRevision"] = artifact.origin_revision
         self._history(built, Reason.RECONCILIATION_SUCCEEDED, artifact)
+        if self.deps.observer is not None:
+            self.deps.observer.applied(
+                self.obj,
+                artifact.revision,
+                changes=tuple(self.changes),
+                seconds=self.deps.clock.monotonic() - self.started,
+                healthy=checked is not None,
+            )
         self._event(
             "info",
             Reason.RECONCILIATION_SUCCEEDED,
@@ -263,6 +277,8 @@ class _Run:
         ready = status.condition(self.status, status.READY) or {}
         message = str(ready.get("message", failure.message))
         if not (failure.reason is Reason.DEPENDENCY_NOT_READY and not failure.terminal):
+            if self.deps.observer is not None and artifact is not None:
+                self.deps.observer.failed(self.obj, artifact.revision, failure.reason, message)
             self._event("error", failure.reason, message, artifact)
         if failure.terminal:
             requeue = None
@@ -304,15 +320,15 @@ class _Run:
         if not spec.has_finalizer:
             return Outcome(None, None)
         inventory = self._old_inventory()
-        policy = spec.build.deletion_policy
-        delete = policy in ("Delete", "WaitForTermination") or (
-            policy == "MirrorPrune" and spec.build.prune
-        )
-        if delete and inventory and not spec.build.suspend:
-            pruned = self.deps.engines.prune(
+        if inventory:
+            pruned = self.deps.engines.finalize(
                 inventory,
                 owner=Owner(spec.name, spec.namespace),
                 service_account=self._identity(spec),
+                policy=spec.build.deletion_policy,
+                prune_enabled=spec.build.prune,
+                suspended=spec.build.suspend,
+                timeout=spec.timeout,
             )
             self._announce(pruned.changes, None)
             if pruned.error is not None:
@@ -419,13 +435,12 @@ class _Run:
         *,
         commit_status: bool = False,
     ) -> None:
-        metadata: dict[str, str] = {}
-        if artifact is not None:
-            metadata[f"{GROUP}/revision"] = artifact.revision
-            if artifact.origin_revision:
-                metadata[f"{GROUP}/originRevision"] = artifact.origin_revision
-        if commit_status:
-            metadata[f"{GROUP}/commit_status"] = "update"
-        self.deps.events.event(
-            self.obj, severity=severity, reason=str(reason), message=message, metadata=metadata
+        self.deps.events.record(
+            {**self.obj, "status": self.status},
+            severity,
+            message,
+            revision=artifact.revision if artifact is not None else "",
+            origin_revision=(artifact.origin_revision or "") if artifact is not None else "",
+            commit_status=commit_status,
+            reason=str(reason),
         )

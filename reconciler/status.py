@@ -6,9 +6,11 @@ status Flux would have written; `reconciler.status_writer` sends it through the 
 subresource. The rules, with Flux's wording:
 
 - Conditions are `metav1.Condition`s (`type`, `status`, `observedGeneration`,
-  `lastTransitionTime`, `reason`, `message`). `lastTransitionTime` changes only when the status
-  changes; `observedGeneration` is the object's generation when the condition was set; messages
-  are cut at 20,000 characters (`MaxConditionMessageLength`).
+  `lastTransitionTime`, `reason`, `message`), set as fluxcd/pkg's `conditions.Set` does:
+  `lastTransitionTime` changes only when the status, reason or message changes;
+  `observedGeneration` is the object's generation when the condition was set; the list is
+  ordered Stalled, Reconciling, Ready, then by type; messages are cut at 20,000 characters
+  (`MaxConditionMessageLength`).
 - A run starts with Ready=Unknown/Progressing "Reconciliation in progress" and
   Reconciling=True/Progressing with a phase message ("Fetching manifests for revision <rev>
   with a timeout of <t>", then building, detecting drift, running health checks); Stalled goes.
@@ -16,8 +18,9 @@ subresource. The rules, with Flux's wording:
   Healthy=True/Succeeded "Health check passed in <d>" when health was checked (else Healthy
   goes), `lastAppliedRevision` and `observedGeneration` set.
 - A retryable failure: Ready=False with the failure's reason and message (HealthCheckFailed
-  also sets Healthy=False); Reconciling stays True with reason ProgressingWithRetry, so kstatus
-  and `flux` read the object as still in progress, as they read Flux's.
+  also sets Healthy=False with the wait's error); Reconciling stays True with reason
+  ProgressingWithRetry, so kstatus and `flux` read the object as still in progress, as they
+  read Flux's.
 - A terminal failure (configuration that cannot work: AccessDenied, InvalidCELExpression,
   FeatureGateDisabled): Ready=False and Stalled=True with the reason, the message prefixed
   "Reconciliation failed terminally due to configuration error: ", Reconciling gone,
@@ -35,6 +38,7 @@ from __future__ import annotations
 import datetime
 import enum
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +86,7 @@ HEALTHY = "Healthy"
 MAX_CONDITION_MESSAGE = 20_000
 HISTORY_LIMIT = 5
 TERMINAL_PREFIX = "Reconciliation failed terminally due to configuration error: "
+_HEALTH_PREFIX = re.compile(r"^health check failed after [^:]*: ")
 
 
 class Reason(enum.StrEnum):
@@ -229,29 +234,42 @@ def set_condition(
     generation: int,
     now: datetime.datetime,
 ) -> dict[str, Any]:
-    """A copy of `status` with the condition set.
+    """A copy of `status` with the condition set, as fluxcd/pkg's `conditions.Set` sets it.
 
-    Its transition time moves only when `value` (True, False or Unknown) changes.
+    The transition time moves only when the condition's status, reason or message changes;
+    the observed generation is always the object's. Conditions are kept in Flux's order:
+    Stalled, Reconciling, Ready, then the others by type.
     """
     message = message[:MAX_CONDITION_MESSAGE]
     conditions = _conditions(status)
     previous = next((c for c in conditions if c.get("type") == type_), None)
-    moved = previous is None or previous.get("status") != value
+    same = previous is not None and (
+        previous.get("status"),
+        previous.get("reason"),
+        previous.get("message"),
+    ) == (value, reason, message)
     updated = {
         "type": type_,
         "status": value,
         "observedGeneration": generation,
-        "lastTransitionTime": timestamp(now)
-        if moved or previous is None
-        else previous.get("lastTransitionTime", timestamp(now)),
+        "lastTransitionTime": previous.get("lastTransitionTime", timestamp(now))
+        if same and previous is not None
+        else timestamp(now),
         "reason": reason,
         "message": message,
     }
-    if previous is None:
-        conditions.append(updated)
-    else:
-        conditions = [updated if c.get("type") == type_ else c for c in conditions]
-    return {**status, "conditions": conditions}
+    conditions = [c for c in conditions if c.get("type") != type_]
+    conditions.append(updated)
+    return {**status, "conditions": sorted(conditions, key=_condition_order)}
+
+
+# Flux sorts conditions for kubectl's sake: these first, by weight, then the rest by type.
+_WEIGHTS = {STALLED: 0, RECONCILING: 1, READY: 2}
+
+
+def _condition_order(condition: Mapping[str, Any]) -> tuple[int, str]:
+    type_ = str(condition.get("type", ""))
+    return (_WEIGHTS.get(type_, len(_WEIGHTS)), "" if type_ in _WEIGHTS else type_)
 
 
 def remove_condition(status: Mapping[str, Any], type_: str) -> dict[str, Any]:
@@ -354,16 +372,28 @@ def succeeded(
     }
 
 
-def failed(status: Mapping[str, Any], run: Run, reason: Reason, message: str) -> dict[str, Any]:
-    """A failed run: retryable unless `reason` is terminal (see the module docstring)."""
+def failed(
+    status: Mapping[str, Any],
+    run: Run,
+    reason: Reason,
+    message: str,
+    *,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """A failed run: retryable unless `reason` is terminal (see the module docstring).
+
+    For HealthCheckFailed, Healthy carries the wait's own error (`detail`, by default
+    `message` without its "health check failed after <d>: " prefix), as in Flux.
+    """
     if reason.terminal:
         message = TERMINAL_PREFIX + message
     status = set_condition(
         status, READY, "False", reason, message, generation=run.generation, now=run.now
     )
     if reason is Reason.HEALTH_CHECK_FAILED:
+        healthy = detail if detail is not None else _HEALTH_PREFIX.sub("", message, count=1)
         status = set_condition(
-            status, HEALTHY, "False", reason, message, generation=run.generation, now=run.now
+            status, HEALTHY, "False", reason, healthy, generation=run.generation, now=run.now
         )
     if not reason.terminal:
         return status
@@ -445,7 +475,6 @@ def recorded(
             "lastReconciledDuration": go_duration(duration),
             "lastReconciledStatus": str(outcome),
             "totalReconciliations": 1,
-            "metadata": dict(metadata),
         }
     else:
         history.remove(same)
@@ -454,8 +483,10 @@ def recorded(
             "lastReconciled": when,
             "lastReconciledDuration": go_duration(duration),
             "totalReconciliations": int(same.get("totalReconciliations", 0)) + 1,
-            "metadata": dict(metadata),
         }
+        entry.pop("metadata", None)
+    if metadata:  # omitted when empty, as Go's omitempty does
+        entry["metadata"] = dict(metadata)
     return {**status, "history": [entry, *history][:HISTORY_LIMIT]}
 
 

@@ -1,4 +1,4 @@
-"""Live reads and merge patches of Flux objects, their status and Events, and Leases.
+"""Live reads and merge patches of Flux objects, their status and Events, Leases and Secrets.
 
 Flux objects are Kustomizations and GitRepositories; their status is written through the status
 subresource.
@@ -11,6 +11,8 @@ and never logs.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from dataclasses import dataclass
@@ -165,6 +167,22 @@ class LiveCluster:
             patch,
         )
         return patched
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        """A Secret's decoded `data`, or `NotFound`. The values never reach an error message."""
+        secret = self._call(
+            f"Secret {namespace}/{name}", self._core.read_namespaced_secret, name, namespace
+        )
+        encoded = secret.data or {}
+        decoded: dict[str, bytes] = {}
+        for key, value in encoded.items():
+            try:
+                decoded[key] = base64.b64decode(value or "", validate=True)
+            except (binascii.Error, ValueError):
+                raise ClusterError(
+                    f"Secret {namespace}/{name}: key {key!r} is not valid base64"
+                ) from None
+        return decoded
 
     def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a core/v1 Event; `Conflict` when one of that name exists."""

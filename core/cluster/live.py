@@ -82,32 +82,52 @@ def connect(kubeconfig: Path | None, context: str | None = None) -> Any:
         raise ClusterError(f"{where}: cannot load a cluster configuration: {exc}") from exc
 
 
-class _Discovery:
-    """The cached resource lists of the group-versions asked about so far, shared by views."""
+class _Shared:
+    """What the views of one cluster share: discovery, and one view per impersonated user."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.kinds: dict[str, dict[str, ApiKind]] = {}
+        self.views: dict[str, LiveCluster] = {}
 
 
 class LiveCluster:
     """One cluster, through one authenticated client (optionally impersonating a user)."""
 
-    def __init__(self, api: Any, *, _discovery: _Discovery | None = None) -> None:
+    def __init__(self, api: Any, *, _shared: _Shared | None = None, _user: str = "") -> None:
         self._api = api
-        self._discovery = _discovery or _Discovery()
+        self._discovery = _shared or _Shared()
+        self._user = _user
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         """Requests sent, by verb (`get`, `list`, `apply`, `dry-run`, `patch`, `delete`,
         `discovery`): what a no-op reconcile costs is countable."""
 
     def impersonating(self, user: str) -> LiveCluster:
-        """The same cluster as `user` sees it (for a ServiceAccount: `service_account_user`)."""
-        api = k8s.ApiClient(self._api.configuration, "Impersonate-User", user)
-        return LiveCluster(api, _discovery=self._discovery)
+        """The same cluster as `user` sees it (for a ServiceAccount: `service_account_user`).
+
+        Views are kept per user, so a reconcile per interval reuses one connection pool instead
+        of opening a new one each time; closing the cluster closes them all.
+        """
+        with self._discovery.lock:
+            view = self._discovery.views.get(user)
+            if view is None:
+                api = k8s.ApiClient(self._api.configuration, "Impersonate-User", user)
+                view = LiveCluster(api, _shared=self._discovery, _user=user)
+                self._discovery.views[user] = view
+        return view
 
     def close(self) -> None:
-        """Release the client's connections."""
+        """Release the client's connections (and, on the cluster itself, every view's)."""
+        with self._discovery.lock:
+            if self._user:
+                self._discovery.views.pop(self._user, None)
+                views = []
+            else:
+                views = list(self._discovery.views.values())
+                self._discovery.views.clear()
+        for view in views:
+            view._api.close()
         self._api.close()
 
     # Discovery

@@ -33,6 +33,7 @@ ANNOTATION_BATCH = 50
 
 _STATUS_DESCRIPTION = 140
 _CHECK_TEXT = 65_535
+_COMMENT = 65_536
 _STATUS_STATES = {
     ReportState.PENDING: "pending",
     ReportState.SUCCESS: "success",
@@ -112,6 +113,32 @@ class GitHubHost:
             self._check_run(sha, report)
         else:
             self._call("create status", lambda: self._status(sha, report))
+
+    def latest_status(self, sha: str, name: str) -> tuple[ReportState, str] | None:
+        """State and description of the newest commit status named `name` on `sha`, if any.
+
+        Only the first page (newest first) is read, as Flux does before posting a duplicate.
+        """
+
+        def read() -> tuple[ReportState, str] | None:
+            # PyGithub lists through the legacy `/statuses/{sha}` route, which GitHub's API
+            # description no longer has; this is the documented one.
+            _, statuses = self._client.requester.requestJsonAndCheck(
+                "GET", f"{self._repo().url}/commits/{sha}/statuses", parameters={"per_page": 50}
+            )
+            for status in statuses if isinstance(statuses, list) else []:
+                if isinstance(status, dict) and status.get("context") == name:
+                    return ReportState(status["state"]), str(status.get("description") or "")
+            return None
+
+        return self._call("list statuses", read)
+
+    def comment_on_commit(self, sha: str, body: str) -> None:
+        """Add a comment to the commit itself (no pull request needed)."""
+        self._call(
+            "create commit comment",
+            lambda: self._repo().get_commit(sha).create_comment(body[:_COMMENT]),
+        )
 
     def pull(self, number: int) -> PullHead:
         """The pull request's head commit, base branch and whether it comes from a fork."""

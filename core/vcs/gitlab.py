@@ -30,6 +30,14 @@ _STATES = {
     ReportState.FAILURE: "failed",
     ReportState.ERROR: "failed",
 }
+_REPORT_STATES = {
+    "running": ReportState.PENDING,
+    "pending": ReportState.PENDING,
+    "success": ReportState.SUCCESS,
+    "failed": ReportState.FAILURE,
+}
+_NOTE = 1_000_000
+"""GitLab's limit on a note's length, in characters."""
 _DEVELOPER = 30
 """GitLab's access level that may push: Developer and above."""
 _DEFAULT_RETRY = RetryPolicy()
@@ -79,6 +87,30 @@ class GitLabHost:
                 raise
 
         self._call("set commit status", post)
+
+    def latest_status(self, sha: str, name: str) -> tuple[ReportState, str] | None:
+        """State and description of the newest commit status named `name` on `sha`, if any."""
+
+        def read() -> tuple[ReportState, str] | None:
+            commit = self._project.commits.get(sha, lazy=True)
+            statuses = commit.statuses.list(name=name, get_all=False)
+            newest = max(
+                (s for s in statuses if s.name == name), key=lambda s: int(s.id), default=None
+            )
+            if newest is None or newest.status not in _REPORT_STATES:
+                return None
+            return _REPORT_STATES[newest.status], newest.description or ""
+
+        return self._call("list commit statuses", read)
+
+    def comment_on_commit(self, sha: str, body: str) -> None:
+        """Add a note to the commit itself (no merge request needed)."""
+
+        def create() -> None:
+            commit = self._project.commits.get(sha, lazy=True)
+            commit.comments.create({"note": body[:_NOTE]})
+
+        self._call("create commit comment", create)
 
     def pull(self, number: int) -> PullHead:
         """The merge request's head, target branch and whether it comes from a fork."""

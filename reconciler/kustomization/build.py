@@ -1,9 +1,10 @@
 """The build step: the Kustomization's objects in cleartext, exactly as the preview renders them.
 
-It calls the shared engine's cleartext build (`core.render.clear`, the same kustomize run, spec
-merge, substitution and ownership labels as `tidegate preview`), so what is applied is what the
-preview showed. Failures are `BuildFailed` with the engine's message, already scrubbed of the
-Secret values the build was given. The result holds cleartext objects for the apply step only:
+It calls the shared engine's cleartext build (`core.render.clear`, through the apply module, the
+only one allowed to hold cleartext types: the same kustomize run, spec merge, substitution and
+ownership labels as `tidegate preview`), so what is applied is what the preview showed.
+Failures are `BuildFailed` with the engine's message, already scrubbed of the Secret values the
+build was given. The result holds cleartext objects for the apply step only:
 this module never logs, formats or returns them in any other form, and its digest (for
 `status.history`, as Flux's digest of the built YAML) is a one-way hash.
 """
@@ -17,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.cleartext import Clear
 from core.errors import TidegateError
 from core.host.files import DirectorySource
-from core.render.clear import build_kustomization
 from core.units import KustomizationSpec
+from reconciler.apply import build as build_cleartext
 from reconciler.kustomization.model import Reason, StepFailed
 from reconciler.kustomization.variables import Variables
 
@@ -32,7 +32,8 @@ __all__ = ["Built", "build"]
 class Built:
     """The objects to apply (cleartext, for the apply step only) and the build's digest."""
 
-    objects: Sequence[Clear]
+    objects: Sequence[Any]
+    """`core.cleartext.Clear` objects, named by no one here (the import contract)."""
     digest: str
 
     def __repr__(self) -> str:
@@ -49,7 +50,7 @@ def build(
 ) -> Built:
     """Build `spec` from the unpacked artifact `tree`; `StepFailed(BuildFailed)` on any error."""
     try:
-        rendered = build_kustomization(
+        rendered = build_cleartext(
             spec,
             DirectorySource(tree),
             kustomize_bin=kustomize,

@@ -32,6 +32,7 @@ __all__ = [
     "Options",
     "Owner",
     "Pruned",
+    "ReconcileObserver",
     "SystemClock",
 ]
 
@@ -91,24 +92,69 @@ class Engines(Protocol):
         *,
         rules: ExprRules,
         timeout: dt.timedelta,
+        owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
         """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
 
+    def finalize(
+        self,
+        inventory: Sequence[InventoryEntry],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        policy: str,
+        prune_enabled: bool,
+        suspended: bool,
+        timeout: float,
+    ) -> Pruned:
+        """Delete what `deletionPolicy` says must go with the Kustomization."""
+
 
 class EventSink(Protocol):
-    """Where Flux-style events go (Kubernetes Events, the notifier)."""
+    """Where Flux-style events go.
 
-    def event(
+    `reconciler.events.EventRecorder` (Kubernetes Events and the notifier's subscribers) is one.
+    """
+
+    def record(
         self,
         obj: Mapping[str, Any],
-        *,
         severity: str,
-        reason: str,
         message: str,
-        metadata: Mapping[str, str],
+        *,
+        revision: str = "",
+        origin_revision: str = "",
+        commit_status: bool = False,
+        reason: str = "",
+    ) -> object:
+        """Record one event about `obj` (with its latest status); severity `info` or `error`."""
+
+
+class ReconcileObserver(Protocol):
+    """Told about each run's revision, start and end (deploy statuses, predicted vs applied).
+
+    The pipeline calls `applying` once the artifact is known, then exactly one of `applied` or
+    `failed` just before it records the run's final event, so the observer can annotate that
+    event (it subscribes to the `EventSink`). A call must not block on the network.
+    """
+
+    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
+        """`revision` starts applying to `obj` (its status as it was before this run)."""
+
+    def applied(
+        self,
+        obj: Mapping[str, Any],
+        revision: str,
+        *,
+        changes: Sequence[ChangeEntry],
+        seconds: float,
+        healthy: bool,
     ) -> None:
-        """Record one event about `obj`; severity is `info` or `error`."""
+        """The run succeeded; `changes` is what apply and prune did; `healthy`: checks passed."""
+
+    def failed(self, obj: Mapping[str, Any], revision: str, reason: str, message: str) -> None:
+        """The run failed with Flux's `reason` after the artifact was known."""
 
 
 class Clock(Protocol):
@@ -172,3 +218,5 @@ class Deps:
     progress: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None
     """Called with (object, status) at each progress point, so `Reconciling` shows while a long
     run goes on; None skips the intermediate writes."""
+    observer: ReconcileObserver | None = None
+    """Told when a revision starts applying and how the run ended; None tells no one."""

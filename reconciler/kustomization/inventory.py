@@ -46,7 +46,7 @@ def merge_survivors(
     merged = {entry.id: entry for entry in new}
     for entry in survivors:
         merged.setdefault(entry.id, entry)
-    return sorted(merged.values())
+    return list(merged.values())
 
 
 def applied_refs(

@@ -1,25 +1,46 @@
-"""The code-host adapters commit-status Providers use: GitHub through `core.vcs.github`.
+"""The code-host adapters commit-status Providers use: `core.vcs.github` and `core.vcs.gitlab`.
 
-Token mode only (the Provider Secret's `token`), so GitHub gets a commit status, as Flux posts.
-GitLab statuses need the GitLab adapter of `core.vcs`, which this build does not have yet: such
-a Provider fails with an error naming it rather than a new API client being written here.
+Token mode only (the Provider Secret's `token`), as Flux posts: GitHub gets a commit status (a
+personal or fine-grained token cannot write check runs), GitLab a commit status through a
+project, group or personal access token. The API host was checked against the fetch policy
+before this is called (`commit_status.repository_of`).
 """
 
 from __future__ import annotations
 
 from core.errors import InputError
-from core.vcs.github import GitHubAuth, GitHubHost, connect
-from core.vcs.port import CodeHost
-from reconciler.notification.commit_status import Repository
+from core.vcs.github import GitHubAuth, GitHubHost
+from core.vcs.github import connect as connect_github
+from core.vcs.gitlab import GitLabHost
+from core.vcs.gitlab import connect as connect_gitlab
+from core.vcs.retry import RetryPolicy
+from reconciler.notification.commit_status import HostFactory, Repository, StatusHost
 from reconciler.notification.objects import Credentials, Provider
 
-__all__ = ["code_host"]
+__all__ = ["code_host", "code_hosts"]
+
+_DEFAULT_RETRY = RetryPolicy()
 
 
-def code_host(provider: Provider, repository: Repository, credentials: Credentials) -> CodeHost:
+def code_hosts(retry: RetryPolicy) -> HostFactory:
+    """A `HostFactory` whose adapters retry 5xx answers and rate limits with `retry`."""
+
+    def make(provider: Provider, repository: Repository, credentials: Credentials) -> StatusHost:
+        return code_host(provider, repository, credentials, retry=retry)
+
+    return make
+
+
+def code_host(
+    provider: Provider,
+    repository: Repository,
+    credentials: Credentials,
+    *,
+    retry: RetryPolicy = _DEFAULT_RETRY,
+) -> StatusHost:
     """The adapter for `provider` (a `HostFactory`)."""
     where = f"Provider {provider.namespace}/{provider.name}"
-    if provider.type != "github":
+    if provider.type not in ("github", "gitlab"):
         raise InputError(
             f"{provider.type} commit statuses are not available in this build",
             obj=where,
@@ -27,7 +48,10 @@ def code_host(provider: Provider, repository: Repository, credentials: Credentia
         )
     if not credentials.token:
         raise InputError("needs a token in its Secret", obj=where, field="spec.secretRef")
-    client, _ = connect(
+    if provider.type == "gitlab":
+        client = connect_gitlab(repository.api_url, credentials.token, timeout=provider.timeout)
+        return GitLabHost(client, repository.path, retry=retry)
+    github, _ = connect_github(
         repository.api_url, GitHubAuth(token=credentials.token), timeout=provider.timeout
     )
-    return GitHubHost(client, repository.path, checks=False)
+    return GitHubHost(github, repository.path, checks=False, retry=retry)

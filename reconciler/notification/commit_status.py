@@ -5,13 +5,21 @@ Flux's rules (notification-controller's git notifiers):
   status; `Progressing` events never do;
 - the commit is the hash after the last `:` (or, in the legacy `<branch>/<sha>` form, the last
   `/`) of metadata `commit`, else `originRevision`, else `revision`;
-- the state is success for info and failure for error (no pending);
+- the state is success for info and failure for error;
 - the name (context) is `commitStatusExpr` evaluated over `event`, `provider` and `alert`, or
   `<kind>/<name>/<first segment of the Provider's UID>`, lower-cased;
 - the description is the reason split on CamelCase and lower-cased.
+Two additions, which Flux's own controllers never send and so never meet:
+- metadata `commit_status: pending` (a revision starts applying) sets a pending status, although
+  its reason is `Progressing`;
+- metadata `commit_status_description` replaces the description (Tidegate's reconciler says
+  "applied in 14s, healthy" where Flux says "reconciliation succeeded").
+Descriptions are cut to GitHub's 140 characters here, so the text posted is the text a later
+duplicate check compares with.
 The repository comes from the Provider's address (`https://github.com/org/repo`, ssh URLs
 converted); the API host is checked against the fetch policy's allow-list before any client is
-made. Not done here: Flux's skip of a status identical to the newest one of its context.
+made. `post_status` skips a status identical (state and description) to the newest one of its
+name, as Flux does, and a pending one over a success, so a redelivered event changes nothing.
 """
 
 from __future__ import annotations
@@ -20,26 +28,36 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from core.errors import InputError
 from core.fetch import FetchError, FetchPolicy, parse_url
-from core.vcs.port import CodeHost, CommitReport, ReportState
+from core.vcs.port import CommitReport, ReportState
 from policies.cel.engine import CompileError, Engine, EvalError
 from reconciler.notification.event import ERROR, Event
 from reconciler.notification.objects import Alert, Credentials, Provider
 
 __all__ = [
     "COMMIT_STATUS_TYPES",
+    "DESCRIPTION_KEY",
+    "PENDING",
     "HostFactory",
     "Repository",
+    "StatusHost",
     "commit_of",
     "description_of",
+    "post_status",
     "repository_of",
     "status_for",
 ]
 
 COMMIT_STATUS_TYPES = frozenset({"github", "gitlab"})
+PENDING = "pending"
+"""The `commit_status` metadata value of an event that starts applying a revision."""
+DESCRIPTION_KEY = "commit_status_description"
+"""The metadata key whose value replaces the reason as the status description."""
+_DESCRIPTION_LIMIT = 140
+"""GitHub refuses longer commit status descriptions."""
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ENGINE = Engine(variables=("event", "provider", "alert"))
 
@@ -54,20 +72,54 @@ class Repository:
     """`org/repo` (GitLab: `group/subgroup/project`)."""
 
 
-HostFactory = Callable[[Provider, Repository, Credentials], CodeHost]
+class StatusHost(Protocol):
+    """What a commit-status Provider needs of a code host (GitHub and GitLab adapters)."""
+
+    def report(self, sha: str, report: CommitReport) -> None:
+        """Set the status named `report.name` on `sha`."""
+
+    def latest_status(self, sha: str, name: str) -> tuple[ReportState, str] | None:
+        """State and description of the newest status named `name` on `sha`."""
+
+    def comment_on_commit(self, sha: str, body: str) -> None:
+        """Add a comment to the commit."""
+
+
+HostFactory = Callable[[Provider, Repository, Credentials], StatusHost]
 """Makes the code-host adapter for one Provider (GitHub or GitLab by `provider.type`)."""
 
 
 def status_for(provider: Provider, alert: Alert, event: Event) -> tuple[str, CommitReport] | None:
     """The commit and report `event` sets, or None when Flux would not set one."""
-    if event.reason == "Progressing" or not _wants_status(event):
+    pending = event.metadata.get("commit_status") == PENDING and event.severity != ERROR
+    if not pending and (event.reason == "Progressing" or not _wants_status(event)):
         return None
-    report = CommitReport(
-        name=_name(provider, alert, event),
-        state=ReportState.FAILURE if event.severity == ERROR else ReportState.SUCCESS,
-        title=description_of(event.reason),
-    )
+    state = ReportState.SUCCESS
+    if pending:
+        state = ReportState.PENDING
+    elif event.severity == ERROR:
+        state = ReportState.FAILURE
+    description = event.metadata.get(DESCRIPTION_KEY) or description_of(event.reason)
+    if len(description) > _DESCRIPTION_LIMIT:
+        description = description[: _DESCRIPTION_LIMIT - 1] + "…"
+    report = CommitReport(name=_name(provider, alert, event), state=state, title=description)
     return commit_of(event, provider), report
+
+
+def post_status(host: StatusHost, sha: str, report: CommitReport) -> bool:
+    """Set `report` on `sha` unless the newest status of its name makes it moot; True if set.
+
+    Moot: the newest status says the same, or it is a success and this is a pending one. A
+    commit's revision is applied again only after a failure, so a pending status over a success
+    can only be a replay of an earlier delivery, and posting it would leave the commit pending.
+    """
+    latest = host.latest_status(sha, report.name)
+    if latest == (report.state, report.title):
+        return False
+    if report.state is ReportState.PENDING and latest and latest[0] is ReportState.SUCCESS:
+        return False
+    host.report(sha, report)
+    return True
 
 
 def commit_of(event: Event, provider: Provider) -> str:

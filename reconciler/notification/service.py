@@ -5,8 +5,10 @@ implements (this package never imports a Kubernetes client), cleans the event's 
 notification-controller does on receipt, routes it, and submits one request per matching,
 unsuspended Provider to the `Dispatcher` (commit-status updates only to git and generic
 Providers, as Flux). github/gitlab Providers become queued commit-status jobs on the code-host
-port. A bad Alert, Provider or Secret is logged by name and skipped; it never stops the other
-Alerts, and `notify` never raises or blocks on the network.
+port; an event may carry `details` (the predicted-vs-applied report), which those Providers post as
+a comment on the commit when, and only when, they set a new status, so a redelivered event adds
+no second comment. A bad Alert, Provider or Secret is logged by name and skipped; it never stops
+the other Alerts, and `notify` never raises or blocks on the network.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any, Protocol
 from core.errors import InputError
 from reconciler.notification.commit_status import (
     COMMIT_STATUS_TYPES,
+    PENDING,
     HostFactory,
+    post_status,
     repository_of,
     status_for,
 )
@@ -45,7 +49,7 @@ _TAKE_STATUS_EVENTS = frozenset(
 
 
 def _status_only(event: Event) -> bool:
-    return event.metadata.get("commit_status") == "update"
+    return event.metadata.get("commit_status") in ("update", PENDING)
 
 
 class ObjectStore(Protocol):
@@ -74,12 +78,16 @@ class Notifier:
         self._dispatcher = dispatcher
         self._hosts = hosts
 
-    def notify(self, event: Event) -> int:
-        """Queue `event` for every Alert that selects it; the number of requests queued."""
+    def notify(self, event: Event, *, details: str = "", statuses: bool = True) -> int:
+        """Queue `event` for every Alert that selects it; the number of requests queued.
+
+        `details` (Markdown, Secret-free) goes only to commit-status Providers, as a commit
+        comment next to the status; `statuses=False` keeps the event from them altogether.
+        """
         event = clean_metadata(event)
         queued = 0
         for alert in matching_alerts(self._alerts(), event, self._labels):
-            queued += self._send(alert, event)
+            queued += self._send(alert, event, details, statuses)
         return queued
 
     def _alerts(self) -> list[Alert]:
@@ -98,7 +106,7 @@ class Notifier:
         labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
 
-    def _send(self, alert: Alert, event: Event) -> int:
+    def _send(self, alert: Alert, event: Event, details: str, statuses: bool) -> int:
         where = f"Alert {alert.namespace}/{alert.name}"
         obj = self._store.get_object(API_VERSION, "Provider", alert.namespace, alert.provider_name)
         if obj is None:
@@ -122,7 +130,9 @@ class Notifier:
                 # Flux keeps commit-status updates away from chat: they go to git and generic.
                 return 0
             if provider.type in COMMIT_STATUS_TYPES:
-                job = self._status_job(provider, credentials, alert, notification)
+                if not statuses:
+                    return 0
+                job = self._status_job(provider, credentials, alert, notification, details)
                 return 1 if job is not None and self._dispatcher.submit(job) else 0
             request = build_request(provider, credentials, notification)
         except InputError as exc:
@@ -131,7 +141,12 @@ class Notifier:
         return 1 if self._dispatcher.submit(request) else 0
 
     def _status_job(
-        self, provider: Provider, credentials: Credentials, alert: Alert, event: Event
+        self,
+        provider: Provider,
+        credentials: Credentials,
+        alert: Alert,
+        event: Event,
+        details: str,
     ) -> Job | None:
         """The commit status to set, as a queued job; None when the event sets none."""
         found = status_for(provider, alert, event)
@@ -149,6 +164,8 @@ class Notifier:
         hosts = self._hosts
 
         def run() -> None:
-            hosts(provider, repository, credentials).report(sha, report)
+            host = hosts(provider, repository, credentials)
+            if post_status(host, sha, report) and details:
+                host.comment_on_commit(sha, details)
 
         return Job(f"{provider.namespace}/{provider.name}", run)

@@ -8,6 +8,7 @@ with kubectl, as a person would make them.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,12 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
         _service(namespace, "web"),
         _config_map(namespace, "settings", {"colour": "blue"}),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": namespace},
+            "value": 1000,
+        },
     )
 
     first = apply_objects(port, objects, owner=OWNER)
@@ -115,12 +122,14 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
     assert first.complete
     assert first.summary().splitlines() == [
         f"Namespace/{namespace} created",
+        f"PriorityClass/{namespace} created",
         f"ConfigMap/{namespace}/settings created",
         f"Service/{namespace}/web created",
         f"Deployment/{namespace}/web created",
     ]
     assert [e.to_json() for e in first.inventory().entries] == [
         {"id": f"_{namespace}__Namespace", "v": "v1"},
+        {"id": f"_{namespace}_scheduling.k8s.io_PriorityClass", "v": "v1"},
         {"id": f"{namespace}_settings__ConfigMap", "v": "v1"},
         {"id": f"{namespace}_web__Service", "v": "v1"},
         {"id": f"{namespace}_web_apps_Deployment", "v": "v1"},
@@ -150,7 +159,7 @@ def test_first_apply_creates_a_namespace_and_its_objects_then_a_second_is_a_no_o
     assert set(second.actions().values()) == {Action.UNCHANGED}
     assert second.summary() == ""
     assert _writes(again) == 0
-    assert again.requests["dry-run"] == 4
+    assert again.requests["dry-run"] == 5
     assert versions() == before
     assert _get(admin_kubeconfig, "deployment", namespace, "web")["metadata"]["generation"] == 1
 
@@ -447,12 +456,13 @@ def restricted(port: LiveCluster, namespace: str, admin_kubeconfig: Path) -> Ite
 
 
 def test_forbidden_through_an_impersonated_service_account_is_access_denied(
-    restricted: LiveCluster, namespace: str, admin_kubeconfig: Path
+    port: LiveCluster, restricted: LiveCluster, namespace: str, admin_kubeconfig: Path
 ) -> None:
     with pytest.raises(ApplyError) as refused:
         apply_objects(restricted, _clear(_config_map(namespace, "app", {"a": "1"})), owner=OWNER)
 
     error = refused.value
+    assert restricted is port.impersonating(service_account_user(namespace, "deployer"))
     assert error.forbidden
     assert error.condition_reason == "AccessDenied"
     assert str(error).startswith(f"ConfigMap/{namespace}/app dry-run failed (Forbidden): ")
@@ -462,17 +472,20 @@ def test_forbidden_through_an_impersonated_service_account_is_access_denied(
 
 
 SECRET_VALUE = "hunter2-very-secret"
+FIRST_VALUE = "first-secret-value"
 
 
-def test_secret_values_are_absent_from_every_error(port: LiveCluster, namespace: str) -> None:
+def test_secret_values_are_absent_from_every_error_and_log(
+    port: LiveCluster, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     # An immutable Secret whose data changes: the apiserver refuses, naming the field.
-    encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "creds", "namespace": namespace},
         "immutable": True,
-        "stringData": {"password": "first-value"},
+        "stringData": {"password": FIRST_VALUE},
     }
     apply_objects(port, _clear(secret), owner=OWNER)
     changed = {**secret, "stringData": {"password": SECRET_VALUE}}
@@ -490,6 +503,7 @@ def test_secret_values_are_absent_from_every_error(port: LiveCluster, namespace:
 
     assert "immutable" in messages[0]
     assert "metadata.labels" in messages[1]
-    for text in messages:
-        assert SECRET_VALUE not in text
-        assert encoded not in text
+    for text in [*messages, caplog.text]:
+        for value in (SECRET_VALUE, FIRST_VALUE):
+            assert value not in text
+            assert base64.b64encode(value.encode()).decode() not in text

@@ -110,7 +110,7 @@ def test_a_retryable_failure_stays_reconciling_with_retry() -> None:
 
 
 def test_a_health_check_failure_also_marks_healthy_false() -> None:
-    status = st.failed({}, Run(1, T0), Reason.HEALTH_CHECK_FAILED, "Health check failed after 1s")
+    status = st.failed({}, Run(1, T0), Reason.HEALTH_CHECK_FAILED, "health check failed after 1s")
 
     assert _by_type(status)["Healthy"]["status"] == "False"
     assert _by_type(status)["Healthy"]["reason"] == "HealthCheckFailed"
@@ -134,17 +134,45 @@ def test_a_terminal_failure_is_stalled(reason: Reason) -> None:
     assert compute(_kustomization(status, generation=4)).status is Status.FAILED
 
 
-def test_the_transition_time_moves_only_when_the_status_changes() -> None:
+def test_the_transition_time_moves_only_when_the_state_changes() -> None:
     first = st.set_condition({}, "Ready", "False", "BuildFailed", "a", generation=1, now=T0)
-    same = st.set_condition(first, "Ready", "False", "PruneFailed", "b", generation=2, now=T1)
+    same = st.set_condition(first, "Ready", "False", "BuildFailed", "a", generation=2, now=T1)
+    reworded = st.set_condition(same, "Ready", "False", "BuildFailed", "b", generation=2, now=T1)
     flipped = st.set_condition(
-        same, "Ready", "True", "ReconciliationSucceeded", "c", generation=2, now=T1
+        first, "Ready", "True", "ReconciliationSucceeded", "a", generation=1, now=T1
     )
 
     assert _by_type(same)["Ready"]["lastTransitionTime"] == "2026-11-30T12:00:00Z"
-    assert _by_type(same)["Ready"]["reason"] == "PruneFailed"
     assert _by_type(same)["Ready"]["observedGeneration"] == 2
+    assert _by_type(reworded)["Ready"]["lastTransitionTime"] == "2026-11-30T12:01:00Z"
     assert _by_type(flipped)["Ready"]["lastTransitionTime"] == "2026-11-30T12:01:00Z"
+
+
+def test_conditions_are_in_fluxs_order() -> None:
+    status: dict[str, Any] = {}
+    for type_ in ("Healthy", "Ready", "Artifact", "Reconciling", "Stalled"):
+        status = st.set_condition(status, type_, "True", "R", "m", generation=1, now=T0)
+
+    assert [c["type"] for c in status["conditions"]] == [
+        "Stalled",
+        "Reconciling",
+        "Ready",
+        "Artifact",
+        "Healthy",
+    ]
+
+
+def test_healthy_carries_the_waits_own_error() -> None:
+    message = "health check failed after 30.5s: timeout waiting for: [Deployment/a/b status: 'x']"
+
+    derived = st.failed({}, Run(1, T0), Reason.HEALTH_CHECK_FAILED, message)
+    given = st.failed({}, Run(1, T0), Reason.HEALTH_CHECK_FAILED, message, detail="given")
+
+    assert _by_type(derived)["Ready"]["message"] == message
+    assert _by_type(derived)["Healthy"]["message"] == (
+        "timeout waiting for: [Deployment/a/b status: 'x']"
+    )
+    assert _by_type(given)["Healthy"]["message"] == "given"
 
 
 def test_condition_messages_are_capped() -> None:
@@ -256,6 +284,19 @@ def test_the_same_digest_with_another_outcome_is_a_new_entry() -> None:
         "HealthCheckFailed",
         "ReconciliationSucceeded",
     ]
+
+
+def test_history_metadata_is_left_out_when_empty() -> None:
+    status = st.recorded(
+        {},
+        digest_="sha256:1",
+        outcome=Reason.RECONCILIATION_SUCCEEDED,
+        finished_at=T0,
+        duration=datetime.timedelta(seconds=1),
+        metadata={},
+    )
+
+    assert "metadata" not in status["history"][0]
 
 
 def test_history_keeps_five_entries() -> None:

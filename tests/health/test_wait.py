@@ -13,13 +13,15 @@ import pytest
 
 from core.cluster.port import NotFound, UnknownKind
 from core.errors import InputError, TidegateError
-from core.health import Status
+from core.health import Status, compute
 from reconciler.health import (
     ClusterReader,
     ExprRules,
     HealthChecker,
     InvalidExpressionError,
     ObjectRef,
+    job_status,
+    jobs_with_ttl,
     status_of,
     targets,
 )
@@ -98,8 +100,9 @@ def test_times_out_with_fluxs_message() -> None:
     report = _checker(reader).wait([DEPLOY, CRD], datetime.timedelta(seconds=30))
 
     assert not report.passed
+    assert report.error == report.message.removeprefix("health check failed after 30s: ")
     assert report.message == (
-        "Health check failed after 30s: timeout waiting for: "
+        "health check failed after 30s: timeout waiting for: "
         "[Deployment/apps/podinfo status: 'InProgress', "
         "CustomResourceDefinition/things.example.com status: 'NotFound']"
     )
@@ -112,29 +115,62 @@ def test_a_failed_object_fails_fast() -> None:
 
     assert not report.passed
     assert report.message == (
-        "Health check failed after 5s: failed early due to stalled resources: "
+        "health check failed after 5s: failed early due to stalled resources: "
         "[Deployment/apps/podinfo status: 'Failed']"
     )
 
 
-def test_without_fail_fast_a_failed_object_waits_for_the_timeout() -> None:
-    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)]})
-
-    report = _checker(reader, fail_fast=False).wait([DEPLOY], datetime.timedelta(seconds=20))
-
-    assert report.message.startswith("Health check failed after 20s: timeout waiting for: ")
-
-
-def test_fail_fast_waits_while_others_are_in_progress() -> None:
+def test_without_fail_fast_a_failed_object_waits_for_the_others() -> None:
     other = ObjectRef("v1", "Pod", "p", "apps")
     pending = {"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Pending"}}
     reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], other: [pending]})
 
-    report = _checker(reader).wait([DEPLOY, other], datetime.timedelta(seconds=10))
+    report = _checker(reader, fail_fast=False).wait([DEPLOY, other], datetime.timedelta(seconds=20))
 
-    assert "timeout waiting for" in report.message
-    assert "Deployment/apps/podinfo status: 'Failed'" in report.message
-    assert "Pod/apps/p status: 'InProgress'" in report.message
+    assert report.message == (
+        "health check failed after 20s: timeout waiting for: "
+        "[Deployment/apps/podinfo status: 'Failed', Pod/apps/p status: 'InProgress']"
+    )
+
+
+def test_without_fail_fast_only_current_and_failed_objects_end_the_wait() -> None:
+    established = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "status": {"conditions": [{"type": "Established", "status": "True"}]},
+    }
+    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], CRD: [established]})
+
+    report = _checker(reader, fail_fast=False).wait([DEPLOY, CRD], datetime.timedelta(minutes=5))
+
+    assert report.message == (
+        "health check failed after 0s: failed early due to stalled resources: "
+        "[Deployment/apps/podinfo status: 'Failed']"
+    )
+
+
+def test_fail_fast_ends_the_wait_at_the_first_failed_object() -> None:
+    other = ObjectRef("v1", "Pod", "p", "apps")
+    pending = {"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Pending"}}
+    reader = Script({DEPLOY: [_deployment(0, deadline_exceeded=True)], other: [pending]})
+
+    report = _checker(reader).wait([DEPLOY, other], datetime.timedelta(minutes=10))
+
+    assert report.message == (
+        "health check failed after 0s: failed early due to stalled resources: "
+        "[Deployment/apps/podinfo status: 'Failed']"
+    )
+
+
+def test_unjudgeable_objects_carry_their_error() -> None:
+    reader = Script({DEPLOY: [TidegateError("Deployment apps/podinfo: HTTP 403: forbidden")]})
+
+    report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
+
+    assert report.error == (
+        "timeout waiting for: [Deployment/apps/podinfo status: 'Unknown': "
+        "Deployment apps/podinfo: HTTP 403: forbidden]"
+    )
 
 
 def test_unreadable_objects_are_unknown_until_readable() -> None:
@@ -350,7 +386,7 @@ def test_the_wait_uses_the_expressions() -> None:
     report = _checker(reader, rules=RULES).wait([ref], datetime.timedelta(minutes=1))
 
     assert report.message == (
-        "Health check failed after 0s: failed early due to stalled resources: "
+        "health check failed after 0s: failed early due to stalled resources: "
         "[SealedSecret/apps/s status: 'Failed']"
     )
 
@@ -387,4 +423,83 @@ def test_an_uninstalled_kind_is_unknown_not_missing() -> None:
 
     report = _checker(reader).wait([DEPLOY], datetime.timedelta(seconds=5))
 
-    assert report.message.endswith("[Deployment/apps/podinfo status: 'Unknown']")
+    assert report.message.endswith(
+        "[Deployment/apps/podinfo status: 'Unknown': no matches for kind \"Widget\"]"
+    )
+
+
+# --- Jobs: kustomize-controller's own rule -------------------------------------------------
+
+
+def _job(conditions: list[dict[str, str]], **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "apps", "generation": 1},
+        "spec": {"completions": 2},
+        "status": {"startTime": "2026-11-30T12:00:00Z", "conditions": conditions, **status},
+    }
+
+
+def test_a_running_job_is_in_progress_for_flux_though_current_for_kstatus() -> None:
+    running = _job([], active=1)
+
+    assert compute(running).status is Status.CURRENT
+    assert status_of(running, ExprRules.none()).status is Status.IN_PROGRESS
+    assert job_status(running).message == "Job in progress"
+    assert job_status(running).conditions[0].reason == "JobInProgress"
+
+
+def test_a_finished_job_is_current_and_a_failed_one_failed() -> None:
+    done = _job([{"type": "Complete", "status": "True"}], succeeded=2)
+    broken = _job([{"type": "Failed", "status": "True"}], failed=3)
+
+    assert (job_status(done).status, job_status(done).message) == (
+        Status.CURRENT,
+        "Job Completed. succeeded: 2/2",
+    )
+    assert (job_status(broken).status, job_status(broken).message) == (
+        Status.FAILED,
+        "Job Failed. failed: 3/2",
+    )
+
+
+def test_the_job_rule_comes_before_expressions() -> None:
+    rules = ExprRules.compile(
+        _ks({"healthCheckExprs": [{"apiVersion": "batch/v1", "kind": "Job", "current": "true"}]})
+    )
+
+    assert status_of(_job([]), rules).status is Status.IN_PROGRESS
+
+
+def test_jobs_with_ttl_are_found_among_the_built_objects() -> None:
+    with_ttl = {**_job([]), "spec": {"ttlSecondsAfterFinished": 0}}
+    other = {**_job([]), "metadata": {"name": "keep", "namespace": "apps"}}
+
+    assert jobs_with_ttl([with_ttl, other, {"kind": "ConfigMap"}]) == {
+        ObjectRef("batch/v1", "Job", "migrate", "apps")
+    }
+
+
+def test_expressions_see_the_objects_data_and_report_their_errors() -> None:
+    rules = ExprRules.compile(
+        _ks(
+            {
+                "healthCheckExprs": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "current": "data.ready == 'yes'"}
+                ]
+            }
+        )
+    )
+    ref = ObjectRef("v1", "ConfigMap", "flag", "apps")
+    ready = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"ready": "yes"}}
+    empty = {"apiVersion": "v1", "kind": "ConfigMap", "data": {}}
+
+    passed = _checker(Script({ref: [ready]}), rules=rules).wait([ref], datetime.timedelta(0))
+    failed = _checker(Script({ref: [empty]}), rules=rules).wait([ref], datetime.timedelta(0))
+
+    assert passed.passed
+    assert failed.error.startswith(
+        "timeout waiting for: [ConfigMap/apps/flag status: 'Unknown': failed to evaluate the CEL "
+        "expression 'data.ready == 'yes'': "
+    )

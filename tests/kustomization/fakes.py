@@ -81,6 +81,9 @@ class Engines:
     pruned: list[list[InventoryEntry]] = field(default_factory=list)
     waited: list[list[ObjectRef]] = field(default_factory=list)
     identities: list[str | None] = field(default_factory=list)
+    finalized: list[tuple[list[InventoryEntry], str, bool, bool, float]] = field(
+        default_factory=list
+    )
     apply_error: str | None = None
     prune_error: str | None = None
     health_error: str | None = None
@@ -109,12 +112,29 @@ class Engines:
             return Pruned((), tuple(stale), self.prune_error)
         return Pruned(tuple(ChangeEntry(e.id, "deleted") for e in stale))
 
+    def finalize(
+        self,
+        inventory: Sequence[InventoryEntry],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        policy: str,
+        prune_enabled: bool,
+        suspended: bool,
+        timeout: float,
+    ) -> Pruned:
+        self.finalized.append((list(inventory), policy, prune_enabled, suspended, timeout))
+        if self.prune_error:
+            return Pruned((), tuple(inventory), self.prune_error)
+        return Pruned(tuple(ChangeEntry(e.id, "deleted") for e in inventory))
+
     def wait(
         self,
         targets: Sequence[ObjectRef],
         *,
         rules: Any,
         timeout: dt.timedelta,
+        owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
         self.waited.append(list(targets))
@@ -126,20 +146,32 @@ class Engines:
 
 @dataclass
 class Events:
+    """Records events with the metadata keys Flux's recorder derives from them."""
+
     recorded: list[dict[str, Any]] = field(default_factory=list)
 
-    def event(
+    def record(
         self,
         obj: Mapping[str, Any],
-        *,
         severity: str,
-        reason: str,
         message: str,
-        metadata: Mapping[str, str],
-    ) -> None:
+        *,
+        revision: str = "",
+        origin_revision: str = "",
+        commit_status: bool = False,
+        reason: str = "",
+    ) -> object:
+        metadata = {}
+        if revision:
+            metadata["kustomize.toolkit.fluxcd.io/revision"] = revision
+        if origin_revision:
+            metadata["kustomize.toolkit.fluxcd.io/originRevision"] = origin_revision
+        if commit_status:
+            metadata["kustomize.toolkit.fluxcd.io/commit_status"] = "update"
         self.recorded.append(
             {"severity": severity, "reason": reason, "message": message, "metadata": metadata}
         )
+        return None
 
 
 class Clock:

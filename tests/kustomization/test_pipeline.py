@@ -483,29 +483,31 @@ def test_an_invalid_spec_is_stalled_naming_the_field(w: World) -> None:
     assert out.requeue_after is None
 
 
-@pytest.mark.parametrize(
-    ("policy", "prune", "deletes"),
-    [
-        ("MirrorPrune", True, True),
-        ("MirrorPrune", False, False),
-        ("Delete", False, True),
-        ("WaitForTermination", False, True),
-        ("Orphan", True, False),
-    ],
-)
-def test_deletion_runs_the_deletion_policy_then_drops_the_finalizer(
-    w: World, policy: str, prune: bool, deletes: bool
+@pytest.mark.parametrize(("policy", "prune"), [("MirrorPrune", True), ("Orphan", False)])
+def test_deletion_hands_the_inventory_and_policy_to_the_finalizer_then_drops_it(
+    w: World, policy: str, prune: bool
 ) -> None:
     inventory = {"inventory": {"entries": [{"id": "apps_web_apps_Deployment", "v": "v1"}]}}
-    obj = kustomization(status=inventory, prune=prune, deletionPolicy=policy)
+    obj = kustomization(status=inventory, prune=prune, deletionPolicy=policy, timeout="1m")
     obj["metadata"]["deletionTimestamp"] = "2026-01-02T03:04:05Z"
 
     out = reconcile_kustomization(obj, w.deps)
 
     assert out.finalizer is FinalizerChange.REMOVE
-    assert w.engines.pruned == (
-        [[InventoryEntry("apps_web_apps_Deployment", "v1")]] if deletes else []
-    )
+    assert w.engines.finalized == [
+        ([InventoryEntry("apps_web_apps_Deployment", "v1")], policy, prune, False, 60.0)
+    ]
+
+
+def test_deletion_without_the_finalizer_writes_nothing(w: World) -> None:
+    obj = kustomization(finalizer=False)
+    obj["metadata"]["deletionTimestamp"] = "2026-01-02T03:04:05Z"
+
+    out = reconcile_kustomization(obj, w.deps)
+
+    assert out.status is None
+    assert out.finalizer is None
+    assert not w.engines.finalized
 
 
 def test_a_failed_delete_keeps_the_finalizer_and_retries(w: World) -> None:

@@ -46,6 +46,7 @@ class FakeRepo:
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    commit_comments: list[dict[str, Any]] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     permissions: dict[str, str] = field(default_factory=dict)
     reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -281,6 +282,33 @@ class FakeGitHub:
             url=f"{self._repo_url(repo)}/statuses/{rest[1]}",
         )
 
+    def list_statuses(self, repo: FakeRepo, rest: list[str], *_: Any) -> tuple[int, Any]:
+        """Newest first, as GitHub lists a reference's statuses."""
+        return 200, [
+            self._example(
+                "status",
+                id=status["id"],
+                state=status["state"],
+                context=status.get("context", "default"),
+                description=status.get("description"),
+                url=f"{self._repo_url(repo)}/statuses/{rest[1]}",
+            )
+            for status in reversed(repo.statuses.get(rest[1], []))
+        ]
+
+    def create_commit_comment(
+        self, repo: FakeRepo, rest: list[str], body: dict[str, Any], *_: Any
+    ) -> tuple[int, Any]:
+        comment = {"id": next(self._ids), "commit_id": rest[1], "body": body["body"]}
+        repo.commit_comments.append(comment)
+        return 201, self._example(
+            "commit-comment",
+            id=comment["id"],
+            commit_id=rest[1],
+            body=body["body"],
+            url=f"{self._repo_url(repo)}/comments/{comment['id']}",
+        )
+
     def _check(self, repo: FakeRepo, run: dict[str, Any]) -> dict[str, Any]:
         return self._example(
             "check-run",
@@ -392,6 +420,8 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("DELETE", ("issues", "comments", "*")): FakeGitHub.delete_comment,
     ("GET", ("commits", "*")): FakeGitHub.commit,
     ("GET", ("commits", "*", "check-runs")): FakeGitHub.list_checks,
+    ("GET", ("commits", "*", "statuses")): FakeGitHub.list_statuses,
+    ("POST", ("commits", "*", "comments")): FakeGitHub.create_commit_comment,
     ("POST", ("statuses", "*")): FakeGitHub.create_status,
     ("POST", ("check-runs",)): FakeGitHub.create_check,
     ("PATCH", ("check-runs", "*")): FakeGitHub.edit_check,

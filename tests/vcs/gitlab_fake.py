@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class FakeProject:
     merge_requests: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    commit_comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     members: dict[int, int] = field(default_factory=dict)
 
 
@@ -78,23 +80,32 @@ class FakeGitLab:
                 return jsonify(message="401 Unauthorized"), 401
             if self.fail_next:
                 return jsonify(message="502 Bad Gateway"), self.fail_next.pop(0)
-            parts = path.strip("/").split("/")
+            parts = _raw_parts(path)
             if parts[0] == "users":
                 found = self.users.get(request.args.get("username", ""))
                 return _page(
                     [] if found is None else [{"id": found, "username": request.args["username"]}]
                 )
-            if parts[0] != "projects" or not parts[1].isdigit():
+            if parts[0] != "projects" or len(parts) < 3:
                 return jsonify(message="404 Not Found"), 404
-            project = self.projects.get(int(parts[1]))
+            project = self._find_project(parts[1])
             if project is None:
                 return jsonify(message="404 Project Not Found"), 404
             return self._project(project, request.method, parts[2:])
+
+    def _find_project(self, key: str) -> FakeProject | None:
+        """A project by numeric id or by its URL-encoded path (`group%2Fproject`)."""
+        if key.isdigit():
+            return self.projects.get(int(key))
+        path = urllib.parse.unquote(key)
+        return next((p for p in self.projects.values() if p.path == path), None)
 
     def _project(self, project: FakeProject, method: str, rest: list[str]) -> Any:
         body = request.get_json(silent=True) or dict(request.form) or dict(request.args)
         if method == "POST" and rest[0] == "statuses":
             return self._status(project, rest[1], body)
+        if rest[:2] == ["repository", "commits"] and len(rest) == 4:
+            return self._commit(project, method, rest[2], rest[3], body)
         if rest[:2] == ["members", "all"] and method == "GET":
             level = project.members.get(int(rest[2]))
             if level is None:
@@ -156,6 +167,30 @@ class FakeGitLab:
         }
         history.append(status)
         return jsonify(status), 201
+
+    def _commit(
+        self, project: FakeProject, method: str, sha: str, what: str, body: dict[str, Any]
+    ) -> Any:
+        if what == "statuses" and method == "GET":
+            name = request.args.get("name")
+            found = [s for s in project.statuses.get(sha, []) if name in (None, s["name"])]
+            return _page(found)
+        if what == "comments" and method == "POST":
+            if not body.get("note"):
+                return jsonify(message="400 Bad request - note is missing"), 400
+            comment = {"note": body["note"], "author": {"username": "tidegate-bot"}}
+            project.commit_comments.setdefault(sha, []).append(comment)
+            return jsonify(comment), 201
+        return jsonify(message="404 Not Found"), 404
+
+
+def _raw_parts(path: str) -> list[str]:
+    """The path's segments as sent, so an encoded project path stays one segment."""
+    raw = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "")
+    raw = raw.partition("?")[0]
+    if raw.startswith("/api/v4/"):
+        return raw.removeprefix("/api/v4/").strip("/").split("/")
+    return path.strip("/").split("/")
 
 
 def _note(note: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,288 @@
+"""Deploy statuses: what a Kustomization's reconcile tells the commit it applies, step by step.
+
+`DeployReporter` is two things at once: the pipeline's `ReconcileObserver` (told when a revision
+starts applying and how the run ended) and the event subscriber in front of the notifier
+(`forward`). The events themselves stay the ones kustomize-controller sends; the reporter adds:
+
+- when a revision starts applying (a new revision, or one whose last run failed): an event with
+  reason `Progressing` and metadata `commit_status: pending`, description
+  `applying to <cluster>/<kustomization>`. Flux's own notifier skips `Progressing` events, so a
+  Flux notification-controller receiving it changes nothing;
+- on the run's final event: the status description (`applied in 14s, healthy`, plus
+  `; applied as previewed` or `; applied with N differences` when a preview was compared, or
+  `<reason in words>: <first line of the message>` on failure) in the metadata key
+  `commit_status_description`, and the predicted-vs-applied details (names and actions only) for
+  commit-status Providers to post as a commit comment;
+- a run that re-applies a revision already applied and Ready (the periodic reconcile) posts no
+  new commit status: the commit keeps the outcome of the run that applied it. Its events still
+  reach every other Provider unchanged.
+
+Statuses go to the commit the artifact was built from: a revision that does not end in
+`sha1:<hex>` or `sha256:<hex>` gets no pending status. Mismatches are counted in
+`tidegate_predicted_mismatch_total`. Nothing here blocks: the notifier only queues.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter
+
+from core.changes import UnitPlan
+from core.model import ObjectRef, UnitKind, UnitRef
+from core.predicted import Applied, compare
+from core.report.predicted import comparison_markdown
+from reconciler.events import CONTROLLER, involved_object
+from reconciler.kustomization.model import ChangeEntry
+from reconciler.notification.commit_status import DESCRIPTION_KEY, PENDING, description_of
+from reconciler.notification.event import ERROR, INFO, Event
+from reconciler.status import go_duration
+
+__all__ = ["DeployReporter", "Notify", "Predictor", "applied_outcomes", "sha_of"]
+
+GROUP = "kustomize.toolkit.fluxcd.io"
+_LOG = logging.getLogger(__name__)
+_SHA = re.compile(r"(?:sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})")
+_MESSAGE = 100
+"""Characters of a failure message kept in the status description."""
+
+
+class Notify(Protocol):
+    """The notifier's `notify`."""
+
+    def __call__(self, event: Event, *, details: str = "", statuses: bool = True) -> object:
+        """Queue `event`; `details` and statuses for commit-status Providers."""
+
+
+class Predictor(Protocol):
+    """The offline preview of `previous` -> `revision` for one Kustomization (shared engine)."""
+
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        """The unit's previewed changes, or None when no preview can be made."""
+
+
+def sha_of(revision: str) -> str | None:
+    """The commit hash of a source revision (`main@sha1:<hex>`, `sha1:<hex>`), else None.
+
+    Only the current forms are accepted: a status must land on the exact commit applied, so a
+    revision that does not name one gets no pending status rather than one on a guess.
+    """
+    digest = revision.rpartition("@")[2]
+    return digest.partition(":")[2] if _SHA.fullmatch(digest) else None
+
+
+@dataclass
+class _Run:
+    """What the reporter knows about the run in progress for one Kustomization."""
+
+    revision: str
+    reporting: bool
+    """A new revision (or a retry after a failure): its outcome is news for the commit."""
+    description: str = ""
+    details: str = ""
+
+
+class DeployReporter:
+    """The reconcile observer that reports each step of a revision to its commit."""
+
+    def __init__(
+        self,
+        notify: Notify,
+        *,
+        cluster: str = "",
+        predictor: Predictor | None = None,
+        registry: CollectorRegistry | None = None,
+        now: Callable[[], datetime.datetime] | None = None,
+        instance: str = "",
+    ) -> None:
+        """`cluster` names this cluster in descriptions; `registry` receives the counter."""
+        self._notify = notify
+        self._cluster = cluster
+        self._predictor = predictor
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._instance = instance
+        self._runs: dict[tuple[str, str], _Run] = {}
+        self._lock = threading.Lock()
+        self.mismatches = Counter(
+            "tidegate_predicted_mismatch",
+            "Applies whose change set differed from the preview of the same revision.",
+            ("namespace", "name"),
+            registry=registry,
+        )
+
+    # --- ReconcileObserver --------------------------------------------------------------------
+
+    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
+        """A pending status, unless this run only re-applies a revision already Ready."""
+        namespace, name = _names(obj)
+        reporting = not _already_applied(obj, revision)
+        with self._lock:
+            self._runs[(namespace, name)] = _Run(revision, reporting)
+        if not reporting or sha_of(revision) is None:
+            return
+        where = f"{self._cluster}/{name}" if self._cluster else f"{namespace}/{name}"
+        metadata = {
+            f"{GROUP}/revision": revision,
+            f"{GROUP}/commit_status": PENDING,
+            f"{GROUP}/{DESCRIPTION_KEY}": f"applying to {where}",
+        }
+        self._notify(
+            self._event(obj, INFO, "Progressing", f"Applying revision {revision}", metadata)
+        )
+
+    def applied(
+        self,
+        obj: Mapping[str, Any],
+        revision: str,
+        *,
+        changes: Sequence[ChangeEntry],
+        seconds: float,
+        healthy: bool,
+    ) -> None:
+        """Prepare the success description and, with a preview, the comparison."""
+        namespace, name = _names(obj)
+        description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
+        details = ""
+        previous = str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+        unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
+        predicted = self._predict(unit, previous, revision)
+        if predicted is not None:
+            comparison = compare(predicted, applied_outcomes(changes, predicted))
+            description += f"; {comparison.headline}"
+            if not comparison.matched:
+                self.mismatches.labels(namespace, name).inc()
+                details = comparison_markdown(comparison, unit, revision, cluster=self._cluster)
+        self._finish(namespace, name, revision, description, details)
+
+    def failed(self, obj: Mapping[str, Any], revision: str, reason: str, message: str) -> None:
+        """Prepare the failure description: Flux's reason and the message's first line."""
+        namespace, name = _names(obj)
+        first = message.strip().splitlines()[0] if message.strip() else ""
+        if len(first) > _MESSAGE:
+            first = first[: _MESSAGE - 1] + "…"
+        description = description_of(reason) + (f": {first}" if first else "")
+        self._finish(namespace, name, revision, description, "", failed=True)
+
+    # --- event subscriber -------------------------------------------------------------------
+
+    def forward(self, event: Event) -> None:
+        """Pass `event` to the notifier, annotated when it ends a run this reporter followed."""
+        involved = event.involved_object
+        final = event.severity == ERROR or event.metadata.get(f"{GROUP}/commit_status") == "update"
+        if involved.kind != "Kustomization" or not final:
+            self._notify(event)
+            return
+        revision = event.metadata.get(f"{GROUP}/revision", "")
+        with self._lock:
+            run = self._runs.get((involved.namespace, involved.name))
+            if run is not None and run.revision == revision and run.description:
+                del self._runs[(involved.namespace, involved.name)]
+            else:
+                run = None
+        if run is None:
+            self._notify(event)
+        elif not run.reporting:
+            self._notify(event, statuses=False)
+        else:
+            metadata = {**event.metadata, f"{GROUP}/{DESCRIPTION_KEY}": run.description}
+            self._notify(event.with_metadata(metadata), details=run.details)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _predict(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        if self._predictor is None or not previous or previous == revision:
+            return None
+        try:
+            return self._predictor(unit, previous, revision)
+        except Exception:  # a preview that cannot be made must not fail the reconcile
+            _LOG.exception("preview of %s for %s failed", revision, unit)
+            return None
+
+    def _finish(
+        self,
+        namespace: str,
+        name: str,
+        revision: str,
+        description: str,
+        details: str,
+        *,
+        failed: bool = False,
+    ) -> None:
+        with self._lock:
+            run = self._runs.get((namespace, name))
+            if run is None or run.revision != revision:
+                run = self._runs[(namespace, name)] = _Run(revision, reporting=True)
+            # A failure is news even when the revision was already applied.
+            run.reporting = run.reporting or failed
+            run.description = description
+            run.details = details
+
+    def _event(
+        self,
+        obj: Mapping[str, Any],
+        severity: str,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str],
+    ) -> Event:
+        return Event(
+            involved_object=involved_object(obj),
+            severity=severity,
+            timestamp=self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            message=message,
+            reason=reason,
+            reporting_controller=CONTROLLER,
+            metadata=dict(metadata),
+            reporting_instance=self._instance,
+        )
+
+
+def applied_outcomes(
+    changes: Sequence[ChangeEntry], predicted: UnitPlan
+) -> dict[ObjectRef, Applied]:
+    """The change set keyed by object identity.
+
+    Change-set subjects (`Kind/ns/name`) carry no API group, so the group is taken from the
+    preview's object of the same kind, namespace and name.
+    """
+    groups = {(r.kind, r.namespace, r.name): r for r in (c.ref for c in predicted.changes)}
+    outcomes: dict[ObjectRef, Applied] = {}
+    for change in changes:
+        parts = change.subject.split("/")
+        if len(parts) == 3:
+            kind, namespace, name = parts
+        elif len(parts) == 2:
+            (kind, name), namespace = parts, ""
+        else:
+            continue
+        try:
+            action = Applied(change.action)
+        except ValueError:
+            continue  # `unknown`: nothing to compare
+        ref = groups.get((kind, namespace, name)) or ObjectRef("", kind, namespace, name)
+        outcomes[ref] = action
+    return outcomes
+
+
+def _names(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _already_applied(obj: Mapping[str, Any], revision: str) -> bool:
+    status = obj.get("status") or {}
+    if status.get("lastAppliedRevision") != revision:
+        return False
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _rounded(seconds: float) -> str:
+    """`14s`, `1m5s`, `350ms`: Go's format, rounded to what a person reads."""
+    return go_duration(round(seconds) if seconds >= 1 else round(seconds, 3))

@@ -1,0 +1,100 @@
+"""The controllers `tidegate reconcile` runs: GitRepositories and the Kustomization pipeline.
+
+`controllers(runtime)` assembles both over the runtime's clients:
+
+- GitRepository: the git source service (`reconciler.source.service`), its artifact server
+  bound on `--storage-addr` and advertised at `--storage-adv-addr`, artifacts kept under
+  `--storage-path`; the server stops with the process.
+- Kustomization: the pipeline's `Deps` with Flux objects read from the informer cache (other
+  kinds, such as postBuild ConfigMaps and Secrets, from the apiserver), artifacts downloaded by
+  `status.artifact.url` into the work directory, the staged apply / prune / health engines on
+  the live cluster, Kubernetes Events and the controller's flags as pipeline options. A
+  GitRepository's new artifact revision enqueues the Kustomizations that use it.
+
+This module only assembles; it holds no rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION
+from core.sources.artifact import artifact_policy
+from reconciler.controllers import CachedReader, KustomizationController
+from reconciler.events import EventRecorder
+from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
+from reconciler.kustomization.deps import Deps, Options
+from reconciler.kustomization.engines import LiveEngines, PortReader
+from reconciler.loop import Controller
+from reconciler.runtime import Runtime
+from reconciler.source.service import GitSourceService, SourceSettings
+from reconciler.triggers import source_revision_watch
+
+__all__ = ["controllers", "git_repository_controller", "kustomization_controller"]
+
+
+def controllers(runtime: Runtime) -> Sequence[Controller]:
+    """Every controller of the process."""
+    return [git_repository_controller(runtime), kustomization_controller(runtime)]
+
+
+def git_repository_controller(runtime: Runtime) -> Controller:
+    """The GitRepository controller; starts its artifact server."""
+    settings = runtime.settings
+    host, port = settings.storage_addr
+    service = GitSourceService(
+        runtime.flux,
+        SourceSettings(
+            storage_dir=settings.storage_path or runtime.work_dir / "storage",
+            cache_dir=runtime.work_dir / "git",
+            bind_host=host,
+            port=port,
+            advertised_url=_advertised(settings.storage_adv_addr),
+        ),
+    )
+    service.start()
+    runtime.on_stop(service.stop)
+    # The source reconciler returns the bare interval: the loop spreads it by the jitter.
+    return Controller(GIT_REPOSITORY, service.reconcile, service.deleted)
+
+
+def kustomization_controller(runtime: Runtime) -> Controller:
+    """The Kustomization controller."""
+    settings = runtime.settings
+    work = runtime.work_dir
+    # The pipeline makes its build directories inside these; they must exist first.
+    for directory in (work / "artifacts", work / "builds"):
+        directory.mkdir(parents=True, exist_ok=True)
+    deps = Deps(
+        objects=CachedReader(runtime.cache, PortReader(runtime.live)),
+        artifacts=ArtifactCache(
+            HttpDownloader(artifact_policy(allow_loopback=settings.artifact_allow_loopback)),
+            work / "artifacts",
+        ),
+        engines=LiveEngines(runtime.live),
+        events=EventRecorder(runtime.flux, instance=runtime.identity),
+        options=Options(
+            kustomize=settings.kustomize,
+            work_root=work / "builds",
+            default_service_account=settings.default_service_account or None,
+            no_cross_namespace_refs=settings.no_cross_namespace_refs,
+            requeue_dependency=settings.requeue_dependency,
+            jitter_percentage=settings.interval_jitter_percentage,
+        ),
+    )
+    controller = KustomizationController(deps, runtime.flux, runtime.metrics)
+    return Controller(
+        KUSTOMIZATION,
+        controller.reconcile,
+        controller.deleted,
+        watches=(source_revision_watch(GIT_REPOSITORY),),
+        # The pipeline's requeue delays already carry Flux's jitter.
+        jitter=False,
+    )
+
+
+def _advertised(address: str) -> str:
+    """`--storage-adv-addr` (host:port, as Flux takes it) as the artifacts' base URL."""
+    if not address or "://" in address:
+        return address
+    return f"http://{address}"
