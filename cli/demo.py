@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
                 format=args.format,
                 output=None,
                 jobs=args.jobs,
+                changed_only=False,
                 source=[],
                 allow_remote_base=[],
                 allow_host=[],
@@ -70,6 +71,9 @@ def _run(args: argparse.Namespace) -> int:
                 approved_by=[],
                 no_policies=False,
                 sandbox=None,
+                live=False,
+                kubeconfig=None,
+                context=None,
                 **preview.budget_defaults(),
             )
         )

@@ -31,16 +31,19 @@ from typing import Any
 from cli import policy_gate
 from core import preview, yamlio
 from core.budgets import Budgets, Deadline
+from core.cluster import live as live_cluster
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
 from core.fetch import FetchPolicy
 from core.host import sandbox
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
+from core.live_preview import LivePreview, run_live_preview
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
 from core.repo.git import Repository
 from core.report import jsonout, junit, markdown, sarif
+from core.report import live as live_report
 from core.units import SourceRef
 from devenv import toolchain
 from policies.gate import GateOutcome
@@ -121,6 +124,13 @@ def register(subparsers: Any) -> None:
         "--jobs", type=int, default=os.cpu_count() or 2, help="parallel renders (default: cores)"
     )
     parser.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="render only the units the change can affect; prove the others unchanged from the"
+        " files their builds read, and fall back to rendering a cluster in full when that proof"
+        " does not hold",
+    )
+    parser.add_argument(
         "--source",
         action="append",
         default=[],
@@ -177,6 +187,17 @@ def register(subparsers: Any) -> None:
         " it), files (no network rules, for kernels before 6.7) or off (trusted content only);"
         f" default: ${sandbox.ENV_SETTING} or required",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="plan head against the cluster of --kubeconfig: each Kustomization's inventory as "
+        "it is (exact prunes) and a server-side dry run of every update; drift is shown apart "
+        "(needs read access and dry-run, see docs/preview.md)",
+    )
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig for --live (default: $KUBECONFIG or ~/.kube)"
+    )
+    parser.add_argument("--context", help="kubeconfig context for --live (default: current)")
     parser.add_argument(
         "--debug", action="store_true", help="show a traceback when Tidegate itself fails"
     )
@@ -357,6 +378,7 @@ def _configured(args: argparse.Namespace) -> int:
         head=args.head,
         clusters=tuple(args.path),
         unavailable_sources=operator.unavailable_sources,
+        changed_only=args.changed_only,
     )
     try:
         with Workspace() as work_root, _terminated_on_signal(settings):
@@ -382,19 +404,28 @@ def _preview(
     progress: _Progress | None,
 ) -> int:
     outcome = None
+    live: LivePreview | None = None
     with Repository(args.repo) as repo:
-        result = preview.run_preview(
-            repo, request, settings, progress=progress.phase if progress else None
-        )
+        phase = progress.phase if progress else None
+        if args.live:
+            live = _run_live(repo, request, settings, args, phase)
+            offline, result = live.offline, live.live
+        else:
+            offline = result = preview.run_preview(repo, request, settings, progress=phase)
         if progress:
             progress.finish()
         if not args.no_policies:
-            outcome = policy_gate.evaluate_preview(repo, result, approved_by=args.approved_by)
+            # Policies judge the pull request's own change; drift is not the author's.
+            outcome = policy_gate.evaluate_preview(repo, offline, approved_by=args.approved_by)
     policy = outcome.result if outcome else None
     if args.format == "json":
         report = jsonout.dumps(result, policy, max_bytes=settings.budgets.max_report_bytes)
+        if live is not None:
+            report = live_report.with_drift_json(report, live.drift)
     else:
         report = markdown.render(result, limit=settings.budgets.max_report_chars, policy=policy)
+        if live is not None:
+            report += live_report.drift_markdown(live.drift)
     # The last line of defence: a value that reached the report some other way is cut here.
     report = settings.known_secrets.scrub(report)
     if args.output:
@@ -411,6 +442,20 @@ def _preview(
     if policy is not None and not policy.passed:
         return EXIT_GATE_FAILED
     return EXIT_CHANGES if result.changed else EXIT_NO_CHANGES
+
+
+def _run_live(
+    repo: Repository,
+    request: preview.PreviewRequest,
+    settings: RenderSettings,
+    args: argparse.Namespace,
+    phase: Callable[[str], None] | None,
+) -> LivePreview:
+    port = live_cluster.LiveCluster(live_cluster.connect(args.kubeconfig, args.context))
+    try:
+        return run_live_preview(repo, request, settings, port, progress=phase)
+    finally:
+        port.close()
 
 
 def _write_findings(

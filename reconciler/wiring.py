@@ -8,7 +8,8 @@
 - Kustomization: the pipeline's `Deps` with Flux objects read from the informer cache (other
   kinds, such as postBuild ConfigMaps and Secrets, from the apiserver), artifacts downloaded by
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
-  the live cluster, Kubernetes Events and the controller's flags as pipeline options. A
+  the live cluster, Kubernetes Events, the deploy reporter (Flux's Alerts and Providers, commit
+  statuses with pending) and the controller's flags as pipeline options. A
   GitRepository's new artifact revision enqueues the Kustomizations that use it.
 
 This module only assembles; it holds no rule.
@@ -26,6 +27,8 @@ from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
 from reconciler.kustomization.deps import Deps, Options
 from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.loop import Controller
+from reconciler.notification.assembly import deploy_reporting
+from reconciler.notification.store import ClusterStore
 from reconciler.runtime import Runtime
 from reconciler.source.service import GitSourceService, SourceSettings
 from reconciler.triggers import source_revision_watch
@@ -65,6 +68,14 @@ def kustomization_controller(runtime: Runtime) -> Controller:
     # The pipeline makes its build directories inside these; they must exist first.
     for directory in (work / "artifacts", work / "builds"):
         directory.mkdir(parents=True, exist_ok=True)
+    # Events go to Kubernetes Events and, through the deploy reporter, to the Alerts' Providers
+    # (commit statuses with pending, predicted vs applied when a predictor is configured).
+    reporting = deploy_reporting(
+        ClusterStore(runtime.live, runtime.flux),
+        registry=runtime.metrics.registry,
+        instance=runtime.identity,
+    )
+    runtime.on_stop(reporting.dispatcher.stop)
     deps = Deps(
         objects=CachedReader(runtime.cache, PortReader(runtime.live)),
         artifacts=ArtifactCache(
@@ -72,7 +83,8 @@ def kustomization_controller(runtime: Runtime) -> Controller:
             work / "artifacts",
         ),
         engines=LiveEngines(runtime.live),
-        events=EventRecorder(runtime.flux, instance=runtime.identity),
+        events=EventRecorder(runtime.flux, [reporting.reporter.forward], instance=runtime.identity),
+        observer=reporting.reporter,
         options=Options(
             kustomize=settings.kustomize,
             work_root=work / "builds",

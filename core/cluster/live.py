@@ -87,6 +87,7 @@ class _Shared:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.fetching = threading.Lock()
         self.kinds: dict[str, dict[str, ApiKind]] = {}
         self.views: dict[str, LiveCluster] = {}
 
@@ -138,9 +139,16 @@ class LiveCluster:
             known = self._discovery.kinds.get(api_version)
         if known is not None and kind in known:
             return known[kind]
-        known = self._resources(api_version)
-        with self._discovery.lock:
-            self._discovery.kinds[api_version] = known
+        # One reader at a time: concurrent misses (a stage's dry runs) wait for the first one's
+        # answer instead of each asking the apiserver.
+        with self._discovery.fetching:
+            with self._discovery.lock:
+                cached = self._discovery.kinds.get(api_version)
+            if cached is not None and cached is not known and kind in cached:
+                return cached[kind]
+            known = self._resources(api_version)
+            with self._discovery.lock:
+                self._discovery.kinds[api_version] = known
         if kind not in known:
             raise UnknownKind(
                 f'no matches for kind "{kind}" in version "{api_version}"',

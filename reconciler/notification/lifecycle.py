@@ -132,9 +132,7 @@ class DeployReporter:
             f"{GROUP}/commit_status": PENDING,
             f"{GROUP}/{DESCRIPTION_KEY}": f"applying to {where}",
         }
-        self._notify(
-            self._event(obj, INFO, "Progressing", f"Applying revision {revision}", metadata)
-        )
+        self._send(self._event(obj, INFO, "Progressing", f"Applying revision {revision}", metadata))
 
     def applied(
         self,
@@ -176,7 +174,7 @@ class DeployReporter:
         involved = event.involved_object
         final = event.severity == ERROR or event.metadata.get(f"{GROUP}/commit_status") == "update"
         if involved.kind != "Kustomization" or not final:
-            self._notify(event)
+            self._send(event)
             return
         revision = event.metadata.get(f"{GROUP}/revision", "")
         with self._lock:
@@ -186,14 +184,25 @@ class DeployReporter:
             else:
                 run = None
         if run is None:
-            self._notify(event)
+            self._send(event)
         elif not run.reporting:
-            self._notify(event, statuses=False)
+            self._send(event, statuses=False)
         else:
             metadata = {**event.metadata, f"{GROUP}/{DESCRIPTION_KEY}": run.description}
-            self._notify(event.with_metadata(metadata), details=run.details)
+            self._send(event.with_metadata(metadata), details=run.details)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _send(self, event: Event, *, details: str = "", statuses: bool = True) -> None:
+        try:
+            self._notify(event, details=details, statuses=statuses)
+        except Exception as exc:  # reading Alerts can fail (RBAC, apiserver); never the reconcile
+            _LOG.warning(
+                "notifications for %s/%s not sent: %s",
+                event.involved_object.namespace,
+                event.involved_object.name,
+                exc,
+            )
 
     def _predict(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         if self._predictor is None or not previous or previous == revision:

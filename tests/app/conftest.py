@@ -25,9 +25,9 @@ from core.vcs.gitlab import GitLabHost
 from core.vcs.gitlab import connect as gitlab_connect
 from core.vcs.port import CodeHost
 from core.vcs.webhooks import Provider
+from devenv.github_api import FakeGitHub
 from tests.fixtures.github import APP_ID, GITLAB_TOKEN, NO_WAIT
 from tests.fixtures.gitserver import GIT_PASSWORD, GIT_USER
-from tests.vcs.github_fake import FakeGitHub
 from tests.vcs.gitlab_fake import FakeGitLab
 
 WEBHOOK_SECRET = b"webhook s3cret"

@@ -1,50 +1,28 @@
-"""The CRDs apply to the real control plane, and what the router uses is what it reads back."""
+"""The CRDs apply to the real control plane, and what the router uses is what it reads back.
+
+Alerts, Providers and Secrets are read through `ClusterStore`, the store the controller uses."""
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.dynamic.exceptions import NotFoundError
 
+from core.cluster.fluxobjects import LiveCluster as FluxObjects
+from core.cluster.live import LiveCluster
 from core.fetch import FetchPolicy
 from reconciler.notification.delivery import Dispatcher
 from reconciler.notification.manifests import crds
 from reconciler.notification.service import Notifier
+from reconciler.notification.store import ClusterStore
 from tests.cluster.kube import apply, eventually, unique_name
 from tests.notification.objects import API, alert_obj, ks_event, provider_obj
 from tests.notification.receivers import receiver
 
 TOKEN = "CANARY-cluster-token-5d1e"
-
-
-class DynamicStore:
-    """The `ObjectStore` port over the Kubernetes dynamic client (a test adapter)."""
-
-    def __init__(self, dynamic: Any, kube: Any) -> None:
-        self.dynamic = dynamic
-        self.core = k8s.CoreV1Api(kube)
-
-    def list_objects(self, api_version: str, kind: str) -> Sequence[Mapping[str, Any]]:
-        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
-        return [item.to_dict() for item in resource.get().items]
-
-    def get_object(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> Mapping[str, Any] | None:
-        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
-        try:
-            return dict(resource.get(name=name, namespace=namespace).to_dict())
-        except NotFoundError:
-            return None
-
-    def secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        secret = self.core.read_namespaced_secret(name, namespace)
-        return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +99,8 @@ def test_objects_read_back_from_the_api_server_route_and_deliver(
             FetchPolicy(allowed_hosts=frozenset({hook.host}), allow_loopback=True)
         )
         dispatcher.start()
-        notifier = Notifier(DynamicStore(dynamic_client, kube_client), dispatcher)
+        store = ClusterStore(LiveCluster(kube_client), FluxObjects(kube_client))
+        notifier = Notifier(store, dispatcher)
         assert notifier.notify(ks_event("apps", namespace=namespace)) == 0
         assert (
             notifier.notify(
@@ -152,3 +131,12 @@ def test_api_server_rejects_a_provider_type_flux_does_not_know(
     with pytest.raises(ApiException) as caught:
         apply(dynamic_client, bad)
     assert caught.value.status == 422
+
+
+def test_the_cluster_store_reads_none_for_what_does_not_exist(
+    notification_crds: None, kube_client: Any
+) -> None:
+    store = ClusterStore(LiveCluster(kube_client), FluxObjects(kube_client))
+    assert store.get_object(API, "Alert", "default", unique_name("missing")) is None
+    assert store.secret_data("default", unique_name("missing")) is None
+    assert store.list_objects("notification.example.dev/v1", "Alert") == []

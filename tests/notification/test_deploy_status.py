@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from core.changes import Action, Change, UnitPlan, UnitStatus
 from core.fetch import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
+from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.kustomization.model import ChangeEntry
 from reconciler.notification.code_hosts import code_hosts
@@ -28,7 +29,6 @@ from tests.fixtures.github import GITLAB_TOKEN, NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
 from tests.notification.receivers import receiver
 from tests.notification.store import MemoryStore
-from tests.vcs.github_fake import FakeGitHub
 from tests.vcs.gitlab_fake import FakeGitLab, FakeProject
 
 OLD = "1" * 40
@@ -349,3 +349,15 @@ def test_generic_receivers_get_the_lifecycle_events_signed_and_slack_only_the_ou
     # Slack gets the failure; the pending status update stays with git and generic receivers.
     (message,) = [json.loads(r.body) for r in slack.received]
     assert message["attachments"][0]["text"] == "kustomize build failed"
+
+
+def test_a_notifier_that_fails_never_fails_the_reconcile(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: Event, **_: Any) -> int:
+        raise RuntimeError("Alerts cannot be listed")
+
+    reporter = DeployReporter(broken)
+    reporter.applying(kustomization(), revision(NEW))
+    reporter.applied(kustomization(), revision(NEW), changes=(), seconds=1, healthy=False)
+    recorder = EventRecorder(None, [reporter.forward])
+    recorder.record(kustomization(), "info", "done", revision=revision(NEW), commit_status=True)
+    assert caplog.text.count("not sent: Alerts cannot be listed") == 2

@@ -10,28 +10,37 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
+from prometheus_client import CollectorRegistry
 
 from core.fetch import FetchPolicy
+from core.render.cache import RenderCache
+from core.render.unit import RenderSettings
+from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_hosts
 from reconciler.notification.delivery import Dispatcher
-from reconciler.notification.lifecycle import DeployReporter, sha_of
+from reconciler.notification.lifecycle import DeployReporter, Predictor, sha_of
+from reconciler.notification.predictor import RepositoryPredictor
 from reconciler.notification.service import Notifier
 from tests.fixtures.github import NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
 from tests.notification.store import MemoryStore
 from tests.reconcile.conftest import Flux
 from tests.reconcile.driver import Driver
-from tests.vcs.github_fake import FakeGitHub
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def reporting(flux: Flux, github: FakeGitHub) -> Iterator[tuple[Driver, Dispatcher]]:
+def _reporting(
+    flux: Flux,
+    github: FakeGitHub,
+    predictor: Predictor | None = None,
+    registry: CollectorRegistry | None = None,
+) -> tuple[Driver, Dispatcher, DeployReporter]:
     """A driver whose pipeline reports to GitHub through a github Provider and Alert."""
     origin = github.base_url.removesuffix("/api/v3")
     store = MemoryStore(
@@ -56,13 +65,21 @@ def reporting(flux: Flux, github: FakeGitHub) -> Iterator[tuple[Driver, Dispatch
     dispatcher = Dispatcher(dataclasses.replace(policy, allow_loopback=True))
     dispatcher.start()
     notifier = Notifier(store, dispatcher, hosts=code_hosts(NO_WAIT))
-    reporter = DeployReporter(notifier.notify, cluster="prod")
+    reporter = DeployReporter(
+        notifier.notify, cluster="prod", predictor=predictor, registry=registry
+    )
     deps = dataclasses.replace(
         flux.driver.deps,
         observer=reporter,
         events=EventRecorder(None, [reporter.forward], instance="tidegate-0"),
     )
-    yield Driver(flux.kube_client, deps), dispatcher
+    return Driver(flux.kube_client, deps), dispatcher, reporter
+
+
+@pytest.fixture
+def reporting(flux: Flux, github: FakeGitHub) -> Iterator[tuple[Driver, Dispatcher]]:
+    driver, dispatcher, _ = _reporting(flux, github)
+    yield driver, dispatcher
     dispatcher.stop()
 
 
@@ -125,3 +142,93 @@ def test_each_commit_gets_pending_then_its_own_outcome(
     dispatcher.drain()
     assert len(_statuses(github, fixed)) == 2
     assert set(github.repos["acme/fleet"].statuses) == {sha_of(r) for r in (first, broken, fixed)}
+
+
+def _fleet_files(flux: Flux, colour: str, size: str) -> dict[str, str | None]:
+    """The app behind a cluster entry point, as a repository the preview can read."""
+    return {
+        "clusters/prod/flux-system/gotk-sync.yaml": f"""
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: GitRepository
+            metadata: {{name: flux-system, namespace: {flux.namespace}}}
+            spec: {{interval: 1m, url: {flux.repo.url}, ref: {{branch: main}}}}
+            ---
+            apiVersion: kustomize.toolkit.fluxcd.io/v1
+            kind: Kustomization
+            metadata: {{name: flux-system, namespace: {flux.namespace}}}
+            spec:
+              interval: 10m
+              path: ./clusters/prod
+              prune: true
+              sourceRef: {{kind: GitRepository, name: flux-system}}
+        """,
+        "clusters/prod/app.yaml": f"""
+            apiVersion: kustomize.toolkit.fluxcd.io/v1
+            kind: Kustomization
+            metadata: {{name: app, namespace: {flux.namespace}}}
+            spec:
+              interval: 10m
+              path: ./app
+              prune: true
+              sourceRef: {{kind: GitRepository, name: flux-system}}
+        """,
+        "app/kustomization.yaml": """
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            resources: [settings.yaml, limits.yaml]
+        """,
+        "app/settings.yaml": f"""
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {{name: settings, namespace: {flux.apps_namespace}}}
+            data: {{colour: {colour}}}
+        """,
+        "app/limits.yaml": f"""
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {{name: limits, namespace: {flux.apps_namespace}}}
+            data: {{size: {size}}}
+        """,
+    }
+
+
+def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
+    flux: Flux, github: FakeGitHub, kustomize_bin: Path, helm_bin: Path, tmp_path: Path
+) -> None:
+    settings = RenderSettings(
+        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
+    )
+    predictor = RepositoryPredictor(flux.work, "clusters/prod", settings)
+    registry = CollectorRegistry()
+    driver, dispatcher, _ = _reporting(flux, github, predictor, registry)
+    try:
+        core = k8s.CoreV1Api(flux.kube_client)
+        core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+        flux.commit(_fleet_files(flux, "blue", "small"), "first")
+        flux.kustomization("app", path="./app")
+        assert driver.reconcile(flux.namespace, "app").ready
+
+        # The next commit changes `settings` only, and the cluster is as Git says: a match.
+        second = flux.commit(_fleet_files(flux, "green", "small"), "second")
+        assert driver.reconcile(flux.namespace, "app").ready
+        # Someone edits `limits` by hand; the third commit again changes `settings` only.
+        core.patch_namespaced_config_map(
+            "limits", flux.apps_namespace, {"data": {"size": "edited by hand"}}
+        )
+        third = flux.commit(_fleet_files(flux, "red", "small"), "third")
+        assert driver.reconcile(flux.namespace, "app").ready
+        dispatcher.drain()
+    finally:
+        dispatcher.stop()
+
+    assert _statuses(github, second)[-1][2].endswith("; applied as previewed")
+    assert _statuses(github, third)[-1][2].endswith("; applied with 1 difference")
+    comments = github.repos["acme/fleet"].commit_comments
+    assert [c["commit_id"] for c in comments] == [sha_of(third)]
+    body = comments[0]["body"]
+    assert f"`ConfigMap {flux.apps_namespace}/limits`" in body
+    assert "drift reverted" in body
+    assert "settings" not in body.split("| Meaning |")[1]
+    assert core.read_namespaced_config_map("limits", flux.apps_namespace).data == {"size": "small"}
+    labels = {"namespace": flux.namespace, "name": "app"}
+    assert registry.get_sample_value("tidegate_predicted_mismatch_total", labels) == 1

@@ -9,10 +9,7 @@ the Kustomization. SIGTERM then stops it with exit 0.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +21,9 @@ from tests.cluster.kube import eventually, unique_name
 from tests.cluster.test_chart_rbac import _install
 from tests.fixtures.gitserver import commit, git
 from tests.reconcile.conftest import Flux
+from tests.reconcile.controller import start_controller
 
 pytestmark = pytest.mark.cluster
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 KS = ("kustomize.toolkit.fluxcd.io", "v1")
@@ -74,32 +70,7 @@ def test_the_controller_reconciles_a_kustomization_as_the_charts_service_account
     )
     k8s.CoreV1Api(kube_client).create_namespace({"metadata": {"name": flux.apps_namespace}})
     flux.kustomization("apps", path="./deploy")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "reconcile",
-            "--kubeconfig",
-            str(token),
-            "--watch-all-namespaces=false",
-            "--artifact-allow-loopback",
-            "--metrics-addr=127.0.0.1:0",
-            "--health-addr=127.0.0.1:0",
-            "--storage-addr=127.0.0.1:0",
-            "--storage-path",
-            str(tmp_path / "storage"),
-            "--kustomize",
-            str(kustomize_bin),
-            "--work-dir",
-            str(tmp_path / "controller"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "RUNTIME_NAMESPACE": flux.namespace},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_controller(token, flux.namespace, kustomize_bin, tmp_path / "controller")
     try:
         obj = eventually(lambda: _ready(flux, "apps"), "the Kustomization to be Ready")
     except AssertionError as exc:

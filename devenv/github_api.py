@@ -1,8 +1,8 @@
-"""A GitHub REST server on loopback for tests, checked against GitHub's OpenAPI description.
+"""A GitHub REST server on loopback for tests and the demo, checked against GitHub's OpenAPI.
 
 Real HTTP, used through PyGithub with a GHES-style base URL exactly as production uses it. Every
 request body and every response the fake sends is validated against GitHub's published
-description (`tests.vcs.openapi`); any mismatch is recorded in `violations`, which the fixture
+description (`devenv.openapi`); any mismatch is recorded in `violations`, which the fixture
 asserts empty. Responses are built from the schema's smallest valid document plus the fields the
 fake tracks. Semantics enforced as GitHub has them: check runs only with an App installation
 token, App endpoints only with a valid RS256 JWT, installation tokens that expire.
@@ -23,7 +23,7 @@ import jwt
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from tests.vcs import openapi
+from devenv import openapi
 
 __all__ = ["FakeGitHub", "serve_github"]
 
@@ -158,7 +158,8 @@ class FakeGitHub:
         handler = _ROUTES.get(key)
         if handler is None:
             return 404, {"message": "Not Found"}
-        return handler(self, repo, rest, body, auth)
+        answer: tuple[int, Any] = handler(self, repo, rest, body, auth)
+        return answer
 
     def _caller(self) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -195,7 +196,9 @@ class FakeGitHub:
     # Objects
 
     def _example(self, schema: str, **fields: Any) -> dict[str, Any]:
-        document = self.spec.example_of(self.spec.resolve(f"#/components/schemas/{schema}"))
+        document: dict[str, Any] = self.spec.example_of(
+            self.spec.resolve(f"#/components/schemas/{schema}")
+        )
         document.update(fields)
         return document
 

@@ -1,0 +1,33 @@
+"""The whole chart (CRDs included) passes the real apiserver's server-side dry-run."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.kube import kubectl
+
+pytestmark = pytest.mark.cluster
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "tidegate"
+
+
+def test_the_rendered_chart_is_accepted_by_the_apiserver(
+    helm_bin: Path, admin_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    rendered = subprocess.run(
+        [str(helm_bin), "template", "tg", str(CHART), "-n", namespace, "--include-crds"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(rendered)
+    out = kubectl(
+        admin_kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", str(manifest)
+    )
+    assert "deployment.apps/tg-reconciler serverside-applied (server dry run)" in out
+    assert "service/tg-artifacts serverside-applied (server dry run)" in out

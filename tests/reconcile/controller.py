@@ -1,0 +1,58 @@
+"""Start `tidegate reconcile` (the controller) as a process for a test's Flux namespace."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["free_port", "start_controller"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A loopback port free right now (for an artifact server that must keep its address)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_controller(
+    kubeconfig: Path,
+    namespace: str,
+    kustomize: Path,
+    work: Path,
+    *extra: str,
+    storage_port: int = 0,
+) -> subprocess.Popen[str]:
+    """The controller, out of cluster, watching `namespace`; its JSON log on stderr."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "reconcile",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--watch-all-namespaces=false",
+            "--artifact-allow-loopback",
+            "--metrics-addr=127.0.0.1:0",
+            "--health-addr=127.0.0.1:0",
+            f"--storage-addr=127.0.0.1:{storage_port}",
+            "--storage-path",
+            str(work / "storage"),
+            "--kustomize",
+            str(kustomize),
+            "--work-dir",
+            str(work),
+            *extra,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "RUNTIME_NAMESPACE": namespace},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
