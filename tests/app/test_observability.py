@@ -16,9 +16,9 @@ from app.review import Reviewer, Worker
 from app.settings import Settings
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
+from devenv.github_api import FakeGitHub
 from tests.app.conftest import Service, pull_request_event
 from tests.fixtures.github import NO_WAIT, TOKEN
-from tests.vcs.github_fake import FakeGitHub
 
 
 def command(delivery_id: str) -> Delivery:

@@ -23,11 +23,11 @@ from app.migrate import upgrade
 from app.schema import jobs
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
+from devenv.github_api import FakeGitHub
 from devenv.gitserver import GitServer
 from tests.app.test_review_github import checks_of, fleet, push_change
 from tests.fixtures.github import APP_ID
 from tests.fixtures.gitserver import RemoteRepo
-from tests.vcs.github_fake import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- tidegate:preview part 1 -->"
