@@ -81,8 +81,8 @@ class DemoStack:
             token=secrets.token_urlsafe(16),
             app_id=APP_ID,
             public_key=public.decode(),
-            installation_token=installation_token,
         )
+        self.github.fixed_token = installation_token
         self._github_server: serve_github | None = None
         self.plane = ControlPlane(self.root / "controlplane")
         self.serve_port = 0
@@ -156,7 +156,9 @@ class DemoStack:
             "TIDEGATE_KUSTOMIZE": str(tools["kustomize"]),
             "TIDEGATE_HELM": str(tools["helm"]),
         }
-        self._spawn("serve", ["serve", "--host", "127.0.0.1", "--port", str(self.serve_port)], env)
+        # One gunicorn worker (with its review thread) is plenty for one pull request.
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.serve_port), "--workers", "1"]
+        self._spawn("serve", args, env)
         self._wait_http("serve", f"http://127.0.0.1:{self.serve_port}/healthz")
         self._log(f"tidegate serve  http://127.0.0.1:{self.serve_port} (pid {self.pid('serve')})")
 

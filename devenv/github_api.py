@@ -30,6 +30,14 @@ __all__ = ["FakeGitHub", "serve_github"]
 _STATUS_STATES = {"error", "failure", "pending", "success"}
 
 
+@dataclass(frozen=True)
+class Gate:
+    """A held request: `reached` once it arrived, answered once the test sets `release`."""
+
+    reached: threading.Event
+    release: threading.Event
+
+
 @dataclass
 class FakeRepo:
     """The state of one repository."""
@@ -47,21 +55,8 @@ class FakeRepo:
 class FakeGitHub:
     """State and routes of the fake; `base_url` is what PyGithub is given."""
 
-    def __init__(
-        self,
-        *,
-        token: str,
-        app_id: str = "",
-        public_key: str = "",
-        installation_token: str = "",
-    ) -> None:
-        """A fake App; installation tokens are fresh unless `installation_token` is given.
-
-        A fixed installation token lets a git server be told to accept it for HTTPS fetches,
-        as GitHub accepts its installation tokens.
-        """
+    def __init__(self, *, token: str, app_id: str = "", public_key: str = "") -> None:
         self.token = token
-        self.fixed_installation_token = installation_token
         self.app_id = app_id
         self.public_key = public_key
         self.installation_id = 7
@@ -74,6 +69,9 @@ class FakeGitHub:
         self.base_url = ""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        self._gates: dict[tuple[str, str], Gate] = {}
+        self.fixed_token = ""
+        """Issue this installation token every time (so a git server can accept it)."""
         self.spec = openapi.github()
 
     # Test set-up and read-back
@@ -97,7 +95,17 @@ class FakeGitHub:
         )
         return flask
 
+    def hold(self, method: str, route: str) -> Gate:
+        """Hold the next `method route` request until the test releases it (crash tests)."""
+        gate = Gate(threading.Event(), threading.Event())
+        self._gates[(method, route)] = gate
+        return gate
+
     def _dispatch(self, path: str) -> Response:
+        gate = self._gates.pop((request.method, "/" + path), None)
+        if gate is not None:
+            gate.reached.set()
+            gate.release.wait(600)
         with self._lock:
             method, route = request.method, "/" + path
             self.requests.append((method, route))
@@ -175,7 +183,7 @@ class FakeGitHub:
             return 401, {"message": "A JSON web token could not be decoded"}
         if str(claims.get("iss")) != self.app_id or parts[2] != str(self.installation_id):
             return 404, {"message": "Not Found"}
-        token = self.fixed_installation_token or "ghs_" + secrets.token_hex(16)
+        token = self.fixed_token or "ghs_" + secrets.token_hex(16)
         expires = _now() + self.token_lifetime
         self.installation_tokens[token] = expires
         return 201, {
