@@ -795,8 +795,13 @@ def _package_chart(charts: Path, helm: Path) -> None:
 # Changes
 
 
+def _app(fleet: Fleet, index: int) -> App:
+    """The app a change edits: `index`, or the last app of a smaller fleet (never a core app)."""
+    return fleet.apps[min(index, len(fleet.apps) - 1)]
+
+
 def _change_image_tag(repo: Path, fleet: Fleet, branch: str) -> Change:
-    app = fleet.apps[7]
+    app = _app(fleet, 7)
     overlay = f"apps/staging/{app.name}"
     _write_overlay(repo, "staging", app, app.name, "9.9.9")
     return Change(
@@ -809,7 +814,7 @@ def _change_image_tag(repo: Path, fleet: Fleet, branch: str) -> Change:
 
 
 def _change_rename(repo: Path, fleet: Fleet, branch: str) -> Change:
-    app = fleet.apps[42]
+    app = _app(fleet, 42)
     new = f"{app.name}-v2"
     cluster = "production"
     _git(repo, "mv", f"apps/{cluster}/{app.name}", f"apps/{cluster}/{new}")
@@ -868,14 +873,21 @@ def generate(
     helm: Path | None = None,
     seed: int = SEED,
     clusters: int = len(CLUSTERS),
+    apps: int = APPS_PER_CLUSTER,
 ) -> Fleet:
-    """Write the fleet repository and chart repository under `out` (which must not exist)."""
+    """Write the fleet repository and chart repository under `out` (which must not exist).
+
+    `apps` below the default makes a smaller fleet of the same shape (tests); each change then
+    picks the last app where the full fleet's app does not exist.
+    """
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty")
+    if apps <= _CORE_APPS:
+        raise SystemExit(f"a fleet needs more than {_CORE_APPS} apps per cluster")
     names = cluster_names(clusters)
     repo, charts = out / "fleet", out / "charts"
     repo.mkdir(parents=True)
-    fleet = Fleet(repo, charts, chart_url, _make_apps(seed, APPS_PER_CLUSTER), names)
+    fleet = Fleet(repo, charts, chart_url, _make_apps(seed, apps), names)
     _package_chart(charts, helm or pinned_tool("helm"))
     _git(repo, "init", "-q", "-b", BASE_BRANCH)
     _write_base_state(repo, fleet, seed)

@@ -227,6 +227,7 @@ class Tidegate:
     jobs: int | None
     timeout: float
     scratch: Path
+    changed_only: bool = False
 
     def command(self, base: str, head: str) -> list[str | Path]:
         command: list[str | Path] = [self.executable, "preview", "--repo", self.repo]
@@ -239,6 +240,8 @@ class Tidegate:
         command += ["--config", operator]
         if self.jobs:
             command += ["--jobs", str(self.jobs)]
+        if self.changed_only:
+            command += ["--changed-only"]
         return command
 
     def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
@@ -441,7 +444,7 @@ class Run:
 def prepare(args: argparse.Namespace, work: Path) -> Run:
     kustomize, helm = fleetgen.pinned_tool("kustomize"), fleetgen.pinned_tool("helm")
     chart_url = f"http://127.0.0.1:{args.port}"
-    fleet = fleetgen.generate(work / "gen", chart_url=chart_url, helm=helm)
+    fleet = fleetgen.generate(work / "gen", chart_url=chart_url, helm=helm, clusters=args.clusters)
     print(fleetgen.describe(fleet), file=sys.stderr)
     # Keyed by change name; the base tree's key cannot collide with one ("base" is a change).
     trees = {BASE_TREE: checkout(fleet.repo, fleet.base_sha, work / "trees" / "_base")}
@@ -461,6 +464,7 @@ def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
         run.args.jobs,
         run.args.timeout,
         _scratch(run.work, "tidegate"),
+        run.args.changed_only,
     )
     try:
         run.log("tidegate: warming a cache on the base (preview of base against itself)")
@@ -510,10 +514,12 @@ def measure_change(
     base_tree, head_tree = run.trees[BASE_TREE], run.trees[change.name]
     result = ChangeResult(change.name, change.description, len(change.head_units), Series())
     run.results.append(result)
-    result.floor = repeat(
-        times, lambda _: floor_once(run.kustomize, base_tree, head_tree, change, run.args.timeout)
-    )
-    run.record(change.name, "floor", result.floor)
+    if not run.args.skip_floor:
+        result.floor = repeat(
+            times,
+            lambda _: floor_once(run.kustomize, base_tree, head_tree, change, run.args.timeout),
+        )
+        run.record(change.name, "floor", result.floor)
     if tidegate:
         tool, warm = tidegate
         report = run.work / f"tidegate-{change.name}.json"
@@ -657,7 +663,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--build-timeout", type=float, default=3600, help="seconds to build flate")
     parser.add_argument("--port", type=int, default=0, help="chart server port (default: free)")
     parser.add_argument("--go", type=Path, help="Go >= 1.27 for building flate")
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=len(fleetgen.CLUSTERS),
+        help="clusters in the fleet (`bench.fleet --clusters`; default: 3)",
+    )
+    parser.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="pass --changed-only to `tidegate preview` (the cache is warmed the same way)",
+    )
     parser.add_argument("--skip-flate", action="store_true")
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="leave out the bare kustomize floor"
+    )
     parser.add_argument("--skip-tidegate", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(

@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
                 format=args.format,
                 output=None,
                 jobs=args.jobs,
+                changed_only=False,
                 source=[],
                 allow_remote_base=[],
                 allow_host=[],

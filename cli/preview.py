@@ -124,6 +124,13 @@ def register(subparsers: Any) -> None:
         "--jobs", type=int, default=os.cpu_count() or 2, help="parallel renders (default: cores)"
     )
     parser.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="render only the units the change can affect; prove the others unchanged from the"
+        " files their builds read, and fall back to rendering a cluster in full when that proof"
+        " does not hold",
+    )
+    parser.add_argument(
         "--source",
         action="append",
         default=[],
@@ -371,6 +378,7 @@ def _configured(args: argparse.Namespace) -> int:
         head=args.head,
         clusters=tuple(args.path),
         unavailable_sources=operator.unavailable_sources,
+        changed_only=args.changed_only,
     )
     try:
         with Workspace() as work_root, _terminated_on_signal(settings):

@@ -171,6 +171,9 @@ class Preview:
     skip_unavailable: bool = False
     """Units whose source could not be reached do not fail the preview (they are reported as
     not previewed); by default they do."""
+    proven_unchanged: int | None = None
+    """With changed-only rendering: how many units were proven unchanged without rendering
+    (they are listed as `unchanged`); None when every unit was rendered."""
 
     @property
     def summary(self) -> dict[str, int]:

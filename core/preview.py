@@ -33,6 +33,7 @@ from core.fetch import FetchError, allow_list_entry_of
 from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
+from core.render import affected
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
 from core.repo.artifacts import Artifacts
@@ -45,6 +46,11 @@ __all__ = ["PreviewRequest", "find_clusters", "render_revision", "run_preview"]
 _FLUX_KUSTOMIZATION = re.compile(rb"kustomize\.toolkit\.fluxcd\.io/v1")
 
 Progress = Callable[[str], None]
+
+# What input walks read: kustomization files and the resources they list.
+_WALKED = (".yaml", ".yml", "/Kustomization")
+# Bulk reads stop here; the rest of a (hostile, huge) repository is read file by file if needed.
+_PREFETCH_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class PreviewRequest:
     unavailable_sources: UnavailableSources | None = None
     """The operator's choice for unreachable sources; None defers to `.tidegate.yaml` at base,
     then to `fail`."""
+    changed_only: bool = False
+    """Render only the units the change can affect; prove the others unchanged from the files
+    their builds read (`core.render.affected`)."""
 
 
 def run_preview(
@@ -89,21 +98,114 @@ def run_preview(
     trusted = dataclasses.replace(
         settings, fetch_policy=dataclasses.replace(settings.fetch_policy, allowed_hosts=None)
     )
+    selection = _selection(request, settings, base_tree, head_tree, say)
     with ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="render") as pool:
         say(f"base {base[:12]}")
-        base_renders = render_revision(repo, base_tree, clusters, trusted, specs=specs, pool=pool)
+        base_renders = render_revision(
+            repo, base_tree, clusters, trusted, specs=specs, pool=pool, selection=selection
+        )
         used = _source_hosts(base_renders) | settings.chart_puller.hosts_used
         policy = settings.fetch_policy.allowing([*used, *config.allow_hosts])
         head_settings = dataclasses.replace(settings, fetch_policy=policy)
         say(f"head {head[:12]}")
+        if selection is not None:
+            selection.to_head()
         head_renders = render_revision(
-            repo, head_tree, clusters, head_settings, specs=specs, pool=pool
+            repo, head_tree, clusters, head_settings, specs=specs, pool=pool, selection=selection
         )
+        if selection is not None:
+            again = _recheck(selection, clusters, base_renders, head_renders, say)
+            if again:
+                # Rendered in full, within what the other clusters left of each unit budget.
+                for side, tree, side_settings, renders in (
+                    ("base", base_tree, trusted, base_renders),
+                    ("head", head_tree, head_settings, head_renders),
+                ):
+                    say(f"{side}: rendering {', '.join(again)} in full")
+                    allowance = discovery.UnitAllowance(settings.budgets)
+                    allowance.used = sum(
+                        len(render.units) for path, render in renders.items() if path not in again
+                    )
+                    renders.update(
+                        render_revision(
+                            repo,
+                            tree,
+                            again,
+                            side_settings,
+                            specs=specs,
+                            pool=pool,
+                            allowance=allowance,
+                        )
+                    )
     mode = request.unavailable_sources or config.unavailable_sources or UnavailableSources.FAIL
     return dataclasses.replace(
         plan.plan_preview(base, head, base_renders, head_renders),
         skip_unavailable=mode is UnavailableSources.SKIP,
+        proven_unchanged=_proven(request, selection, head_renders),
     )
+
+
+class _Prefetched:
+    """Blob reads of one revision, with its YAML files read in bulk up front (bounded)."""
+
+    def __init__(self, repo: Repository, tree: Tree) -> None:
+        self.repo = repo
+        wanted = [tree[path] for path in tree if path.endswith(_WALKED)]
+        self.known = repo.read_blobs(wanted, max_bytes=_PREFETCH_BYTES)
+
+    def __call__(self, blob_id: str) -> bytes:
+        found = self.known.get(blob_id)
+        return found if found is not None else self.repo.read_blob(blob_id)
+
+
+def _proven(
+    request: PreviewRequest,
+    selection: affected.Selection | None,
+    renders: Mapping[str, ClusterRender],
+) -> int | None:
+    """How many units were proven unchanged; None unless changed-only rendering was asked for."""
+    if not request.changed_only:
+        return None
+    return affected.proven_count(renders) if selection is not None else 0
+
+
+def _selection(
+    request: PreviewRequest,
+    settings: RenderSettings,
+    base_tree: Tree,
+    head_tree: Tree,
+    say: Progress,
+) -> affected.Selection | None:
+    """The changed-only selection, or None when every unit must be rendered."""
+    if not request.changed_only:
+        return None
+    if settings.allowed_remotes:
+        # A remote base's content is not in the repository: no walk can prove it unchanged.
+        say("changed-only: off (remote bases are allowed)")
+        return None
+    changed = affected.changed_paths(base_tree, head_tree)
+    reason = affected.global_reason(changed)
+    if reason is not None:
+        say(f"changed-only: off ({reason})")
+        return None
+    return affected.Selection(changed, affected.changed_entries(base_tree, head_tree, changed))
+
+
+def _recheck(
+    selection: affected.Selection,
+    clusters: Sequence[str],
+    base_renders: Mapping[str, ClusterRender],
+    head_renders: Mapping[str, ClusterRender],
+    say: Progress,
+) -> list[str]:
+    """The clusters whose proofs did not hold once both sides were discovered."""
+    again = []
+    for path in clusters:
+        reason = selection.recheck(path, base_renders.get(path), head_renders.get(path))
+        if reason is not None:
+            say(f"changed-only: {path} is rendered in full ({reason})")
+            again.append(path)
+    return again
 
 
 def base_config(repo: Repository, base_tree: Tree) -> FetchConfig:
@@ -193,15 +295,28 @@ def render_revision(
     *,
     specs: discovery.SpecCache | None = None,
     pool: ThreadPoolExecutor | None = None,
+    selection: affected.Selection | None = None,
+    allowance: discovery.UnitAllowance | None = None,
 ) -> dict[str, ClusterRender]:
-    """Discover and render every unit of each cluster present at one revision."""
-    renderer = UnitRenderer(settings, Artifacts(tree, repo.read_blob), pool=pool)
-    allowance = discovery.UnitAllowance(settings.budgets)
+    """Discover and render every unit of each cluster present at one revision.
+
+    With a `selection`, units it proves unchanged are not rendered (see `core.render.affected`);
+    the base must be rendered before the head, as the head reuses the base's proofs.
+    """
+    blobs = repo.read_blob
+    if selection is not None and selection.side == "base":
+        # The base walks every unit's inputs: read the files walks read in a few round trips.
+        blobs = _Prefetched(repo, tree)
+    renderer = UnitRenderer(settings, Artifacts(tree, blobs), pool=pool, selection=selection)
+    allowance = allowance or discovery.UnitAllowance(settings.budgets)
+    renders = {}
     try:
-        return {
-            path: discovery.discover_cluster(path, renderer, specs, allowance=allowance)
-            for path in clusters
-            if tree.is_dir(flux_path(path))
-        }
+        for path in clusters:
+            if not tree.is_dir(flux_path(path)):
+                continue
+            if selection is not None:
+                selection.begin(path)
+            renders[path] = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
+        return renders
     finally:
         renderer.close()

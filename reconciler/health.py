@@ -16,15 +16,15 @@ What kustomize-controller does after an apply (`wait`, `healthChecks`, `healthCh
 - `HealthChecker.wait()` polls every object each `interval` (Flux: 5s) until all are Current
   (passed), or one is Failed (Flux's fail-fast, on by default; without it, once every object
   is Current or Failed), or the timeout passes; the error lists the Failed objects, or on a
-  timeout every object not Current. Failure messages are kustomize-controller's: the wait's error
-  (`timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']` or `failed early due
-  to stalled resources: [... status: 'Failed']`, Healthy's message) and the run's error with
-  its duration in front (`health check failed after 30.004s: ...`, Ready's message).
+  timeout every object not Current. Failure messages are kustomize-controller's: the wait's
+  error (`timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']` or `failed
+  early due to stalled resources: [... status: 'Failed']`, Healthy's message) and the run's
+  error with its duration in front (`health check failed after 30.004s: ...`, Ready's message).
 
-The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the cluster
-port to it); a missing object is NotFound (a
-Job declared with `ttlSecondsAfterFinished` that is gone counts as Current, as in Flux), an
-unreadable one Unknown. Nothing here writes to the cluster or logs.
+The cluster is reached only through the `ObjectReader` seam (`ClusterReader` adapts the
+cluster port to it); a missing object is NotFound (a Job declared with
+`ttlSecondsAfterFinished` that is gone counts as Current, as in Flux), an unreadable one
+Unknown. Nothing here writes to the cluster or logs.
 """
 
 from __future__ import annotations
@@ -137,14 +137,13 @@ class InvalidExpressionError(InputError):
 # --- choosing what to check --------------------------------------------------------------------
 
 
-def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
+def _text(entry: Mapping[str, Any], key: str, where: str, path: str, *, required: bool) -> str:
     value = entry.get(key, "")
     if value is None:
         value = ""
     if not isinstance(value, str) or (required and not value):
-        raise InputError(
-            "must be a non-empty string" if required else "must be a string", obj=where, field=key
-        )
+        message = "must be a non-empty string" if required else "must be a string"
+        raise InputError(message, obj=where, field=f"{path}.{key}")
     return value
 
 
@@ -179,10 +178,10 @@ def _reference(entry: Any, where: str, index: int) -> ObjectRef:
     if not isinstance(entry, Mapping):
         raise InputError("must be an object", obj=where, field=field_name)
     return ObjectRef(
-        api_version=_text(entry, "apiVersion", where, required=False),
-        kind=_text(entry, "kind", where, required=True),
-        name=_text(entry, "name", where, required=True),
-        namespace=_text(entry, "namespace", where, required=False),
+        api_version=_text(entry, "apiVersion", where, field_name, required=False),
+        kind=_text(entry, "kind", where, field_name, required=True),
+        name=_text(entry, "name", where, field_name, required=True),
+        namespace=_text(entry, "namespace", where, field_name, required=False),
     )
 
 
@@ -265,8 +264,14 @@ class ExprRules:
         return Result(Status.IN_PROGRESS, "healthCheckExprs: no expression is true")
 
 
+# One environment for every Kustomization (it is thread-safe). Expressions are compiled
+# without its cache: they come from cluster objects that change over time, and a cache keyed
+# by every expression ever seen would only grow.
+_ENGINE = Engine(variables=OBJECT_FIELDS)
+
+
 def _engine() -> Engine:
-    return Engine(variables=OBJECT_FIELDS)
+    return _ENGINE
 
 
 def _compile(engine: Engine, entry: Any, where: str, index: int) -> _Rule:
@@ -276,7 +281,7 @@ def _compile(engine: Engine, entry: Any, where: str, index: int) -> _Rule:
 
     def text(key: str, required: bool) -> str:
         try:
-            return _text(entry, key, where, required=required)
+            return _text(entry, key, where, field_name, required=required)
         except InputError:
             raise InvalidExpressionError(
                 "must be a non-empty string" if required else "must be a string",
@@ -288,7 +293,7 @@ def _compile(engine: Engine, entry: Any, where: str, index: int) -> _Rule:
         if not source:
             return None
         try:
-            return engine.compile(source)
+            return engine.compile(source, cached=False)
         except CompileError as exc:
             raise InvalidExpressionError(
                 f"failed to parse the CEL expression: {exc}", obj=where, field=f"{field_name}.{key}"

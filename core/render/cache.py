@@ -39,7 +39,14 @@ from core.model import (
     ObjectRef,
 )
 
-__all__ = ["CacheCorruptError", "CachedRender", "RenderCache", "TreeView", "canonical_key"]
+__all__ = [
+    "CacheCorruptError",
+    "CachedRender",
+    "RenderCache",
+    "TreeView",
+    "canonical_key",
+    "watched_dirs",
+]
 
 _RECEIPTS_PER_SPEC = 4
 _FORMAT = "4"
@@ -202,7 +209,7 @@ class RenderCache:
 
     def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> None:
         """Keep a render and a receipt that lets `lookup` find it from an unchanged tree."""
-        dirs = _watched_dirs(render.inputs)
+        dirs = watched_dirs(render.inputs)
         inputs_digest = tree.digest(render.inputs)
         render_key = canonical_key(spec_key, inputs_digest)
         receipt: dict[str, Any] = {
@@ -283,7 +290,7 @@ class RenderCache:
         os.replace(scratch, path)
 
 
-def _watched_dirs(inputs: Iterable[str]) -> list[str]:
+def watched_dirs(inputs: Iterable[str]) -> list[str]:
     """The directories whose listing can change a render: those of the inputs, and their parents.
 
     A generated kustomization lists a directory even when it holds no input file itself (only a

@@ -44,6 +44,7 @@ __all__ = [
     "ORIGIN_ANNOTATION",
     "Rendered",
     "apply_scope",
+    "build_root",
     "crd_scopes",
     "render_kustomization",
 ]
@@ -103,14 +104,7 @@ def render_kustomization(
         SandboxError: the sandbox asked for cannot be set up.
     """
     where = _where(spec)
-    try:
-        # Flux joins spec.path with securejoin: `/apps` is the root's apps, `..` stops there.
-        root = normalize(source_path(spec.path))
-    except InputError as exc:
-        raise RenderError(f"{where}: {exc}") from exc
-    if not source.is_dir(root):
-        raise RenderError(f"{where}: kustomization path not found: {spec.path}")
-    components = _components(spec, source, root)
+    root, components = build_root(spec, source)
     inputs = kustomize_inputs(
         source, root, extra_components=components, allowed_remotes=allowed_remotes
     )
@@ -121,6 +115,26 @@ def render_kustomization(
     output = _build(kustomize, tree, root, workdir, limits, where, jail)
     objects = _parse(output, root, where, keep_origin)
     return Rendered(_finish(objects, spec, variables, secret_variables, where), inputs)
+
+
+def build_root(spec: KustomizationSpec, source: FileSource) -> tuple[str, tuple[str, ...]]:
+    """Return the directory a Kustomization builds and the spec components that apply.
+
+    The input walk of this directory with these components is exactly what the build reads.
+
+    Raises:
+        RenderError: the path is not a repository path, or not a directory.
+        InputError: a component path is not a repository path.
+    """
+    where = _where(spec)
+    try:
+        # Flux joins spec.path with securejoin: `/apps` is the root's apps, `..` stops there.
+        root = normalize(source_path(spec.path))
+    except InputError as exc:
+        raise RenderError(f"{where}: {exc}") from exc
+    if not source.is_dir(root):
+        raise RenderError(f"{where}: kustomization path not found: {spec.path}")
+    return root, _components(spec, source, root)
 
 
 def _where(spec: KustomizationSpec) -> str:

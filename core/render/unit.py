@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,7 +35,8 @@ from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import OCIError
-from core.render import helm, kustomize, ocisource
+from core.render import affected, helm, kustomize, ocisource
+from core.render.affected import Selection
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.render.leaks import secret_values
 from core.render.walk import kustomize_inputs
@@ -111,8 +112,11 @@ class UnitRenderer:
         artifacts: Artifacts,
         *,
         pool: ThreadPoolExecutor | None = None,
+        selection: Selection | None = None,
     ) -> None:
+        """Set up; `selection` proves units unchanged instead of rendering them (changed-only)."""
         self.settings = settings
+        self.selection = selection
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
@@ -142,13 +146,16 @@ class UnitRenderer:
         objects: Mapping[ObjectRef, Manifest],
         self_source: SourceRef | None,
     ) -> list[RenderedUnit | Pending]:
-        """Render a batch of units in parallel, in order."""
-        jobs = [self._prepare(spec, objects, self_source) for spec in specs]
-        futures = [self.pool.submit(job) if callable(job) else None for job in jobs]
-        return [
-            future.result() if future is not None else job  # type: ignore[misc]
-            for job, future in zip(jobs, futures, strict=True)
-        ]
+        """Render a batch of units in parallel, in order.
+
+        Each render starts as soon as it is prepared, so renders overlap the preparation (input
+        walks, lookups) of the units after it.
+        """
+        started: list[Future[RenderedUnit] | RenderedUnit | Pending] = []
+        for spec in specs:
+            job = self._prepare(spec, objects, self_source)
+            started.append(self.pool.submit(job) if callable(job) else job)
+        return [item.result() if isinstance(item, Future) else item for item in started]
 
     def _prepare(
         self, spec: UnitSpec, objects: Mapping[ObjectRef, Manifest], self_source: SourceRef | None
@@ -156,6 +163,8 @@ class UnitRenderer:
         """Resolve everything that depends on other units; return the render to run."""
         try:
             self._check_deadline()
+            if self.selection is not None:
+                objects = self.selection.watch(objects)
             if (
                 isinstance(spec, KustomizationSpec)
                 and spec.source.kind == "OCIRepository"
@@ -167,7 +176,10 @@ class UnitRenderer:
                 return self._guarded(spec, None, self._oci_kustomization(spec, objects))
             source = self._source_for(spec.source, self_source, spec, objects)
             if isinstance(spec, KustomizationSpec):
-                return self._guarded(spec, source, self._kustomization(spec, source, objects))
+                own = _is_own(spec.source, self_source)
+                ignore = _spec_ignore(objects, spec.source) if own else None
+                job = self._kustomization(spec, source, objects, own=own, ignore=ignore)
+                return self._guarded(spec, source, job)
             return self._guarded(
                 spec, source, self._helm_release(spec, source, objects, self_source)
             )
@@ -274,7 +286,7 @@ class UnitRenderer:
         spec: UnitSpec,
         objects: Mapping[ObjectRef, Manifest],
     ) -> FileSource:
-        if ref == self_source or (self_source is None and ref.kind == "GitRepository"):
+        if _is_own(ref, self_source):
             return self.artifacts.repository(_spec_ignore(objects, ref))
         if ref.kind == "ExternalArtifact":
             return self._external(ref, spec, objects, self_source)
@@ -318,7 +330,7 @@ class UnitRenderer:
         views: dict[str, FileView] = {}
         for alias, source in generator.sources.items():
             src = SourceRef(source.kind, source.namespace, source.name)
-            if src == self_source or (self_source is None and src.kind == "GitRepository"):
+            if _is_own(src, self_source):
                 views[alias] = self.artifacts.repository(_spec_ignore(objects, src))
             elif src in self.settings.sources:
                 views[alias] = self.artifacts.directory(self.settings.sources[src])
@@ -387,6 +399,8 @@ class UnitRenderer:
         objects: Mapping[ObjectRef, Manifest],
         *,
         artifact: tuple[str, str | None] | None = None,
+        own: bool = False,
+        ignore: str | None = None,
     ) -> Callable[[], RenderedUnit] | RenderedUnit:
         variables, secret_names, read_from = _variables(spec, objects)
         tree: TreeView = source if isinstance(source, FileView) else _DirectoryTree(source)
@@ -402,9 +416,29 @@ class UnitRenderer:
             self.settings.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
+        selection = self.selection if own and isinstance(source, FileView) else None
+        # The ignore rules decide what the repository's artifact holds.
+        proof_key = canonical_key(key, ignore) if selection is not None else ""
+        if selection is not None:
+            reused = selection.reuse(proof_key)
+            if reused is not None:
+                return _rendered(spec, reused, _repository_files(source, reused.inputs, read_from))
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
+            if selection is not None:
+                selection.remember(proof_key, cached, read_from)
             return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
+        if selection is not None and isinstance(source, FileView):
+            proven = selection.prove(
+                spec,
+                source,
+                proof_key,
+                read_from=read_from,
+                values=(variables or {}).values(),
+                cache=self.settings.cache,
+            )
+            if proven is not None:
+                return _rendered(spec, CachedRender(affected.UNCHANGED, proven), proven)
 
         def render() -> RenderedUnit:
             try:
@@ -615,6 +649,14 @@ def _check_external_artifact_gate(
             "--feature-gates=ExternalArtifact=true (flux bootstrap --components-extra="
             "source-watcher sets it)"
         )
+
+
+def _is_own(ref: SourceRef, self_source: SourceRef | None) -> bool:
+    """Tell whether a source means this repository.
+
+    That is the root's source, or any GitRepository while the root itself is being rendered.
+    """
+    return ref == self_source or (self_source is None and ref.kind == "GitRepository")
 
 
 def _spaced(ref: SourceRef) -> str:

@@ -125,6 +125,7 @@ def kustomize_inputs(
     *,
     extra_components: Iterable[str] = (),
     allowed_remotes: Collection[str] = (),
+    parsed: dict[bytes, Mapping[str, Any]] | None = None,
 ) -> frozenset[str]:
     """Return every repository file a `kustomize build` of `path` reads.
 
@@ -135,6 +136,8 @@ def kustomize_inputs(
             `spec.components`); missing ones are skipped.
         allowed_remotes: URL prefixes of remote bases that may be used; their content is not
             part of the set.
+        parsed: Kustomization files parsed so far, by content, to share between walks of one
+            revision (many units include the same bases and components); read, never changed.
 
     Raises:
         InputError: a kustomization file is invalid, refers outside the repository, to a remote
@@ -144,7 +147,7 @@ def kustomize_inputs(
     root = normalize(path)
     if not source.is_dir(root):
         raise InputError(f"kustomization path not found: {root or '.'}")
-    walker = _Walker(source, tuple(allowed_remotes))
+    walker = _Walker(source, tuple(allowed_remotes), {} if parsed is None else parsed)
     walker.directory(root)
     for index, component in enumerate(extra_components):
         target = walker.resolve(root, component, None, f"spec.components[{index}]")
@@ -156,9 +159,15 @@ def kustomize_inputs(
 class _Walker:
     """One traversal: the files seen so far and the directories already followed."""
 
-    def __init__(self, source: FileSource, allowed_remotes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        source: FileSource,
+        allowed_remotes: tuple[str, ...],
+        parsed: dict[bytes, Mapping[str, Any]],
+    ) -> None:
         self.source = source
         self.allowed_remotes = allowed_remotes
+        self.parsed = parsed
         self.files: set[str] = set()
         self.seen: set[str] = set()
         self.resources: set[str] = set()
@@ -204,7 +213,11 @@ class _Walker:
                     self.resources.add(found)
             return
         self.files.add(kfile)
-        self.kustomization(path, kfile, _load_kustomization(self.source, kfile))
+        content = self.source.read(kfile)
+        doc = self.parsed.get(content)
+        if doc is None:
+            doc = self.parsed[content] = _load_kustomization(content, kfile)
+        self.kustomization(path, kfile, doc)
 
     def entry(self, base: str, entry: object, kfile: str, field: str) -> None:
         """Follow one file-or-directory reference (a resource, base or component)."""
@@ -321,7 +334,7 @@ class _Walker:
         kustomize builds it and configures each resulting object as a plugin, with the loader
         of the kustomization that names the directory: its paths are relative to `base`.
         """
-        inner = _Walker(self.source, self.allowed_remotes)
+        inner = _Walker(self.source, self.allowed_remotes, self.parsed)
         inner.directory(directory)
         self.files |= inner.files
         for config in sorted(inner.resources):
@@ -348,10 +361,10 @@ def _list(doc: Mapping[str, Any], key: str, kfile: str) -> list[Any]:
     return value
 
 
-def _load_kustomization(source: FileSource, kfile: str) -> Mapping[str, Any]:
+def _load_kustomization(content: bytes, kfile: str) -> Mapping[str, Any]:
     """Parse a kustomization file, naming it in any error."""
     try:
-        doc = yamlio.load(source.read(kfile))
+        doc = yamlio.load(content)
     except yamlio.YAMLError as exc:
         raise InputError(f"invalid YAML: {_yaml_problem(exc)}", file=kfile) from exc
     if doc is None:

@@ -22,6 +22,7 @@ The shape is stable; fields may be added but never renamed or removed:
                                "suppressed": {"helm-chart-labels": 2}, "note": null}]}]}],
      "summary": {"create": 0, "update": 0, "delete": 0, "orphan": 0, "move": 0, "unknown": 0,
                  "failed": 0, "unavailable": 0, "errors": 0},
+     "provenUnchanged": 0,
      "findings": [{"rule": "GP001", "severity": "error|warning|notice", "message": "...",
                    "cluster": "clusters/production", "unit": "Kustomization/flux-system/apps",
                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web",
@@ -32,6 +33,10 @@ The shape is stable; fields may be added but never renamed or removed:
 `findings` lists every policy finding, blocking first (`core.report.policy.finding_json`); it is
 empty and `gate` is null when policies were not evaluated. `waiver` says how a waived finding was
 waived: `{"kind": "annotation|file|approval", "reason", "by", "expires", "where"}`.
+
+`provenUnchanged` is present only with changed-only rendering (`--changed-only`): the number of
+units proven unchanged from the files their builds read, without rendering them; they are listed
+with status `unchanged` like any other.
 
 A unit is `unavailable` when a source it needs (a chart repository) could not be reached:
 `unavailableSource` is the URL (without its query) and `error` says why. With
@@ -76,6 +81,9 @@ def to_json(preview: Preview, policy: PolicyResult | None = None) -> dict[str, A
     """Return the preview, and the policy findings if evaluated, as plain JSON-ready data."""
     summary = dict(preview.summary)
     summary["errors"] = sum(len(cluster.errors) for cluster in preview.clusters)
+    selection = (
+        {} if preview.proven_unchanged is None else {"provenUnchanged": preview.proven_unchanged}
+    )
     return {
         "schemaVersion": SCHEMA_VERSION,
         "base": preview.base,
@@ -85,6 +93,7 @@ def to_json(preview: Preview, policy: PolicyResult | None = None) -> dict[str, A
         "unavailableSources": "skip" if preview.skip_unavailable else "fail",
         "clusters": [_cluster(cluster) for cluster in preview.clusters],
         "summary": summary,
+        **selection,
         "findings": [policy_report.finding_json(f) for f in policy.findings] if policy else [],
         "gate": policy_report.gate_json(policy) if policy else None,
     }

@@ -247,8 +247,8 @@ def test_no_wait_and_no_health_checks_is_nothing() -> None:
     [
         ("nope", "spec.healthChecks"),
         (["nope"], "spec.healthChecks[0]"),
-        ([{"kind": "Deployment"}], "name"),
-        ([{"kind": 3, "name": "x"}], "kind"),
+        ([{"kind": "Deployment"}], "spec.healthChecks[0].name"),
+        ([{"kind": 3, "name": "x"}], "spec.healthChecks[0].kind"),
     ],
 )
 def test_malformed_health_checks_name_the_field(checks: Any, field: str) -> None:

@@ -1,0 +1,32 @@
+"""The preview benchmark passes the fleet size and the rendering mode through to what it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import preview_bench
+
+
+def test_clusters_and_changed_only_reach_the_fleet_and_the_preview(tmp_path: Path) -> None:
+    args = preview_bench.parse_args(["--clusters", "30", "--changed-only"])
+    assert (args.clusters, args.changed_only) == (30, True)
+    tool = preview_bench.Tidegate(
+        Path("tidegate"),
+        tmp_path,
+        Path("kustomize"),
+        Path("helm"),
+        None,
+        60,
+        tmp_path,
+        args.changed_only,
+    )
+    assert "--changed-only" in tool.command("main", "change/image-tag")
+
+
+def test_by_default_three_clusters_are_rendered_in_full(tmp_path: Path) -> None:
+    args = preview_bench.parse_args([])
+    assert (args.clusters, args.changed_only) == (3, False)
+    tool = preview_bench.Tidegate(
+        Path("tidegate"), tmp_path, Path("kustomize"), Path("helm"), None, 60, tmp_path
+    )
+    assert "--changed-only" not in tool.command("main", "change/image-tag")
