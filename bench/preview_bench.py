@@ -246,8 +246,10 @@ class Tidegate:
 
     def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
         env = {**os.environ, "TIDEGATE_CACHE_DIR": str(cache)}
+        # 0: no change, 1: changes, 3: the policy gate blocks (the rename's removed
+        # Kustomization, GP004): each is a finished preview.
         return measure(
-            self.command(base, head), env=env, timeout=self.timeout, ok=(0, 1), stdout=report
+            self.command(base, head), env=env, timeout=self.timeout, ok=(0, 1, 3), stdout=report
         )
 
     def fresh_cache(self) -> Path:

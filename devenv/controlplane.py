@@ -275,6 +275,21 @@ class ControlPlane:
         user = f"system:serviceaccount:{namespace}:{name}"
         return self._write_kubeconfig(_file_stem(user), user, {"token": token["status"]["token"]})
 
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port and etcd, as a restart does.
+
+        Every open connection and watch is cut; clients must reconnect. Returns once the new
+        apiserver answers /readyz.
+        """
+        component = self._components.pop("kube-apiserver", None)
+        if component is None:
+            raise ControlPlaneError("the control plane has no running kube-apiserver")
+        _signal_group(component, signal.SIGTERM)
+        if not _wait_exit(component, time.monotonic() + 20):
+            _signal_group(component, signal.SIGKILL)
+            _wait_exit(component, time.monotonic() + 5)
+        self._start_apiserver()
+
     def memory(self) -> dict[str, int]:
         """Resident memory (bytes) of each running component, from /proc."""
         return {name: _rss_bytes(component.pid) for name, component in self._components.items()}

@@ -1,11 +1,13 @@
-"""Events about a Kustomization, recorded as kustomize-controller records them.
+"""Events about a Flux object, recorded as the Flux controller that owns its kind records them.
 
 One `EventRecorder.record()` call makes one Flux event (`reconciler.notification.event.Event`,
 the shape notification-controller receives) and hands it to every subscriber (the notifier,
 commit statuses), and records it as a Kubernetes Event, the way Flux's recorder does:
 
 - type `Normal` for `info`, `Warning` for `error`; reason the object's current Ready reason,
-  else the severity; `source.component` and `reportingComponent` `kustomize-controller`;
+  else the severity; `source.component` and `reportingComponent` the recorder's controller:
+  `kustomize-controller` (the default) for Kustomizations, `source-controller` for
+  GitRepositories, as Flux names them;
 - the event's metadata, keyed by the object's API group (`kustomize.toolkit.fluxcd.io/revision`,
   `.../originRevision`, and `.../commit_status: update` on success only), also as the
   Kubernetes Event's annotations;
@@ -36,6 +38,7 @@ __all__ = [
     "CONTROLLER",
     "ERROR",
     "INFO",
+    "SOURCE_CONTROLLER",
     "EventRecorder",
     "EventWriter",
     "Subscriber",
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 CONTROLLER = "kustomize-controller"
+SOURCE_CONTROLLER = "source-controller"
 _CACHE_SIZE = 4096  # client-go's event correlator keeps as many
 _LOG = logging.getLogger(__name__)
 
@@ -121,11 +125,16 @@ class EventRecorder:
         writer: EventWriter | None,
         subscribers: Sequence[Subscriber] = (),
         *,
+        controller: str = CONTROLLER,
         instance: str = "",
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
-        """`writer` None records no Kubernetes Events (subscribers still get every event)."""
+        """`writer` None records no Kubernetes Events (subscribers still get every event).
+
+        `controller` is the reporting controller every event names.
+        """
         self._writer = writer
+        self._controller = controller
         self._subscribers = list(subscribers)
         self._instance = instance
         self._clock = clock
@@ -192,7 +201,7 @@ class EventRecorder:
             timestamp=now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             message=message,
             reason=reason or _ready_reason(obj) or severity,
-            reporting_controller=CONTROLLER,
+            reporting_controller=self._controller,
             metadata=dict(metadata),
             reporting_instance=self._instance,
         )
@@ -262,10 +271,10 @@ class EventRecorder:
             "reason": event.reason,
             "message": event.message,
             "type": kind,
-            "source": {"component": CONTROLLER},
+            "source": {"component": self._controller},
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "reportingComponent": CONTROLLER,
+            "reportingComponent": self._controller,
             "reportingInstance": self._instance,
         }

@@ -5,7 +5,8 @@ them as `extra` (`controllerKind`, `objectName`, `objectNamespace`, `revision`, 
 logging reserves `name` for the logger) and they come out under flux's keys (`name`,
 `namespace`, ...); an exception becomes its one-line message
 under `error`, never a traceback. Callers must pass only names, revisions and reasons as context:
-this formatter does not (and cannot) mask values it is handed.
+this formatter does not (and cannot) mask values it is handed; the third-party loggers that
+print whole API bodies at DEBUG are held at INFO.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 import sys
 
-__all__ = ["CONTEXT_KEYS", "JsonFormatter", "configure"]
+__all__ = ["BODY_LOGGERS", "CONTEXT_KEYS", "JsonFormatter", "configure"]
 
 # Record attribute -> JSON key.
 CONTEXT_KEYS = {
@@ -49,10 +50,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+# Loggers that write whole request or response bodies at DEBUG (the Kubernetes client logs every
+# response body, Secrets included): they stay at INFO whatever level the operator asks for.
+BODY_LOGGERS = ("kubernetes.client.rest", "urllib3")
+
+
 def configure(level: int = logging.INFO) -> None:
-    """Send the root logger's records to stderr as JSON lines."""
+    """Send the root logger's records to stderr as JSON lines.
+
+    Even at DEBUG, the loggers in `BODY_LOGGERS` stay at INFO, so no object body (and no
+    Secret value in one) reaches the log.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))

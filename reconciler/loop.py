@@ -130,7 +130,12 @@ class Loop:
         return all(informer.synced.is_set() for informer in self.informers)
 
     def run(self, stop: threading.Event) -> None:
-        """Inform and reconcile until `stop` is set, then finish in-flight work and return."""
+        """Inform and reconcile until `stop` is set, then finish in-flight work and return.
+
+        It may run again (leadership regained): the queue starts afresh and every cached
+        object is reconciled once more, as a new leader must.
+        """
+        self.queue = WorkQueue(self.queue.backoff)
         informer_stop = threading.Event()
         informers = [
             threading.Thread(
@@ -150,6 +155,12 @@ class Loop:
             for i in range(self._concurrent)
         ]
         started = not stop.is_set()
+        # A first run enqueues every object through the informers' adds; a later run finds
+        # them already cached, so they are enqueued here.
+        for controller in self._controllers.values():
+            for obj in self.cache.list(controller.kind):
+                namespace, name = _name(obj)
+                self.queue.add(ObjectRef(controller.kind, namespace, name))
         if started:
             log.info("caches synced, starting %d workers", self._concurrent)
             for thread in workers:

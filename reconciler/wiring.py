@@ -4,7 +4,8 @@
 
 - GitRepository: the git source service (`reconciler.source.service`), its artifact server
   bound on `--storage-addr` and advertised at `--storage-adv-addr`, artifacts kept under
-  `--storage-path`; the server stops with the process.
+  `--storage-path`; the server stops with the process; its events (NewArtifact, failures) are
+  Kubernetes Events reported by `source-controller`.
 - Kustomization: the pipeline's `Deps` with Flux objects read from the informer cache (other
   kinds, such as postBuild ConfigMaps and Secrets, from the apiserver), artifacts downloaded by
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION
 from core.sources.artifact import artifact_policy
 from reconciler.controllers import CachedReader, KustomizationController
-from reconciler.events import EventRecorder
+from reconciler.events import SOURCE_CONTROLLER, EventRecorder
 from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
 from reconciler.kustomization.deps import Deps, Options
 from reconciler.kustomization.engines import LiveEngines, PortReader
@@ -54,6 +55,7 @@ def git_repository_controller(runtime: Runtime) -> Controller:
             port=port,
             advertised_url=_advertised(settings.storage_adv_addr),
         ),
+        events=EventRecorder(runtime.flux, controller=SOURCE_CONTROLLER, instance=runtime.identity),
     )
     service.start()
     runtime.on_stop(service.stop)

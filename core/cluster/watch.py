@@ -110,6 +110,11 @@ class Lister:
             response.close()
             response.release_conn()
 
+    def watching(self) -> int:
+        """How many watches are open right now."""
+        with self._lock:
+            return len(self._open)
+
     def close(self) -> None:
         """End every open watch now (from any thread): their iterators stop."""
         with self._lock:

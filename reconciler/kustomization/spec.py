@@ -4,7 +4,9 @@
 reconciler uses (intervals, timeout, serviceAccountName, wait, force, the source's apiVersion,
 the trigger annotation; `reconciler.health` reads healthChecks) with Flux's defaults:
 `retryInterval` = `interval`, `timeout` = `interval - 30s` with a 30s floor. Bad fields raise
-`InputError` naming the object and field. Pure: no cluster access.
+`InputError` naming the object and field, and so do fields this reconciler does not implement
+(`kubeConfig`, `decryption`, `dependsOn[].readyExpr`) rather than being ignored. Pure: no
+cluster access.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def read_spec(obj: Mapping[str, Any]) -> ReconcileSpec:
     timeout = _duration(spec, "timeout", label) or max(interval - _TIMEOUT_MARGIN, _TIMEOUT_FLOOR)
     source: Mapping[str, Any] = spec.get("sourceRef") or {}
     _refuse_ready_expr(spec, label)
+    _refuse_unsupported(spec, label)
     annotations: Mapping[str, Any] = meta.get("annotations") or {}
     requested = annotations.get(REQUESTED_AT)
     return ReconcileSpec(
@@ -123,3 +126,17 @@ def _refuse_ready_expr(spec: Mapping[str, Any], label: str) -> None:
                 obj=label,
                 field=f"spec.dependsOn[{index}].readyExpr",
             )
+
+
+_UNSUPPORTED = {
+    "kubeConfig": "applying to another cluster is not supported by this reconciler",
+    "decryption": "SOPS decryption is not supported by this reconciler",
+}
+
+
+def _refuse_unsupported(spec: Mapping[str, Any], label: str) -> None:
+    # Fail closed: ignoring kubeConfig would apply to this cluster instead of the one named, and
+    # ignoring decryption would apply encrypted Secrets as they are.
+    for key, why in _UNSUPPORTED.items():
+        if spec.get(key):
+            raise InputError(why, obj=label, field=f"spec.{key}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.source.checkout import GitFetcher
 from reconciler.source.gitrepository import (
+    EventSink,
     GitRepositoryReconciler,
     SourceCluster,
     reconcile_git_repository,
@@ -46,8 +47,12 @@ class SourceSettings:
 class GitSourceService:
     """The source controller of one process; a context manager that runs the artifact server."""
 
-    def __init__(self, cluster: SourceCluster, settings: SourceSettings) -> None:
+    def __init__(
+        self, cluster: SourceCluster, settings: SourceSettings, *, events: EventSink | None = None
+    ) -> None:
+        """Prepare the service; `events` receives the GitRepositories' events (optional)."""
         self.settings = settings
+        self._events = events
         self.server = ArtifactServer(settings.storage_dir, settings.bind_host, settings.port)
         self._cluster = cluster
         self._reconciler: GitRepositoryReconciler | None = None
@@ -61,6 +66,7 @@ class GitSourceService:
             self._cluster,
             Storage(self.settings.storage_dir, base),
             GitFetcher(self.settings.cache_dir),
+            events=self._events,
         )
 
     def stop(self) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from app.review import HELP
+from devenv.github_api import FakeGitHub
 from tests.app.conftest import Service
 from tests.app.test_review_github import fleet, push_change
 from tests.fixtures.gitserver import RemoteRepo
-from tests.vcs.github_fake import FakeGitHub
 
 
 def comment_event(body: str, user: str, clone_url: str = "https://example.com/x.git") -> Any:

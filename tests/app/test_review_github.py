@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devenv.github_api import FakeGitHub
 from tests.app.conftest import Service, pull_request_event
 from tests.fixtures.gitserver import RemoteRepo
 from tests.preview.gitrepo import commit, flux_cluster, git, kustomization, new_repo
-from tests.vcs.github_fake import FakeGitHub
 
 CONFIGMAP = """
     apiVersion: v1

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from devenv.github_api import FakeGitHub
 from tests.app.conftest import Service, pull_request_event
 from tests.app.test_review_github import fleet
 from tests.fixtures.gitserver import RemoteRepo
 from tests.preview.gitrepo import commit, git
-from tests.vcs.github_fake import FakeGitHub
 
 
 def hostile_push(work: Path, remote: RemoteRepo, files: dict[str, str]) -> str:

@@ -251,6 +251,7 @@ def test_a_410_gone_relists_and_catches_up(flux: Cluster, lister: Lister, namesp
         # A resourceVersion older than anything the apiserver keeps: the next watch gets 410.
         # The watch is broken as a dropped connection would break it, and an object is created
         # before the informer watches again.
+        eventually(lambda: lister.watching() == 2, "both watches to be open")
         informer.resource_version = "1"
         lister.close()
         flux.create(KUSTOMIZATION, _ks("second"))
@@ -322,3 +323,19 @@ def test_the_cache_hands_out_copies(flux: Cluster, lister: Lister, namespace: st
         again = loop.cache.get(KUSTOMIZATION, namespace, "copy")
         assert again is not None
         assert again["spec"]["path"] == "./"
+
+
+def test_a_loop_run_again_reconciles_every_object_again(
+    flux: Cluster, lister: Lister, namespace: str
+) -> None:
+    # What a replica does when it regains leadership: run the same loop a second time.
+    flux.create(KUSTOMIZATION, _ks("one"))
+    flux.create(KUSTOMIZATION, _ks("two"))
+    recorder = Recorder()
+    loop = _loop(lister, namespace, recorder)
+    with Running(loop):
+        eventually(lambda: recorder.calls == {"one": 1, "two": 1}, "the first run")
+    with Running(loop):
+        eventually(lambda: recorder.calls == {"one": 2, "two": 2}, "the second run")
+        flux.patch(KUSTOMIZATION, "one", {"spec": {"path": "./again"}})
+        eventually(lambda: recorder.calls["one"] == 3, "watching in the second run")

@@ -9,7 +9,7 @@ from core.sources.artifact import artifact_policy, download_artifact
 from reconciler.source.service import GitSourceService, SourceSettings
 from tests.fixtures.gitserver import GIT_TOKEN, SecureGit
 from tests.gitsource.conftest import Fleet
-from tests.gitsource.test_reconcile import RecordingCluster, _object
+from tests.gitsource.test_reconcile import RecordingCluster, RecordingEvents, _object
 
 
 def _status(host_port: str, path: str) -> int:
@@ -32,8 +32,10 @@ def test_the_service_reconciles_serves_and_forgets(
     }
     settings = SourceSettings(tmp_path / "storage", tmp_path / "cache", "127.0.0.1", 0)
     obj = _object(secure_git.https.repo_url(fleet.name), secretRef={"name": "git-auth"})
-    with GitSourceService(cluster, settings) as service:
+    sink = RecordingEvents()
+    with GitSourceService(cluster, settings, events=sink) as service:
         assert service.reconcile(obj) == 300.0
+        assert [event[1] for event in sink.events] == ["NewArtifact"]
         artifact = cluster.patches[-1]["status"]["artifact"]
         assert artifact["url"].startswith(service.server.url + "/gitrepository/ns/fleet/")
         got = download_artifact(

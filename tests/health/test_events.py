@@ -16,6 +16,7 @@ from reconciler import status as st
 from reconciler.events import (
     ERROR,
     INFO,
+    SOURCE_CONTROLLER,
     EventRecorder,
     dependency_wait_message,
     finished_message,
@@ -125,6 +126,25 @@ def test_an_error_is_a_warning_with_the_ready_reason_and_no_commit_status() -> N
     assert event.reason == "BuildFailed"
     assert event.metadata == {"kustomize.toolkit.fluxcd.io/revision": REV}
     assert writer.created[0][1]["type"] == "Warning"
+
+
+def test_a_source_recorder_reports_as_source_controller() -> None:
+    writer = Writer()
+    recorder = EventRecorder(writer, controller=SOURCE_CONTROLLER, clock=lambda: T0)
+    repo = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "flux-system", "namespace": "flux-system", "uid": "9"},
+    }
+
+    event = recorder.record(repo, INFO, "stored artifact for commit 'x'", reason="NewArtifact")
+
+    assert event.reporting_controller == "source-controller"
+    assert event.metadata == {}
+    body = writer.created[0][1]
+    assert body["source"] == {"component": "source-controller"}
+    assert body["reportingComponent"] == "source-controller"
+    assert body["reason"] == "NewArtifact"
 
 
 def test_without_a_ready_condition_the_reason_is_the_severity() -> None:

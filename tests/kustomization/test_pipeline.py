@@ -573,3 +573,89 @@ def test_digest_is_required_to_be_sha256(w: World) -> None:
     assert out.reason == "ArtifactFailed"
     assert "no valid digest" in out.message
     assert DIGEST not in out.message
+
+
+def test_an_oci_repository_source_records_its_origin_revision(w: World) -> None:
+    oci = git_repository(name="oci", url=URL, revision="latest@sha256:" + "b" * 64)
+    oci["kind"] = "OCIRepository"
+    oci["status"]["artifact"]["metadata"] = {"org.opencontainers.image.revision": REVISION}
+    w.objects.put(oci)
+
+    out = reconcile_kustomization(
+        kustomization(sourceRef={"kind": "OCIRepository", "name": "oci"}), w.deps
+    )
+
+    assert out.ready
+    status = dict(out.status or {})
+    assert status["lastAppliedRevision"] == "latest@sha256:" + "b" * 64
+    assert status["lastAppliedOriginRevision"] == REVISION
+    assert status["history"][0]["metadata"] == {
+        "revision": "latest@sha256:" + "b" * 64,
+        "originRevision": REVISION,
+    }
+
+
+def test_an_unsupported_source_kind_is_refused_by_name(w: World) -> None:
+    out = reconcile_kustomization(kustomization(sourceRef={"kind": "Bucket", "name": "b"}), w.deps)
+
+    assert out.reason == "ArtifactFailed"
+    assert "Bucket/flux-system/b" in out.message
+    assert out.requeue_after is None
+
+
+def test_ready_expr_is_refused_naming_the_field(w: World) -> None:
+    out = reconcile_kustomization(
+        kustomization(dependsOn=[{"name": "infra", "readyExpr": "dep.status.ready"}]), w.deps
+    )
+
+    assert out.reason == "ReconciliationFailed"
+    assert "spec.dependsOn[0].readyExpr" in out.message
+    assert out.requeue_after is None
+
+
+def test_newlines_are_dropped_from_substituted_values(w: World) -> None:
+    w.objects.put(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "vars", "namespace": "flux-system"},
+            "data": {"COLOUR": "gre\nen\n"},
+        }
+    )
+    obj = kustomization(postBuild={"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]})
+
+    assert reconcile_kustomization(obj, w.deps).ready
+
+    assert w.engines.applied[0][0]["data"]["colour"] == "green"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("kubeConfig", {"secretRef": {"name": "remote"}}), ("decryption", {"provider": "sops"})],
+)
+def test_unsupported_fields_are_refused_rather_than_ignored(
+    w: World, field: str, value: dict[str, Any]
+) -> None:
+    out = reconcile_kustomization(kustomization(**{field: value}), w.deps)
+
+    assert out.reason == "ReconciliationFailed"
+    assert f"field spec.{field}" in out.message
+    assert not w.engines.applied
+
+
+def test_an_invalid_health_check_expression_is_stalled(w: World) -> None:
+    obj = kustomization(
+        wait=True,
+        healthCheckExprs=[
+            {"apiVersion": "example.com/v1", "kind": "Thing", "current": "status.ready =="}
+        ],
+    )
+
+    out = reconcile_kustomization(obj, w.deps)
+
+    assert out.reason == "InvalidCELExpression"
+    assert out.message.startswith("Reconciliation failed terminally due to configuration error: ")
+    stalled = _condition(dict(out.status or {}), "Stalled")
+    assert stalled is not None
+    assert stalled["reason"] == "InvalidCELExpression"
+    assert not w.engines.applied

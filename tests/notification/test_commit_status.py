@@ -12,6 +12,7 @@ import pytest
 from core.errors import InputError
 from core.fetch import FetchPolicy
 from core.vcs.port import ReportState
+from devenv.github_api import FakeGitHub
 from reconciler.notification.code_hosts import code_host
 from reconciler.notification.commit_status import (
     commit_of,
@@ -25,7 +26,6 @@ from reconciler.notification.service import Notifier
 from tests.fixtures.github import TOKEN
 from tests.notification.objects import alert_obj, ks_event, provider_obj
 from tests.notification.store import MemoryStore
-from tests.vcs.github_fake import FakeGitHub
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 ALERT = parse_alert(

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from core.changes import Action, Change, UnitPlan, UnitStatus
 from core.fetch import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
+from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.kustomization.model import ChangeEntry
 from reconciler.notification.code_hosts import code_hosts
@@ -28,7 +29,6 @@ from tests.fixtures.github import GITLAB_TOKEN, NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
 from tests.notification.receivers import receiver
 from tests.notification.store import MemoryStore
-from tests.vcs.github_fake import FakeGitHub
 from tests.vcs.gitlab_fake import FakeGitLab, FakeProject
 
 OLD = "1" * 40

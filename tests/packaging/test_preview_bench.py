@@ -30,3 +30,19 @@ def test_by_default_three_clusters_are_rendered_in_full(tmp_path: Path) -> None:
         Path("tidegate"), tmp_path, Path("kustomize"), Path("helm"), None, 60, tmp_path
     )
     assert "--changed-only" not in tool.command("main", "change/image-tag")
+
+
+def test_a_preview_the_gate_blocks_is_a_finished_measurement(tmp_path: Path) -> None:
+    # A stand-in for `tidegate preview` that reports and exits as a blocked gate does.
+    fake = tmp_path / "tidegate"
+    fake.write_text('#!/bin/sh\necho \'{"summary": {"move": 10}}\'\nexit 3\n')
+    fake.chmod(0o755)
+    tool = preview_bench.Tidegate(
+        fake, tmp_path, Path("kustomize"), Path("helm"), None, 60, tmp_path, True
+    )
+    report = tmp_path / "report.json"
+
+    sample = tool.run("main", "change/rename", tmp_path / "cache", report)
+
+    assert sample.seconds >= 0
+    assert preview_bench._summary(report) == {"move": 10}

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
+from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_hosts
 from reconciler.notification.delivery import Dispatcher
@@ -30,7 +31,6 @@ from tests.notification.objects import alert_obj, provider_obj
 from tests.notification.store import MemoryStore
 from tests.reconcile.conftest import Flux
 from tests.reconcile.driver import Driver
-from tests.vcs.github_fake import FakeGitHub
 
 pytestmark = pytest.mark.cluster
 

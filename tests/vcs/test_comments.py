@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.vcs.comments import GITHUB_LIMIT, MAX_PARTS, marker, split, sync
 from core.vcs.github import GitHubHost
-from tests.vcs.github_fake import FakeGitHub
+from devenv.github_api import FakeGitHub
 
 
 def report(sections: int, lines: int = 20, width: int = 100) -> str:

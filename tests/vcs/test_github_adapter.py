@@ -6,7 +6,7 @@ import pytest
 
 from core.vcs.github import GitHubHost
 from core.vcs.port import Annotation, CommitReport, ReportState, VcsError
-from tests.vcs.github_fake import FakeGitHub
+from devenv.github_api import FakeGitHub
 
 SHA = "a" * 40
 

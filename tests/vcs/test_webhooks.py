@@ -19,7 +19,7 @@ from core.vcs.webhooks import (
     verify_github,
     verify_gitlab,
 )
-from tests.vcs.openapi import NPM_CACHE
+from devenv.openapi import NPM_CACHE
 
 EXAMPLES = NPM_CACHE / "node_modules/@octokit/webhooks-examples/api.github.com/index.json"
 

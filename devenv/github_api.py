@@ -1,8 +1,8 @@
-"""A GitHub REST server on loopback for tests, checked against GitHub's OpenAPI description.
+"""A GitHub REST server on loopback for tests and the demo, checked against GitHub's OpenAPI.
 
 Real HTTP, used through PyGithub with a GHES-style base URL exactly as production uses it. Every
 request body and every response the fake sends is validated against GitHub's published
-description (`tests.vcs.openapi`); any mismatch is recorded in `violations`, which the fixture
+description (`devenv.openapi`); any mismatch is recorded in `violations`, which the fixture
 asserts empty. Responses are built from the schema's smallest valid document plus the fields the
 fake tracks. Semantics enforced as GitHub has them: check runs only with an App installation
 token, App endpoints only with a valid RS256 JWT, installation tokens that expire.
@@ -23,11 +23,19 @@ import jwt
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from tests.vcs import openapi
+from devenv import openapi
 
 __all__ = ["FakeGitHub", "serve_github"]
 
 _STATUS_STATES = {"error", "failure", "pending", "success"}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A held request: `reached` once it arrived, answered once the test sets `release`."""
+
+    reached: threading.Event
+    release: threading.Event
 
 
 @dataclass
@@ -61,6 +69,9 @@ class FakeGitHub:
         self.base_url = ""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        self._gates: dict[tuple[str, str], Gate] = {}
+        self.fixed_token = ""
+        """Issue this installation token every time (so a git server can accept it)."""
         self.spec = openapi.github()
 
     # Test set-up and read-back
@@ -84,7 +95,17 @@ class FakeGitHub:
         )
         return flask
 
+    def hold(self, method: str, route: str) -> Gate:
+        """Hold the next `method route` request until the test releases it (crash tests)."""
+        gate = Gate(threading.Event(), threading.Event())
+        self._gates[(method, route)] = gate
+        return gate
+
     def _dispatch(self, path: str) -> Response:
+        gate = self._gates.pop((request.method, "/" + path), None)
+        if gate is not None:
+            gate.reached.set()
+            gate.release.wait(600)
         with self._lock:
             method, route = request.method, "/" + path
             self.requests.append((method, route))
@@ -137,7 +158,8 @@ class FakeGitHub:
         handler = _ROUTES.get(key)
         if handler is None:
             return 404, {"message": "Not Found"}
-        return handler(self, repo, rest, body, auth)
+        answer: tuple[int, Any] = handler(self, repo, rest, body, auth)
+        return answer
 
     def _caller(self) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -161,7 +183,7 @@ class FakeGitHub:
             return 401, {"message": "A JSON web token could not be decoded"}
         if str(claims.get("iss")) != self.app_id or parts[2] != str(self.installation_id):
             return 404, {"message": "Not Found"}
-        token = "ghs_" + secrets.token_hex(16)
+        token = self.fixed_token or "ghs_" + secrets.token_hex(16)
         expires = _now() + self.token_lifetime
         self.installation_tokens[token] = expires
         return 201, {
@@ -174,7 +196,9 @@ class FakeGitHub:
     # Objects
 
     def _example(self, schema: str, **fields: Any) -> dict[str, Any]:
-        document = self.spec.example_of(self.spec.resolve(f"#/components/schemas/{schema}"))
+        document: dict[str, Any] = self.spec.example_of(
+            self.spec.resolve(f"#/components/schemas/{schema}")
+        )
         document.update(fields)
         return document
 
