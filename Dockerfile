@@ -23,5 +23,7 @@ COPY devenv devenv
 COPY cli cli
 RUN pip install --no-cache-dir .
 USER 65532
+# `tidegate serve` (the pull-request app under gunicorn) listens here; see charts/tidegate.
+EXPOSE 8080
 ENTRYPOINT ["tidegate"]
 CMD ["--help"]

@@ -19,10 +19,13 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.metrics import AppMetrics
 from app.settings import Settings
 from app.store import Job, JobStore
 from core.errors import CommandError, TidegateError
@@ -62,10 +65,17 @@ HostFactory = Callable[[Job], tuple[CodeHost, Credentials]]
 class Reviewer:
     """Runs jobs: previews and publishes, or answers comment commands."""
 
-    def __init__(self, settings: Settings, store: JobStore, hosts: HostFactory) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        hosts: HostFactory,
+        metrics: AppMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._hosts = hosts
+        self._metrics = metrics
         self._mirrors = settings.data_dir / "mirrors"
         self._reports = settings.data_dir / "reports"
 
@@ -73,10 +83,15 @@ class Reviewer:
         """Run one claimed job to its end (the caller marks it done)."""
         host, credentials = self._hosts(job)
         work = job.work
-        if work.kind is WorkKind.COMMAND:
-            self._command(job, host, credentials)
-            return
-        self._review(job, host, credentials, work.head_sha, work.base_ref, work.fork)
+        try:
+            if work.kind is WorkKind.COMMAND:
+                self._command(job, host, credentials)
+            else:
+                self._review(job, host, credentials, work.head_sha, work.base_ref, work.fork)
+        finally:
+            remaining = getattr(host, "rate_limit_remaining", None)
+            if self._metrics is not None and isinstance(remaining, int) and remaining >= 0:
+                self._metrics.rate_limit.labels(job.provider.value).set(remaining)
 
     def _command(self, job: Job, host: CodeHost, credentials: Credentials) -> None:
         work = job.work
@@ -156,9 +171,14 @@ class Reviewer:
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_COUNT": "3",
             "GIT_CONFIG_KEY_0": "http.extraHeader",
             "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}",
+            # No automatic gc while other jobs update their refs in the same mirror.
+            "GIT_CONFIG_KEY_1": "gc.auto",
+            "GIT_CONFIG_VALUE_1": "0",
+            "GIT_CONFIG_KEY_2": "maintenance.auto",
+            "GIT_CONFIG_VALUE_2": "false",
         }
         run(
             [
@@ -168,10 +188,12 @@ class Reviewer:
                 "fetch",
                 "--quiet",
                 "--no-tags",
+                # Jobs fetch into one mirror concurrently: only their own refs, no shared file.
+                "--no-write-fetch-head",
                 "--end-of-options",
                 job.work.clone_url,
-                f"+refs/heads/{base_ref}:refs/tidegate/base",
-                f"+{sha}:refs/tidegate/head",
+                f"+refs/heads/{base_ref}:{_ref(job, 'base')}",
+                f"+{sha}:{_ref(job, 'head')}",
             ],
             limits=Limits(timeout=300.0, env=env),
         )
@@ -180,7 +202,7 @@ class Reviewer:
     def _preview(
         self, job: Job, mirror: Path, sha: str
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
-        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, "refs/tidegate/base"])
+        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
         out.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -233,6 +255,11 @@ class Reviewer:
         return state, title, report.read_text(), _annotations(out / "findings.sarif")
 
 
+def _ref(job: Job, side: str) -> str:
+    """The mirror ref holding one side of one job (per job: jobs run concurrently)."""
+    return f"refs/tidegate/jobs/{job.id}/{side}"
+
+
 def _source_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
@@ -266,21 +293,48 @@ def _annotations(sarif: Path) -> tuple[Annotation, ...]:
 
 
 class Worker:
-    """Claims jobs and runs them; a job that fails to publish is retried after its lease."""
+    """Claims jobs and runs them; a failed attempt goes back to the queue (see JobStore.retry)."""
 
-    def __init__(self, store: JobStore, reviewer: Reviewer) -> None:
+    def __init__(
+        self, store: JobStore, reviewer: Reviewer, metrics: AppMetrics | None = None
+    ) -> None:
         self._store = store
         self._reviewer = reviewer
+        self._metrics = metrics
 
     def run_once(self) -> bool:
         """Run one job if there is one; return whether there was."""
         job = self._store.claim()
         if job is None:
             return False
+        _log.info("job claimed", extra={"job": job.id, "attempt": job.attempts})
+        started = time.monotonic()
         try:
             self._reviewer.run(job)
         except VcsError as exc:
-            _log.warning("job failed, will retry: %s", exc, extra={"job": job.id})
-            return True
-        self._store.finish(job)
+            outcome = self._store.retry(job, str(exc))
+            _log.warning("job failed: %s", exc, extra={"job": job.id, "state": outcome})
+        except Exception as exc:
+            # A bug must not stop the worker; the job is retried, then ends in `error`.
+            outcome = self._store.retry(job, f"internal error: {type(exc).__name__}")
+            _log.exception("job failed", extra={"job": job.id, "state": outcome})
+        else:
+            outcome = "done" if self._store.finish(job) else "taken over"
+            _log.info("job finished", extra={"job": job.id, "state": outcome})
+        if self._metrics is not None:
+            self._metrics.job_duration.labels(job.work.kind.value, outcome).observe(
+                time.monotonic() - started
+            )
         return True
+
+    def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:
+        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                # The database is unreachable (restart, failover): wait and claim again.
+                _log.exception("cannot claim a job")
+                busy = False
+            if not busy:
+                stop.wait(idle)

@@ -8,6 +8,7 @@ operator alone, never from a repository.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,14 @@ from pathlib import Path
 
 from core.errors import InputError
 
-__all__ = ["ENVIRONMENT", "Settings", "from_environment"]
+__all__ = ["ENVIRONMENT", "Settings", "from_environment", "job_database_url"]
 
 ENVIRONMENT = {
     "TIDEGATE_DATA_DIR": "directory for the job database, mirrors and render cache (required)",
+    "TIDEGATE_DATABASE_URL[_FILE]": "job database: postgresql://USER:PASSWORD@HOST/DB for several "
+    "replicas (default: SQLite in TIDEGATE_DATA_DIR)",
+    "TIDEGATE_JOB_LEASE": "seconds a worker holds a job before another may take it (default 900)",
+    "TIDEGATE_JOB_ATTEMPTS": "claims of one job before it ends in error (default 5)",
     "TIDEGATE_GITHUB_URL": "GitHub API base URL (default https://api.github.com)",
     "TIDEGATE_GITHUB_TOKEN[_FILE]": "token mode: a token; reports as commit statuses",
     "TIDEGATE_GITHUB_APP_ID": "App mode: the GitHub App's id; reports as check runs",
@@ -52,6 +57,10 @@ class Settings:
     kustomize: str = "kustomize"
     helm: str = "helm"
     sandbox: str = "required"
+    database_url: str = field(default="", repr=False)
+    """The job database's URL; empty means SQLite in `data_dir`. It may hold a password."""
+    job_lease: float = 900.0
+    job_attempts: int = 5
     git_user: str = field(default="x-access-token", repr=False)
     """User name for HTTPS fetches with the token (GitHub's convention)."""
 
@@ -74,6 +83,8 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
             "TIDEGATE_SANDBOX must be required or files (the service never renders unconfined)"
         )
     config = env.get("TIDEGATE_CONFIG")
+    lease = _number(env, "TIDEGATE_JOB_LEASE", "900", minimum=1)
+    attempts = _number(env, "TIDEGATE_JOB_ATTEMPTS", "5", minimum=1, integer=True)
     return Settings(
         data_dir=Path(data_dir),
         github_url=env.get("TIDEGATE_GITHUB_URL", "https://api.github.com"),
@@ -89,7 +100,29 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         kustomize=env.get("TIDEGATE_KUSTOMIZE", "kustomize"),
         helm=env.get("TIDEGATE_HELM", "helm"),
         sandbox=sandbox,
+        database_url=_secret(env, "TIDEGATE_DATABASE_URL"),
+        job_lease=lease,
+        job_attempts=int(attempts),
     )
+
+
+def job_database_url(settings: Settings) -> str:
+    """The job database's URL: the configured one, or SQLite in the data directory."""
+    return settings.database_url or f"sqlite:///{settings.data_dir / 'jobs.sqlite'}"
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: str, *, minimum: int, integer: bool = False
+) -> float:
+    text = env.get(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{name} must be a number, not {text[:40]!r}") from None
+    if not math.isfinite(value) or value < minimum or (integer and not value.is_integer()):
+        kind = "a whole number" if integer else "a finite number"
+        raise InputError(f"{name} must be {kind} of at least {minimum}")
+    return value
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:

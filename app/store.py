@@ -1,60 +1,45 @@
-"""Durable jobs: a delivery is acknowledged only once it is stored here (SQLite).
+"""Durable jobs: a delivery is acknowledged only once it is stored here.
 
-One table of deliveries (their ids de-duplicate redeliveries and replays) and one of jobs. A job
-is claimed under a lease; a worker that dies leaves its lease to expire, and the job is claimed
-again. A review of a newer head supersedes queued reviews of the same pull request, and a
-closed pull request drops its queued work. Claiming runs in an immediate (write-locked)
-transaction, so two workers never claim the same job. Effects are the worker's business; they
-are idempotent (a comment is edited in place, a report replaced), which makes re-running a job
-after a crash safe.
+One table of deliveries (their ids de-duplicate redeliveries and replays) and one of jobs, in
+SQLite (embedded, one host) or PostgreSQL (several replicas), through one SQLAlchemy model
+(app/schema.py). The rules:
+
+- A review of a newer head supersedes queued reviews of the same pull request; a closed pull
+  request drops its queued work. A running job of an older head finds out through `newer_head`
+  and publishes nothing.
+- A job is claimed under a lease. On PostgreSQL the claim locks the row with `FOR UPDATE SKIP
+  LOCKED`, so replicas claim different jobs without waiting on each other; on SQLite every
+  transaction holds the write lock. Either way no two workers hold the same job.
+- A worker that dies leaves its lease to expire and the job is claimed again; a job that failed
+  is queued again after a back-off. After `max_attempts` claims a job ends in `error` with a
+  message instead of running again.
+- `finish` and `retry` apply only to the attempt that claimed the job (the attempt number fences
+  a worker whose lease ran out), and every effect of a job is idempotent (a comment is edited in
+  place, a report replaced), so running a job again after a crash is safe.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.schema import DONE, ERROR, QUEUED, RUNNING, SUPERSEDED, deliveries, jobs
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
 __all__ = ["Job", "JobStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    event TEXT NOT NULL,
-    received REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    repository TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    head_sha TEXT NOT NULL,
-    work TEXT NOT NULL,
-    state TEXT NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
-CREATE INDEX IF NOT EXISTS jobs_by_pull ON jobs (provider, repository, number);
-"""
-
-QUEUED, RUNNING, DONE, SUPERSEDED = "queued", "running", "done", "superseded"
-
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed job."""
+    """A claimed job: `attempts` counts this claim too."""
 
     id: int
     provider: Provider
@@ -63,125 +48,202 @@ class Job:
 
 
 class JobStore:
-    """The job queue in one SQLite file (WAL mode, safe across processes on one host)."""
+    """The job queue on one database (migrated beforehand by app/migrate.py)."""
 
-    def __init__(self, path: Path, *, lease: float = 600.0) -> None:
-        self._path = path
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease: float = 600.0,
+        max_attempts: int = 5,
+        backoff: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
         self._lease = lease
-        self._local = threading.local()
-        self._connection().executescript(_SCHEMA)
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._clock = clock
 
     def record(self, delivery: Delivery) -> bool:
         """Store a delivery and its work; False if this delivery id was stored before."""
-        now = time.time()
-        with self._transaction() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)",
-                (_key(delivery), delivery.provider.value, delivery.event, now),
-            ).rowcount
-            if not inserted:
+        now = self._clock()
+        with self._engine.begin() as db:
+            row = {
+                "delivery_id": _key(delivery),
+                "provider": delivery.provider.value,
+                "event": delivery.event[:80],
+                "received": now,
+            }
+            if db.execute(self._insert_new(db, row)).first() is None:
                 return False
             work = delivery.work
             if work is None:
                 return True
-            pull = (delivery.provider.value, work.repository, work.number)
+            pull = and_(
+                jobs.c.provider == delivery.provider.value,
+                jobs.c.repository == work.repository,
+                jobs.c.number == work.number,
+            )
             if work.kind in (WorkKind.REVIEW, WorkKind.CLOSE):
                 db.execute(
-                    "UPDATE jobs SET state = ? WHERE state = ? AND provider = ? AND repository = ?"
-                    " AND number = ? AND head_sha != ''",
-                    (SUPERSEDED, QUEUED, *pull),
+                    update(jobs)
+                    .where(pull, jobs.c.state == QUEUED, jobs.c.head_sha != "")
+                    .values(state=SUPERSEDED, finished=now)
                 )
             if work.kind is WorkKind.CLOSE:
                 return True
             db.execute(
-                "INSERT INTO jobs (delivery_id, provider, repository, number, head_sha, work,"
-                " state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_key(delivery), *pull, work.head_sha, _dump(work), QUEUED, now),
+                jobs.insert().values(
+                    delivery_id=_key(delivery),
+                    provider=delivery.provider.value,
+                    repository=work.repository,
+                    number=work.number,
+                    head_sha=work.head_sha,
+                    work=_dump(work),
+                    state=QUEUED,
+                    created=now,
+                )
             )
         return True
 
     def claim(self) -> Job | None:
-        """Take the oldest queued job, or one whose worker's lease expired."""
-        now = time.time()
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT id, provider, work, attempts FROM jobs WHERE state = ?"
-                " OR (state = ? AND lease_until < ?) ORDER BY id LIMIT 1",
-                (QUEUED, RUNNING, now),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE jobs SET state = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?",
-                (RUNNING, now + self._lease, row[0]),
-            )
-        return Job(row[0], Provider(row[1]), _load(row[2]), row[3] + 1)
+        """Take the oldest claimable job: queued and due, or running with an expired lease.
 
-    def finish(self, job: Job) -> None:
-        """Mark a job done."""
-        with self._transaction() as db:
-            db.execute("UPDATE jobs SET state = ? WHERE id = ?", (DONE, job.id))
+        A job that has used up its attempts is ended in `error` here and the next one taken.
+        """
+        now = self._clock()
+        with self._engine.begin() as db:
+            while True:
+                row = db.execute(
+                    select(jobs.c.id, jobs.c.provider, jobs.c.work, jobs.c.attempts)
+                    .where(
+                        or_(
+                            and_(jobs.c.state == QUEUED, jobs.c.lease_until <= now),
+                            and_(jobs.c.state == RUNNING, jobs.c.lease_until < now),
+                        )
+                    )
+                    .order_by(jobs.c.id)
+                    .limit(1)
+                    # PostgreSQL: skip rows another replica is claiming (SQLite ignores this).
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return None
+                if row.attempts >= self._max_attempts:
+                    message = f"gave up after {row.attempts} attempts"
+                    db.execute(
+                        update(jobs)
+                        .where(jobs.c.id == row.id)
+                        .values(state=ERROR, finished=now, message=message)
+                    )
+                    continue
+                db.execute(
+                    update(jobs)
+                    .where(jobs.c.id == row.id)
+                    .values(state=RUNNING, lease_until=now + self._lease, attempts=row.attempts + 1)
+                )
+                return Job(row.id, Provider(row.provider), _load(row.work), row.attempts + 1)
+
+    def finish(self, job: Job) -> bool:
+        """Mark a job done; False if this attempt no longer holds it (its lease was taken over)."""
+        with self._engine.begin() as db:
+            return bool(
+                db.execute(
+                    update(jobs).where(self._held(job)).values(state=DONE, finished=self._clock())
+                ).rowcount
+            )
+
+    def retry(self, job: Job, reason: str) -> str:
+        """Give a failed attempt's job back: queued after a back-off, or `error` at the cap.
+
+        Returns the job's new state (unchanged if this attempt no longer holds it).
+        """
+        now = self._clock()
+        if job.attempts >= self._max_attempts:
+            values: dict[str, Any] = {
+                "state": ERROR,
+                "finished": now,
+                "message": f"gave up after {job.attempts} attempts: {reason}"[:2000],
+            }
+        else:
+            values = {"state": QUEUED, "lease_until": now + self._backoff * job.attempts}
+        with self._engine.begin() as db:
+            changed = db.execute(update(jobs).where(self._held(job)).values(**values)).rowcount
+            if changed:
+                return str(values["state"])
+            return str(db.execute(select(jobs.c.state).where(jobs.c.id == job.id)).scalar_one())
 
     def newer_head(self, job: Job) -> bool:
         """Whether a later review of the same pull request names another head (this is stale)."""
-        with self._transaction() as db:
+        with self._engine.begin() as db:
             row = db.execute(
-                "SELECT 1 FROM jobs WHERE provider = ? AND repository = ? AND number = ?"
-                " AND id > ? AND head_sha != '' AND head_sha != ? LIMIT 1",
-                (
-                    job.provider.value,
-                    job.work.repository,
-                    job.work.number,
-                    job.id,
-                    job.work.head_sha,
-                ),
-            ).fetchone()
+                select(jobs.c.id)
+                .where(
+                    jobs.c.provider == job.provider.value,
+                    jobs.c.repository == job.work.repository,
+                    jobs.c.number == job.work.number,
+                    jobs.c.id > job.id,
+                    jobs.c.head_sha != "",
+                    jobs.c.head_sha != job.work.head_sha,
+                )
+                .limit(1)
+            ).first()
         return row is not None
 
     def depth(self) -> int:
         """Jobs waiting or running."""
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", (QUEUED, RUNNING)
-            ).fetchone()
-        return int(row[0])
+        with self._engine.begin() as db:
+            count = db.execute(
+                select(func.count()).select_from(jobs).where(jobs.c.state.in_((QUEUED, RUNNING)))
+            ).scalar_one()
+        return int(count)
 
     def counts(self) -> dict[str, int]:
         """Jobs by state (for tests and metrics)."""
-        with self._transaction() as db:
-            rows = db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        return {state: count for state, count in rows}
+        with self._engine.begin() as db:
+            rows = db.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        return {str(state): int(count) for state, count in rows}
+
+    def message(self, job_id: int) -> str | None:
+        """Why a job ended in `error` (None otherwise)."""
+        with self._engine.begin() as db:
+            found = db.execute(select(jobs.c.message).where(jobs.c.id == job_id)).scalar()
+        return None if found is None else str(found)
 
     def deliveries(self) -> int:
         """How many deliveries are stored."""
-        with self._transaction() as db:
-            return int(db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+        with self._engine.begin() as db:
+            return int(db.execute(select(func.count()).select_from(deliveries)).scalar_one())
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection (sqlite3 connections are not shared between threads)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            # An acknowledged delivery must survive a crash of the machine, not only the process.
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-        return db
+    def ping(self) -> None:
+        """Reach the database (readiness); raises whatever the driver raises."""
+        with self._engine.connect() as db:
+            db.execute(select(1))
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    @staticmethod
+    def _held(job: Job) -> Any:
+        return and_(jobs.c.id == job.id, jobs.c.state == RUNNING, jobs.c.attempts == job.attempts)
+
+    @staticmethod
+    def _insert_new(db: Connection, row: dict[str, Any]) -> Any:
+        """INSERT that does nothing if the delivery id is stored (no error, so no rollback)."""
+        dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+        return (
+            dialect.insert(deliveries)
+            .values(**row)
+            .on_conflict_do_nothing()
+            # The returned row tells "inserted" apart from "was there" (rowcount may be -1).
+            .returning(deliveries.c.delivery_id)
+        )
 
 
 def _key(delivery: Delivery) -> str:
-    return f"{delivery.provider.value}:{delivery.delivery_id}"
+    key = f"{delivery.provider.value}:{delivery.delivery_id}"
+    if len(key) <= 200:
+        return key
+    # Never cut an id short: two long ids sharing a prefix would pass for one delivery.
+    return f"{delivery.provider.value}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def _dump(work: Work) -> str:

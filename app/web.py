@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from app.metrics import CONTENT_TYPE, AppMetrics
 from app.settings import Settings
 from app.store import JobStore
 from core.vcs.webhooks import (
@@ -34,16 +35,32 @@ MAX_DELIVERY = 25 << 20
 
 _log = logging.getLogger("tidegate.app")
 
+_EVENTS = frozenset(
+    {
+        "pull_request",
+        "issue_comment",
+        "check_suite",
+        "check_run",
+        "push",
+        "ping",
+        "Merge Request Hook",
+        "Note Hook",
+        "Push Hook",
+        "-",
+    }
+)
 
-def create_app(settings: Settings, store: JobStore) -> Flask:
+
+def create_app(settings: Settings, store: JobStore, metrics: AppMetrics | None = None) -> Flask:
     """Return the WSGI app."""
     app = Flask("tidegate")
     app.config["MAX_CONTENT_LENGTH"] = MAX_DELIVERY
-    counts: dict[tuple[str, str], int] = {}
+    measured = metrics or AppMetrics()
 
     def count(provider: str, event: str, result: str) -> None:
-        key = (f"{provider}:{event}"[:80], result)
-        counts[key] = counts.get(key, 0) + 1
+        # The event header is not signed: only known names become label values.
+        label = event if event in _EVENTS else "other"
+        measured.deliveries.labels(provider, label, result).inc()
 
     def receive(
         provider: str,
@@ -69,7 +86,8 @@ def create_app(settings: Settings, store: JobStore) -> Flask:
             return jsonify(result="duplicate"), 200
         count(provider, delivery.event, "stored")
         _log.info(
-            "stored delivery", extra={"delivery": delivery.delivery_id, "event": delivery.event}
+            "stored delivery",
+            extra={"delivery": delivery.delivery_id[:200], "event": delivery.event[:80]},
         )
         return jsonify(result="stored"), 202
 
@@ -97,15 +115,17 @@ def create_app(settings: Settings, store: JobStore) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        return jsonify(status="ready", queued=store.depth()), 200
+        # Ready means able to store deliveries: the job database answers.
+        try:
+            store.ping()
+        except Exception as exc:
+            _log.warning("not ready: job database unreachable (%s)", type(exc).__name__)
+            return jsonify(status="unavailable", reason="job database unreachable"), 503
+        return jsonify(status="ready"), 200
 
     @app.get("/metrics")
-    def metrics() -> Response:
-        lines = ["# TYPE tidegate_deliveries_total counter"]
-        for (event, result), value in sorted(counts.items()):
-            lines.append(f'tidegate_deliveries_total{{event="{event}",result="{result}"}} {value}')
-        lines += ["# TYPE tidegate_queue_depth gauge", f"tidegate_queue_depth {store.depth()}"]
-        return Response("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+    def metrics_endpoint() -> Response:
+        return Response(measured.exposition(store), content_type=CONTENT_TYPE)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

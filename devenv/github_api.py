@@ -30,6 +30,14 @@ __all__ = ["FakeGitHub", "serve_github"]
 _STATUS_STATES = {"error", "failure", "pending", "success"}
 
 
+@dataclass(frozen=True)
+class Gate:
+    """A held request: `reached` once it arrived, answered once the test sets `release`."""
+
+    reached: threading.Event
+    release: threading.Event
+
+
 @dataclass
 class FakeRepo:
     """The state of one repository."""
@@ -61,6 +69,9 @@ class FakeGitHub:
         self.base_url = ""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        self._gates: dict[tuple[str, str], Gate] = {}
+        self.fixed_token = ""
+        """Issue this installation token every time (so a git server can accept it)."""
         self.spec = openapi.github()
 
     # Test set-up and read-back
@@ -84,7 +95,17 @@ class FakeGitHub:
         )
         return flask
 
+    def hold(self, method: str, route: str) -> Gate:
+        """Hold the next `method route` request until the test releases it (crash tests)."""
+        gate = Gate(threading.Event(), threading.Event())
+        self._gates[(method, route)] = gate
+        return gate
+
     def _dispatch(self, path: str) -> Response:
+        gate = self._gates.pop((request.method, "/" + path), None)
+        if gate is not None:
+            gate.reached.set()
+            gate.release.wait(600)
         with self._lock:
             method, route = request.method, "/" + path
             self.requests.append((method, route))
@@ -162,7 +183,7 @@ class FakeGitHub:
             return 401, {"message": "A JSON web token could not be decoded"}
         if str(claims.get("iss")) != self.app_id or parts[2] != str(self.installation_id):
             return 404, {"message": "Not Found"}
-        token = "ghs_" + secrets.token_hex(16)
+        token = self.fixed_token or "ghs_" + secrets.token_hex(16)
         expires = _now() + self.token_lifetime
         self.installation_tokens[token] = expires
         return 201, {

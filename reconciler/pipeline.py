@@ -105,7 +105,7 @@ class _Run:
             self._phase(spec, status.detecting_drift_message, artifact)
             applied = self._apply(spec, built, artifact)
             new_inventory = self._inventory(applied)
-            self._prune(spec, new_inventory, artifact)
+            self._prune(spec, applied, new_inventory, artifact)
             checked = self._health(spec, artifact, applied, rules)
         except StepFailed as failure:
             return self._failed(spec, failure, artifact, built, finalizer)
@@ -174,14 +174,19 @@ class _Run:
         self._set_inventory(new)
         return new
 
-    def _prune(self, spec: ReconcileSpec, new: list[InventoryEntry], artifact: Artifact) -> None:
+    def _prune(
+        self, spec: ReconcileSpec, applied: Applied, new: list[InventoryEntry], artifact: Artifact
+    ) -> None:
         if not spec.build.prune:
             return
         stale = stale_entries(self._old_inventory(), new)
         if not stale:
             return
         pruned = self.deps.engines.prune(
-            stale, owner=Owner(spec.name, spec.namespace), service_account=self._identity(spec)
+            stale,
+            applied=applied,
+            owner=Owner(spec.name, spec.namespace),
+            service_account=self._identity(spec),
         )
         self._announce(pruned.changes, artifact)
         if pruned.survivors:

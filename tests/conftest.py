@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.gitserver",
     "tests.fixtures.github",
     "tests.fixtures.registry",
+    "tests.fixtures.postgres",
     "tests.fixtures.coverage_summary",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler.changeset import ChangeSet
 from reconciler.health import ExprRules, HealthReport, ObjectRef
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
@@ -62,6 +63,9 @@ class Applied:
     inventory: tuple[InventoryEntry, ...]
     error: str | None = None
     """The apply failed (rejected object, RBAC denial); `changes` is what was done before."""
+    change_set: ChangeSet | None = field(default=None, compare=False, repr=False)
+    """The apply engine's own change set, handed back to prune, which refuses one that is not
+    complete; None (an engine that keeps none) is never complete."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,14 @@ class Engines(Protocol):
         """Server-side apply the build's cleartext objects in Flux's stages."""
 
     def prune(
-        self, stale: Sequence[InventoryEntry], *, owner: Owner, service_account: str | None
+        self,
+        stale: Sequence[InventoryEntry],
+        *,
+        applied: Applied,
+        owner: Owner,
+        service_account: str | None,
     ) -> Pruned:
-        """Delete the stale inventory entries that still carry `owner`'s labels."""
+        """Delete the stale entries still carrying `owner`'s labels, if `applied` completed."""
 
     def wait(
         self,

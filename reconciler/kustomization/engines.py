@@ -73,23 +73,28 @@ class LiveEngines:
                 options=apply_engine.Options(force=force),
             )
         except apply_engine.ApplyError as exc:
-            return Applied(_changes(exc.change_set), (), str(exc))
+            return Applied(_changes(exc.change_set), (), str(exc), exc.change_set)
         except TidegateError as exc:
             return Applied((), (), str(exc))
         entries = tuple(_entry(e) for e in change_set.inventory().entries)
-        return Applied(_changes(change_set), entries)
+        return Applied(_changes(change_set), entries, change_set=change_set)
 
     def prune(
-        self, stale: Sequence[InventoryEntry], *, owner: Owner, service_account: str | None
+        self,
+        stale: Sequence[InventoryEntry],
+        *,
+        applied: Applied,
+        owner: Owner,
+        service_account: str | None,
     ) -> Pruned:
-        """Delete `stale` (the pipeline calls this only after a complete apply)."""
+        """Delete `stale`; refused, deleting nothing, unless `applied` is a complete apply."""
         port = self.port(owner.namespace, service_account)
-        # The pipeline has already established that the apply completed; an empty complete
-        # change set makes every entry of the old inventory a candidate.
-        done = ChangeSet(complete=True)
+        # The apply's own change set: the prune engine enforces its rule (no prune after an
+        # incomplete apply) here too, not only the pipeline. An apply without one is not trusted.
+        change_set = applied.change_set if applied.change_set is not None else ChangeSet()
         try:
             result = prune_engine.prune(
-                port, _inventory(stale), done, apply_engine.Owner(owner.name, owner.namespace)
+                port, _inventory(stale), change_set, apply_engine.Owner(owner.name, owner.namespace)
             )
         except TidegateError as exc:
             return Pruned((), tuple(stale), str(exc))

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from app.database import open_database
+from app.migrate import upgrade
 from app.review import Credentials, Reviewer, Worker
-from app.settings import Settings
+from app.settings import Settings, job_database_url
 from app.store import Job, JobStore
 from app.web import create_app
 from core.vcs.github import GitHubAuth, GitHubHost, connect
@@ -96,7 +98,9 @@ def service(
         helm=str(helm_bin),
     )
     settings.data_dir.mkdir()
-    store = JobStore(settings.data_dir / "jobs.sqlite")
+    engine = open_database(job_database_url(settings))
+    upgrade(engine)
+    store = JobStore(engine)
 
     def hosts(job: Job) -> tuple[CodeHost, Credentials]:
         if job.provider is Provider.GITLAB:

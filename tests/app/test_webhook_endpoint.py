@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 
 import pytest
 
-from app.web import MAX_DELIVERY
+from app.database import open_database, sqlite_url
+from app.store import JobStore
+from app.web import MAX_DELIVERY, create_app
 from tests.app.conftest import Service, pull_request_event
 
 SHA = "a" * 40
@@ -98,7 +101,25 @@ def test_gitlab_needs_its_token(service: Service) -> None:
 def test_probes_and_metrics(service: Service) -> None:
     service.deliver("pull_request", event())
     assert service.client.get("/healthz").status_code == 200
-    assert service.client.get("/readyz").get_json() == {"status": "ready", "queued": 1}
+    assert service.client.get("/readyz").get_json() == {"status": "ready"}
     metrics = service.client.get("/metrics").get_data(as_text=True)
-    assert 'tidegate_deliveries_total{event="github:pull_request",result="stored"} 1' in metrics
-    assert "tidegate_queue_depth 1" in metrics
+    stored = 'tidegate_deliveries_total{event="pull_request",provider="github",result="stored"}'
+    assert f"{stored} 1.0" in metrics
+    assert "tidegate_queue_depth 1.0" in metrics
+    assert 'tidegate_jobs{state="queued"} 1.0' in metrics
+
+
+def test_an_unknown_event_name_is_not_a_label_value(service: Service) -> None:
+    service.deliver("star", {"action": "created"})
+    metrics = service.client.get("/metrics").get_data(as_text=True)
+    assert 'event="other",provider="github",result="ignored"} 1.0' in metrics
+    assert "star" not in metrics
+
+
+def test_not_ready_while_the_job_database_is_unreachable(service: Service, tmp_path: Path) -> None:
+    store = JobStore(open_database(sqlite_url(tmp_path / "missing" / "jobs.sqlite")))
+    client = create_app(service.settings, store).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "reason": "job database unreachable"}
+    assert client.get("/healthz").status_code == 200

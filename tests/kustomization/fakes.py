@@ -105,7 +105,12 @@ class Engines:
         return Applied(tuple(changes), tuple(entry_of(body) for body in bodies))
 
     def prune(
-        self, stale: Sequence[InventoryEntry], *, owner: Owner, service_account: str | None
+        self,
+        stale: Sequence[InventoryEntry],
+        *,
+        applied: Applied,
+        owner: Owner,
+        service_account: str | None,
     ) -> Pruned:
         self.pruned.append(list(stale))
         if self.prune_error:

@@ -1,0 +1,35 @@
+"""The production HTTP server: the webhook app under gunicorn, with review workers beside it.
+
+Each gunicorn worker process builds its own app, store and database engine after the fork (no
+connection is shared across a fork), and, unless the caller serves webhooks only, runs one
+review worker thread: a dead process is replaced by gunicorn and its job is claimed again after
+its lease. Requests are served by threads (`gthread`), so a slow client never blocks the
+acknowledgement of others. This module knows gunicorn; it knows nothing of Flask's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+__all__ = ["GunicornServer"]
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    """Serve the WSGI app `factory` builds (in each worker process) with gunicorn `options`."""
+
+    def __init__(self, factory: Callable[[], Any], options: Mapping[str, Any]) -> None:
+        self._factory = factory
+        self._options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the options (gunicorn calls this before it forks)."""
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        """Build the app; gunicorn calls this in each worker after the fork."""
+        return self._factory()

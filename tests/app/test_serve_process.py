@@ -1,0 +1,86 @@
+"""`tidegate serve` as a real process: gunicorn by default, Flask's server only with `--dev`;
+deliveries are acknowledged over HTTP and /metrics sums every gunicorn worker process."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.app.conftest import WEBHOOK_SECRET, pull_request_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, *flags: str) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "TIDEGATE_DATA_DIR": str(tmp_path / "data"),
+        "TIDEGATE_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
+    }
+    log = tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"tidegate serve did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def deliver(base: str, number: int) -> requests.Response:
+    body = json.dumps(
+        pull_request_event("opened", number=number, head=f"{number:040x}", clone_url="https://x/y")
+    ).encode()
+    signature = "sha256=" + hmac.new(WEBHOOK_SECRET, body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+    }
+    return requests.post(f"{base}/webhooks/github", data=body, headers=headers, timeout=30)
+
+
+def test_gunicorn_serves_by_default_and_metrics_sum_its_processes(tmp_path: Path) -> None:
+    with serving(tmp_path, "--workers", "2", "--threads", "2") as base:
+        answers = [deliver(base, number) for number in range(1, 9)]
+        metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert [a.status_code for a in answers] == [202] * 8
+    assert {a.headers["Server"].split("/")[0] for a in answers} == {"gunicorn"}
+    stored = 'tidegate_deliveries_total{event="pull_request",provider="github",result="stored"}'
+    assert f"{stored} 8.0" in metrics
+    assert "tidegate_queue_depth 8.0" in metrics
+
+
+def test_the_development_server_only_on_request(tmp_path: Path) -> None:
+    with serving(tmp_path, "--dev") as base:
+        answer = deliver(base, 1)
+    assert answer.status_code == 202
+    assert answer.headers["Server"].startswith("Werkzeug")
