@@ -1,21 +1,31 @@
-"""`tidegate demo`: preview a pull request against the embedded example Flux repository.
+"""`tidegate demo`: the whole product on one machine, or (`--preview-only`) one preview.
 
-The example (`cli/example/`) is two clusters with overlays, substitution, a Secret, a HelmRelease
-and a `prune: false` Kustomization; `head/` holds the pull request's changes, which between them
-update, delete, orphan, move and add. The demo commits both states to a scratch git repository and
-runs exactly what `tidegate preview` runs.
+Without `--preview-only` it starts, on loopback, the local git server, the GitHub API server,
+the local control plane, `tidegate serve` and `tidegate reconcile`, and plays the story of
+`cli.demo_story` (bootstrap, a gated pull request, its merge applied as previewed), then keeps
+everything running until Ctrl-C or SIGTERM, or (`--once`) stops after a summary. Everything it
+started is stopped and its scratch directory removed on every way out.
+
+With `--preview-only`: the example (`cli/example/`) is two clusters with overlays, substitution,
+a Secret, a HelmRelease and a `prune: false` Kustomization; `head/` holds the pull request's
+changes, which between them update, delete, orphan, move and add. The demo commits both states to
+a scratch git repository and runs exactly what `tidegate preview` runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cli import preview
+from cli import demo_story, preview
+from cli.demo_story import say
 from core.host.command import run
+from devenv.demo_stack import DemoStack
 
 __all__ = ["build_example_repo", "register"]
 
@@ -25,11 +35,76 @@ EXAMPLE = Path(__file__).resolve().parent / "example"
 def register(subparsers: Any) -> None:
     """Add the `demo` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="preview a pull request against the embedded example repository"
+        "demo", help="run the whole product on loopback and play a pull request's story"
+    )
+    parser.add_argument("--once", action="store_true", help="stop after the story and its summary")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="write what the servers received and the cluster holds as JSON (with --once)",
+    )
+    parser.add_argument(
+        "--preview-only",
+        action="store_true",
+        help="only print one preview of the embedded example (no servers)",
     )
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.preview_only:
+        return _run(args)
+    return _story(args)
+
+
+def _story(args: argparse.Namespace) -> int:
+    """Play the story; stop everything on every way out (SIGINT and SIGTERM included)."""
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    stack = DemoStack(cluster=demo_story.CLUSTER, log=lambda line: say(f"    {line}"))
+    say(f"==> scratch directory {stack.root}")
+    story = demo_story.Story(stack, say)
+    try:
+        story.start()
+        story.bootstrap()
+        story.pull_request()
+        story.merge()
+        story.where_to_look()
+        if args.once:
+            summary = story.summary()
+            if args.record is not None:
+                args.record.write_text(json.dumps(summary, indent=2, sort_keys=True))
+            say(f"==> done: {_one_line(summary)}")
+        else:
+            say("==> everything keeps running; Ctrl-C stops it and removes what it made")
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        say("==> interrupted: stopping everything")
+        return 130
+    finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        say("==> stopped; scratch directory removed")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _one_line(summary: dict[str, Any]) -> str:
+    checks = [f"{r['head_sha'][:7]}={r['conclusion']}" for r in summary["check_runs"]]
+    return (
+        f"{len(summary['comments'])} comment, checks {' '.join(checks)}, "
+        f"statuses on {len(summary['statuses'])} commits, redis pruned: {not summary['redis']}"
+    )
 
 
 def build_example_repo(dest: Path) -> None:

@@ -97,7 +97,28 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--storage-adv-addr", default="", help="the artifact server's advertised host:port"
     )
+    group.add_argument(
+        "--notification-allow-loopback",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="deliver notifications to loopback addresses (development clusters only; false)",
+    )
+    group.add_argument(
+        "--predict-repository",
+        type=Path,
+        default=None,
+        help="a local clone of the source with every applied commit: statuses then say whether "
+        "a revision was applied as previewed (development use; off)",
+    )
+    group.add_argument(
+        "--predict-cluster",
+        default="",
+        help="the cluster entry point the predictions are made for (clusters/NAME)",
+    )
     group.add_argument("--kustomize", type=Path, default=None, help="the kustomize binary")
+    group.add_argument("--helm", type=Path, default=None, help="the helm binary (predictions)")
     group.add_argument("--work-dir", type=Path, default=None, help="artifacts and builds")
     group.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     group.add_argument("--log-encoding", choices=("json", "console"), default="json")
@@ -132,22 +153,42 @@ def run_controller(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         storage_addr=args.storage_addr,
         storage_adv_addr=args.storage_adv_addr,
+        notification_allow_loopback=args.notification_allow_loopback,
+        predict_repository=_predict_repository(args),
+        predict_cluster=args.predict_cluster,
+        helm=_tool("helm", args.helm) if args.predict_repository else args.helm,
     )
     return Runtime(settings, controllers).run()
 
 
 def _kustomize(explicit: Path | None) -> Path:
+    return _tool("kustomize", explicit)
+
+
+def _tool(name: str, explicit: Path | None) -> Path:
     if explicit is not None:
         return explicit
-    found = shutil.which("kustomize")
+    found = shutil.which(name)
     if found is not None:
         return Path(found)
     try:
-        return toolchain.binary("kustomize")
+        return toolchain.binary(name)
     except TidegateError:
         raise TidegateError(
-            "--kustomize: no kustomize binary on PATH and no pinned build; pass --kustomize PATH"
+            f"--{name}: no {name} binary on PATH and no pinned build; pass --{name} PATH"
         ) from None
+
+
+def _predict_repository(args: argparse.Namespace) -> Path | None:
+    """`--predict-repository` needs `--predict-cluster`: a prediction is for one cluster."""
+    repository: Path | None = args.predict_repository
+    if repository is None:
+        return None
+    if not args.predict_cluster:
+        raise TidegateError("--predict-repository needs --predict-cluster (clusters/NAME)")
+    if not (repository / ".git").exists() and not (repository / "HEAD").is_file():
+        raise TidegateError(f"--predict-repository: {repository} is not a git repository")
+    return repository
 
 
 def _bool(text: str) -> bool:

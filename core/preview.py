@@ -146,12 +146,20 @@ def run_preview(
 
 
 class _Prefetched:
-    """Blob reads of one revision, with its YAML files read in bulk up front (bounded)."""
+    """Blob reads of one revision, with its YAML files read in bulk when asked (bounded)."""
 
     def __init__(self, repo: Repository, tree: Tree) -> None:
         self.repo = repo
-        wanted = [tree[path] for path in tree if path.endswith(_WALKED)]
-        self.known = repo.read_blobs(wanted, max_bytes=_PREFETCH_BYTES)
+        self.tree = tree
+        self.known: dict[str, bytes] = {}
+        self._filled = False
+
+    def fill(self) -> None:
+        """Read the revision's YAML files in bulk (once)."""
+        if not self._filled:
+            self._filled = True
+            wanted = [self.tree[path] for path in self.tree if path.endswith(_WALKED)]
+            self.known = self.repo.read_blobs(wanted, max_bytes=_PREFETCH_BYTES)
 
     def __call__(self, blob_id: str) -> bytes:
         found = self.known.get(blob_id)
@@ -305,8 +313,11 @@ def render_revision(
     """
     blobs = repo.read_blob
     if selection is not None and selection.side == "base":
-        # The base walks every unit's inputs: read the files walks read in a few round trips.
-        blobs = _Prefetched(repo, tree)
+        # The base may walk every unit's inputs: then the files walks read are read in a few
+        # round trips, once the first walk starts (a warm cache may need no walk at all).
+        prefetched = _Prefetched(repo, tree)
+        selection.on_walk = prefetched.fill
+        blobs = prefetched
     renderer = UnitRenderer(settings, Artifacts(tree, blobs), pool=pool, selection=selection)
     allowance = allowance or discovery.UnitAllowance(settings.budgets)
     renders = {}

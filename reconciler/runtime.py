@@ -69,6 +69,13 @@ class Settings:
     storage_path: Path | None = None
     storage_addr: tuple[str, int] = ("0.0.0.0", 9090)  # noqa: S104
     storage_adv_addr: str = ""
+    notification_allow_loopback: bool = False
+    """Deliver notifications to loopback receivers (a development cluster's code host)."""
+    predict_repository: Path | None = None
+    """A local clone of the source holding every applied commit: compare predicted vs applied."""
+    predict_cluster: str = ""
+    """The cluster entry point (`clusters/NAME`) the predictions are made for."""
+    helm: Path | None = None
     namespace: str = ""
     identity: str = ""
 

@@ -10,7 +10,9 @@
   kinds, such as postBuild ConfigMaps and Secrets, from the apiserver), artifacts downloaded by
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
   the live cluster, Kubernetes Events, the deploy reporter (Flux's Alerts and Providers, commit
-  statuses with pending) and the controller's flags as pipeline options. A
+  statuses with pending; loopback receivers only with `--notification-allow-loopback`;
+  predicted vs applied only with `--predict-repository`) and the controller's flags as
+  pipeline options. A
   GitRepository's new artifact revision enqueues the Kustomizations that use it.
 
 This module only assembles; it holds no rule.
@@ -18,9 +20,14 @@ This module only assembles; it holds no rule.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION
+from core.fetch import FetchPolicy
+from core.render.cache import RenderCache
+from core.render.unit import RenderSettings
 from core.sources.artifact import artifact_policy
 from reconciler.controllers import CachedReader, KustomizationController
 from reconciler.events import SOURCE_CONTROLLER, EventRecorder
@@ -28,13 +35,21 @@ from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
 from reconciler.kustomization.deps import Deps, Options
 from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.loop import Controller
-from reconciler.notification.assembly import deploy_reporting
+from reconciler.notification.assembly import DEFAULT_POLICY, deploy_reporting
+from reconciler.notification.lifecycle import Predictor
+from reconciler.notification.predictor import RepositoryPredictor
 from reconciler.notification.store import ClusterStore
-from reconciler.runtime import Runtime
+from reconciler.runtime import Runtime, Settings
 from reconciler.source.service import GitSourceService, SourceSettings
 from reconciler.triggers import source_revision_watch
 
-__all__ = ["controllers", "git_repository_controller", "kustomization_controller"]
+__all__ = [
+    "controllers",
+    "git_repository_controller",
+    "kustomization_controller",
+    "notification_policy",
+    "predictor",
+]
 
 
 def controllers(runtime: Runtime) -> Sequence[Controller]:
@@ -76,6 +91,8 @@ def kustomization_controller(runtime: Runtime) -> Controller:
         ClusterStore(runtime.live, runtime.flux),
         registry=runtime.metrics.registry,
         instance=runtime.identity,
+        policy=notification_policy(settings),
+        predictor=predictor(settings, work),
     )
     runtime.on_stop(reporting.dispatcher.stop)
     deps = Deps(
@@ -105,6 +122,25 @@ def kustomization_controller(runtime: Runtime) -> Controller:
         # The pipeline's requeue delays already carry Flux's jitter.
         jitter=False,
     )
+
+
+def notification_policy(settings: Settings) -> FetchPolicy:
+    """Where notifications may go: public hosts, and loopback only when the flag allows it."""
+    if settings.notification_allow_loopback:
+        return dataclasses.replace(DEFAULT_POLICY, allow_loopback=True)
+    return DEFAULT_POLICY
+
+
+def predictor(settings: Settings, work: Path) -> Predictor | None:
+    """The predicted-vs-applied preview over `--predict-repository`, when it is given."""
+    if settings.predict_repository is None:
+        return None
+    render = RenderSettings(
+        kustomize=settings.kustomize,
+        helm=settings.helm or Path("helm"),
+        cache=RenderCache(work / "predictions"),
+    )
+    return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
 
 
 def _advertised(address: str) -> str:

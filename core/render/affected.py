@@ -36,7 +36,7 @@ This module decides; it never starts a process and never reads outside the revis
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -209,6 +209,8 @@ class Selection:
         self._marked: dict[str, bool] = {}
         self._parsed: dict[bytes, Mapping[str, Any]] = {}
         self._remembered: dict[str, CachedRender] = {}
+        self.on_walk: Callable[[], None] | None = None
+        """Called before each input walk (the preview reads the base's files in bulk then)."""
         self._normal: dict[str, str] = {}
 
     def begin(self, cluster: str) -> None:
@@ -332,6 +334,8 @@ class Selection:
         return footprint
 
     def _walk(self, spec: KustomizationSpec, source: FileView) -> Footprint | None:
+        if self.on_walk is not None:
+            self.on_walk()
         recording = _Recording(source, self._normal)
         try:
             root, components = kustomize.build_root(spec, recording)

@@ -529,18 +529,29 @@ def walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_second_preview_proves_from_the_cache_without_walking(
-    tmp_path: Path, tools: tuple[Path, Path], walks: list[str]
+    tmp_path: Path, tools: tuple[Path, Path], walks: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    bulk: list[int] = []
+    read_blobs = Repository.read_blobs
+
+    def counted(self: Repository, blob_ids: object, *, max_bytes: int) -> dict[str, bytes]:
+        bulk.append(max_bytes)
+        return read_blobs(self, blob_ids, max_bytes=max_bytes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Repository, "read_blobs", counted)
     repo, base = _small_repo(tmp_path / "repo")
     head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
     first = _changed_only(repo, base, head, tmp_path / "cache", tools)
     # Every unit of this repository is walked once: the root and web are then rendered.
     assert sorted(walks) == ["./apps/api", "./apps/jobs", "./apps/web", "clusters/production"]
+    assert len(bulk) == 1  # the base's files, read in bulk for the walks
     walks.clear()
+    bulk.clear()
 
     second = _changed_only(repo, base, head, tmp_path / "cache", tools)
 
     assert walks == []
+    assert bulk == []  # nothing to walk, so nothing read in bulk
     assert second == first
 
 

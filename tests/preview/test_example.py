@@ -160,7 +160,7 @@ def _story(markdown: str) -> list[str]:
 
 
 def test_demo_command_prints_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main.main(["demo", "--format", "markdown"]) == 0
+    assert cli_main.main(["demo", "--preview-only", "--format", "markdown"]) == 0
 
     captured = capsys.readouterr()
     out = captured.out
