@@ -125,7 +125,11 @@ def test_the_status_shows_reconciling_while_health_is_awaited(
         return obj if reconciling.get("message", "").startswith("Running health checks") else None
 
     with _controller(flux, admin_kubeconfig, kustomize_bin, tmp_path / "controller"):
-        obj = eventually(waiting, "Reconciling to show the health checks")
+        try:
+            # A generous bound: on a loaded machine the first fetch, build and apply take a while.
+            obj = eventually(waiting, "Reconciling to show the health checks", timeout=300)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstatus: {flux.get('apps').get('status')}") from None
 
     conditions = _conditions(obj)
     assert conditions["Reconciling"]["status"] == "True"
