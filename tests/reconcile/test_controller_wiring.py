@@ -94,6 +94,7 @@ def _deployment(flux: Flux) -> str:
             metadata:
               labels: {{app: web}}
             spec:
+              nodeSelector: {{tidegate.dev/no-such-node: "true"}}
               containers:
                 - name: web
                   image: registry.invalid/web:1
@@ -117,7 +118,8 @@ def test_the_status_shows_reconciling_while_health_is_awaited(
         }
     )
     flux.create_apps_namespace()
-    flux.kustomization("apps", path="./deploy", wait=True, timeout="10m")
+    # A short timeout: the wait ends on its own well within the shutdown bound below.
+    flux.kustomization("apps", path="./deploy", wait=True, timeout="40s")
 
     def waiting() -> dict[str, Any] | None:
         obj = flux.get("apps")
@@ -135,7 +137,7 @@ def test_the_status_shows_reconciling_while_health_is_awaited(
     assert conditions["Reconciling"]["status"] == "True"
     assert conditions["Reconciling"]["reason"] == "Progressing"
     assert conditions["Reconciling"]["message"] == (
-        f"Running health checks for revision {revision} with a timeout of 10m0s"
+        f"Running health checks for revision {revision} with a timeout of 40s"
     )
     assert conditions["Ready"]["status"] == "Unknown"
     assert conditions["Ready"]["message"] == "Reconciliation in progress"
