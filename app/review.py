@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -34,7 +35,7 @@ from core.vcs import comments
 from core.vcs.port import Annotation, CodeHost, CommitReport, ReportState, VcsError
 from core.vcs.webhooks import Provider, WorkKind
 
-__all__ = ["CHECK_NAME", "HELP", "Credentials", "Reviewer"]
+__all__ = ["CHECK_NAME", "HELP", "REVIEW_NICE", "Credentials", "Reviewer", "Worker", "yield_cpu"]
 
 CHECK_NAME = "tidegate/preview"
 COMMENT_KEY = "preview"
@@ -292,6 +293,25 @@ def _annotations(sarif: Path) -> tuple[Annotation, ...]:
     return tuple(found)
 
 
+REVIEW_NICE = 10
+"""The nice value reviews run at: below the webhook threads, so rendering never starves them."""
+
+
+def yield_cpu() -> None:
+    """Run the calling thread, and every process it starts, at nice `REVIEW_NICE` (at least).
+
+    On Linux the nice value belongs to a thread and a child process inherits its parent thread's,
+    so the review thread and the renders it starts (the preview, kustomize, helm, git) give way to
+    the acknowledgement threads of the same process; a CPU-bound render then delays other
+    reviews, never an acknowledgement. A thread may always lower its own priority, never raise it
+    back without privilege, so this only ever lowers it.
+    """
+    thread = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, thread)
+    if current < REVIEW_NICE:
+        os.setpriority(os.PRIO_PROCESS, thread, REVIEW_NICE)
+
+
 class Worker:
     """Claims jobs and runs them; a failed attempt goes back to the queue (see JobStore.retry)."""
 
@@ -328,7 +348,11 @@ class Worker:
         return True
 
     def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:
-        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty."""
+        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty.
+
+        The calling thread first lowers its CPU priority to `REVIEW_NICE` (see `yield_cpu`).
+        """
+        yield_cpu()
         while not stop.is_set():
             try:
                 busy = self.run_once()
