@@ -22,7 +22,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +135,8 @@ class Reviewer:
         host.report(sha, CommitReport(CHECK_NAME, ReportState.PENDING, "Rendering the change"))
         try:
             mirror = self._fetch(job, credentials, sha, base_ref)
-            state, title, body, annotations = self._preview(job, mirror, sha)
+            approvers = _approvers(host, job.work.number, sha)
+            state, title, body, annotations = self._preview(job, mirror, sha, approvers)
         except TidegateError as exc:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
             body, annotations = f"## Tidegate preview failed\n\n{_quote(str(exc))}\n", ()
@@ -201,7 +202,7 @@ class Reviewer:
         return mirror
 
     def _preview(
-        self, job: Job, mirror: Path, sha: str
+        self, job: Job, mirror: Path, sha: str, approvers: Sequence[str]
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
         merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
@@ -237,6 +238,8 @@ class Reviewer:
         ]
         if self._settings.operator_config is not None:
             argv += ["--config", str(self._settings.operator_config)]
+        # `=` joins name and value: a value can never be read as another option.
+        argv += [f"--approved-by={user}" for user in approvers]
         report = out / "report.md"
         try:
             run(
@@ -254,6 +257,24 @@ class Reviewer:
             else:
                 raise TidegateError(exc.stderr or str(exc)) from None
         return state, title, report.read_text(), _annotations(out / "findings.sarif")
+
+
+def _approvers(host: CodeHost, number: int, sha: str) -> list[str]:
+    """Who approved head `sha` and has write access: the approvals the policy gate may count.
+
+    The provider decides which approvals stand for `sha` (see `CodeHost.approvers`); a user
+    without write access cannot approve a merge on either provider, so theirs never counts. The
+    gate then accepts, for each finding, only the code owners of its path (CODEOWNERS at base).
+    """
+    return [
+        user
+        for user in host.approvers(number, sha)
+        if _LOGIN.fullmatch(user) and host.can_write(user)
+    ]
+
+
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+"""User names on GitHub and GitLab; anything else from the API is not a reviewer we count."""
 
 
 def _ref(job: Job, side: str) -> str:

@@ -38,6 +38,7 @@ _log = logging.getLogger("tidegate.app")
 _EVENTS = frozenset(
     {
         "pull_request",
+        "pull_request_review",
         "issue_comment",
         "check_suite",
         "check_run",

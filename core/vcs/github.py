@@ -225,19 +225,24 @@ class GitHubHost:
 
         return self._call("read permission", read)
 
-    def approvers(self, number: int) -> Sequence[str]:
-        """Users whose latest review approves the pull request's current head."""
+    def approvers(self, number: int, sha: str) -> Sequence[str]:
+        """Users whose latest review approves commit `sha` of the pull request.
+
+        A user's latest review that is not a comment decides (a later "changes requested" or a
+        dismissal withdraws an approval), as GitHub counts reviews. An approval of an older
+        commit does not count even where branch protection keeps stale approvals: that setting
+        is readable only with administration rights, so Tidegate takes the stricter reading.
+        """
 
         def read() -> list[str]:
-            pull = self._repo().get_pull(number)
             latest: dict[str, Any] = {}
-            for review in pull.get_reviews():
+            for review in self._repo().get_pull(number).get_reviews():
                 if review.user is not None and review.state != "COMMENTED":
                     latest[review.user.login] = review
             return sorted(
                 login
                 for login, review in latest.items()
-                if review.state == "APPROVED" and review.commit_id == pull.head.sha
+                if review.state == "APPROVED" and review.commit_id == sha
             )
 
         return self._call("read reviews", read)
