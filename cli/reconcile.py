@@ -18,9 +18,9 @@ from pathlib import Path
 
 from core.errors import TidegateError
 from devenv import toolchain
-from reconciler import logs
-from reconciler.runtime import Runtime, Settings
-from reconciler.wiring import controllers
+
+# The reconciler (and with it the Kubernetes client) is imported by `run_controller`: the flags
+# are registered on every start of `tidegate`, the controller runs rarely.
 
 __all__ = ["EPILOG", "add_controller_arguments", "run_controller"]
 
@@ -109,13 +109,15 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         "--predict-repository",
         type=Path,
         default=None,
-        help="a local clone of the source with every applied commit: statuses then say whether "
-        "a revision was applied as previewed (development use; off)",
+        help="predict from a local clone of the source holding every applied commit instead of "
+        "from the artifacts the controller keeps (development use; off)",
     )
     group.add_argument(
         "--predict-cluster",
         default="",
-        help="the cluster entry point the predictions are made for (clusters/NAME)",
+        help="the cluster entry point (clusters/NAME) this controller applies: each applied "
+        "revision is previewed from the last one, from the artifacts the controller keeps, and "
+        "its commit status says whether it was applied as previewed (off)",
     )
     group.add_argument("--kustomize", type=Path, default=None, help="the kustomize binary")
     group.add_argument("--helm", type=Path, default=None, help="the helm binary (predictions)")
@@ -126,6 +128,10 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM."""
+    from reconciler import logs
+    from reconciler.runtime import Runtime, Settings
+    from reconciler.wiring import controllers
+
     if args.log_encoding == "json":
         logs.configure(_LEVELS[args.log_level])
     else:
@@ -156,7 +162,7 @@ def run_controller(args: argparse.Namespace) -> int:
         notification_allow_loopback=args.notification_allow_loopback,
         predict_repository=_predict_repository(args),
         predict_cluster=args.predict_cluster,
-        helm=_tool("helm", args.helm) if args.predict_repository else args.helm,
+        helm=_tool("helm", args.helm) if args.predict_cluster else args.helm,
     )
     return Runtime(settings, controllers).run()
 
