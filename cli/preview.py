@@ -40,7 +40,7 @@ from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
 from core.live_preview import LivePreview, run_live_preview
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderObserver, RenderOptions, RenderSettings
 from core.repo.git import Repository
 from core.report import jsonout, junit, markdown, sarif
 from core.report import live as live_report
@@ -349,12 +349,10 @@ def _configured(args: argparse.Namespace) -> int:
         max_report_bytes=args.max_report_bytes,
         max_report_chars=args.max_report_chars,
     )
-    settings = RenderSettings(
+    options = RenderOptions(
         sandbox=jail,
-        on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),
-        cache=RenderCache(args.cache_dir or default_cache_dir()),
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
@@ -366,12 +364,17 @@ def _configured(args: argparse.Namespace) -> int:
             flags=True,
         ),
         budgets=budgets,
-        deadline=Deadline(budgets.timeout),
         fetch_policy=FetchPolicy(
             allowed_hosts=frozenset(operator.allow_hosts),
             allow_loopback=bool(operator.allow_loopback),
             allow_private=bool(operator.allow_private),
         ),
+    )
+    settings = RenderSettings(
+        options,
+        RenderCache(args.cache_dir or default_cache_dir()),
+        RenderObserver(on_render=progress.rendered if progress else None),
+        deadline=Deadline(budgets.timeout),
     )
     request = preview.PreviewRequest(
         base=args.base,
@@ -382,7 +385,7 @@ def _configured(args: argparse.Namespace) -> int:
     )
     try:
         with Workspace() as work_root, _terminated_on_signal(settings):
-            settings = dataclasses.replace(settings, work_root=work_root)
+            settings = settings.with_options(work_root=work_root)
             return _preview(args, request, settings, progress)
     except TidegateError as exc:
         raise TidegateError(settings.known_secrets.scrub(str(exc))) from None
@@ -419,11 +422,13 @@ def _preview(
             outcome = policy_gate.evaluate_preview(repo, offline, approved_by=args.approved_by)
     policy = outcome.result if outcome else None
     if args.format == "json":
-        report = jsonout.dumps(result, policy, max_bytes=settings.budgets.max_report_bytes)
+        report = jsonout.dumps(result, policy, max_bytes=settings.options.budgets.max_report_bytes)
         if live is not None:
             report = live_report.with_drift_json(report, live.drift)
     else:
-        report = markdown.render(result, limit=settings.budgets.max_report_chars, policy=policy)
+        report = markdown.render(
+            result, limit=settings.options.budgets.max_report_chars, policy=policy
+        )
         if live is not None:
             report += live_report.drift_markdown(live.drift)
     # The last line of defence: a value that reached the report some other way is cut here.

@@ -18,7 +18,7 @@ from core.changes import UnitPlan
 from core.errors import TidegateError
 from core.model import UnitRef
 from core.preview import PreviewRequest, run_preview
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
 from core.repo.git import Repository
 from reconciler.notification.lifecycle import sha_of
 
@@ -28,10 +28,10 @@ __all__ = ["RepositoryPredictor"]
 class RepositoryPredictor:
     """Previews over one repository and one cluster entry point (`clusters/production`)."""
 
-    def __init__(self, repository: Path, cluster: str, settings: RenderSettings) -> None:
+    def __init__(self, repository: Path, cluster: str, engine: RenderEngine) -> None:
         self._repository = repository
         self._cluster = cluster
-        self._settings = settings
+        self._engine = engine
 
     def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         """The unit's previewed changes from `previous` to `revision` (`main@sha1:<hex>`)."""
@@ -41,7 +41,8 @@ class RepositoryPredictor:
         request = PreviewRequest(base=base, head=head, clusters=(self._cluster,))
         try:
             with Repository(self._repository) as repo:
-                preview = run_preview(repo, request, self._settings)
+                # Fresh settings per preview: the cache stays warm, nothing else carries over.
+                preview = run_preview(repo, request, self._engine.settings())
         except TidegateError:
             return None
         for cluster in preview.clusters:

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_hosts
@@ -195,10 +196,8 @@ def _fleet_files(flux: Flux, colour: str, size: str) -> dict[str, str | None]:
 def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
     flux: Flux, github: FakeGitHub, kustomize_bin: Path, helm_bin: Path, tmp_path: Path
 ) -> None:
-    settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
-    )
-    predictor = RepositoryPredictor(flux.work, "clusters/prod", settings)
+    render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
+    predictor = RepositoryPredictor(flux.work, "clusters/prod", render)
     registry = CollectorRegistry()
     driver, dispatcher, _ = _reporting(flux, github, predictor, registry)
     try:
