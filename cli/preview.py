@@ -39,7 +39,7 @@ from core.host import sandbox
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
 from core.live_preview import LivePreview, run_live_preview
-from core.render.cache import RenderCache
+from core.render.cache import MEMORY_ENTRIES, RenderCache
 from core.render.unit import RenderObserver, RenderOptions, RenderSettings
 from core.repo.git import Repository
 from core.report import jsonout, junit, markdown, sarif
@@ -372,7 +372,7 @@ def _configured(args: argparse.Namespace) -> int:
     )
     settings = RenderSettings(
         options,
-        RenderCache(args.cache_dir or default_cache_dir()),
+        _render_cache(args.cache_dir or default_cache_dir()),
         RenderObserver(on_render=progress.rendered if progress else None),
         deadline=Deadline(budgets.timeout),
     )
@@ -547,6 +547,39 @@ class _Progress:
         # Carriage return and erase-to-end-of-line: one line, rewritten in place.
         sys.stderr.write(f"\r\x1b[K{self.label}{detail}")
         sys.stderr.flush()
+
+
+class WarmCaches:
+    """The render caches a long-lived preview process keeps between previews, by directory.
+
+    Only a server running one preview after another (`cli.preview_server`) sets this up; a
+    command run once opens its cache afresh. Bounded: a few directories, each cache bounded in
+    memory itself (`RenderCache`).
+    """
+
+    LIMIT = 4
+
+    def __init__(self, *, memory_entries: int = MEMORY_ENTRIES) -> None:
+        self.caches: dict[Path, RenderCache] = {}
+        self._memory_entries = memory_entries
+
+    def get(self, directory: Path) -> RenderCache:
+        """The warm cache of a directory, opened on first use."""
+        key = directory.absolute()
+        found = self.caches.get(key)
+        if found is None:
+            if len(self.caches) >= self.LIMIT:
+                self.caches.clear()  # an operator switching directories: start over
+            found = self.caches[key] = RenderCache(key, memory_entries=self._memory_entries)
+        return found
+
+
+warm_caches: WarmCaches | None = None
+"""Set by a long-lived preview process; None in a command run once."""
+
+
+def _render_cache(directory: Path) -> RenderCache:
+    return RenderCache(directory) if warm_caches is None else warm_caches.get(directory)
 
 
 def default_cache_dir() -> Path:
