@@ -236,7 +236,11 @@ class Reviewer:
         if self._settings.operator_config is not None:
             argv += ["--config", str(self._settings.operator_config)]
         report = out / "report.md"
+        started = time.monotonic()
         code, stderr = self._engine.preview(argv)
+        # The render part of a job, apart from fetching and publishing (docs/benchmarks.md).
+        seconds = round(time.monotonic() - started, 3)
+        _log.info("preview finished", extra={"job": job.id, "result": code, "seconds": seconds})
         if code in (0, _EXIT_CHANGES):
             state, title = ReportState.SUCCESS, "Preview passes the policy gate"
         elif code == _EXIT_GATE_FAILS:
