@@ -69,6 +69,7 @@ class Bench:
         head = _git(self.work, "rev-parse", "HEAD").strip()
         _git(self.work, "push", "-q", self.stack.push_url, f"pr-{self.number}")
         self.stack.github.add_pull(REPOSITORY, self.number, head=head)
+        before = len(self._finished())
         started = time.perf_counter()
         self._deliver(head)
         deadline = time.monotonic() + _WAIT
@@ -78,7 +79,7 @@ class Bench:
                 raise SystemExit(f"no comment on pull request #{self.number} after {_WAIT:.0f}s")
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        return elapsed, self._render_seconds()
+        return elapsed, self._render_seconds(before)
 
     def restart(self, tools: dict[str, Path]) -> None:
         """Stop `tidegate serve` (SIGTERM to its session) and start it again, same data."""
@@ -91,13 +92,17 @@ class Bench:
         comments = self.stack.github.repos[REPOSITORY].comments.values()
         return any(c["issue"] == self.number for c in list(comments))
 
-    def _render_seconds(self) -> float:
-        """The `preview finished` seconds the service logged for the latest job."""
+    def _finished(self) -> list[dict[str, Any]]:
+        """The `preview finished` lines of the running service's log."""
+        lines = self.stack.log_file("serve").read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if '"preview finished"' in line]
+
+    def _render_seconds(self, before: int) -> float:
+        """The seconds the service logged for the job after the `before` it had logged."""
         for _ in range(100):
-            lines = self.stack.log_file("serve").read_text(errors="replace").splitlines()
-            found = [json.loads(x) for x in lines if '"preview finished"' in x]
-            if len(found) >= self.number:
-                return float(found[-1]["seconds"])
+            found = self._finished()
+            if len(found) > before:
+                return float(found[before]["seconds"])
             time.sleep(0.05)
         raise SystemExit("the service logged no `preview finished` line")
 
