@@ -7,7 +7,8 @@ object from the cache and calls its controller's `reconcile(obj)`:
 
 - it returns the seconds after which to reconcile again (spread by the jitter percentage, as
   Flux's `--interval-jitter-percentage`), or None for "only on the next change";
-- it raises: the error is logged and the key is retried with exponential backoff;
+- it raises: the error is logged and the key is retried with exponential backoff; a run
+  `CancelledError` by shutdown is logged as such and not retried (the next process reconciles it);
 - the object is gone from the cache: the controller's `deleted(namespace, name)` runs instead.
 
 What enqueues a key (Flux's predicates): an add; a change of `metadata.generation`, of the
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cluster.fluxobjects import FluxKind
+from reconciler.cancellation import CancelledError
 from reconciler.informer import Cache, Informer, ListWatch
 from reconciler.metrics import Metrics
 from reconciler.workqueue import Backoff, WorkQueue, jittered
@@ -231,6 +233,8 @@ class Loop:
             self.reconciles += 1
         try:
             after = controller.reconcile(obj)
+        except CancelledError as exc:
+            log.info("Reconcile cancelled: %s", exc, extra=context)
         except Exception as exc:  # any failure of one object must not stop the loop
             delay = self.queue.add_rate_limited(ref)
             log.error("Reconciler error, retrying in %.1fs", delay, exc_info=exc, extra=context)

@@ -102,7 +102,7 @@ def kustomization_controller(runtime: Runtime) -> Controller:
             HttpDownloader(artifact_policy(allow_loopback=settings.artifact_allow_loopback)),
             work / "artifacts",
         ),
-        engines=LiveEngines(runtime.live),
+        engines=LiveEngines(runtime.live, stop=runtime.operations.stop),
         events=EventRecorder(runtime.flux, [reporting.reporter.forward], instance=runtime.identity),
         observer=reporting.reporter,
         options=Options(
