@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cli import demo_story, preview
-from cli.demo_story import say
+from cli import preview
 from core.host.command import run
-from devenv.demo_stack import DemoStack
+
+# The story and its stack (the control plane, the app, the reconciler) are imported by `_story`:
+# `--preview-only` and every other command start without them.
 
 __all__ = ["build_example_repo", "register"]
 
@@ -62,6 +63,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _story(args: argparse.Namespace) -> int:
     """Play the story; stop everything on every way out (SIGINT and SIGTERM included)."""
+    from cli import demo_story
+    from cli.demo_story import say
+    from devenv.demo_stack import DemoStack
+
     previous = signal.signal(signal.SIGTERM, _interrupted)
     stack = DemoStack(cluster=demo_story.CLUSTER, log=lambda line: say(f"    {line}"))
     say(f"==> scratch directory {stack.root}")

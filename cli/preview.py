@@ -26,27 +26,30 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cli import policy_gate
-from core import preview, yamlio
+from core import yamlio
 from core.budgets import Budgets, Deadline
-from core.cluster import live as live_cluster
 from core.config import FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError, TidegateError
 from core.fetch import FetchPolicy
 from core.host import sandbox
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
-from core.live_preview import LivePreview, run_live_preview
 from core.render.cache import RenderCache
 from core.render.unit import RenderSettings
-from core.repo.git import Repository
-from core.report import jsonout, junit, markdown, sarif
-from core.report import live as live_report
 from core.units import SourceRef
 from devenv import toolchain
-from policies.gate import GateOutcome
+
+if TYPE_CHECKING:
+    from core import preview
+    from core.live_preview import LivePreview
+    from core.repo.git import Repository
+    from policies.gate import GateOutcome
+
+# The preview engine, the policy gate, the report writers and (for --live) the Kubernetes client
+# are imported where they are used: `tidegate --help` and every other subcommand start without
+# them (tests/packaging/test_cli_startup.py).
 
 __all__ = ["budget_defaults", "default_cache_dir", "register", "run"]
 
@@ -310,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
     Whatever goes wrong ends as exit 2 with a one-line message scrubbed of Secret values (a
     traceback only with `--debug`); SIGTERM ends as exit 143 with the workspace removed.
     """
+    from core.report import markdown
+
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
     if args.max_report_chars < markdown.MIN_LIMIT:
@@ -333,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _configured(args: argparse.Namespace) -> int:
+    from core import preview
+
     operator = _operator_config(args)
     jail = sandbox.from_setting(args.sandbox)
     if jail.mode != "required":
@@ -403,6 +410,11 @@ def _preview(
     settings: RenderSettings,
     progress: _Progress | None,
 ) -> int:
+    from core import preview
+    from core.repo.git import Repository
+    from core.report import jsonout, markdown
+    from core.report import live as live_report
+
     outcome = None
     live: LivePreview | None = None
     with Repository(args.repo) as repo:
@@ -416,6 +428,8 @@ def _preview(
             progress.finish()
         if not args.no_policies:
             # Policies judge the pull request's own change; drift is not the author's.
+            from cli import policy_gate
+
             outcome = policy_gate.evaluate_preview(repo, offline, approved_by=args.approved_by)
     policy = outcome.result if outcome else None
     if args.format == "json":
@@ -451,6 +465,9 @@ def _run_live(
     args: argparse.Namespace,
     phase: Callable[[str], None] | None,
 ) -> LivePreview:
+    from core.cluster import live as live_cluster
+    from core.live_preview import run_live_preview
+
     port = live_cluster.LiveCluster(live_cluster.connect(args.kubeconfig, args.context))
     try:
         return run_live_preview(repo, request, settings, port, progress=phase)
@@ -462,6 +479,8 @@ def _write_findings(
     args: argparse.Namespace, outcome: GateOutcome, settings: RenderSettings
 ) -> None:
     """Write the SARIF and JUnit files asked for, scrubbed like the report."""
+    from core.report import junit, sarif
+
     writers: list[tuple[Path | None, Callable[[], str]]] = [
         (args.sarif, lambda: sarif.dumps(outcome.result, outcome.rules)),
         (args.junit, lambda: junit.dumps(outcome.result)),

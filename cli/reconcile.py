@@ -18,9 +18,9 @@ from pathlib import Path
 
 from core.errors import TidegateError
 from devenv import toolchain
-from reconciler import logs
-from reconciler.runtime import Runtime, Settings
-from reconciler.wiring import controllers
+
+# The reconciler (and with it the Kubernetes client) is imported by `run_controller`: the flags
+# are registered on every start of `tidegate`, the controller runs rarely.
 
 __all__ = ["EPILOG", "add_controller_arguments", "run_controller"]
 
@@ -126,6 +126,10 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM."""
+    from reconciler import logs
+    from reconciler.runtime import Runtime, Settings
+    from reconciler.wiring import controllers
+
     if args.log_encoding == "json":
         logs.configure(_LEVELS[args.log_level])
     else:

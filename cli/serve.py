@@ -17,16 +17,10 @@ import threading
 from typing import Any
 
 from app import settings as app_settings
-from app.database import open_database
-from app.hosts import check_credentials, code_hosts
-from app.logs import configure as configure_logs
-from app.metrics import AppMetrics, enable_multiprocess
-from app.migrate import upgrade
-from app.review import Reviewer, Worker
-from app.server import GunicornServer
-from app.store import JobStore
-from app.web import create_app
 from core.errors import InputError
+
+# Flask, gunicorn, SQLAlchemy, Alembic and the code-host clients are imported by the handlers:
+# registering `serve` must not cost every other command their start-up time.
 
 __all__ = ["register"]
 
@@ -65,6 +59,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    from app.database import open_database
+    from app.hosts import check_credentials, code_hosts
+    from app.logs import configure as configure_logs
+    from app.metrics import AppMetrics, enable_multiprocess
+    from app.migrate import upgrade
+    from app.review import Reviewer, Worker
+    from app.server import GunicornServer
+    from app.store import JobStore
+    from app.web import create_app
+
     configure_logs()
     settings = app_settings.from_environment()
     if args.workers < 1 or args.threads < 1:
@@ -121,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _review_until_stopped(settings: app_settings.Settings, url: str) -> None:
+    from app.database import open_database
+    from app.hosts import code_hosts
+    from app.metrics import AppMetrics
+    from app.review import Reviewer, Worker
+    from app.store import JobStore
+
     store = JobStore(
         open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
     )

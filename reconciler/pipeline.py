@@ -160,6 +160,7 @@ class _Run:
             owner=Owner(spec.name, spec.namespace),
             service_account=self._identity(spec),
             force=spec.force,
+            ignore=spec.ignore,
         )
         self._announce(applied.changes, artifact)
         if applied.error is not None:

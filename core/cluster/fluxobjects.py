@@ -17,13 +17,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TidegateError
+
+if TYPE_CHECKING:
+    from kubernetes.client.exceptions import ApiException
+
+# The Kubernetes client is imported when a LiveCluster is made, not with this module: the command
+# line names the Flux kinds on every start of `tidegate`, and the client costs most of a second.
 
 __all__ = [
     "GIT_REPOSITORY",
@@ -68,6 +70,8 @@ class LiveCluster:
     """Flux objects and Leases of one cluster, through one authenticated API client."""
 
     def __init__(self, api: Any) -> None:
+        from kubernetes import client as k8s
+
         self._api = api
         self._custom = k8s.CustomObjectsApi(api)
         self._leases = k8s.CoordinationV1Api(api)
@@ -76,6 +80,9 @@ class LiveCluster:
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None, context: str | None = None) -> LiveCluster:
         """Connect with `kubeconfig` (or $KUBECONFIG / ~/.kube/config, then in-cluster)."""
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+
         try:
             if kubeconfig is None and _in_cluster():
                 configuration = k8s.Configuration()
@@ -228,6 +235,8 @@ class LiveCluster:
 
     @staticmethod
     def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException  # loaded by __init__ already
+
         try:
             return method(*args, **kwargs)
         except ApiException as exc:

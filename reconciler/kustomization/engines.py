@@ -24,6 +24,7 @@ from core.inventory import Entry, Inventory, parse_id
 from reconciler import apply as apply_engine
 from reconciler import prune as prune_engine
 from reconciler.changeset import ChangeSet
+from reconciler.drift_ignore import IgnoreRule
 from reconciler.health import ClusterReader, ExprRules, HealthChecker, HealthReport, ObjectRef
 from reconciler.kustomization.deps import Applied, Owner, Pruned
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
@@ -61,7 +62,13 @@ class LiveEngines:
         return self._cluster.impersonating(service_account_user(namespace, service_account))
 
     def apply(
-        self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
+        self,
+        objects: Sequence[Any],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        force: bool,
+        ignore: Sequence[IgnoreRule] = (),
     ) -> Applied:
         """Staged server-side apply; a refusal comes back as `Applied.error`."""
         port = self.port(owner.namespace, service_account)
@@ -70,7 +77,7 @@ class LiveEngines:
                 port,
                 objects,
                 owner=apply_engine.Owner(owner.name, owner.namespace),
-                options=apply_engine.Options(force=force),
+                options=apply_engine.Options(force=force, ignore=tuple(ignore)),
             )
         except apply_engine.ApplyError as exc:
             return Applied(_changes(exc.change_set), (), str(exc), exc.change_set)
