@@ -155,8 +155,11 @@ class ReconcileObserver(Protocol):
     event (it subscribes to the `EventSink`). A call must not block on the network.
     """
 
-    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
-        """`revision` starts applying to `obj` (its status as it was before this run)."""
+    def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
+        """`revision` starts applying to `obj` (its status as it was before this run).
+
+        `tree` is the unpacked artifact; it stays in place at least until the run ends.
+        """
 
     def applied(
         self,
