@@ -27,7 +27,8 @@ from pathlib import Path
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from core.sources.artifact import artifact_policy
 from reconciler.controllers import CachedReader, KustomizationController
 from reconciler.events import SOURCE_CONTROLLER, EventRecorder
@@ -142,11 +143,8 @@ def predictor(settings: Settings, work: Path) -> Predictor | None:
     """
     if not settings.predict_cluster:
         return None
-    render = RenderSettings(
-        kustomize=settings.kustomize,
-        helm=settings.helm or Path("helm"),
-        cache=RenderCache(work / "predictions"),
-    )
+    options = RenderOptions(kustomize=settings.kustomize, helm=settings.helm or Path("helm"))
+    render = RenderEngine(options, RenderCache(work / "predictions"))
     if settings.predict_repository is not None:
         return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
     return ArtifactPredictor(RevisionStore(work / "revisions"), settings.predict_cluster, render)
