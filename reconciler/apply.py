@@ -20,6 +20,13 @@ The rules, after fluxcd/pkg ssa's `ApplyAllStaged`:
   handed to `kustomize-controller`, so the apply removes what `kubectl edit` added; with
   `kustomize.toolkit.fluxcd.io/ssa: Merge` that cleanup is skipped. kubectl's
   last-applied-configuration and Flux v1's checksum annotations are removed.
+- Ignore rules (`spec.ignore`, `reconciler.drift_ignore`). On an object that exists, the fields
+  the rules select are left out of the drift comparison, so an object whose only differences are
+  ignored fields (an HPA's `/spec/replicas`) is `unchanged` and not written. When something else
+  drifted and the object is written, each ignored field whose dry-run value differs from the live
+  one is reshaped as fluxcd/pkg ssa does: released (left out of the payload) when another
+  manager's apply owns it, else the live value is sent, so the write keeps it. An ignored field
+  the live object lacks keeps the desired value. A new object is created whole.
 - Skips. `kustomize.toolkit.fluxcd.io/reconcile: disabled` or `.../ssa: Ignore` on the desired or
   the live object: `skipped`. `.../ssa: IfNotPresent` and the object exists: `skipped`. Skipped
   objects stay in the inventory.
@@ -64,6 +71,7 @@ from core.render import clear
 from core.render.kustomize import Rendered
 from core.secrets import KnownValues, values_in
 from core.units import KustomizationSpec
+from reconciler import drift_ignore
 from reconciler.changeset import Action, ChangeSet, ChangeSetEntry
 
 __all__ = [
@@ -134,6 +142,8 @@ class Options:
     concurrency: int = 4
     """Objects read and dry-run at once (Flux's `--concurrent-ssa`)."""
     field_manager: str = FIELD_MANAGER
+    ignore: tuple[drift_ignore.IgnoreRule, ...] = ()
+    """`spec.ignore`: fields left out of drift detection and correction."""
 
 
 class ApplyError(TidegateError):
@@ -238,6 +248,8 @@ class _Step:
     action: Action
     cleanup: list[dict[str, Any]] = field(default_factory=list)
     recreate: bool = False
+    body: dict[str, Any] | None = None
+    """The payload when the ignore rules reshaped it; None sends the desired body."""
 
 
 class _Run:
@@ -312,8 +324,14 @@ class _Run:
         created = not (dry.get("metadata") or {}).get("resourceVersion")
         if created:
             return _Step(item, Action.CREATED)
-        if cleanup or existing is None or _drifted(existing, dry):
-            return _Step(item, Action.CONFIGURED, cleanup)
+        ignored = (
+            () if existing is None else drift_ignore.pointers_for(self.options.ignore, item.body)
+        )
+        if cleanup or existing is None or _drifted(existing, dry, ignored):
+            body = None
+            if existing is not None and ignored:
+                body = _reshaped(item.body, existing, dry, ignored, self.options.field_manager)
+            return _Step(item, Action.CONFIGURED, cleanup, body=body)
         return _Step(item, Action.UNCHANGED)
 
     def _get(self, item: _Desired) -> dict[str, Any] | None:
@@ -352,7 +370,8 @@ class _Run:
                 self.port.json_patch(
                     item.api_version, item.ref.kind, namespace, item.ref.name, step.cleanup
                 )
-            self.port.apply(item.body, field_manager=self.options.field_manager, force=True)
+            body = item.body if step.body is None else step.body
+            self.port.apply(body, field_manager=self.options.field_manager, force=True)
         except ClusterError as exc:
             raise self._error(item, "apply failed", exc) from None
 
@@ -481,9 +500,63 @@ def _comparable(obj: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     return (meta.get("labels") or {}, meta.get("annotations") or {}, rest)
 
 
-def _drifted(live: Mapping[str, Any], dry: Mapping[str, Any]) -> bool:
-    """Whether the dry run would change the live object (outside server-owned metadata)."""
+def _drifted(
+    live: Mapping[str, Any], dry: Mapping[str, Any], ignored: Sequence[drift_ignore.Pointer] = ()
+) -> bool:
+    """Whether the dry run would change the live object (outside server-owned metadata).
+
+    The `ignored` fields are left out of both sides.
+    """
+    if ignored:
+        live, dry = drift_ignore.without(live, ignored), drift_ignore.without(dry, ignored)
     return _comparable(live) != _comparable(dry)
+
+
+def _reshaped(
+    body: Mapping[str, Any],
+    live: Mapping[str, Any],
+    dry: Mapping[str, Any],
+    ignored: Sequence[drift_ignore.Pointer],
+    manager: str,
+) -> dict[str, Any]:
+    """The payload that leaves each drifted ignored field as it is in the cluster.
+
+    A field another manager's apply owns is left out, so this apply releases it to that manager;
+    any other is sent with its live value, because leaving out a field no one else owns would
+    make the API server remove it (an HPA writes replicas through an update, not an apply).
+    """
+    result = copy.deepcopy(dict(body))
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    for pointer in ignored:
+        in_live, live_value = drift_ignore.value_at(live, pointer)
+        if not in_live or drift_ignore.value_at(dry, pointer) == (True, live_value):
+            continue
+        if _applied_by_other(entries, pointer, manager):
+            result = drift_ignore.without(result, [pointer])
+        else:
+            drift_ignore.set_value(result, pointer, live_value)
+    return result
+
+
+def _applied_by_other(entries: Sequence[Any], pointer: drift_ignore.Pointer, manager: str) -> bool:
+    """Whether a manager other than `manager` owns the field at `pointer` through an apply.
+
+    Map keys are followed as `f:<key>`; a pointer into a list cannot be matched to its
+    `k:`/`i:` entry from the pointer alone and counts as not owned (the live value is adopted).
+    """
+    for entry in entries:
+        if not isinstance(entry, Mapping) or entry.get("operation") != "Apply":
+            continue
+        if entry.get("manager") == manager or entry.get("subresource"):
+            continue
+        node: Any = entry.get("fieldsV1") or {}
+        for token in pointer:
+            node = node.get(f"f:{token}") if isinstance(node, Mapping) else None
+            if node is None:
+                break
+        else:
+            return True
+    return False
 
 
 def _cleanup(item: _Desired, live: Mapping[str, Any], manager: str) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ class _Run:
                 requeue_dependency=self.deps.options.requeue_dependency,
             )
             if self.deps.observer is not None:
-                self.deps.observer.applying(self.obj, artifact.revision)
+                self.deps.observer.applying(self.obj, artifact.revision, tree)
             self.status = status.attempted(self.status, artifact.revision)
             check_path(tree, spec.build.path)
             self._phase(spec, status.building_message, artifact)
@@ -160,6 +160,7 @@ class _Run:
             owner=Owner(spec.name, spec.namespace),
             service_account=self._identity(spec),
             force=spec.force,
+            ignore=spec.ignore,
         )
         self._announce(applied.changes, artifact)
         if applied.error is not None:

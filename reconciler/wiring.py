@@ -11,8 +11,8 @@
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
   the live cluster, Kubernetes Events, the deploy reporter (Flux's Alerts and Providers, commit
   statuses with pending; loopback receivers only with `--notification-allow-loopback`;
-  predicted vs applied only with `--predict-repository`) and the controller's flags as
-  pipeline options. A
+  predicted vs applied with `--predict-cluster`, from the artifacts the controller keeps) and
+  the controller's flags as pipeline options. A
   GitRepository's new artifact revision enqueues the Kustomizations that use it.
 
 This module only assembles; it holds no rule.
@@ -37,7 +37,8 @@ from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.loop import Controller
 from reconciler.notification.assembly import DEFAULT_POLICY, deploy_reporting
 from reconciler.notification.lifecycle import Predictor
-from reconciler.notification.predictor import RepositoryPredictor
+from reconciler.notification.predictor import ArtifactPredictor, RepositoryPredictor
+from reconciler.notification.revisions import RevisionStore
 from reconciler.notification.store import ClusterStore
 from reconciler.runtime import Runtime, Settings
 from reconciler.source.service import GitSourceService, SourceSettings
@@ -87,12 +88,14 @@ def kustomization_controller(runtime: Runtime) -> Controller:
         directory.mkdir(parents=True, exist_ok=True)
     # Events go to Kubernetes Events and, through the deploy reporter, to the Alerts' Providers
     # (commit statuses with pending, predicted vs applied when a predictor is configured).
+    predicting = predictor(settings, work)
     reporting = deploy_reporting(
         ClusterStore(runtime.live, runtime.flux),
         registry=runtime.metrics.registry,
         instance=runtime.identity,
         policy=notification_policy(settings),
-        predictor=predictor(settings, work),
+        predictor=predicting,
+        recorder=predicting if isinstance(predicting, ArtifactPredictor) else None,
     )
     runtime.on_stop(reporting.dispatcher.stop)
     deps = Deps(
@@ -101,7 +104,7 @@ def kustomization_controller(runtime: Runtime) -> Controller:
             HttpDownloader(artifact_policy(allow_loopback=settings.artifact_allow_loopback)),
             work / "artifacts",
         ),
-        engines=LiveEngines(runtime.live),
+        engines=LiveEngines(runtime.live, stop=runtime.operations.stop),
         events=EventRecorder(runtime.flux, [reporting.reporter.forward], instance=runtime.identity),
         observer=reporting.reporter,
         options=Options(
@@ -132,15 +135,21 @@ def notification_policy(settings: Settings) -> FetchPolicy:
 
 
 def predictor(settings: Settings, work: Path) -> Predictor | None:
-    """The predicted-vs-applied preview over `--predict-repository`, when it is given."""
-    if settings.predict_repository is None:
+    """The predicted-vs-applied preview: on with `--predict-cluster`, off without.
+
+    From the artifacts the controller reconciles, kept under the work directory
+    (`ArtifactPredictor`); over a local clone with `--predict-repository` (development).
+    """
+    if not settings.predict_cluster:
         return None
     render = RenderSettings(
         kustomize=settings.kustomize,
         helm=settings.helm or Path("helm"),
         cache=RenderCache(work / "predictions"),
     )
-    return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
+    if settings.predict_repository is not None:
+        return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
+    return ArtifactPredictor(RevisionStore(work / "revisions"), settings.predict_cluster, render)
 
 
 def _advertised(address: str) -> str:

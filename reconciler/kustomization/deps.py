@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.changeset import ChangeSet
+from reconciler.drift_ignore import IgnoreRule
 from reconciler.health import ExprRules, HealthReport, ObjectRef
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
 
@@ -81,7 +82,13 @@ class Engines(Protocol):
     """Apply, prune, health and deletion against the cluster, as one identity."""
 
     def apply(
-        self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
+        self,
+        objects: Sequence[Any],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        force: bool,
+        ignore: Sequence[IgnoreRule] = (),
     ) -> Applied:
         """Server-side apply the build's cleartext objects in Flux's stages."""
 
@@ -148,8 +155,11 @@ class ReconcileObserver(Protocol):
     event (it subscribes to the `EventSink`). A call must not block on the network.
     """
 
-    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
-        """`revision` starts applying to `obj` (its status as it was before this run)."""
+    def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
+        """`revision` starts applying to `obj` (its status as it was before this run).
+
+        `tree` is the unpacked artifact; it stays in place at least until the run ends.
+        """
 
     def applied(
         self,

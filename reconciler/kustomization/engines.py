@@ -6,14 +6,15 @@ impersonated when the Kustomization (or `--default-service-account`) names one, 
 come from the API server exactly as they do for kustomize-controller. The work itself is the
 shared modules': `reconciler.apply` (staged server-side apply, drift, change set),
 `reconciler.prune` (garbage collection and the deletion policies) and `reconciler.health`
-(kstatus polling). This module translates their results into the pipeline's vocabulary and
-their errors into messages; it holds no policy of its own and never sees object bodies beyond
-passing them on.
+(kstatus polling, given up when the process stops). This module translates their results into
+the pipeline's vocabulary and their errors into messages; it holds no policy of its own and
+never sees object bodies beyond passing them on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from core.inventory import Entry, Inventory, parse_id
 from reconciler import apply as apply_engine
 from reconciler import prune as prune_engine
 from reconciler.changeset import ChangeSet
+from reconciler.drift_ignore import IgnoreRule
 from reconciler.health import ClusterReader, ExprRules, HealthChecker, HealthReport, ObjectRef
 from reconciler.kustomization.deps import Applied, Owner, Pruned
 from reconciler.kustomization.model import ChangeEntry, InventoryEntry
@@ -50,9 +52,16 @@ class PortReader:
 class LiveEngines:
     """Apply, prune, finalize and wait on one cluster, impersonating where asked."""
 
-    def __init__(self, cluster: LiveCluster, *, health_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        cluster: LiveCluster,
+        *,
+        health_interval: float = 5.0,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._cluster = cluster
         self._health_interval = dt.timedelta(seconds=health_interval)
+        self._stop = stop
 
     def port(self, namespace: str, service_account: str | None) -> ClusterPort:
         """The cluster as the Kustomization's identity sees it."""
@@ -61,7 +70,13 @@ class LiveEngines:
         return self._cluster.impersonating(service_account_user(namespace, service_account))
 
     def apply(
-        self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
+        self,
+        objects: Sequence[Any],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        force: bool,
+        ignore: Sequence[IgnoreRule] = (),
     ) -> Applied:
         """Staged server-side apply; a refusal comes back as `Applied.error`."""
         port = self.port(owner.namespace, service_account)
@@ -70,7 +85,7 @@ class LiveEngines:
                 port,
                 objects,
                 owner=apply_engine.Owner(owner.name, owner.namespace),
-                options=apply_engine.Options(force=force),
+                options=apply_engine.Options(force=force, ignore=tuple(ignore)),
             )
         except apply_engine.ApplyError as exc:
             return Applied(_changes(exc.change_set), (), str(exc), exc.change_set)
@@ -144,9 +159,15 @@ class LiveEngines:
         owner: Owner,
         service_account: str | None,
     ) -> HealthReport:
-        """Poll `targets` with kstatus until Current, failed, or `timeout`."""
+        """Poll `targets` with kstatus until Current, failed, or `timeout`.
+
+        Raises:
+            CancelledError: the process began to stop during the wait (`stop` was set).
+        """
         port = self.port(owner.namespace, service_account)
-        checker = HealthChecker(ClusterReader(port), rules, interval=self._health_interval)
+        checker = HealthChecker(
+            ClusterReader(port), rules, interval=self._health_interval, stop=self._stop
+        )
         return checker.wait(targets, timeout)
 
 

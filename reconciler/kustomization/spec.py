@@ -1,12 +1,12 @@
 """A Kustomization object read for reconciling: the build spec plus the reconcile-only fields.
 
 `core.units.parse_unit` reads what changes the rendered objects; this adds what only the
-reconciler uses (intervals, timeout, serviceAccountName, wait, force, the source's apiVersion,
-the trigger annotation; `reconciler.health` reads healthChecks) with Flux's defaults:
-`retryInterval` = `interval`, `timeout` = `interval - 30s` with a 30s floor. Bad fields raise
-`InputError` naming the object and field, and so do fields this reconciler does not implement
-(`kubeConfig`, `decryption`, `dependsOn[].readyExpr`) rather than being ignored. Pure: no
-cluster access.
+reconciler uses (intervals, timeout, serviceAccountName, wait, force, the `ignore` drift rules,
+the source's apiVersion, the trigger annotation; `reconciler.health` reads healthChecks) with
+Flux's defaults: `retryInterval` = `interval`, `timeout` = `interval - 30s` with a 30s floor.
+Bad fields raise `InputError` naming the object and field, and so do fields this reconciler
+does not implement (`kubeConfig`, `decryption`, `dependsOn[].readyExpr`) rather than being
+ignored. Pure: no cluster access.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.units import KustomizationSpec, parse_unit
+from reconciler.drift_ignore import IgnoreRule, parse_rules
 from reconciler.kustomization.durations import parse_duration
 from reconciler.kustomization.model import FINALIZER, REQUESTED_AT
 
@@ -40,6 +41,7 @@ class ReconcileSpec:
     service_account: str | None
     wait: bool
     force: bool
+    ignore: tuple[IgnoreRule, ...]
     requested_at: str | None
     deleting: bool
     has_finalizer: bool
@@ -82,6 +84,7 @@ def read_spec(obj: Mapping[str, Any]) -> ReconcileSpec:
         service_account=_string(spec, "serviceAccountName", label) or None,
         wait=spec.get("wait") is True,
         force=spec.get("force") is True,
+        ignore=parse_rules(spec.get("ignore"), label),
         requested_at=None if requested is None else str(requested),
         deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=FINALIZER in (meta.get("finalizers") or []),

@@ -34,7 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.cluster.fluxobjects import GIT_REPOSITORY, ClusterError, FluxKind, NotFound
+from core.cluster.fluxobjects import GIT_REPOSITORY, FluxKind
+from core.cluster.port import ClusterError, NotFound
 from core.errors import InputError, TidegateError
 from reconciler.source import status as source_status
 from reconciler.source.archive import write_archive

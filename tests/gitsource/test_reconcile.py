@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.cluster.fluxobjects import FluxKind, NotFound
+from core.cluster.fluxobjects import FluxKind
+from core.cluster.port import NotFound
 from core.sources.artifact import artifact_policy, download_artifact
 from devenv.gitserver import GitServer
 from devenv.pki import CertificateAuthority

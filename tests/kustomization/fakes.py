@@ -90,7 +90,13 @@ class Engines:
     live: set[str] = field(default_factory=set)
 
     def apply(
-        self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
+        self,
+        objects: Sequence[Any],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        force: bool,
+        ignore: Sequence[Any] = (),
     ) -> Applied:
         bodies = [obj.body for obj in objects]
         self.applied.append(bodies)

@@ -80,10 +80,18 @@ class RecordingEngines:
         return [obj.masked(masker).body for obj in self.applied[name]]
 
     def apply(
-        self, objects: Sequence[Any], *, owner: Owner, service_account: str | None, force: bool
+        self,
+        objects: Sequence[Any],
+        *,
+        owner: Owner,
+        service_account: str | None,
+        force: bool,
+        ignore: Sequence[Any] = (),
     ) -> Any:
         self.applied[owner.name] = list(objects)
-        return self.inner.apply(objects, owner=owner, service_account=service_account, force=force)
+        return self.inner.apply(
+            objects, owner=owner, service_account=service_account, force=force, ignore=ignore
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
