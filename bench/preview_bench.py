@@ -259,11 +259,19 @@ class Tidegate:
 
     def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
         env = {**os.environ, "TIDEGATE_CACHE_DIR": str(cache)}
+        report = report or Path(tempfile.mkstemp(suffix=".json", dir=self.scratch)[1])
         # 0: no change, 1: changes, 3: the policy gate blocks (the rename's removed
         # Kustomization, GP004): each is a finished preview.
-        return measure(
+        sample = measure(
             self.command(base, head), env=env, timeout=self.timeout, ok=(0, 1, 3), stdout=report
         )
+        # Python exits 1 on an uncaught exception too: only a written report is a preview.
+        if not _summary(report):
+            raise CommandFailedError(
+                f"`{' '.join(map(str, self.command(base, head)))}` exited {sample.returncode} "
+                f"without a report: {sample.stderr_tail.strip()}"
+            )
+        return sample
 
     def fresh_cache(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="tidegate-cache-", dir=self.scratch))
