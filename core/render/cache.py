@@ -305,7 +305,12 @@ class RenderCache:
         if directory not in self._dirs:
             os.makedirs(directory, exist_ok=True)
             self._dirs.add(directory)
-        fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        except FileNotFoundError:
+            # Removed since (a long-lived service's cache cleared under it): make it again.
+            os.makedirs(directory, exist_ok=True)
+            fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps(data))
         os.replace(scratch, path)
