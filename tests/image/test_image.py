@@ -18,7 +18,8 @@ import requests
 from devenv import image
 from devenv.registry import Registry
 
-pytestmark = pytest.mark.image
+# Building is minutes of downloading and installing, longer than the suite's per-test bound.
+pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
 
 TAG = "test"
 
