@@ -2,8 +2,8 @@
 
 Two `lifecycle.Predictor`s run the shared engine's preview (`core.preview.run_preview`, through
 the render cache, in changed-only mode: units the change cannot affect are proven unchanged
-without rendering) for one cluster entry point and return the unit's plan; the preview a pull request showed and this one
-are the same computation over the same two trees:
+without rendering) for one cluster entry point and return the unit's plan; the preview a pull
+request showed and this one are the same computation over the same two trees:
 
 - `ArtifactPredictor`, the controller's: the trees are the source artifacts the controller itself
   reconciled, kept by `revisions.RevisionStore` (`record` is called with each unpacked artifact);
