@@ -65,9 +65,16 @@ class StoryError(TidegateError):
 class Story:
     """Plays the four steps over a stack, printing each as it goes."""
 
-    def __init__(self, stack: DemoStack, out: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        stack: DemoStack,
+        out: Callable[[str], None],
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
         self.stack = stack
         self.out = out
+        # Called at every step and every poll: raises when the demo was asked to stop.
+        self.checkpoint = checkpoint
         self.work = stack.root / "work"
         self.shas: dict[str, str] = {}
 
@@ -168,19 +175,27 @@ class Story:
 
     # -- 4. where to look --------------------------------------------------------------------
 
-    def where_to_look(self) -> None:
+    def where_to_look(self, *, staying_up: bool) -> None:
         """The comment, the check, the cluster and the statuses, and how to see them."""
         github = self.stack.github
         kubectl = toolchain.binary("kubectl")
-        self.out("==> 4. where to look")
-        self.out(f"    comment on pull request #1 ({github.base_url}/repos/{REPOSITORY}/issues/1):")
+        when = "while the demo runs" if staying_up else "`--once` stops them right after this"
+        self.out(f"==> 4. where to look ({when})")
+        self.out("    the sticky comment on pull request #1, as the reviewer sees it:")
         for line in github.comment_bodies(REPOSITORY)[-1].splitlines()[:12]:
             self.out(f"      | {line}")
-        self.out(f"    check runs: {github.base_url}/repos/{REPOSITORY}/commits/<sha>/check-runs")
-        self.out(f"    statuses:   {github.base_url}/repos/{REPOSITORY}/commits/<sha>/statuses")
-        self.out(f"    cluster:    {kubectl} --kubeconfig {self.stack.kubeconfig} get ks -A")
-        self.out(f"    fleet:      git clone {self.stack.clone_url}")
-        self.out(f"    logs:       {self.stack.log_file('serve').parent}")
+        self.out("      | ...")
+        api = f"curl -sH @{self.stack.api_header_file} {github.base_url}/repos/{REPOSITORY}"
+        self.out("    what GitHub got (the header file holds the API server's token):")
+        self.out(f"      comment:  {api}/issues/{PULL}/comments")
+        self.out(f"      check:    {api}/commits/{self.shas['waived']}/check-runs")
+        self.out(f"      statuses: {api}/commits/{self.shas['merge']}/statuses")
+        self.out("    the cluster (Kustomizations, then what they applied):")
+        self.out(f"      {kubectl} --kubeconfig {self.stack.kubeconfig} get ks -A")
+        self.out(f"      {kubectl} --kubeconfig {self.stack.kubeconfig} get deploy,cm -n demo")
+        self.out(f"    the fleet repository: git clone {self.stack.clone_url}")
+        logs = self.stack.log_file("serve").parent
+        self.out(f"    logs: {logs}/serve.log, {logs}/reconcile.log")
 
     def summary(self) -> dict[str, Any]:
         """What the servers received and what the cluster holds, for `--once` and its tests."""
@@ -345,6 +360,7 @@ class Story:
     def _wait(self, check: Callable[[], T | None], what: str) -> T:
         deadline = time.monotonic() + _WAIT
         while time.monotonic() < deadline:
+            self.checkpoint()
             self.stack.check_children()
             found = check()
             if found:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import os
 from pathlib import Path
 
 from core.errors import TidegateError
-from devenv import toolchain
+from core.host import tools
 
 # The reconciler (and with it the Kubernetes client) is imported by `run_controller`: the flags
 # are registered on every start of `tidegate`, the controller runs rarely.
@@ -172,17 +172,10 @@ def _kustomize(explicit: Path | None) -> Path:
 
 
 def _tool(name: str, explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    found = shutil.which(name)
-    if found is not None:
-        return Path(found)
-    try:
-        return toolchain.binary(name)
-    except TidegateError:
-        raise TidegateError(
-            f"--{name}: no {name} binary on PATH and no pinned build; pass --{name} PATH"
-        ) from None
+    """The flag, else `TIDEGATE_<NAME>`, else PATH; never a build (see `core.host.tools`)."""
+    variable = f"TIDEGATE_{name.upper()}"
+    configured = explicit if explicit is not None else os.environ.get(variable)
+    return tools.locate(name, configured, setting=f"--{name} or {variable}")
 
 
 def _predict_repository(args: argparse.Namespace) -> Path | None:

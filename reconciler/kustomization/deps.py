@@ -110,8 +110,12 @@ class Engines(Protocol):
         timeout: dt.timedelta,
         owner: Owner,
         service_account: str | None,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
     ) -> HealthReport:
-        """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
+        """Wait for `targets` to be Current (`reconciler.health.HealthChecker`).
+
+        `gone_is_current` are self-deleting Jobs: their absence is success.
+        """
 
     def finalize(
         self,

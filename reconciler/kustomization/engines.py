@@ -158,6 +158,7 @@ class LiveEngines:
         timeout: dt.timedelta,
         owner: Owner,
         service_account: str | None,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
     ) -> HealthReport:
         """Poll `targets` with kstatus until Current, failed, or `timeout`.
 
@@ -168,7 +169,7 @@ class LiveEngines:
         checker = HealthChecker(
             ClusterReader(port), rules, interval=self._health_interval, stop=self._stop
         )
-        return checker.wait(targets, timeout)
+        return checker.wait(targets, timeout, gone_is_current=gone_is_current)
 
 
 def _changes(change_set: ChangeSet) -> tuple[ChangeEntry, ...]:

@@ -24,7 +24,7 @@ from core.changes import UnitPlan
 from core.errors import TidegateError
 from core.model import UnitKind, UnitRef
 from core.preview import PreviewRequest, run_preview
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
 from core.repo.git import Repository
 from reconciler.notification.lifecycle import sha_of
 from reconciler.notification.revisions import RevisionStore, source_key
@@ -35,26 +35,26 @@ __all__ = ["ArtifactPredictor", "RepositoryPredictor"]
 class RepositoryPredictor:
     """Previews over one repository and one cluster entry point (`clusters/production`)."""
 
-    def __init__(self, repository: Path, cluster: str, settings: RenderSettings) -> None:
+    def __init__(self, repository: Path, cluster: str, engine: RenderEngine) -> None:
         self._repository = repository
         self._cluster = cluster
-        self._settings = settings
+        self._engine = engine
 
     def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         """The unit's previewed changes from `previous` to `revision` (`main@sha1:<hex>`)."""
         base, head = sha_of(previous), sha_of(revision)
         if base is None or head is None:
             return None
-        return _unit_plan(self._repository, base, head, self._cluster, self._settings, unit)
+        return _unit_plan(self._repository, base, head, self._cluster, self._engine, unit)
 
 
 class ArtifactPredictor:
     """Previews over the source trees the controller kept, for one cluster entry point."""
 
-    def __init__(self, store: RevisionStore, cluster: str, settings: RenderSettings) -> None:
+    def __init__(self, store: RevisionStore, cluster: str, engine: RenderEngine) -> None:
         self._store = store
         self._cluster = cluster
-        self._settings = settings
+        self._engine = engine
         self._sources: dict[UnitRef, str] = {}
         self._lock = threading.Lock()
 
@@ -81,18 +81,19 @@ class ArtifactPredictor:
         base_ref, head_ref = self._store.ref(source, base), self._store.ref(source, head)
         if base_ref is None or head_ref is None:
             return None
-        return _unit_plan(self._store.path, base_ref, head_ref, self._cluster, self._settings, unit)
+        return _unit_plan(self._store.path, base_ref, head_ref, self._cluster, self._engine, unit)
 
 
 def _unit_plan(
-    repository: Path, base: str, head: str, cluster: str, settings: RenderSettings, unit: UnitRef
+    repository: Path, base: str, head: str, cluster: str, engine: RenderEngine, unit: UnitRef
 ) -> UnitPlan | None:
     # Only what the change can affect is rendered; the rest is proven unchanged from the files
     # the builds read (`core.render.affected`), with the same plan a full render gives.
     request = PreviewRequest(base=base, head=head, clusters=(cluster,), changed_only=True)
     try:
         with Repository(repository) as repo:
-            preview = run_preview(repo, request, settings)
+            # Fresh settings per preview: the cache stays warm, nothing else carries over.
+            preview = run_preview(repo, request, engine.settings())
     except TidegateError:
         return None
     for plan_cluster in preview.clusters:

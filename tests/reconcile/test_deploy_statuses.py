@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_hosts
@@ -215,16 +216,14 @@ def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
     trees: str,
 ) -> None:
     """From the artifacts the controller kept (production), or from a clone of the source."""
-    settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
-    )
+    render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
     predictor: ArtifactPredictor | RepositoryPredictor
     if trees == "artifacts":
         store = RevisionStore(tmp_path / "revisions")
-        predictor = ArtifactPredictor(store, "clusters/prod", settings)
+        predictor = ArtifactPredictor(store, "clusters/prod", render)
         recorder: Recorder | None = predictor
     else:
-        predictor, recorder = RepositoryPredictor(flux.work, "clusters/prod", settings), None
+        predictor, recorder = RepositoryPredictor(flux.work, "clusters/prod", render), None
     registry = CollectorRegistry()
     driver, dispatcher, _ = _reporting(flux, github, predictor, registry, recorder)
     try:
