@@ -52,7 +52,8 @@ from core.cluster.live import LiveCluster, connect
 from core.fetch.policy import FetchPolicy
 from core.model import UnitKind, UnitRef
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from core.sources.artifact import artifact_policy
 from devenv import toolchain
 from devenv.controlplane import ControlPlane
@@ -272,12 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         app = change.head_units[0].rsplit("/", 1)[1]
         served = work / "served"
         served.mkdir()
-        settings = RenderSettings(
-            kustomize=fleetgen.pinned_tool("kustomize"),
-            helm=fleetgen.pinned_tool("helm"),
-            cache=RenderCache(toolchain.cache_root() / "bench-predicted-reconcile"),
-            jobs=args.jobs,
-            fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
+        settings = RenderEngine(
+            RenderOptions(
+                kustomize=fleetgen.pinned_tool("kustomize"),
+                helm=fleetgen.pinned_tool("helm"),
+                jobs=args.jobs,
+                fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
+            ),
+            RenderCache(toolchain.cache_root() / "bench-predicted-reconcile"),
         )
         print("starting the control plane", file=sys.stderr)
         with (
@@ -303,7 +306,7 @@ def _rounds(
     app: str,
     base_sha: str,
     head_sha: str,
-    settings: RenderSettings,
+    settings: RenderEngine,
     work: Path,
     rounds: int,
 ) -> dict[str, Any]:

@@ -267,10 +267,8 @@ def test_with_a_github_app_the_details_go_to_the_check_run_of_the_flux_context(
     helm_bin: Path,
     tmp_path: Path,
 ) -> None:
-    settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
-    )
-    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), "clusters/prod", settings)
+    render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
+    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), "clusters/prod", render)
     driver, dispatcher, _ = _reporting(
         flux, github, predictor, recorder=predictor, app_key=app_key[0]
     )
