@@ -159,6 +159,10 @@ def test_the_demo_plays_every_step_and_leaves_nothing_behind(tmp_path: Path) -> 
     assert shas["head"] not in record["statuses"]
 
     # 4. where to look, the summary, then everything stopped.
+    assert f"commit statuses on {shas['main'][:12]}, one per Kustomization" in output
+    assert f"commit statuses on {shas['merge'][:12]}, the applied state against" in output
+    assert "      | ### Tidegate preview" in output  # the comment as a reviewer reads it
+    assert "<!--" not in output  # without the markers that keep it sticky
     assert "get ks -A" in output
     assert "admin.kubeconfig" in output
     assert (
