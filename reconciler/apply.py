@@ -71,6 +71,7 @@ from core.inventory import sort_key
 from core.model import ObjectRef, group_of
 from core.render import clear
 from core.render.kustomize import Rendered
+from core.render.memo import BuildMemo
 from core.secrets import KnownValues, values_in
 from core.units import KustomizationSpec
 from reconciler import drift_ignore
@@ -182,6 +183,7 @@ def build(
     variables: Mapping[str, str] | None,
     secret_values: Mapping[str, str] | None = None,
     work_root: Path | None = None,
+    memo: BuildMemo | None = None,
 ) -> Rendered:
     """Build `spec` in cleartext for `apply_objects` (see `core.render.clear`)."""
     return clear.build_kustomization(
@@ -191,6 +193,7 @@ def build(
         variables=variables,
         secret_values=secret_values,
         work_root=work_root,
+        memo=memo,
     )
 
 
