@@ -14,7 +14,7 @@ import time
 
 __all__ = ["FIELDS", "JsonFormatter", "configure"]
 
-FIELDS = ("delivery", "job", "event", "result", "attempt", "state")
+FIELDS = ("delivery", "job", "event", "result", "attempt", "state", "seconds")
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ operator alone, never from a repository.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InputError
+from core.host import tools
 
-__all__ = ["ENVIRONMENT", "Settings", "from_environment", "job_database_url"]
+__all__ = ["ENVIRONMENT", "Settings", "from_environment", "job_database_url", "with_tools"]
 
 ENVIRONMENT = {
     "TIDEGATE_DATA_DIR": "directory for the job database, mirrors and render cache (required)",
@@ -103,6 +105,19 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         database_url=_secret(env, "TIDEGATE_DATABASE_URL"),
         job_lease=lease,
         job_attempts=int(attempts),
+    )
+
+
+def with_tools(settings: Settings) -> Settings:
+    """The settings with kustomize and helm located (path or PATH), before any job runs.
+
+    Raises:
+        InputError: a tool is missing, naming it and its variable; never a build of it.
+    """
+    return dataclasses.replace(
+        settings,
+        kustomize=str(tools.locate("kustomize", settings.kustomize, setting="TIDEGATE_KUSTOMIZE")),
+        helm=str(tools.locate("helm", settings.helm, setting="TIDEGATE_HELM")),
     )
 
 

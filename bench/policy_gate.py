@@ -36,7 +36,7 @@ from core.fetch.policy import FetchPolicy
 from core.plan.plan import plan_preview
 from core.preview import find_clusters, render_revision
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from devenv import toolchain
 from policies.base import Rule
@@ -139,15 +139,15 @@ def render_fleet(work: Path, jobs: int) -> Any:
     fleet = fleetgen.generate(
         work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=fleetgen.pinned_tool("helm")
     )
-    settings = RenderSettings(
+    options = RenderOptions(
         kustomize=fleetgen.pinned_tool("kustomize"),
         helm=fleetgen.pinned_tool("helm"),
-        # A persistent cache: the fleet is generated the same way every time, so a second run
-        # renders only the HelmReleases (their chart URL names this run's port).
-        cache=RenderCache(toolchain.cache_root() / "bench-policy-gate"),
         jobs=jobs,
         fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
     )
+    # A persistent cache: the fleet is generated the same way every time, so a second run
+    # renders only the HelmReleases (their chart URL names this run's port).
+    settings = RenderSettings(options, RenderCache(toolchain.cache_root() / "bench-policy-gate"))
     with serve_charts(fleet.charts, port), Repository(fleet.repo) as repo:
         sha = repo.resolve(fleetgen.BASE_BRANCH)
         tree = repo.tree(sha)

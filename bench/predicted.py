@@ -41,7 +41,8 @@ from core.plan.plan import plan_preview
 from core.predicted import Applied, compare
 from core.preview import PreviewRequest, find_clusters, render_revision, run_preview
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from core.report.predicted import comparison_markdown
 from devenv import toolchain
@@ -100,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
             work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=fleetgen.pinned_tool("helm")
         )
 
-        def settings(cache: Path) -> RenderSettings:
-            return RenderSettings(
-                kustomize=fleetgen.pinned_tool("kustomize"),
-                helm=fleetgen.pinned_tool("helm"),
-                cache=RenderCache(cache),
-                jobs=args.jobs,
-                fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
-            )
+        options = RenderOptions(
+            kustomize=fleetgen.pinned_tool("kustomize"),
+            helm=fleetgen.pinned_tool("helm"),
+            jobs=args.jobs,
+            fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
+        )
+
+        def engine(cache: Path) -> RenderEngine:
+            return RenderEngine(options, RenderCache(cache))
 
         change = next(c for c in fleet.changes if c.name == "one-file")
         base = f"main@sha1:{fleet.base_sha}"
@@ -121,20 +123,26 @@ def main(argv: list[str] | None = None) -> int:
                 # bench renders only the HelmReleases (their chart URL names this run's port).
                 # It is also the warm cache the prediction uses: the base revision's renders
                 # are in it, as they are after the pull request's own preview.
-                warm_settings = settings(toolchain.cache_root() / "bench-predicted")
-                renders = render_revision(repo, tree, find_clusters(repo, tree), warm_settings)
+                warm_engine = engine(toolchain.cache_root() / "bench-predicted")
+                renders = render_revision(
+                    repo, tree, find_clusters(repo, tree), warm_engine.settings()
+                )
             print("previewing the change (warms the cache)", file=sys.stderr)
             first_started, first_cpu = time.perf_counter(), time.process_time()
             unit = _changed_unit(
-                fleet.repo, warm_settings, fleet.base_sha, fleet.change_shas[change.name], cluster
+                fleet.repo,
+                warm_engine.settings(),
+                fleet.base_sha,
+                fleet.change_shas[change.name],
+                cluster,
             )
             first = (time.perf_counter() - first_started, time.process_time() - first_cpu)
-            warm = RepositoryPredictor(fleet.repo, cluster, warm_settings)
+            warm = RepositoryPredictor(fleet.repo, cluster, warm_engine)
             print("predicting (cold, then warm)", file=sys.stderr)
             cold = [
                 _timed(
                     lambda i=i: RepositoryPredictor(
-                        fleet.repo, cluster, settings(work / f"cold-{i}")
+                        fleet.repo, cluster, engine(work / f"cold-{i}")
                     )(unit, base, head)
                 )
                 for i in range(args.cold)

@@ -15,10 +15,12 @@ a scratch git repository and runs exactly what `tidegate preview` runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ def register(subparsers: Any) -> None:
         "--record",
         type=Path,
         default=None,
-        help="write what the servers received and the cluster holds as JSON (with --once)",
+        help="write what the servers received and the cluster holds as JSON once the story ends",
     )
     parser.add_argument(
         "--preview-only",
@@ -62,53 +64,98 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _story(args: argparse.Namespace) -> int:
-    """Play the story; stop everything on every way out (SIGINT and SIGTERM included)."""
+    """Play the story; stop everything on every way out (SIGINT and SIGTERM included).
+
+    Exit codes: 0 when the story completed (`--once`), 130 after SIGINT and 143 after SIGTERM
+    (128 + the signal's number, as a shell reports a command ended by that signal), 2 when a
+    step failed. A SIGKILL leaves the clean-up to the stack's reaper.
+    """
     from cli import demo_story
     from cli.demo_story import say
     from devenv.demo_stack import DemoStack
 
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    stack = DemoStack(cluster=demo_story.CLUSTER, log=lambda line: say(f"    {line}"))
-    say(f"==> scratch directory {stack.root}")
-    story = demo_story.Story(stack, say)
+    signals = _Signals()
+    previous = {signum: signal.signal(signum, signals.received) for signum in _STOP_SIGNALS}
+    stack: DemoStack | None = None  # started inside `try`: a signal may come at any point
     try:
-        story.start()
-        story.bootstrap()
-        story.pull_request()
-        story.merge()
-        story.where_to_look()
+        stack = DemoStack(cluster=demo_story.CLUSTER, log=lambda line: say(f"    {line}"))
+        say(f"==> scratch directory {stack.root} (removed when the demo stops)")
+        story = demo_story.Story(stack, say, checkpoint=signals.check)
+        look = functools.partial(story.where_to_look, staying_up=not args.once)
+        for step in (story.start, story.bootstrap, story.pull_request, story.merge, look):
+            signals.check()
+            step()
+        summary = story.summary()
+        if args.record is not None:
+            args.record.write_text(json.dumps(summary, indent=2, sort_keys=True))
         if args.once:
-            summary = story.summary()
-            if args.record is not None:
-                args.record.write_text(json.dumps(summary, indent=2, sort_keys=True))
             say(f"==> done: {_one_line(summary)}")
         else:
             say("==> everything keeps running; Ctrl-C stops it and removes what it made")
             while True:
-                signal.pause()
-    except KeyboardInterrupt:
-        say("==> interrupted: stopping everything")
-        return 130
+                signals.check()
+                time.sleep(1)  # not `signal.pause()`: a signal taken by a thread never ends it
+    except Interrupted as exc:
+        say(f"==> interrupted ({exc.signame}): stopping everything")
+        return 128 + exc.signum
     finally:
         # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-        say("==> stopped; scratch directory removed")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous)
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if stack is not None:
+            stack.stop()
+            say("==> stopped; scratch directory removed")
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the demo; it stops everything and exits 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+
+
+class _Signals:
+    """Turns SIGINT and SIGTERM into `Interrupted`: at once, and again at every checkpoint.
+
+    Raising from a signal handler alone is not enough: when the handler happens to run inside a
+    finalizer (a `__del__` run by the garbage collector), Python prints the exception and goes
+    on. The signal is remembered, so the story's next wait raises it again.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def received(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
 
 
 def _one_line(summary: dict[str, Any]) -> str:
-    checks = [f"{r['head_sha'][:7]}={r['conclusion']}" for r in summary["check_runs"]]
+    """The story's outcome in one line, from what the servers received."""
+    checks = ", then ".join(
+        f"{run['conclusion']} on {run['head_sha'][:12]}" for run in summary["check_runs"]
+    )
+    merge = summary["shas"]["merge"]
+    final = {}
+    for status in summary["statuses"].get(merge, []):
+        final[status["context"]] = status["description"]
+    as_previewed = sum(1 for text in final.values() if text.endswith("applied as previewed"))
     return (
-        f"{len(summary['comments'])} comment, checks {' '.join(checks)}, "
-        f"statuses on {len(summary['statuses'])} commits, redis pruned: {not summary['redis']}"
+        f"check tidegate/preview {checks}; {len(summary['comments'])} sticky comment; "
+        f"merge {merge[:12]} applied as previewed by {as_previewed} of {len(final)} "
+        f"Kustomizations; redis {'still there' if summary['redis'] else 'pruned'}"
     )
 
 

@@ -54,6 +54,7 @@ SOURCE_API = "source.toolkit.fluxcd.io/v1"
 # What the pull request's first push removes (the story's directories only add or replace).
 _REMOVED = ("apps/redis.yaml", "config/settings.yaml")
 _WAIT = 180.0
+_EXCERPT_LINES = 14
 
 T = TypeVar("T")
 
@@ -65,9 +66,16 @@ class StoryError(TidegateError):
 class Story:
     """Plays the four steps over a stack, printing each as it goes."""
 
-    def __init__(self, stack: DemoStack, out: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        stack: DemoStack,
+        out: Callable[[str], None],
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
         self.stack = stack
         self.out = out
+        # Called at every step and every poll: raises when the demo was asked to stop.
+        self.checkpoint = checkpoint
         self.work = stack.root / "work"
         self.shas: dict[str, str] = {}
 
@@ -99,8 +107,9 @@ class Story:
             self._wait(partial(self._applied, name, sha), f"Kustomization {name} Ready")
             self.out(f"    Kustomization {NAMESPACE}/{name}: Ready, applied main@sha1:{sha[:12]}")
         states = self._wait(lambda: self._final_statuses(sha), "commit statuses on main")
+        self.out(f"    commit statuses on {sha[:12]}, one per Kustomization, as Flux posts them:")
         for context, (first, last) in sorted(states.items()):
-            self.out(f"    commit status {context}: {first} -> {last}")
+            self.out(f"      {context}: {first} -> {last}")
 
     # -- 2. pull request ---------------------------------------------------------------------
 
@@ -162,25 +171,42 @@ class Story:
         )
         self.out("    Deployment demo/redis pruned, as the preview said")
         states = self._wait(lambda: self._final_statuses(merged), "statuses on the merge commit")
+        self.out(f"    commit statuses on {merged[:12]}, the applied state against the preview:")
         for context, (_, last) in sorted(states.items()):
             description = self._description(merged, context)
-            self.out(f"    commit status {context}: {last}: {description}")
+            self.out(f"      {context}: {last}: {description}")
 
     # -- 4. where to look --------------------------------------------------------------------
 
-    def where_to_look(self) -> None:
+    def where_to_look(self, *, staying_up: bool) -> None:
         """The comment, the check, the cluster and the statuses, and how to see them."""
         github = self.stack.github
         kubectl = toolchain.binary("kubectl")
-        self.out("==> 4. where to look")
-        self.out(f"    comment on pull request #1 ({github.base_url}/repos/{REPOSITORY}/issues/1):")
-        for line in github.comment_bodies(REPOSITORY)[-1].splitlines()[:12]:
-            self.out(f"      | {line}")
-        self.out(f"    check runs: {github.base_url}/repos/{REPOSITORY}/commits/<sha>/check-runs")
-        self.out(f"    statuses:   {github.base_url}/repos/{REPOSITORY}/commits/<sha>/statuses")
-        self.out(f"    cluster:    {kubectl} --kubeconfig {self.stack.kubeconfig} get ks -A")
-        self.out(f"    fleet:      git clone {self.stack.clone_url}")
-        self.out(f"    logs:       {self.stack.log_file('serve').parent}")
+        when = "while the demo runs" if staying_up else "`--once` stops them right after this"
+        self.out(f"==> 4. where to look ({when})")
+        self.out("    the sticky comment on pull request #1, as the reviewer sees it:")
+        # The hidden markers that make the comment sticky say nothing to a reader.
+        lines = [
+            line
+            for line in github.comment_bodies(REPOSITORY)[-1].splitlines()
+            if not line.startswith("<!--")
+        ]
+        for line in lines[:_EXCERPT_LINES]:
+            self.out(f"      | {_clip(line)}")
+        if len(lines) > _EXCERPT_LINES:
+            more = len(lines) - _EXCERPT_LINES
+            self.out(f"      | ... ({more} more lines: see `comment:` below)")
+        api = f"curl -sH @{self.stack.api_header_file} {github.base_url}/repos/{REPOSITORY}"
+        self.out("    what GitHub got (the header file holds the API server's token):")
+        self.out(f"      comment:  {api}/issues/{PULL}/comments")
+        self.out(f"      check:    {api}/commits/{self.shas['waived']}/check-runs")
+        self.out(f"      statuses: {api}/commits/{self.shas['merge']}/statuses")
+        self.out("    the cluster (Kustomizations, then what they applied):")
+        self.out(f"      {kubectl} --kubeconfig {self.stack.kubeconfig} get ks -A")
+        self.out(f"      {kubectl} --kubeconfig {self.stack.kubeconfig} get deploy,cm -n demo")
+        self.out(f"    the fleet repository: git clone {self.stack.clone_url}")
+        logs = self.stack.log_file("serve").parent
+        self.out(f"    logs: {logs}/serve.log, {logs}/reconcile.log")
 
     def summary(self) -> dict[str, Any]:
         """What the servers received and what the cluster holds, for `--once` and its tests."""
@@ -345,12 +371,17 @@ class Story:
     def _wait(self, check: Callable[[], T | None], what: str) -> T:
         deadline = time.monotonic() + _WAIT
         while time.monotonic() < deadline:
+            self.checkpoint()
             self.stack.check_children()
             found = check()
             if found:
                 return found
             time.sleep(0.5)
         raise StoryError(f"timed out after {_WAIT:.0f}s waiting for {what}")
+
+
+def _clip(line: str, width: int = 100) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _commit(repo: Path, message: str) -> None:

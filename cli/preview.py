@@ -36,8 +36,8 @@ from core.fetch import FetchPolicy
 from core.host import sandbox
 from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
-from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.cache import MEMORY_ENTRIES, RenderCache
+from core.render.unit import RenderObserver, RenderOptions, RenderSettings
 from core.units import SourceRef
 from devenv import toolchain
 
@@ -356,12 +356,10 @@ def _configured(args: argparse.Namespace) -> int:
         max_report_bytes=args.max_report_bytes,
         max_report_chars=args.max_report_chars,
     )
-    settings = RenderSettings(
+    options = RenderOptions(
         sandbox=jail,
-        on_render=progress.rendered if progress else None,
         kustomize=_tool(args.kustomize, "kustomize"),
         helm=_tool(args.helm, "helm"),
-        cache=RenderCache(args.cache_dir or default_cache_dir()),
         jobs=args.jobs,
         sources=dict(_parse_source(value) for value in args.source),
         allowed_remotes=tuple(args.allow_remote_base),
@@ -373,12 +371,17 @@ def _configured(args: argparse.Namespace) -> int:
             flags=True,
         ),
         budgets=budgets,
-        deadline=Deadline(budgets.timeout),
         fetch_policy=FetchPolicy(
             allowed_hosts=frozenset(operator.allow_hosts),
             allow_loopback=bool(operator.allow_loopback),
             allow_private=bool(operator.allow_private),
         ),
+    )
+    settings = RenderSettings(
+        options,
+        _render_cache(args.cache_dir or default_cache_dir()),
+        RenderObserver(on_render=progress.rendered if progress else None),
+        deadline=Deadline(budgets.timeout),
     )
     request = preview.PreviewRequest(
         base=args.base,
@@ -389,7 +392,7 @@ def _configured(args: argparse.Namespace) -> int:
     )
     try:
         with Workspace() as work_root, _terminated_on_signal(settings):
-            settings = dataclasses.replace(settings, work_root=work_root)
+            settings = settings.with_options(work_root=work_root)
             return _preview(args, request, settings, progress)
     except TidegateError as exc:
         raise TidegateError(settings.known_secrets.scrub(str(exc))) from None
@@ -433,11 +436,13 @@ def _preview(
             outcome = policy_gate.evaluate_preview(repo, offline, approved_by=args.approved_by)
     policy = outcome.result if outcome else None
     if args.format == "json":
-        report = jsonout.dumps(result, policy, max_bytes=settings.budgets.max_report_bytes)
+        report = jsonout.dumps(result, policy, max_bytes=settings.options.budgets.max_report_bytes)
         if live is not None:
             report = live_report.with_drift_json(report, live.drift)
     else:
-        report = markdown.render(result, limit=settings.budgets.max_report_chars, policy=policy)
+        report = markdown.render(
+            result, limit=settings.options.budgets.max_report_chars, policy=policy
+        )
         if live is not None:
             report += live_report.drift_markdown(live.drift)
     # The last line of defence: a value that reached the report some other way is cut here.
@@ -561,6 +566,39 @@ class _Progress:
         # Carriage return and erase-to-end-of-line: one line, rewritten in place.
         sys.stderr.write(f"\r\x1b[K{self.label}{detail}")
         sys.stderr.flush()
+
+
+class WarmCaches:
+    """The render caches a long-lived preview process keeps between previews, by directory.
+
+    Only a server running one preview after another (`cli.preview_server`) sets this up; a
+    command run once opens its cache afresh. Bounded: a few directories, each cache bounded in
+    memory itself (`RenderCache`).
+    """
+
+    LIMIT = 4
+
+    def __init__(self, *, memory_entries: int = MEMORY_ENTRIES) -> None:
+        self.caches: dict[Path, RenderCache] = {}
+        self._memory_entries = memory_entries
+
+    def get(self, directory: Path) -> RenderCache:
+        """The warm cache of a directory, opened on first use."""
+        key = directory.absolute()
+        found = self.caches.get(key)
+        if found is None:
+            if len(self.caches) >= self.LIMIT:
+                self.caches.clear()  # an operator switching directories: start over
+            found = self.caches[key] = RenderCache(key, memory_entries=self._memory_entries)
+        return found
+
+
+warm_caches: WarmCaches | None = None
+"""Set by a long-lived preview process; None in a command run once."""
+
+
+def _render_cache(directory: Path) -> RenderCache:
+    return RenderCache(directory) if warm_caches is None else warm_caches.get(directory)
 
 
 def default_cache_dir() -> Path:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import os
 from pathlib import Path
 
 from core.errors import TidegateError
-from devenv import toolchain
+from core.host import tools
 
 # The reconciler (and with it the Kubernetes client) is imported by `run_controller`: the flags
 # are registered on every start of `tidegate`, the controller runs rarely.
@@ -109,13 +109,15 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         "--predict-repository",
         type=Path,
         default=None,
-        help="a local clone of the source with every applied commit: statuses then say whether "
-        "a revision was applied as previewed (development use; off)",
+        help="predict from a local clone of the source holding every applied commit instead of "
+        "from the artifacts the controller keeps (development use; off)",
     )
     group.add_argument(
         "--predict-cluster",
         default="",
-        help="the cluster entry point the predictions are made for (clusters/NAME)",
+        help="the cluster entry point (clusters/NAME) this controller applies: each applied "
+        "revision is previewed from the last one, from the artifacts the controller keeps, and "
+        "its commit status says whether it was applied as previewed (off)",
     )
     group.add_argument("--kustomize", type=Path, default=None, help="the kustomize binary")
     group.add_argument("--helm", type=Path, default=None, help="the helm binary (predictions)")
@@ -160,7 +162,7 @@ def run_controller(args: argparse.Namespace) -> int:
         notification_allow_loopback=args.notification_allow_loopback,
         predict_repository=_predict_repository(args),
         predict_cluster=args.predict_cluster,
-        helm=_tool("helm", args.helm) if args.predict_repository else args.helm,
+        helm=_tool("helm", args.helm) if args.predict_cluster else args.helm,
     )
     return Runtime(settings, controllers).run()
 
@@ -170,17 +172,10 @@ def _kustomize(explicit: Path | None) -> Path:
 
 
 def _tool(name: str, explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    found = shutil.which(name)
-    if found is not None:
-        return Path(found)
-    try:
-        return toolchain.binary(name)
-    except TidegateError:
-        raise TidegateError(
-            f"--{name}: no {name} binary on PATH and no pinned build; pass --{name} PATH"
-        ) from None
+    """The flag, else `TIDEGATE_<NAME>`, else PATH; never a build (see `core.host.tools`)."""
+    variable = f"TIDEGATE_{name.upper()}"
+    configured = explicit if explicit is not None else os.environ.get(variable)
+    return tools.locate(name, configured, setting=f"--{name} or {variable}")
 
 
 def _predict_repository(args: argparse.Namespace) -> Path | None:

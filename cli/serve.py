@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     check_hosts = not args.web_only
     if check_hosts:
         check_credentials(settings)
+        # A missing kustomize or helm stops the service here, not every job later.
+        settings = app_settings.with_tools(settings)
 
     def build() -> Any:
         """The app of one process, and its review worker thread unless serving webhooks only."""

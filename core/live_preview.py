@@ -10,7 +10,8 @@ base revision says: an edit by hand, an object kept in an inventory after leavin
 another controller writes).
 
 It reads and dry-runs through the port only; it never writes to the cluster. Objects are masked
-with the render cache's key, as the renders are, so live and rendered Secrets compare by token.
+with the render cache's key, as the renders are, so live and rendered Secrets compare by token;
+every live body passes `core.plan.live_mask` (values substituted from cluster Secrets masked).
 Not covered: HelmReleases (withheld by `core.plan.live`) and Kustomizations present in the
 cluster but gone from the head revision (their inventories are not expanded).
 """

@@ -90,23 +90,25 @@ def run_preview(
     )
     say = progress or (lambda _message: None)
     if settings.deadline is None:
-        settings = dataclasses.replace(settings, deadline=Deadline(settings.budgets.timeout))
+        settings = dataclasses.replace(
+            settings, deadline=Deadline(settings.options.budgets.timeout)
+        )
     specs = discovery.SpecCache()
     base_tree, head_tree = repo.tree(base), repo.tree(head)
     clusters = _clusters(repo, request, base_tree, head_tree)
     config = base_config(repo, base_tree)
-    trusted = dataclasses.replace(
-        settings, fetch_policy=dataclasses.replace(settings.fetch_policy, allowed_hosts=None)
+    trusted = settings.with_options(
+        fetch_policy=dataclasses.replace(settings.options.fetch_policy, allowed_hosts=None)
     )
     selection = _selection(request, settings, base_tree, head_tree, say)
-    with ThreadPoolExecutor(max(1, settings.jobs), thread_name_prefix="render") as pool:
+    with ThreadPoolExecutor(max(1, settings.options.jobs), thread_name_prefix="render") as pool:
         say(f"base {base[:12]}")
         base_renders = render_revision(
             repo, base_tree, clusters, trusted, specs=specs, pool=pool, selection=selection
         )
         used = _source_hosts(base_renders) | settings.chart_puller.hosts_used
-        policy = settings.fetch_policy.allowing([*used, *config.allow_hosts])
-        head_settings = dataclasses.replace(settings, fetch_policy=policy)
+        policy = settings.options.fetch_policy.allowing([*used, *config.allow_hosts])
+        head_settings = settings.with_options(fetch_policy=policy)
         say(f"head {head[:12]}")
         if selection is not None:
             selection.to_head()
@@ -122,7 +124,7 @@ def run_preview(
                     ("head", head_tree, head_settings, head_renders),
                 ):
                     say(f"{side}: rendering {', '.join(again)} in full")
-                    allowance = discovery.UnitAllowance(settings.budgets)
+                    allowance = discovery.UnitAllowance(settings.options.budgets)
                     allowance.used = sum(
                         len(render.units) for path, render in renders.items() if path not in again
                     )
@@ -187,7 +189,7 @@ def _selection(
     """The changed-only selection, or None when every unit must be rendered."""
     if not request.changed_only:
         return None
-    if settings.allowed_remotes:
+    if settings.options.allowed_remotes:
         # A remote base's content is not in the repository: no walk can prove it unchanged.
         say("changed-only: off (remote bases are allowed)")
         return None
@@ -319,7 +321,7 @@ def render_revision(
         selection.on_walk = prefetched.fill
         blobs = prefetched
     renderer = UnitRenderer(settings, Artifacts(tree, blobs), pool=pool, selection=selection)
-    allowance = allowance or discovery.UnitAllowance(settings.budgets)
+    allowance = allowance or discovery.UnitAllowance(settings.options.budgets)
     renders = {}
     try:
         for path in clusters:

@@ -96,6 +96,12 @@ class Masker:
         digest = hmac.new(self._key, value, hashlib.sha256).hexdigest()[:32]
         return _TOKEN_PREFIX + digest
 
+    def learn(self, values: Iterable[bytes]) -> None:
+        """Remember cleartext values met outside a Secret, so error text is scrubbed of them."""
+        if self._known is not None:
+            for value in values:
+                self._known.add(value)
+
     def mask_object(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Return a copy of `obj` whose Secret values are tokens; other kinds are returned as is."""
         if not is_secret(obj):

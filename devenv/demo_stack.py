@@ -5,7 +5,9 @@ repository), the GitHub API server (`devenv.github_api`, an App installation wit
 the local control plane with the Flux CRDs, and two real child processes: `tidegate serve`
 (SQLite job store, App mode) and `tidegate reconcile` (out of cluster, loopback notifications
 and predictions allowed). `stop` ends every child and server and removes the directory; it is
-idempotent and runs even when start-up failed half way.
+idempotent and runs even when start-up failed half way. The directory comes from a reaper process
+(`devenv.reaper`) that ends whatever is left and removes the directory when the stack's process
+ends, even by SIGKILL; every process started after that carries the reaper's marker.
 
 It starts and stops things; it holds no step of the story and asserts nothing.
 """
@@ -16,12 +18,10 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +36,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from core.errors import TidegateError
+from devenv import reaper
 from devenv.controlplane import ControlPlane
 from devenv.github_api import FakeGitHub, FakeRepo, serve_github
 from devenv.gitserver import GitServer
@@ -57,7 +58,10 @@ class DemoStack:
     """Everything the demo runs; `start` brings it up, `stop` tears all of it down."""
 
     def __init__(self, *, cluster: str, log: Callable[[str], None]) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="tidegate-demo-"))
+        self._reaper, self.root = _start_reaper()
+        # Inherited by every process started from here on, children of children included: how
+        # the reaper (and `stop`) find them all, recorded or not.
+        os.environ[reaper.MARKER] = str(self.root)
         self.cluster = cluster
         self._log = log
         self._git_password = secrets.token_urlsafe(16)
@@ -118,6 +122,11 @@ class DemoStack:
         """The control plane's admin kubeconfig."""
         return self.plane.admin_kubeconfig
 
+    @property
+    def api_header_file(self) -> Path:
+        """A curl header file (`curl -H @FILE`) with the API server's token, owner-only."""
+        return self.root / "github-api.header"
+
     def log_file(self, name: str) -> Path:
         """Where a child process writes its output."""
         return self.root / "logs" / f"{name}.log"
@@ -134,6 +143,10 @@ class DemoStack:
         self._github_server = serve_github(self.github)
         self._github_server.__enter__()
         self.github.repos.setdefault(REPOSITORY, FakeRepo(REPOSITORY))
+        # The token goes in a file, never in the output: `curl -H @FILE` reads it from there.
+        descriptor = os.open(self.api_header_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as header:
+            header.write(f"Authorization: token {self.github.token}\n")
         self._log(f"GitHub API      {self.github.base_url}")
 
     def start_control_plane(self) -> None:
@@ -241,7 +254,10 @@ class DemoStack:
         if self._github_server is not None:
             self._github_server.__exit__(None, None, None)
         self.git.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        # The reaper ends what the orderly stop missed (a child whose start was interrupted
+        # before it was recorded, a grandchild that left its group) and removes the directory.
+        os.environ.pop(reaper.MARKER, None)
+        _stop_reaper(self._reaper)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -279,6 +295,31 @@ class DemoStack:
         except OSError:
             return ""
         return "\n".join(lines[-20:])
+
+
+def _start_reaper() -> tuple[subprocess.Popen[bytes], Path]:
+    """Start `devenv.reaper` in its own session; return it and the directory it created."""
+    env = {k: v for k, v in os.environ.items() if k != reaper.MARKER}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devenv.reaper", str(os.getpid())],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    line = process.stdout.readline().decode().strip() if process.stdout is not None else ""
+    if not line:
+        _stop_reaper(process)
+        raise StackError("the demo's reaper did not start (`python -m devenv.reaper`)")
+    return process, Path(line)
+
+
+def _stop_reaper(process: subprocess.Popen[bytes]) -> None:
+    """Close the reaper's pipe: it sweeps and removes the directory; wait until it has."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
+    process.wait()
 
 
 def _free_port() -> int:

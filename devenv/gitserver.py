@@ -4,7 +4,8 @@ It serves the bare repositories under one root directory through `git http-backe
 so clones, fetches (protocol v0 and v2) and pushes behave as against a real git host. Anyone may
 fetch unless the server is private; pushing needs HTTP Basic credentials from the configured
 users, and a bearer token stands for its user as a git host's access token does. With a serving
-certificate (from `devenv.pki`) it speaks HTTPS. It binds to loopback only and is not meant to
+certificate (from `devenv.pki`) it speaks HTTPS. It runs on `core.host.serving`, the artifact
+server's serving helper too. It binds to loopback only and is not meant to
 face a network: no rate limits, passwords and tokens kept in memory.
 """
 
@@ -23,13 +24,14 @@ import threading
 from base64 import b64decode
 from binascii import Error as Base64Error
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from io import BufferedIOBase, BufferedReader
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from core.host.serving import Serving, ThreadedServer
 from devenv.pki import KeyPair
 
 __all__ = ["GitServer"]
@@ -83,8 +85,9 @@ class GitServer:
         self._tokens = dict(tokens or {})
         self._tls = tls
         self._private = private
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(
+            self._make_server, name="git-server", scheme="https" if tls is not None else "http"
+        )
 
     @property
     def root(self) -> Path:
@@ -94,37 +97,15 @@ class GitServer:
     @property
     def url(self) -> str:
         """Base URL, such as `http://127.0.0.1:41234`."""
-        if self._server is None:
-            raise RuntimeError("the git server is not running")
-        host, port = self._server.server_address[:2]
-        scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://{host!s}:{port}"
+        return self._serving.url
 
     def start(self) -> None:
         """Bind a free loopback port and serve in a background thread."""
-        if self._server is not None:
-            return
-        self._root.mkdir(parents=True, exist_ok=True)
-        backend = Path(_git("--exec-path").strip()) / "git-http-backend"
-        self._server = _Server(
-            self._root, _Access(self._users, self._tokens, self._private), backend, self._tls
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="git-server", daemon=True
-        )
-        self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
         """Stop serving, cut open connections and wait for their handlers to finish."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> GitServer:
         self.start()
@@ -137,6 +118,13 @@ class GitServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _make_server(self) -> _Server:
+        self._root.mkdir(parents=True, exist_ok=True)
+        backend = Path(_git("--exec-path").strip()) / "git-http-backend"
+        return _Server(
+            self._root, _Access(self._users, self._tokens, self._private), backend, self._tls
+        )
 
     def create_repo(self, name: str, *, default_branch: str = "main") -> Path:
         """Create an empty bare repository that authenticated users may push to.
@@ -189,10 +177,10 @@ class _Access:
         self.private = private
 
 
-class _Server(ThreadingHTTPServer):
-    """The HTTP server, holding what handlers need and the connections to cut on stop."""
+class _Server(ThreadedServer):
+    """The HTTP server, holding what handlers need."""
 
-    # Handler threads are joined on close, after their connections have been cut.
+    # Handler threads are joined on close, after `Serving.stop` has cut their connections.
     daemon_threads = False
     block_on_close = True
 
@@ -200,8 +188,6 @@ class _Server(ThreadingHTTPServer):
         self.repo_root = root
         self.access = access
         self.backend = backend
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
         self._tls = _server_context(tls) if tls is not None else None
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -214,22 +200,6 @@ class _Server(ThreadingHTTPServer):
         wrapped = self._tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return wrapped, address
 
-    def track(self, connection: socket.socket, *, is_open: bool) -> None:
-        """Record that a connection opened or closed."""
-        with self._open_lock:
-            if is_open:
-                self._open.add(connection)
-            else:
-                self._open.discard(connection)
-
-    def close_connections(self) -> None:
-        """Wake handlers blocked on open connections (idle keep-alive) so that they end."""
-        with self._open_lock:
-            for connection in self._open:
-                # It may already be closed by the client, which is just as good.
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
 
 class _Handler(BaseHTTPRequestHandler):
     """One HTTP connection: authenticate, then hand each request to git http-backend."""
@@ -241,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 60
 
     def setup(self) -> None:
-        """Register the connection so that `GitServer.stop` can cut it; finish TLS."""
+        """Finish the TLS handshake in this connection's thread."""
         self.handshake_failed = False
         self.request.settimeout(self.timeout)
         if isinstance(self.request, ssl.SSLSocket):
@@ -251,17 +221,11 @@ class _Handler(BaseHTTPRequestHandler):
                 _log.debug("TLS handshake with %s failed", self.client_address[0])
                 self.handshake_failed = True
         super().setup()
-        self.server.track(self.connection, is_open=True)
 
     def handle(self) -> None:
         """Serve requests unless the TLS handshake failed (then there is nobody to answer)."""
         if not self.handshake_failed:
             super().handle()
-
-    def finish(self) -> None:
-        """Unregister the connection."""
-        self.server.track(self.connection, is_open=False)
-        super().finish()
 
     def do_GET(self) -> None:
         """Serve ref advertisements and other reads."""

@@ -4,8 +4,12 @@
 It runs `reconcile_kustomization(obj, deps)` and writes what the outcome asks, in Flux's order:
 the finalizer first (added before anything is applied), then the whole status as one merge
 patch of the status subresource (so a stopped process leaves the old status or the new one,
-never half of each), and the finalizer's removal last. It counts the outcome's applied and
-pruned objects in the metrics and returns the requeue delay to the loop.
+never half of each), and the finalizer's removal last. A finalizer write replaces the list, so
+it carries the resourceVersion of the object last seen: when someone else changed the object
+in between (another controller's finalizer), the apiserver refuses it, the object is read
+again and the change made on what is there now, so their update is never overwritten. It
+counts the outcome's applied and pruned objects in the metrics and returns the requeue delay to
+the loop.
 
 `CachedReader` is the pipeline's `ObjectReader`: Flux objects (the Kustomizations a dependsOn
 names, the sources) come from the informer cache, everything else from the fallback reader, so
@@ -15,11 +19,12 @@ a no-op reconcile costs no GET of a Flux object. This module holds no reconcile 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION, FluxKind
+from core.cluster.port import Conflict
 from reconciler.informer import Cache
 from reconciler.kustomization.deps import Deps, ObjectReader
 from reconciler.kustomization.model import FINALIZER, FinalizerChange
@@ -30,6 +35,8 @@ from reconciler.status_writer import write_status
 __all__ = ["CachedReader", "FluxWriter", "KustomizationController"]
 
 _PRUNE_ACTIONS = ("deleted",)
+# Tries at a guarded finalizer write before the run fails and the loop retries it.
+_FINALIZER_ATTEMPTS = 5
 
 
 class FluxWriter(Protocol):
@@ -44,6 +51,9 @@ class FluxWriter(Protocol):
         self, kind: FluxKind, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         """Patch the status subresource."""
+
+    def get(self, kind: FluxKind, namespace: str, name: str) -> dict[str, Any]:
+        """Read the object from the apiserver."""
 
 
 class CachedReader:
@@ -87,11 +97,11 @@ class KustomizationController:
         # write added survives it.
         current: dict[str, Any] = self._latest.obj
         if outcome.finalizer is FinalizerChange.ADD and FINALIZER not in finalizers:
-            current = self._finalizers(namespace, name, [*finalizers, FINALIZER], meta)
+            current = self._finalizers(current, _with_finalizer)
         if outcome.status is not None:
-            write_status(self._writer, current, outcome.status)
+            current = write_status(self._writer, current, outcome.status)
         if outcome.finalizer is FinalizerChange.REMOVE and FINALIZER in finalizers:
-            self._finalizers(namespace, name, [f for f in finalizers if f != FINALIZER], meta)
+            self._finalizers(current, _without_finalizer)
         if self._metrics is not None:
             for change in outcome.changes:
                 if change.action in _PRUNE_ACTIONS:
@@ -110,8 +120,37 @@ class KustomizationController:
             self._metrics.forget(KUSTOMIZATION.kind, namespace, name)
 
     def _finalizers(
-        self, namespace: str, name: str, finalizers: list[str], meta: Mapping[str, Any]
+        self, seen: Mapping[str, Any], change: Callable[[list[str]], list[str]]
     ) -> dict[str, Any]:
-        # Not guarded by the resourceVersion read: the run's own progress writes move it.
-        patch = {"metadata": {"finalizers": finalizers}}
-        return self._writer.merge_patch(KUSTOMIZATION, namespace, name, patch)
+        """Write `change(finalizers)`, guarded by the resourceVersion of the object `seen`.
+
+        On a conflict the object is read again and the change made on its finalizers.
+        """
+        obj = dict(seen)
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        for _ in range(_FINALIZER_ATTEMPTS):
+            meta = obj.get("metadata") or {}
+            present = [str(f) for f in meta.get("finalizers") or []]
+            wanted = change(present)
+            if wanted == present:
+                return obj
+            guarded = {"finalizers": wanted, "resourceVersion": meta.get("resourceVersion")}
+            try:
+                return self._writer.merge_patch(
+                    KUSTOMIZATION, namespace, name, {"metadata": guarded}
+                )
+            except Conflict:
+                obj = self._writer.get(KUSTOMIZATION, namespace, name)
+        raise Conflict(
+            f"Kustomization {namespace}/{name}: finalizers changed under every one of "
+            f"{_FINALIZER_ATTEMPTS} attempts to write them"
+        )
+
+
+def _with_finalizer(finalizers: list[str]) -> list[str]:
+    return finalizers if FINALIZER in finalizers else [*finalizers, FINALIZER]
+
+
+def _without_finalizer(finalizers: list[str]) -> list[str]:
+    return [f for f in finalizers if f != FINALIZER]

@@ -18,11 +18,12 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InputError
 from core.model import group_of
+from reconciler import label_selector
 from reconciler.notification.patterns import compile_regex
 
 __all__ = ["IgnoreRule", "Pointer", "Target", "parse_rules", "pointers_for", "value_at", "without"]
@@ -32,30 +33,6 @@ Pointer = tuple[str, ...]
 
 _MAX_PATTERN = 1024
 _SELECTOR_FIELDS = ("group", "version", "kind", "name", "namespace")
-_TERM = re.compile(
-    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
-    r"(?:(?P<op>==|=|!=)\s*(?P<value>[-A-Za-z0-9_.]*)"
-    r"|\s(?P<set>in|notin)\s*\((?P<values>[^()]*)\))?\s*$"
-)
-
-
-@dataclass(frozen=True)
-class _Requirement:
-    """One term of a label selector: `key`, `!key`, `key=v`, `key!=v`, `key in (a,b)`."""
-
-    key: str
-    op: str
-    values: frozenset[str]
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        present = self.key in labels
-        if self.op == "exists":
-            return present
-        if self.op == "!exists":
-            return not present
-        if self.op in ("=", "in"):
-            return present and labels[self.key] in self.values
-        return not present or labels[self.key] not in self.values  # != and notin
 
 
 @dataclass(frozen=True)
@@ -64,8 +41,8 @@ class Target:
 
     patterns: tuple[tuple[str, Any], ...] = ()
     """(field, compiled RE2 pattern) for group, version, kind, name and namespace."""
-    labels: tuple[_Requirement, ...] = ()
-    annotations: tuple[_Requirement, ...] = ()
+    labels: label_selector.Selector = field(default_factory=label_selector.Selector)
+    annotations: label_selector.Selector = field(default_factory=label_selector.Selector)
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         """Whether `obj` is selected."""
@@ -82,9 +59,7 @@ class Target:
             return False
         labels = _strings(meta.get("labels"))
         annotations = _strings(meta.get("annotations"))
-        return all(r.matches(labels) for r in self.labels) and all(
-            r.matches(annotations) for r in self.annotations
-        )
+        return self.labels.matches(labels) and self.annotations.matches(annotations)
 
 
 @dataclass(frozen=True)
@@ -221,40 +196,15 @@ def _target(target: Mapping[str, Any], label: str, where: str) -> Target:
     )
 
 
-def _selector(text: Any, label: str, where: str) -> tuple[_Requirement, ...]:
-    if text in (None, ""):
-        return ()
-    if not isinstance(text, str) or len(text) > _MAX_PATTERN:
+def _selector(text: Any, label: str, where: str) -> label_selector.Selector:
+    if text is None:
+        return label_selector.Selector()
+    if not isinstance(text, str):
         raise InputError("must be a label selector expression", obj=label, field=where)
-    return tuple(_requirement(term, label, where) for term in _terms(text))
-
-
-def _terms(text: str) -> list[str]:
-    """Split on the commas outside parentheses (`a in (x,y),b` is two terms)."""
-    terms, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            terms.append(text[start:index])
-            start = index + 1
-    terms.append(text[start:])
-    return terms
-
-
-def _requirement(term: str, label: str, where: str) -> _Requirement:
-    match = _TERM.match(term)
-    if match is None or (match["neg"] and (match["op"] or match["set"])):
-        raise InputError(f"cannot read {term.strip()!r} as a selector term", obj=label, field=where)
-    key = match["key"]
-    if match["neg"]:
-        return _Requirement(key, "!exists", frozenset())
-    if match["op"]:
-        op = "!=" if match["op"] == "!=" else "="
-        return _Requirement(key, op, frozenset({match["value"]}))
-    if match["set"]:
-        values = frozenset(v.strip() for v in match["values"].split(",") if v.strip())
-        return _Requirement(key, match["set"], values)
-    return _Requirement(key, "exists", frozenset())
+    try:
+        return label_selector.parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc), obj=label, field=where) from None
 
 
 def _strings(value: Any) -> dict[str, str]:

@@ -30,6 +30,7 @@ Unknown. Nothing here writes to the cluster or logs.
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from core.cluster.port import NotFound, Reader, UnknownKind
 from core.errors import InputError, TidegateError
 from core.health import Condition, Result, Status, compute
 from policies.cel.engine import CompileError, Engine, EvalError, Program
+from reconciler.cancellation import CancelledError
 from reconciler.status import go_duration
 
 __all__ = [
@@ -416,7 +418,8 @@ class HealthChecker:
     """Polls objects through `reader` until they are healthy, fail, or time runs out.
 
     `clock` and `sleep` default to the real monotonic clock; `now` to the wall clock (only
-    kstatus's Pod scheduling window reads it).
+    kstatus's Pod scheduling window reads it). When `stop` is set (the process is shutting
+    down) the wait ends at once with `CancelledError` instead of polling on to its timeout.
     """
 
     reader: ObjectReader
@@ -426,6 +429,7 @@ class HealthChecker:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    stop: threading.Event | None = None
 
     def wait(
         self,
@@ -438,10 +442,14 @@ class HealthChecker:
 
         `gone_is_current` are objects whose absence is success (Jobs that delete themselves
         when finished).
+
+        Raises:
+            CancelledError: `stop` was set before the wait ended.
         """
         start = self.clock()
         deadline = start + timeout.total_seconds()
         while True:
+            self._check_stop()
             observed = tuple(Observed(ref, self._status(ref, gone_is_current)) for ref in refs)
             statuses = [o.result.status for o in observed]
             elapsed = datetime.timedelta(seconds=self.clock() - start)
@@ -460,7 +468,15 @@ class HealthChecker:
             if self.clock() >= deadline:
                 waiting = [o for o in observed if o.result.status is not Status.CURRENT]
                 return _failure(elapsed, observed, f"timeout waiting for: [{_listed(waiting)}]")
-            self.sleep(max(0.0, min(self.interval.total_seconds(), deadline - self.clock())))
+            pause = max(0.0, min(self.interval.total_seconds(), deadline - self.clock()))
+            if self.stop is None:
+                self.sleep(pause)
+            else:
+                self.stop.wait(pause)
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise CancelledError("health checks cancelled: the controller is stopping")
 
     def _status(self, ref: ObjectRef, gone_is_current: frozenset[ObjectRef]) -> Result:
         try:

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from core.cluster.fluxobjects import ClusterError, FluxKind
+from core.cluster.fluxobjects import FluxKind
+from core.cluster.port import ClusterError
 from core.cluster.watch import Gone, WatchEvent
 
 __all__ = ["Cache", "Informer", "ListWatch", "OnChange", "key_of"]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.cluster.fluxobjects import Conflict, NotFound
+from core.cluster.port import Conflict, NotFound
 
 __all__ = ["LeaderElector", "LeaseStore", "Timing", "lease_name"]
 

@@ -7,7 +7,8 @@ object from the cache and calls its controller's `reconcile(obj)`:
 
 - it returns the seconds after which to reconcile again (spread by the jitter percentage, as
   Flux's `--interval-jitter-percentage`), or None for "only on the next change";
-- it raises: the error is logged and the key is retried with exponential backoff;
+- it raises: the error is logged and the key is retried with exponential backoff; a run
+  `CancelledError` by shutdown is logged as such and not retried (the next process reconciles it);
 - the object is gone from the cache: the controller's `deleted(namespace, name)` runs instead.
 
 What enqueues a key (Flux's predicates): an add; a change of `metadata.generation`, of the
@@ -15,6 +16,15 @@ What enqueues a key (Flux's predicates): an add; a change of `metadata.generatio
 each `Watch` a controller declares (a GitRepository's new artifact revision enqueues the
 Kustomizations whose `sourceRef` names it). Status-only updates, such as those the reconcile
 itself writes, enqueue nothing, so a reconcile never triggers itself.
+
+Sharding (`label_selector`, Flux's `--watch-label-selector`) narrows what this process
+reconciles, at the depth Flux applies it: kustomize-controller's cache filters the
+Kustomizations it reconciles but watches their sources whole, and source-controller (run with the
+same selector) reconciles only the sources it selects. So a kind that only its own controller
+reads (Kustomization) is listed and watched with the selector; a kind another controller watches
+(GitRepository, the Kustomizations' source) is informed whole, so a shard's Kustomization finds
+an unlabelled source and hears of its new artifacts, and its own controller reconciles only the
+objects the selector matches, checked on the cached labels.
 
 On stop the queue is shut, each worker finishes the reconcile it is in (so no status is left
 half-written) and the watches are closed. This module holds no reconcile logic and makes no
@@ -31,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cluster.fluxobjects import FluxKind
+from reconciler import label_selector as selectors
+from reconciler.cancellation import CancelledError
 from reconciler.informer import Cache, Informer, ListWatch
 from reconciler.metrics import Metrics
 from reconciler.workqueue import Backoff, WorkQueue, jittered
@@ -107,9 +119,15 @@ class Loop:
         self._metrics = metrics
         self._clock = clock
         kinds = {c.kind.kind: c.kind for c in controllers}
+        watched = {w.kind.kind for c in controllers for w in c.watches}
         for controller in controllers:
             for watch in controller.watches:
                 kinds.setdefault(watch.kind.kind, watch.kind)
+        self._selector = selectors.parse(label_selector)
+        # Kinds informed whole although a controller of ours reconciles them: filtered here.
+        self._filtered_locally = frozenset(
+            kind for kind in self._controllers if kind in watched and label_selector
+        )
         self.informers = [
             Informer(
                 source,
@@ -117,7 +135,7 @@ class Loop:
                 kind,
                 self._on_change,
                 namespace=namespace,
-                label_selector=label_selector,
+                label_selector="" if kind.kind in watched else label_selector,
                 watch_timeout=watch_timeout,
             )
             for kind in kinds.values()
@@ -159,8 +177,9 @@ class Loop:
         # them already cached, so they are enqueued here.
         for controller in self._controllers.values():
             for obj in self.cache.list(controller.kind):
-                namespace, name = _name(obj)
-                self.queue.add(ObjectRef(controller.kind, namespace, name))
+                if self._selected(controller.kind, obj):
+                    namespace, name = _name(obj)
+                    self.queue.add(ObjectRef(controller.kind, namespace, name))
         if started:
             log.info("caches synced, starting %d workers", self._concurrent)
             for thread in workers:
@@ -181,7 +200,7 @@ class Loop:
         if self._metrics is not None:
             self._record(self._metrics, kind, old, new)
         controller = self._controllers.get(kind.kind)
-        if controller is not None and _triggers(old, new):
+        if controller is not None and _triggers(old, new) and self._selected(kind, new or old):
             namespace, name = _name(new if new is not None else old)
             self.queue.add(ObjectRef(kind, namespace, name))
         for dependent in self._controllers.values():
@@ -191,6 +210,13 @@ class Loop:
                 changed = new if new is not None else old
                 for namespace, name in watch.dependents(changed or {}, self.cache):
                     self.queue.add(ObjectRef(dependent.kind, namespace, name))
+
+    def _selected(self, kind: FluxKind, obj: Obj | None) -> bool:
+        """Whether this process reconciles `obj` (the informer's selector already did, or not)."""
+        if kind.kind not in self._filtered_locally:
+            return True
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        return self._selector.matches({str(k): str(v) for k, v in labels.items()})
 
     def _record(self, metrics: Metrics, kind: FluxKind, old: Obj | None, new: Obj | None) -> None:
         # The cache sees every status the reconcile writes: the state gauge follows it.
@@ -226,11 +252,16 @@ class Loop:
             self.queue.forget(ref)
             controller.deleted(ref.namespace, ref.name)
             return
+        if not self._selected(ref.kind, obj):  # relabelled out of this shard since enqueued
+            self.queue.forget(ref)
+            return
         started = self._clock()
         with self._count_lock:
             self.reconciles += 1
         try:
             after = controller.reconcile(obj)
+        except CancelledError as exc:
+            log.info("Reconcile cancelled: %s", exc, extra=context)
         except Exception as exc:  # any failure of one object must not stop the loop
             delay = self.queue.add_rate_limited(ref)
             log.error("Reconciler error, retrying in %.1fs", delay, exc_info=exc, extra=context)

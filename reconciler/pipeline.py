@@ -90,7 +90,7 @@ class _Run:
                 requeue_dependency=self.deps.options.requeue_dependency,
             )
             if self.deps.observer is not None:
-                self.deps.observer.applying(self.obj, artifact.revision)
+                self.deps.observer.applying(self.obj, artifact.revision, tree)
             self.status = status.attempted(self.status, artifact.revision)
             check_path(tree, spec.build.path)
             self._phase(spec, status.building_message, artifact)
@@ -106,7 +106,7 @@ class _Run:
             applied = self._apply(spec, built, artifact)
             new_inventory = self._inventory(applied)
             self._prune(spec, applied, new_inventory, artifact)
-            checked = self._health(spec, artifact, applied, rules)
+            checked = self._health(spec, artifact, applied, rules, built.self_deleting)
         except StepFailed as failure:
             return self._failed(spec, failure, artifact, built, finalizer)
         return self._succeeded(spec, artifact, built, checked, finalizer)
@@ -196,7 +196,12 @@ class _Run:
             raise StepFailed(Reason.PRUNE_FAILED, pruned.error)
 
     def _health(
-        self, spec: ReconcileSpec, artifact: Artifact, applied: Applied, rules: health.ExprRules
+        self,
+        spec: ReconcileSpec,
+        artifact: Artifact,
+        applied: Applied,
+        rules: health.ExprRules,
+        self_deleting: frozenset[health.ObjectRef],
     ) -> dt.timedelta | None:
         try:
             refs = health.targets(self.obj, applied_refs(applied.inventory, applied.changes))
@@ -213,6 +218,7 @@ class _Run:
             refs,
             rules=rules,
             timeout=timeout,
+            gone_is_current=self_deleting,
             owner=Owner(spec.name, spec.namespace),
             service_account=self._identity(spec),
         )

@@ -5,14 +5,14 @@
 - GitRepository: the git source service (`reconciler.source.service`), its artifact server
   bound on `--storage-addr` and advertised at `--storage-adv-addr`, artifacts kept under
   `--storage-path`; the server stops with the process; its events (NewArtifact, failures) are
-  Kubernetes Events reported by `source-controller`.
+  Kubernetes Events reported by `source-controller` and go to the notifier (Alerts).
 - Kustomization: the pipeline's `Deps` with Flux objects read from the informer cache (other
   kinds, such as postBuild ConfigMaps and Secrets, from the apiserver), artifacts downloaded by
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
   the live cluster, Kubernetes Events, the deploy reporter (Flux's Alerts and Providers, commit
   statuses with pending; loopback receivers only with `--notification-allow-loopback`;
-  predicted vs applied only with `--predict-repository`) and the controller's flags as
-  pipeline options. A
+  predicted vs applied with `--predict-cluster`, from the artifacts the controller keeps) and
+  the controller's flags as pipeline options. A
   GitRepository's new artifact revision enqueues the Kustomizations that use it.
 
 This module only assembles; it holds no rule.
@@ -27,7 +27,8 @@ from pathlib import Path
 from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from core.sources.artifact import artifact_policy
 from reconciler.controllers import CachedReader, KustomizationController
 from reconciler.events import SOURCE_CONTROLLER, EventRecorder
@@ -35,9 +36,10 @@ from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
 from reconciler.kustomization.deps import Deps, Options
 from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.loop import Controller
-from reconciler.notification.assembly import DEFAULT_POLICY, deploy_reporting
+from reconciler.notification.assembly import DEFAULT_POLICY, DeployReporting, deploy_reporting
 from reconciler.notification.lifecycle import Predictor
-from reconciler.notification.predictor import RepositoryPredictor
+from reconciler.notification.predictor import ArtifactPredictor, RepositoryPredictor
+from reconciler.notification.revisions import RevisionStore
 from reconciler.notification.store import ClusterStore
 from reconciler.runtime import Runtime, Settings
 from reconciler.source.service import GitSourceService, SourceSettings
@@ -48,17 +50,44 @@ __all__ = [
     "git_repository_controller",
     "kustomization_controller",
     "notification_policy",
+    "notifications",
     "predictor",
 ]
 
 
 def controllers(runtime: Runtime) -> Sequence[Controller]:
-    """Every controller of the process."""
-    return [git_repository_controller(runtime), kustomization_controller(runtime)]
+    """Every controller of the process, sharing one notification path."""
+    reporting = notifications(runtime)
+    return [
+        git_repository_controller(runtime, reporting),
+        kustomization_controller(runtime, reporting),
+    ]
 
 
-def git_repository_controller(runtime: Runtime) -> Controller:
-    """The GitRepository controller; starts its artifact server."""
+def notifications(runtime: Runtime) -> DeployReporting:
+    """The started notifier and deploy reporter (stopped with the process)."""
+    settings = runtime.settings
+    # Events go to Kubernetes Events and, through the deploy reporter, to the Alerts' Providers
+    # (commit statuses with pending, predicted vs applied when a predictor is configured).
+    predicting = predictor(settings, runtime.work_dir)
+    reporting = deploy_reporting(
+        ClusterStore(runtime.live, runtime.flux),
+        registry=runtime.metrics.registry,
+        instance=runtime.identity,
+        policy=notification_policy(settings),
+        predictor=predicting,
+        recorder=predicting if isinstance(predicting, ArtifactPredictor) else None,
+    )
+    runtime.on_stop(reporting.dispatcher.stop)
+    return reporting
+
+
+def git_repository_controller(runtime: Runtime, reporting: DeployReporting) -> Controller:
+    """The GitRepository controller; starts its artifact server.
+
+    Its events are Kubernetes Events and go to the notifier, as source-controller's go to
+    notification-controller (Alerts on GitRepository event sources).
+    """
     settings = runtime.settings
     host, port = settings.storage_addr
     service = GitSourceService(
@@ -70,7 +99,12 @@ def git_repository_controller(runtime: Runtime) -> Controller:
             port=port,
             advertised_url=_advertised(settings.storage_adv_addr),
         ),
-        events=EventRecorder(runtime.flux, controller=SOURCE_CONTROLLER, instance=runtime.identity),
+        events=EventRecorder(
+            runtime.flux,
+            [reporting.reporter.forward],
+            controller=SOURCE_CONTROLLER,
+            instance=runtime.identity,
+        ),
     )
     service.start()
     runtime.on_stop(service.stop)
@@ -78,30 +112,20 @@ def git_repository_controller(runtime: Runtime) -> Controller:
     return Controller(GIT_REPOSITORY, service.reconcile, service.deleted)
 
 
-def kustomization_controller(runtime: Runtime) -> Controller:
+def kustomization_controller(runtime: Runtime, reporting: DeployReporting) -> Controller:
     """The Kustomization controller."""
     settings = runtime.settings
     work = runtime.work_dir
     # The pipeline makes its build directories inside these; they must exist first.
     for directory in (work / "artifacts", work / "builds"):
         directory.mkdir(parents=True, exist_ok=True)
-    # Events go to Kubernetes Events and, through the deploy reporter, to the Alerts' Providers
-    # (commit statuses with pending, predicted vs applied when a predictor is configured).
-    reporting = deploy_reporting(
-        ClusterStore(runtime.live, runtime.flux),
-        registry=runtime.metrics.registry,
-        instance=runtime.identity,
-        policy=notification_policy(settings),
-        predictor=predictor(settings, work),
-    )
-    runtime.on_stop(reporting.dispatcher.stop)
     deps = Deps(
         objects=CachedReader(runtime.cache, PortReader(runtime.live)),
         artifacts=ArtifactCache(
             HttpDownloader(artifact_policy(allow_loopback=settings.artifact_allow_loopback)),
             work / "artifacts",
         ),
-        engines=LiveEngines(runtime.live),
+        engines=LiveEngines(runtime.live, stop=runtime.operations.stop),
         events=EventRecorder(runtime.flux, [reporting.reporter.forward], instance=runtime.identity),
         observer=reporting.reporter,
         options=Options(
@@ -132,15 +156,18 @@ def notification_policy(settings: Settings) -> FetchPolicy:
 
 
 def predictor(settings: Settings, work: Path) -> Predictor | None:
-    """The predicted-vs-applied preview over `--predict-repository`, when it is given."""
-    if settings.predict_repository is None:
+    """The predicted-vs-applied preview: on with `--predict-cluster`, off without.
+
+    From the artifacts the controller reconciles, kept under the work directory
+    (`ArtifactPredictor`); over a local clone with `--predict-repository` (development).
+    """
+    if not settings.predict_cluster:
         return None
-    render = RenderSettings(
-        kustomize=settings.kustomize,
-        helm=settings.helm or Path("helm"),
-        cache=RenderCache(work / "predictions"),
-    )
-    return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
+    options = RenderOptions(kustomize=settings.kustomize, helm=settings.helm or Path("helm"))
+    render = RenderEngine(options, RenderCache(work / "predictions"))
+    if settings.predict_repository is not None:
+        return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
+    return ArtifactPredictor(RevisionStore(work / "revisions"), settings.predict_cluster, render)
 
 
 def _advertised(address: str) -> str:

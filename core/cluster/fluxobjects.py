@@ -5,8 +5,9 @@ subresource.
 
 The one place the command line's Flux verbs and the reconciler's leader election, status and
 events reach the apiserver: a thin adapter over the Kubernetes client that turns API failures
-into `ClusterError` naming the object. It knows nothing of what the callers do with the objects
-and never logs.
+into the cluster port's typed errors (`core.cluster.port`: `NotFound`, `Conflict`,
+`ClusterError`, re-exported here) naming the object. It knows nothing of what the callers do
+with the objects and never logs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import TidegateError
+from core.cluster.port import ClusterError, Conflict, NotFound
 
 if TYPE_CHECKING:
     from kubernetes.client.exceptions import ApiException
@@ -36,18 +37,6 @@ __all__ = [
     "LiveCluster",
     "NotFound",
 ]
-
-
-class ClusterError(TidegateError):
-    """The apiserver refused or failed a request; the message names the object."""
-
-
-class NotFound(ClusterError):  # noqa: N818 - reads as the apiserver's own status
-    """The named object does not exist."""
-
-
-class Conflict(ClusterError):  # noqa: N818
-    """An update lost a race (HTTP 409): someone else changed the object first."""
 
 
 @dataclass(frozen=True)
@@ -241,11 +230,14 @@ class LiveCluster:
             return method(*args, **kwargs)
         except ApiException as exc:
             reason = _reason(exc)
-            if exc.status == 404:
-                raise NotFound(f"{what} not found") from None
-            if exc.status == 409:
-                raise Conflict(f"{what}: conflict: {reason}") from None
-            raise ClusterError(f"{what}: HTTP {exc.status}: {reason}") from None
+            code = int(exc.status or 0)
+            if code == 404:
+                raise NotFound(f"{what} not found", status=code, detail=reason) from None
+            if code == 409:
+                raise Conflict(f"{what}: conflict: {reason}", status=code, detail=reason) from None
+            raise ClusterError(
+                f"{what}: HTTP {code}: {reason}", status=code, detail=reason
+            ) from None
         except OSError as exc:
             raise ClusterError(f"{what}: cannot reach the apiserver: {exc}") from None
 

@@ -20,7 +20,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from core.cluster.fluxobjects import ClusterError, FluxKind
+from core.cluster.fluxobjects import FluxKind
+from core.cluster.port import ClusterError
 
 __all__ = ["Gone", "Lister", "WatchEvent"]
 

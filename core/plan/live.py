@@ -16,9 +16,12 @@ Rules:
   unit creates it) is taken as rendered: it is a create either way. Any other dry-run failure
   fails the unit with the apiserver's message (fail closed): nothing of it is shown as deleted.
 - Secrets are never sent: their after side is the masked render (with the apiserver's default
-  `type: Opaque`), compared by token with the live Secret masked by the same `Masker`. A value a
-  rendered object took from a Secret (a mask token in the render) is masked at the same place in
-  the live object, so the before side shows no cleartext either.
+  `type: Opaque`), compared by token with the live Secret masked by the same `Masker`.
+- Every body read from the cluster (before side and dry-run results) passes `LiveMask`: a value a
+  rendered object took from a Secret is masked at the same place in the live object, and every
+  string holding a value of a Secret the cluster's Kustomizations substitute from is masked
+  wherever it is (in an object deleted at head too). A unit whose Kustomization or substituted
+  Secrets cannot be read fails: nothing of it is shown unmasked.
 - HelmReleases are not planned live: such a unit is withheld with a reason.
 
 It reads and dry-runs only; it never writes to the cluster. It holds masked objects only.
@@ -27,7 +30,7 @@ It reads and dry-runs only; it never writes to the cluster. It holds masked obje
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from core.changes import ClusterPlan
@@ -35,11 +38,14 @@ from core.cluster.port import FIELD_MANAGER, Applier, ClusterError, NotFound, Re
 from core.errors import Failure
 from core.inventory import Inventory
 from core.model import Manifest, ObjectRef, UnitKind, UnitRef
+from core.plan.live_mask import LiveMask, substituted_values
 from core.plan.plan import plan_cluster
-from core.secrets import Masker, is_secret, is_token
+from core.secrets import Masker, is_secret
 from core.units import ClusterRender, RenderedUnit
 
 __all__ = ["LivePort", "live_after", "live_before", "plan_live"]
+
+_KUSTOMIZATION_API = "kustomize.toolkit.fluxcd.io/v1"
 
 
 class LivePort(Reader, Applier, Protocol):
@@ -53,19 +59,25 @@ def plan_live(
     masker: Masker,
 ) -> ClusterPlan:
     """Plan `head` against the cluster; `inventories` holds each Kustomization found there."""
+    values, unreadable = _substituted(port, head.units, masker)
+    mask = LiveMask(masker, values)
     before: dict[UnitRef, RenderedUnit] = {}
     after: dict[UnitRef, RenderedUnit] = {}
     for ref, unit in head.units.items():
+        if ref in unreadable:
+            # Its live objects may hold values that cannot be masked: show none of them.
+            before[ref] = after[ref] = _failed(unit, unreadable[ref], Failure.SOURCE)
+            continue
         if ref in inventories:
-            before[ref] = live_before(port, unit, inventories[ref], masker)
-        after[ref] = live_after(port, unit, masker)
+            before[ref] = live_before(port, unit, inventories[ref], mask)
+        after[ref] = live_after(port, unit, mask)
     return plan_cluster(
         ClusterRender(head.path, before, head.errors), ClusterRender(head.path, after, head.errors)
     )
 
 
 def live_before(
-    port: LivePort, unit: RenderedUnit, inventory: Inventory, masker: Masker
+    port: LivePort, unit: RenderedUnit, inventory: Inventory, mask: LiveMask
 ) -> RenderedUnit:
     """The unit as the cluster holds it: its inventory's objects, read and masked."""
     if unit.unit.kind is not UnitKind.KUSTOMIZATION:
@@ -80,12 +92,12 @@ def live_before(
             continue
         except ClusterError as exc:
             return _failed(unit, str(exc), Failure.SOURCE)
-        body = _mask_live(live, rendered.get(ref), masker)
+        body = mask.body(live, rendered.get(ref))
         objects[ref] = Manifest(str(body.get("apiVersion", entry.api_version)), body, None, ref)
     return _with_objects(unit, objects)
 
 
-def live_after(port: LivePort, unit: RenderedUnit, masker: Masker) -> RenderedUnit:
+def live_after(port: LivePort, unit: RenderedUnit, mask: LiveMask) -> RenderedUnit:
     """The unit as the apiserver would store it: each rendered object dry-run applied."""
     if unit.unit.kind is not UnitKind.KUSTOMIZATION:
         return _withheld(unit)
@@ -104,9 +116,61 @@ def live_after(port: LivePort, unit: RenderedUnit, masker: Masker) -> RenderedUn
             continue
         except ClusterError as exc:
             return _failed(unit, f"{ref} dry-run failed ({exc.reason or 'Error'}): {exc.detail}")
-        body = masker.mask_object(dry)
+        # The dry run merges the rendered object (tokens already) into the live one, whose other
+        # fields may hold substituted values: those go through the same boundary.
+        body = mask.body(dry)
         objects[ref] = Manifest(manifest.api_version, body, manifest.source, ref)
     return _with_objects(unit, objects)
+
+
+def _substituted(
+    port: LivePort, units: Iterable[UnitRef], masker: Masker
+) -> tuple[list[bytes], dict[UnitRef, str]]:
+    """The values the cluster's Kustomizations substitute from Secrets, and units unreadable.
+
+    Every unit's values mask every unit's bodies: an object can move between Kustomizations
+    and keep what one of them substituted into it.
+    """
+    values: list[bytes] = []
+    unreadable: dict[UnitRef, str] = {}
+    for unit in units:
+        if unit.kind is not UnitKind.KUSTOMIZATION:
+            continue
+        try:
+            for name in _secret_sources(port, unit):
+                values.extend(_secret_values(port, unit.namespace, name))
+        except ClusterError as exc:
+            reason = exc.reason or "Error"
+            unreadable[unit] = (
+                f"{unit}: cannot read what it substitutes from, to mask it ({reason})"
+            )
+    masker.learn(values)
+    return values, unreadable
+
+
+def _secret_values(port: LivePort, namespace: str, name: str) -> list[bytes]:
+    try:
+        return substituted_values(port.get("v1", "Secret", namespace, name))
+    except NotFound:
+        return []  # nothing was substituted from it (an optional source, or since deleted)
+
+
+def _secret_sources(port: LivePort, unit: UnitRef) -> list[str]:
+    """The Secrets named by the live Kustomization's `spec.postBuild.substituteFrom`."""
+    try:
+        live = port.get(_KUSTOMIZATION_API, "Kustomization", unit.namespace, unit.name)
+    except NotFound:
+        return []
+    spec = live.get("spec")
+    post_build = spec.get("postBuild") if isinstance(spec, Mapping) else None
+    sources = post_build.get("substituteFrom") if isinstance(post_build, Mapping) else None
+    if not isinstance(sources, list):
+        return []
+    return [
+        str(item["name"])
+        for item in sources
+        if isinstance(item, Mapping) and item.get("kind") == "Secret" and item.get("name")
+    ]
 
 
 def _secret_after(manifest: Manifest) -> Manifest:
@@ -114,29 +178,6 @@ def _secret_after(manifest: Manifest) -> Manifest:
         return manifest
     body = {**manifest.body, "type": "Opaque"}
     return Manifest(manifest.api_version, body, manifest.source, manifest.ref)
-
-
-def _mask_live(live: dict[str, Any], rendered: Manifest | None, masker: Masker) -> dict[str, Any]:
-    """The live object with every Secret value a token: whole Secrets, and Secret-made values."""
-    if is_secret(live):
-        return masker.mask_object(live)
-    if rendered is None:
-        return live
-    masked = _mask_like(live, rendered.body, masker)
-    return masked if isinstance(masked, dict) else live
-
-
-def _mask_like(live: Any, rendered: Any, masker: Masker) -> Any:
-    """`live` with a token wherever `rendered` holds one (a value made from a Secret)."""
-    if is_token(rendered):
-        return masker.token(str(live).encode()) if live is not None else live
-    if isinstance(live, dict) and isinstance(rendered, Mapping):
-        return {
-            k: _mask_like(v, rendered[k], masker) if k in rendered else v for k, v in live.items()
-        }
-    if isinstance(live, list) and isinstance(rendered, list) and len(live) == len(rendered):
-        return [_mask_like(a, b, masker) for a, b in zip(live, rendered, strict=True)]
-    return live
 
 
 def _with_objects(unit: RenderedUnit, objects: dict[ObjectRef, Manifest]) -> RenderedUnit:

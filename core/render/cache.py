@@ -22,11 +22,12 @@ import os
 import secrets
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 _RECEIPTS_PER_SPEC = 4
+MEMORY_ENTRIES = 8192
+"""Renders (and receipt lists) a cache keeps parsed in memory: several previews of a large fleet."""
+_V = TypeVar("_V")
 _FORMAT = "4"
 
 
@@ -162,15 +166,20 @@ def canonical_key(*parts: object) -> str:
 
 
 class RenderCache:
-    """Renders and receipts on disk under one directory."""
+    """Renders and receipts on disk under one directory, the most recently used in memory.
 
-    def __init__(self, root: Path) -> None:
+    The memory part is bounded (`memory_entries` renders and as many receipt lists), so a
+    long-lived service can keep one cache for every preview it runs without growing with them.
+    """
+
+    def __init__(self, root: Path, *, memory_entries: int = MEMORY_ENTRIES) -> None:
         self.root = root
         self._root = str(root)
-        # Base and head mostly share renders: parse each once per run, and hand both sides the
-        # same objects, which the planner then skips by identity.
-        self._loaded: dict[str, CachedRender] = {}
-        self._receipt_lists: dict[str, list[dict[str, Any]]] = {}
+        # Base and head mostly share renders: parse each once, and hand both sides the same
+        # objects, which the planner then skips by identity. A service's next preview of the
+        # same repository finds them parsed already.
+        self._loaded: _Recent[CachedRender] = _Recent(memory_entries)
+        self._receipt_lists: _Recent[list[dict[str, Any]]] = _Recent(memory_entries)
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
         (root / "renders").mkdir(parents=True, exist_ok=True)
@@ -242,15 +251,22 @@ class RenderCache:
         state = _state(tree, tree.digest(receipt["inputs"]), receipt["dirs"])
         return bool(receipt["state"] == state)
 
+    def memory_sizes(self) -> tuple[int, int]:
+        """How many renders and receipt lists are held in memory (for bounds checks)."""
+        return len(self._loaded), len(self._receipt_lists)
+
     def _receipts(self, spec_key: str) -> list[dict[str, Any]]:
-        if spec_key not in self._receipt_lists:
+        found = self._receipt_lists.get(spec_key)
+        if found is None:
             data = self._read(self._receipt_path(spec_key))
-            self._receipt_lists[spec_key] = data if isinstance(data, list) else []
-        return self._receipt_lists[spec_key]
+            found = data if isinstance(data, list) else []
+            self._receipt_lists[spec_key] = found
+        return found
 
     def _load(self, render_key: str) -> CachedRender | None:
-        if render_key in self._loaded:
-            return self._loaded[render_key]
+        known = self._loaded.get(render_key)
+        if known is not None:
+            return known
         data = self._read(self._render_path(render_key))
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
@@ -288,6 +304,32 @@ class RenderCache:
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps(data))
         os.replace(scratch, path)
+
+
+class _Recent(Generic[_V]):
+    """A mapping that keeps only its `size` most recently used entries (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = max(1, size)
+        self._entries: OrderedDict[str, _V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> _V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def __setitem__(self, key: str, value: _V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def watched_dirs(inputs: Iterable[str]) -> list[str]:

@@ -54,16 +54,20 @@ from core.units import (
     source_path,
 )
 
-__all__ = ["RenderSettings", "UnitRenderer"]
+__all__ = ["RenderObserver", "RenderOptions", "RenderSettings", "UnitRenderer"]
 
 
 @dataclass(frozen=True)
-class RenderSettings:
-    """How units are rendered; the same for base and head."""
+class RenderOptions:
+    """How units are rendered: the operator's choices, fixed for a process.
+
+    The same for base and head and for every preview a long-lived service runs. Holds no state;
+    a preview derives its own with `RenderSettings.with_options` (the head's narrower fetch
+    policy, its work directory).
+    """
 
     kustomize: Path
     helm: Path
-    cache: RenderCache
     jobs: int = 2
     sources: Mapping[SourceRef, Path] = field(default_factory=dict)
     """Directories standing in for sources other than this repository (`--source`)."""
@@ -74,26 +78,56 @@ class RenderSettings:
     is not in the repository, so pin them (`?ref=v1.2.3`): renders are cached by URL."""
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     """Where sources may be downloaded from: the preview widens it for the trusted base."""
-    charts: ChartPuller | None = field(default=None, compare=False)
-    """Downloads HelmRepository charts (default: one caching under the render cache)."""
-    rendered: list[str] = field(default_factory=list, compare=False)
-    """Units actually rendered (cache misses), for reporting and tests."""
-    on_render: Callable[[str], None] | None = field(default=None, compare=False)
-    """Called from a worker thread after each actual render, with the unit's name (progress)."""
     work_root: Path | None = None
     """Where work directories go (a preview's `Workspace`); None means the temporary directory."""
     budgets: Budgets = field(default_factory=Budgets)
-    deadline: Deadline | None = field(default=None, compare=False)
-    """When the whole preview must be done; set by the preview when it starts."""
-    known_secrets: secrets.KnownValues = field(default_factory=secrets.KnownValues, compare=False)
-    """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
     sandbox: Sandbox | None = None
     """Confinement of kustomize and helm; None means the operator's setting (see
     `core.host.sandbox.from_setting`), which is the full sandbox unless set otherwise."""
 
+
+class RenderObserver:
+    """What one preview saw: the units it actually rendered and the Secret values it met.
+
+    One per preview, never shared between previews: a long-lived service that reused it would
+    grow it with every pull request, and scrub one pull request's messages with another's values.
+    """
+
+    def __init__(self, on_render: Callable[[str], None] | None = None) -> None:
+        self.rendered: list[str] = []
+        """Units actually rendered (cache misses), for reporting and tests."""
+        self.on_render = on_render
+        """Called from a worker thread after each actual render, with the unit's name."""
+        self.known_secrets = secrets.KnownValues()
+        """Cleartext Secret values met so far, scrubbed from every message (memory only)."""
+
+    def rendered_unit(self, name: str) -> None:
+        """Record one actual render (called from worker threads)."""
+        self.rendered.append(name)
+        if self.on_render is not None:
+            self.on_render(name)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """One preview's renders: the options, the shared cache, and this preview's own state.
+
+    The options and the cache may outlive the preview (a service keeps them warm); the observer,
+    the deadline and the chart puller belong to this preview alone.
+    """
+
+    options: RenderOptions
+    cache: RenderCache
+    observer: RenderObserver = field(default_factory=RenderObserver, compare=False)
+    deadline: Deadline | None = field(default=None, compare=False)
+    """When the whole preview must be done; set by the preview when it starts."""
+    charts: ChartPuller | None = field(default=None, compare=False)
+    """Downloads HelmRepository charts (default: one caching under the render cache). Per
+    preview: the hosts the trusted base pulled from widen only this preview's head."""
+
     def __post_init__(self) -> None:
         if self.charts is None:
-            # One puller per settings object: base and head share its index and failure caches.
+            # One puller per preview: base and head share its index and failure caches.
             object.__setattr__(self, "charts", ChartPuller(self.cache.root / "charts"))
 
     @property
@@ -101,6 +135,15 @@ class RenderSettings:
         """The chart puller (always set after construction)."""
         assert self.charts is not None  # noqa: S101 - set in __post_init__
         return self.charts
+
+    @property
+    def known_secrets(self) -> secrets.KnownValues:
+        """The Secret values this preview met (its observer's)."""
+        return self.observer.known_secrets
+
+    def with_options(self, **changes: Any) -> RenderSettings:
+        """The same preview with some options changed (a side's fetch policy, say)."""
+        return dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
 
 
 class UnitRenderer:
@@ -116,14 +159,15 @@ class UnitRenderer:
     ) -> None:
         """Set up; `selection` proves units unchanged instead of rendering them (changed-only)."""
         self.settings = settings
+        self.options = settings.options
         self.selection = selection
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
-        self.oci = ocisource.OCISources(settings.fetch_policy, settings.cache.root / "oci")
+        self.oci = ocisource.OCISources(settings.options.fetch_policy, settings.cache.root / "oci")
         # A pool shared with the other side keeps --jobs the real number of parallel renders.
         self._own_pool = pool is None
-        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.options.jobs))
         self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
@@ -131,9 +175,7 @@ class UnitRenderer:
         return tuple(obj.masked(self.masker) for obj in objects)
 
     def _count_render(self, spec: UnitSpec) -> None:
-        self.settings.rendered.append(str(spec.unit))
-        if self.settings.on_render is not None:
-            self.settings.on_render(str(spec.unit))
+        self.settings.observer.rendered_unit(str(spec.unit))
 
     def close(self) -> None:
         """Stop the worker threads, unless the pool belongs to the caller."""
@@ -169,7 +211,7 @@ class UnitRenderer:
                 isinstance(spec, KustomizationSpec)
                 and spec.source.kind == "OCIRepository"
                 and spec.source != self_source
-                and spec.source not in self.settings.sources
+                and spec.source not in self.options.sources
             ):
                 # (The root's own source is this repository, whatever its kind: a fleet that
                 # CI pushes as an OCI artifact is previewed from its files.)
@@ -200,7 +242,7 @@ class UnitRenderer:
 
     def _limits(self) -> Limits:
         """The tool bounds, with the time cut to what is left of the preview."""
-        limits = self.settings.limits
+        limits = self.options.limits
         if self.settings.deadline is None:
             return limits
         return dataclasses.replace(limits, timeout=self.settings.deadline.bound(limits.timeout))
@@ -290,7 +332,7 @@ class UnitRenderer:
             return self.artifacts.repository(_spec_ignore(objects, ref))
         if ref.kind == "ExternalArtifact":
             return self._external(ref, spec, objects, self_source)
-        directory = self.settings.sources.get(ref)
+        directory = self.options.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
         if isinstance(spec, HelmReleaseSpec) and ref.kind in (
@@ -316,7 +358,7 @@ class UnitRenderer:
         self_source: SourceRef | None,
     ) -> FileSource:
         """Compose an ExternalArtifact from the ArtifactGenerator that declares it."""
-        directory = self.settings.sources.get(ref)
+        directory = self.options.sources.get(ref)
         if directory is not None:
             return DirectorySource(directory)
         if isinstance(spec, KustomizationSpec):
@@ -332,8 +374,8 @@ class UnitRenderer:
             src = SourceRef(source.kind, source.namespace, source.name)
             if _is_own(src, self_source):
                 views[alias] = self.artifacts.repository(_spec_ignore(objects, src))
-            elif src in self.settings.sources:
-                views[alias] = self.artifacts.directory(self.settings.sources[src])
+            elif src in self.options.sources:
+                views[alias] = self.artifacts.directory(self.options.sources[src])
             else:
                 raise TidegateError(
                     f"{spec.unit}: {generator.label} (file {generator.file}) copies from {src}, "
@@ -412,8 +454,8 @@ class UnitRenderer:
             _spec_fields(spec),
             variables,
             sorted(secret_names),
-            str(self.settings.kustomize),
-            self.settings.allowed_remotes,
+            str(self.options.kustomize),
+            self.options.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
         selection = self.selection if own and isinstance(source, FileView) else None
@@ -443,18 +485,18 @@ class UnitRenderer:
         def render() -> RenderedUnit:
             try:
                 with tempfile.TemporaryDirectory(
-                    prefix="tidegate-ks-", dir=self.settings.work_root
+                    prefix="tidegate-ks-", dir=self.options.work_root
                 ) as workdir:
                     result = kustomize.render_kustomization(
                         spec,
                         source,
-                        kustomize=self.settings.kustomize,
+                        kustomize=self.options.kustomize,
                         workdir=Path(workdir),
                         variables=variables,
                         secret_variables=secret_names,
                         limits=self._limits(),
-                        allowed_remotes=self.settings.allowed_remotes,
-                        sandbox=self.settings.sandbox,
+                        allowed_remotes=self.options.allowed_remotes,
+                        sandbox=self.options.sandbox,
                     )
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
@@ -489,7 +531,7 @@ class UnitRenderer:
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
-            "helmrelease", _spec_fields(spec), values, chart_id, str(self.settings.helm)
+            "helmrelease", _spec_fields(spec), values, chart_id, str(self.options.helm)
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:
@@ -499,19 +541,19 @@ class UnitRenderer:
             try:
                 chart_crds: set[ObjectRef] = set()
                 with tempfile.TemporaryDirectory(
-                    prefix="tidegate-hr-", dir=self.settings.work_root
+                    prefix="tidegate-hr-", dir=self.options.work_root
                 ) as workdir:
                     chart = make_chart(Path(workdir))
                     objects = helm.render_helm_release(
                         spec,
                         chart,
                         values,
-                        helm=self.settings.helm,
+                        helm=self.options.helm,
                         workdir=Path(workdir),
-                        kube_version=self.settings.kube_version,
+                        kube_version=self.options.kube_version,
                         limits=self._limits(),
-                        kustomize=self.settings.kustomize,
-                        sandbox=self.settings.sandbox,
+                        kustomize=self.options.kustomize,
+                        sandbox=self.options.sandbox,
                         chart_crds=chart_crds,
                     )
             except SourceUnavailableError as exc:
@@ -588,7 +630,7 @@ class UnitRenderer:
         if url.startswith("oci://"):
             return  # OCI repositories: the registry client applies the same policy
         try:
-            self.settings.fetch_policy.check_host(parse_url(url))
+            self.options.fetch_policy.check_host(parse_url(url))
         except FetchError as exc:
             raise exc.reworded(f"{spec.unit}: {spec.source}: {exc}") from None
 
@@ -596,7 +638,7 @@ class UnitRenderer:
         if url:
             try:
                 return self.settings.chart_puller.pull(
-                    url, spec.chart, spec.version, self.settings.fetch_policy
+                    url, spec.chart, spec.version, self.options.fetch_policy
                 )
             except SourceUnavailableError:
                 raise

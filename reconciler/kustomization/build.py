@@ -27,6 +27,7 @@ from core.host.files import DirectorySource
 from core.render.memo import BuildMemo
 from core.units import KustomizationSpec
 from reconciler.apply import build as build_cleartext
+from reconciler.health import ObjectRef, jobs_with_ttl
 from reconciler.kustomization.model import Reason, StepFailed
 from reconciler.kustomization.variables import Variables
 
@@ -43,6 +44,8 @@ class Built:
     objects: Sequence[Any]
     """`core.cleartext.Clear` objects, named by no one here (the import contract)."""
     digest: str
+    self_deleting: frozenset[ObjectRef] = frozenset()
+    """Jobs with `ttlSecondsAfterFinished`: once gone they count as healthy."""
 
     def __repr__(self) -> str:
         return f"Built({len(self.objects)} objects, {self.digest})"
@@ -69,7 +72,8 @@ def build(
         )
     except TidegateError as exc:
         raise StepFailed(Reason.BUILD_FAILED, str(exc)) from None
-    return Built(rendered.objects, _digest([clear.body for clear in rendered.objects]))
+    bodies = [clear.body for clear in rendered.objects]
+    return Built(rendered.objects, _digest(bodies), jobs_with_ttl(bodies))
 
 
 def _digest(bodies: Sequence[Any]) -> str:

@@ -110,8 +110,12 @@ class Engines(Protocol):
         timeout: dt.timedelta,
         owner: Owner,
         service_account: str | None,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
     ) -> HealthReport:
-        """Wait for `targets` to be Current (`reconciler.health.HealthChecker`)."""
+        """Wait for `targets` to be Current (`reconciler.health.HealthChecker`).
+
+        `gone_is_current` are self-deleting Jobs: their absence is success.
+        """
 
     def finalize(
         self,
@@ -155,8 +159,11 @@ class ReconcileObserver(Protocol):
     event (it subscribes to the `EventSink`). A call must not block on the network.
     """
 
-    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
-        """`revision` starts applying to `obj` (its status as it was before this run)."""
+    def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
+        """`revision` starts applying to `obj` (its status as it was before this run).
+
+        `tree` is the unpacked artifact; it stays in place at least until the run ends.
+        """
 
     def applied(
         self,

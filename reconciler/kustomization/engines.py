@@ -6,14 +6,15 @@ impersonated when the Kustomization (or `--default-service-account`) names one, 
 come from the API server exactly as they do for kustomize-controller. The work itself is the
 shared modules': `reconciler.apply` (staged server-side apply, drift, change set),
 `reconciler.prune` (garbage collection and the deletion policies) and `reconciler.health`
-(kstatus polling). This module translates their results into the pipeline's vocabulary and
-their errors into messages; it holds no policy of its own and never sees object bodies beyond
-passing them on.
+(kstatus polling, given up when the process stops). This module translates their results into
+the pipeline's vocabulary and their errors into messages; it holds no policy of its own and
+never sees object bodies beyond passing them on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,9 +52,16 @@ class PortReader:
 class LiveEngines:
     """Apply, prune, finalize and wait on one cluster, impersonating where asked."""
 
-    def __init__(self, cluster: LiveCluster, *, health_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        cluster: LiveCluster,
+        *,
+        health_interval: float = 5.0,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._cluster = cluster
         self._health_interval = dt.timedelta(seconds=health_interval)
+        self._stop = stop
 
     def port(self, namespace: str, service_account: str | None) -> ClusterPort:
         """The cluster as the Kustomization's identity sees it."""
@@ -150,11 +158,18 @@ class LiveEngines:
         timeout: dt.timedelta,
         owner: Owner,
         service_account: str | None,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
     ) -> HealthReport:
-        """Poll `targets` with kstatus until Current, failed, or `timeout`."""
+        """Poll `targets` with kstatus until Current, failed, or `timeout`.
+
+        Raises:
+            CancelledError: the process began to stop during the wait (`stop` was set).
+        """
         port = self.port(owner.namespace, service_account)
-        checker = HealthChecker(ClusterReader(port), rules, interval=self._health_interval)
-        return checker.wait(targets, timeout)
+        checker = HealthChecker(
+            ClusterReader(port), rules, interval=self._health_interval, stop=self._stop
+        )
+        return checker.wait(targets, timeout, gone_is_current=gone_is_current)
 
 
 def _changes(change_set: ChangeSet) -> tuple[ChangeEntry, ...]:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from core.fetch import FetchPolicy
 from reconciler.notification.code_hosts import code_host
 from reconciler.notification.delivery import Dispatcher
-from reconciler.notification.lifecycle import DeployReporter, Predictor
+from reconciler.notification.lifecycle import DeployReporter, Predictor, Recorder
 from reconciler.notification.service import Notifier, ObjectStore
 
 __all__ = ["DeployReporting", "deploy_reporting"]
@@ -41,6 +41,7 @@ def deploy_reporting(
     cluster: str = "",
     instance: str = "",
     predictor: Predictor | None = None,
+    recorder: Recorder | None = None,
 ) -> DeployReporting:
     """The started notification path of one controller process."""
     dispatcher = Dispatcher(policy)
@@ -50,6 +51,7 @@ def deploy_reporting(
         notifier.notify,
         cluster=cluster,
         predictor=predictor,
+        recorder=recorder,
         registry=registry,
         instance=instance,
     )

@@ -19,7 +19,10 @@ starts applying and how the run ended) and the event subscriber in front of the 
 
 Statuses go to the commit the artifact was built from: a revision that does not end in
 `sha1:<hex>` or `sha256:<hex>` gets no pending status. Mismatches are counted in
-`tidegate_predicted_mismatch_total`. Nothing here blocks: the notifier only queues.
+`tidegate_predicted_mismatch_total`. Nothing here blocks on the network: the notifier only
+queues. The preview of last applied -> new starts when the revision starts applying, on a worker
+thread of its own (after the `Recorder` kept the unpacked artifact), so it runs while the revision
+is built, applied and health-checked; `applied` only collects it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -44,7 +49,7 @@ from reconciler.notification.commit_status import DESCRIPTION_KEY, PENDING, desc
 from reconciler.notification.event import ERROR, INFO, Event
 from reconciler.status import go_duration
 
-__all__ = ["DeployReporter", "Notify", "Predictor", "applied_outcomes", "sha_of"]
+__all__ = ["DeployReporter", "Notify", "Predictor", "Recorder", "applied_outcomes", "sha_of"]
 
 GROUP = "kustomize.toolkit.fluxcd.io"
 _LOG = logging.getLogger(__name__)
@@ -67,6 +72,13 @@ class Predictor(Protocol):
         """The unit's previewed changes, or None when no preview can be made."""
 
 
+class Recorder(Protocol):
+    """Keeps the unpacked artifact of each revision reconciled, for later predictions."""
+
+    def record(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        """Keep `tree`, the files of `revision` the Kustomization is reconciling."""
+
+
 def sha_of(revision: str) -> str | None:
     """The commit hash of a source revision (`main@sha1:<hex>`, `sha1:<hex>`), else None.
 
@@ -86,6 +98,8 @@ class _Run:
     """A new revision (or a retry after a failure): its outcome is news for the commit."""
     description: str = ""
     details: str = ""
+    prediction: Future[UnitPlan | None] | None = None
+    """The preview of last applied -> this revision, started when it started applying."""
 
 
 class DeployReporter:
@@ -97,6 +111,7 @@ class DeployReporter:
         *,
         cluster: str = "",
         predictor: Predictor | None = None,
+        recorder: Recorder | None = None,
         registry: CollectorRegistry | None = None,
         now: Callable[[], datetime.datetime] | None = None,
         instance: str = "",
@@ -105,6 +120,8 @@ class DeployReporter:
         self._notify = notify
         self._cluster = cluster
         self._predictor = predictor
+        self._recorder = recorder
+        self._workers: ThreadPoolExecutor | None = None
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._instance = instance
         self._runs: dict[tuple[str, str], _Run] = {}
@@ -118,12 +135,17 @@ class DeployReporter:
 
     # --- ReconcileObserver --------------------------------------------------------------------
 
-    def applying(self, obj: Mapping[str, Any], revision: str) -> None:
-        """A pending status, unless this run only re-applies a revision already Ready."""
+    def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
+        """A pending status, unless this run only re-applies a revision already Ready.
+
+        With `tree` (the unpacked artifact), the recorder keeps it and the preview of the last
+        applied revision to this one starts in the background.
+        """
         namespace, name = _names(obj)
         reporting = not _already_applied(obj, revision)
+        prediction = self._start_prediction(obj, revision, tree)
         with self._lock:
-            self._runs[(namespace, name)] = _Run(revision, reporting)
+            self._runs[(namespace, name)] = _Run(revision, reporting, prediction=prediction)
         if not reporting or sha_of(revision) is None:
             return
         where = f"{self._cluster}/{name}" if self._cluster else f"{namespace}/{name}"
@@ -147,9 +169,8 @@ class DeployReporter:
         namespace, name = _names(obj)
         description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
         details = ""
-        previous = str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+        predicted = self._prediction(obj, revision)
         unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
-        predicted = self._predict(unit, previous, revision)
         if predicted is not None:
             comparison = compare(predicted, applied_outcomes(changes, predicted))
             description += f"; {comparison.headline}"
@@ -204,6 +225,43 @@ class DeployReporter:
                 exc,
             )
 
+    def _start_prediction(
+        self, obj: Mapping[str, Any], revision: str, tree: Path | None
+    ) -> Future[UnitPlan | None] | None:
+        """Keep the tree and start the preview on the worker thread; None when there is none."""
+        if tree is None or (self._recorder is None and self._predictor is None):
+            return None
+        with self._lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
+            workers = self._workers
+        return workers.submit(self._record_and_predict, obj, revision, tree)
+
+    def _record_and_predict(
+        self, obj: Mapping[str, Any], revision: str, tree: Path
+    ) -> UnitPlan | None:
+        if self._recorder is not None:
+            try:
+                self._recorder.record(obj, revision, tree)
+            except Exception:  # keeping a tree must never fail the reconcile
+                _LOG.exception("the tree of %s was not kept", revision)
+        namespace, name = _names(obj)
+        return self._predict(
+            UnitRef(UnitKind.KUSTOMIZATION, namespace, name), _previous(obj), revision
+        )
+
+    def _prediction(self, obj: Mapping[str, Any], revision: str) -> UnitPlan | None:
+        """The preview started by `applying` (waited for), or one made now without a tree."""
+        namespace, name = _names(obj)
+        with self._lock:
+            run = self._runs.get((namespace, name))
+            started = run.prediction if run is not None and run.revision == revision else None
+        if started is not None:
+            return started.result()
+        return self._predict(
+            UnitRef(UnitKind.KUSTOMIZATION, namespace, name), _previous(obj), revision
+        )
+
     def _predict(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         if self._predictor is None or not previous or previous == revision:
             return None
@@ -250,6 +308,11 @@ class DeployReporter:
             metadata=dict(metadata),
             reporting_instance=self._instance,
         )
+
+
+def _previous(obj: Mapping[str, Any]) -> str:
+    """The revision the Kustomization applied last (its status before this run)."""
+    return str((obj.get("status") or {}).get("lastAppliedRevision") or "")
 
 
 def applied_outcomes(

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from core.cluster import fluxobjects
 from core.cluster.port import NotFound, UnknownKind
 
 __all__ = ["ClusterStore"]
@@ -56,5 +55,5 @@ class ClusterStore:
         """A Secret's decoded data, or None when it does not exist."""
         try:
             return self._secrets.secret_data(namespace, name)
-        except (NotFound, fluxobjects.NotFound):
+        except NotFound:
             return None

@@ -6,6 +6,10 @@ dequeued; the `ReconcileResult` says when to requeue. The steps, one per method:
 1. suspended (`spec.suspend`): nothing happens, no requeue (a resume changes the object);
 2. read the spec (`reconciler.source.spec`); a spec that cannot work stalls the object; a new
    generation is first marked Reconciling (persisted) before anything is fetched;
+   storage: as source-controller's reconcileStorage, an artifact URL that is not its path at
+   the advertised address (the address changed since it was written: `--storage-adv-addr`, a
+   new Service, a restart on another port) is rewritten and persisted before anything is
+   fetched, so consumers can download it even while git is unreachable;
 3. credentials: the Secret of `spec.secretRef` in the object's namespace;
 4. fetch the ref into the object's cache (`reconciler.source.checkout`);
 5. artifact: when the revision, the ignore rules and the stored file are unchanged the current
@@ -34,7 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.cluster.fluxobjects import GIT_REPOSITORY, ClusterError, FluxKind, NotFound
+from core.cluster.fluxobjects import GIT_REPOSITORY, FluxKind
+from core.cluster.port import ClusterError, NotFound
 from core.errors import InputError, TidegateError
 from reconciler.source import status as source_status
 from reconciler.source.archive import write_archive
@@ -135,7 +140,8 @@ class GitRepositoryReconciler:
             return spec
         if spec.suspend:
             return ReconcileResult(None, False, "Suspended", "reconciliation is suspended")
-        old = obj.get("status") or {}
+        old = self._advertised(spec, obj.get("status") or {})
+        obj = {**obj, "status": old}
         if source_status.generation_message(old, spec.generation):
             progress = source_status.progressing(old, generation=spec.generation, now=self.clock())
             self._write(spec, old, progress)
@@ -203,6 +209,18 @@ class GitRepositoryReconciler:
             )
             self._patch(namespace, name, obj.get("status") or {}, status)
             return ReconcileResult(None, False, "Stalled", str(exc), status=status)
+
+    def _advertised(self, spec: GitRepositorySpec, old: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`old` with its artifact's URL at the advertised address, written when it moved."""
+        artifact = old.get("artifact")
+        if not isinstance(artifact, Mapping) or not artifact.get("path"):
+            return old
+        url = self.storage.url_of(str(artifact["path"]))
+        if artifact.get("url") == url:
+            return old
+        status = {**old, "artifact": {**artifact, "url": url}}
+        self._write(spec, old, status)
+        return status
 
     def _credentials(self, spec: GitRepositorySpec) -> GitCredentials | None:
         if not spec.secret_name:

@@ -17,11 +17,12 @@ import logging
 import os
 import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
+
+from core.host.serving import Serving, ThreadedServer
 
 __all__ = ["ArtifactServer"]
 
@@ -38,38 +39,20 @@ class ArtifactServer:
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.root = root
-        self._address = (host, port)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(lambda: _Server((host, port), root), name="artifact-server")
 
     @property
     def url(self) -> str:
         """The base URL, such as `http://127.0.0.1:40123`."""
-        if self._server is None:
-            raise RuntimeError("the artifact server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._serving.url
 
     def start(self) -> None:
         """Bind and serve in a background thread."""
-        if self._server is not None:
-            return
-        self._server = _Server(self._address, self.root)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="artifact-server", daemon=True
-        )
-        self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> ArtifactServer:
         self.start()
@@ -84,9 +67,7 @@ class ArtifactServer:
         self.stop()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(ThreadedServer):
     def __init__(self, address: tuple[str, int], root: Path) -> None:
         self.root = root
         super().__init__(address, _Handler)

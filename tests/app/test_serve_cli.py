@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ENVIRONMENT, from_environment
+from app.settings import ENVIRONMENT, from_environment, with_tools
 from cli import main as cli_main
 from core.errors import InputError
 
@@ -32,3 +32,23 @@ def test_secrets_come_from_files_and_stay_out_of_repr(tmp_path: Path) -> None:
     )
     assert settings.github_webhook_secret == b"hunter2"
     assert "hunter2" not in repr(settings)
+
+
+def test_the_service_locates_its_tools_by_variable_or_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("kustomize", "helm"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    settings = from_environment({"TIDEGATE_DATA_DIR": "data"})
+
+    located = with_tools(settings)
+
+    assert (located.kustomize, located.helm) == (
+        str(tmp_path / "kustomize"),
+        str(tmp_path / "helm"),
+    )
+    missing = from_environment({"TIDEGATE_DATA_DIR": "data", "TIDEGATE_HELM": "/nowhere/helm"})
+    with pytest.raises(InputError, match=r"^helm: /nowhere/helm \(TIDEGATE_HELM\) is not an"):
+        with_tools(missing)

@@ -314,6 +314,50 @@ def test_informer_cache_sees_only_the_selected_shard(
     assert "theirs" not in recorder.calls
 
 
+def test_a_shard_sees_unlabelled_sources_but_reconciles_only_its_own(
+    flux: Cluster, lister: Lister, namespace: str
+) -> None:
+    shard = {"sharding.fluxcd.io/key": "shard1"}
+    mine = _ks("mine", source="shared")
+    mine["metadata"]["labels"] = shard
+    flux.create(KUSTOMIZATION, mine)
+    flux.create(GIT_REPOSITORY, _repo("shared"))  # no shard label, as most sources have none
+    labelled = _repo("own")
+    labelled["metadata"]["labels"] = shard
+    flux.create(GIT_REPOSITORY, labelled)
+    kustomizations, sources = Recorder(), Recorder()
+    loop = Loop(
+        lister,
+        [
+            Controller(
+                KUSTOMIZATION,
+                kustomizations.reconcile,
+                watches=(source_revision_watch(GIT_REPOSITORY),),
+            ),
+            Controller(GIT_REPOSITORY, sources.reconcile),
+        ],
+        namespace=namespace,
+        label_selector="sharding.fluxcd.io/key in (shard1)",
+    )
+    with Running(loop):
+        eventually(lambda: kustomizations.calls["mine"] == 1, "the shard's Kustomization")
+        eventually(lambda: sources.calls["own"] == 1, "the shard's own GitRepository")
+        # The unlabelled source is in the cache for the Kustomization to read ...
+        assert loop.cache.get(GIT_REPOSITORY, namespace, "shared") is not None
+        # ... and its new artifact reaches the shard's Kustomization.
+        flux.patch_status(GIT_REPOSITORY, "shared", {"artifact": {"revision": "main@sha1:1"}})
+        eventually(lambda: kustomizations.calls["mine"] == 2, "the source's new artifact")
+        flux.patch(GIT_REPOSITORY, "own", {"spec": {"interval": "2m"}})
+        eventually(lambda: sources.calls["own"] == 2, "a change of the shard's source")
+        # Events of one kind arrive in order and the queue is first in, first out: once the
+        # later change of "own" is reconciled, the change of "shared" has been handed out too.
+        flux.patch(GIT_REPOSITORY, "shared", {"spec": {"interval": "3m"}})
+        flux.patch(GIT_REPOSITORY, "own", {"spec": {"interval": "3m"}})
+        eventually(lambda: sources.calls["own"] == 3, "the later change of the shard's source")
+    # Another replica (the main one) reconciles the unlabelled source.
+    assert "shared" not in sources.calls
+
+
 def test_the_cache_hands_out_copies(flux: Cluster, lister: Lister, namespace: str) -> None:
     flux.create(KUSTOMIZATION, _ks("copy"))
     with Running(_loop(lister, namespace, Recorder())) as loop:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.cluster.fluxobjects import FluxKind, NotFound
+from core.cluster.fluxobjects import FluxKind
+from core.cluster.port import NotFound
 from core.sources.artifact import artifact_policy, download_artifact
 from devenv.gitserver import GitServer
 from devenv.pki import CertificateAuthority
@@ -361,6 +362,45 @@ def test_an_artifact_lost_from_storage_is_stored_again(
     assert again.status is not None
     assert again.status["artifact"]["path"] == first.status["artifact"]["path"]
     assert (_download(again, tmp_path / "got") / "deploy/app.yaml").exists()
+
+
+def test_a_new_advertised_address_rewrites_the_artifact_url_even_while_git_is_down(
+    reconciler: GitRepositoryReconciler, cluster: RecordingCluster, tmp_path: Path
+) -> None:
+    server = GitServer(tmp_path / "git", {GIT_USER: GIT_PASSWORD}, private=False)
+    server.start()
+    server.create_repo("fleet")
+    work = tmp_path / "work"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    commit(work, {"a.yaml": b"a: 1\n"})
+    git("push", "--quiet", str(server.root / "fleet.git"), "main", cwd=work)
+    obj = _object(server.repo_url("fleet"))
+    first = _with_status(obj, reconcile_git_repository(obj, reconciler))
+    server.stop()
+    # The controller starts again behind another address, on the same storage volume.
+    with ArtifactServer(tmp_path / "storage") as moved:
+        restarted = GitRepositoryReconciler(
+            cluster,
+            Storage(tmp_path / "storage", moved.url),
+            GitFetcher(tmp_path / "cache"),
+            clock=lambda: NOW,
+        )
+        cluster.patches.clear()
+
+        failed = reconcile_git_repository(first, restarted)
+
+        assert not failed.ready  # git is unreachable ...
+        assert failed.status is not None
+        artifact = failed.status["artifact"]
+        old = first["status"]["artifact"]
+        # ... yet the artifact is now advertised at the new address, and nothing else moved.
+        assert artifact["url"] == f"{moved.url}/{old['path']}"
+        assert artifact["url"] != old["url"]
+        assert {k: v for k, v in artifact.items() if k != "url"} == {
+            k: v for k, v in old.items() if k != "url"
+        }
+        assert cluster.patches[0]["status"]["artifact"]["url"] == artifact["url"]
+        assert (_download(failed, tmp_path / "got") / "a.yaml").read_bytes() == b"a: 1\n"
 
 
 def test_a_git_server_that_never_answers_is_cut_at_the_timeout(

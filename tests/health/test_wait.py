@@ -6,6 +6,7 @@ The real control plane is exercised in tests/cluster/test_health.py.
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from core.cluster.port import NotFound, UnknownKind
 from core.errors import InputError, TidegateError
 from core.health import Status, compute
+from reconciler.cancellation import CancelledError
 from reconciler.health import (
     ClusterReader,
     ExprRules,
@@ -503,3 +505,21 @@ def test_expressions_see_the_objects_data_and_report_their_errors() -> None:
         "timeout waiting for: [ConfigMap/apps/flag status: 'Unknown': failed to evaluate the CEL "
         "expression 'data.ready == 'yes'': "
     )
+
+
+def test_a_stop_during_the_wait_cancels_it_before_the_timeout() -> None:
+    stop = threading.Event()
+    reader = Script({DEPLOY: [_deployment(0)]})
+    original = reader.read
+
+    def read_then_stop(ref: ObjectRef) -> Mapping[str, Any] | None:
+        if reader.reads == 2:
+            stop.set()  # SIGTERM arrives between two polls
+        return original(ref)
+
+    reader.read = read_then_stop  # type: ignore[method-assign]
+    checker = HealthChecker(reader, interval=datetime.timedelta(milliseconds=10), stop=stop)
+
+    with pytest.raises(CancelledError):
+        checker.wait([DEPLOY], datetime.timedelta(hours=1))
+    assert reader.reads == 3  # stopped at the next poll, not polled on to the hour

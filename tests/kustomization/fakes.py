@@ -147,6 +147,7 @@ class Engines:
         timeout: dt.timedelta,
         owner: Owner,
         service_account: str | None,
+        gone_is_current: frozenset[ObjectRef] = frozenset(),
     ) -> HealthReport:
         self.waited.append(list(targets))
         elapsed = dt.timedelta(seconds=1.5)

@@ -18,8 +18,14 @@ from reconciler.notification.delivery import Dispatcher
 from reconciler.notification.manifests import crds
 from reconciler.notification.service import Notifier
 from reconciler.notification.store import ClusterStore
-from tests.cluster.kube import apply, eventually, unique_name
-from tests.notification.objects import API, alert_obj, ks_event, provider_obj
+from tests.cluster.kube import apply, unique_name
+from tests.notification.objects import (
+    API,
+    alert_obj,
+    install_notification_crds,
+    ks_event,
+    provider_obj,
+)
 from tests.notification.receivers import receiver
 
 TOKEN = "CANARY-cluster-token-5d1e"
@@ -27,20 +33,7 @@ TOKEN = "CANARY-cluster-token-5d1e"
 
 @pytest.fixture(scope="module")
 def notification_crds(dynamic_client: Any) -> None:
-    definitions = dynamic_client.resources.get(
-        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
-    )
-    for crd in crds():
-        apply(dynamic_client, crd)
-
-        def established(name: str = crd["metadata"]["name"]) -> bool:
-            conditions = definitions.get(name=name).to_dict().get("status", {}).get("conditions")
-            return any(
-                c["type"] == "Established" and c["status"] == "True" for c in conditions or []
-            )
-
-        eventually(established, f"{crd['metadata']['name']} to be established")
-    dynamic_client.resources.invalidate_cache()
+    install_notification_crds(dynamic_client)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from core import preview as engine
 from core.fetch import FetchPolicy
 from core.render import affected
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import GitError, Repository
 from core.repo.view import FileView
 from core.report import jsonout
@@ -219,19 +219,19 @@ def _both(
     said: list[str] = []
     for changed_only in (False, True):
         cache = tmp / f"cache-{changed_only}"
-        settings = RenderSettings(
+        options = RenderOptions(
             kustomize=tools[0],
             helm=tools[1],
-            cache=RenderCache(cache),
             fetch_policy=FetchPolicy(allowed_hosts=None),
             **extra,  # type: ignore[arg-type]
         )
+        settings = RenderSettings(options, RenderCache(cache))
         request = engine.PreviewRequest(base=base, head=head, changed_only=changed_only)
         with Repository(repo) as git_repo:
             result = engine.run_preview(git_repo, request, settings, progress=said.append)
         reports.append(jsonout.dumps(result))
         if changed_only:
-            rendered = settings.rendered
+            rendered = settings.observer.rendered
             proven = result.proven_unchanged
     assert proven is not None
     _same_but_count(reports[0], reports[1])
@@ -504,10 +504,10 @@ def test_bulk_blob_reads_match_single_reads_and_recover_from_a_bad_id(tmp_path: 
 
 def _changed_only(repo: Path, base: str, head: str, cache: Path, tools: tuple[Path, Path]) -> str:
     settings = RenderSettings(
-        kustomize=tools[0],
-        helm=tools[1],
-        cache=RenderCache(cache),
-        fetch_policy=FetchPolicy(allowed_hosts=None),
+        RenderOptions(
+            kustomize=tools[0], helm=tools[1], fetch_policy=FetchPolicy(allowed_hosts=None)
+        ),
+        RenderCache(cache),
     )
     request = engine.PreviewRequest(base=base, head=head, changed_only=True)
     with Repository(repo) as git_repo:

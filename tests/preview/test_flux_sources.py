@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core import preview as engine
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from tests.preview.conftest import Preview as RunPreview
 from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
@@ -138,15 +138,15 @@ def test_the_render_cache_keys_on_the_generated_content(
     copied = commit(repo, {"apps/staging/values-override.yaml": "image: {tag: 7.0.0}\n"}, "bump")
 
     settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
+        RenderOptions(kustomize=kustomize_bin, helm=helm_bin), RenderCache(tmp_path / "cache")
     )
     with Repository(repo) as git_repo:
         first = engine.render_revision(git_repo, git_repo.tree(base), [STAGING], settings)
-        settings.rendered.clear()
+        settings.observer.rendered.clear()
         engine.render_revision(git_repo, git_repo.tree(ignored), [STAGING], settings)
-        assert settings.rendered == []
+        assert settings.observer.rendered == []
         engine.render_revision(git_repo, git_repo.tree(copied), [STAGING], settings)
-        assert settings.rendered == ["Kustomization/flux-system/apps"]
+        assert settings.observer.rendered == ["Kustomization/flux-system/apps"]
 
     apps = next(u for r, u in first[STAGING].units.items() if r.name == "apps")
     assert "apps/staging/values-override.yaml" in apps.inputs, "ownership names repository files"

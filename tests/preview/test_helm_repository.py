@@ -17,7 +17,7 @@ from core import preview as engine
 from core.fetch import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from tests.preview.conftest import Preview
 from tests.preview.gitrepo import commit, flux_cluster, new_repo
@@ -108,12 +108,12 @@ def test_helm_repository_release_is_previewed(
     assert any(line[0] == "-" and line.endswith("image: nginx:1.27") for line in lines), lines
     assert any(line[0] == "+" and line.endswith("image: nginx:1.28") for line in lines), lines
     with Repository(repo) as git_repo:
-        settings = RenderSettings(
+        options = RenderOptions(
             kustomize=kustomize_bin,
             helm=helm_bin,
-            cache=RenderCache(tmp_path / "direct"),
             fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
         )
+        settings = RenderSettings(options, RenderCache(tmp_path / "direct"))
         rendered = engine.render_revision(git_repo, git_repo.tree(head), [PROD], settings)
     objects = rendered[PROD].units[UnitRef(UnitKind.HELM_RELEASE, "flux-system", "web")].objects
     labels = (objects or {})[ObjectRef("apps", "Deployment", "apps", "web")].body["metadata"][

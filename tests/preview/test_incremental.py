@@ -63,8 +63,8 @@ def rendered_by_cli(
     """Run `tidegate preview` and return the exit code and the units it rendered."""
     made: list[RenderSettings] = []
 
-    def record(**kwargs: Any) -> RenderSettings:
-        made.append(RenderSettings(**kwargs))
+    def record(*args: Any, **kwargs: Any) -> RenderSettings:
+        made.append(RenderSettings(*args, **kwargs))
         return made[-1]
 
     monkeypatch.setattr(cli_preview, "RenderSettings", record)
@@ -81,7 +81,7 @@ def rendered_by_cli(
             ]
         )
         (settings,) = made
-        return code, sorted(settings.rendered)
+        return code, sorted(settings.observer.rendered)
 
     return run
 

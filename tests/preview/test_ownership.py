@@ -11,7 +11,7 @@ from pathlib import Path
 from core import preview as engine
 from core.model import UnitKind, UnitRef
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo import ownership
 from core.repo.git import Repository
 from tests.preview.gitrepo import configmap, flux_cluster, kustomization, new_repo
@@ -42,7 +42,7 @@ def test_index_maps_files_to_the_units_that_read_them(
         },
     )
     settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "c")
+        RenderOptions(kustomize=kustomize_bin, helm=helm_bin), RenderCache(tmp_path / "c")
     )
     with Repository(repo_dir) as repo:
         renders = engine.render_revision(repo, repo.tree(head), [PROD], settings)

@@ -14,7 +14,7 @@ from pathlib import Path
 from core import preview as engine
 from core.changes import Preview
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from tests.preview.conftest import Preview as RunPreview
 from tests.preview.gitrepo import (
@@ -224,10 +224,10 @@ def test_one_file_change_rerenders_only_its_unit(
     cache = RenderCache(tmp_path / "cache")
 
     def run(base_ref: str, head_ref: str) -> tuple[list[str], Preview]:
-        settings = RenderSettings(kustomize=kustomize_bin, helm=helm_bin, cache=cache, jobs=1)
+        settings = RenderSettings(RenderOptions(kustomize_bin, helm_bin, jobs=1), cache)
         with Repository(repo_dir) as repo:
             result = engine.run_preview(repo, engine.PreviewRequest(base_ref, head_ref), settings)
-        return sorted(settings.rendered), result
+        return sorted(settings.observer.rendered), result
 
     cold, _ = run(base, base)
     warm, result = run(base, head)
@@ -286,7 +286,7 @@ def test_substitution_follows_the_flux_strategy(
     assert outcome.code == 0
     with Repository(repo) as git_repo:
         cache = RenderCache(tmp_path / "cache2")
-        settings = RenderSettings(kustomize=kustomize_bin, helm=helm_bin, cache=cache)
+        settings = RenderSettings(RenderOptions(kustomize_bin, helm_bin), cache)
         renders = engine.render_revision(git_repo, git_repo.tree(base), [PROD], settings)
     units = {ref.name: unit for ref, unit in renders[PROD].units.items()}
     plain = next(iter((units["plain"].objects or {}).values()))

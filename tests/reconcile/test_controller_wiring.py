@@ -143,3 +143,59 @@ def test_the_status_shows_reconciling_while_health_is_awaited(
     assert conditions["Ready"]["message"] == "Reconciliation in progress"
     assert obj["status"]["lastAttemptedRevision"] == revision
     assert "lastAppliedRevision" not in obj["status"]
+
+
+def test_sigterm_cancels_a_health_wait_and_leaves_the_run_in_progress(
+    flux: Flux,
+    kustomize_bin: Path,
+    admin_kubeconfig: Path,
+    kube_client: Any,
+    tmp_path: Path,
+) -> None:
+    revision = flux.commit(
+        {
+            "deploy/kustomization.yaml": "resources: [web.yaml]\n",
+            "deploy/web.yaml": _deployment(flux),
+        }
+    )
+    flux.create_apps_namespace()
+    # A wait far longer than the shutdown bound: only a cancelled wait lets the process go.
+    flux.kustomization("apps", path="./deploy", wait=True, timeout="30m")
+
+    def waiting() -> dict[str, Any] | None:
+        obj = flux.get("apps")
+        reconciling = _conditions(obj).get("Reconciling") or {}
+        return obj if reconciling.get("message", "").startswith("Running health checks") else None
+
+    process = start_controller(
+        admin_kubeconfig, flux.namespace, kustomize_bin, tmp_path / "controller"
+    )
+    try:
+        eventually(waiting, "Reconciling to show the health checks", timeout=300)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError("the controller did not stop during its health wait") from None
+    stderr = process.stderr.read() if process.stderr else ""
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert "Reconcile cancelled: health checks cancelled" in stderr
+
+    # As Flux: the cancelled run writes no outcome, so the status is the run's progress.
+    conditions = _conditions(flux.get("apps"))
+    assert conditions["Ready"]["status"] == "Unknown"
+    assert conditions["Ready"]["reason"] == "Progressing"
+    assert conditions["Reconciling"]["message"] == (
+        f"Running health checks for revision {revision} with a timeout of 30m0s"
+    )
+    assert "Healthy" not in conditions or conditions["Healthy"]["status"] == "Unknown"
+    failures = [
+        e
+        for e in _events(kube_client, flux.namespace, "Kustomization", "apps")
+        if e.type == "Warning"
+    ]
+    assert failures == []

@@ -18,13 +18,15 @@ from prometheus_client import CollectorRegistry
 
 from core.fetch import FetchPolicy
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
 from devenv.github_api import FakeGitHub
 from reconciler.events import EventRecorder
 from reconciler.notification.code_hosts import code_hosts
 from reconciler.notification.delivery import Dispatcher
-from reconciler.notification.lifecycle import DeployReporter, Predictor, sha_of
-from reconciler.notification.predictor import RepositoryPredictor
+from reconciler.notification.lifecycle import DeployReporter, Predictor, Recorder, sha_of
+from reconciler.notification.predictor import ArtifactPredictor, RepositoryPredictor
+from reconciler.notification.revisions import RevisionStore
 from reconciler.notification.service import Notifier
 from tests.fixtures.github import NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
@@ -40,6 +42,7 @@ def _reporting(
     github: FakeGitHub,
     predictor: Predictor | None = None,
     registry: CollectorRegistry | None = None,
+    recorder: Recorder | None = None,
 ) -> tuple[Driver, Dispatcher, DeployReporter]:
     """A driver whose pipeline reports to GitHub through a github Provider and Alert."""
     origin = github.base_url.removesuffix("/api/v3")
@@ -66,7 +69,7 @@ def _reporting(
     dispatcher.start()
     notifier = Notifier(store, dispatcher, hosts=code_hosts(NO_WAIT))
     reporter = DeployReporter(
-        notifier.notify, cluster="prod", predictor=predictor, registry=registry
+        notifier.notify, cluster="prod", predictor=predictor, recorder=recorder, registry=registry
     )
     deps = dataclasses.replace(
         flux.driver.deps,
@@ -192,15 +195,26 @@ def _fleet_files(flux: Flux, colour: str, size: str) -> dict[str, str | None]:
     }
 
 
+@pytest.mark.parametrize("trees", ["artifacts", "repository"])
 def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
-    flux: Flux, github: FakeGitHub, kustomize_bin: Path, helm_bin: Path, tmp_path: Path
+    flux: Flux,
+    github: FakeGitHub,
+    kustomize_bin: Path,
+    helm_bin: Path,
+    tmp_path: Path,
+    trees: str,
 ) -> None:
-    settings = RenderSettings(
-        kustomize=kustomize_bin, helm=helm_bin, cache=RenderCache(tmp_path / "cache")
-    )
-    predictor = RepositoryPredictor(flux.work, "clusters/prod", settings)
+    """From the artifacts the controller kept (production), or from a clone of the source."""
+    render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
+    predictor: ArtifactPredictor | RepositoryPredictor
+    if trees == "artifacts":
+        store = RevisionStore(tmp_path / "revisions")
+        predictor = ArtifactPredictor(store, "clusters/prod", render)
+        recorder: Recorder | None = predictor
+    else:
+        predictor, recorder = RepositoryPredictor(flux.work, "clusters/prod", render), None
     registry = CollectorRegistry()
-    driver, dispatcher, _ = _reporting(flux, github, predictor, registry)
+    driver, dispatcher, _ = _reporting(flux, github, predictor, registry, recorder)
     try:
         core = k8s.CoreV1Api(flux.kube_client)
         core.create_namespace({"metadata": {"name": flux.apps_namespace}})

@@ -9,6 +9,7 @@ which the test also proves by trying a real write.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,81 @@ def _status_of_write(client: Any, namespace: str) -> int:
 
 def _head(flux: Flux) -> str:
     return git("rev-parse", "HEAD", cwd=flux.work).strip()
+
+
+SUBSTITUTED = "live-only-db-password"
+
+
+def _substituting_files(flux: Flux, *, keep_old: bool) -> dict[str, str | None]:
+    files = _files(flux, colour="blue", keep_old=keep_old)
+    files["clusters/test/app.yaml"] = f"""
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {{name: app, namespace: {flux.namespace}}}
+        spec:
+          interval: 10m
+          path: ./app
+          prune: true
+          sourceRef: {{kind: GitRepository, name: flux-system}}
+          postBuild:
+            substituteFrom: [{{kind: Secret, name: db, optional: true}}]
+    """
+    files["app/old.yaml"] = (
+        f"""
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {{name: old, namespace: {flux.apps_namespace}}}
+        data: {{url: "postgres://app:${{PASSWORD}}@db"}}
+    """
+        if keep_old
+        else None
+    )
+    return files
+
+
+def test_a_value_substituted_from_a_cluster_secret_never_shows_when_its_object_goes(
+    flux: Flux, preview_identity: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    core = k8s.CoreV1Api(flux.kube_client)
+    core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+    # The Secret lives in the cluster only: no render of the repository ever sees its value.
+    core.create_namespaced_secret(
+        flux.namespace,
+        {"metadata": {"name": "db"}, "stringData": {"PASSWORD": SUBSTITUTED}},
+    )
+    flux.commit(_substituting_files(flux, keep_old=True), "first")
+    flux.kustomization(
+        "app",
+        path="./app",
+        postBuild={"substituteFrom": [{"kind": "Secret", "name": "db"}]},
+    )
+    assert flux.driver.reconcile(flux.namespace, "app").ready
+    planted = core.read_namespaced_config_map("old", flux.apps_namespace).data
+    assert planted == {"url": f"postgres://app:{SUBSTITUTED}@db"}
+    base = _head(flux)
+    flux.commit(_substituting_files(flux, keep_old=False), "the pull request drops old")
+    head = _head(flux)
+    capsys.readouterr()
+
+    outputs = []
+    for form in ("json", "markdown"):
+        output = tmp_path / f"report.{form}"
+        code = cli_main.main(
+            [
+                "preview",
+                *("--repo", str(flux.work), "--base", base, "--head", head),
+                *("--path", "clusters/test", "--format", form, "--output", str(output)),
+                *("--cache-dir", str(tmp_path / "cache"), "--no-policies"),
+                *("--kubeconfig", str(preview_identity), "--live"),
+            ]
+        )
+        assert code == 1
+        outputs.append(output.read_text())
+    captured = capsys.readouterr()
+
+    report = json.loads(outputs[0])
+    assert ("delete", "ConfigMap", "old") in _changes(report)
+    everything = "".join(outputs) + captured.out + captured.err
+    assert "postgres://app:" not in everything  # the whole string is masked, not just the value
+    for form in (SUBSTITUTED, base64.b64encode(SUBSTITUTED.encode()).decode()):
+        assert form not in everything

@@ -15,7 +15,7 @@ import pytest
 
 from core.preview import render_revision
 from core.render.cache import RenderCache
-from core.render.unit import RenderSettings
+from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from tests.fixtures.gitserver import git
 from tests.reconcile.conftest import Flux
@@ -72,7 +72,7 @@ def test_applied_objects_equal_the_previewed_ones(
     head = git("rev-parse", "HEAD", cwd=flux.work)
 
     cache = RenderCache(tmp_path / "cache")
-    settings = RenderSettings(kustomize=kustomize_bin, helm=helm_bin, cache=cache)
+    settings = RenderSettings(RenderOptions(kustomize_bin, helm_bin), cache)
     with Repository(flux.work) as repo:
         [cluster] = render_revision(
             repo, repo.tree(head), ["clusters/production"], settings

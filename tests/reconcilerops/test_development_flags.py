@@ -1,9 +1,10 @@
-"""The controller's development flags: loopback notifications and predictions, both off by default.
+"""The controller's notification and prediction flags, all off by default.
 
 `--notification-allow-loopback` widens only the loopback rule of the notification delivery policy;
-`--predict-repository` (with `--predict-cluster`) wires the predicted-vs-applied preview. Without
-them the controller refuses loopback receivers and compares nothing, as in production. The demo's
-end-to-end test (`tests/demo`) shows both working in a running controller.
+`--predict-cluster` wires the predicted-vs-applied preview from the artifacts the controller keeps,
+`--predict-repository` (development) from a local clone instead. Without them the controller
+refuses loopback receivers and compares nothing. The demo's end-to-end test (`tests/demo`) shows
+them working in a running controller.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from cli.reconcile import _predict_repository, add_controller_arguments
 from core.errors import TidegateError
 from reconciler.notification.assembly import DEFAULT_POLICY
-from reconciler.notification.predictor import RepositoryPredictor
+from reconciler.notification.predictor import ArtifactPredictor, RepositoryPredictor
 from reconciler.runtime import Settings
 from reconciler.wiring import notification_policy, predictor
 
@@ -70,3 +71,12 @@ def test_a_predict_repository_needs_a_cluster_and_a_git_repository(tmp_path: Pat
         _predict_repository(
             _parse("--predict-repository", str(tmp_path), "--predict-cluster", "clusters/a")
         )
+
+
+def test_a_predict_cluster_alone_predicts_from_the_kept_artifacts(tmp_path: Path) -> None:
+    args = _parse("--predict-cluster", "clusters/demo")
+    assert _predict_repository(args) is None
+    settings = Settings(
+        kustomize=Path("kustomize"), helm=Path("helm"), predict_cluster="clusters/demo"
+    )
+    assert isinstance(predictor(settings, tmp_path), ArtifactPredictor)

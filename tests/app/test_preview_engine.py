@@ -1,0 +1,98 @@
+"""The review worker's warm preview process: reused between jobs, bounded however many run."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+from pathlib import Path
+
+from app.engine import PreviewEngine
+from cli import preview_server
+from cli.preview import WarmCaches
+from core.render.unit import RenderObserver, RenderSettings
+from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
+
+PROD = "clusters/production"
+PULL_REQUESTS = 8
+MEMORY_ENTRIES = 3
+
+
+def _fleet(tmp_path: Path) -> tuple[Path, str]:
+    """Three apps, each its own Kustomization: a pull request edits one of them."""
+    files = {**flux_cluster()}
+    for app in ("web", "jobs", "api"):
+        files[f"{PROD}/{app}.yaml"] = kustomization(app, f"./{app}")
+        files[f"{app}/config.yaml"] = configmap(f"{app}-config", app, color="blue")
+    return new_repo(tmp_path / "repo", files)
+
+
+def _argv(repo: Path, base: str, head: str, out: Path, tools: tuple[Path, Path]) -> list[str]:
+    return [
+        *("--repo", str(repo), "--base", base, "--head", head),
+        *("--format", "markdown", "--output", str(out / "report.md")),
+        *("--cache-dir", str(out.parent / "render")),
+        *("--kustomize", str(tools[0]), "--helm", str(tools[1]), "--sandbox", "off"),
+    ]
+
+
+def test_many_pull_requests_leave_the_warm_process_the_same_size(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo, base = _fleet(tmp_path)
+    requests = []
+    for number in range(PULL_REQUESTS):
+        app = ("web", "jobs", "api")[number % 3]
+        head = commit(
+            repo, {f"{app}/config.yaml": configmap(f"{app}-config", app, color=f"c{number}")}, "pr"
+        )
+        out = tmp_path / "reports" / str(number)
+        out.mkdir(parents=True)
+        argv = _argv(repo, base, head, out, (kustomize_bin, helm_bin))
+        requests.append(json.dumps({"argv": argv}) + "\n")
+    caches = WarmCaches(memory_entries=MEMORY_ENTRIES)
+    sizes = []
+    answers = []
+    for line in requests:
+        answer = io.StringIO()
+        preview_server.serve(io.StringIO(line), answer, caches)
+        answers.append(json.loads(answer.getvalue()))
+        [cache] = caches.caches.values()
+        sizes.append(cache.memory_sizes())
+
+    assert [a["code"] for a in answers] == [1] * PULL_REQUESTS, answers[0]["stderr"]
+    report = (tmp_path / "reports" / "7" / "report.md").read_text()
+    assert "jobs-config" in report
+    assert len(caches.caches) == 1, "one warm cache, shared by every pull request"
+    # Every pull request adds renders; memory holds the bound, not one more per pull request.
+    assert all(
+        renders <= MEMORY_ENTRIES and receipts <= MEMORY_ENTRIES for renders, receipts in sizes
+    )
+    assert sizes[-1] == sizes[2] == (MEMORY_ENTRIES, MEMORY_ENTRIES)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, (RenderObserver, RenderSettings))]
+    assert alive == [], "nothing a preview observed outlives it"
+
+
+def test_the_engine_keeps_one_process_across_jobs_and_recycles_it(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {"web/config.yaml": configmap("web-config", "web", color="red")}, "pr")
+    engine = PreviewEngine(recycle_after=3)
+    try:
+        codes = []
+        for number in range(4):
+            out = tmp_path / "reports" / str(number)
+            out.mkdir(parents=True)
+            code, stderr = engine.preview(_argv(repo, base, head, out, (kustomize_bin, helm_bin)))
+            codes.append(code)
+        assert codes == [1, 1, 1, 1], stderr
+        assert engine.starts == 2, "one process for three previews, then a fresh one"
+
+        code, stderr = engine.preview(["--repo", str(tmp_path / "missing"), "--head", head])
+        assert code == 2
+        assert "tidegate: error:" in stderr
+        assert engine.starts == 2, "a failed preview is an answer, not a dead process"
+    finally:
+        engine.close()

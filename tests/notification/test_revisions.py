@@ -1,0 +1,72 @@
+"""The controller's store of reconciled source trees, on real git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.repo.git import Repository
+from reconciler.notification.revisions import RevisionStore, source_key
+
+SOURCE = source_key(
+    {
+        "metadata": {"namespace": "flux-system", "name": "apps"},
+        "spec": {"sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+    }
+)
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _files(store: RevisionStore, ref: str) -> dict[str, bytes]:
+    with Repository(store.path) as repo:
+        tree = repo.tree(ref)
+        return {path: repo.read_file(tree, path) for path in tree}
+
+
+def test_a_kept_tree_reads_back_exactly_gitignore_and_all(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path / "store")
+    tree = _tree(
+        tmp_path / "a",
+        {".gitignore": "*.yaml\n", "apps/app.yaml": "kind: ConfigMap\n", "README": "x"},
+    )
+
+    assert store.record(SOURCE, "1" * 40, tree)
+
+    ref = store.ref(SOURCE, "1" * 40)
+    assert ref is not None
+    assert _files(store, ref) == {
+        ".gitignore": b"*.yaml\n",
+        "apps/app.yaml": b"kind: ConfigMap\n",
+        "README": b"x",
+    }
+    assert store.ref(SOURCE, "2" * 40) is None
+    # A second store on the same directory (a restarted controller) finds it.
+    assert RevisionStore(tmp_path / "store").ref(SOURCE, "1" * 40) == ref
+
+
+def test_only_the_last_revisions_of_a_source_are_kept(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path / "store", keep=2)
+    other = source_key({"metadata": {"namespace": "team"}, "spec": {"sourceRef": {"name": "b"}}})
+    for digit in "123":
+        assert store.record(SOURCE, digit * 40, _tree(tmp_path / digit, {"f": digit}))
+    assert store.record(other, "4" * 40, _tree(tmp_path / "4", {"f": "4"}))
+
+    assert [store.ref(SOURCE, d * 40) is not None for d in "123"] == [False, True, True]
+    assert store.ref(other, "4" * 40) is not None
+    assert store.ref(other, "3" * 40) is None  # revisions are kept per source
+
+
+def test_a_tree_with_a_git_entry_or_a_bad_name_is_not_kept(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path / "store")
+    nested = _tree(tmp_path / "nested", {"vendor/.git/config": "[core]\n", "a": "b"})
+
+    assert not store.record(SOURCE, "1" * 40, nested)
+    assert not store.record(SOURCE, "not-a-commit", _tree(tmp_path / "ok", {"a": "b"}))
+    assert not store.record("../../escape", "1" * 40, _tree(tmp_path / "ok", {"a": "b"}))
+    assert store.ref(SOURCE, "1" * 40) is None
