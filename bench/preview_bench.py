@@ -11,8 +11,10 @@ measures, for each of the fleet's three changes:
   `flate diff all --base <base sha>` per cluster, cold and with a cache warmed on the base.
 
 Each measurement is repeated and the median reported. Wall time is measured around the child
-process; peak memory is the child's `ru_maxrss` from `wait4`, which the kernel reports as the
-largest resident set of any process in the child's tree. Every child runs under a time limit and
+process; CPU time (user + system) and peak memory come from the child's `wait4` usage, which
+covers every process in its tree the child waited for: CPU is the sum over them (kustomize and
+helm included), memory the largest resident set of any one. On a shared machine the wall time
+follows the load; the CPU time much less. Every child runs under a time limit and
 in its own process group, and is killed with its group when the limit passes.
 
 Run from the repository root: `.venv/bin/python -m bench.preview_bench [--repeat 3]`.
@@ -66,6 +68,7 @@ class Sample:
     max_rss_mib: float
     returncode: int
     stderr_tail: str = ""
+    cpu_seconds: float = 0.0
 
 
 class CommandFailedError(Exception):
@@ -101,7 +104,8 @@ def measure(
         process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
-    sample = Sample(seconds, usage.ru_maxrss / 1024, process.returncode, tail)
+    cpu = usage.ru_utime + usage.ru_stime
+    sample = Sample(seconds, usage.ru_maxrss / 1024, process.returncode, tail, cpu)
     if process.returncode not in ok:
         why = "timed out" if process.returncode == -signal.SIGKILL else "failed"
         raise CommandFailedError(
@@ -139,6 +143,10 @@ class Series:
     def rss_mib(self) -> float | None:
         return statistics.median(s.max_rss_mib for s in self.samples) if self.samples else None
 
+    @property
+    def cpu_seconds(self) -> float | None:
+        return statistics.median(s.cpu_seconds for s in self.samples) if self.samples else None
+
 
 def repeat(times: int, once: Callable[[int], Sample]) -> Series:
     """Run a measurement `times` times; the first failure ends the series with its message."""
@@ -153,8 +161,13 @@ def repeat(times: int, once: Callable[[int], Sample]) -> Series:
 
 
 def combine(samples: Sequence[Sample]) -> Sample:
-    """Several sequential commands as one measurement: summed time, largest process."""
-    return Sample(sum(s.seconds for s in samples), max(s.max_rss_mib for s in samples), 0)
+    """Several sequential commands as one measurement: summed times, largest process."""
+    return Sample(
+        sum(s.seconds for s in samples),
+        max(s.max_rss_mib for s in samples),
+        0,
+        cpu_seconds=sum(s.cpu_seconds for s in samples),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,11 +259,19 @@ class Tidegate:
 
     def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
         env = {**os.environ, "TIDEGATE_CACHE_DIR": str(cache)}
+        report = report or Path(tempfile.mkstemp(suffix=".json", dir=self.scratch)[1])
         # 0: no change, 1: changes, 3: the policy gate blocks (the rename's removed
         # Kustomization, GP004): each is a finished preview.
-        return measure(
+        sample = measure(
             self.command(base, head), env=env, timeout=self.timeout, ok=(0, 1, 3), stdout=report
         )
+        # Python exits 1 on an uncaught exception too: only a written report is a preview.
+        if not _summary(report):
+            raise CommandFailedError(
+                f"`{' '.join(map(str, self.command(base, head)))}` exited {sample.returncode} "
+                f"without a report: {sample.stderr_tail.strip()}"
+            )
+        return sample
 
     def fresh_cache(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="tidegate-cache-", dir=self.scratch))
@@ -582,13 +603,17 @@ def _bench_cache() -> Path:
 def _fmt(series: Series) -> str:
     if series.seconds is None:
         return "n/a"
-    return f"{series.seconds:.2f} s / {series.rss_mib:.0f} MiB"
+    return f"{series.seconds:.2f} s / {series.cpu_seconds:.2f} s CPU / {series.rss_mib:.0f} MiB"
 
 
 def _ratio(numerator: Series, denominator: Series) -> str:
+    """Wall-time ratio, then the CPU-time ratio in parentheses."""
     if numerator.seconds is None or not denominator.seconds:
         return "n/a"
-    return f"{numerator.seconds / denominator.seconds:.2f}x"
+    wall = f"{numerator.seconds / denominator.seconds:.2f}x"
+    if numerator.cpu_seconds is None or not denominator.cpu_seconds:
+        return wall
+    return f"{wall} ({numerator.cpu_seconds / denominator.cpu_seconds:.2f}x CPU)"
 
 
 def markdown_table(run: Run) -> str:
@@ -616,6 +641,7 @@ def to_json(run: Run) -> dict[str, Any]:
         return {
             "median_seconds": s.seconds,
             "median_max_rss_mib": s.rss_mib,
+            "median_cpu_seconds": s.cpu_seconds,
             "error": s.error,
             "samples": [asdict(x) for x in s.samples],
         }

@@ -9,6 +9,7 @@ It is pure string work: it never touches the disk, so symlinks are the file sour
 
 from __future__ import annotations
 
+import functools
 import posixpath
 
 from core.errors import InputError
@@ -27,6 +28,19 @@ def normalize(path: str, *, file: str | None = None, field: str | None = None) -
     Raises:
         InputError: the path is absolute, not POSIX, or climbs above the repository root.
     """
+    if file is None and field is None:
+        return _normalized(path)
+    return _checked(path, file, field)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalized(path: str) -> str:
+    # Input walks and tree lookups ask about the same paths tens of thousands of times per
+    # preview. Bounded, since the paths come from the repository; a refused path is not kept.
+    return _checked(path, None, None)
+
+
+def _checked(path: str, file: str | None, field: str | None) -> str:
     if path.startswith("/") or "\\" in path or "\0" in path:
         raise InputError(
             f"path {path!r} is not a repository-relative POSIX path", file=file, field=field

@@ -182,6 +182,8 @@ class RenderCache:
         self._receipt_lists: _Recent[list[dict[str, Any]]] = _Recent(memory_entries)
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
+        # Shard directories this instance made or found: a cold preview writes a thousand entries.
+        self._dirs: set[str] = set()
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
 
@@ -239,8 +241,10 @@ class RenderCache:
                 if (m.ref.group, m.ref.kind) in _INDEXED_KINDS
             },
         }
-        # Bodies first, index last: an index on disk always has its bodies.
-        self._write(self._bodies_path(render_key), [m.body for m in manifests])
+        # Bodies first, index last: an index on disk always has its bodies. A render without
+        # objects (a kept footprint) has none to load, so it needs no bodies file.
+        if manifests:
+            self._write(self._bodies_path(render_key), [m.body for m in manifests])
         self._write(self._render_path(render_key), index)
         receipts = [r for r in self._receipts(spec_key) if r["render"] != render_key]
         kept = [receipt, *receipts][:_RECEIPTS_PER_SPEC]
@@ -296,11 +300,17 @@ class RenderCache:
             # A missing or damaged entry is a miss; the render is simply done again.
             return None
 
-    @staticmethod
-    def _write(path: str, data: object) -> None:
+    def _write(self, path: str, data: object) -> None:
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        if directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._dirs.add(directory)
+        try:
+            fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        except FileNotFoundError:
+            # Removed since (a long-lived service's cache cleared under it): make it again.
+            os.makedirs(directory, exist_ok=True)
+            fd, scratch = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps(data))
         os.replace(scratch, path)
@@ -353,7 +363,10 @@ def watched_dirs(inputs: Iterable[str]) -> list[str]:
 def _state(tree: TreeView, inputs_digest: str, dirs: Sequence[str]) -> str:
     """Digest of the input files' contents plus the names in their directories."""
     listing = {directory: _listdir(tree, directory) for directory in dirs}
-    return canonical_key(inputs_digest, listing)
+    # Plain strings only, so orjson's encoding is canonical here; json.dumps cost a tenth of a
+    # warm preview.
+    text = orjson.dumps([inputs_digest, listing], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(text).hexdigest()
 
 
 def _listdir(tree: TreeView, directory: str) -> list[str] | None:

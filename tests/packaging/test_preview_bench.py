@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+import pytest
 
 from bench import preview_bench
 
@@ -46,3 +49,29 @@ def test_a_preview_the_gate_blocks_is_a_finished_measurement(tmp_path: Path) -> 
 
     assert sample.seconds >= 0
     assert preview_bench._summary(report) == {"move": 10}
+
+
+def test_a_crash_is_not_a_preview_whatever_its_exit_code(tmp_path: Path) -> None:
+    # Python exits 1, the code of "changes", on an uncaught exception.
+    fake = tmp_path / "tidegate"
+    fake.write_text("#!/bin/sh\necho 'Traceback: ModuleNotFoundError' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    tool = preview_bench.Tidegate(
+        fake, tmp_path, Path("kustomize"), Path("helm"), None, 60, tmp_path, True
+    )
+
+    with pytest.raises(preview_bench.CommandFailedError, match=r"without a report.*Traceback"):
+        tool.run("main", "change/image-tag", tmp_path / "cache")
+
+
+def test_a_measurement_counts_the_cpu_of_the_whole_process_tree(tmp_path: Path) -> None:
+    # The parent only waits; its child burns the CPU, as kustomize does under tidegate.
+    burn = "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    command = ["sh", "-c", f'{sys.executable} -c "{burn}"']
+
+    sample = preview_bench.measure(command, timeout=60)
+
+    assert sample.cpu_seconds >= 0.3
+    combined = preview_bench.combine([sample, sample])
+    assert combined.cpu_seconds == sample.cpu_seconds * 2
+    assert "s CPU" in preview_bench._fmt(preview_bench.Series([sample]))

@@ -586,3 +586,58 @@ def test_a_warm_cache_gives_the_same_report(tmp_path: Path, tools: tuple[Path, P
     assert json.loads(cold)["provenUnchanged"] == 2
     assert report.replace('"provenUnchanged": 0', "") == cold.replace('"provenUnchanged": 2', "")
     assert run.proven == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Why changed-only is not the default (docs/preview.md, "Why it is opt-in")
+
+
+def _preview_code(repo: Path, head: str, tmp: Path, tools: tuple[Path, Path], *extra: str) -> int:
+    output = tmp / f"report{len(extra)}.json"
+    return cli_main.main(
+        [
+            "preview",
+            *("--repo", str(repo), "--base", "main", "--head", head, "--format", "json"),
+            *("--output", str(output), "--cache-dir", str(tmp / f"cache{len(extra)}")),
+            *("--kustomize", str(tools[0]), "--helm", str(tools[1]), "--no-policies"),
+            *extra,
+        ]
+    )
+
+
+def _status(report: Path, name: str) -> tuple[str, str | None]:
+    for cluster in json.loads(report.read_text())["clusters"]:
+        for unit in cluster["units"]:
+            if unit["name"] == name:
+                return unit["status"], unit["error"]
+    raise AssertionError(f"no unit {name}")
+
+
+def test_a_unit_broken_at_both_sides_fails_a_full_preview_and_not_a_changed_only_one(
+    tmp_path: Path, tools: tuple[Path, Path]
+) -> None:
+    repo, _ = _small_repo(tmp_path / "repo")
+    # A unit the change does not touch, broken before it: kustomize cannot parse its resource.
+    commit(
+        repo,
+        {
+            f"{PROD}/broken.yaml": kustomization("broken", "./apps/broken"),
+            "apps/broken/kustomization.yaml": "resources: [settings.yaml]\n",
+            "apps/broken/settings.yaml": "kind: ConfigMap\nmetadata: [unclosed\n",
+        },
+        "a broken unit",
+    )
+    git(repo, "checkout", "--quiet", "-b", "change")
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
+
+    full = _preview_code(repo, head, tmp_path, tools)
+    changed = _preview_code(repo, head, tmp_path, tools, "--changed-only")
+
+    # In full, the fleet's existing failure fails every preview (exit 2) until it is fixed.
+    assert full == 2
+    status, error = _status(tmp_path / "report0.json", "broken")
+    assert status == "failed"
+    assert error is not None
+    # Changed-only proves the broken unit unchanged and reports only what the change does.
+    assert changed == 1
+    assert _status(tmp_path / "report1.json", "broken") == ("unchanged", None)
