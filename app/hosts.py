@@ -1,7 +1,8 @@
 """The code hosts a job talks to, built from the settings: GitHub (token or App) or GitLab.
 
-Each job gets its own client (an App job authenticates as the installation that sent it), and
-every call that fails after retries is counted in the metrics. Tokens stay inside the clients
+Each job gets its own client (an App job authenticates as the installation that sent it, with
+the installation token the process caches for every job of that installation), and every call
+that fails after retries is counted in the metrics. Tokens stay inside the clients
 and the returned credentials; nothing here logs them.
 """
 
@@ -15,6 +16,7 @@ from app.settings import Settings
 from app.store import Job
 from core.errors import InputError
 from core.vcs.github import GitHubAuth, GitHubHost, connect
+from core.vcs.github_tokens import InstallationTokens
 from core.vcs.gitlab import GitLabHost
 from core.vcs.gitlab import connect as gitlab_connect
 from core.vcs.port import CodeHost
@@ -42,6 +44,12 @@ def code_hosts(
     """The factory of each job's code host and fetch credentials."""
     check_credentials(settings)
     options = {} if retry is None else {"retry": retry}
+    # One token cache for the process: every job of an installation shares its token.
+    tokens = (
+        InstallationTokens(settings.github_url, settings.github_app_id, settings.github_private_key)
+        if settings.github_app_id
+        else None
+    )
 
     def failed(provider: str) -> Callable[[str], None]:
         return lambda call: metrics.vcs_errors.labels(provider, call).inc()
@@ -60,10 +68,15 @@ def code_hosts(
             private_key=settings.github_private_key,
             installation_id=job.work.installation_id,
         )
-        client, credentials = connect(settings.github_url, auth)
+        client, credentials = connect(settings.github_url, auth, tokens=tokens)
         token = getattr(credentials, "token", settings.github_token)
         host = GitHubHost(
-            client, job.work.repository, checks=auth.app, on_error=failed("github"), **options
+            client,
+            job.work.repository,
+            checks=auth.app,
+            on_error=failed("github"),
+            credentials=credentials,
+            **options,
         )
         return host, Credentials(settings.git_user, str(token))
 

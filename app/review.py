@@ -18,10 +18,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from core.vcs import comments
 from core.vcs.port import Annotation, CodeHost, CommitReport, ReportState, VcsError
 from core.vcs.webhooks import Provider, WorkKind
 
-__all__ = ["CHECK_NAME", "HELP", "Credentials", "Reviewer"]
+__all__ = ["CHECK_NAME", "HELP", "REVIEW_NICE", "Credentials", "Reviewer", "Worker", "yield_cpu"]
 
 CHECK_NAME = "tidegate/preview"
 COMMENT_KEY = "preview"
@@ -137,7 +138,8 @@ class Reviewer:
         host.report(sha, CommitReport(CHECK_NAME, ReportState.PENDING, "Rendering the change"))
         try:
             mirror = self._fetch(job, credentials, sha, base_ref)
-            state, title, body, annotations = self._preview(job, mirror, sha)
+            approvers = _approvers(host, job.work.number, sha)
+            state, title, body, annotations = self._preview(job, mirror, sha, approvers)
         except TidegateError as exc:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
             body, annotations = f"## Tidegate preview failed\n\n{_quote(str(exc))}\n", ()
@@ -203,7 +205,7 @@ class Reviewer:
         return mirror
 
     def _preview(
-        self, job: Job, mirror: Path, sha: str
+        self, job: Job, mirror: Path, sha: str, approvers: Sequence[str]
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
         merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
@@ -235,6 +237,8 @@ class Reviewer:
         ]
         if self._settings.operator_config is not None:
             argv += ["--config", str(self._settings.operator_config)]
+        # `=` joins name and value: a value can never be read as another option.
+        argv += [f"--approved-by={user}" for user in approvers]
         report = out / "report.md"
         started = time.monotonic()
         code, stderr = self._engine.preview(argv)
@@ -251,6 +255,24 @@ class Reviewer:
         else:
             raise TidegateError(stderr.strip() or f"tidegate preview exited with code {code}")
         return state, title, report.read_text(), _annotations(out / "findings.sarif")
+
+
+def _approvers(host: CodeHost, number: int, sha: str) -> list[str]:
+    """Who approved head `sha` and has write access: the approvals the policy gate may count.
+
+    The provider decides which approvals stand for `sha` (see `CodeHost.approvers`); a user
+    without write access cannot approve a merge on either provider, so theirs never counts. The
+    gate then accepts, for each finding, only the code owners of its path (CODEOWNERS at base).
+    """
+    return [
+        user
+        for user in host.approvers(number, sha)
+        if _LOGIN.fullmatch(user) and host.can_write(user)
+    ]
+
+
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+"""User names on GitHub and GitLab; anything else from the API is not a reviewer we count."""
 
 
 def _ref(job: Job, side: str) -> str:
@@ -284,6 +306,25 @@ def _annotations(sarif: Path) -> tuple[Annotation, ...]:
                 )
             )
     return tuple(found)
+
+
+REVIEW_NICE = 10
+"""The nice value reviews run at: below the webhook threads, so rendering never starves them."""
+
+
+def yield_cpu() -> None:
+    """Run the calling thread, and every process it starts, at nice `REVIEW_NICE` (at least).
+
+    On Linux the nice value belongs to a thread and a child process inherits its parent thread's,
+    so the review thread and the renders it starts (the preview, kustomize, helm, git) give way to
+    the acknowledgement threads of the same process; a CPU-bound render then delays other
+    reviews, never an acknowledgement. A thread may always lower its own priority, never raise it
+    back without privilege, so this only ever lowers it.
+    """
+    thread = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, thread)
+    if current < REVIEW_NICE:
+        os.setpriority(os.PRIO_PROCESS, thread, REVIEW_NICE)
 
 
 class Worker:
@@ -322,7 +363,11 @@ class Worker:
         return True
 
     def run_forever(self, stop: threading.Event, *, idle: float = 1.0) -> None:
-        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty."""
+        """Run jobs until `stop` is set, polling every `idle` seconds while the queue is empty.
+
+        The calling thread first lowers its CPU priority to `REVIEW_NICE` (see `yield_cpu`).
+        """
+        yield_cpu()
         while not stop.is_set():
             try:
                 busy = self.run_once()

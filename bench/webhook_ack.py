@@ -4,7 +4,11 @@ Starts `tidegate serve --web-only` (gunicorn, the production server) as its own 
 SQLite file or on a PostgreSQL server started for the run (`--database`), sends `--rate` signed
 `pull_request` deliveries per second for `--seconds` on a fixed schedule (open loop: a late
 answer does not delay the next send), then checks every one was stored exactly once. Latency is
-counted from each delivery's scheduled send time, so client-side queueing is included.
+counted from each delivery's scheduled send time, so client-side queueing is included. It also
+reports the server's CPU time per acknowledgement (every gunicorn process, read from /proc
+before and after the load) and the load average, since on a shared machine those bound the
+latency more than the server's code does. The client speaks plain `http.client` on kept-alive
+connections, so it takes as little of the machine's CPU as it can.
 
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database sqlite
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database postgresql
@@ -16,6 +20,7 @@ import argparse
 import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import socket
@@ -66,7 +71,7 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve(url: str, tmp: Path, workers: int, threads: int) -> Iterator[str]:
+def serve(url: str, tmp: Path, workers: int, threads: int) -> Iterator[tuple[str, int]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -91,7 +96,7 @@ def serve(url: str, tmp: Path, workers: int, threads: int) -> Iterator[str]:
             raise SystemExit(
                 "the server did not become ready:\n" + (tmp / "server.log").read_text()
             )
-        yield base
+        yield base, server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -109,9 +114,12 @@ def main() -> None:
         tmp = Path(name)
         with (
             database(args.database, tmp) as url,
-            serve(url, tmp, args.workers, args.threads) as base,
+            serve(url, tmp, args.workers, args.threads) as (base, pid),
         ):
-            latencies, failures = run(f"{base}/webhooks/github", args.rate, args.seconds)
+            cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
+            latencies, failures = run(base, args.rate, args.seconds)
+            cpu = cpu_seconds(pid) - cpu_before
+            load_after = os.getloadavg()[0]
             stored = JobStore(open_database(url)).deliveries()
     total = args.rate * args.seconds
     ordered = sorted(latencies)
@@ -120,30 +128,65 @@ def main() -> None:
         f"{args.rate}/s; acknowledged {len(latencies) - len(failures)}, refused or failed "
         f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency p50 "
         f"{statistics.median(ordered) * 1000:.1f} ms, p99 "
-        f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+        f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms; "
+        f"server CPU {cpu / total * 1000:.2f} ms per ack; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after"
     )
 
 
-def run(url: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of process `pid` and its live children (gunicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for task in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (thread / "children").read_text().split():
+                found += [int(child), *_children(int(child))]
+    return found
+
+
+def run(base: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
     latencies: list[float] = []
     failures: list[str] = []
     local = threading.local()
+    host, port = base.removeprefix("http://").split(":")
 
     def send(number: int, due: float) -> None:
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
         body = payload(number)
         signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
         headers = {
+            "Content-Type": "application/json",
             "X-GitHub-Event": "pull_request",
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-Hub-Signature-256": signature,
         }
         try:
-            response = session.post(url, data=body, headers=headers, timeout=30)
-            outcome = "" if response.status_code == 202 else str(response.status_code)
-        except requests.RequestException as exc:
+            connection = getattr(local, "connection", None)
+            if connection is None:
+                connection = local.connection = http.client.HTTPConnection(
+                    host, int(port), timeout=30
+                )
+            connection.request("POST", "/webhooks/github", body, headers)
+            response = connection.getresponse()
+            response.read()
+            outcome = "" if response.status == 202 else str(response.status)
+            if response.will_close:
+                connection.close()
+                local.connection = None
+        except (OSError, http.client.HTTPException) as exc:
             outcome = type(exc).__name__
+            if local.connection is not None:
+                local.connection.close()
+            local.connection = None
         latencies.append(time.perf_counter() - due)
         if outcome:
             failures.append(outcome)

@@ -81,6 +81,11 @@ class FakeGitHub:
         repo = self.repos.setdefault(full_name, FakeRepo(full_name))
         repo.pulls[number] = {"head": head, "base": base}
 
+    def add_review(self, full_name: str, number: int, user: str, state: str, commit: str) -> None:
+        """Submit a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`)."""
+        reviews = self.repos[full_name].reviews.setdefault(number, [])
+        reviews.append({"user": user, "state": state, "commit_id": commit})
+
     def comment_bodies(self, full_name: str) -> list[str]:
         """Bodies of every comment, oldest first."""
         return [c["body"] for c in self.repos[full_name].comments.values()]
@@ -380,6 +385,23 @@ class FakeGitHub:
         )
         return 200, document
 
+    def list_reviews(self, repo: FakeRepo, rest: list[str], *_: Any) -> tuple[int, Any]:
+        number = int(rest[1])
+        if number not in repo.pulls:
+            return 404, {"message": "Not Found"}
+        # Oldest first, as GitHub lists them.
+        return 200, [
+            self._example(
+                "pull-request-review",
+                id=index + 1,
+                user=self._example("simple-user", login=review["user"]),
+                state=review["state"],
+                commit_id=review["commit_id"],
+                pull_request_url=f"{self._repo_url(repo)}/pulls/{number}",
+            )
+            for index, review in enumerate(repo.reviews.get(number, []))
+        ]
+
     def permission(self, repo: FakeRepo, rest: list[str], *_: Any) -> tuple[int, Any]:
         user = rest[1]
         level = repo.permissions.get(user)
@@ -409,6 +431,7 @@ _LITERALS = frozenset(
         "statuses",
         "collaborators",
         "permission",
+        "reviews",
     }
 )
 
@@ -430,6 +453,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Any] = {
     ("PATCH", ("check-runs", "*")): FakeGitHub.edit_check,
     ("GET", ("collaborators", "*", "permission")): FakeGitHub.permission,
     ("GET", ("pulls", "*")): FakeGitHub.pull,
+    ("GET", ("pulls", "*", "reviews")): FakeGitHub.list_reviews,
 }
 
 

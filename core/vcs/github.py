@@ -21,6 +21,7 @@ from github.CheckRun import CheckRun
 from github.GithubObject import NotSet
 from github.Repository import Repository
 
+from core.vcs.github_tokens import InstallationTokenAuth, InstallationTokens
 from core.vcs.port import Annotation, Comment, CommitReport, PullHead, ReportState, VcsError
 from core.vcs.retry import RetryPolicy, Transient, call_with_retries
 
@@ -68,15 +69,26 @@ class GitHubAuth:
         return f"GitHubAuth(app_id={self.app_id!r}, installation_id={self.installation_id})"
 
 
-def connect(base_url: str, auth: GitHubAuth, *, timeout: float = 30.0) -> tuple[Github, Auth.Auth]:
+def connect(
+    base_url: str,
+    auth: GitHubAuth,
+    *,
+    timeout: float = 30.0,
+    tokens: InstallationTokens | None = None,
+) -> tuple[Github, Auth.Auth]:
     """Return a client and its credentials.
 
-    App installation tokens are cached and refreshed by PyGithub shortly before they expire.
+    In App mode every request takes the installation's token from `tokens` (cached, renewed
+    before it expires; pass one `InstallationTokens` per process so jobs share it); without it
+    the client gets a cache of its own. Give the credentials to `GitHubHost(reauthenticate=...)`
+    so that a 401 renews the token.
     """
     credentials: Auth.Auth
     if auth.app:
-        app = Auth.AppAuth(auth.app_id, auth.private_key)
-        credentials = app.get_installation_auth(auth.installation_id)
+        minted = tokens or InstallationTokens(
+            base_url, auth.app_id, auth.private_key, timeout=timeout
+        )
+        credentials = minted.auth(auth.installation_id)
     else:
         credentials = Auth.Token(auth.token)
     client = Github(base_url=base_url, auth=credentials, retry=None, timeout=int(timeout))
@@ -94,8 +106,17 @@ class GitHubHost:
         checks: bool,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_error: Callable[[str], None] | None = None,
+        credentials: Auth.Auth | None = None,
     ) -> None:
+        """Wrap `client` for `repository`.
+
+        `credentials`: the client's App credentials from `connect`; a 401 then renews the
+        installation token and repeats the call once.
+        """
         self._client = client
+        self._renew = (
+            credentials.refused if isinstance(credentials, InstallationTokenAuth) else None
+        )
         self._name = repository
         self._checks = checks
         self._retry = retry
@@ -204,19 +225,24 @@ class GitHubHost:
 
         return self._call("read permission", read)
 
-    def approvers(self, number: int) -> Sequence[str]:
-        """Users whose latest review approves the pull request's current head."""
+    def approvers(self, number: int, sha: str) -> Sequence[str]:
+        """Users whose latest review approves commit `sha` of the pull request.
+
+        A user's latest review that is not a comment decides (a later "changes requested" or a
+        dismissal withdraws an approval), as GitHub counts reviews. An approval of an older
+        commit does not count even where branch protection keeps stale approvals: that setting
+        is readable only with administration rights, so Tidegate takes the stricter reading.
+        """
 
         def read() -> list[str]:
-            pull = self._repo().get_pull(number)
             latest: dict[str, Any] = {}
-            for review in pull.get_reviews():
+            for review in self._repo().get_pull(number).get_reviews():
                 if review.user is not None and review.state != "COMMENTED":
                     latest[review.user.login] = review
             return sorted(
                 login
                 for login, review in latest.items()
-                if review.state == "APPROVED" and review.commit_id == pull.head.sha
+                if review.state == "APPROVED" and review.commit_id == sha
             )
 
         return self._call("read reviews", read)
@@ -278,10 +304,20 @@ class GitHubHost:
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
-            return call_with_retries(call, _classify, self._retry)
+            return call_with_retries(lambda: self._authenticated(call), _classify, self._retry)
         except (GithubException, requests.RequestException) as exc:
             self._on_error(what)
             raise VcsError(f"GitHub {what} in {self._name} failed: {_reason(exc)}") from None
+
+    def _authenticated(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except GithubException as exc:
+            if exc.status != 401 or self._renew is None:
+                raise
+        # The installation token was revoked or expired early: one more try with a new one.
+        self._renew()
+        return call()
 
 
 def _annotation(annotation: Annotation) -> dict[str, Any]:

@@ -185,11 +185,19 @@ class GitLabHost:
 
         return self._call("read membership", read)
 
-    def approvers(self, number: int) -> Sequence[str]:
-        """Users who approved the merge request."""
+    def approvers(self, number: int, sha: str) -> Sequence[str]:
+        """Users whose approval of the merge request stands while `sha` is its head.
+
+        GitLab records approvals per merge request, not per commit, and removes them on a push
+        when the project says so ("Remove all approvals when commits are added"); the approvals
+        it lists are those it counts for merging, so they are the ones that count here, and
+        none once the head moved past `sha`.
+        """
 
         def read() -> list[str]:
-            mr = self._project.mergerequests.get(number, lazy=True)
+            mr = self._project.mergerequests.get(number)
+            if mr.sha != sha:
+                return []
             approvals = mr.approvals.get()
             return sorted(a["user"]["username"] for a in approvals.approved_by)
 

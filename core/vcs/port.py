@@ -108,5 +108,9 @@ class CodeHost(Protocol):
     def can_write(self, user: str) -> bool:
         """Whether `user` may push to the repository (and so command Tidegate)."""
 
-    def approvers(self, number: int) -> Sequence[str]:
-        """Users whose review approves the pull/merge request's current head."""
+    def approvers(self, number: int, sha: str) -> Sequence[str]:
+        """Users whose approval of the pull/merge request counts for its head `sha`.
+
+        As the provider counts approvals for merging, never more loosely: nobody while `sha`
+        is no longer the head.
+        """

@@ -174,6 +174,22 @@ def _github_pull_request(payload: Mapping[str, Any]) -> Work | None:
     )
 
 
+def _github_review(payload: Mapping[str, Any]) -> Work | None:
+    # A review submitted or dismissed may change which findings are approved: review the head
+    # again (approvals are read from the API then, never from this payload).
+    if _str(payload, "action") not in ("submitted", "dismissed"):
+        return None
+    if _obj(payload, "pull_request").get("state") != "open":
+        return None
+    return _github_pull_request(
+        {**payload, "action": "synchronize", "number": _pull_number(payload)}
+    )
+
+
+def _pull_number(payload: Mapping[str, Any]) -> int:
+    return _int(_obj(payload, "pull_request"), "number")
+
+
 def _github_issue_comment(payload: Mapping[str, Any]) -> Work | None:
     issue = _obj(payload, "issue")
     if _str(payload, "action") != "created" or not isinstance(issue.get("pull_request"), Mapping):
@@ -234,6 +250,7 @@ def _installation(payload: Mapping[str, Any]) -> int:
 
 _GITHUB = {
     "pull_request": _github_pull_request,
+    "pull_request_review": _github_review,
     "issue_comment": _github_issue_comment,
     "check_suite": _github_check_rerequest("check_suite"),
     "check_run": _github_check_rerequest("check_run"),
@@ -245,6 +262,8 @@ _GITHUB = {
 
 
 _GITLAB_REVIEW_ACTIONS = frozenset({"open", "reopen", "update"})
+_GITLAB_APPROVAL_ACTIONS = frozenset({"approved", "unapproved", "approval", "unapproval"})
+"""Approvals change which findings are approved: the head is reviewed again."""
 
 
 def _gitlab_merge_request(payload: Mapping[str, Any]) -> Work | None:
@@ -254,7 +273,7 @@ def _gitlab_merge_request(payload: Mapping[str, Any]) -> Work | None:
     path, iid = _str(project, "path_with_namespace"), _int(attributes, "iid")
     if action in ("close", "merge"):
         return Work(WorkKind.CLOSE, path, iid)
-    if action not in _GITLAB_REVIEW_ACTIONS:
+    if action not in _GITLAB_REVIEW_ACTIONS | _GITLAB_APPROVAL_ACTIONS:
         return None
     if action == "update" and "oldrev" not in attributes:
         return None  # a title, label or description edit: the code did not change

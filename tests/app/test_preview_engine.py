@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 from app.engine import PreviewEngine
@@ -94,5 +97,46 @@ def test_the_engine_keeps_one_process_across_jobs_and_recycles_it(
         assert code == 2
         assert "tidegate: error:" in stderr
         assert engine.starts == 2, "a failed preview is an answer, not a dead process"
+    finally:
+        engine.close()
+
+
+def _preview_servers() -> list[int]:
+    """The pids of this process's `cli.preview_server` children that are still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, parent = fields[0], int(fields[1])
+        if parent == os.getpid() and b"cli.preview_server" in command and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_preview_process_that_died_is_replaced_for_the_next_job(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo, base = _fleet(tmp_path)
+    head = commit(repo, {"web/config.yaml": configmap("web-config", "web", color="red")}, "pr")
+    engine = PreviewEngine()
+    try:
+        out = tmp_path / "reports" / "1"
+        out.mkdir(parents=True)
+        assert engine.preview(_argv(repo, base, head, out, (kustomize_bin, helm_bin)))[0] == 1
+        [pid] = _preview_servers()
+        os.kill(pid, signal.SIGKILL)
+        while _preview_servers():
+            time.sleep(0.05)
+
+        code, stderr = engine.preview(_argv(repo, base, head, out, (kustomize_bin, helm_bin)))
+
+        assert code == 1, stderr
+        assert engine.starts == 2
     finally:
         engine.close()

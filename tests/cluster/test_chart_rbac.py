@@ -8,7 +8,6 @@ ServiceAccount) and nothing else; with the default `true` it can also apply work
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +18,21 @@ from kubernetes.client.exceptions import ApiException
 from core.cluster.fluxobjects import LiveCluster
 from devenv.controlplane import ControlPlane
 from reconciler.leader import LeaderElector, lease_name
+from tests.cluster.chart import install_chart
 from tests.cluster.fluxcrds import install_flux_crds
-from tests.cluster.kube import kubectl, status_of, unique_name
+from tests.cluster.kube import status_of, unique_name
 from tests.fixtures.controlplane import api_client
 
 pytestmark = pytest.mark.cluster
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "tidegate"
 KS = ("kustomize.toolkit.fluxcd.io", "v1")
 
 
 def _install(
     helm: Path, kubeconfig: Path, release: str, namespace: str, tmp: Path, admin: bool
 ) -> None:
-    rendered = subprocess.run(
-        [
-            str(helm),
-            "template",
-            release,
-            str(CHART),
-            "-n",
-            namespace,
-            "--set",
-            f"rbac.clusterAdmin={str(admin).lower()}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    manifest = tmp / f"{release}-{admin}.yaml"
-    manifest.write_text(rendered)
-    kubectl(
-        kubeconfig, "apply", "--server-side", "--field-manager=helm-template", "-f", str(manifest)
+    install_chart(
+        helm, kubeconfig, release, namespace, tmp, f"rbac.clusterAdmin={str(admin).lower()}"
     )
 
 

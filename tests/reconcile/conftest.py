@@ -43,6 +43,11 @@ def _established(kube_client: Any, name: str) -> bool:
 @pytest.fixture(scope="session")
 def flux_crds(dynamic_client: Any, kube_client: Any) -> None:
     """The shipped GitRepository and Kustomization CRDs, Established."""
+    install_shipped_crds(dynamic_client, kube_client)
+
+
+def install_shipped_crds(dynamic_client: Any, kube_client: Any) -> None:
+    """Apply the shipped CRDs (again: other tests of the session install open-schema ones)."""
     for crd in crds.documents():
         apply(dynamic_client, crd)
         name = crd["metadata"]["name"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["free_port", "start_controller"]
+__all__ = ["controller_command", "free_port", "start_controller"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +18,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def controller_command(
+    kubeconfig: Path | None, kustomize: Path, work: Path, *extra: str, storage_port: int = 0
+) -> list[str]:
+    """`tidegate reconcile` for tests: loopback artifacts, free probe ports, its work directory.
+
+    Without a kubeconfig it configures itself as in a pod (the ServiceAccount's files).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "reconcile",
+        *(["--kubeconfig", str(kubeconfig)] if kubeconfig is not None else []),
+        "--watch-all-namespaces=false",
+        "--artifact-allow-loopback",
+        "--metrics-addr=127.0.0.1:0",
+        "--health-addr=127.0.0.1:0",
+        f"--storage-addr=127.0.0.1:{storage_port}",
+        "--storage-path",
+        str(work / "storage"),
+        "--kustomize",
+        str(kustomize),
+        "--work-dir",
+        str(work),
+        *extra,
+    ]
 
 
 def start_controller(
@@ -30,26 +58,7 @@ def start_controller(
 ) -> subprocess.Popen[str]:
     """The controller, out of cluster, watching `namespace`; its JSON log on stderr."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "reconcile",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--watch-all-namespaces=false",
-            "--artifact-allow-loopback",
-            "--metrics-addr=127.0.0.1:0",
-            "--health-addr=127.0.0.1:0",
-            f"--storage-addr=127.0.0.1:{storage_port}",
-            "--storage-path",
-            str(work / "storage"),
-            "--kustomize",
-            str(kustomize),
-            "--work-dir",
-            str(work),
-            *extra,
-        ],
+        controller_command(kubeconfig, kustomize, work, *extra, storage_port=storage_port),
         cwd=ROOT,
         env={**os.environ, "RUNTIME_NAMESPACE": namespace},
         stdout=subprocess.DEVNULL,

@@ -61,6 +61,10 @@ class FakeGitLab:
         state = self.projects.setdefault(project, FakeProject(project, path))
         state.merge_requests[iid] = {"sha": head}
 
+    def approve(self, project: int, iid: int, user: str) -> None:
+        """Record an approval of the merge request (GitLab keeps no commit with it)."""
+        self.projects[project].merge_requests[iid].setdefault("approved_by", []).append(user)
+
     def note_bodies(self, project: int) -> list[str]:
         """Bodies of the non-system notes, oldest first."""
         return [n["body"] for n in self.projects[project].notes.values() if not n["system"]]
@@ -126,6 +130,9 @@ class FakeGitLab:
                 source_project_id=mr.get("source", project.id),
                 target_project_id=project.id,
             )
+        if rest[2] == "approvals" and method == "GET":
+            approved = [{"user": {"username": user}} for user in mr.get("approved_by", [])]
+            return jsonify(iid=iid, approved=bool(approved), approved_by=approved)
         if rest[2] != "notes":
             return jsonify(message="404 Not Found"), 404
         if len(rest) == 3 and method == "GET":

@@ -71,7 +71,8 @@ def test_no_configured_secret_refuses_everything() -> None:
 
 
 @pytest.mark.parametrize(
-    "event", ["pull_request", "issue_comment", "check_suite", "check_run", "push"]
+    "event",
+    ["pull_request", "pull_request_review", "issue_comment", "check_suite", "check_run", "push"],
 )
 def test_every_published_github_example_parses(event: str) -> None:
     for payload in examples(event):
@@ -90,6 +91,34 @@ def test_pull_request_opened_becomes_a_review() -> None:
     assert work.head_sha == payload["pull_request"]["head"]["sha"]
     assert work.base_ref == payload["pull_request"]["base"]["ref"]
     assert work.fork is (payload["pull_request"]["head"]["repo"]["full_name"] != work.repository)
+
+
+@pytest.mark.parametrize("action", ["submitted", "dismissed"])
+def test_a_submitted_or_dismissed_review_reviews_the_head_again(action: str) -> None:
+    payload = json.loads(json.dumps(examples("pull_request_review")[0]))
+    payload["action"] = action
+    payload["pull_request"]["state"] = "open"
+    payload["pull_request"]["draft"] = False
+    work = parse_github(github_headers("pull_request_review"), json.dumps(payload).encode()).work
+    assert work is not None
+    assert work.kind is WorkKind.REVIEW
+    assert work.number == payload["pull_request"]["number"]
+    assert work.head_sha == payload["pull_request"]["head"]["sha"]
+
+
+def test_an_edited_review_or_a_review_of_a_closed_pull_request_is_ignored() -> None:
+    payload = json.loads(json.dumps(examples("pull_request_review")[0]))
+    payload["pull_request"]["state"] = "open"
+    payload["action"] = "edited"
+    assert (
+        parse_github(github_headers("pull_request_review"), json.dumps(payload).encode()).work
+        is None
+    )
+    payload["action"], payload["pull_request"]["state"] = "submitted", "closed"
+    assert (
+        parse_github(github_headers("pull_request_review"), json.dumps(payload).encode()).work
+        is None
+    )
 
 
 def test_closed_pull_requests_drop_their_work() -> None:
@@ -200,6 +229,18 @@ def test_gitlab_update_without_new_commits_is_ignored() -> None:
     work = parse_gitlab(gitlab_headers("Merge Request Hook"), json.dumps(payload).encode()).work
     assert work is not None
     assert work.kind is WorkKind.REVIEW
+
+
+@pytest.mark.parametrize("action", ["approved", "unapproved", "approval", "unapproval"])
+def test_gitlab_approvals_review_the_head_again(action: str) -> None:
+    payload = json.loads(json.dumps(GITLAB_MR))
+    payload["object_attributes"]["action"] = action
+    work = parse_gitlab(gitlab_headers("Merge Request Hook"), json.dumps(payload).encode()).work
+    assert work is not None
+    assert (work.kind, work.head_sha) == (
+        WorkKind.REVIEW,
+        "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+    )
 
 
 def test_gitlab_merge_closes() -> None:

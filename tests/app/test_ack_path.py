@@ -1,0 +1,95 @@
+"""What keeps acknowledgements cheap and prompt: SQLite's settings and its one connection per
+process, and review threads (and the renders they start) running at a lower CPU priority than
+the webhook threads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+
+from app.database import open_database, sqlite_url
+from app.migrate import upgrade
+from app.review import REVIEW_NICE, Worker, yield_cpu
+from app.store import JobStore
+from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
+
+
+def test_sqlite_commits_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
+    engine = open_database(sqlite_url(tmp_path / "jobs.sqlite"))
+    with engine.connect() as db:
+        assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert db.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_threads_of_one_process_share_one_sqlite_connection(tmp_path: Path) -> None:
+    engine = open_database(sqlite_url(tmp_path / "jobs.sqlite"))
+    upgrade(engine)
+    engine.dispose()
+    opened: list[Any] = []
+    event.listen(engine, "connect", lambda dbapi, _record: opened.append(dbapi))
+    store = JobStore(engine)
+
+    def deliver(thread: int) -> None:
+        for number in range(10):
+            work = Work(WorkKind.REVIEW, "acme/fleet", thread * 100 + number, head_sha="a" * 40)
+            store.record(Delivery(Provider.GITHUB, f"{thread}-{number}", "pull_request", work))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.deliveries() == 160
+    assert len(opened) == 1
+
+
+def test_a_review_thread_and_its_children_run_below_the_webhook_threads() -> None:
+    seen: dict[str, int] = {}
+
+    def review_thread() -> None:
+        yield_cpu()
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen["child"] = int(child.stdout)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=review_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"thread": max(before, REVIEW_NICE), "child": max(before, REVIEW_NICE)}
+    # The calling (webhook) thread keeps its priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_the_worker_loop_lowers_its_own_priority(tmp_path: Path) -> None:
+    engine = open_database(sqlite_url(tmp_path / "jobs.sqlite"))
+    upgrade(engine)
+    store = JobStore(engine)
+    worker = Worker(store, reviewer=None)  # type: ignore[arg-type]  # the queue stays empty
+    stop = threading.Event()
+    lowered = threading.Event()
+    real_claim = store.claim
+
+    def claim() -> Any:
+        # The first claim happens inside the loop, after the priority was lowered.
+        if os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) >= REVIEW_NICE:
+            lowered.set()
+        stop.set()
+        return real_claim()
+
+    store.claim = claim  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), kwargs={"idle": 0.01})
+    thread.start()
+    thread.join()
+    assert lowered.is_set()
