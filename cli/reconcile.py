@@ -55,7 +55,10 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         help="watch every namespace, else only the runtime namespace (true)",
     )
     group.add_argument(
-        "--watch-label-selector", default="", help="only objects matching it (sharding)"
+        "--watch-label-selector",
+        type=_label_selector,
+        default="",
+        help="only objects matching it (sharding)",
     )
     group.add_argument(
         "--enable-leader-election",
@@ -207,6 +210,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def _label_selector(text: str) -> str:
+    """A label selector the controller can also match itself (it filters sources locally)."""
+    from reconciler import label_selector
+
+    try:
+        label_selector.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a label selector: {exc}") from None
+    return text
 
 
 def _percentage(text: str) -> float:

@@ -222,9 +222,10 @@ class Loop:
         # The cache sees every status the reconcile writes: the state gauge follows it.
         if kind.kind not in self._controllers:
             return
-        if new is not None:
+        if new is not None and self._selected(kind, new):
             metrics.record_state(new)
         elif old is not None:
+            # Gone, or relabelled out of this shard: another replica reports it now.
             namespace, name = _name(old)
             metrics.forget(kind.kind, namespace, name)
 

@@ -326,6 +326,7 @@ def test_a_shard_sees_unlabelled_sources_but_reconciles_only_its_own(
     labelled["metadata"]["labels"] = shard
     flux.create(GIT_REPOSITORY, labelled)
     kustomizations, sources = Recorder(), Recorder()
+    metrics = Metrics()
     loop = Loop(
         lister,
         [
@@ -338,6 +339,7 @@ def test_a_shard_sees_unlabelled_sources_but_reconciles_only_its_own(
         ],
         namespace=namespace,
         label_selector="sharding.fluxcd.io/key in (shard1)",
+        metrics=metrics,
     )
     with Running(loop):
         eventually(lambda: kustomizations.calls["mine"] == 1, "the shard's Kustomization")
@@ -354,8 +356,12 @@ def test_a_shard_sees_unlabelled_sources_but_reconciles_only_its_own(
         flux.patch(GIT_REPOSITORY, "shared", {"spec": {"interval": "3m"}})
         flux.patch(GIT_REPOSITORY, "own", {"spec": {"interval": "3m"}})
         eventually(lambda: sources.calls["own"] == 3, "the later change of the shard's source")
-    # Another replica (the main one) reconciles the unlabelled source.
+    # Another replica (the main one) reconciles the unlabelled source, and reports it.
     assert "shared" not in sources.calls
+    exposition = metrics.exposition().decode()
+    assert 'customresource_kind="GitRepository"' in exposition
+    assert ',name="own"' in exposition
+    assert ',name="shared"' not in exposition
 
 
 def test_the_cache_hands_out_copies(flux: Cluster, lister: Lister, namespace: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
 
 import pytest
 
+from cli.reconcile import add_controller_arguments
 from reconciler.logs import JsonFormatter
 from reconciler.sharding import ShardError, selector
 
@@ -61,3 +63,12 @@ def test_shard_selectors_match_flux() -> None:
 def test_a_shard_that_is_not_a_label_value_is_refused(bad: str) -> None:
     with pytest.raises(ShardError, match="not a label value"):
         selector(bad)
+
+
+def test_a_watch_label_selector_is_checked_when_parsed() -> None:
+    parser = argparse.ArgumentParser()
+    add_controller_arguments(parser)
+    shard = "sharding.fluxcd.io/key in (shard1)"
+    assert parser.parse_args(["--watch-label-selector", shard]).watch_label_selector == shard
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--watch-label-selector", "key in shard1"])
