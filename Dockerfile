@@ -1,5 +1,6 @@
 # Tidegate image: the Python package plus the pinned kustomize and helm it renders with.
-# The Go tools are built from the same tools/*/go.mod pins the tests use.
+# The Go tools are built from the same tools/*/go.mod pins the tests use. Without Docker,
+# `scripts/dev image` builds and tests an equivalent image (devenv/image.py, docs/testing.md).
 FROM golang:1.26-bookworm AS tools
 ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -mod=readonly"
 COPY tools/kustomize /src/kustomize

@@ -327,6 +327,13 @@ class FakeGitHub:
             conclusion=run.get("conclusion"),
             check_suite={"id": 1},
             url=f"{self._repo_url(repo)}/check-runs/{run['id']}",
+            output={
+                "title": run.get("output", {}).get("title"),
+                "summary": run.get("output", {}).get("summary"),
+                "text": run.get("output", {}).get("text"),
+                "annotations_count": len(run["annotations"]),
+                "annotations_url": f"{self._repo_url(repo)}/check-runs/{run['id']}/annotations",
+            },
         )
 
     def create_check(

@@ -138,8 +138,11 @@ class GitHubHost:
     def latest_status(self, sha: str, name: str) -> tuple[ReportState, str] | None:
         """State and description of the newest commit status named `name` on `sha`, if any.
 
-        Only the first page (newest first) is read, as Flux does before posting a duplicate.
+        Only the first page (newest first) is read, as Flux does before posting a duplicate. An
+        App reports through check runs: then the newest check run of that name and its title.
         """
+        if self._checks:
+            return self._call("list check runs", lambda: self._latest_check(sha, name))
 
         def read() -> tuple[ReportState, str] | None:
             # PyGithub lists through the legacy `/statuses/{sha}` route, which GitHub's API
@@ -291,6 +294,15 @@ class GitHubHost:
                 # Annotations add up across requests, so later batches carry only their own.
                 edit = functools.partial(existing.edit, output=output, **fields)
                 self._call("update check run", edit)
+
+    def _latest_check(self, sha: str, name: str) -> tuple[ReportState, str] | None:
+        for run in self._repo().get_commit(sha).get_check_runs(check_name=name):
+            title = str((run.output.title if run.output is not None else "") or "")
+            if run.status != "completed":
+                return ReportState.PENDING, title
+            success = run.conclusion in ("success", "neutral", "skipped")
+            return (ReportState.SUCCESS if success else ReportState.FAILURE), title
+        return None
 
     def _open_check(self, sha: str, name: str) -> CheckRun | None:
         """The run still in progress under `name` on `sha`, if any.

@@ -1,9 +1,12 @@
 """The code-host adapters commit-status Providers use: `core.vcs.github` and `core.vcs.gitlab`.
 
-Token mode only (the Provider Secret's `token`), as Flux posts: GitHub gets a commit status (a
+With a token (the Provider Secret's `token`), as Flux posts: GitHub gets a commit status (a
 personal or fine-grained token cannot write check runs), GitLab a commit status through a
-project, group or personal access token. The API host was checked against the fetch policy
-before this is called (`commit_status.repository_of`).
+project, group or personal access token. With GitHub App credentials (`githubAppID`,
+`githubAppInstallationID`, `githubAppPrivateKey`) GitHub gets a check run of the same name
+instead, through the installation's token, which can carry the predicted-vs-applied details.
+The API host was checked against the fetch policy before this is called
+(`commit_status.repository_of`).
 
 The two client libraries are imported when a status is first posted through them, not with the
 reconciler: together they are about a quarter of the controller's memory, and most clusters
@@ -46,6 +49,17 @@ def code_host(
             obj=where,
             field="spec.type",
         )
+    if provider.type == "github" and credentials.github_app:
+        from core.vcs.github import GitHubAuth, GitHubHost
+        from core.vcs.github import connect as connect_github
+
+        auth = GitHubAuth(
+            app_id=credentials.github_app_id,
+            private_key=credentials.github_app_private_key,
+            installation_id=credentials.github_app_installation_id,
+        )
+        app, _ = connect_github(repository.api_url, auth, timeout=provider.timeout)
+        return GitHubHost(app, repository.path, checks=True, retry=retry)
     if not credentials.token:
         raise InputError("needs a token in its Secret", obj=where, field="spec.secretRef")
     if provider.type == "gitlab":

@@ -121,13 +121,28 @@ class Alert:
     suspend: bool = False
 
 
+_GITHUB_APP_KEYS = ("githubAppID", "githubAppInstallationID", "githubAppPrivateKey")
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """What a Provider's Secret may hold: `address`, `token`, `headers` (a YAML map)."""
+    """What a Provider's Secret may hold: address, token, headers, or a GitHub App.
+
+    The keys are Flux's: `address`, `token`, `headers` (a YAML map), and `githubAppID`,
+    `githubAppInstallationID`, `githubAppPrivateKey` for a GitHub App installation.
+    """
 
     address: str = ""
     token: str = field(default="", repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    github_app_id: str = ""
+    github_app_installation_id: int = 0
+    github_app_private_key: str = field(default="", repr=False)
+
+    @property
+    def github_app(self) -> bool:
+        """Whether the Secret holds GitHub App credentials (an installation, not a token)."""
+        return bool(self.github_app_id)
 
     @classmethod
     def from_secret_data(cls, data: Mapping[str, bytes], *, secret: str) -> Credentials:
@@ -144,14 +159,39 @@ class Credentials:
                 raise InputError("must be a YAML map of strings", obj=secret, field="data.headers")
             headers = dict(loaded)
         try:
+            app_id, installation, private_key = _github_app(data, secret)
             return cls(
                 address=data.get("address", b"").decode().strip(),
                 # Not trimmed: Flux keys the HMAC with the bytes as stored.
                 token=data.get("token", b"").decode(),
                 headers=headers,
+                github_app_id=app_id,
+                github_app_installation_id=installation,
+                github_app_private_key=private_key,
             )
         except UnicodeDecodeError:
             raise InputError("must be UTF-8 text", obj=secret, field="data") from None
+
+
+def _github_app(data: Mapping[str, bytes], secret: str) -> tuple[str, int, str]:
+    """The GitHub App keys: none of them, or all three with a numeric ID and installation."""
+    present = [key for key in _GITHUB_APP_KEYS if key in data]
+    if not present:
+        return "", 0, ""
+    for key in _GITHUB_APP_KEYS:
+        if not data.get(key, b"").strip():
+            raise InputError(
+                "is required with the other GitHub App keys", obj=secret, field=f"data.{key}"
+            )
+    values = {key: data[key].decode().strip() for key in _GITHUB_APP_KEYS}
+    for key in ("githubAppID", "githubAppInstallationID"):
+        if not values[key].isdigit():
+            raise InputError("must be a number", obj=secret, field=f"data.{key}")
+    return (
+        values["githubAppID"],
+        int(values["githubAppInstallationID"]),
+        values["githubAppPrivateKey"],
+    )
 
 
 class _Reader:

@@ -1,9 +1,9 @@
 """The offline preview of a Kustomization's last applied revision -> the one being applied.
 
 Two `lifecycle.Predictor`s run the shared engine's preview (`core.preview.run_preview`, through
-the render cache, so with a warm cache only the units whose inputs changed are rendered) for one
-cluster entry point and return the unit's plan; the preview a pull request showed and this one
-are the same computation over the same two trees:
+the render cache, in changed-only mode: units the change cannot affect are proven unchanged
+without rendering) for one cluster entry point and return the unit's plan; the preview a pull
+request showed and this one are the same computation over the same two trees:
 
 - `ArtifactPredictor`, the controller's: the trees are the source artifacts the controller itself
   reconciled, kept by `revisions.RevisionStore` (`record` is called with each unpacked artifact);
@@ -87,7 +87,9 @@ class ArtifactPredictor:
 def _unit_plan(
     repository: Path, base: str, head: str, cluster: str, engine: RenderEngine, unit: UnitRef
 ) -> UnitPlan | None:
-    request = PreviewRequest(base=base, head=head, clusters=(cluster,))
+    # Only what the change can affect is rendered; the rest is proven unchanged from the files
+    # the builds read (`core.render.affected`), with the same plan a full render gives.
+    request = PreviewRequest(base=base, head=head, clusters=(cluster,), changed_only=True)
     try:
         with Repository(repository) as repo:
             # Fresh settings per preview: the cache stays warm, nothing else carries over.

@@ -3,16 +3,19 @@
 It reads Alerts, Providers and Secrets through `ObjectStore`, a port the live cluster adapter
 implements (this package never imports a Kubernetes client), cleans the event's metadata as
 notification-controller does on receipt, routes it, and submits one request per matching,
-unsuspended Provider to the `Dispatcher` (commit-status updates only to git and generic
-Providers, as Flux). github/gitlab Providers become queued commit-status jobs on the code-host
-port; an event may carry `details` (the predicted-vs-applied report), which those Providers post as
-a comment on the commit when, and only when, they set a new status, so a redelivered event adds
-no second comment. A bad Alert, Provider or Secret is logged by name and skipped; it never stops
-the other Alerts, and `notify` never raises or blocks on the network.
+unsuspended Provider to the `Dispatcher` (commit-status updates only to git and generic Providers,
+as Flux). github/gitlab Providers become queued commit-status jobs on the code-host port; an event
+may carry `details` (the predicted-vs-applied report), which those Providers post as a comment on
+the commit when, and only when, they set a new status, so a redelivered event adds no second
+comment; a github Provider with GitHub App credentials writes a check run instead of a status, and
+the details go into the run's text rather than a comment. A bad Alert, Provider or Secret is logged
+by name and skipped; it never stops the other Alerts, and `notify` never raises or blocks on the
+network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -163,9 +166,14 @@ class Notifier:
         )
         hosts = self._hosts
 
+        # A GitHub App writes check runs: the details go into the run, else into a comment.
+        in_check_run = provider.type == "github" and credentials.github_app
+        if in_check_run and details:
+            report = dataclasses.replace(report, summary=report.title, text=details)
+
         def run() -> None:
             host = hosts(provider, repository, credentials)
-            if post_status(host, sha, report) and details:
+            if post_status(host, sha, report) and details and not in_check_run:
                 host.comment_on_commit(sha, details)
 
         return Job(f"{provider.namespace}/{provider.name}", run)

@@ -106,3 +106,34 @@ def test_credentials_never_show_values() -> None:
 def test_token_is_kept_byte_for_byte_as_flux_keys_the_hmac_with_it() -> None:
     credentials = Credentials.from_secret_data({"token": b"key\n"}, secret="Secret ns/s")
     assert credentials.token == "key\n"
+
+
+def test_github_app_credentials_need_all_three_keys_and_never_show_the_key() -> None:
+    credentials = Credentials.from_secret_data(
+        {
+            "githubAppID": b"4242\n",
+            "githubAppInstallationID": b"7",
+            "githubAppPrivateKey": b"-----BEGIN PRIVATE KEY-----CANARY",
+        },
+        secret="Secret ns/s",
+    )
+    assert credentials.github_app
+    assert (credentials.github_app_id, credentials.github_app_installation_id) == ("4242", 7)
+    assert "CANARY" not in repr(credentials)
+    assert not Credentials.from_secret_data({"token": b"t"}, secret="Secret ns/s").github_app
+    with pytest.raises(InputError) as caught:
+        Credentials.from_secret_data(
+            {"githubAppID": b"4242", "githubAppPrivateKey": b"CANARY"}, secret="Secret ns/s"
+        )
+    assert caught.value.field == "data.githubAppInstallationID"
+    assert "CANARY" not in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        Credentials.from_secret_data(
+            {
+                "githubAppID": b"my-app",
+                "githubAppInstallationID": b"7",
+                "githubAppPrivateKey": b"CANARY",
+            },
+            secret="Secret ns/s",
+        )
+    assert caught.value.field == "data.githubAppID"

@@ -28,7 +28,7 @@ from reconciler.notification.lifecycle import DeployReporter, Predictor, Recorde
 from reconciler.notification.predictor import ArtifactPredictor, RepositoryPredictor
 from reconciler.notification.revisions import RevisionStore
 from reconciler.notification.service import Notifier
-from tests.fixtures.github import NO_WAIT, TOKEN
+from tests.fixtures.github import APP_ID, NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
 from tests.notification.store import MemoryStore
 from tests.reconcile.conftest import Flux
@@ -43,8 +43,19 @@ def _reporting(
     predictor: Predictor | None = None,
     registry: CollectorRegistry | None = None,
     recorder: Recorder | None = None,
+    app_key: str = "",
 ) -> tuple[Driver, Dispatcher, DeployReporter]:
-    """A driver whose pipeline reports to GitHub through a github Provider and Alert."""
+    """A driver whose pipeline reports to GitHub through a github Provider and Alert.
+
+    The Provider's Secret holds a token, or with `app_key` a GitHub App installation.
+    """
+    secret = {"token": TOKEN.encode()}
+    if app_key:
+        secret = {
+            "githubAppID": APP_ID.encode(),
+            "githubAppInstallationID": b"7",
+            "githubAppPrivateKey": app_key.encode(),
+        }
     origin = github.base_url.removesuffix("/api/v3")
     store = MemoryStore(
         [
@@ -62,7 +73,7 @@ def _reporting(
                 namespace=flux.namespace,
             ),
         ],
-        {(flux.namespace, "gh"): {"token": TOKEN.encode()}},
+        {(flux.namespace, "gh"): secret},
     )
     policy = FetchPolicy(allowed_hosts=frozenset({origin.removeprefix("http://")}))
     dispatcher = Dispatcher(dataclasses.replace(policy, allow_loopback=True))
@@ -246,3 +257,55 @@ def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
     assert core.read_namespaced_config_map("limits", flux.apps_namespace).data == {"size": "small"}
     labels = {"namespace": flux.namespace, "name": "app"}
     assert registry.get_sample_value("tidegate_predicted_mismatch_total", labels) == 1
+
+
+def test_with_a_github_app_the_details_go_to_the_check_run_of_the_flux_context(
+    flux: Flux,
+    github: FakeGitHub,
+    app_key: tuple[str, str],
+    kustomize_bin: Path,
+    helm_bin: Path,
+    tmp_path: Path,
+) -> None:
+    render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
+    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), "clusters/prod", render)
+    driver, dispatcher, _ = _reporting(
+        flux, github, predictor, recorder=predictor, app_key=app_key[0]
+    )
+    try:
+        core = k8s.CoreV1Api(flux.kube_client)
+        core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+        flux.commit(_fleet_files(flux, "blue", "small"), "first")
+        flux.kustomization("app", path="./app")
+        assert driver.reconcile(flux.namespace, "app").ready
+        second = flux.commit(_fleet_files(flux, "green", "small"), "second")
+        assert driver.reconcile(flux.namespace, "app").ready
+        core.patch_namespaced_config_map(
+            "limits", flux.apps_namespace, {"data": {"size": "edited by hand"}}
+        )
+        third = flux.commit(_fleet_files(flux, "red", "small"), "third")
+        assert driver.reconcile(flux.namespace, "app").ready
+        dispatcher.drain()
+    finally:
+        dispatcher.stop()
+
+    repo = github.repos["acme/fleet"]
+    runs = {
+        sha: [r for r in repo.check_runs.values() if r["head_sha"] == sha_of(sha)]
+        for sha in (second, third)
+    }
+    # One run per commit under Flux's context, pending then completed in place.
+    for revision in (second, third):
+        [run] = runs[revision]
+        assert run["name"] == "kustomization/app/0c9c2e41"
+        assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert runs[second][0]["output"]["title"].endswith("; applied as previewed")
+    assert runs[second][0]["output"]["text"] == ""
+    output = runs[third][0]["output"]
+    assert output["title"].endswith("; applied with 1 difference")
+    assert f"`ConfigMap {flux.apps_namespace}/limits`" in output["text"]
+    assert "drift reverted" in output["text"]
+    # No commit statuses and no commit comments: the App reports through check runs only.
+    assert repo.commit_comments == []
+    assert repo.statuses == {}
+    assert ("POST", "/app/installations/7/access_tokens") in github.requests

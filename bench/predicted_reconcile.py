@@ -1,0 +1,374 @@
+"""Benchmark what predicted vs applied adds to the reconcile of a one-app change, on a cluster.
+
+The synthetic fleet (`bench.fleet`, 3 clusters x 150 apps) is generated; the one-app change
+(`change/image-tag`) edits one staging app. On the local control plane, that app's Kustomization
+(as the fleet defines it, without its `dependsOn`) is reconciled by the real pipeline
+(`reconciler.pipeline`) from served artifacts of the base and the head revision, as
+source-controller would serve them. Each round applies base (untimed), then head, twice: once
+without a predictor, once with the controller's own (`ArtifactPredictor` over the kept
+artifacts, `clusters/staging`, warm render cache), and reports:
+
+- the reconcile of the change without a predictor (wall and CPU of the whole pipeline run);
+- the same reconcile with the predictor;
+- what the predictor adds: the difference of the two medians, and its share of the reconcile
+  without it (the target is under 10%); also the time the pipeline spends blocked in the
+  observer's `applying` (keeping the artifact, starting the preview) and `applied` (waiting for
+  the preview, comparing), and the preview's own duration (it runs while the revision is built
+  and applied, so on an idle machine only the blocked time would be added).
+
+The render cache is warmed first (a prediction of the same change), as it is after the pull
+request's own preview. Run from the repository root:
+`.venv/bin/python -m bench.predicted_reconcile [--rounds 5]`. It prints JSON; nothing asserts a
+target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+from bench import fleet as fleetgen
+from bench.preview_bench import free_port, serve_charts
+from core.changes import UnitPlan
+from core.cluster.fluxobjects import LiveCluster as FluxObjects
+from core.cluster.live import LiveCluster, connect
+from core.fetch.policy import FetchPolicy
+from core.model import UnitKind, UnitRef
+from core.render.cache import RenderCache
+from core.render.engine import RenderEngine
+from core.render.unit import RenderOptions
+from core.sources.artifact import artifact_policy
+from devenv import toolchain
+from devenv.controlplane import ControlPlane
+from reconciler import crds
+from reconciler.events import EventRecorder
+from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
+from reconciler.kustomization.deps import Deps, Options, ReconcileObserver
+from reconciler.kustomization.engines import LiveEngines, PortReader
+from reconciler.kustomization.model import ChangeEntry
+from reconciler.notification.lifecycle import DeployReporter
+from reconciler.notification.predictor import ArtifactPredictor
+from reconciler.notification.revisions import RevisionStore
+from reconciler.pipeline import reconcile_kustomization
+from reconciler.source.archive import write_archive
+from reconciler.status_writer import write_status
+
+__all__ = ["main"]
+
+FLUX = "flux-system"
+CLUSTER = "clusters/staging"  # the one-app change edits a staging overlay
+GROUP, VERSION = "kustomize.toolkit.fluxcd.io", "v1"
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextlib.contextmanager
+def _served(root: Path) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Timed:
+    """The observer, with the seconds the pipeline spent in it and in the preview itself."""
+
+    def __init__(self, inner: DeployReporter) -> None:
+        self.inner = inner
+        self.in_observer = 0.0
+
+    def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
+        started = time.perf_counter()
+        self.inner.applying(obj, revision, tree)
+        self.in_observer += time.perf_counter() - started
+
+    def applied(
+        self,
+        obj: Mapping[str, Any],
+        revision: str,
+        *,
+        changes: Sequence[ChangeEntry],
+        seconds: float,
+        healthy: bool,
+    ) -> None:
+        started = time.perf_counter()
+        self.inner.applied(obj, revision, changes=changes, seconds=seconds, healthy=healthy)
+        self.in_observer += time.perf_counter() - started
+
+    def failed(self, obj: Mapping[str, Any], revision: str, reason: str, message: str) -> None:
+        self.inner.failed(obj, revision, reason, message)
+
+
+class _TimedPredictor:
+    """The predictor, recording how long each preview took and what it said."""
+
+    def __init__(self, inner: ArtifactPredictor) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
+        self.plans: list[UnitPlan | None] = []
+
+    def record(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        self.inner.record(kustomization, revision, tree)
+
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        started = time.perf_counter()
+        plan = self.inner(unit, previous, revision)
+        self.seconds.append(time.perf_counter() - started)
+        self.plans.append(plan)
+        return plan
+
+
+class _Bench:
+    """The control plane side: the source's artifacts, the Kustomization, one pipeline run."""
+
+    def __init__(self, kube_client: Any, cluster: LiveCluster, work: Path, port: int) -> None:
+        self.kube = kube_client
+        self.custom = k8s.CustomObjectsApi(kube_client)
+        self.flux = FluxObjects(kube_client)
+        self.cluster = cluster
+        self.work = work
+        self.port = port
+        self.artifacts: dict[str, dict[str, Any]] = {}
+
+    def publish(self, repo: Path, sha: str, served: Path) -> None:
+        path = served / f"{sha}.tar.gz"
+        with path.open("wb") as out:
+            write_archive(repo, sha, out, spec_ignore=None)
+        data = path.read_bytes()
+        self.artifacts[sha] = {
+            "path": f"gitrepository/{FLUX}/{FLUX}/{sha}.tar.gz",
+            "url": f"http://127.0.0.1:{self.port}/{path.name}",
+            "revision": f"main@sha1:{sha}",
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "lastUpdateTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "size": len(data),
+        }
+
+    def point_source_at(self, sha: str) -> None:
+        artifact = self.artifacts[sha]
+        now = artifact["lastUpdateTime"]
+        status = {
+            "observedGeneration": 1,
+            "artifact": artifact,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Succeeded",
+                    "message": f"stored artifact for revision '{artifact['revision']}'",
+                    "lastTransitionTime": now,
+                    "observedGeneration": 1,
+                }
+            ],
+        }
+        self.custom.patch_namespaced_custom_object_status(
+            "source.toolkit.fluxcd.io", "v1", FLUX, "gitrepositories", FLUX, {"status": status}
+        )
+
+    def deps(self, observer: ReconcileObserver | None) -> Deps:
+        return Deps(
+            objects=PortReader(self.cluster),
+            artifacts=ArtifactCache(
+                HttpDownloader(artifact_policy(allow_loopback=True)), self.work / "artifacts"
+            ),
+            engines=LiveEngines(self.cluster, health_interval=1.0),
+            events=EventRecorder(self.flux, [], instance="bench-0"),
+            options=Options(kustomize=fleetgen.pinned_tool("kustomize"), work_root=self.work),
+            observer=observer,
+        )
+
+    def reconcile(self, name: str, deps: Deps) -> tuple[float, float]:
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, FLUX, "kustomizations", name)
+        started, cpu = time.perf_counter(), time.process_time()
+        outcome = reconcile_kustomization(obj, deps)
+        timed = (time.perf_counter() - started, time.process_time() - cpu)
+        if outcome.status is not None:
+            write_status(self.flux, obj, outcome.status)
+        if not outcome.ready:
+            raise SystemExit(f"the reconcile of {name} failed: {outcome.reason}")
+        return timed
+
+
+def _setup(bench: _Bench, fleet: fleetgen.Fleet, app: str) -> None:
+    core = k8s.CoreV1Api(bench.kube)
+    for namespace in (FLUX, "platform", *fleetgen.TEAMS):
+        core.create_namespace({"metadata": {"name": namespace}})
+    extensions = k8s.ApiextensionsV1Api(bench.kube)
+    for crd in crds.documents():
+        extensions.create_custom_resource_definition(crd)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        established = [
+            any(c.type == "Established" and c.status == "True" for c in (d.status.conditions or []))
+            for d in extensions.list_custom_resource_definition().items
+        ]
+        if established and all(established):
+            break
+        time.sleep(0.5)
+    base = fleet.repo / CLUSTER
+    for document in yaml.safe_load_all((base / "cluster-vars.yaml").read_text()):
+        core.create_namespaced_config_map(FLUX, document)
+    bench.custom.create_namespaced_custom_object(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        FLUX,
+        "gitrepositories",
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": FLUX, "namespace": FLUX},
+            "spec": {"url": "https://git.invalid/fleet.git", "interval": "60m", "suspend": True},
+        },
+    )
+    kustomization = yaml.safe_load((base / "apps" / f"{app}.yaml").read_text())
+    kustomization["spec"].pop("dependsOn", None)  # its dependency is not part of the bench
+    bench.custom.create_namespaced_custom_object(
+        GROUP, VERSION, FLUX, "kustomizations", kustomization
+    )
+
+
+def _median(samples: list[float]) -> float:
+    return round(statistics.median(samples), 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.predicted_reconcile")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tidegate-predicted-reconcile-") as scratch:
+        work = Path(scratch)
+        chart_port = free_port()
+        print("generating the fleet", file=sys.stderr)
+        fleet = fleetgen.generate(
+            work / "gen",
+            chart_url=f"http://127.0.0.1:{chart_port}",
+            helm=fleetgen.pinned_tool("helm"),
+        )
+        change = next(c for c in fleet.changes if c.name == "one-file")
+        base_sha, head_sha = fleet.base_sha, fleet.change_shas[change.name]
+        app = change.head_units[0].rsplit("/", 1)[1]
+        served = work / "served"
+        served.mkdir()
+        settings = RenderEngine(
+            RenderOptions(
+                kustomize=fleetgen.pinned_tool("kustomize"),
+                helm=fleetgen.pinned_tool("helm"),
+                jobs=args.jobs,
+                fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
+            ),
+            RenderCache(toolchain.cache_root() / "bench-predicted-reconcile"),
+        )
+        print("starting the control plane", file=sys.stderr)
+        with (
+            serve_charts(fleet.charts, chart_port),
+            _served(served) as port,
+            ControlPlane(work / "controlplane") as plane,
+        ):
+            kube = connect(plane.admin_kubeconfig)
+            cluster = LiveCluster(kube)
+            bench = _Bench(kube, cluster, work, port)
+            bench.publish(fleet.repo, base_sha, served)
+            bench.publish(fleet.repo, head_sha, served)
+            _setup(bench, fleet, app)
+            report = _rounds(bench, app, base_sha, head_sha, settings, work, args.rounds)
+            cluster.close()
+    report["load_average_1m"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _rounds(
+    bench: _Bench,
+    app: str,
+    base_sha: str,
+    head_sha: str,
+    settings: RenderEngine,
+    work: Path,
+    rounds: int,
+) -> dict[str, Any]:
+    plain = bench.deps(None)
+    predictor = _TimedPredictor(
+        ArtifactPredictor(RevisionStore(work / "revisions"), CLUSTER, settings)
+    )
+    reporter = DeployReporter(
+        lambda *_a, **_k: None, cluster="staging", predictor=predictor, recorder=predictor
+    )
+    observer = _Timed(reporter)
+    predicting = bench.deps(observer)
+    unit = UnitRef(UnitKind.KUSTOMIZATION, FLUX, app)
+
+    def change(deps: Deps) -> tuple[float, float]:
+        bench.point_source_at(base_sha)
+        bench.reconcile(app, deps)
+        bench.point_source_at(head_sha)
+        return bench.reconcile(app, deps)
+
+    print("first apply, and a prediction to warm the render cache", file=sys.stderr)
+    change(predicting)
+    warmup = predictor.seconds[-1] if predictor.seconds else None
+    without: list[tuple[float, float]] = []
+    with_: list[tuple[float, float]] = []
+    added: list[float] = []
+    previews: list[float] = []
+    for index in range(rounds):
+        print(f"round {index + 1} of {rounds}", file=sys.stderr)
+        without.append(change(plain))
+        bench.point_source_at(base_sha)
+        bench.reconcile(app, predicting)
+        observer.in_observer = 0.0
+        bench.point_source_at(head_sha)
+        with_.append(bench.reconcile(app, predicting))
+        added.append(observer.in_observer)
+        previews.append(predictor.seconds[-1])
+    plan = predictor.plans[-1]
+    reconcile = _median([w for w, _ in without])
+    return {
+        "unit": str(unit),
+        "previewed_changes": len(plan.changes) if plan is not None else None,
+        "rounds": rounds,
+        "warmup_prediction_s": round(warmup, 4) if warmup is not None else None,
+        "reconcile_without_predictor": {
+            "wall_s_median": reconcile,
+            "cpu_s_median": _median([c for _, c in without]),
+        },
+        "reconcile_with_predictor": {
+            "wall_s_median": _median([w for w, _ in with_]),
+            "cpu_s_median": _median([c for _, c in with_]),
+        },
+        "preview_wall_s_median": _median(previews),
+        "blocked_in_observer_wall_s_median": _median(added),
+        # What the predictor adds: the preview runs beside the pipeline, but on a busy machine
+        # it slows the pipeline down, so the difference of the medians is the honest measure.
+        "added_wall_s": round(_median([w for w, _ in with_]) - reconcile, 4),
+        "added_share_of_reconcile": round(
+            (_median([w for w, _ in with_]) - reconcile) / reconcile, 4
+        ),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
