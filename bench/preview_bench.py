@@ -241,6 +241,7 @@ class Tidegate:
     timeout: float
     scratch: Path
     changed_only: bool = False
+    clusters: int = len(fleetgen.CLUSTERS)
 
     def command(self, base: str, head: str) -> list[str | Path]:
         command: list[str | Path] = [self.executable, "preview", "--repo", self.repo]
@@ -255,6 +256,10 @@ class Tidegate:
             command += ["--jobs", str(self.jobs)]
         if self.changed_only:
             command += ["--changed-only"]
+        # The preview's own budgets must not be what ends a run on a large fleet: each cluster
+        # has about 160 units, and the benchmark's time limit is the one that counts.
+        command += ["--max-units", str(max(5000, 200 * self.clusters))]
+        command += ["--timeout", f"{self.timeout:g}"]
         return command
 
     def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
@@ -488,6 +493,7 @@ def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
         run.args.timeout,
         _scratch(run.work, "tidegate"),
         run.args.changed_only,
+        run.args.clusters,
     )
     try:
         run.log("tidegate: warming a cache on the base (preview of base against itself)")

@@ -101,7 +101,12 @@ def run_preview(
         fetch_policy=dataclasses.replace(settings.options.fetch_policy, allowed_hosts=None)
     )
     selection = _selection(request, settings, base_tree, head_tree, say)
-    with ThreadPoolExecutor(max(1, settings.options.jobs), thread_name_prefix="render") as pool:
+    # Both sides, and any cluster rendered again in full, see one answer per chart repository:
+    # however long the preview runs, a source unreachable at the base stays so at the head.
+    with (
+        settings.chart_puller.held(),
+        ThreadPoolExecutor(max(1, settings.options.jobs), thread_name_prefix="render") as pool,
+    ):
         say(f"base {base[:12]}")
         base_renders = render_revision(
             repo, base_tree, clusters, trusted, specs=specs, pool=pool, selection=selection

@@ -11,7 +11,9 @@ Archives are saved under names derived from a hash of (chart URL, version, diges
 repository content, so a chart called `../../x` cannot write outside the cache. Successful pulls
 are cached on disk; an index is kept in memory for `index_ttl` seconds (base and head share one
 download); a source that could not be reached is remembered for `failure_ttl` seconds, so one
-dead repository costs one timeout per preview, not one per unit and side.
+dead repository costs one timeout per preview, not one per unit and side. While a preview
+`holds` the puller, neither expires: both revisions (and any second pass over a cluster) see the
+same index and the same unreachable sources, however long the preview takes.
 
 OCI HelmRepositories (`type: oci`, `oci://` URLs) are not handled here: they are an OCI
 registry client's job, and `pull` refuses them by name.
@@ -27,7 +29,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,9 +94,29 @@ class ChartPuller:
         self._lock = threading.Lock()
         self._indexes: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self._failures: dict[str, tuple[float, str, str]] = {}
+        self._holds = 0
         self.hosts_used: set[str] = set()
         """`host:port` of every URL a pull under a trusted policy (one allowing every host,
         as for the base revision) needed: the hosts the trusted revision uses."""
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep every index and remembered failure, whatever their age, for the block.
+
+        Without this, a preview slowed down (a loaded CI runner) could let a failure at the base
+        expire before the head asks again, and render the two sides from different answers.
+        """
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+
+    def _fresh(self, expires: float) -> bool:
+        """Tell whether a kept entry still holds (call with the lock held)."""
+        return self._holds > 0 or expires > self.clock()
 
     def pull(self, repo_url: str, chart: str, version: str | None, policy: FetchPolicy) -> Path:
         """Return a local chart archive for `chart` at `version` (a constraint; None: `*`).
@@ -161,7 +184,7 @@ class ChartPuller:
         policy.check_host(parse_url(index_url))
         with self._lock:
             kept = self._indexes.get(index_url)
-            if kept is not None and kept[0] > self.clock():
+            if kept is not None and self._fresh(kept[0]):
                 return kept[1]
         body = self._get(index_url, policy, self.limits.max_index_bytes).body
         try:
@@ -180,7 +203,8 @@ class ChartPuller:
     def _get(self, url: str, policy: FetchPolicy, max_bytes: int) -> FetchedResponse:
         with self._lock:
             failed = self._failures.get(url)
-        if failed is not None and failed[0] > self.clock():
+            remembered = failed is not None and self._fresh(failed[0])
+        if failed is not None and remembered:
             raise SourceUnavailableError(failed[1], failed[2], cached=True)
         try:
             response = fetch(url, policy=policy, max_bytes=max_bytes)

@@ -26,6 +26,19 @@ def test_clusters_and_changed_only_reach_the_fleet_and_the_preview(tmp_path: Pat
     assert "--changed-only" in tool.command("main", "change/image-tag")
 
 
+def test_a_large_fleet_gets_a_unit_budget_that_holds_it(tmp_path: Path) -> None:
+    def budget(clusters: int) -> str:
+        tool = preview_bench.Tidegate(
+            Path("tidegate"), tmp_path, Path("k"), Path("h"), None, 900, tmp_path, True, clusters
+        )
+        command = [str(part) for part in tool.command("main", "change/image-tag")]
+        assert command[command.index("--timeout") + 1] == "900"
+        return command[command.index("--max-units") + 1]
+
+    # 100 clusters render 15,600 units per revision, over the preview's default of 5,000.
+    assert (budget(3), budget(100)) == ("5000", "20000")
+
+
 def test_by_default_three_clusters_are_rendered_in_full(tmp_path: Path) -> None:
     args = preview_bench.parse_args([])
     assert (args.clusters, args.changed_only) == (3, False)

@@ -9,6 +9,7 @@ labels on the rendered objects.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from core.model import ObjectRef, UnitKind, UnitRef
 from core.render.cache import RenderCache
 from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
+from core.sources.helmrepo import ChartPuller
 from tests.preview.conftest import Preview
 from tests.preview.gitrepo import commit, flux_cluster, new_repo
 from tests.render.test_helm import build_repository, serve
@@ -128,3 +130,64 @@ def test_helm_repository_release_is_previewed(
     assert "*** (before)" in secret["diff"]
     assert "*** (after)" in secret["diff"]
     assert CANARY not in json_out.stderr + markdown_out.stderr
+
+
+class _HoldRecorder(ChartPuller):
+    """A chart puller that notes, for each pull, whether the preview held it."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        super().__init__(cache_dir)
+        self.holding = False
+        self.pulls_held: list[bool] = []
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with super().held():
+            self.holding = True
+            try:
+                yield
+            finally:
+                self.holding = False
+
+    def pull(self, repo_url: str, chart: str, version: str | None, policy: FetchPolicy) -> Path:
+        self.pulls_held.append(self.holding)
+        return super().pull(repo_url, chart, version, policy)
+
+
+def test_a_preview_holds_its_chart_answers_for_both_sides(
+    tmp_path: Path, chart_url: str, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    files = {
+        **flux_cluster(),
+        f"{PROD}/charts.yaml": f"""
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: HelmRepository
+            metadata: {{name: charts, namespace: flux-system}}
+            spec: {{interval: 1h, url: "{chart_url}"}}
+        """,
+        f"{PROD}/web-values.yaml": """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: web-values, namespace: flux-system}
+            data: {values.yaml: "image: {tag: '1.27'}"}
+        """,
+        f"{PROD}/web.yaml": _release(1, "v1"),
+    }
+    repo, base = new_repo(tmp_path / "repo", files)
+    head = commit(repo, {f"{PROD}/web.yaml": _release(2, "v1")}, "scale web")
+    options = RenderOptions(
+        kustomize=kustomize_bin,
+        helm=helm_bin,
+        fetch_policy=FetchPolicy(allowed_hosts=None, allow_loopback=True),
+    )
+    puller = _HoldRecorder(tmp_path / "charts")
+    settings = RenderSettings(options, RenderCache(tmp_path / "cache"), charts=puller)
+
+    with Repository(repo) as git_repo:
+        result = engine.run_preview(git_repo, engine.PreviewRequest(base=base, head=head), settings)
+
+    assert result.changed
+    # Index and failures cannot expire between the base's pulls and the head's.
+    assert puller.pulls_held
+    assert all(puller.pulls_held)
+    assert not puller.holding

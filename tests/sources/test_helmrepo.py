@@ -310,3 +310,33 @@ def test_invalid_or_unmatched_constraints_are_errors(
 ) -> None:
     with pytest.raises(TidegateError, match=r"invalid chart version|no version of chart"):
         ChartPuller(tmp_path / "c").pull(many.url, "webapp", constraint, loopback(many))
+
+
+def test_while_held_a_failure_and_an_index_do_not_expire(tmp_path: Path) -> None:
+    # A clock that jumps past every time-to-live between two calls: a very slow preview.
+    now = [1000.0]
+
+    def clock() -> float:
+        now[0] += 3600
+        return now[0]
+
+    calls = {"archive": 0}
+
+    def flaky_archive(h: Handler) -> None:
+        calls["archive"] += 1
+        h.reply(503, b"") if calls["archive"] == 1 else h.reply(200, archive("1.0.0"))
+
+    routes = repository(("1.0.0",))
+    routes["/charts/webapp-1.0.0.tgz"] = flaky_archive
+    puller = ChartPuller(tmp_path / "c", clock=clock)
+    with serve(routes) as repo:
+        with puller.held():
+            for _side in ("base", "head"):
+                with pytest.raises(SourceUnavailableError):
+                    puller.pull(repo.url, "webapp", "1.x", loopback(repo))
+            # One index download and one archive attempt: both sides saw the same answers.
+            assert [path for path, _ in repo.seen].count("/index.yaml") == 1
+            assert calls["archive"] == 1
+        # Outside a hold the time-to-live applies again: the next pull asks anew.
+        assert chart_version(puller.pull(repo.url, "webapp", "1.x", loopback(repo))) == "1.0.0"
+        assert [path for path, _ in repo.seen].count("/index.yaml") == 2
