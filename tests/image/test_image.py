@@ -1,8 +1,9 @@
 """The OCI image, built without a container engine: pushed to the local registry, pulled back,
 and its entrypoint run unprivileged in a user namespace, serving `/healthz` under gunicorn.
 
-Building takes minutes (a Debian rootfs the first time, then pip installing the project), so
-these tests are marked `image` and run by `scripts/dev image`, not by `scripts/dev test`.
+Building takes minutes (a Debian rootfs the first time, then pip installing the project). These
+tests run in `scripts/dev test` like every other; they are marked `image` so that
+`scripts/dev image` can run them alone.
 """
 
 from __future__ import annotations
