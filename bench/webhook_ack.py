@@ -17,6 +17,7 @@ connections, so it takes as little of the machine's CPU as it can.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -132,6 +133,8 @@ def main() -> None:
         f"server CPU {cpu / total * 1000:.2f} ms per ack; load average {load_before:.1f} before, "
         f"{load_after:.1f} after"
     )
+    if failures:
+        print("failures:", dict(collections.Counter(failures)))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -171,6 +174,12 @@ def run(base: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
         }
         try:
             connection = getattr(local, "connection", None)
+            if connection is not None and time.monotonic() - local.used > 1.0:
+                # gunicorn closes a connection idle for 2 s; reusing one near that races the
+                # close (a broken pipe that never reached the server), so start afresh.
+                connection.close()
+                connection = None
+            local.used = time.monotonic()
             if connection is None:
                 connection = local.connection = http.client.HTTPConnection(
                     host, int(port), timeout=30

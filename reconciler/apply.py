@@ -11,7 +11,9 @@ The rules, after fluxcd/pkg ssa's `ApplyAllStaged`:
 - Dry run first. Every object of a stage is read and dry-run applied (concurrently, as
   `--concurrent-ssa`) before any is written; one failed dry run writes nothing of that stage.
   What the Kustomization already owns is read with one list per kind and namespace (by its
-  ownership labels), the rest one object at a time.
+  ownership labels). Any other object is dry-run first: when the dry run says it does not exist
+  (no resourceVersion) it is created without a read, else it is read on its own and judged by
+  the same rules.
 - Drift. An object is written only when the dry run differs from the live object (labels,
   annotations, and everything outside `metadata` and `status`) or its metadata needs cleaning;
   otherwise it is `unchanged` and nothing is sent, so its resourceVersion stays.
@@ -69,6 +71,7 @@ from core.inventory import sort_key
 from core.model import ObjectRef, group_of
 from core.render import clear
 from core.render.kustomize import Rendered
+from core.render.memo import BuildMemo
 from core.secrets import KnownValues, values_in
 from core.units import KustomizationSpec
 from reconciler import drift_ignore
@@ -180,6 +183,7 @@ def build(
     variables: Mapping[str, str] | None,
     secret_values: Mapping[str, str] | None = None,
     work_root: Path | None = None,
+    memo: BuildMemo | None = None,
 ) -> Rendered:
     """Build `spec` in cleartext for `apply_objects` (see `core.render.clear`)."""
     return clear.build_kustomization(
@@ -189,6 +193,7 @@ def build(
         variables=variables,
         secret_values=secret_values,
         work_root=work_root,
+        memo=memo,
     )
 
 
@@ -305,14 +310,29 @@ class _Run:
                 self.listed[key] = obj
 
     def _dry_run(self, item: _Desired) -> _Step:
-        existing = self._get(item)
-        if _excluded(item.body) or (existing is not None and _excluded(existing)):
+        if _excluded(item.body):
+            return _Step(item, Action.SKIPPED)
+        existing = self._owned(item)
+        probe: dict[str, Any] | None = None
+        if existing is None:
+            # Not among the owned objects: most often a new one. Its dry run answers whether it
+            # exists (no resourceVersion: it does not), so a new object costs no read; one that
+            # exists, or whose dry run failed, is read and judged as before.
+            probe = self._probe(item)
+            if probe is not None and not (probe.get("metadata") or {}).get("resourceVersion"):
+                return _Step(item, Action.CREATED)
+            existing = self._get(item)
+        if existing is not None and _excluded(existing):
             return _Step(item, Action.SKIPPED)
         if existing is not None and item.marked(_SSA, "ifnotpresent"):
             return _Step(item, Action.SKIPPED)
         try:
-            dry = self.port.apply(
-                item.body, field_manager=self.options.field_manager, force=True, dry_run=True
+            dry = (
+                probe
+                if probe is not None
+                else self.port.apply(
+                    item.body, field_manager=self.options.field_manager, force=True, dry_run=True
+                )
             )
         except ImmutableField as exc:
             if existing is not None and (self.options.force or item.marked(_FORCE, "enabled")):
@@ -334,11 +354,22 @@ class _Run:
             return _Step(item, Action.CONFIGURED, cleanup, body=body)
         return _Step(item, Action.UNCHANGED)
 
+    def _owned(self, item: _Desired) -> dict[str, Any] | None:
+        """The object as the owner's list returned it, if it did."""
+        namespace = _namespace(item.body)
+        return self.listed.get((item.api_version, item.ref.kind, namespace, item.ref.name))
+
+    def _probe(self, item: _Desired) -> dict[str, Any] | None:
+        """The dry run of an object not known to exist; None when it failed (judged later)."""
+        try:
+            return self.port.apply(
+                item.body, field_manager=self.options.field_manager, force=True, dry_run=True
+            )
+        except ClusterError:
+            return None
+
     def _get(self, item: _Desired) -> dict[str, Any] | None:
         namespace = _namespace(item.body)
-        listed = self.listed.get((item.api_version, item.ref.kind, namespace, item.ref.name))
-        if listed is not None:
-            return listed
         try:
             return self.port.get(item.api_version, item.ref.kind, namespace, item.ref.name)
         except UnknownKind as exc:

@@ -22,6 +22,7 @@ from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import FileSource
 from core.host.sandbox import Sandbox
 from core.render import kustomize
+from core.render.memo import BuildMemo
 from core.secrets import KnownValues
 from core.units import KustomizationSpec
 
@@ -39,6 +40,7 @@ def build_kustomization(
     limits: Limits = DEFAULT_LIMITS,
     allowed_remotes: Collection[str] = (),
     sandbox: Sandbox | None = None,
+    memo: BuildMemo | None = None,
 ) -> kustomize.Rendered:
     """Build `spec` from `source` in cleartext, uncached.
 
@@ -53,6 +55,8 @@ def build_kustomization(
         limits: Time and memory bound of kustomize.
         allowed_remotes: URL prefixes of remote bases that may be used.
         sandbox: Confinement of kustomize (the operator's setting if None).
+        memo: kustomize's output kept across builds (`core.render.memo`: in memory, never a
+            Secret); None runs kustomize every time.
 
     Raises:
         TidegateError: the build failed; the message holds none of the `secret_values`.
@@ -72,6 +76,7 @@ def build_kustomization(
                 limits=limits,
                 allowed_remotes=allowed_remotes,
                 sandbox=sandbox,
+                memo=memo,
             )
     except TidegateError as exc:
         raise exc.reworded(known.scrub(str(exc))) from None

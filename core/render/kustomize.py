@@ -33,6 +33,8 @@ from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.host.sandbox import Sandbox, explain, from_setting
 from core.model import ObjectRef, RawObject
+from core.render.memo import BuildMemo
+from core.render.memo import key as memo_key
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
 from core.scope import CLUSTER_SCOPED_KINDS, apply_scope, crd_scopes
@@ -82,6 +84,7 @@ def render_kustomization(
     limits: Limits = DEFAULT_LIMITS,
     allowed_remotes: Collection[str] = (),
     sandbox: Sandbox | None = None,
+    memo: BuildMemo | None = None,
 ) -> Rendered:
     """Build a Flux Kustomization and return its cleartext objects and input files.
 
@@ -97,6 +100,8 @@ def render_kustomization(
         allowed_remotes: URL prefixes of remote bases that may be used.
         sandbox: Confines kustomize to the copied files; None means the operator's setting
             (`core.host.sandbox.from_setting`), which is the full sandbox by default.
+        memo: kustomize's output for identical inputs, kept across builds (see
+            `core.render.memo`); None runs kustomize every time.
 
     Raises:
         RenderError: the build failed; the message names the Kustomization and the file.
@@ -112,7 +117,7 @@ def render_kustomization(
     _materialize(source, inputs, tree, root)
     keep_origin = _prepare(source, root, tree, spec, components)
     jail = sandbox if sandbox is not None else from_setting(None)
-    output = _build(kustomize, tree, root, workdir, limits, where, jail)
+    output = _memoized_build(kustomize, tree, root, workdir, limits, where, jail, memo)
     objects = _parse(output, root, where, keep_origin)
     return Rendered(_finish(objects, spec, variables, secret_variables, where), inputs)
 
@@ -249,6 +254,29 @@ def _merge_spec(doc: dict[str, Any], spec: KustomizationSpec, components: Iterab
         doc["images"] = images
     if components:
         doc["components"] = [*(doc.get("components") or []), *components]
+
+
+def _memoized_build(
+    kustomize: Path,
+    tree: Path,
+    root: str,
+    workdir: Path,
+    limits: Limits,
+    where: str,
+    sandbox: Sandbox,
+    memo: BuildMemo | None,
+) -> bytes:
+    """`_build`, answered from `memo` when kustomize already built exactly these files."""
+    if memo is None:
+        return _build(kustomize, tree, root, workdir, limits, where, sandbox)
+    # The tree's own location is private and new each time: the key names files by their
+    # repository paths.
+    digest = memo_key(kustomize, ["build", root, "--load-restrictor", LOAD_RESTRICTOR], tree)
+    output = memo.get(digest)
+    if output is None:
+        output = _build(kustomize, tree, root, workdir, limits, where, sandbox)
+        memo.put(digest, output)
+    return output
 
 
 def _build(

@@ -12,6 +12,10 @@ Bounds: an expression longer than `MAX_EXPRESSION` characters is refused at comp
 evaluation runs under the engine's fixed comprehension budget (10,000 iterations, then an
 error), so neither a hostile object nor a careless rule can make evaluation unbounded. Errors
 are values (`EvalError`), never exceptions, so one bad expression costs one finding.
+
+The engine's native library is loaded with the first expression an `Engine` compiles, not with
+this module: it is a large part of a process's memory, and the reconciler makes engines for
+fields (`healthCheckExprs`, `commitStatusExpr`) most objects never set.
 """
 
 from __future__ import annotations
@@ -20,11 +24,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from cel_expr_python import cel
-from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
-
-from policies.cel import kubernetes_functions
 
 __all__ = ["MAX_EXPRESSION", "VARIABLES", "CompileError", "Engine", "EvalError", "Program"]
 
@@ -71,19 +70,16 @@ class Engine:
     def __init__(self, variables: tuple[str, ...] = VARIABLES) -> None:
         """An environment declaring `variables` (by default the admission policy's)."""
         self._variables = variables
-        self._env = cel.NewEnv(
-            variables={name: cel.Type.DYN for name in variables},
-            extensions=[
-                ext_optional.ExtOptional(),
-                ext_strings.ExtStrings(),
-                ext_math.ExtMath(),
-                ext_encoders.ExtEncoders(),
-                ext_bindings.ExtBindings(),
-                kubernetes_functions.extension(),
-            ],
-        )
+        self._made: Any = None
         self._cache: dict[str, Program] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _env(self) -> Any:
+        with self._lock:
+            if self._made is None:
+                self._made = _new_env(self._variables)
+            return self._made
 
     def compile(self, expression: str, *, cached: bool = True) -> Program:
         """Compile an expression once; raise `CompileError` with the engine's message."""
@@ -105,3 +101,29 @@ class Engine:
     def activation(self, data: Mapping[str, Any]) -> Any:
         """Bind variables (plain JSON-like data) for one or more evaluations."""
         return self._env.Activation({name: data.get(name) for name in self._variables})
+
+
+def _new_env(variables: tuple[str, ...]) -> Any:
+    """The CEL environment declaring `variables`, with the extensions (loads the engine)."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import (
+        ext_bindings,
+        ext_encoders,
+        ext_math,
+        ext_optional,
+        ext_strings,
+    )
+
+    from policies.cel import kubernetes_functions
+
+    return cel.NewEnv(
+        variables={name: cel.Type.DYN for name in variables},
+        extensions=[
+            ext_optional.ExtOptional(),
+            ext_strings.ExtStrings(),
+            ext_math.ExtMath(),
+            ext_encoders.ExtEncoders(),
+            ext_bindings.ExtBindings(),
+            kubernetes_functions.extension(),
+        ],
+    )

@@ -7,6 +7,10 @@ Failures are `BuildFailed` with the engine's message, already scrubbed of the Se
 build was given. The result holds cleartext objects for the apply step only:
 this module never logs, formats or returns them in any other form, and its digest (for
 `status.history`, as Flux's digest of the built YAML) is a one-way hash.
+
+kustomize's output is remembered for the life of the process (`core.render.memo`: in memory,
+bounded, never output that may hold a Secret), so reconciling an unchanged revision again
+skips the kustomize run; everything after it runs every time.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ from typing import Any
 
 from core.errors import TidegateError
 from core.host.files import DirectorySource
+from core.render.memo import BuildMemo
 from core.units import KustomizationSpec
 from reconciler.apply import build as build_cleartext
 from reconciler.health import ObjectRef, jobs_with_ttl
 from reconciler.kustomization.model import Reason, StepFailed
 from reconciler.kustomization.variables import Variables
 
-__all__ = ["Built", "build"]
+__all__ = ["MEMO", "Built", "build"]
+
+MEMO = BuildMemo()
+"""kustomize's output by input digest, shared by every reconcile of this process."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +68,7 @@ def build(
             variables=variables.values,
             secret_values=variables.secret_values,
             work_root=work_root,
+            memo=MEMO,
         )
     except TidegateError as exc:
         raise StepFailed(Reason.BUILD_FAILED, str(exc)) from None

@@ -7,15 +7,15 @@ project, group or personal access token. With GitHub App credentials (`githubApp
 instead, through the installation's token, which can carry the predicted-vs-applied details.
 The API host was checked against the fetch policy before this is called
 (`commit_status.repository_of`).
+
+The two client libraries are imported when a status is first posted through them, not with the
+reconciler: together they are about a quarter of the controller's memory, and most clusters
+configure no commit-status Provider.
 """
 
 from __future__ import annotations
 
 from core.errors import InputError
-from core.vcs.github import GitHubAuth, GitHubHost
-from core.vcs.github import connect as connect_github
-from core.vcs.gitlab import GitLabHost
-from core.vcs.gitlab import connect as connect_gitlab
 from core.vcs.retry import RetryPolicy
 from reconciler.notification.commit_status import HostFactory, Repository, StatusHost
 from reconciler.notification.objects import Credentials, Provider
@@ -50,6 +50,9 @@ def code_host(
             field="spec.type",
         )
     if provider.type == "github" and credentials.github_app:
+        from core.vcs.github import GitHubAuth, GitHubHost
+        from core.vcs.github import connect as connect_github
+
         auth = GitHubAuth(
             app_id=credentials.github_app_id,
             private_key=credentials.github_app_private_key,
@@ -60,8 +63,14 @@ def code_host(
     if not credentials.token:
         raise InputError("needs a token in its Secret", obj=where, field="spec.secretRef")
     if provider.type == "gitlab":
+        from core.vcs.gitlab import GitLabHost
+        from core.vcs.gitlab import connect as connect_gitlab
+
         client = connect_gitlab(repository.api_url, credentials.token, timeout=provider.timeout)
         return GitLabHost(client, repository.path, retry=retry)
+    from core.vcs.github import GitHubAuth, GitHubHost
+    from core.vcs.github import connect as connect_github
+
     github, _ = connect_github(
         repository.api_url, GitHubAuth(token=credentials.token), timeout=provider.timeout
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.cleartext import Clear
+from core.cluster.port import Invalid
 from reconciler.apply import Options, Owner, apply_objects
 from tests.apply.fakeport import FakePort
 
@@ -84,3 +85,44 @@ def test_stages_run_definitions_then_classes_then_the_rest() -> None:
     ]
     writes = [kind for verb, kind in port.calls if verb == "apply"]
     assert writes == ["Namespace", "ClusterRole", "IngressClass", "ConfigMap", "Deployment"]
+
+
+def test_a_new_object_is_created_without_a_read() -> None:
+    port = FakePort()
+
+    result = apply_objects(port, [_config_map("a"), _config_map("b")], owner=OWNER)
+
+    assert [str(e) for e in result.entries] == [
+        "ConfigMap/apps/a created",
+        "ConfigMap/apps/b created",
+    ]
+    assert sorted(port.calls) == [
+        ("apply", "ConfigMap"),
+        ("apply", "ConfigMap"),
+        ("dry-run", "ConfigMap"),
+        ("dry-run", "ConfigMap"),
+    ]
+
+
+def test_an_existing_object_the_owner_does_not_list_is_read_and_judged_by_its_live_marks() -> None:
+    # The owner's list misses it, its dry run fails, but the live object says "ssa: Ignore":
+    # it is skipped, as when it was read before its dry run.
+    def refuse(_: Mapping[str, Any]) -> None:
+        raise Invalid("ConfigMap/apps/a: refused", fields=("data",))
+
+    port = FakePort(on_dry_run=refuse)
+    port.objects[("ConfigMap", "apps", "a")] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "a",
+            "namespace": "apps",
+            "resourceVersion": "1",
+            "annotations": {"kustomize.toolkit.fluxcd.io/ssa": "Ignore"},
+        },
+    }
+
+    result = apply_objects(port, [_config_map("a")], owner=OWNER)
+
+    assert [str(e) for e in result.entries] == ["ConfigMap/apps/a skipped"]
+    assert port.calls == [("dry-run", "ConfigMap"), ("get", "ConfigMap")]

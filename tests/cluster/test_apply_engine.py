@@ -527,7 +527,15 @@ def test_a_steady_apply_reads_owned_objects_with_one_list_per_kind(
     port: LiveCluster, namespace: str, kube_client: Any, admin_kubeconfig: Path
 ) -> None:
     objects = _clear(*(_config_map(namespace, f"cm-{i}", {"i": str(i)}) for i in range(3)))
-    apply_objects(port, objects, owner=OWNER)
+    first = LiveCluster(kube_client)
+    apply_objects(first, objects, owner=OWNER)
+    # New objects: the dry run says they do not exist, so none is read on its own.
+    assert {v: first.requests[v] for v in ("list", "get", "dry-run", "apply")} == {
+        "list": 1,
+        "get": 0,
+        "dry-run": 3,
+        "apply": 3,
+    }
     kubectl(
         admin_kubeconfig,
         "label",

@@ -1,0 +1,85 @@
+"""A bounded in-memory memo of `kustomize build` output, for a process that builds repeatedly.
+
+kustomize with no plugins, exec, helm or remote bases (the renderer refuses them) is a pure
+function of the files it reads and of the binary: the same bytes in give the same bytes out. The
+reconciler rebuilds every Kustomization at each interval, usually from an unchanged artifact, and
+for a large one kustomize's own run is most of a no-op reconcile's CPU. The renderer keys each
+build by a digest of everything it hands kustomize (`key`); on a hit it skips the process, and
+everything after it (parsing, checks, substitution, labels) runs as always.
+
+What is kept is kustomize's raw output, in this process's memory only: never on disk, never
+logged. Output that may hold a Secret is never kept (any mention of `Secret`, which covers every
+Secret object and every generator), so the memo holds no Secret value; nor is output larger
+than a quarter of the budget. The least recently used entries go first when the budget is full.
+This module runs nothing and reads no file it is not handed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["BuildMemo", "key"]
+
+_DEFAULT_BUDGET = 32 << 20
+"""Bytes of output kept at most (a 1,000-object Kustomization's output is about 0.3 MiB)."""
+
+
+def key(binary: Path, argv: Iterable[str], tree: Path) -> str:
+    """A digest of the binary, the arguments and every file under `tree` (path and content).
+
+    The binary is named by path, size and modification time, so a replaced binary misses.
+    """
+    hasher = hashlib.sha256()
+    stat = binary.stat()
+    hasher.update(f"{binary}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    for arg in argv:
+        hasher.update(arg.encode() + b"\0")
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        name = path.relative_to(tree).as_posix().encode()
+        hasher.update(b"%d\0%s\0%d\0" % (len(name), name, len(content)))
+        hasher.update(content)
+    return hasher.hexdigest()
+
+
+class BuildMemo:
+    """Output by key, least recently used first out, within a byte budget; thread-safe."""
+
+    def __init__(self, budget: int = _DEFAULT_BUDGET) -> None:
+        self._budget = budget
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        """Lookups answered from the memo (for tests and the benchmark)."""
+
+    def get(self, digest: str) -> bytes | None:
+        """The output kept under `digest`, or None."""
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is not None:
+                self._entries.move_to_end(digest)
+                self.hits += 1
+            return found
+
+    def put(self, digest: str, output: bytes) -> bool:
+        """Keep `output` unless it may hold a Secret or is too large; tell whether it was kept."""
+        if b"Secret" in output or len(output) > self._budget // 4:
+            return False
+        with self._lock:
+            if digest in self._entries:
+                return True
+            self._entries[digest] = output
+            self._size += len(output)
+            while self._size > self._budget:
+                _, dropped = self._entries.popitem(last=False)
+                self._size -= len(dropped)
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
