@@ -19,14 +19,9 @@ and the tail of the child's log. This module narrates and drives; the stack star
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import shutil
 import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -36,6 +31,7 @@ from core import yamlio
 from core.errors import TidegateError
 from devenv import toolchain
 from devenv.demo_stack import APP_ID, REPOSITORY, DemoStack
+from devenv.github_webhook import deliver, pull_request_event
 from devenv.worktree import commit_all, git
 from reconciler import crds
 from reconciler.notification.manifests import crds as notification_crds
@@ -335,38 +331,18 @@ class Story:
 
     def _deliver(self, action: str, head: str) -> None:
         """A signed `pull_request` delivery, as GitHub sends it, to `tidegate serve`."""
-        payload = {
-            "action": action,
-            "number": PULL,
-            "pull_request": {
-                "number": PULL,
-                "draft": False,
-                "head": {"sha": head, "ref": "feature", "repo": {"full_name": REPOSITORY}},
-                "base": {
-                    "ref": "main",
-                    "sha": self.shas["main"],
-                    "repo": {"full_name": REPOSITORY},
-                },
-            },
-            "repository": {"full_name": REPOSITORY, "clone_url": self.stack.clone_url},
-            "installation": {"id": self.stack.github.installation_id},
-            "sender": {"login": "octocat"},
-        }
-        body = json.dumps(payload).encode()
-        signature = hmac.new(self.stack.webhook_secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(  # noqa: S310 - loopback http
-            self.stack.webhook_url,
-            data=body,
-            method="POST",
-            headers={
-                "X-GitHub-Event": "pull_request",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": f"sha256={signature}",
-                "Content-Type": "application/json",
-            },
+        payload = pull_request_event(
+            action,
+            number=PULL,
+            head=head,
+            head_ref="feature",
+            base=self.shas["main"],
+            repository=REPOSITORY,
+            clone_url=self.stack.clone_url,
+            installation_id=self.stack.github.installation_id,
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            self.out(f"    webhook pull_request/{action} delivered, signed: {response.status}")
+        status = deliver(self.stack.webhook_url, self.stack.webhook_secret, payload)
+        self.out(f"    webhook pull_request/{action} delivered, signed: {status}")
 
     def _wait(self, check: Callable[[], T | None], what: str) -> T:
         deadline = time.monotonic() + _WAIT
