@@ -93,3 +93,49 @@ def test_the_worker_loop_lowers_its_own_priority(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert lowered.is_set()
+
+
+_WRITER = """
+import sys
+from sqlalchemy import event
+from app.database import open_database
+from app.store import JobStore
+from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
+
+engine = open_database(sys.argv[1])
+
+
+@event.listens_for(engine, "connect")
+def _no_busy_handler(dbapi, _record):
+    # Fail instead of sleeping whenever SQLite finds the write lock taken by another process.
+    dbapi.execute("PRAGMA busy_timeout=0")
+
+
+store = JobStore(engine)
+for number in range(int(sys.argv[3])):
+    work = Work(WorkKind.REVIEW, "acme/fleet", number, head_sha="a" * 40)
+    store.record(Delivery(Provider.GITHUB, f"{sys.argv[2]}-{number}", "pull_request", work))
+"""
+
+
+def test_processes_hand_the_sqlite_database_over_without_its_busy_handler(tmp_path: Path) -> None:
+    # Several processes storing deliveries at once never find SQLite's write lock taken: they
+    # queue on the lock file beside it, so none ever sleeps in SQLite's busy handler (here
+    # switched off, so that finding the lock taken would fail the write).
+    url = sqlite_url(tmp_path / "jobs.sqlite")
+    engine = open_database(url)
+    upgrade(engine)
+    engine.dispose()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, url, str(n), "150"],
+            cwd=Path(__file__).resolve().parents[2],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    errors = [writer.communicate()[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0, 0], errors
+    assert JobStore(open_database(url)).deliveries() == 600
+    assert (tmp_path / "jobs.sqlite-writer").exists()
