@@ -8,7 +8,10 @@ counted from each delivery's scheduled send time, so client-side queueing is inc
 reports the server's CPU time per acknowledgement (every gunicorn process, read from /proc
 before and after the load) and the load average, since on a shared machine those bound the
 latency more than the server's code does. The client speaks plain `http.client` on kept-alive
-connections, so it takes as little of the machine's CPU as it can.
+connections, with every delivery signed before the clock starts and its garbage collector off
+while it sends, so it takes as little of the machine's CPU as it can. Besides the latency it
+prints how late the client began each send, the server's own time in the app (its
+`Server-Timing` header) and the rest (gunicorn's queue, network, connection set-up).
 
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database sqlite
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database postgresql
@@ -20,6 +23,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import hmac
 import http.client
@@ -207,16 +211,8 @@ def run(base: str, rate: int, seconds: int) -> Samples:
     local = threading.local()
     host, port = base.removeprefix("http://").split(":")
 
-    def send(number: int, due: float) -> None:
+    def send(body: bytes, headers: dict[str, str], due: float) -> None:
         started = time.perf_counter()
-        body = payload(number)
-        signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature,
-        }
         try:
             connection = getattr(local, "connection", None)
             if connection is not None and time.monotonic() - local.used > 1.0:
@@ -253,16 +249,37 @@ def run(base: str, rate: int, seconds: int) -> Samples:
         if outcome:
             failures.append(outcome)
 
-    total = rate * seconds
-    begin = time.perf_counter() + 0.5
-    with ThreadPoolExecutor(64) as pool:
-        for number in range(total):
-            due = begin + number / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, number + 1, due)
+    # Everything a provider prepares before it sends is prepared before the clock starts, and the
+    # client's collector stays off while it sends: the client shares the machine's cores with the
+    # server, and its own work or pauses would show up as acknowledgement latency.
+    prepared = [signed(number + 1) for number in range(rate * seconds)]
+    gc.collect()
+    gc.disable()
+    try:
+        begin = time.perf_counter() + 0.5
+        with ThreadPoolExecutor(64) as pool:
+            for number, (body, headers) in enumerate(prepared):
+                due = begin + number / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(send, body, headers, due)
+    finally:
+        gc.enable()
     return samples
+
+
+def signed(number: int) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one signed `pull_request` delivery."""
+    body = payload(number)
+    signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+    }
+    return body, headers
 
 
 if __name__ == "__main__":
