@@ -157,3 +157,24 @@ def test_a_worker_freezes_its_app_out_of_the_garbage_collector() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
+    postgres_url: str,
+) -> None:
+    engine = open_database(postgres_url)
+    upgrade(engine)
+    store = JobStore(engine)
+    sent: list[tuple[bool, str]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _sent(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # In autocommit mode psycopg sends the statement alone: no BEGIN before, no COMMIT after.
+        sent.append((connection.connection.dbapi_connection.autocommit, statement.lstrip()[:4]))
+
+    work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
+    assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+    assert sent == [(True, "WITH")]
+    # Committed on its own: another connection sees the delivery and its job.
+    assert JobStore(open_database(postgres_url)).counts() == {"queued": 1}
+    engine.dispose()
