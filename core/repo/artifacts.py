@@ -10,6 +10,8 @@ source a unit means (that is the renderer's job) and starts no process.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +27,7 @@ __all__ = ["Artifacts"]
 
 # A directory standing in for a source is read whole into a view; bound it (hostile content).
 _MAX_DIRECTORY_FILES = 100_000
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class Artifacts:
@@ -52,7 +55,11 @@ class Artifacts:
                     regular, lambda path: self.read_blob(files[path]), spec_ignore
                 )
                 found = FileView(
-                    "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
+                    "GitRepository",
+                    {p: files[p] for p in kept},
+                    self.read_blob,
+                    symlinks=links,
+                    identity=_identity(files.revision, spec_ignore),
                 )
                 self._repository[spec_ignore] = found
             return found
@@ -82,6 +89,18 @@ class Artifacts:
             with self._lock:
                 self._generated[key] = entry
         return entry[1]
+
+
+def _identity(revision: str, spec_ignore: str | None) -> str | None:
+    """Name the artifact of a commit under ignore rules; None unless `revision` is an object id.
+
+    A full object id names the revision's content for good (its ignore files are part of it);
+    a branch or a short id may name other content tomorrow.
+    """
+    if not _OBJECT_ID.fullmatch(revision):
+        return None
+    rules = "-" if spec_ignore is None else "+" + spec_ignore
+    return hashlib.sha256(f"GitRepository\0{revision}\0{rules}".encode()).hexdigest()
 
 
 def _directory_view(root: Path, read_blob: Callable[[str], bytes]) -> FileView:
