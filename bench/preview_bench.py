@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
+from devenv.ports import free_port
 
 __all__ = ["main"]
 
@@ -172,13 +172,6 @@ def combine(samples: Sequence[Sample]) -> Sample:
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures: the fleet, its chart repository, checkouts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

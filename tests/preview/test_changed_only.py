@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from bench import fleet as fleetgen
-from bench.preview_bench import free_port, serve_charts
+from bench.preview_bench import serve_charts
 from cli import demo
 from cli import main as cli_main
 from core import preview as engine
@@ -36,6 +36,7 @@ from core.repo.git import GitError, Repository
 from core.repo.view import FileView
 from core.report import jsonout
 from core.units import KustomizationSpec
+from devenv.ports import free_port
 from tests.preview.gitrepo import commit, configmap, flux_cluster, git, kustomization, new_repo
 
 PROD = "clusters/production"
