@@ -137,6 +137,7 @@ def run_preview(
             pool=pool,
             selection=selection,
             carry=carry,
+            inherit=base_renders,
         )
         if selection is not None:
             again = _recheck(selection, clusters, base_renders, head_renders, say)
@@ -237,6 +238,25 @@ def _carry(settings: RenderSettings, base_tree: Tree, head_tree: Tree) -> Carry 
         return None
     carry = Carry.between(base_tree, head_tree)
     return None if affected.global_reason(carry.changed) is not None else carry
+
+
+def _carried(
+    base: ClusterRender,
+    carry: Carry,
+    settings: RenderSettings,
+    allowance: discovery.UnitAllowance,
+) -> bool:
+    """Tell whether the head takes the base's cluster whole, counting its units if it does."""
+    if not carry.cluster(base, settings.options.sources):
+        return False
+    wanted = len(base.units)
+    granted = allowance.take(wanted)
+    if granted < wanted:
+        # Over the budget: discovery decides which units fail, as it would have.
+        allowance.used -= granted
+        return False
+    carry.clusters += 1
+    return True
 
 
 def _recheck(
@@ -349,12 +369,14 @@ def render_revision(
     selection: affected.Selection | None = None,
     allowance: discovery.UnitAllowance | None = None,
     carry: Carry | None = None,
+    inherit: Mapping[str, ClusterRender] | None = None,
 ) -> dict[str, ClusterRender]:
     """Discover and render every unit of each cluster present at one revision.
 
     With a `selection`, units it proves unchanged are not rendered (see `core.render.affected`);
     the base must be rendered before the head, as the head reuses the base's proofs. With a
-    `carry`, the head takes the base's renders the change cannot reach (`core.render.carry`).
+    `carry`, the head takes the base's renders the change cannot reach (`core.render.carry`),
+    and the base's whole cluster (from `inherit`) where the change reaches none of its units.
     """
     blobs = repo.read_blob
     if selection is not None and selection.side == "base":
@@ -374,6 +396,14 @@ def render_revision(
                 continue
             if selection is not None:
                 selection.begin(path)
+            base = inherit.get(path) if inherit is not None and carry is not None else None
+            if (
+                base is not None
+                and carry is not None
+                and _carried(base, carry, settings, allowance)
+            ):
+                renders[path] = base
+                continue
             renders[path] = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
         return renders
     finally:

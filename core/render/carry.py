@@ -13,6 +13,13 @@ Only renders of this repository's own files are carried, and only when remote ba
 remote base's content is in no file the diff can name. Failed renders are never carried (they
 are not cached either); they run again at the head.
 
+A whole cluster is carried the same way (`Carry.cluster`): when every unit of the base's cluster
+rendered, from this repository's files or a chart repository's chart (HTTP, keyed by URL, name
+and version like any cached chart), and the change reaches none of them, discovering the head
+would render every unit into the same objects and find the same units: the head takes the base's
+cluster as it is, and the planner skips its units by identity. Anything else (a failure, an OCI
+artifact, a `--source` directory, an ExternalArtifact, a HelmChart) is discovered again.
+
 This module decides from paths only: it reads no file and starts no process.
 """
 
@@ -20,10 +27,13 @@ from __future__ import annotations
 
 import posixpath
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
+from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef, UnitKind
 from core.render.cache import CachedRender, watched_dirs
+from core.render.ocisource import is_oci_helm_repository
 from core.repo.git import Tree
+from core.units import ClusterRender, RenderedUnit, SourceRef
 
 __all__ = ["Carry", "changed_entries", "changed_paths"]
 
@@ -61,6 +71,8 @@ class Carry:
         self.side = "base"
         self.carried = 0
         """Head renders taken from the base (for tests and progress)."""
+        self.clusters = 0
+        """Head clusters taken whole from the base (for tests and progress)."""
         self._renders: dict[str, CachedRender] = {}
         self._lock = threading.Lock()
 
@@ -90,6 +102,24 @@ class Carry:
                 self.carried += 1
         return found
 
+    def cluster(self, base: ClusterRender, sources: Collection[SourceRef]) -> bool:
+        """Tell whether the head's discovery of a cluster would give the base's, unit for unit.
+
+        `sources` are the sources given as directories (`--source`): their content is not in
+        the repository.
+        """
+        if self.side != "head" or not base.units:
+            return False
+        objects: dict[ObjectRef, Manifest] = {}
+        for unit in base.units.values():
+            if unit.objects is None:
+                return False
+            objects.update(unit.objects)
+        return all(
+            _plain(unit, objects, sources) and not self.invalidates(unit.inputs)
+            for unit in base.units.values()
+        )
+
     def invalidates(self, inputs: frozenset[str]) -> bool:
         """Tell whether the change can invalidate a render with these inputs, by the cache's rule.
 
@@ -102,3 +132,19 @@ class Carry:
             return False
         dirs = set(watched_dirs(inputs))
         return any(posixpath.dirname(entry) in dirs for entry in self.entries)
+
+
+def _plain(
+    unit: RenderedUnit, objects: Mapping[ObjectRef, Manifest], sources: Collection[SourceRef]
+) -> bool:
+    """Tell whether a rendered unit's content is all named by its inputs or its cache key."""
+    source = unit.source
+    if unit.error is not None or source is None or source in sources:
+        return False
+    if source.kind == "GitRepository":
+        return True
+    if unit.unit.kind is not UnitKind.HELM_RELEASE or source.kind != "HelmRepository":
+        return False
+    ref = ObjectRef(FLUX_SOURCE_GROUP, "HelmRepository", source.namespace, source.name)
+    repository = objects.get(ref)
+    return repository is not None and not is_oci_helm_repository(repository)

@@ -278,3 +278,80 @@ def test_a_memo_naming_a_missing_render_falls_back_to_the_receipts(
     assert cache.memo_hits == 0
     assert settings.observer.rendered == []  # every render found through its receipts
     assert "0" * 64 not in memos[0].read_text()  # and the memo names them again
+
+
+def _two_clusters(root: Path, **staging_files: str) -> tuple[Path, str]:
+    return new_repo(
+        root,
+        {
+            **flux_cluster("production"),
+            **flux_cluster("staging"),
+            f"{PROD}/apps.yaml": "---\n".join(
+                kustomization(name, f"./apps/{name}") for name in ("web", "api")
+            ),
+            "clusters/staging/apps.yaml": kustomization("jobs", "./apps/jobs"),
+            "apps/web/kustomization.yaml": "resources: [settings.yaml]\n",
+            "apps/web/settings.yaml": configmap("web", "apps", size="1"),
+            "apps/api/kustomization.yaml": "resources: [settings.yaml]\n",
+            "apps/api/settings.yaml": configmap("api", "apps", tier="a"),
+            "apps/jobs/settings.yaml": configmap("jobs", "apps", every="1h"),
+            **staging_files,
+        },
+    )
+
+
+def _warm_then_plain(
+    repo: Path, base: str, head: str, tmp: Path, tools: tuple[Path, Path], patch: Any
+) -> tuple[str, str, RenderSettings]:
+    """The report from a warm base with the carry, then from an empty cache without it."""
+    _preview(repo, base, base, _settings(RenderCache(tmp / "warm"), *tools))
+    settings = _settings(RenderCache(tmp / "warm"), *tools)
+    warm = _preview(repo, base, head, settings)
+    patch.setattr(engine, "_carry", lambda *args: None)
+    plain = _preview(repo, base, head, _settings(RenderCache(tmp / "plain"), *tools))
+    return warm, plain, settings
+
+
+def test_a_cluster_the_change_does_not_reach_is_taken_whole(
+    tmp_path: Path,
+    kustomize_bin: Path,
+    helm_bin: Path,
+    carries: list[Carry],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, base = _two_clusters(tmp_path / "repo")
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
+
+    warm, plain, settings = _warm_then_plain(
+        repo, base, head, tmp_path, (kustomize_bin, helm_bin), monkeypatch
+    )
+
+    assert carries[1].clusters == 1  # staging; production holds the edited unit
+    assert carries[1].carried == 2  # production's root and api
+    assert settings.observer.rendered == [WEB]
+    assert warm == plain
+
+
+def test_a_cluster_with_a_failing_unit_is_discovered_again(
+    tmp_path: Path,
+    kustomize_bin: Path,
+    helm_bin: Path,
+    carries: list[Carry],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, base = _two_clusters(
+        tmp_path / "repo",
+        **{
+            "clusters/staging/broken.yaml": kustomization("broken", "./apps/broken"),
+            "apps/broken/kustomization.yaml": "resources: [missing.yaml]\n",
+        },
+    )
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "grow")
+
+    warm, plain, _ = _warm_then_plain(
+        repo, base, head, tmp_path, (kustomize_bin, helm_bin), monkeypatch
+    )
+
+    assert carries[1].clusters == 0
+    assert warm == plain
+    assert '"status": "failed"' in warm
