@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -62,6 +63,7 @@ MEMORY_ENTRIES = 8192
 _V = TypeVar("_V")
 _FORMAT = "4"
 _MEMOS_IN_MEMORY = 8
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class TreeView(Protocol):
@@ -263,8 +265,9 @@ class RenderCache:
             found = self._memos.get(identity)
         if found is None:
             data = self._read(self._memo_path(identity))
+            # Only render keys (sha256 hex) are kept: a damaged memo names nothing to read.
             loaded = (
-                {k: v for k, v in data.items() if isinstance(v, str)}
+                {k: v for k, v in data.items() if isinstance(v, str) and _KEY.fullmatch(v)}
                 if isinstance(data, dict)
                 else {}
             )

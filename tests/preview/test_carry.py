@@ -260,15 +260,16 @@ def test_a_memo_entry_from_another_kustomize_is_not_used(
     assert len(settings.observer.rendered) == 4
 
 
+@pytest.mark.parametrize("named", ["0" * 64, "../../masking"], ids=["missing", "not-a-key"])
 def test_a_memo_naming_a_missing_render_falls_back_to_the_receipts(
-    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, named: str
 ) -> None:
     repo, base = _repo(tmp_path / "repo")
     _preview(repo, base, base, _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin))
     memos = list((tmp_path / "cache" / "revisions").rglob("*.json"))
     for memo in memos:
         keys = json.loads(memo.read_text())
-        memo.write_text(json.dumps({key: "0" * 64 for key in keys}))
+        memo.write_text(json.dumps(dict.fromkeys(keys, named)))
 
     cache = RenderCache(tmp_path / "cache")
     settings = _settings(cache, kustomize_bin, helm_bin)
@@ -277,7 +278,7 @@ def test_a_memo_naming_a_missing_render_falls_back_to_the_receipts(
     assert memos
     assert cache.memo_hits == 0
     assert settings.observer.rendered == []  # every render found through its receipts
-    assert "0" * 64 not in memos[0].read_text()  # and the memo names them again
+    assert named not in memos[0].read_text()  # and the memo names them again
 
 
 def _two_clusters(root: Path, **staging_files: str) -> tuple[Path, str]:
