@@ -179,10 +179,12 @@ def test_each_unit_is_predicted_as_the_full_preview_plans_it(
     for name in _APPS:
         predicted = predictor(_unit(name), _rev(base), _rev(head))
         assert _what_it_does(predicted) == _what_it_does(full[_unit(name)]), name
-        assert predicted is not None and predicted.changes, name
+        assert predicted is not None
+        assert predicted.changes, name
     # What the three cover: a namespace move with a new object, a substituted value, an edit.
     web = {(c.ref.namespace, c.ref.name, c.action.value) for c in full[_unit("web")].changes}
-    assert ("web", "web-extra", "create") in web and ("apps", "web", "delete") in web
+    assert ("web", "web-extra", "create") in web
+    assert ("apps", "web", "delete") in web
 
 
 def test_a_prediction_renders_the_applied_unit_and_nothing_else(
