@@ -80,7 +80,8 @@ class ArtifactPredictor:
         self._roots: dict[str, str] = {}
         self._lock = threading.Lock()
         # Read and filtered once per revision: a revision is the head of one prediction and the
-        # base of the next, so its tree listing and ignore rules serve both.
+        # base of the next, so its tree listing and ignore verdicts serve both (and a new head
+        # matches only the paths its base did not hold).
         self._repo: Repository | None = None
         self._revisions: dict[str, Artifacts] = {}
         self._reading = threading.Lock()
@@ -124,7 +125,8 @@ class ArtifactPredictor:
             try:
                 # The base as it was applied; after a restart, the spec applied now stands for it.
                 before = Revision(self._artifacts(base_ref), specs.get(base, head_spec))
-                after = Revision(self._artifacts(head_ref), head_spec)
+                # A new head reuses the base's ignore verdicts for the paths they share.
+                after = Revision(self._artifacts(head_ref, like=before.artifacts), head_spec)
                 planned = preview_unit(before, after, self._engine.settings(), root=root)
             except TidegateError:
                 return None
@@ -134,14 +136,14 @@ class ArtifactPredictor:
             return None
         return _unit_plan(self._store.path, base_ref, head_ref, root, self._engine, unit)
 
-    def _artifacts(self, ref: str) -> Artifacts:
+    def _artifacts(self, ref: str, *, like: Artifacts | None = None) -> Artifacts:
         """The kept revision's files, shared by the predictions that read it."""
         with self._reading:
             found = self._revisions.get(ref)
             if found is None:
                 if self._repo is None:
                     self._repo = Repository(self._store.path)
-                found = Artifacts(self._repo.tree(ref), self._repo.read_blob)
+                found = Artifacts(self._repo.tree(ref), self._repo.read_blob, like=like)
                 self._revisions[ref] = found
                 while len(self._revisions) > _REVISIONS_READ:
                     del self._revisions[next(iter(self._revisions))]
