@@ -105,8 +105,32 @@ class ArtifactPredictor:
                 specs[commit] = spec
                 while len(specs) > _SPECS_KEPT:
                     del specs[next(iter(specs))]
-        if commit is not None:
-            self._store.record(source, commit, tree)
+        if commit is None:
+            return
+        # A revision kept already (the periodic reconcile) is read when a prediction needs it.
+        new = self._store.ref(source, commit) is None
+        if self._store.record(source, commit, tree) and new:
+            self._read(source, commit, kustomization)
+
+    def _read(self, source: str, commit: str, kustomization: Mapping[str, Any]) -> None:
+        """List and filter a revision just kept, with the help of the one applied before it.
+
+        Done as it is kept, on the predictions' worker, so that a prediction finds both of its
+        sides read, and a new head reuses its base's ignore verdicts.
+        """
+        ref = self._store.ref(source, commit)
+        status = kustomization.get("status")
+        last = status.get("lastAppliedRevision") if isinstance(status, Mapping) else None
+        before = sha_of(last) if isinstance(last, str) else None
+        base = self._store.ref(source, before) if before is not None else None
+        if ref is None:
+            return
+        with self._reading:
+            like = self._revisions.get(base) if base is not None else None
+        try:
+            self._artifacts(ref, like=like).repository()
+        except TidegateError:
+            return  # read again, and fail there, when a prediction needs it
 
     def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         """The unit's previewed changes from `previous` to `revision`, when both are kept."""

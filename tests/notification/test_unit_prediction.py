@@ -28,6 +28,7 @@ from core.preview import PreviewRequest, run_preview
 from core.render.cache import RenderCache
 from core.render.engine import RenderEngine
 from core.render.unit import RenderOptions, RenderSettings
+from core.repo import sourceignore
 from core.repo.git import Repository
 from reconciler.notification.predictor import ArtifactPredictor
 from reconciler.notification.revisions import RevisionStore
@@ -97,7 +98,7 @@ def _applied(files: dict[str, str], path: str, name: str, owner: str) -> dict[st
         for doc in yaml.safe_load_all(files[path].replace("---\n", "\n---\n"))
         if doc and doc.get("kind") == "Kustomization" and doc["metadata"]["name"] == name
     )
-    live = copy.deepcopy(found)
+    live: dict[str, Any] = copy.deepcopy(found)
     live["metadata"]["labels"] = {f"{OWNER}/name": owner, f"{OWNER}/namespace": "flux-system"}
     live["metadata"]["generation"] = 3
     live["status"] = {"lastAppliedRevision": "main@sha1:" + "0" * 40}
@@ -266,3 +267,33 @@ def test_after_a_restart_the_kept_revisions_are_what_a_prediction_needs(
 
     assert predicted is not None
     assert [(c.ref.name, c.action.value) for c in predicted.changes] == [("jobs", "update")]
+
+
+def test_a_new_revision_is_filtered_once_with_the_verdicts_of_the_one_applied_before(
+    fleet: tuple[Path, str, str],
+    kustomize_bin: Path,
+    helm_bin: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The head holds the base's paths under the same rules: none is matched again."""
+    repo, base, head = fleet
+    matched: list[str] = []
+    original = sourceignore.IgnoreRules.ignored
+
+    def counting(rules: sourceignore.IgnoreRules, path: str) -> bool:
+        matched.append(path)
+        return original(rules, path)
+
+    monkeypatch.setattr(sourceignore.IgnoreRules, "ignored", counting)
+    engine = _engine(kustomize_bin, helm_bin, tmp_path / "cache")
+    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), engine)
+    predictor.record(_apps(BASE)["jobs"], _rev(base), _tree(repo, base, tmp_path / "a"))
+    assert len(matched) == len(BASE)  # the first revision kept: every path
+
+    matched.clear()
+    applied = _apps(HEAD)["jobs"]
+    applied["status"] = {"lastAppliedRevision": _rev(base)}
+    predictor.record(applied, _rev(head), _tree(repo, head, tmp_path / "b"))
+    assert predictor(_unit("jobs"), _rev(base), _rev(head)) is not None
+    assert matched == []
