@@ -175,14 +175,19 @@ def combine(samples: Sequence[Sample]) -> Sample:
 
 
 @contextlib.contextmanager
-def serve_charts(directory: Path, port: int) -> Iterator[None]:
-    """Serve the packaged chart and index on 127.0.0.1 for the length of the block."""
+def serve_charts(directory: Path, port: int = 0) -> Iterator[int]:
+    """Serve the packaged chart and index on 127.0.0.1 for the length of the block.
+
+    Port 0 binds a port the kernel picks, which the block receives: a server that is bound
+    before its URL is handed out cannot lose its port to another process in between.
+    `directory` may be filled while it is served.
+    """
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()

@@ -36,7 +36,6 @@ from core.repo.git import GitError, Repository
 from core.repo.view import FileView
 from core.report import jsonout
 from core.units import KustomizationSpec
-from devenv.ports import free_port
 from tests.preview.gitrepo import commit, configmap, flux_cluster, git, kustomization, new_repo
 
 PROD = "clusters/production"
@@ -142,16 +141,17 @@ def _more_changes(made: fleetgen.Fleet) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, helm_bin: Path) -> Iterator[_Fleet]:
-    port = free_port()
     work = tmp_path_factory.mktemp("fleet")
-    made = fleetgen.generate(
-        work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=helm_bin, apps=6
-    )
-    branches = {change.name: made.change_shas[change.name] for change in made.changes}
-    branches.update(_more_changes(made))
-    operator = work / "operator.yaml"
-    operator.write_text("fetch: {allowLoopback: true}\n")
-    with serve_charts(made.charts, port):
+    # The chart server binds its port before the fleet is written with its URL: a port only
+    # found free could be taken by another process while the fleet is generated.
+    with serve_charts(work / "gen" / "charts") as port:
+        made = fleetgen.generate(
+            work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=helm_bin, apps=6
+        )
+        branches = {change.name: made.change_shas[change.name] for change in made.changes}
+        branches.update(_more_changes(made))
+        operator = work / "operator.yaml"
+        operator.write_text("fetch: {allowLoopback: true}\n")
         yield _Fleet(made, branches, operator, work / "full-cache")
 
 
