@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import approvals
 from app.engine import PreviewEngine
 from app.metrics import AppMetrics
 from app.settings import Settings
@@ -138,8 +139,11 @@ class Reviewer:
         host.report(sha, CommitReport(CHECK_NAME, ReportState.PENDING, "Rendering the change"))
         try:
             mirror = self._fetch(job, credentials, sha, base_ref)
-            approvers = _approvers(host, job.work.number, sha)
-            state, title, body, annotations = self._preview(job, mirror, sha, approvers)
+            base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
+            merge_base = base.decode().strip()
+            teams = approvals.codeowner_teams(mirror, merge_base, sha)
+            approvers = approvals.approvals(host, job.work.number, sha, teams)
+            state, title, body, annotations = self._preview(job, mirror, merge_base, sha, approvers)
         except TidegateError as exc:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
             body, annotations = f"## Tidegate preview failed\n\n{_quote(str(exc))}\n", ()
@@ -205,16 +209,15 @@ class Reviewer:
         return mirror
 
     def _preview(
-        self, job: Job, mirror: Path, sha: str, approvers: Sequence[str]
+        self, job: Job, mirror: Path, merge_base: str, sha: str, approvers: Sequence[str]
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
-        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
         out.mkdir(parents=True, exist_ok=True)
         argv = [
             "--repo",
             str(mirror),
             "--base",
-            merge_base.decode().strip(),
+            merge_base,
             "--head",
             sha,
             "--format",
@@ -237,8 +240,9 @@ class Reviewer:
         ]
         if self._settings.operator_config is not None:
             argv += ["--config", str(self._settings.operator_config)]
-        # `=` joins name and value: a value can never be read as another option.
-        argv += [f"--approved-by={user}" for user in approvers]
+        # `=` joins name and value: a value can never be read as another option. Users and
+        # `@teams` (see `app.approvals`).
+        argv += [f"--approved-by={name}" for name in approvers]
         report = out / "report.md"
         started = time.monotonic()
         code, stderr = self._engine.preview(argv)
@@ -255,24 +259,6 @@ class Reviewer:
         else:
             raise TidegateError(stderr.strip() or f"tidegate preview exited with code {code}")
         return state, title, report.read_text(), _annotations(out / "findings.sarif")
-
-
-def _approvers(host: CodeHost, number: int, sha: str) -> list[str]:
-    """Who approved head `sha` and has write access: the approvals the policy gate may count.
-
-    The provider decides which approvals stand for `sha` (see `CodeHost.approvers`); a user
-    without write access cannot approve a merge on either provider, so theirs never counts. The
-    gate then accepts, for each finding, only the code owners of its path (CODEOWNERS at base).
-    """
-    return [
-        user
-        for user in host.approvers(number, sha)
-        if _LOGIN.fullmatch(user) and host.can_write(user)
-    ]
-
-
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-"""User names on GitHub and GitLab; anything else from the API is not a reviewer we count."""
 
 
 def _ref(job: Job, side: str) -> str:
