@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app import approvals
+from app import approvals, live
 from app.engine import PreviewEngine
 from app.metrics import AppMetrics
-from app.settings import Settings
+from app.settings import LiveCluster, Settings
 from app.store import Job, JobStore
 from core.errors import TidegateError
 from core.host.command import Limits, run
@@ -213,7 +213,7 @@ class Reviewer:
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
         out = self._reports / str(job.id)
         out.mkdir(parents=True, exist_ok=True)
-        argv = [
+        common = [
             "--repo",
             str(mirror),
             "--base",
@@ -222,10 +222,6 @@ class Reviewer:
             sha,
             "--format",
             "markdown",
-            "--output",
-            str(out / "report.md"),
-            "--sarif",
-            str(out / "findings.sarif"),
             "--cache-dir",
             str(self._settings.data_dir / "render"),
             "--kustomize",
@@ -239,11 +235,12 @@ class Reviewer:
             str(comments.MAX_PARTS * 60_000),
         ]
         if self._settings.operator_config is not None:
-            argv += ["--config", str(self._settings.operator_config)]
+            common += ["--config", str(self._settings.operator_config)]
+        report = out / "report.md"
+        argv = [*common, "--output", str(report), "--sarif", str(out / "findings.sarif")]
         # `=` joins name and value: a value can never be read as another option. Users and
         # `@teams` (see `app.approvals`).
         argv += [f"--approved-by={name}" for name in approvers]
-        report = out / "report.md"
         started = time.monotonic()
         code, stderr = self._engine.preview(argv)
         # The render part of a job, apart from fetching and publishing (docs/benchmarks.md).
@@ -258,7 +255,30 @@ class Reviewer:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
         else:
             raise TidegateError(stderr.strip() or f"tidegate preview exited with code {code}")
-        return state, title, report.read_text(), _annotations(out / "findings.sarif")
+        body = report.read_text()
+        failed = []
+        for cluster in live.clusters_at(mirror, sha, self._settings.live_clusters):
+            plan = self._live(job, common, cluster, out)
+            body += live.section(plan)
+            if not plan.ok:
+                failed.append(cluster.path)
+        if failed:
+            state = ReportState.FAILURE
+            title = f"Live preview failed for {', '.join(failed)}: the change cannot be proven safe"
+        return state, title, body, _annotations(out / "findings.sarif")
+
+    def _live(
+        self, job: Job, common: Sequence[str], cluster: LiveCluster, out: Path
+    ) -> live.LivePlan:
+        """Plan head against one configured cluster; a cluster not read fails closed."""
+        report = out / f"live-{re.sub(r'[^A-Za-z0-9._-]', '_', cluster.path)}.md"
+        code, stderr = self._engine.preview([*common, *live.argv(cluster, report)])
+        _log.info("live preview finished", extra={"job": job.id, "result": code})
+        if code in (0, _EXIT_CHANGES):
+            return live.LivePlan(cluster.path, report.read_text(), ok=True)
+        if code == _EXIT_ERROR and report.exists():
+            return live.LivePlan(cluster.path, report.read_text(), ok=False)
+        return live.failure(cluster, stderr, code)
 
 
 def _ref(job: Job, side: str) -> str:
