@@ -23,8 +23,6 @@ Run from the repository root: `.venv/bin/python -m bench.webhook_comment [--warm
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -33,20 +31,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
 from bench.preview_bench import checkout, free_port, measure, serve_charts
 from devenv.demo_stack import REPOSITORY, DemoStack
+from devenv.github_webhook import deliver, pull_request_event
 
 __all__ = ["main"]
 
 _WAIT = 1800.0
 _CLUSTER = "staging"
-_REPO = {"full_name": REPOSITORY}
 
 
 class Bench:
@@ -107,39 +103,19 @@ class Bench:
         raise SystemExit("the service logged no `preview finished` line")
 
     def _deliver(self, head: str) -> None:
-        payload = {
-            "action": "opened",
-            "number": self.number,
-            "pull_request": {
-                "number": self.number,
-                "draft": False,
-                "head": {
-                    "sha": head,
-                    "ref": f"pr-{self.number}",
-                    "repo": {"full_name": REPOSITORY},
-                },
-                "base": {"ref": "main", "sha": self.base, "repo": _REPO},
-            },
-            "repository": {"full_name": REPOSITORY, "clone_url": self.stack.clone_url},
-            "installation": {"id": self.stack.github.installation_id},
-            "sender": {"login": "octocat"},
-        }
-        body = json.dumps(payload).encode()
-        signature = hmac.new(self.stack.webhook_secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(  # noqa: S310 - loopback http
-            self.stack.webhook_url,
-            data=body,
-            method="POST",
-            headers={
-                "X-GitHub-Event": "pull_request",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": f"sha256={signature}",
-                "Content-Type": "application/json",
-            },
+        payload = pull_request_event(
+            "opened",
+            number=self.number,
+            head=head,
+            head_ref=f"pr-{self.number}",
+            base=self.base,
+            repository=REPOSITORY,
+            clone_url=self.stack.clone_url,
+            installation_id=self.stack.github.installation_id,
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            if response.status != 202:
-                raise SystemExit(f"the delivery was answered {response.status}")
+        status = deliver(self.stack.webhook_url, self.stack.webhook_secret, payload)
+        if status != 202:
+            raise SystemExit(f"the delivery was answered {status}")
 
 
 def floor(kustomize: Path, repo: Path, base: str, head: str, overlay: str, work: Path) -> float:

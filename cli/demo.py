@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cli import preview
-from core.host.command import run
+from devenv.worktree import commit_all, git
 
 # The story and its stack (the control plane, the app, the reconciler) are imported by `_story`:
 # `--preview-only` and every other command start without them.
@@ -164,11 +164,11 @@ def build_example_repo(dest: Path) -> None:
     # Fresh modification times: with the source files' times, git's stat check would take an
     # equal-sized edit (6.7.0 -> 6.7.1) for an unchanged file.
     shutil.copytree(EXAMPLE / "base", dest, copy_function=shutil.copyfile)
-    _git(dest, "init", "--quiet", "--initial-branch=main")
-    _commit(dest, "Fleet as deployed today")
-    _git(dest, "checkout", "--quiet", "-b", "pull-request")
+    git(dest, "init", "--quiet", "--initial-branch=main")
+    commit_all(dest, "Fleet as deployed today")
+    git(dest, "checkout", "--quiet", "-b", "pull-request")
     shutil.copytree(EXAMPLE / "head", dest, dirs_exist_ok=True, copy_function=shutil.copyfile)
-    _commit(dest, "Roll out podinfo 6.7.1, rotate the token, retire redis in production")
+    commit_all(dest, "Roll out podinfo 6.7.1, rotate the token, retire redis in production")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -208,22 +208,3 @@ def _run(args: argparse.Namespace) -> int:
     # 3 (the gate fails) are the demo working.
     working = (preview.EXIT_NO_CHANGES, preview.EXIT_CHANGES, preview.EXIT_GATE_FAILED)
     return 0 if code in working else code
-
-
-def _commit(repo: Path, message: str) -> None:
-    _git(repo, "add", "--all")
-    _git(
-        repo,
-        "-c",
-        "user.name=Tidegate Demo",
-        "-c",
-        "user.email=demo@tidegate.dev",
-        "commit",
-        "--quiet",
-        "-m",
-        message,
-    )
-
-
-def _git(repo: Path, *args: str) -> None:
-    run(["git", *args], cwd=repo)

@@ -19,14 +19,9 @@ and the tail of the child's log. This module narrates and drives; the stack star
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import shutil
 import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -34,9 +29,10 @@ from typing import Any, TypeVar
 
 from core import yamlio
 from core.errors import TidegateError
-from core.host.command import run
 from devenv import toolchain
 from devenv.demo_stack import APP_ID, REPOSITORY, DemoStack
+from devenv.github_webhook import deliver, pull_request_event
+from devenv.worktree import commit_all, git
 from reconciler import crds
 from reconciler.notification.manifests import crds as notification_crds
 
@@ -145,10 +141,10 @@ class Story:
     def merge(self) -> None:
         """Merge, apply, prune, and report applied as previewed."""
         self.out("==> 3. merge pull request #1")
-        _git(self.work, "checkout", "--quiet", "main")
-        _git(self.work, "merge", "--quiet", "--no-ff", "feature", "-m", "Merge pull request #1")
-        _git(self.work, "push", "--quiet", self.stack.push_url, "main")
-        merged = _git(self.work, "rev-parse", "HEAD").strip()
+        git(self.work, "checkout", "--quiet", "main")
+        git(self.work, "merge", "--quiet", "--no-ff", "feature", "-m", "Merge pull request #1")
+        git(self.work, "push", "--quiet", self.stack.push_url, "main")
+        merged = git(self.work, "rev-parse", "HEAD").strip()
         self.shas["merge"] = merged
         # What `flux reconcile source git flux-system` does: ask for a fetch now.
         self.stack.apply(
@@ -245,10 +241,10 @@ class Story:
         shutil.copytree(STORY / "base", self.work, copy_function=shutil.copyfile)
         sync = self.work / CLUSTER / "flux-system" / "gotk-sync.yaml"
         sync.write_text(sync.read_text().replace("${FLEET_URL}", self.stack.clone_url))
-        _git(self.work, "init", "--quiet", "--initial-branch=main")
-        _commit(self.work, "Fleet as deployed today")
-        _git(self.work, "push", "--quiet", self.stack.push_url, "main")
-        return _git(self.work, "rev-parse", "HEAD").strip()
+        git(self.work, "init", "--quiet", "--initial-branch=main")
+        commit_all(self.work, "Fleet as deployed today")
+        git(self.work, "push", "--quiet", self.stack.push_url, "main")
+        return git(self.work, "rev-parse", "HEAD").strip()
 
     def _install_crds(self) -> None:
         for crd in [*crds.documents(), *notification_crds()]:
@@ -325,48 +321,28 @@ class Story:
         return done[-1] if done else None
 
     def _push_branch(self, overlay: Path, message: str, removed: tuple[str, ...] = ()) -> str:
-        _git(self.work, "checkout", "--quiet", "-B", "feature")
+        git(self.work, "checkout", "--quiet", "-B", "feature")
         shutil.copytree(overlay, self.work, dirs_exist_ok=True, copy_function=shutil.copyfile)
         for path in removed:
             (self.work / path).unlink()
-        _commit(self.work, message)
-        _git(self.work, "push", "--quiet", "--force", self.stack.push_url, "feature")
-        return _git(self.work, "rev-parse", "HEAD").strip()
+        commit_all(self.work, message)
+        git(self.work, "push", "--quiet", "--force", self.stack.push_url, "feature")
+        return git(self.work, "rev-parse", "HEAD").strip()
 
     def _deliver(self, action: str, head: str) -> None:
         """A signed `pull_request` delivery, as GitHub sends it, to `tidegate serve`."""
-        payload = {
-            "action": action,
-            "number": PULL,
-            "pull_request": {
-                "number": PULL,
-                "draft": False,
-                "head": {"sha": head, "ref": "feature", "repo": {"full_name": REPOSITORY}},
-                "base": {
-                    "ref": "main",
-                    "sha": self.shas["main"],
-                    "repo": {"full_name": REPOSITORY},
-                },
-            },
-            "repository": {"full_name": REPOSITORY, "clone_url": self.stack.clone_url},
-            "installation": {"id": self.stack.github.installation_id},
-            "sender": {"login": "octocat"},
-        }
-        body = json.dumps(payload).encode()
-        signature = hmac.new(self.stack.webhook_secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(  # noqa: S310 - loopback http
-            self.stack.webhook_url,
-            data=body,
-            method="POST",
-            headers={
-                "X-GitHub-Event": "pull_request",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": f"sha256={signature}",
-                "Content-Type": "application/json",
-            },
+        payload = pull_request_event(
+            action,
+            number=PULL,
+            head=head,
+            head_ref="feature",
+            base=self.shas["main"],
+            repository=REPOSITORY,
+            clone_url=self.stack.clone_url,
+            installation_id=self.stack.github.installation_id,
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            self.out(f"    webhook pull_request/{action} delivered, signed: {response.status}")
+        status = deliver(self.stack.webhook_url, self.stack.webhook_secret, payload)
+        self.out(f"    webhook pull_request/{action} delivered, signed: {status}")
 
     def _wait(self, check: Callable[[], T | None], what: str) -> T:
         deadline = time.monotonic() + _WAIT
@@ -382,25 +358,6 @@ class Story:
 
 def _clip(line: str, width: int = 100) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _commit(repo: Path, message: str) -> None:
-    _git(repo, "add", "--all")
-    _git(
-        repo,
-        "-c",
-        "user.name=Tidegate Demo",
-        "-c",
-        "user.email=demo@tidegate.dev",
-        "commit",
-        "--quiet",
-        "-m",
-        message,
-    )
-
-
-def _git(repo: Path, *args: str) -> str:
-    return run(["git", *args], cwd=repo).decode()
 
 
 def say(line: str) -> None:

@@ -31,13 +31,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cli import reconcile as controller
-from core.cluster.fluxobjects import (
-    GIT_REPOSITORY,
-    KUSTOMIZATION,
-    ClusterError,
-    FluxKind,
-    LiveCluster,
-)
+from core.cluster.fluxobjects import GIT_REPOSITORY, KUSTOMIZATION, FluxKind, LiveCluster
+from core.cluster.port import ClusterError
 from core.errors import TidegateError
 
 __all__ = ["FluxObjects", "Waiter", "kstatus", "register", "summarise", "table"]

@@ -184,6 +184,7 @@ def build(
     secret_values: Mapping[str, str] | None = None,
     work_root: Path | None = None,
     memo: BuildMemo | None = None,
+    source_digest: str | None = None,
 ) -> Rendered:
     """Build `spec` in cleartext for `apply_objects` (see `core.render.clear`)."""
     return clear.build_kustomization(
@@ -194,6 +195,7 @@ def build(
         secret_values=secret_values,
         work_root=work_root,
         memo=memo,
+        source_digest=source_digest,
     )
 
 

@@ -99,6 +99,7 @@ class _Run:
                 spec.build,
                 tree,
                 variables,
+                artifact_digest=artifact.digest,
                 kustomize=self.deps.options.kustomize,
                 work_root=self.deps.options.work_root,
             )

@@ -6,8 +6,8 @@ subresource.
 The one place the command line's Flux verbs and the reconciler's leader election, status and
 events reach the apiserver: a thin adapter over the Kubernetes client that turns API failures
 into the cluster port's typed errors (`core.cluster.port`: `NotFound`, `Conflict`,
-`ClusterError`, re-exported here) naming the object. It knows nothing of what the callers do
-with the objects and never logs.
+`ClusterError`) naming the object. It knows nothing of what the callers do with the objects and
+never logs.
 """
 
 from __future__ import annotations
@@ -31,11 +31,8 @@ if TYPE_CHECKING:
 __all__ = [
     "GIT_REPOSITORY",
     "KUSTOMIZATION",
-    "ClusterError",
-    "Conflict",
     "FluxKind",
     "LiveCluster",
-    "NotFound",
 ]
 
 

@@ -41,6 +41,7 @@ def build_kustomization(
     allowed_remotes: Collection[str] = (),
     sandbox: Sandbox | None = None,
     memo: BuildMemo | None = None,
+    source_digest: str | None = None,
 ) -> kustomize.Rendered:
     """Build `spec` from `source` in cleartext, uncached.
 
@@ -57,6 +58,8 @@ def build_kustomization(
         sandbox: Confinement of kustomize (the operator's setting if None).
         memo: kustomize's output kept across builds (`core.render.memo`: in memory, never a
             Secret); None runs kustomize every time.
+        source_digest: The verified digest of the artifact `source` holds, which keys `memo`
+            without hashing its files (see `kustomize.render_kustomization`).
 
     Raises:
         TidegateError: the build failed; the message holds none of the `secret_values`.
@@ -77,6 +80,7 @@ def build_kustomization(
                 allowed_remotes=allowed_remotes,
                 sandbox=sandbox,
                 memo=memo,
+                source_digest=source_digest,
             )
     except TidegateError as exc:
         raise exc.reworded(known.scrub(str(exc))) from None

@@ -33,7 +33,7 @@ from core.host.files import FileSource
 from core.host.paths import join, normalize
 from core.host.sandbox import Sandbox, explain, from_setting
 from core.model import ObjectRef, RawObject
-from core.render.memo import BuildMemo
+from core.render.memo import BuildMemo, artifact_key
 from core.render.memo import key as memo_key
 from core.render.substitute import substitute_object
 from core.render.walk import find_kustomization, generated_resources, kustomize_inputs
@@ -85,6 +85,7 @@ def render_kustomization(
     allowed_remotes: Collection[str] = (),
     sandbox: Sandbox | None = None,
     memo: BuildMemo | None = None,
+    source_digest: str | None = None,
 ) -> Rendered:
     """Build a Flux Kustomization and return its cleartext objects and input files.
 
@@ -102,6 +103,9 @@ def render_kustomization(
             (`core.host.sandbox.from_setting`), which is the full sandbox by default.
         memo: kustomize's output for identical inputs, kept across builds (see
             `core.render.memo`); None runs kustomize every time.
+        source_digest: A digest that names every file of `source` (an artifact's verified
+            digest): with `memo`, the key is taken from it before any file is copied, and a hit
+            copies nothing. None keys the build by the copied files themselves.
 
     Raises:
         RenderError: the build failed; the message names the Kustomization and the file.
@@ -113,12 +117,11 @@ def render_kustomization(
     inputs = kustomize_inputs(
         source, root, extra_components=components, allowed_remotes=allowed_remotes
     )
-    tree = workdir / "repo"
-    _materialize(source, inputs, tree, root)
-    keep_origin = _prepare(source, root, tree, spec, components)
+    prepared = _prepare(source, root, spec, components)
     jail = sandbox if sandbox is not None else from_setting(None)
-    output = _memoized_build(kustomize, tree, root, workdir, limits, where, jail, memo)
-    objects = _parse(output, root, where, keep_origin)
+    job = _Job(kustomize, workdir, root, limits, where, jail)
+    output = _memoized_build(job, source, inputs, prepared, memo, source_digest)
+    objects = _parse(output, root, where, prepared.keep_origin)
     return Rendered(_finish(objects, spec, variables, secret_variables, where), inputs)
 
 
@@ -167,14 +170,20 @@ def _materialize(source: FileSource, inputs: Iterable[str], tree: Path, root: st
         target.write_bytes(source.read(path))
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """The kustomization file Flux would build, and whether the user wants origins kept."""
+
+    path: str
+    """Its repository path (it replaces the repository's own kustomization file, if any)."""
+    content: bytes
+    keep_origin: bool
+
+
 def _prepare(
-    source: FileSource,
-    root: str,
-    tree: Path,
-    spec: KustomizationSpec,
-    components: tuple[str, ...],
-) -> bool:
-    """Write the kustomization file Flux would build; tell whether the user wants origins."""
+    source: FileSource, root: str, spec: KustomizationSpec, components: tuple[str, ...]
+) -> _Prepared:
+    """The kustomization file Flux would build: the repository's or a generated one, merged."""
     kfile = find_kustomization(source, root)
     if kfile is None:
         doc: dict[str, Any] = _generate(source, root)
@@ -190,8 +199,8 @@ def _prepare(
     if not keep_origin:
         build_metadata.append("originAnnotations")
     doc["buildMetadata"] = build_metadata
-    (tree / root / name).write_text(yamlio.dump(doc, sort_keys=False))
-    return keep_origin
+    content = yamlio.dump(doc, sort_keys=False).encode()
+    return _Prepared(posixpath.join(root, name), content, keep_origin)
 
 
 def _generate(source: FileSource, root: str) -> dict[str, Any]:
@@ -256,43 +265,72 @@ def _merge_spec(doc: dict[str, Any], spec: KustomizationSpec, components: Iterab
         doc["components"] = [*(doc.get("components") or []), *components]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One kustomize run: the binary, the private work directory and how to run it."""
+
+    kustomize: Path
+    workdir: Path
+    root: str
+    limits: Limits
+    where: str
+    sandbox: Sandbox
+
+    @property
+    def tree(self) -> Path:
+        """Where the files kustomize reads are copied."""
+        return self.workdir / "repo"
+
+    @property
+    def argv(self) -> list[str]:
+        """The arguments kustomize gets, the build directory as a repository path (for keys)."""
+        return ["build", self.root, "--load-restrictor", LOAD_RESTRICTOR]
+
+
 def _memoized_build(
-    kustomize: Path,
-    tree: Path,
-    root: str,
-    workdir: Path,
-    limits: Limits,
-    where: str,
-    sandbox: Sandbox,
+    job: _Job,
+    source: FileSource,
+    inputs: Collection[str],
+    prepared: _Prepared,
     memo: BuildMemo | None,
+    source_digest: str | None,
 ) -> bytes:
-    """`_build`, answered from `memo` when kustomize already built exactly these files."""
-    if memo is None:
-        return _build(kustomize, tree, root, workdir, limits, where, sandbox)
-    # The tree's own location is private and new each time: the key names files by their
-    # repository paths.
-    digest = memo_key(kustomize, ["build", root, "--load-restrictor", LOAD_RESTRICTOR], tree)
-    output = memo.get(digest)
-    if output is None:
-        output = _build(kustomize, tree, root, workdir, limits, where, sandbox)
+    """Copy the inputs and run kustomize, unless `memo` already holds exactly this build.
+
+    With `source_digest` the key comes from it, the input paths and the prepared kustomization
+    (together they fix every byte of the copied tree), so a hit copies nothing and hashes no
+    file. Without it the key hashes the copied tree.
+    """
+    digest = None
+    if memo is not None and source_digest is not None:
+        written = {prepared.path: prepared.content}
+        digest = artifact_key(job.kustomize, job.argv, source_digest, inputs, written)
+        found = memo.get(digest)
+        if found is not None:
+            return found
+    _materialize(source, inputs, job.tree, job.root)
+    (job.tree / prepared.path).write_bytes(prepared.content)
+    if memo is not None and digest is None:
+        # The tree's own location is private and new each time: the key names files by their
+        # repository paths.
+        digest = memo_key(job.kustomize, job.argv, job.tree)
+        found = memo.get(digest)
+        if found is not None:
+            return found
+    output = _build(job)
+    if memo is not None and digest is not None:
         memo.put(digest, output)
     return output
 
 
-def _build(
-    kustomize: Path,
-    tree: Path,
-    root: str,
-    workdir: Path,
-    limits: Limits,
-    where: str,
-    sandbox: Sandbox,
-) -> bytes:
+def _build(job: _Job) -> bytes:
     """Run `kustomize build` without plugins, exec or helm, in the sandbox; translate failures.
 
     kustomize may read only the copied tree and write only its scratch home: Flux's
     LoadRestrictionsNone is safe only inside such a jail.
     """
+    kustomize, tree, root, workdir = job.kustomize, job.tree, job.root, job.workdir
+    limits, where, sandbox = job.limits, job.where, job.sandbox
     home = workdir / "home"
     home.mkdir(exist_ok=True)
     env = {

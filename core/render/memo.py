@@ -4,8 +4,12 @@ kustomize with no plugins, exec, helm or remote bases (the renderer refuses them
 function of the files it reads and of the binary: the same bytes in give the same bytes out. The
 reconciler rebuilds every Kustomization at each interval, usually from an unchanged artifact, and
 for a large one kustomize's own run is most of a no-op reconcile's CPU. The renderer keys each
-build by a digest of everything it hands kustomize (`key`); on a hit it skips the process, and
-everything after it (parsing, checks, substitution, labels) runs as always.
+build by a digest of everything it hands kustomize; on a hit it skips the process, and
+everything after it (parsing, checks, substitution, labels) runs as always. The digest comes
+either from the copied files themselves (`key`), or, for an artifact whose files are named by its
+verified digest and never change under it, from that digest, the paths copied and the one file
+the renderer writes (`artifact_key`): the artifact is then hashed once, when it is downloaded,
+not at every build.
 
 What is kept is kustomize's raw output, in this process's memory only: never on disk, never
 logged. Output that may hold a Secret is never kept (any mention of `Secret`, which covers every
@@ -19,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["BuildMemo", "key"]
+__all__ = ["BuildMemo", "artifact_key", "key"]
 
 _DEFAULT_BUDGET = 32 << 20
 """Bytes of output kept at most (a 1,000-object Kustomization's output is about 0.3 MiB)."""
@@ -33,17 +37,54 @@ def key(binary: Path, argv: Iterable[str], tree: Path) -> str:
 
     The binary is named by path, size and modification time, so a replaced binary misses.
     """
-    hasher = hashlib.sha256()
-    stat = binary.stat()
-    hasher.update(f"{binary}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    for arg in argv:
-        hasher.update(arg.encode() + b"\0")
+    hasher = hashlib.sha256(_command(binary, argv) + b"tree\0")
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         content = path.read_bytes()
-        name = path.relative_to(tree).as_posix().encode()
-        hasher.update(b"%d\0%s\0%d\0" % (len(name), name, len(content)))
+        hasher.update(_file_header(path.relative_to(tree).as_posix(), content))
         hasher.update(content)
     return hasher.hexdigest()
+
+
+def artifact_key(
+    binary: Path,
+    argv: Iterable[str],
+    artifact: str,
+    inputs: Iterable[str],
+    written: Mapping[str, bytes],
+) -> str:
+    """A digest of the binary, the arguments and a tree copied from an artifact.
+
+    The tree holds the files at `inputs` (repository paths) as the artifact has them, then the
+    files in `written` (repository path -> content) over them. `artifact` must name every byte
+    of the artifact's files (its verified digest): any other file kustomize may read changes the
+    input paths or `written`, which are hashed here whole.
+    """
+    hasher = hashlib.sha256(_command(binary, argv) + b"artifact\0")
+    hasher.update(_field(artifact))
+    for path in sorted(inputs):
+        hasher.update(_field(path))
+    hasher.update(b"written\0")
+    for path, content in sorted(written.items()):
+        hasher.update(_file_header(path, content))
+        hasher.update(content)
+    return hasher.hexdigest()
+
+
+def _command(binary: Path, argv: Iterable[str]) -> bytes:
+    """The binary (path, size, modification time) and the arguments, as bytes to hash."""
+    stat = binary.stat()
+    named = f"{binary}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+    return named + b"".join(arg.encode() + b"\0" for arg in argv)
+
+
+def _field(text: str) -> bytes:
+    # Length first, so that no two different sequences of fields hash the same bytes.
+    data = text.encode()
+    return b"%d\0%s\0" % (len(data), data)
+
+
+def _file_header(path: str, content: bytes) -> bytes:
+    return _field(path) + b"%d\0" % len(content)
 
 
 class BuildMemo:

@@ -10,7 +10,9 @@ this module never logs, formats or returns them in any other form, and its diges
 
 kustomize's output is remembered for the life of the process (`core.render.memo`: in memory,
 bounded, never output that may hold a Secret), so reconciling an unchanged revision again
-skips the kustomize run; everything after it runs every time.
+skips the kustomize run; everything after it runs every time. The memo is keyed by the
+artifact's digest (checked when it was downloaded; its unpacked files never change under it), so
+a reconcile hashes no file of it.
 """
 
 from __future__ import annotations
@@ -56,10 +58,15 @@ def build(
     tree: Path,
     variables: Variables,
     *,
+    artifact_digest: str,
     kustomize: Path,
     work_root: Path | None,
 ) -> Built:
-    """Build `spec` from the unpacked artifact `tree`; `StepFailed(BuildFailed)` on any error."""
+    """Build `spec` from `tree`, the unpacked artifact of `artifact_digest`.
+
+    Raises:
+        StepFailed: (BuildFailed) on any error.
+    """
     try:
         rendered = build_cleartext(
             spec,
@@ -69,6 +76,7 @@ def build(
             secret_values=variables.secret_values,
             work_root=work_root,
             memo=MEMO,
+            source_digest=artifact_digest,
         )
     except TidegateError as exc:
         raise StepFailed(Reason.BUILD_FAILED, str(exc)) from None

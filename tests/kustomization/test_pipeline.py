@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from core.render import kustomize
 from reconciler.health import ObjectRef
+from reconciler.kustomization import build as build_step
 from reconciler.kustomization.model import FinalizerChange, InventoryEntry
 from reconciler.pipeline import reconcile_kustomization
 from tests.kustomization.fakes import (
@@ -190,6 +192,8 @@ def test_a_build_failure_names_the_problem_prunes_nothing_and_scrubs_secret_valu
     w: World, tmp_path: Path
 ) -> None:
     (tmp_path / "repo/apps/deploy.yaml").write_text("kind: [unclosed ${TOKEN}\n")
+    # Other content is another artifact: the source controller gives it another digest.
+    w.objects.put(git_repository(url=URL, digest="sha256:" + "b" * 64))
     w.objects.put(
         {
             "apiVersion": "v1",
@@ -350,6 +354,26 @@ def test_the_artifact_is_fetched_once_per_digest(w: World) -> None:
     reconcile_kustomization(kustomization(name="other"), w.deps)
 
     assert w.fetcher.fetches == [URL]
+
+
+def test_a_second_reconcile_of_the_artifact_copies_no_file_and_runs_no_kustomize(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The build memo is keyed by the artifact's digest: nothing of the unchanged artifact is
+    # copied, hashed or built again.
+    first = reconcile_kustomization(kustomization(), w.deps)
+    hits = build_step.MEMO.hits
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the artifact's files were copied, hashed or built again")
+
+    for name in ("_materialize", "_build", "memo_key"):
+        monkeypatch.setattr(kustomize, name, refuse)
+    again = reconcile_kustomization(kustomization(), w.deps)
+
+    assert again.ready
+    assert dict(again.status or {})["inventory"] == dict(first.status or {})["inventory"]
+    assert build_step.MEMO.hits == hits + 1
 
 
 def test_a_missing_artifact_is_artifact_failed_retried_after_the_dependency_delay(

@@ -1,7 +1,12 @@
-"""The kustomize output memo: identical inputs skip kustomize; Secrets are never kept."""
+"""The kustomize output memo: identical inputs skip kustomize; Secrets are never kept.
+
+Keyed by an artifact's digest, a build of the same artifact copies and hashes no file, and the
+memo stays exact: every variant of the spec or the files gives what a build without the memo gives.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +15,7 @@ import pytest
 from core.host.files import DirectorySource
 from core.render import kustomize
 from core.render.clear import build_kustomization
-from core.render.memo import BuildMemo, key
+from core.render.memo import BuildMemo, artifact_key, key
 from tests.render.helpers import ks_spec, write_tree
 
 CONFIG_MAP = """
@@ -21,15 +26,33 @@ CONFIG_MAP = """
 """
 
 
-def _build(repo: Path, kustomize_bin: Path, memo: BuildMemo, **spec: Any) -> list[Any]:
+def _build(
+    repo: Path,
+    kustomize_bin: Path,
+    memo: BuildMemo | None,
+    *,
+    path: str = "app",
+    digest: str | None = None,
+    **spec: Any,
+) -> list[Any]:
     built = build_kustomization(
-        ks_spec("app", **spec),
+        ks_spec(path, **spec),
         DirectorySource(repo),
         kustomize_bin=kustomize_bin,
         variables=None,
         memo=memo,
+        source_digest=digest,
     )
     return [obj.body for obj in built.objects]
+
+
+def _artifact_digest(repo: Path) -> str:
+    """What an artifact's digest is to the memo: a name for every byte of its files."""
+    hasher = hashlib.sha256()
+    for path in sorted(p for p in repo.rglob("*") if p.is_file()):
+        hasher.update(path.relative_to(repo).as_posix().encode() + b"\0")
+        hasher.update(hashlib.sha256(path.read_bytes()).digest())
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def _no_kustomize(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,3 +141,141 @@ def test_the_least_recently_used_output_goes_first_and_large_output_is_not_kept(
     assert not memo.put("g", b"g" * 26)  # over a quarter of the budget
 
     assert [name for name in "abcdefg" if memo.get(name) is not None] == ["a", "c", "d", "e", "f"]
+
+
+OVERLAY = {
+    "base/cm.yaml": CONFIG_MAP,
+    "base/kustomization.yaml": "resources: [cm.yaml]",
+    "app/kustomization.yaml": """
+        resources: [../base]
+        patches:
+          - path: patch.yaml
+    """,
+    "app/patch.yaml": """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: c, namespace: a}
+        data: {b: "1"}
+    """,
+    "components/extra/kustomization.yaml": """
+        apiVersion: kustomize.config.k8s.io/v1alpha1
+        kind: Component
+        commonLabels: {extra: "yes"}
+    """,
+}
+
+
+def test_a_second_build_of_an_artifact_copies_and_hashes_nothing(
+    tmp_path: Path, kustomize_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = write_tree(tmp_path / "repo", OVERLAY)
+    memo = BuildMemo()
+    digest = _artifact_digest(repo)
+    first = _build(repo, kustomize_bin, memo, digest=digest)
+    _no_kustomize(monkeypatch)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a file was copied or hashed")
+
+    monkeypatch.setattr(kustomize, "_materialize", refuse)
+    monkeypatch.setattr(kustomize, "memo_key", refuse)
+
+    assert _build(repo, kustomize_bin, memo, digest=digest) == first
+    assert memo.hits == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "spec"),
+    [
+        ({}, {"targetNamespace": "other"}),
+        ({}, {"namePrefix": "p-"}),
+        ({}, {"components": ["../components/extra"]}),
+        (
+            {},
+            {
+                "patches": [
+                    {
+                        "patch": '[{"op": "add", "path": "/data/c", "value": "1"}]',
+                        "target": {"kind": "ConfigMap"},
+                    }
+                ]
+            },
+        ),
+        ({"base/cm.yaml": CONFIG_MAP.replace('"1"', '"2"')}, {}),
+        ({"app/patch.yaml": OVERLAY["app/patch.yaml"].replace('"1"', '"3"')}, {}),
+        (
+            {
+                "components/extra/kustomization.yaml": OVERLAY[
+                    "components/extra/kustomization.yaml"
+                ].replace("yes", "no")
+            },
+            {"components": ["../components/extra"]},
+        ),
+        (
+            {
+                "base/kustomization.yaml": "resources: [cm.yaml, more.yaml]",
+                "base/more.yaml": CONFIG_MAP.replace("name: c", "name: d"),
+            },
+            {},
+        ),
+    ],
+    ids=[
+        "targetNamespace",
+        "namePrefix",
+        "components",
+        "patches",
+        "base file",
+        "patch file",
+        "component file",
+        "new file",
+    ],
+)
+def test_a_build_keyed_by_the_artifact_matches_a_build_without_the_memo(
+    tmp_path: Path, kustomize_bin: Path, edit: dict[str, str], spec: dict[str, Any]
+) -> None:
+    # A memo that has seen the unchanged artifact and spec must not answer for the changed one.
+    repo = write_tree(tmp_path / "repo", OVERLAY)
+    memo = BuildMemo()
+    _build(repo, kustomize_bin, memo, digest=_artifact_digest(repo))
+    write_tree(repo, edit)
+
+    memoized = _build(repo, kustomize_bin, memo, digest=_artifact_digest(repo), **spec)
+
+    assert memoized == _build(repo, kustomize_bin, None, **spec)
+    assert memo.hits == 0
+
+
+def test_the_artifact_key_covers_the_artifact_the_paths_and_the_written_file(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "tool"
+    binary.write_bytes(b"v1")
+    argv = ["build", "app"]
+    written = {"app/kustomization.yaml": b"resources: [cm.yaml]"}
+    inputs = ["app/cm.yaml", "app/kustomization.yaml"]
+    base = artifact_key(binary, argv, "sha256:aa", inputs, written)
+    variants = [
+        artifact_key(binary, argv, "sha256:ab", inputs, written),
+        artifact_key(binary, argv, "sha256:aa", [*inputs, "app/more.yaml"], written),
+        artifact_key(
+            binary, argv, "sha256:aa", ["app/cm2.yaml", "app/kustomization.yaml"], written
+        ),
+        artifact_key(
+            binary, argv, "sha256:aa", inputs, {"app/kustomization.yaml": b"resources: []"}
+        ),
+        artifact_key(
+            binary,
+            argv,
+            "sha256:aa",
+            inputs,
+            {"app/kustomization.yml": written["app/kustomization.yaml"]},
+        ),
+        artifact_key(binary, ["build", "other"], "sha256:aa", inputs, written),
+        key(binary, argv, write_tree(tmp_path / "tree", {"app/cm.yaml": "x: 1"})),
+    ]
+    # The order the inputs come in is not an input.
+    assert artifact_key(binary, argv, "sha256:aa", reversed(inputs), written) == base
+    binary.write_bytes(b"v2 longer")
+    variants.append(artifact_key(binary, argv, "sha256:aa", inputs, written))
+
+    assert len({base, *variants}) == len(variants) + 1
