@@ -49,8 +49,8 @@ def codeowner_teams(mirror: Path, base: str, head: str) -> list[str]:
     paths = [p.decode("utf-8", errors="replace") for p in listing.split(b"\0") if p]
     if len(paths) > MAX_CHANGED_PATHS:
         _log.warning(
-            "too many changed paths to look up code-owner teams; no team approval counts",
-            extra={"paths": len(paths)},
+            "too many changed paths (%d) to look up code-owner teams; no team approval counts",
+            len(paths),
         )
         return []
     teams = {
@@ -102,7 +102,7 @@ def _approved_by_member(
                 memberships[key] = host.in_team(user, team)
             except VcsError as exc:
                 # Fail closed: an unknown membership is none; the next review asks again.
-                _log.warning("team lookup failed, not counted: %s", exc, extra={"team": team})
+                _log.warning("team lookup failed, not counted: @%s: %s", team, exc)
                 memberships[key] = False
         if memberships[key]:
             return True

@@ -272,8 +272,11 @@ class Reviewer:
     ) -> live.LivePlan:
         """Plan head against one configured cluster; a cluster not read fails closed."""
         report = out / f"live-{re.sub(r'[^A-Za-z0-9._-]', '_', cluster.path)}.md"
+        report.unlink(missing_ok=True)  # an earlier attempt's report must not stand for this one
         code, stderr = self._engine.preview([*common, *live.argv(cluster, report)])
-        _log.info("live preview finished", extra={"job": job.id, "result": code})
+        _log.info(
+            "live preview of %s finished", cluster.path, extra={"job": job.id, "result": code}
+        )
         if code in (0, _EXIT_CHANGES):
             return live.LivePlan(cluster.path, report.read_text(), ok=True)
         if code == _EXIT_ERROR and report.exists():

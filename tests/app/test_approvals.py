@@ -60,8 +60,7 @@ def test_a_failed_lookup_counts_no_team_and_says_so(caplog: pytest.LogCaptureFix
         found = approvals.approvals(host, 1, "a" * 40, ["acme/gone", "acme/ops"])  # type: ignore[arg-type]
     assert found == ["alice", "@acme/ops"]
     [line] = caplog.records
-    assert "team lookup failed, not counted" in line.getMessage()
-    assert getattr(line, "team", "") == "acme/gone"
+    assert line.getMessage().startswith("team lookup failed, not counted: @acme/gone: ")
 
 
 def test_only_the_teams_owning_changed_paths_at_base_are_named(tmp_path: Path) -> None:
@@ -95,4 +94,4 @@ def test_a_change_too_large_to_match_names_no_team(
     monkeypatch.setattr(approvals, "MAX_CHANGED_PATHS", 2)
     with caplog.at_level(logging.WARNING, logger="tidegate.review"):
         assert approvals.codeowner_teams(repo, base, head) == []
-    assert "too many changed paths" in caplog.records[0].getMessage()
+    assert "too many changed paths (3)" in caplog.records[0].getMessage()
