@@ -6,7 +6,9 @@ full hardening (sandboxed kustomize/helm, the fetch allow-list from the operator
 base revision, budgets, Secret masking) and a minimal environment: the service's tokens, keys
 and webhook secrets are never in it. Git fetches authenticate with an HTTP header
 passed through git's environment configuration, never on a command line, and only the fetch
-sees it. A job whose pull request moved on to a newer head publishes nothing.
+sees it. A job whose pull request moved on to a newer head publishes nothing. The gate counts
+the approving writers and the CODEOWNERS teams they belong to (`app.approvals`); clusters the
+operator configured are also planned against their real state (`app.live`).
 
 State machine of the report: `pending` while rendering, then `success` (the gate passes),
 `failure` (blocking findings, or a render that failed: the change cannot be proven safe) or
