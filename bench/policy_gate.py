@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
-from bench.preview_bench import free_port, serve_charts
+from bench.preview_bench import serve_charts
 from core.fetch.policy import FetchPolicy
 from core.plan.plan import plan_preview
 from core.preview import find_clusters, render_revision
@@ -39,6 +39,7 @@ from core.render.cache import RenderCache
 from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from devenv import toolchain
+from devenv.ports import free_port
 from policies.base import Rule
 from policies.cel.rules import load_user_rules
 from policies.evaluate import evaluate

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
-from bench.preview_bench import free_port, serve_charts
+from bench.preview_bench import serve_charts
 from core.changes import Action, UnitPlan
 from core.fetch.policy import FetchPolicy
 from core.model import ObjectRef, UnitKind, UnitRef
@@ -46,6 +46,7 @@ from core.render.unit import RenderOptions, RenderSettings
 from core.repo.git import Repository
 from core.report.predicted import comparison_markdown
 from devenv import toolchain
+from devenv.ports import free_port
 from reconciler.notification.predictor import RepositoryPredictor
 
 _OUTCOME = {Action.CREATE: Applied.CREATED, Action.UPDATE: Applied.CONFIGURED}

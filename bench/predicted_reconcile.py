@@ -45,7 +45,7 @@ import yaml
 from kubernetes import client as k8s
 
 from bench import fleet as fleetgen
-from bench.preview_bench import free_port, serve_charts
+from bench.preview_bench import serve_charts
 from core.changes import UnitPlan
 from core.cluster.fluxobjects import LiveCluster as FluxObjects
 from core.cluster.live import LiveCluster, connect
@@ -57,6 +57,7 @@ from core.render.unit import RenderOptions
 from core.sources.artifact import artifact_policy
 from devenv import toolchain
 from devenv.controlplane import ControlPlane
+from devenv.ports import free_port
 from reconciler import crds
 from reconciler.events import EventRecorder
 from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader

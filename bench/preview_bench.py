@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
+from devenv.ports import free_port
 
 __all__ = ["main"]
 
@@ -174,22 +174,20 @@ def combine(samples: Sequence[Sample]) -> Sample:
 # Fixtures: the fleet, its chart repository, checkouts
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
-def serve_charts(directory: Path, port: int) -> Iterator[None]:
-    """Serve the packaged chart and index on 127.0.0.1 for the length of the block."""
+def serve_charts(directory: Path, port: int = 0) -> Iterator[int]:
+    """Serve the packaged chart and index on 127.0.0.1 for the length of the block.
+
+    Port 0 binds a port the kernel picks, which the block receives: a server that is bound
+    before its URL is handed out cannot lose its port to another process in between.
+    `directory` may be filled while it is served.
+    """
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()

@@ -10,8 +10,10 @@ from the change to the moment every Kustomization involved reports Ready for the
 3. 100 Kustomizations of 10 ConfigMaps each, created at once.
 
 API requests are the apiserver's own `apiserver_request_total` summed before and after (the
-control plane's other components add a little to both controllers alike); peak memory is the
-controller process's VmHWM (its kustomize children are not included). Run from the repository
+control plane's other components add a little to both controllers alike); CPU is the controller
+process's user and system time over the scenario, its kustomize children included (for the
+first apply, its start-up too), with the load average at the start and the end; peak memory is
+the controller process's VmHWM (its kustomize children are not included). Run from the repository
 root: `.venv/bin/python -m bench.reconcile_bench [--only tidegate|flux]`. It prints JSON;
 nothing asserts a target. kustomize-controller is the pinned tools/kustomize-controller build
 (`tidegate dev tools build kustomize-controller`).
@@ -245,17 +247,36 @@ def _controller(
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The process's CPU time, user and system, its waited-for children (kustomize) included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime, cutime, cstime are fields 14-17 of proc(5); here 11-14 after the name.
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _scenario(
-    cluster: Cluster, change: Callable[[], object], done: Callable[[], bool], what: str
+    cluster: Cluster,
+    pid: int,
+    change: Callable[[], object],
+    done: Callable[[], bool],
+    what: str,
 ) -> dict[str, Any]:
     before = cluster.requests()
+    load_before = os.getloadavg()[0]
+    cpu_before = _cpu_seconds(pid)
     start = time.perf_counter()
     change()
     _wait(done, what)
     wall = time.perf_counter() - start
+    cpu = _cpu_seconds(pid) - cpu_before
     after = cluster.requests()
     # The two /metrics reads and the polling reads count too; they are the same for both peers.
-    return {"wall_seconds": round(wall, 2), "api_requests": int(after - before)}
+    return {
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "api_requests": int(after - before),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
 
 
 def _run(
@@ -307,6 +328,7 @@ def _run(
         report: dict[str, Any] = {}
         report["first_apply_1000"] = _scenario(
             cluster,
+            process.pid,
             lambda: cluster.apply(_kustomization(namespace, "big", "./big", target)),
             big_ready,
             f"{which}: the first apply of 1,000 objects",
@@ -314,6 +336,7 @@ def _run(
         stamp = "noop-1"
         report["noop_1000"] = _scenario(
             cluster,
+            process.pid,
             lambda: cluster.run(
                 "annotate",
                 "--overwrite",
@@ -332,6 +355,7 @@ def _run(
 
         report["first_apply_100x10"] = _scenario(
             cluster,
+            process.pid,
             lambda: cluster.apply(
                 *(
                     _kustomization(namespace, f"small-{i}", f"./small-{i}", target)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench import fleet as fleetgen
 from bench import preview_bench as bench
+from devenv.ports import free_port
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--change", dest="changes", action="append", choices=("one-file", "rename", "base")
     )
     ours = parser.parse_args(argv)
-    port = ours.port or bench.free_port()
+    port = ours.port or free_port()
     args = bench.parse_args(
         ["--work", str(ours.work), "--port", str(port), "--timeout", str(ours.timeout)]
     )

@@ -8,7 +8,10 @@ counted from each delivery's scheduled send time, so client-side queueing is inc
 reports the server's CPU time per acknowledgement (every gunicorn process, read from /proc
 before and after the load) and the load average, since on a shared machine those bound the
 latency more than the server's code does. The client speaks plain `http.client` on kept-alive
-connections, so it takes as little of the machine's CPU as it can.
+connections, with every delivery signed before the clock starts and its garbage collector off
+while it sends, so it takes as little of the machine's CPU as it can. Besides the latency it
+prints how late the client began each send, the server's own time in the app (its
+`Server-Timing` header) and the rest (gunicorn's queue, network, connection set-up).
 
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database sqlite
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database postgresql
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
+import gc
 import hashlib
 import hmac
 import http.client
@@ -118,20 +123,24 @@ def main() -> None:
             serve(url, tmp, args.workers, args.threads) as (base, pid),
         ):
             cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
-            latencies, failures = run(base, args.rate, args.seconds)
+            samples = run(base, args.rate, args.seconds)
             cpu = cpu_seconds(pid) - cpu_before
             load_after = os.getloadavg()[0]
             stored = JobStore(open_database(url)).deliveries()
     total = args.rate * args.seconds
-    ordered = sorted(latencies)
+    failures = samples.failures
     print(
         f"{args.database}, gunicorn {args.workers}x{args.threads}: sent {total} at "
-        f"{args.rate}/s; acknowledged {len(latencies) - len(failures)}, refused or failed "
-        f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency p50 "
-        f"{statistics.median(ordered) * 1000:.1f} ms, p99 "
-        f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms; "
-        f"server CPU {cpu / total * 1000:.2f} ms per ack; load average {load_before:.1f} before, "
-        f"{load_after:.1f} after"
+        f"{args.rate}/s; acknowledged {len(samples.latencies) - len(failures)}, refused or failed "
+        f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency "
+        f"{percentiles(samples.latencies)}; server CPU {cpu / total * 1000:.2f} ms per ack; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    print(f"  client's lateness in starting a send: {percentiles(samples.lags)}")
+    print(f"  server, in the app (Server-Timing): {percentiles(samples.apps)}")
+    print(
+        f"  the rest (gunicorn's queue, network, connection set-up): "
+        f"{percentiles(samples.outside)}; {samples.connects} connections opened"
     )
     if failures:
         print("failures:", dict(collections.Counter(failures)))
@@ -157,21 +166,53 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run(base: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
-    latencies: list[float] = []
-    failures: list[str] = []
+@dataclasses.dataclass
+class Samples:
+    """What the client saw, in seconds, one entry per delivery (`apps`, `outside`: per answer).
+
+    `lags` is how late the client began sending (its own scheduling), `apps` the server's own
+    time in the app (its `Server-Timing` header), and `outside` what is left of the latency:
+    the connection, gunicorn's queueing before the app, the network and reading the answer.
+    """
+
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    lags: list[float] = dataclasses.field(default_factory=list)
+    apps: list[float] = dataclasses.field(default_factory=list)
+    outside: list[float] = dataclasses.field(default_factory=list)
+    connects: int = 0
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def _server_timing(header: str | None) -> float | None:
+    """The `app;dur=MS` entry of a `Server-Timing` header, in seconds."""
+    for entry in (header or "").split(","):
+        name, _, duration = entry.strip().partition(";dur=")
+        if name == "app" and duration:
+            return float(duration) / 1000
+    return None
+
+
+def percentiles(values: list[float]) -> str:
+    """`p50 X ms, p99 Y ms, max Z ms` of `values` (seconds)."""
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+    return (
+        f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+        f"max {ordered[-1] * 1000:.1f} ms"
+    )
+
+
+def run(base: str, rate: int, seconds: int) -> Samples:
+    samples = Samples()
+    latencies, lags, apps, outside = samples.latencies, samples.lags, samples.apps, samples.outside
+    failures = samples.failures
     local = threading.local()
     host, port = base.removeprefix("http://").split(":")
 
-    def send(number: int, due: float) -> None:
-        body = payload(number)
-        signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature,
-        }
+    def send(body: bytes, headers: dict[str, str], due: float) -> None:
+        started = time.perf_counter()
         try:
             connection = getattr(local, "connection", None)
             if connection is not None and time.monotonic() - local.used > 1.0:
@@ -181,35 +222,64 @@ def run(base: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
                 connection = None
             local.used = time.monotonic()
             if connection is None:
+                samples.connects += 1
                 connection = local.connection = http.client.HTTPConnection(
                     host, int(port), timeout=30
                 )
             connection.request("POST", "/webhooks/github", body, headers)
             response = connection.getresponse()
             response.read()
+            app = _server_timing(response.getheader("Server-Timing"))
             outcome = "" if response.status == 202 else str(response.status)
             if response.will_close:
                 connection.close()
                 local.connection = None
         except (OSError, http.client.HTTPException) as exc:
+            app = None
             outcome = type(exc).__name__
             if local.connection is not None:
                 local.connection.close()
             local.connection = None
-        latencies.append(time.perf_counter() - due)
+        latency = time.perf_counter() - due
+        latencies.append(latency)
+        lags.append(started - due)
+        if app is not None:
+            apps.append(app)
+            outside.append(latency - (started - due) - app)
         if outcome:
             failures.append(outcome)
 
-    total = rate * seconds
-    begin = time.perf_counter() + 0.5
-    with ThreadPoolExecutor(64) as pool:
-        for number in range(total):
-            due = begin + number / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, number + 1, due)
-    return latencies, failures
+    # Everything a provider prepares before it sends is prepared before the clock starts, and the
+    # client's collector stays off while it sends: the client shares the machine's cores with the
+    # server, and its own work or pauses would show up as acknowledgement latency.
+    prepared = [signed(number + 1) for number in range(rate * seconds)]
+    gc.collect()
+    gc.disable()
+    try:
+        begin = time.perf_counter() + 0.5
+        with ThreadPoolExecutor(64) as pool:
+            for number, (body, headers) in enumerate(prepared):
+                due = begin + number / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(send, body, headers, due)
+    finally:
+        gc.enable()
+    return samples
+
+
+def signed(number: int) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one signed `pull_request` delivery."""
+    body = payload(number)
+    signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+    }
+    return body, headers
 
 
 if __name__ == "__main__":

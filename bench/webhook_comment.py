@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet as fleetgen
-from bench.preview_bench import checkout, free_port, measure, serve_charts
+from bench.preview_bench import checkout, measure, serve_charts
 from devenv.demo_stack import REPOSITORY, DemoStack
 from devenv.github_webhook import deliver, pull_request_event
+from devenv.ports import free_port
 
 __all__ = ["main"]
 

@@ -125,9 +125,13 @@ class Interrupted(KeyboardInterrupt):
 class _Signals:
     """Turns SIGINT and SIGTERM into `Interrupted`: at once, and again at every checkpoint.
 
-    Raising from a signal handler alone is not enough: when the handler happens to run inside a
-    finalizer (a `__del__` run by the garbage collector), Python prints the exception and goes
-    on. The signal is remembered, so the story's next wait raises it again.
+    Raising from a signal handler alone can lose the signal: the handler runs in the main thread
+    at whatever Python code runs there next, and when that is a finalizer (an unclosed HTTP
+    response's `close()` when it is collected; the story polls its servers over HTTP all the
+    time) CPython discards what it raises, without a word for I/O objects. Nothing in the demo
+    can keep finalizers from running, so the signal is remembered and the story's next step or
+    poll raises it again. (The handlers are set before anything starts; the children run in
+    sessions of their own; calls interrupted by a signal end with the handler's exception.)
     """
 
     def __init__(self) -> None:

@@ -105,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
     def build() -> Any:
         """The app of one process, and its review worker thread unless serving webhooks only."""
+        # Every request thread and the review thread may hold a database connection at once.
         store = JobStore(
-            open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
+            open_database(url, threads=args.threads + 1),
+            lease=settings.job_lease,
+            max_attempts=settings.job_attempts,
         )
         metrics = AppMetrics()
         if check_hosts:

@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from devenv import reaper
 from devenv.controlplane import ControlPlane
 from devenv.github_api import FakeGitHub, FakeRepo, serve_github
 from devenv.gitserver import GitServer
+from devenv.ports import free_port
 
 __all__ = ["APP_ID", "REPOSITORY", "DemoStack", "StackError"]
 
@@ -159,7 +159,7 @@ class DemoStack:
 
     def start_serve(self, tools: Mapping[str, Path]) -> None:
         """`tidegate serve` as a GitHub App installation, SQLite under the scratch directory."""
-        self.serve_port = _free_port()
+        self.serve_port = free_port()
         env = {
             "TIDEGATE_DATA_DIR": str(self.root / "app"),
             "TIDEGATE_GITHUB_URL": self.github.base_url,
@@ -177,7 +177,7 @@ class DemoStack:
 
     def start_reconcile(self, tools: Mapping[str, Path], predict_repository: Path) -> None:
         """`tidegate reconcile` against the control plane, watching flux-system."""
-        health = _free_port()
+        health = free_port()
         args = [
             "reconcile",
             "--kubeconfig",
@@ -191,7 +191,7 @@ class DemoStack:
             self.cluster,
             "--metrics-addr=127.0.0.1:0",
             f"--health-addr=127.0.0.1:{health}",
-            f"--storage-addr=127.0.0.1:{_free_port()}",
+            f"--storage-addr=127.0.0.1:{free_port()}",
             "--kustomize",
             str(tools["kustomize"]),
             "--helm",
@@ -320,12 +320,6 @@ def _stop_reaper(process: subprocess.Popen[bytes]) -> None:
         if stream is not None:
             stream.close()
     process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _end(child: subprocess.Popen[bytes]) -> None:

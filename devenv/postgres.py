@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.errors import TidegateError
+from devenv.ports import free_port
 
 __all__ = ["PostgresServer", "find_binaries"]
 
@@ -109,7 +110,7 @@ class PostgresServer:
         )
         if done.returncode != 0:
             raise TidegateError(f"initdb failed: {done.stderr.decode(errors='replace')[-2000:]}")
-        self.port = _free_port()
+        self.port = free_port()
         argv = [
             str(binaries / "postgres"),
             "-D",
@@ -182,9 +183,3 @@ class PostgresServer:
 def _unprivileged_ids() -> tuple[int, int]:
     entry = pwd.getpwnam(_UNPRIVILEGED)
     return entry.pw_uid, entry.pw_gid
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -15,7 +15,6 @@ import base64
 import datetime
 import json
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from core.errors import TidegateError
+from devenv.ports import free_port
 
 __all__ = ["Registry", "RegistryStartError"]
 
@@ -70,7 +70,7 @@ class Registry:
     def start(self) -> None:
         """Write the configuration, start the registry and wait until it answers."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         config = [
             "version: 0.1",
             "log: {level: warn, accesslog: {disabled: true}}",
@@ -150,12 +150,6 @@ class Registry:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((_LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def _b64url(data: bytes) -> str:

@@ -29,6 +29,8 @@ from types import TracebackType
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from devenv.ports import free_port
+
 __all__ = ["SSHD", "SSHGitServer", "new_key"]
 
 SSHD = Path("/usr/sbin/sshd")
@@ -119,7 +121,7 @@ class SSHGitServer:
             # sshd started as root insists on its privilege separation directory.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         config = self._write_state()
-        self._port = _free_port()
+        self._port = free_port()
         log = (self._state / "sshd.log").open("wb")
         with log:
             self._proc = subprocess.Popen(
@@ -223,10 +225,3 @@ class SSHGitServer:
 def _write_private(path: Path, content: bytes) -> None:
     path.touch(mode=0o600)
     path.write_bytes(content)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -7,7 +7,13 @@ The rules, after fluxcd/pkg ssa's `ApplyAllStaged`:
   then a wait until they are ready (a CRD Established, a Namespace Active); then every kind whose
   name ends in `Class`, and a wait; then everything else. Within a stage, objects go in Flux's
   kind order (`core.inventory.sort_key`). An error stops the run and carries the change set of
-  the stages done so far.
+  what was done so far.
+- Writes, kind by kind. Flux writes a stage's objects one at a time; here every object of a kind
+  is written before any of the next kind (so Flux's kind order holds: a ServiceAccount before
+  the Deployment that runs as it), and the objects of one kind are written concurrently (as many
+  at once as the dry runs), since their order means nothing to the apiserver. The change set
+  lists them in Flux's order whatever order the writes ended in. When a write fails, no further
+  write of that kind starts and none of a later kind; the error names every object that failed.
 - Dry run first. Every object of a stage is read and dry-run applied (concurrently, as
   `--concurrent-ssa`) before any is written; one failed dry run writes nothing of that stage.
   What the Kustomization already owns is read with one list per kind and namespace (by its
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -278,9 +285,8 @@ class _Run:
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
             # map returns in order and re-raises the first failure in that order.
             steps = list(pool.map(self._dry_run, items))
-        for step in steps:
-            self._write(step)
-            self.change_set.add(ChangeSetEntry(step.item.ref, step.item.version, step.action))
+            for run in _kind_runs(steps):
+                self._write_run(pool, run)
         if wait:
             for step in steps:
                 if step.action is not Action.SKIPPED:
@@ -381,7 +387,35 @@ class _Run:
         except ClusterError as exc:
             raise self._error(item, "get failed", exc) from None
 
-    # Phase 2: write what drifted, in order.
+    # Phase 2: write what drifted, kind by kind.
+
+    def _write_run(self, pool: ThreadPoolExecutor, run: Sequence[_Step]) -> None:
+        """Write one kind's objects concurrently; record them in order, or fail naming each.
+
+        Every object of the kinds before is written before any of this one, so Flux's kind order
+        holds between kinds. After a failure no further write of the run starts; the ones that
+        were done are in the change set, and the error names every object that failed.
+        """
+        stop = threading.Event()
+
+        def write(step: _Step) -> ApplyError | bool:
+            """The write's error, else whether it was done (False: not started)."""
+            if stop.is_set():
+                return False
+            try:
+                self._write(step)
+            except ApplyError as exc:
+                stop.set()
+                return exc
+            return True
+
+        outcomes = list(pool.map(write, run))
+        for step, outcome in zip(run, outcomes, strict=True):
+            if outcome is True:
+                self.change_set.add(ChangeSetEntry(step.item.ref, step.item.version, step.action))
+        failures = [o for o in outcomes if isinstance(o, ApplyError)]
+        if failures:
+            raise _joined(failures)
 
     def _write(self, step: _Step) -> None:
         if step.action in (Action.SKIPPED, Action.UNCHANGED):
@@ -475,6 +509,32 @@ class _Run:
             ref=item.ref,
             change_set=self.change_set,
         )
+
+
+def _kind_runs(steps: Sequence[_Step]) -> list[list[_Step]]:
+    """The steps cut where the kind changes (they come sorted in Flux's kind order)."""
+    runs: list[list[_Step]] = []
+    for step in steps:
+        key = (step.item.ref.group, step.item.ref.kind)
+        if runs and (runs[-1][0].item.ref.group, runs[-1][0].item.ref.kind) == key:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+def _joined(failures: Sequence[ApplyError]) -> ApplyError:
+    """One error for the failed writes of a run: the first object's, with every message."""
+    first = failures[0]
+    if len(failures) == 1:
+        return first
+    return ApplyError(
+        "\n".join(str(f) for f in failures),
+        ref=first.ref,
+        change_set=first.change_set,
+        fields=first.fields,
+        forbidden=first.forbidden,
+    )
 
 
 def _namespace(obj: Mapping[str, Any]) -> str:

@@ -44,7 +44,6 @@ from typing import Any, NoReturn
 
 from core import yamlio
 from core.errors import InputError
-from core.model import group_of
 from core.repo import sourceignore
 from core.repo.view import FileView, made_id
 
@@ -129,12 +128,6 @@ class GeneratorSpec:
     def artifact(self, name: str) -> ArtifactSpec | None:
         """Return the artifact of that name, if this generator composes it."""
         return next((a for a in self.artifacts if a.name == name), None)
-
-
-def is_generator(obj: Mapping[str, Any]) -> bool:
-    """Tell whether an object is an ArtifactGenerator."""
-    api = str(obj.get("apiVersion", ""))
-    return group_of(api) == GENERATOR_GROUP and obj.get("kind") == GENERATOR_KIND
 
 
 def parse_generator(obj: Mapping[str, Any], *, file: str | None = None) -> GeneratorSpec:

@@ -15,7 +15,6 @@ where the bytes land (the storage writes to a temporary file and renames it into
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
@@ -77,11 +76,6 @@ def write_archive(
                     )
                 tar.addfile(_entry(path, len(data), tree.mode(path)), io.BytesIO(data))
     return ArchiveSummary(len(kept), total)
-
-
-def archive_digest(data: bytes) -> str:
-    """`sha256:<hex>` of archive bytes, as Flux writes `status.artifact.digest`."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _entry(path: str, size: int, mode: str) -> tarfile.TarInfo:

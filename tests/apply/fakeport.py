@@ -13,11 +13,16 @@ from core.cluster.port import FIELD_MANAGER, ApiKind, NotFound
 class FakePort:
     """Objects in a dict; dry runs return the body with a resourceVersion when it exists."""
 
-    def __init__(self, on_dry_run: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_dry_run: Callable[[Mapping[str, Any]], None] | None = None,
+        on_apply: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._on_dry_run = on_dry_run
+        self._on_apply = on_apply
 
     def _record(self, verb: str, kind: str) -> None:
         with self._lock:
@@ -48,11 +53,14 @@ class FakePort:
         self._record("dry-run" if dry_run else "apply", key[0])
         if dry_run and self._on_dry_run is not None:
             self._on_dry_run(body)
+        if not dry_run and self._on_apply is not None:
+            self._on_apply(body)
         result = copy.deepcopy(dict(body))
         if key in self.objects:
             result["metadata"]["resourceVersion"] = "1"
         if not dry_run:
-            self.objects[key] = copy.deepcopy(result)
+            with self._lock:
+                self.objects[key] = copy.deepcopy(result)
             self.objects[key]["metadata"]["resourceVersion"] = "1"
             if key[0] == "Namespace":  # what the namespace controller reports at once
                 self.objects[key]["status"] = {"phase": "Active"}

@@ -17,10 +17,10 @@ import pytest
 
 from core.cleartext import Clear, SecretPaths
 from core.cluster.live import LiveCluster, service_account_user
-from core.cluster.port import FIELD_MANAGER
+from core.cluster.port import FIELD_MANAGER, Invalid
 from reconciler.apply import ApplyError, Options, Owner, apply_objects
 from reconciler.changeset import Action
-from tests.cluster.kube import kubectl, kubectl_get, unique_name
+from tests.cluster.kube import eventually, kubectl, kubectl_get, unique_name
 
 pytestmark = pytest.mark.cluster
 
@@ -560,3 +560,135 @@ def test_a_steady_apply_reads_owned_objects_with_one_list_per_kind(
         "dry-run": 3,
         "apply": 1,
     }
+
+
+def test_a_first_apply_of_several_kinds_sends_one_dry_run_and_one_write_per_object(
+    port: LiveCluster, namespace: str, admin_kubeconfig: Path
+) -> None:
+    objects = _clear(
+        _deployment(namespace, "web"),
+        *(_config_map(namespace, f"cm-{i}", {"i": str(i)}) for i in range(6)),
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "web", "namespace": namespace},
+        },
+    )
+
+    result = apply_objects(port, objects, owner=OWNER)
+
+    # Flux's order in the change set (and so in the inventory and the event), whatever order
+    # the concurrent writes of one kind ended in.
+    assert [str(e) for e in result.entries] == [
+        f"ServiceAccount/{namespace}/web created",
+        *(f"ConfigMap/{namespace}/cm-{i} created" for i in range(6)),
+        f"Deployment/{namespace}/web created",
+    ]
+    assert {(e.ref.kind, e.ref.name) for e in result.inventory().entries} == {
+        ("ServiceAccount", "web"),
+        ("Deployment", "web"),
+        *(("ConfigMap", f"cm-{i}") for i in range(6)),
+    }
+    assert {v: port.requests[v] for v in ("get", "dry-run", "apply", "patch")} == {
+        "get": 0,
+        "dry-run": 8,
+        "apply": 8,
+        "patch": 0,
+    }
+    names = kubectl(admin_kubeconfig, "get", "configmaps", "-n", namespace, "-o", "name")
+    assert {f"configmap/cm-{i}" for i in range(6)} <= set(names.split())
+
+
+def test_writes_refused_by_admission_are_each_named_and_no_later_kind_is_written(
+    port: LiveCluster, namespace: str, kube_client: Any, admin_kubeconfig: Path
+) -> None:
+    # A policy that lets dry runs through and refuses the real creation of `deny-*` ConfigMaps:
+    # the stage's dry run passes, and its writes fail.
+    run = unique_name("deny")
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": run},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "request.dryRun == true || "
+                    "!object.metadata.name.startsWith('deny-')",
+                    "message": "deny-* may not be created",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": run},
+        "spec": {
+            "policyName": run,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    admin = LiveCluster(kube_client)
+    admin.apply(policy)
+    admin.apply(binding)
+    try:
+
+        def refused() -> bool:
+            # Policies reach the admission plugin asynchronously.
+            try:
+                admin.apply(_config_map(namespace, "deny-probe", {}))
+            except Invalid:
+                return True
+            admin.delete("v1", "ConfigMap", namespace, "deny-probe")
+            return False
+
+        eventually(refused, "the policy to take effect", timeout=60)
+        objects = _clear(
+            _config_map(namespace, "cm-a", {"a": "1"}),
+            _config_map(namespace, "deny-1", {"a": "1"}),
+            _config_map(namespace, "deny-2", {"a": "1"}),
+            _deployment(namespace, "web"),
+        )
+
+        with pytest.raises(ApplyError) as raised:
+            apply_objects(port, objects, owner=OWNER)
+
+        lines = str(raised.value).splitlines()
+        assert lines, "the error says nothing"
+        for line in lines:
+            assert line.startswith(
+                (
+                    f"ConfigMap/{namespace}/deny-1 apply failed (Invalid): ",
+                    f"ConfigMap/{namespace}/deny-2 apply failed (Invalid): ",
+                )
+            ), line
+            assert "deny-* may not be created" in line
+        assert raised.value.ref is not None
+        assert raised.value.ref.name in ("deny-1", "deny-2")
+        # Every dry run passed; the Deployment, a later kind, was never written.
+        assert port.requests["dry-run"] == 4
+        created = {e.ref.name for e in raised.value.change_set.entries}
+        assert created <= {"cm-a"}
+        listed = kubectl(admin_kubeconfig, "get", "configmaps", "-n", namespace, "-o", "name")
+        assert {n for n in listed.split() if n != "configmap/kube-root-ca.crt"} == {
+            f"configmap/{name}" for name in created
+        }
+        deployments = kubectl(admin_kubeconfig, "get", "deployments", "-n", namespace, "-o", "name")
+        assert deployments.strip() == ""
+    finally:
+        admin.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", "", run)
+        admin.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "", run)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from bench import fleet as fleetgen
-from bench.preview_bench import free_port, serve_charts
+from bench.preview_bench import serve_charts
 from cli import demo
 from cli import main as cli_main
 from core import preview as engine
@@ -138,16 +138,17 @@ def _more_changes(made: fleetgen.Fleet) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, helm_bin: Path) -> Iterator[_Fleet]:
-    port = free_port()
     work = tmp_path_factory.mktemp("fleet")
-    made = fleetgen.generate(
-        work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=helm_bin, apps=6
-    )
-    branches = {change.name: made.change_shas[change.name] for change in made.changes}
-    branches.update(_more_changes(made))
-    operator = work / "operator.yaml"
-    operator.write_text("fetch: {allowLoopback: true}\n")
-    with serve_charts(made.charts, port):
+    # The chart server binds its port before the fleet is written with its URL: a port only
+    # found free could be taken by another process while the fleet is generated.
+    with serve_charts(work / "gen" / "charts") as port:
+        made = fleetgen.generate(
+            work / "gen", chart_url=f"http://127.0.0.1:{port}", helm=helm_bin, apps=6
+        )
+        branches = {change.name: made.change_shas[change.name] for change in made.changes}
+        branches.update(_more_changes(made))
+        operator = work / "operator.yaml"
+        operator.write_text("fetch: {allowLoopback: true}\n")
         yield _Fleet(made, branches, operator, work / "full-cache")
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from devenv.ports import free_port
 from tests.cluster.kube import eventually
 from tests.reconcile.conftest import Flux
-from tests.reconcile.controller import free_port, start_controller
+from tests.reconcile.controller import start_controller
 
 pytestmark = pytest.mark.cluster
 
