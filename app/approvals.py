@@ -20,6 +20,7 @@ from pathlib import Path
 
 from codeowners import CodeOwners
 
+from core.errors import BudgetError
 from core.host.command import Limits, run
 from core.vcs.port import CodeHost, VcsError
 from policies.waivers import CODEOWNERS_FILES
@@ -29,6 +30,8 @@ __all__ = ["MAX_CHANGED_PATHS", "approvals", "codeowner_teams"]
 MAX_CHANGED_PATHS = 20_000
 """Changed paths matched against CODEOWNERS; a larger change looks up no team at all."""
 _MAX_CODEOWNERS = 1 << 20
+_MAX_LISTING = 16 << 20
+"""Bytes of changed-path names read; a longer listing is too large a change to match."""
 _LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 """User names on GitHub and GitLab; anything else from the API is not a reviewer we count."""
 _log = logging.getLogger("tidegate.review")
@@ -42,16 +45,17 @@ def codeowner_teams(mirror: Path, base: str, head: str) -> list[str]:
     owners = _codeowners(mirror, base)
     if owners is None:
         return []
-    listing = run(
-        ["git", "-C", str(mirror), "diff", "--name-only", "-z", "--no-renames", base, head],
-        limits=Limits(timeout=120.0, max_output=64 << 20),
-    )
-    paths = [p.decode("utf-8", errors="replace") for p in listing.split(b"\0") if p]
-    if len(paths) > MAX_CHANGED_PATHS:
-        _log.warning(
-            "too many changed paths (%d) to look up code-owner teams; no team approval counts",
-            len(paths),
+    try:
+        listing = run(
+            ["git", "-C", str(mirror), "diff", "--name-only", "-z", "--no-renames", base, head],
+            limits=Limits(timeout=120.0, max_output=_MAX_LISTING),
         )
+    except BudgetError:
+        listing = None
+    paths = [p.decode("utf-8", errors="replace") for p in (listing or b"").split(b"\0") if p]
+    if listing is None or len(paths) > MAX_CHANGED_PATHS:
+        # The review goes on: the gate just counts no team approval (fail closed).
+        _log.warning("too many changed paths to look up code-owner teams; no team approval counts")
         return []
     teams = {
         owner.lstrip("@") for path in paths for kind, owner in owners.of(path) if kind == "TEAM"

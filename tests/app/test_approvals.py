@@ -94,4 +94,15 @@ def test_a_change_too_large_to_match_names_no_team(
     monkeypatch.setattr(approvals, "MAX_CHANGED_PATHS", 2)
     with caplog.at_level(logging.WARNING, logger="tidegate.review"):
         assert approvals.codeowner_teams(repo, base, head) == []
-    assert "too many changed paths (3)" in caplog.records[0].getMessage()
+    assert "too many changed paths" in caplog.records[0].getMessage()
+
+
+def test_a_listing_of_changed_paths_too_long_to_read_names_no_team(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo, base = new_repo(tmp_path / "repo", {"CODEOWNERS": "* @acme/all\n"})
+    head = commit(repo, {"a" * 40: "1\n"}, "change")
+    monkeypatch.setattr(approvals, "_MAX_LISTING", 20)
+    with caplog.at_level(logging.WARNING, logger="tidegate.review"):
+        assert approvals.codeowner_teams(repo, base, head) == []
+    assert "too many changed paths" in caplog.records[0].getMessage()

@@ -2,7 +2,8 @@
 
 It enforces what production meets: the `PRIVATE-TOKEN` header, GitLab's commit-status state
 machine (re-posting the state a status already has is a 400 "Cannot transition status"), notes
-listed in the order asked for, system notes among them, and the pagination headers GitLab sends.
+listed in the order asked for, system notes among them, the pagination headers GitLab sends, and
+direct group members (`GET /groups/:id/members/:user_id`, 404 for anyone else).
 GitLab publishes no OpenAPI description on a package registry (its `openapi_v2.yaml` lives only
 in the GitLab source tree), so unlike the fake GitHub this fake is not validated against a
 machine-readable specification; its shapes follow GitLab's REST documentation.
