@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    load_at_start = round(os.getloadavg()[0], 1)
     with tempfile.TemporaryDirectory(prefix="tidegate-predicted-reconcile-") as scratch:
         work = Path(scratch)
         chart_port = free_port()
@@ -313,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             _setup(bench, fleet, app)
             report = _rounds(bench, app, base_sha, head_sha, settings, work, args.rounds)
             cluster.close()
+    report["load_average_1m_at_start"] = load_at_start
     report["load_average_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(report, indent=2))
     return 0
