@@ -15,6 +15,8 @@ only the other paths are matched against the rules.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ __all__ = ["Artifacts"]
 
 # A directory standing in for a source is read whole into a view; bound it (hostile content).
 _MAX_DIRECTORY_FILES = 100_000
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class Artifacts:
@@ -61,7 +64,11 @@ class Artifacts:
                 regular = [path for path in files if path not in links]
                 kept = self._included(regular, spec_ignore)
                 found = FileView(
-                    "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
+                    "GitRepository",
+                    {p: files[p] for p in kept},
+                    self.read_blob,
+                    symlinks=links,
+                    identity=_identity(files.revision, spec_ignore),
                 )
                 self._repository[spec_ignore] = found
             return found
@@ -113,6 +120,18 @@ class Artifacts:
             with self._lock:
                 self._generated[key] = entry
         return entry[1]
+
+
+def _identity(revision: str, spec_ignore: str | None) -> str | None:
+    """Name the artifact of a commit under ignore rules; None unless `revision` is an object id.
+
+    A full object id names the revision's content for good (its ignore files are part of it);
+    a branch or a short id may name other content tomorrow.
+    """
+    if not _OBJECT_ID.fullmatch(revision):
+        return None
+    rules = "-" if spec_ignore is None else "+" + spec_ignore
+    return hashlib.sha256(f"GitRepository\0{revision}\0{rules}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
