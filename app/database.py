@@ -4,7 +4,13 @@ SQLite is opened so that every transaction takes the write lock at its start (`B
 IMMEDIATE`): two processes then never both read a job as free, and no transaction has to be
 retried halfway for a lock upgrade. Each process keeps one SQLite connection: its threads queue
 for it in order instead of polling SQLite's lock with sleeps, which is what made acknowledgements
-wait for seconds under load. Writes are `synchronous=NORMAL` in WAL mode: a commit is durable
+wait for seconds under load. Between processes (gunicorn's workers, a review worker) the
+connection is handed over the same way: whoever checks it out first takes an exclusive `flock`
+on a file beside the database (`FILE-writer`) and gives it back with the connection, so a
+process waiting for another's transaction sleeps in the kernel and wakes the moment it ends,
+instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10 ... up to 100 ms between tries and
+so held acknowledgements back for tens of milliseconds. The busy handler (30 s) remains only for
+other programs that open the file. Writes are `synchronous=NORMAL` in WAL mode: a commit is durable
 against a crash of the process (or of every process), not fsynced one by one; only a power loss
 or kernel crash can roll back the last commits since the WAL was synced. That is durable enough
 for deliveries: such a loss equals a delivery the provider failed to send (providers do not
@@ -15,6 +21,9 @@ no table.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +33,10 @@ from sqlalchemy.exc import ArgumentError
 
 from core.errors import InputError
 
-__all__ = ["open_database", "sqlite_url"]
+__all__ = ["WRITER_SUFFIX", "open_database", "sqlite_url"]
+
+WRITER_SUFFIX = "-writer"
+"""The lock file beside an SQLite database that its connections are handed over with."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -32,8 +44,12 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, threads: int = 5) -> Engine:
     """An engine for `url` (`sqlite:///FILE` or `postgresql+psycopg://...`).
+
+    On PostgreSQL the pool keeps a connection for each of the process's `threads` that use the
+    database at once (and opens up to 10 more for a moment): were it smaller, every burst would
+    open and close connections, each a new server process started within an acknowledgement.
 
     Raises:
         InputError: the URL is malformed or names another kind of database; the message never
@@ -50,7 +66,7 @@ def open_database(url: str) -> Engine:
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         # pool_pre_ping: a replica outlives restarts of the server and failovers.
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=threads, max_overflow=10)
     raise InputError(
         f"TIDEGATE_DATABASE_URL: unsupported database {backend[:40]!r} (sqlite or postgresql)"
     )
@@ -73,4 +89,38 @@ def _sqlite(url: str) -> Engine:
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        handover = _Handover(Path(database + WRITER_SUFFIX))
+        event.listen(engine, "checkout", lambda *_: handover.take())
+        event.listen(engine, "checkin", lambda *_: handover.give())
     return engine
+
+
+class _Handover:
+    """An exclusive `flock` held while this process has its SQLite connection checked out.
+
+    The pool's single connection already lets one thread of the process in at a time; the lock
+    extends that queue across processes. The file is opened anew in each process (a descriptor
+    inherited over a fork would share its lock with the parent).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+        self._pid = 0
+        self._mutex = threading.Lock()
+
+    def take(self) -> None:
+        """Wait (in the kernel, not polling) until no other process holds the database."""
+        with self._mutex:
+            if self._pid != os.getpid():
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._pid = os.getpid()
+            fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def give(self) -> None:
+        """Let the next process in."""
+        if self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -7,6 +7,11 @@ SQLite (embedded, one host) or PostgreSQL (several replicas), through one SQLAlc
 - A review of a newer head supersedes queued reviews of the same pull request; a closed pull
   request drops its queued work. A running job of an older head finds out through `newer_head`
   and publishes nothing.
+- A delivery is stored in one transaction with its work (and the supersession it causes). On
+  PostgreSQL that transaction is a single statement sent in autocommit mode, one round trip to
+  the server instead of five (begin, three statements, commit): every round trip is a chance
+  for the acknowledgement to wait for a busy server process. It still commits (and waits for
+  the commit to be durable, `synchronous_commit` as the server has it) before the answer.
 - A job is claimed under a lease. On PostgreSQL the claim locks the row with `FOR UPDATE SKIP
   LOCKED`, so replicas claim different jobs without waiting on each other; on SQLite every
   transaction holds the write lock. Either way no two workers hold the same job.
@@ -28,7 +33,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Float,
+    String,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.schema import DONE, ERROR, QUEUED, RUNNING, SUPERSEDED, deliveries, jobs
@@ -64,6 +83,12 @@ class JobStore:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._clock = clock
+        # PostgreSQL: a single statement is its own transaction, so no BEGIN and COMMIT to send.
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
 
     def record(self, delivery: Delivery) -> bool:
         """Store a delivery and its work; False if this delivery id was stored before.
@@ -74,6 +99,8 @@ class JobStore:
         now = self._clock()
         key = _key(delivery)
         provider = delivery.provider.value
+        if self._autocommit is not None:
+            return _record_at_once(self._autocommit, delivery, key, now)
         with self._engine.begin() as db:
             inserted = db.execute(
                 _INSERT_DELIVERY[db.dialect.name == "postgresql"],
@@ -253,6 +280,96 @@ _SUPERSEDE = (
     .values(state=SUPERSEDED, finished=bindparam("now"))
 )
 _INSERT_JOB = jobs.insert()
+
+
+def _record_at_once(engine: Engine, delivery: Delivery, key: str, now: float) -> bool:
+    """`JobStore.record` on PostgreSQL (`engine` in autocommit mode): one statement.
+
+    No value is named like a column of `jobs`: SQLAlchemy would add it to the UPDATE's SET.
+    """
+    work = delivery.work
+    values: dict[str, Any] = {
+        "key": key,
+        "prov": delivery.provider.value,
+        "ev": delivery.event[:80],
+        "now": now,
+    }
+    if work is not None:
+        values |= {
+            "repo": work.repository,
+            "num": work.number,
+            "sha": work.head_sha,
+            "job": _dump(work),
+        }
+    with engine.connect() as db:
+        return db.execute(_AT_ONCE[None if work is None else work.kind], values).first() is not None
+
+
+def _at_once(supersede: bool, queue: bool) -> Any:
+    """PostgreSQL: store a delivery, supersede and queue its work, as one statement.
+
+    The statement returns the delivery's key, or no row if it was stored before. It supersedes
+    queued reviews of the delivery's pull request if `supersede`, and queues a job if `queue`.
+
+    The supersession and the new job both hang on the delivery's insert: a redelivery changes
+    nothing. All parts see the same snapshot, so the new job never supersedes itself.
+    """
+    stored = (
+        postgresql.insert(deliveries)
+        .values(
+            delivery_id=bindparam("key"),
+            provider=bindparam("prov"),
+            event=bindparam("ev"),
+            received=bindparam("now"),
+        )
+        .on_conflict_do_nothing()
+        .returning(deliveries.c.delivery_id)
+        .cte("stored")
+    )
+    statement = select(stored.c.delivery_id)
+    if supersede:
+        statement = statement.add_cte(
+            update(jobs)
+            .where(
+                exists(select(stored.c.delivery_id)),
+                jobs.c.provider == bindparam("prov"),
+                jobs.c.repository == bindparam("repo"),
+                jobs.c.number == bindparam("num"),
+                jobs.c.state == QUEUED,
+                jobs.c.head_sha != "",
+            )
+            .values(state=SUPERSEDED, finished=bindparam("now"))
+            .cte("superseded")
+        )
+    if queue:
+        columns = ("delivery_id", "provider", "repository", "number", "head_sha", "work")
+        statement = statement.add_cte(
+            jobs.insert()
+            .from_select(
+                [*columns, "state", "created"],
+                select(
+                    stored.c.delivery_id,
+                    bindparam("prov", type_=String),
+                    bindparam("repo", type_=String),
+                    bindparam("num", type_=BigInteger),
+                    bindparam("sha", type_=String),
+                    bindparam("job", type_=Text),
+                    literal(QUEUED),
+                    bindparam("now", type_=Float),
+                ),
+            )
+            .cte("queued")
+        )
+    return statement
+
+
+_AT_ONCE = {
+    None: _at_once(supersede=False, queue=False),
+    WorkKind.REVIEW: _at_once(supersede=True, queue=True),
+    WorkKind.CLOSE: _at_once(supersede=True, queue=False),
+    WorkKind.COMMAND: _at_once(supersede=False, queue=True),
+}
+"""`record`'s statement on PostgreSQL, by the kind of work the delivery brings (None: none)."""
 
 
 def _key(delivery: Delivery) -> str:

@@ -4,13 +4,16 @@ A delivery is verified on its raw bytes before anything else, parsed, and stored
 acknowledged (202); a redelivery of a stored id is acknowledged as a duplicate (200). Refusals
 are 4xx with a one-line JSON reason: 401 unsigned or forged, 413 oversized, 400 malformed, and
 nothing is stored for them. No request ever ends in a traceback: an unexpected failure answers
-503 (the provider redelivers) and is logged without the payload.
+503 (the provider redelivers) and is logged without the payload. Every answer carries a
+`Server-Timing: app;dur=MS` header, the time the app spent on the request, so a slow
+acknowledgement can be told apart from time spent queueing before the app or in the client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -137,7 +140,25 @@ def create_app(settings: Settings, store: JobStore, metrics: AppMetrics | None =
         _log.error("request failed: %s", type(exc).__name__)
         return _refuse(503, "temporarily unavailable")
 
+    app.wsgi_app = _timed(app.wsgi_app)  # type: ignore[assignment,method-assign]
     return app
+
+
+def _timed(inner: Callable[[Any, Any], Iterable[bytes]]) -> Callable[[Any, Any], Iterable[bytes]]:
+    """Wrap a WSGI app so that each answer says how long the app took (`Server-Timing`)."""
+
+    def wrapped(environ: Any, start_response: Any) -> Iterable[bytes]:
+        begin = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # Flask starts the response once the view has returned: this is the app's time.
+            spent = (time.perf_counter() - begin) * 1000
+            headers.append(("Server-Timing", f"app;dur={spent:.2f}"))
+            return start_response(status, headers, exc_info)
+
+        return inner(environ, start)
+
+    return wrapped
 
 
 def _answer(result: str) -> Response:

@@ -8,7 +8,10 @@ counted from each delivery's scheduled send time, so client-side queueing is inc
 reports the server's CPU time per acknowledgement (every gunicorn process, read from /proc
 before and after the load) and the load average, since on a shared machine those bound the
 latency more than the server's code does. The client speaks plain `http.client` on kept-alive
-connections, so it takes as little of the machine's CPU as it can.
+connections, with every delivery signed before the clock starts and its garbage collector off
+while it sends, so it takes as little of the machine's CPU as it can. Besides the latency it
+prints how late the client began each send, the server's own time in the app (its
+`Server-Timing` header) and the rest (gunicorn's queue, network, connection set-up).
 
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database sqlite
     .venv/bin/python -m bench.webhook_ack --rate 200 --seconds 30 --database postgresql
@@ -19,21 +22,21 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
+import gc
 import hashlib
 import hmac
-import http.client
 import json
 import os
+import selectors
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -118,20 +121,24 @@ def main() -> None:
             serve(url, tmp, args.workers, args.threads) as (base, pid),
         ):
             cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
-            latencies, failures = run(base, args.rate, args.seconds)
+            samples = run(base, args.rate, args.seconds)
             cpu = cpu_seconds(pid) - cpu_before
             load_after = os.getloadavg()[0]
             stored = JobStore(open_database(url)).deliveries()
     total = args.rate * args.seconds
-    ordered = sorted(latencies)
+    failures = samples.failures
     print(
         f"{args.database}, gunicorn {args.workers}x{args.threads}: sent {total} at "
-        f"{args.rate}/s; acknowledged {len(latencies) - len(failures)}, refused or failed "
-        f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency p50 "
-        f"{statistics.median(ordered) * 1000:.1f} ms, p99 "
-        f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms; "
-        f"server CPU {cpu / total * 1000:.2f} ms per ack; load average {load_before:.1f} before, "
-        f"{load_after:.1f} after"
+        f"{args.rate}/s; acknowledged {len(samples.latencies) - len(failures)}, refused or failed "
+        f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency "
+        f"{percentiles(samples.latencies)}; server CPU {cpu / total * 1000:.2f} ms per ack; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    print(f"  client's lateness in starting a send: {percentiles(samples.lags)}")
+    print(f"  server, in the app (Server-Timing): {percentiles(samples.apps)}")
+    print(
+        f"  the rest (gunicorn's queue, network, connection set-up): "
+        f"{percentiles(samples.outside)}; {samples.connects} connections opened"
     )
     if failures:
         print("failures:", dict(collections.Counter(failures)))
@@ -157,59 +164,207 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run(base: str, rate: int, seconds: int) -> tuple[list[float], list[str]]:
-    latencies: list[float] = []
-    failures: list[str] = []
-    local = threading.local()
+@dataclasses.dataclass
+class Samples:
+    """What the client saw, in seconds, one entry per delivery (`apps`, `outside`: per answer).
+
+    `lags` is how late the client began sending (its own scheduling), `apps` the server's own
+    time in the app (its `Server-Timing` header), and `outside` what is left of the latency:
+    the connection, gunicorn's queueing before the app, the network and reading the answer.
+    """
+
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    lags: list[float] = dataclasses.field(default_factory=list)
+    apps: list[float] = dataclasses.field(default_factory=list)
+    outside: list[float] = dataclasses.field(default_factory=list)
+    connects: int = 0
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def _server_timing(header: str | None) -> float | None:
+    """The `app;dur=MS` entry of a `Server-Timing` header, in seconds."""
+    for entry in (header or "").split(","):
+        name, _, duration = entry.strip().partition(";dur=")
+        if name == "app" and duration:
+            return float(duration) / 1000
+    return None
+
+
+def percentiles(values: list[float]) -> str:
+    """`p50 X ms, p99 Y ms, max Z ms` of `values` (seconds)."""
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+    return (
+        f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+        f"max {ordered[-1] * 1000:.1f} ms"
+    )
+
+
+class _Exchange:
+    """One request in flight on one connection, and what has come back so far."""
+
+    def __init__(self, sock: socket.socket, due: float, sent: float) -> None:
+        self.sock = sock
+        self.due = due
+        self.sent = sent
+        self.received = b""
+
+
+def run(base: str, rate: int, seconds: int) -> Samples:
+    """Send on schedule from one thread, over non-blocking kept-alive connections.
+
+    One thread and a selector, not a pool of threads: the client's threads would contend for
+    its interpreter lock, and their waits would count as acknowledgement latency.
+    """
+    samples = Samples()
     host, port = base.removeprefix("http://").split(":")
+    # Everything a provider prepares before it sends is prepared before the clock starts, and the
+    # client's collector stays off while it sends: the client shares the machine's cores with the
+    # server, and its own work or pauses would show up as acknowledgement latency.
+    prepared = [signed(number + 1, host) for number in range(rate * seconds)]
+    selector = selectors.DefaultSelector()
+    idle: list[tuple[socket.socket, float]] = []  # connections and when they were last used
+    gc.collect()
+    gc.disable()
+    try:
+        begin = time.perf_counter() + 0.5
+        following = 0
+        in_flight = 0
+        deadline = begin + seconds + 60
+        while (following < len(prepared) or in_flight) and time.perf_counter() < deadline:
+            now = time.perf_counter()
+            while following < len(prepared) and begin + following / rate <= now:
+                due = begin + following / rate
+                if _send(prepared[following], due, idle, selector, samples, (host, int(port))):
+                    in_flight += 1
+                following += 1
+            wait = begin + following / rate - time.perf_counter()
+            if following >= len(prepared):
+                wait = 1.0
+            for key, _ in selector.select(max(wait, 0)):
+                if _receive(key.data, idle, selector, samples):
+                    in_flight -= 1
+        samples.failures += ["no answer"] * in_flight
+    finally:
+        gc.enable()
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        for sock, _ in idle:
+            sock.close()
+    return samples
 
-    def send(number: int, due: float) -> None:
-        body = payload(number)
-        signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature,
-        }
-        try:
-            connection = getattr(local, "connection", None)
-            if connection is not None and time.monotonic() - local.used > 1.0:
-                # gunicorn closes a connection idle for 2 s; reusing one near that races the
-                # close (a broken pipe that never reached the server), so start afresh.
-                connection.close()
-                connection = None
-            local.used = time.monotonic()
-            if connection is None:
-                connection = local.connection = http.client.HTTPConnection(
-                    host, int(port), timeout=30
-                )
-            connection.request("POST", "/webhooks/github", body, headers)
-            response = connection.getresponse()
-            response.read()
-            outcome = "" if response.status == 202 else str(response.status)
-            if response.will_close:
-                connection.close()
-                local.connection = None
-        except (OSError, http.client.HTTPException) as exc:
-            outcome = type(exc).__name__
-            if local.connection is not None:
-                local.connection.close()
-            local.connection = None
-        latencies.append(time.perf_counter() - due)
-        if outcome:
-            failures.append(outcome)
 
-    total = rate * seconds
-    begin = time.perf_counter() + 0.5
-    with ThreadPoolExecutor(64) as pool:
-        for number in range(total):
-            due = begin + number / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, number + 1, due)
-    return latencies, failures
+def _send(
+    request: bytes,
+    due: float,
+    idle: list[tuple[socket.socket, float]],
+    selector: selectors.BaseSelector,
+    samples: Samples,
+    address: tuple[str, int],
+) -> bool:
+    """Send `request` on an idle or new connection; False if it could not be sent."""
+    now = time.perf_counter()
+    sock = None
+    while idle:
+        candidate, used = idle.pop()
+        if now - used <= 1.0:
+            sock = candidate
+            break
+        # gunicorn closes a connection idle for 2 s; reusing one near that races the close (a
+        # request that never reaches the server), so such a connection is closed and replaced.
+        candidate.close()
+    if sock is None:
+        samples.connects += 1
+        sock = socket.create_connection(address, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+    exchange = _Exchange(sock, due, time.perf_counter())
+    try:
+        written = sock.send(request)
+        if written < len(request):  # the socket's buffer was full: finish the request blocking
+            sock.setblocking(True)
+            sock.sendall(request[written:])
+            sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        samples.failures.append(type(exc).__name__)
+        _record(exchange, None, samples)
+        return False
+    selector.register(sock, selectors.EVENT_READ, exchange)
+    return True
+
+
+def _receive(
+    exchange: _Exchange,
+    idle: list[tuple[socket.socket, float]],
+    selector: selectors.BaseSelector,
+    samples: Samples,
+) -> bool:
+    """Read what arrived; True once the answer is complete (or the connection failed)."""
+    try:
+        chunk = exchange.sock.recv(65536)
+    except OSError as exc:
+        chunk, failure = b"", type(exc).__name__
+    else:
+        failure = "connection closed"
+    exchange.received += chunk
+    head, separator, body = exchange.received.partition(b"\r\n\r\n")
+    fields = _fields(head) if separator else {}
+    complete = bool(separator) and len(body) >= int(fields.get("content-length", "0"))
+    if not chunk or complete:
+        selector.unregister(exchange.sock)
+    if not complete:
+        if not chunk:
+            exchange.sock.close()
+            samples.failures.append(failure)
+            _record(exchange, None, samples)
+            return True
+        return False
+    status = head.split(b" ", 2)[1].decode()
+    if status != "202":
+        samples.failures.append(status)
+    _record(exchange, _server_timing(fields.get("server-timing")), samples)
+    if fields.get("connection", "").lower() == "close":
+        exchange.sock.close()
+    else:
+        idle.append((exchange.sock, time.perf_counter()))
+    return True
+
+
+def _fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+
+
+def _record(exchange: _Exchange, app: float | None, samples: Samples) -> None:
+    latency = time.perf_counter() - exchange.due
+    lag = exchange.sent - exchange.due
+    samples.latencies.append(latency)
+    samples.lags.append(lag)
+    if app is not None:
+        samples.apps.append(app)
+        samples.outside.append(latency - lag - app)
+
+
+def signed(number: int, host: str) -> bytes:
+    """One signed `pull_request` delivery, as the bytes of its HTTP request."""
+    body = payload(number)
+    signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    head = (
+        f"POST /webhooks/github HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"X-GitHub-Event: pull_request\r\n"
+        f"X-GitHub-Delivery: {uuid.uuid4()}\r\n"
+        f"X-Hub-Signature-256: {signature}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 if __name__ == "__main__":

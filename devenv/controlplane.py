@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import json
@@ -38,6 +37,7 @@ import yaml
 
 from core.errors import TidegateError
 from devenv import pki, toolchain
+from devenv.filelock import exclusive
 
 __all__ = [
     "CONTROLLERS",
@@ -792,14 +792,9 @@ def cluster_dir(name: str, root: Path | None = None) -> Path:
 @contextlib.contextmanager
 def _locked(name: str, root: Path | None) -> Iterator[Path]:
     directory = cluster_dir(name, root)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     # Two `up`s of one name at once would start two clusters over one etcd directory.
-    with (directory.parent / f".{name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield directory
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(directory.parent / f".{name}.lock"):
+        yield directory
 
 
 def status(name: str, root: Path | None = None) -> ClusterStatus | None:

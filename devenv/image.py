@@ -21,18 +21,17 @@ the product and never runs in a cluster.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.errors import TidegateError
 from devenv import toolchain
+from devenv.filelock import exclusive
 
 __all__ = [
     "BASE_PACKAGES",
@@ -147,7 +146,7 @@ def _base() -> Path:
     """The cached Debian rootfs (built once per suite, package list and mirror)."""
     key = hashlib.sha256(f"{SUITE} {MIRROR} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()
     base = toolchain.cache_root() / f"image-base-{key[:16]}"
-    with _locked(base.with_suffix(".lock")):
+    with exclusive(base.with_suffix(".lock")):
         if (base / ".complete").exists():
             return base
         shutil.rmtree(base, ignore_errors=True)
@@ -269,14 +268,3 @@ def _run(
         raise ImageError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed:\n{tail}") from None
     except subprocess.TimeoutExpired:
         raise ImageError(f"{argv[0]} did not finish within {timeout:.0f} s") from None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

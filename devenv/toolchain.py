@@ -10,7 +10,6 @@ This module must not download anything but Go modules named in those go.mod file
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -19,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import TidegateError
+from devenv.filelock import exclusive
 
 __all__ = [
     "TOOL_SETS",
@@ -159,7 +158,7 @@ def ensure(tool: ToolSet, *, log: bool = True) -> Path:
     target = _target_dir(tool)
     if _complete(tool, target):
         return target
-    with _locked(target.parent / f".{tool.name}.lock"):
+    with exclusive(target.parent / f".{tool.name}.lock"):
         if not _complete(tool, target):
             _build(tool, target, log=log)
     return target
@@ -178,17 +177,6 @@ def _target_dir(tool: ToolSet) -> Path:
     digest.update(" ".join(_ldflags(tool)).encode())
     digest.update(_go_version().encode())
     return cache_root() / "tools" / f"{tool.name}-{digest.hexdigest()[:16]}"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _go_version() -> str:

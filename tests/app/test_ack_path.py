@@ -1,9 +1,11 @@
-"""What keeps acknowledgements cheap and prompt: SQLite's settings and its one connection per
-process, and review threads (and the renders they start) running at a lower CPU priority than
+"""What keeps acknowledgements cheap and prompt: SQLite's settings, its one connection per
+process and its hand-over between processes, a gunicorn worker's app frozen out of the garbage
+collector, and review threads (and the renders they start) running at a lower CPU priority than
 the webhook threads."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from sqlalchemy import event, text
 from app.database import open_database, sqlite_url
 from app.migrate import upgrade
 from app.review import REVIEW_NICE, Worker, yield_cpu
+from app.server import GunicornServer
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
@@ -93,3 +96,109 @@ def test_the_worker_loop_lowers_its_own_priority(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert lowered.is_set()
+
+
+_WRITER = """
+import sys
+from sqlalchemy import event
+from app.database import open_database
+from app.store import JobStore
+from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
+
+engine = open_database(sys.argv[1])
+
+
+@event.listens_for(engine, "connect")
+def _no_busy_handler(dbapi, _record):
+    # Fail instead of sleeping whenever SQLite finds the write lock taken by another process.
+    dbapi.execute("PRAGMA busy_timeout=0")
+
+
+store = JobStore(engine)
+for number in range(int(sys.argv[3])):
+    work = Work(WorkKind.REVIEW, "acme/fleet", number, head_sha="a" * 40)
+    store.record(Delivery(Provider.GITHUB, f"{sys.argv[2]}-{number}", "pull_request", work))
+"""
+
+
+def test_processes_hand_the_sqlite_database_over_without_its_busy_handler(tmp_path: Path) -> None:
+    # Several processes storing deliveries at once never find SQLite's write lock taken: they
+    # queue on the lock file beside it, so none ever sleeps in SQLite's busy handler (here
+    # switched off, so that finding the lock taken would fail the write).
+    url = sqlite_url(tmp_path / "jobs.sqlite")
+    engine = open_database(url)
+    upgrade(engine)
+    engine.dispose()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, url, str(n), "150"],
+            cwd=Path(__file__).resolve().parents[2],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    errors = [writer.communicate()[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0, 0], errors
+    assert JobStore(open_database(url)).deliveries() == 600
+    assert (tmp_path / "jobs.sqlite-writer").exists()
+
+
+def test_a_worker_freezes_its_app_out_of_the_garbage_collector() -> None:
+    class App:
+        """Stands for the WSGI app and everything built with it."""
+
+    built = App()
+    try:
+        app = GunicornServer(lambda: built, {}).load()
+        # Frozen objects sit in no generation, so no later collection walks them.
+        assert app is built
+        assert not any(found is built for g in range(3) for found in gc.get_objects(g))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
+    postgres_url: str,
+) -> None:
+    engine = open_database(postgres_url)
+    upgrade(engine)
+    store = JobStore(engine)
+    sent: list[tuple[bool, str]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _sent(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # In autocommit mode psycopg sends the statement alone: no BEGIN before, no COMMIT after.
+        sent.append((connection.connection.dbapi_connection.autocommit, statement.lstrip()[:4]))
+
+    work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
+    assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+    assert sent == [(True, "WITH")]
+    # Committed on its own: another connection sees the delivery and its job.
+    assert JobStore(open_database(postgres_url)).counts() == {"queued": 1}
+    engine.dispose()
+
+
+def test_postgresql_keeps_a_connection_for_each_thread(postgres_url: str) -> None:
+    # Eight threads holding a connection at once, three times over: the pool keeps the eight
+    # it opened instead of closing the ones above a smaller size and opening them again.
+    engine = open_database(postgres_url, threads=8)
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda dbapi, _record: opened.append(dbapi))
+    together = threading.Barrier(8)
+
+    def hold() -> None:
+        for _ in range(3):
+            with engine.connect() as db:
+                together.wait(timeout=60)
+                db.execute(text("SELECT 1"))
+            together.wait(timeout=60)
+
+    threads = [threading.Thread(target=hold) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 8
+    engine.dispose()

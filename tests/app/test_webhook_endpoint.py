@@ -27,6 +27,15 @@ def test_a_signed_delivery_is_stored_and_acknowledged(service: Service) -> None:
     assert service.store.counts() == {"queued": 1}
 
 
+def test_every_answer_says_how_long_the_app_took(service: Service) -> None:
+    stored = service.deliver("pull_request", event())
+    refused = service.deliver("pull_request", event(), secret=b"guessed")
+    for response in (stored, refused):
+        name, _, duration = response.headers["Server-Timing"].partition(";dur=")
+        assert name == "app"
+        assert float(duration) >= 0
+
+
 def test_a_replayed_delivery_is_acknowledged_but_stored_once(service: Service) -> None:
     assert service.deliver("pull_request", event(), delivery="d-1").status_code == 202
     again = service.deliver("pull_request", event(), delivery="d-1")

@@ -1,0 +1,94 @@
+"""The PR app's per-cluster live preview against the real control plane, end to end.
+
+A Kustomization's inventory holds an object that already left Git (the reconciler has not run
+since). The pull request changes something else. Reviewed through the app (local GitHub API
+server, local git server), the offline review cannot see the object go; with the cluster
+configured for a live plan, with the read-and-dry-run identity of docs/preview.md, the comment
+shows its prune and lists it as drift, apart from the pull request's own change.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from app.settings import LiveCluster
+from devenv.github_api import FakeGitHub
+from tests.app.conftest import ServiceFactory, pull_request_event, service_factory
+from tests.fixtures.gitserver import git
+from tests.reconcile.conftest import Flux
+from tests.reconcile.test_live_preview import _files, _head, preview_identity
+
+pytestmark = pytest.mark.cluster
+
+__all__ = ["preview_identity", "service_factory"]  # fixtures this module uses
+
+
+def _pull_request(flux: Flux) -> str:
+    """Push the pull request (the settings turn green) to `feature`; its head."""
+    git("checkout", "--quiet", "-B", "feature", cwd=flux.work)
+    settings = _files(flux, colour="green", keep_old=False)["app/settings.yaml"]
+    assert settings is not None
+    (flux.work / "app/settings.yaml").write_text(textwrap.dedent(settings).lstrip("\n"))
+    git("commit", "--quiet", "-am", "the pull request", cwd=flux.work)
+    git("push", "--quiet", "--force", flux.repo.push_url, "feature", cwd=flux.work)
+    return _head(flux)
+
+
+def _review(
+    service_factory: ServiceFactory,
+    github: FakeGitHub,
+    flux: Flux,
+    head: str,
+    number: int,
+    **settings: Any,
+) -> str:
+    service = service_factory(**settings)
+    github.add_pull("acme/fleet", number, head=head)
+    event = pull_request_event("opened", number=number, head=head, clone_url=flux.repo.url)
+    assert service.deliver("pull_request", event).status_code == 202
+    assert service.drain() == 1
+    bodies = [
+        c["body"] for c in github.repos["acme/fleet"].comments.values() if c["issue"] == number
+    ]
+    assert len(bodies) == 1
+    return str(bodies[0])
+
+
+def test_the_live_review_shows_the_prune_the_offline_review_cannot(
+    flux: Flux,
+    preview_identity: Path,
+    service_factory: ServiceFactory,
+    github: FakeGitHub,
+) -> None:
+    core = k8s.CoreV1Api(flux.kube_client)
+    core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+    flux.commit(_files(flux, colour="blue", keep_old=True), "first")
+    flux.kustomization("app", path="./app")
+    assert flux.driver.reconcile(flux.namespace, "app").ready
+    inventory = flux.get("app")["status"]["inventory"]["entries"]
+    assert f"{flux.apps_namespace}_old__ConfigMap" in [e["id"] for e in inventory]
+    # `old` leaves Git on main; the reconciler has not run since, so the cluster still has it.
+    flux.commit(_files(flux, colour="blue", keep_old=False), "drop old")
+    head = _pull_request(flux)
+
+    old = f"ConfigMap/{flux.apps_namespace}/old"
+    offline = _review(service_factory, github, flux, head, 8)
+    assert f"ConfigMap/{flux.apps_namespace}/settings" in offline
+    assert old not in offline
+    assert "Live plan" not in offline
+
+    live_cluster = LiveCluster("clusters/test", preview_identity)
+    live = _review(service_factory, github, flux, head, 9, live_clusters=(live_cluster,))
+    offline_part, section = live.split("### Live plan of `clusters/test` against the cluster")
+    assert old not in offline_part
+    # The exact prune set: `old` is deleted, as the cluster's inventory says.
+    assert f"- **delete** `{old}`" in section
+    drift = f"| `Kustomization/{flux.namespace}/app` | `ConfigMap {flux.apps_namespace}/old` |"
+    assert f"{drift} delete | no change |" in section
+    # Nothing was written: the old object is still there, the settings still blue.
+    assert core.read_namespaced_config_map("old", flux.apps_namespace).data == {"stale": "yes"}
