@@ -1,4 +1,4 @@
-"""A lean HTTPS transport to the apiserver for `core.cluster.live`: a kept-alive connection each.
+"""A lean HTTPS transport to the apiserver for `core.cluster.live`: kept-alive connections.
 
 The Kubernetes client's own request path (parameter sanitising, urllib3's pool manager) costs
 about twice the CPU of the request itself, and a reconcile sends one or two requests per object.
@@ -39,13 +39,20 @@ class Response:
     body: bytes
 
 
+# Idle connections kept for reuse: the apply engine's writers and the reconcile workers at once.
+_MAX_IDLE = 16
+
 # Failures that mean a kept-alive connection was closed by the server while idle: the request
 # never reached it, so it is sent once more on a new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class Transport:
-    """Requests to one apiserver as one client configuration, a connection per thread."""
+    """Requests to one apiserver as one client configuration, over a bounded set of connections.
+
+    A request takes an idle connection (or opens one) and gives it back once the answer is read,
+    so the threads of successive apply stages share the same few connections.
+    """
 
     def __init__(self, api: Any, timeouts: tuple[float, float]) -> None:
         configuration = api.configuration
@@ -58,9 +65,8 @@ class Transport:
         self._context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
         if configuration.cert_file:
             self._context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[http.client.HTTPSConnection] = set()
+        self._idle: list[http.client.HTTPSConnection] = []
 
     @classmethod
     def for_client(cls, api: Any, timeouts: tuple[float, float]) -> Transport | None:
@@ -96,7 +102,8 @@ class Transport:
         sent = {**self._api.default_headers, **headers}
         self._api.update_params_for_auth(sent, [], ["BearerToken"])
         for attempt in (1, 2):
-            connection, reused = self._connection()
+            # A second attempt never takes an idle connection: it may be as stale as the first.
+            connection, reused = self._connection(fresh=attempt == 2)
             try:
                 connection.request(method, url, body=body, headers=sent)
                 response = connection.getresponse()
@@ -111,23 +118,23 @@ class Transport:
                 raise TransportError(type(exc).__name__) from None
             if response.will_close:
                 self._drop(connection)
+            else:
+                self._release(connection)
             return Response(response.status, str(response.reason or ""), data)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def close(self) -> None:
-        """Close every connection (from any thread); later requests open new ones."""
+        """Close the idle connections (from any thread); later requests open new ones."""
         with self._lock:
-            connections = list(self._open)
-            self._open.clear()
+            connections, self._idle = self._idle, []
         for connection in connections:
             connection.close()
 
-    def _connection(self) -> tuple[http.client.HTTPSConnection, bool]:
-        """This thread's connection, and whether it was used before."""
-        connection: http.client.HTTPSConnection | None = getattr(self._local, "connection", None)
+    def _connection(self, *, fresh: bool) -> tuple[http.client.HTTPSConnection, bool]:
+        """An idle connection to reuse (unless `fresh`), else a new one; and whether reused."""
         with self._lock:
-            if connection is not None and connection in self._open:
-                return connection, True
+            if self._idle and not fresh:
+                return self._idle.pop(), True
         connection = http.client.HTTPSConnection(
             self._host, self._port, timeout=self._connect_timeout, context=self._context
         )
@@ -138,12 +145,16 @@ class Transport:
             raise TransportError(type(exc).__name__) from None
         if connection.sock is not None:
             connection.sock.settimeout(self._read_timeout)
-        self._local.connection = connection
-        with self._lock:
-            self._open.add(connection)
         return connection, False
 
-    def _drop(self, connection: http.client.HTTPSConnection) -> None:
+    def _release(self, connection: http.client.HTTPSConnection) -> None:
+        """Keep a connection whose answer was read whole for the next request, up to a bound."""
         with self._lock:
-            self._open.discard(connection)
+            if len(self._idle) < _MAX_IDLE:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    @staticmethod
+    def _drop(connection: http.client.HTTPSConnection) -> None:
         connection.close()

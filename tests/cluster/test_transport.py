@@ -64,13 +64,19 @@ def test_the_adapter_talks_to_the_apiserver_without_the_clients_request_path(
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    """Answers every request with a JSON object and then closes the connection."""
+    """Answers every request with a JSON object and then closes the connection (`keep` keeps it).
+
+    Records each request's headers, and each connection's client port.
+    """
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[dict[str, str]]] = []
+    ports: ClassVar[set[int]] = set()
+    keep: ClassVar[bool] = False
 
     def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers))
+        type(self).ports.add(int(self.client_address[1]))
         data = json.dumps({"kind": "Status", "ok": True}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -79,7 +85,7 @@ class _Recorder(BaseHTTPRequestHandler):
         self.wfile.write(data)
         # Close without saying so (no "Connection: close"): the client finds out on its next
         # request over this connection, as with an apiserver that dropped an idle one.
-        self.close_connection = True
+        self.close_connection = not type(self).keep
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -99,6 +105,8 @@ def tls_server() -> Iterator[tuple[str, Path]]:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         _Recorder.seen.clear()
+        _Recorder.ports.clear()
+        _Recorder.keep = False
         try:
             yield f"https://127.0.0.1:{server.server_address[1]}", ca_path
         finally:
@@ -157,3 +165,24 @@ def test_a_configuration_the_transport_does_not_cover_keeps_the_clients_path(
         for name, value in change.items():
             setattr(api.configuration, name, value)
         assert Transport.for_client(api, TIMEOUTS) is None, change
+
+
+def test_threads_one_after_another_share_one_kept_alive_connection(
+    tls_server: tuple[str, Path],
+) -> None:
+    # Each apply stage runs its requests on new threads: connections must not pile up per thread.
+    host, ca = tls_server
+    _Recorder.keep = True
+    transport = Transport.for_client(_client(host, ca, "t"), TIMEOUTS)
+    assert transport is not None
+
+    for i in range(10):
+        thread = threading.Thread(
+            target=transport.request, args=("GET", f"/api/v1/thing-{i}"), kwargs={"headers": {}}
+        )
+        thread.start()
+        thread.join()
+
+    assert len(_Recorder.seen) == 10
+    assert len(_Recorder.ports) == 1
+    transport.close()
