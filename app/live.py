@@ -5,8 +5,11 @@ repository), which cluster entry points the review plans against their cluster a
 kubeconfig. For each of them that exists at the head commit, the review runs `tidegate preview
 --live --path CLUSTER` in the preview process: each Kustomization's inventory is read from the
 cluster, so the comment shows the exact prune set, and drift apart from the pull request's own
-change. The offline preview still covers every cluster and decides the policy gate, as
-`tidegate preview --live` does: drift is not the author's.
+change. The plan always runs with `--live-managed-only`: a pull request can name any object,
+so live values are shown only for objects in the inventories of Kustomizations the base revision
+has; any other object that exists is said to exist and not be managed by Flux, nothing more
+(`core.live_preview`). The offline preview still covers every cluster and decides the policy
+gate, as `tidegate preview --live` does: drift is not the author's.
 
 A cluster that cannot be read fails the review closed for that cluster, with a message naming
 it: there is no fallback to the offline plan, which cannot show what the cluster would prune.
@@ -60,6 +63,8 @@ def argv(cluster: LiveCluster, output: Path) -> list[str]:
         "--path",
         cluster.path,
         "--live",
+        # The head is hostile: live values only for what Flux manages from this repository.
+        "--live-managed-only",
         f"--kubeconfig={cluster.kubeconfig}",
         # The gate is decided once, on the offline preview of every cluster.
         "--no-policies",

@@ -9,6 +9,7 @@ shows its prune and lists it as drift, apart from the pull request's own change.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ import pytest
 from kubernetes import client as k8s
 
 from app.settings import LiveCluster
+from core.plan.live import UNMANAGED
 from devenv.github_api import FakeGitHub
 from tests.app.conftest import ServiceFactory, pull_request_event, service_factory
+from tests.app.test_review_github import checks_of
 from tests.fixtures.gitserver import git
 from tests.reconcile.conftest import Flux
-from tests.reconcile.test_live_preview import _files, _head, preview_identity
+from tests.reconcile.test_live_preview import _files, _head, _preview, preview_identity
 
 pytestmark = pytest.mark.cluster
 
@@ -92,3 +95,87 @@ def test_the_live_review_shows_the_prune_the_offline_review_cannot(
     assert f"{drift} delete | no change |" in section
     # Nothing was written: the old object is still there, the settings still blue.
     assert core.read_namespaced_config_map("old", flux.apps_namespace).data == {"stale": "yes"}
+
+
+MARKER = "unmanaged-live-only-marker"
+
+
+def _probing_head(flux: Flux) -> str:
+    """A pull request naming objects of kube-system that Flux does not manage; its head."""
+    git("checkout", "--quiet", "-B", "probe", cwd=flux.work)
+    (flux.work / "app/probe.yaml").write_text(
+        textwrap.dedent(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: cluster-settings, namespace: kube-system}
+            data: {probe: "1"}
+            ---
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: cluster-robot, namespace: kube-system, annotations: {probe: "1"}}
+            """
+        ).lstrip("\n")
+    )
+    (flux.work / "app/kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: [settings.yaml, old.yaml, probe.yaml]\n"
+    )
+    settings = _files(flux, colour="green", keep_old=False)["app/settings.yaml"]
+    assert settings is not None
+    (flux.work / "app/settings.yaml").write_text(textwrap.dedent(settings).lstrip("\n"))
+    git("add", "app", cwd=flux.work)
+    git("commit", "--quiet", "-m", "the probing pull request", cwd=flux.work)
+    git("push", "--quiet", "--force", flux.repo.push_url, "probe", cwd=flux.work)
+    return _head(flux)
+
+
+def test_a_live_review_shows_no_value_of_an_object_flux_does_not_manage(
+    flux: Flux,
+    preview_identity: Path,
+    service_factory: ServiceFactory,
+    github: FakeGitHub,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    core = k8s.CoreV1Api(flux.kube_client)
+    core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+    flux.commit(_files(flux, colour="blue", keep_old=True), "first")
+    flux.kustomization("app", path="./app")
+    assert flux.driver.reconcile(flux.namespace, "app").ready
+    base = _head(flux)
+    # Objects of the cluster that no Kustomization of this repository manages, holding values.
+    core.create_namespaced_config_map(
+        "kube-system",
+        {"metadata": {"name": "cluster-settings"}, "data": {"token": f"{MARKER}-configmap"}},
+    )
+    core.create_namespaced_service_account(
+        "kube-system",
+        {"metadata": {"name": "cluster-robot", "annotations": {"owner": f"{MARKER}-account"}}},
+    )
+    head = _probing_head(flux)
+
+    # The attack is real: an operator's plain live preview shows the live values.
+    code, report = _preview(flux, preview_identity, base, head, tmp_path, "--live")
+    assert code == 1
+    assert MARKER in json.dumps(report)
+
+    live_cluster = LiveCluster("clusters/test", preview_identity)
+    body = _review(service_factory, github, flux, head, 10, live_clusters=(live_cluster,))
+    _, section = body.split("### Live plan of `clusters/test` against the cluster")
+    for name in (
+        "ConfigMap/kube-system/cluster-settings",
+        "ServiceAccount/kube-system/cluster-robot",
+    ):
+        assert f"`{name}` ({UNMANAGED})" in section
+        assert name not in section.split("### Drift")[1]
+    # What Flux manages from this repository is still planned live, with its diff.
+    assert f"- **update** `ConfigMap/{flux.apps_namespace}/settings`" in section
+    assert "colour: green" in section
+    published = body + str(checks_of(github, head)) + caplog.text + "".join(capfd.readouterr())
+    assert MARKER not in published
+    # Nothing was written: the unmanaged objects are as they were.
+    assert core.read_namespaced_config_map("cluster-settings", "kube-system").data == {
+        "token": f"{MARKER}-configmap"
+    }
