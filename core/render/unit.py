@@ -35,7 +35,7 @@ from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import OCIError
-from core.render import affected, helm, kustomize, ocisource
+from core.render import affected, helm, kustomize, ocisource, tool_identity
 from core.render.affected import Selection
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
 from core.render.carry import Carry
@@ -176,6 +176,10 @@ class UnitRenderer:
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.options.jobs))
         self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
+
+    def _tool(self, binary: Path) -> str:
+        """The binary as a cache key names it: by content, so an upgrade at the same path misses."""
+        return tool_identity.identify(binary, self.settings.cache.root / "tools")
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
         """The one masking boundary: nothing before it is cached, compared or reported."""
@@ -461,7 +465,7 @@ class UnitRenderer:
             _spec_fields(spec),
             variables,
             sorted(secret_names),
-            str(self.options.kustomize),
+            self._tool(self.options.kustomize),
             self.options.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
@@ -549,7 +553,7 @@ class UnitRenderer:
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
-            "helmrelease", _spec_fields(spec), values, chart_id, str(self.options.helm)
+            "helmrelease", _spec_fields(spec), values, chart_id, self._tool(self.options.helm)
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:

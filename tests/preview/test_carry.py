@@ -249,7 +249,10 @@ def test_a_memo_entry_from_another_kustomize_is_not_used(
     _preview(repo, base, base, _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin))
     other = tmp_path / "other" / "kustomize"
     other.parent.mkdir()
-    shutil.copy2(kustomize_bin, other)
+    # Another build of kustomize (trailing bytes leave an ELF binary runnable): a copy of the
+    # same bytes would be the same tool, and rightly share its renders.
+    other.write_bytes(kustomize_bin.read_bytes() + b"\0")
+    other.chmod(0o755)
 
     cache = RenderCache(tmp_path / "cache")
     settings = _settings(cache, other, helm_bin)
