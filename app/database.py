@@ -44,8 +44,12 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, threads: int = 5) -> Engine:
     """An engine for `url` (`sqlite:///FILE` or `postgresql+psycopg://...`).
+
+    On PostgreSQL the pool keeps a connection for each of the process's `threads` that use the
+    database at once (and opens up to 10 more for a moment): were it smaller, every burst would
+    open and close connections, each a new server process started within an acknowledgement.
 
     Raises:
         InputError: the URL is malformed or names another kind of database; the message never
@@ -62,7 +66,7 @@ def open_database(url: str) -> Engine:
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         # pool_pre_ping: a replica outlives restarts of the server and failovers.
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=threads, max_overflow=10)
     raise InputError(
         f"TIDEGATE_DATABASE_URL: unsupported database {backend[:40]!r} (sqlite or postgresql)"
     )

@@ -6,7 +6,9 @@ full hardening (sandboxed kustomize/helm, the fetch allow-list from the operator
 base revision, budgets, Secret masking) and a minimal environment: the service's tokens, keys
 and webhook secrets are never in it. Git fetches authenticate with an HTTP header
 passed through git's environment configuration, never on a command line, and only the fetch
-sees it. A job whose pull request moved on to a newer head publishes nothing.
+sees it. A job whose pull request moved on to a newer head publishes nothing. The gate counts
+the approving writers and the CODEOWNERS teams they belong to (`app.approvals`); clusters the
+operator configured are also planned against their real state (`app.live`).
 
 State machine of the report: `pending` while rendering, then `success` (the gate passes),
 `failure` (blocking findings, or a render that failed: the change cannot be proven safe) or
@@ -26,9 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import approvals, live
 from app.engine import PreviewEngine
 from app.metrics import AppMetrics
-from app.settings import Settings
+from app.settings import LiveCluster, Settings
 from app.store import Job, JobStore
 from core.errors import TidegateError
 from core.host.command import Limits, run
@@ -138,8 +141,11 @@ class Reviewer:
         host.report(sha, CommitReport(CHECK_NAME, ReportState.PENDING, "Rendering the change"))
         try:
             mirror = self._fetch(job, credentials, sha, base_ref)
-            approvers = _approvers(host, job.work.number, sha)
-            state, title, body, annotations = self._preview(job, mirror, sha, approvers)
+            base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
+            merge_base = base.decode().strip()
+            teams = approvals.codeowner_teams(mirror, merge_base, sha)
+            approvers = approvals.approvals(host, job.work.number, sha, teams)
+            state, title, body, annotations = self._preview(job, mirror, merge_base, sha, approvers)
         except TidegateError as exc:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
             body, annotations = f"## Tidegate preview failed\n\n{_quote(str(exc))}\n", ()
@@ -205,24 +211,19 @@ class Reviewer:
         return mirror
 
     def _preview(
-        self, job: Job, mirror: Path, sha: str, approvers: Sequence[str]
+        self, job: Job, mirror: Path, merge_base: str, sha: str, approvers: Sequence[str]
     ) -> tuple[ReportState, str, str, tuple[Annotation, ...]]:
-        merge_base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
         out = self._reports / str(job.id)
         out.mkdir(parents=True, exist_ok=True)
-        argv = [
+        common = [
             "--repo",
             str(mirror),
             "--base",
-            merge_base.decode().strip(),
+            merge_base,
             "--head",
             sha,
             "--format",
             "markdown",
-            "--output",
-            str(out / "report.md"),
-            "--sarif",
-            str(out / "findings.sarif"),
             "--cache-dir",
             str(self._settings.data_dir / "render"),
             "--kustomize",
@@ -236,10 +237,12 @@ class Reviewer:
             str(comments.MAX_PARTS * 60_000),
         ]
         if self._settings.operator_config is not None:
-            argv += ["--config", str(self._settings.operator_config)]
-        # `=` joins name and value: a value can never be read as another option.
-        argv += [f"--approved-by={user}" for user in approvers]
+            common += ["--config", str(self._settings.operator_config)]
         report = out / "report.md"
+        argv = [*common, "--output", str(report), "--sarif", str(out / "findings.sarif")]
+        # `=` joins name and value: a value can never be read as another option. Users and
+        # `@teams` (see `app.approvals`).
+        argv += [f"--approved-by={name}" for name in approvers]
         started = time.monotonic()
         code, stderr = self._engine.preview(argv)
         # The render part of a job, apart from fetching and publishing (docs/benchmarks.md).
@@ -254,25 +257,33 @@ class Reviewer:
             state, title = ReportState.FAILURE, _CANNOT_PROVE
         else:
             raise TidegateError(stderr.strip() or f"tidegate preview exited with code {code}")
-        return state, title, report.read_text(), _annotations(out / "findings.sarif")
+        body = report.read_text()
+        failed = []
+        for cluster in live.clusters_at(mirror, sha, self._settings.live_clusters):
+            plan = self._live(job, common, cluster, out)
+            body += live.section(plan)
+            if not plan.ok:
+                failed.append(cluster.path)
+        if failed:
+            state = ReportState.FAILURE
+            title = f"Live preview failed for {', '.join(failed)}: the change cannot be proven safe"
+        return state, title, body, _annotations(out / "findings.sarif")
 
-
-def _approvers(host: CodeHost, number: int, sha: str) -> list[str]:
-    """Who approved head `sha` and has write access: the approvals the policy gate may count.
-
-    The provider decides which approvals stand for `sha` (see `CodeHost.approvers`); a user
-    without write access cannot approve a merge on either provider, so theirs never counts. The
-    gate then accepts, for each finding, only the code owners of its path (CODEOWNERS at base).
-    """
-    return [
-        user
-        for user in host.approvers(number, sha)
-        if _LOGIN.fullmatch(user) and host.can_write(user)
-    ]
-
-
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-"""User names on GitHub and GitLab; anything else from the API is not a reviewer we count."""
+    def _live(
+        self, job: Job, common: Sequence[str], cluster: LiveCluster, out: Path
+    ) -> live.LivePlan:
+        """Plan head against one configured cluster; a cluster not read fails closed."""
+        report = out / f"live-{re.sub(r'[^A-Za-z0-9._-]', '_', cluster.path)}.md"
+        report.unlink(missing_ok=True)  # an earlier attempt's report must not stand for this one
+        code, stderr = self._engine.preview([*common, *live.argv(cluster, report)])
+        _log.info(
+            "live preview of %s finished", cluster.path, extra={"job": job.id, "result": code}
+        )
+        if code in (0, _EXIT_CHANGES):
+            return live.LivePlan(cluster.path, report.read_text(), ok=True)
+        if code == _EXIT_ERROR and report.exists():
+            return live.LivePlan(cluster.path, report.read_text(), ok=False)
+        return live.failure(cluster, stderr, code)
 
 
 def _ref(job: Job, side: str) -> str:

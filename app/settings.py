@@ -11,14 +11,38 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InputError
 from core.host import tools
 
-__all__ = ["ENVIRONMENT", "Settings", "from_environment", "job_database_url", "with_tools"]
+__all__ = [
+    "ENVIRONMENT",
+    "LiveCluster",
+    "Settings",
+    "from_environment",
+    "job_database_url",
+    "live_clusters",
+    "with_tools",
+]
+
+
+@dataclass(frozen=True)
+class LiveCluster:
+    """A cluster entry point the review plans against the cluster itself, and how to reach it.
+
+    The kubeconfig is a secret of the service: only the preview process (never a renderer, never
+    a comment or a log line) reads it.
+    """
+
+    path: str
+    """The cluster entry point in the repository, as `tidegate preview --path` takes it."""
+    kubeconfig: Path = field(repr=False)
+    context: str = ""
+
 
 ENVIRONMENT = {
     "TIDEGATE_DATA_DIR": "directory for the job database, mirrors and render cache (required)",
@@ -36,6 +60,9 @@ ENVIRONMENT = {
     "TIDEGATE_GITLAB_WEBHOOK_SECRET[_FILE]": "token GitLab sends with deliveries",
     "TIDEGATE_ALLOW_FORKS": "preview pull requests from forks: true|false (default false)",
     "TIDEGATE_CONFIG": "operator configuration file (fetch allow-list), see docs/security.md",
+    "TIDEGATE_LIVE_CLUSTERS": "clusters planned against their real state, comma-separated "
+    "clusters/NAME=KUBECONFIG[#CONTEXT] (read-only identity, see docs/pr-app.md); the others "
+    "are previewed offline. `tidegate serve --live-cluster` overrides it",
     "TIDEGATE_KUSTOMIZE / TIDEGATE_HELM": "tool paths (default: found on PATH)",
     "TIDEGATE_SANDBOX": "required (default) | files; `off` is refused by the service",
 }
@@ -63,6 +90,8 @@ class Settings:
     """The job database's URL; empty means SQLite in `data_dir`. It may hold a password."""
     job_lease: float = 900.0
     job_attempts: int = 5
+    live_clusters: tuple[LiveCluster, ...] = ()
+    """Clusters previewed `--live`; the operator's alone, never a repository's to choose."""
     git_user: str = field(default="x-access-token", repr=False)
     """User name for HTTPS fetches with the token (GitHub's convention)."""
 
@@ -105,6 +134,10 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         database_url=_secret(env, "TIDEGATE_DATABASE_URL"),
         job_lease=lease,
         job_attempts=int(attempts),
+        live_clusters=live_clusters(
+            [e for e in env.get("TIDEGATE_LIVE_CLUSTERS", "").split(",") if e.strip()],
+            setting="TIDEGATE_LIVE_CLUSTERS",
+        ),
     )
 
 
@@ -119,6 +152,41 @@ def with_tools(settings: Settings) -> Settings:
         kustomize=str(tools.locate("kustomize", settings.kustomize, setting="TIDEGATE_KUSTOMIZE")),
         helm=str(tools.locate("helm", settings.helm, setting="TIDEGATE_HELM")),
     )
+
+
+_CLUSTER_PATH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+
+
+def live_clusters(entries: Sequence[str], *, setting: str) -> tuple[LiveCluster, ...]:
+    """Parse `clusters/NAME=KUBECONFIG[#CONTEXT]` entries; the kubeconfig must be a readable file.
+
+    Raises:
+        InputError: an entry is malformed, names a cluster twice or a kubeconfig that cannot be
+            read, naming the setting and the cluster (never the kubeconfig's content).
+    """
+    found: dict[str, LiveCluster] = {}
+    for entry in entries:
+        path, sep, rest = entry.strip().partition("=")
+        path = path.strip().strip("/")
+        kubeconfig, _, context = rest.strip().partition("#")
+        if not sep or not _CLUSTER_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise InputError(
+                f"{setting}: {entry.strip()[:80]!r} is not clusters/NAME=KUBECONFIG[#CONTEXT]"
+            )
+        if path in found:
+            raise InputError(f"{setting}: cluster {path} is given twice")
+        config = Path(kubeconfig)
+        if not config.is_absolute():
+            raise InputError(f"{setting}: the kubeconfig of {path} must be an absolute path")
+        try:
+            with config.open("rb"):
+                pass
+        except OSError as exc:
+            raise InputError(
+                f"{setting}: cannot read the kubeconfig of {path}: {exc.strerror}"
+            ) from None
+        found[path] = LiveCluster(path, config, context.strip())
+    return tuple(found.values())
 
 
 def job_database_url(settings: Settings) -> str:

@@ -284,11 +284,13 @@ def tidegate_cold(tool: Tidegate, base: str, head: str, report: Path) -> Sample:
     return tool.run(base, head, tool.fresh_cache(), report)
 
 
-def tidegate_incremental(tool: Tidegate, warm: Path, base: str, head: str) -> Sample:
+def tidegate_incremental(
+    tool: Tidegate, warm: Path, base: str, head: str, report: Path | None = None
+) -> Sample:
     # Each repetition starts from the base-only cache: reusing one would also hold the head.
     cache = tool.fresh_cache()
     shutil.copytree(warm, cache, dirs_exist_ok=True, symlinks=True)
-    return tool.run(base, head, cache)
+    return tool.run(base, head, cache, report)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,14 +552,16 @@ def measure_change(
     if tidegate:
         tool, warm = tidegate
         report = run.work / f"tidegate-{change.name}.json"
-        result.tidegate_cold = repeat(
-            times, lambda _: tidegate_cold(tool, base, change.branch, report)
-        )
-        result.tidegate_summary = _summary(report)
-        run.record(change.name, "tidegate cold", result.tidegate_cold)
+        if not run.args.skip_cold:
+            result.tidegate_cold = repeat(
+                times, lambda _: tidegate_cold(tool, base, change.branch, report)
+            )
+            result.tidegate_summary = _summary(report)
+            run.record(change.name, "tidegate cold", result.tidegate_cold)
         result.tidegate_incremental = repeat(
-            times, lambda _: tidegate_incremental(tool, warm, base, change.branch)
+            times, lambda _: tidegate_incremental(tool, warm, base, change.branch, report)
         )
+        result.tidegate_summary = result.tidegate_summary or _summary(report)
         run.record(change.name, "tidegate incremental", result.tidegate_incremental)
     if flate:
         peer, flate_cache = flate
@@ -711,6 +715,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--skip-floor", action="store_true", help="leave out the bare kustomize floor"
     )
     parser.add_argument("--skip-tidegate", action="store_true")
+    parser.add_argument(
+        "--skip-cold",
+        action="store_true",
+        help="measure tidegate only from a warm cache (the cache is still warmed on the base)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--change",

@@ -26,19 +26,17 @@ import dataclasses
 import gc
 import hashlib
 import hmac
-import http.client
 import json
 import os
+import selectors
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -204,82 +202,169 @@ def percentiles(values: list[float]) -> str:
     )
 
 
+class _Exchange:
+    """One request in flight on one connection, and what has come back so far."""
+
+    def __init__(self, sock: socket.socket, due: float, sent: float) -> None:
+        self.sock = sock
+        self.due = due
+        self.sent = sent
+        self.received = b""
+
+
 def run(base: str, rate: int, seconds: int) -> Samples:
+    """Send on schedule from one thread, over non-blocking kept-alive connections.
+
+    One thread and a selector, not a pool of threads: the client's threads would contend for
+    its interpreter lock, and their waits would count as acknowledgement latency.
+    """
     samples = Samples()
-    latencies, lags, apps, outside = samples.latencies, samples.lags, samples.apps, samples.outside
-    failures = samples.failures
-    local = threading.local()
     host, port = base.removeprefix("http://").split(":")
-
-    def send(body: bytes, headers: dict[str, str], due: float) -> None:
-        started = time.perf_counter()
-        try:
-            connection = getattr(local, "connection", None)
-            if connection is not None and time.monotonic() - local.used > 1.0:
-                # gunicorn closes a connection idle for 2 s; reusing one near that races the
-                # close (a broken pipe that never reached the server), so start afresh.
-                connection.close()
-                connection = None
-            local.used = time.monotonic()
-            if connection is None:
-                samples.connects += 1
-                connection = local.connection = http.client.HTTPConnection(
-                    host, int(port), timeout=30
-                )
-            connection.request("POST", "/webhooks/github", body, headers)
-            response = connection.getresponse()
-            response.read()
-            app = _server_timing(response.getheader("Server-Timing"))
-            outcome = "" if response.status == 202 else str(response.status)
-            if response.will_close:
-                connection.close()
-                local.connection = None
-        except (OSError, http.client.HTTPException) as exc:
-            app = None
-            outcome = type(exc).__name__
-            if local.connection is not None:
-                local.connection.close()
-            local.connection = None
-        latency = time.perf_counter() - due
-        latencies.append(latency)
-        lags.append(started - due)
-        if app is not None:
-            apps.append(app)
-            outside.append(latency - (started - due) - app)
-        if outcome:
-            failures.append(outcome)
-
     # Everything a provider prepares before it sends is prepared before the clock starts, and the
     # client's collector stays off while it sends: the client shares the machine's cores with the
     # server, and its own work or pauses would show up as acknowledgement latency.
-    prepared = [signed(number + 1) for number in range(rate * seconds)]
+    prepared = [signed(number + 1, host) for number in range(rate * seconds)]
+    selector = selectors.DefaultSelector()
+    idle: list[tuple[socket.socket, float]] = []  # connections and when they were last used
     gc.collect()
     gc.disable()
     try:
         begin = time.perf_counter() + 0.5
-        with ThreadPoolExecutor(64) as pool:
-            for number, (body, headers) in enumerate(prepared):
-                due = begin + number / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(send, body, headers, due)
+        following = 0
+        in_flight = 0
+        deadline = begin + seconds + 60
+        while (following < len(prepared) or in_flight) and time.perf_counter() < deadline:
+            now = time.perf_counter()
+            while following < len(prepared) and begin + following / rate <= now:
+                due = begin + following / rate
+                if _send(prepared[following], due, idle, selector, samples, (host, int(port))):
+                    in_flight += 1
+                following += 1
+            wait = begin + following / rate - time.perf_counter()
+            if following >= len(prepared):
+                wait = 1.0
+            for key, _ in selector.select(max(wait, 0)):
+                if _receive(key.data, idle, selector, samples):
+                    in_flight -= 1
+        samples.failures += ["no answer"] * in_flight
     finally:
         gc.enable()
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        for sock, _ in idle:
+            sock.close()
     return samples
 
 
-def signed(number: int) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one signed `pull_request` delivery."""
+def _send(
+    request: bytes,
+    due: float,
+    idle: list[tuple[socket.socket, float]],
+    selector: selectors.BaseSelector,
+    samples: Samples,
+    address: tuple[str, int],
+) -> bool:
+    """Send `request` on an idle or new connection; False if it could not be sent."""
+    now = time.perf_counter()
+    sock = None
+    while idle:
+        candidate, used = idle.pop()
+        if now - used <= 1.0:
+            sock = candidate
+            break
+        # gunicorn closes a connection idle for 2 s; reusing one near that races the close (a
+        # request that never reaches the server), so such a connection is closed and replaced.
+        candidate.close()
+    if sock is None:
+        samples.connects += 1
+        sock = socket.create_connection(address, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+    exchange = _Exchange(sock, due, time.perf_counter())
+    try:
+        written = sock.send(request)
+        if written < len(request):  # the socket's buffer was full: finish the request blocking
+            sock.setblocking(True)
+            sock.sendall(request[written:])
+            sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        samples.failures.append(type(exc).__name__)
+        _record(exchange, None, samples)
+        return False
+    selector.register(sock, selectors.EVENT_READ, exchange)
+    return True
+
+
+def _receive(
+    exchange: _Exchange,
+    idle: list[tuple[socket.socket, float]],
+    selector: selectors.BaseSelector,
+    samples: Samples,
+) -> bool:
+    """Read what arrived; True once the answer is complete (or the connection failed)."""
+    try:
+        chunk = exchange.sock.recv(65536)
+    except OSError as exc:
+        chunk, failure = b"", type(exc).__name__
+    else:
+        failure = "connection closed"
+    exchange.received += chunk
+    head, separator, body = exchange.received.partition(b"\r\n\r\n")
+    fields = _fields(head) if separator else {}
+    complete = bool(separator) and len(body) >= int(fields.get("content-length", "0"))
+    if not chunk or complete:
+        selector.unregister(exchange.sock)
+    if not complete:
+        if not chunk:
+            exchange.sock.close()
+            samples.failures.append(failure)
+            _record(exchange, None, samples)
+            return True
+        return False
+    status = head.split(b" ", 2)[1].decode()
+    if status != "202":
+        samples.failures.append(status)
+    _record(exchange, _server_timing(fields.get("server-timing")), samples)
+    if fields.get("connection", "").lower() == "close":
+        exchange.sock.close()
+    else:
+        idle.append((exchange.sock, time.perf_counter()))
+    return True
+
+
+def _fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+
+
+def _record(exchange: _Exchange, app: float | None, samples: Samples) -> None:
+    latency = time.perf_counter() - exchange.due
+    lag = exchange.sent - exchange.due
+    samples.latencies.append(latency)
+    samples.lags.append(lag)
+    if app is not None:
+        samples.apps.append(app)
+        samples.outside.append(latency - lag - app)
+
+
+def signed(number: int, host: str) -> bytes:
+    """One signed `pull_request` delivery, as the bytes of its HTTP request."""
     body = payload(number)
     signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "pull_request",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": signature,
-    }
-    return body, headers
+    head = (
+        f"POST /webhooks/github HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"X-GitHub-Event: pull_request\r\n"
+        f"X-GitHub-Delivery: {uuid.uuid4()}\r\n"
+        f"X-Hub-Signature-256: {signature}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 if __name__ == "__main__":

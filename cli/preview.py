@@ -202,6 +202,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--context", help="kubeconfig context for --live (default: current)")
     parser.add_argument(
+        "--live-managed-only",
+        action="store_true",
+        help="with --live, show live values only for objects in the inventories of "
+        "Kustomizations the base revision has; any other existing object is only said to exist, "
+        "unmanaged (for previews of untrusted changes; the PR app always sets it)",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show a traceback when Tidegate itself fails"
     )
     _budget_flags(parser)
@@ -475,7 +482,9 @@ def _run_live(
 
     port = live_cluster.LiveCluster(live_cluster.connect(args.kubeconfig, args.context))
     try:
-        return run_live_preview(repo, request, settings, port, progress=phase)
+        return run_live_preview(
+            repo, request, settings, port, progress=phase, trusted_only=args.live_managed_only
+        )
     finally:
         port.close()
 

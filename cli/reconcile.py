@@ -116,11 +116,21 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
         "from the artifacts the controller keeps (development use; off)",
     )
     group.add_argument(
+        "--predict",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="preview each applied revision of a Kustomization from the last one, from the "
+        "artifacts the controller keeps, and say in its commit status whether it was applied as "
+        "previewed (true)",
+    )
+    group.add_argument(
         "--predict-cluster",
         default="",
-        help="the cluster entry point (clusters/NAME) this controller applies: each applied "
-        "revision is previewed from the last one, from the artifacts the controller keeps, and "
-        "its commit status says whether it was applied as previewed (off)",
+        help="the cluster entry point (clusters/NAME) previewed whole for a Kustomization whose "
+        "render needs objects of other units (postBuild.substituteFrom); without it such a "
+        "Kustomization is not predicted (off)",
     )
     group.add_argument("--kustomize", type=Path, default=None, help="the kustomize binary")
     group.add_argument("--helm", type=Path, default=None, help="the helm binary (predictions)")
@@ -163,6 +173,7 @@ def run_controller(args: argparse.Namespace) -> int:
         storage_addr=args.storage_addr,
         storage_adv_addr=args.storage_adv_addr,
         notification_allow_loopback=args.notification_allow_loopback,
+        predict=args.predict,
         predict_repository=_predict_repository(args),
         predict_cluster=args.predict_cluster,
         helm=_tool("helm", args.helm) if args.predict_cluster else args.helm,

@@ -11,6 +11,7 @@ safe from replicas starting together.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
@@ -48,6 +49,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--dev", action="store_true", help="Flask's development server instead of gunicorn"
     )
+    parser.add_argument(
+        "--live-cluster",
+        action="append",
+        default=[],
+        metavar="clusters/NAME=KUBECONFIG[#CONTEXT]",
+        help="plan this cluster entry point against its cluster with this kubeconfig (exact "
+        "prunes and drift in the comment; repeatable; replaces TIDEGATE_LIVE_CLUSTERS); a "
+        "read-only identity is enough, see docs/pr-app.md",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--worker-only", action="store_true", help="run only the review worker")
     mode.add_argument("--web-only", action="store_true", help="serve only the webhooks")
@@ -71,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logs()
     settings = app_settings.from_environment()
+    if args.live_cluster:
+        clusters = app_settings.live_clusters(args.live_cluster, setting="--live-cluster")
+        settings = dataclasses.replace(settings, live_clusters=clusters)
     if args.workers < 1 or args.threads < 1:
         raise InputError("--workers and --threads must be at least 1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
     def build() -> Any:
         """The app of one process, and its review worker thread unless serving webhooks only."""
+        # Every request thread and the review thread may hold a database connection at once.
         store = JobStore(
-            open_database(url), lease=settings.job_lease, max_attempts=settings.job_attempts
+            open_database(url, threads=args.threads + 1),
+            lease=settings.job_lease,
+            max_attempts=settings.job_attempts,
         )
         metrics = AppMetrics()
         if check_hosts:

@@ -12,6 +12,13 @@ another controller writes).
 It reads and dry-runs through the port only; it never writes to the cluster. Objects are masked
 with the render cache's key, as the renders are, so live and rendered Secrets compare by token;
 every live body passes `core.plan.live_mask` (values substituted from cluster Secrets masked).
+With `trusted_only` (the PR app always sets it), only what Flux already manages from this
+repository is shown live: inventories are read only for Kustomizations the base revision has too
+(a Kustomization the pull request adds may be named like one another repository drives), and
+live values only for the objects those inventories list (`core.plan.live`, `managed`). Any other
+object the head names that exists live is said to exist and not be managed, with no values, no
+diff and no drift row. Prune sets come from those inventories and stay shown.
+
 Not covered: HelmReleases (withheld by `core.plan.live`) and Kustomizations present in the
 cluster but gone from the head revision (their inventories are not expanded).
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from core.changes import Preview
+from core.changes import Preview, UnitStatus
 from core.cluster.port import ClusterError, NotFound
 from core.errors import InputError
 from core.inventory import Inventory
@@ -54,6 +61,7 @@ def run_live_preview(
     port: LivePort,
     *,
     progress: Callable[[str], None] | None = None,
+    trusted_only: bool = False,
 ) -> LivePreview:
     """Preview `request` offline and against the cluster behind `port`."""
     offline = run_preview(repo, request, settings, progress=progress)
@@ -63,12 +71,30 @@ def run_live_preview(
     paths = [cluster.path for cluster in offline.clusters]
     renders = render_revision(repo, repo.tree(head), paths, settings)
     masker = Masker(settings.cache.masking_key(), known=settings.known_secrets)
-    clusters = tuple(
-        plan_live(port, render, inventories(port, render.units), masker)
-        for render in renders.values()
-    )
-    live = Preview(base="cluster", head=head, clusters=clusters)
+    clusters = []
+    for path, render in renders.items():
+        if not trusted_only:
+            clusters.append(plan_live(port, render, inventories(port, render.units), masker))
+            continue
+        added = _added(offline, path)
+        found = inventories(port, {unit: None for unit in render.units if unit not in added})
+        managed = frozenset(
+            entry.ref for inventory in found.values() for entry in inventory.entries
+        )
+        clusters.append(plan_live(port, render, found, masker, managed))
+    live = Preview(base="cluster", head=head, clusters=tuple(clusters))
     return LivePreview(live, offline, drift_between(live, offline))
+
+
+def _added(offline: Preview, path: str) -> set[UnitRef]:
+    """The units the pull request adds to cluster `path` (the base revision does not have)."""
+    return {
+        unit.unit
+        for cluster in offline.clusters
+        if cluster.path == path
+        for unit in cluster.units
+        if unit.status is UnitStatus.ADDED
+    }
 
 
 def inventories(port: LivePort, units: Mapping[UnitRef, object]) -> dict[UnitRef, Inventory]:

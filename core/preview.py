@@ -34,6 +34,7 @@ from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
 from core.render import affected
+from core.render.carry import Carry
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
 from core.repo.artifacts import Artifacts
@@ -101,6 +102,7 @@ def run_preview(
         fetch_policy=dataclasses.replace(settings.options.fetch_policy, allowed_hosts=None)
     )
     selection = _selection(request, settings, base_tree, head_tree, say)
+    carry = _carry(settings, base_tree, head_tree) if selection is None else None
     # Both sides, and any cluster rendered again in full, see one answer per chart repository:
     # however long the preview runs, a source unreachable at the base stays so at the head.
     with (
@@ -109,7 +111,14 @@ def run_preview(
     ):
         say(f"base {base[:12]}")
         base_renders = render_revision(
-            repo, base_tree, clusters, trusted, specs=specs, pool=pool, selection=selection
+            repo,
+            base_tree,
+            clusters,
+            trusted,
+            specs=specs,
+            pool=pool,
+            selection=selection,
+            carry=carry,
         )
         used = _source_hosts(base_renders) | settings.chart_puller.hosts_used
         policy = settings.options.fetch_policy.allowing([*used, *config.allow_hosts])
@@ -117,8 +126,18 @@ def run_preview(
         say(f"head {head[:12]}")
         if selection is not None:
             selection.to_head()
+        if carry is not None:
+            carry.to_head()
         head_renders = render_revision(
-            repo, head_tree, clusters, head_settings, specs=specs, pool=pool, selection=selection
+            repo,
+            head_tree,
+            clusters,
+            head_settings,
+            specs=specs,
+            pool=pool,
+            selection=selection,
+            carry=carry,
+            inherit=base_renders,
         )
         if selection is not None:
             again = _recheck(selection, clusters, base_renders, head_renders, say)
@@ -144,6 +163,8 @@ def run_preview(
                             allowance=allowance,
                         )
                     )
+    # The next preview of either revision finds its renders without checking receipts.
+    settings.cache.save_memos()
     mode = request.unavailable_sources or config.unavailable_sources or UnavailableSources.FAIL
     return dataclasses.replace(
         plan.plan_preview(base, head, base_renders, head_renders),
@@ -206,6 +227,38 @@ def _selection(
     return affected.Selection(changed, affected.changed_entries(base_tree, head_tree, changed))
 
 
+def _carry(settings: RenderSettings, base_tree: Tree, head_tree: Tree) -> Carry | None:
+    """What the head may take from the base without a cache lookup, or None.
+
+    Off when remote bases are allowed (their content is in no file of the diff) and when the
+    change touches `.tidegate.yaml` or an ignore file, which decide what every source holds
+    without being any render's input.
+    """
+    if settings.options.allowed_remotes:
+        return None
+    carry = Carry.between(base_tree, head_tree)
+    return None if affected.global_reason(carry.changed) is not None else carry
+
+
+def _carried(
+    base: ClusterRender,
+    carry: Carry,
+    settings: RenderSettings,
+    allowance: discovery.UnitAllowance,
+) -> bool:
+    """Tell whether the head takes the base's cluster whole, counting its units if it does."""
+    if not carry.cluster(base, settings.options.sources):
+        return False
+    wanted = len(base.units)
+    granted = allowance.take(wanted)
+    if granted < wanted:
+        # Over the budget: discovery decides which units fail, as it would have.
+        allowance.used -= granted
+        return False
+    carry.clusters += 1
+    return True
+
+
 def _recheck(
     selection: affected.Selection,
     clusters: Sequence[str],
@@ -235,7 +288,10 @@ def _source_hosts(renders: Mapping[str, ClusterRender]) -> set[str]:
     urls: list[str] = []
     for cluster in renders.values():
         for unit in cluster.units.values():
-            urls.extend(_urls(manifest.body for manifest in (unit.objects or {}).values()))
+            objects = unit.objects or {}
+            # By identity first: a cached render loads its other bodies only when one is read.
+            sources = [objects[ref] for ref in objects if ref.group == FLUX_SOURCE_GROUP]
+            urls.extend(_urls(manifest.body for manifest in sources))
     hosts = set()
     for url in urls:
         try:
@@ -312,11 +368,15 @@ def render_revision(
     pool: ThreadPoolExecutor | None = None,
     selection: affected.Selection | None = None,
     allowance: discovery.UnitAllowance | None = None,
+    carry: Carry | None = None,
+    inherit: Mapping[str, ClusterRender] | None = None,
 ) -> dict[str, ClusterRender]:
     """Discover and render every unit of each cluster present at one revision.
 
     With a `selection`, units it proves unchanged are not rendered (see `core.render.affected`);
-    the base must be rendered before the head, as the head reuses the base's proofs.
+    the base must be rendered before the head, as the head reuses the base's proofs. With a
+    `carry`, the head takes the base's renders the change cannot reach (`core.render.carry`),
+    and the base's whole cluster (from `inherit`) where the change reaches none of its units.
     """
     blobs = repo.read_blob
     if selection is not None and selection.side == "base":
@@ -325,7 +385,9 @@ def render_revision(
         prefetched = _Prefetched(repo, tree)
         selection.on_walk = prefetched.fill
         blobs = prefetched
-    renderer = UnitRenderer(settings, Artifacts(tree, blobs), pool=pool, selection=selection)
+    renderer = UnitRenderer(
+        settings, Artifacts(tree, blobs), pool=pool, selection=selection, carry=carry
+    )
     allowance = allowance or discovery.UnitAllowance(settings.options.budgets)
     renders = {}
     try:
@@ -334,6 +396,14 @@ def render_revision(
                 continue
             if selection is not None:
                 selection.begin(path)
+            base = inherit.get(path) if inherit is not None and carry is not None else None
+            if (
+                base is not None
+                and carry is not None
+                and _carried(base, carry, settings, allowance)
+            ):
+                renders[path] = base
+                continue
             renders[path] = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
         return renders
     finally:

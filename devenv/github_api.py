@@ -63,6 +63,10 @@ class FakeGitHub:
         self.installation_tokens: dict[str, datetime.datetime] = {}
         self.token_lifetime = datetime.timedelta(hours=1)
         self.repos: dict[str, FakeRepo] = {}
+        self.teams: dict[str, dict[str, str]] = {}
+        """Teams by `org/slug`: each member's login and membership state (active, pending)."""
+        self.members_readable = True
+        """Whether the App may read team memberships (organization permission Members: read)."""
         self.requests: list[tuple[str, str]] = []
         self.violations: list[str] = []
         self.fail_next: list[int] = []
@@ -85,6 +89,10 @@ class FakeGitHub:
         """Submit a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`)."""
         reviews = self.repos[full_name].reviews.setdefault(number, [])
         reviews.append({"user": user, "state": state, "commit_id": commit})
+
+    def add_team_member(self, team: str, user: str, state: str = "active") -> None:
+        """Make `user` a member of the organization's team `org/slug`."""
+        self.teams.setdefault(team, {})[user] = state
 
     def comment_bodies(self, full_name: str) -> list[str]:
         """Bodies of every comment, oldest first."""
@@ -153,6 +161,8 @@ class FakeGitHub:
                 "message": "Bad credentials",
                 "documentation_url": "https://docs.github.com",
             }
+        if method == "GET" and len(parts) == 6 and parts[0] == "orgs" and parts[4] == "memberships":
+            return self.team_membership(parts[1], parts[3], parts[5])
         if parts[0] != "repos" or len(parts) < 3:
             return 404, {"message": "Not Found"}
         name = f"{parts[1]}/{parts[2]}"
@@ -206,6 +216,21 @@ class FakeGitHub:
         )
         document.update(fields)
         return document
+
+    def team_membership(self, org: str, slug: str, user: str) -> tuple[int, Any]:
+        if not self.members_readable:
+            return 403, {"message": "Resource not accessible by integration"}
+        # GitHub compares organization, team and login without regard to case.
+        teams = {name.lower(): members for name, members in self.teams.items()}
+        members = {
+            login.lower(): state for login, state in teams.get(f"{org}/{slug}".lower(), {}).items()
+        }
+        state = members.get(user.lower())
+        if state is None:
+            return 404, None  # GitHub documents this answer without a body
+
+        url = f"{self.base_url}/orgs/{org}/teams/{slug}/memberships/{user}"
+        return 200, self._example("team-membership", url=url, role="member", state=state)
 
     def _repo_url(self, repo: FakeRepo) -> str:
         return f"{self.base_url}/repos/{repo.full_name}"

@@ -71,10 +71,13 @@ class Settings:
     storage_adv_addr: str = ""
     notification_allow_loopback: bool = False
     """Deliver notifications to loopback receivers (a development cluster's code host)."""
+    predict: bool = True
+    """Compare each applied revision with its offline preview (predicted vs applied)."""
     predict_repository: Path | None = None
     """A local clone of the source holding every applied commit: compare predicted vs applied."""
     predict_cluster: str = ""
-    """The cluster entry point (`clusters/NAME`) the predictions are made for."""
+    """The cluster entry point (`clusters/NAME`) previewed whole for a unit that needs objects of
+    other units (`postBuild.substituteFrom`); without it such a unit is not predicted."""
     helm: Path | None = None
     namespace: str = ""
     identity: str = ""

@@ -11,7 +11,7 @@
   `status.artifact.url` into the work directory, the staged apply / prune / health engines on
   the live cluster, Kubernetes Events, the deploy reporter (Flux's Alerts and Providers, commit
   statuses with pending; loopback receivers only with `--notification-allow-loopback`;
-  predicted vs applied with `--predict-cluster`, from the artifacts the controller keeps) and
+  predicted vs applied unless `--predict=false`, from the artifacts the controller keeps) and
   the controller's flags as pipeline options. A
   GitRepository's new artifact revision enqueues the Kustomizations that use it.
 
@@ -156,18 +156,22 @@ def notification_policy(settings: Settings) -> FetchPolicy:
 
 
 def predictor(settings: Settings, work: Path) -> Predictor | None:
-    """The predicted-vs-applied preview: on with `--predict-cluster`, off without.
+    """The predicted-vs-applied preview: on unless `--predict=false`.
 
-    From the artifacts the controller reconciles, kept under the work directory
-    (`ArtifactPredictor`); over a local clone with `--predict-repository` (development).
+    Each applied Kustomization is previewed alone from the artifacts the controller reconciles,
+    kept under the work directory (`ArtifactPredictor`); `--predict-cluster` names the entry point
+    previewed whole for units that need other units' objects. Over a local clone with
+    `--predict-repository` (development), which needs `--predict-cluster`.
     """
-    if not settings.predict_cluster:
+    if not settings.predict:
         return None
     options = RenderOptions(kustomize=settings.kustomize, helm=settings.helm or Path("helm"))
     render = RenderEngine(options, RenderCache(work / "predictions"))
     if settings.predict_repository is not None:
         return RepositoryPredictor(settings.predict_repository, settings.predict_cluster, render)
-    return ArtifactPredictor(RevisionStore(work / "revisions"), settings.predict_cluster, render)
+    return ArtifactPredictor(
+        RevisionStore(work / "revisions"), render, cluster=settings.predict_cluster
+    )
 
 
 def _advertised(address: str) -> str:

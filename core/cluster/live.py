@@ -41,6 +41,7 @@ from core.cluster.port import (
     Propagation,
     UnknownKind,
 )
+from core.cluster.transport import Transport, TransportError
 
 __all__ = ["LiveCluster", "connect", "object_name", "service_account_user"]
 
@@ -97,6 +98,7 @@ class LiveCluster:
 
     def __init__(self, api: Any, *, _shared: _Shared | None = None, _user: str = "") -> None:
         self._api = api
+        self._transport = Transport.for_client(api, _TIMEOUT)
         self._discovery = _shared or _Shared()
         self._user = _user
         self._count_lock = threading.Lock()
@@ -128,7 +130,12 @@ class LiveCluster:
                 views = list(self._discovery.views.values())
                 self._discovery.views.clear()
         for view in views:
-            view._api.close()
+            view._close_connections()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
         self._api.close()
 
     # Discovery
@@ -315,6 +322,48 @@ class LiveCluster:
         with self._count_lock:
             self.requests[verb] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if self._transport is not None:
+            data = self._send(self._transport, method, path, what, query, headers, body)
+        else:
+            data = self._call(method, path, what, query, headers, body)
+        try:
+            parsed = json.loads(data or b"{}")
+        except ValueError:
+            raise ClusterError(f"{what}: the apiserver sent a response that is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise ClusterError(f"{what}: the apiserver sent a response that is not an object")
+        return parsed
+
+    @staticmethod
+    def _send(
+        transport: Transport,
+        method: str,
+        path: str,
+        what: str,
+        query: Sequence[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> bytes:
+        """The request over the lean transport; the answer's body, or the refusal raised."""
+        payload = None if body is None else json.dumps(body).encode()
+        try:
+            response = transport.request(method, path, query=query, headers=headers, body=payload)
+        except TransportError as exc:
+            raise ClusterError(f"{what}: cannot reach the apiserver: {exc}") from None
+        if not 200 <= response.status < 300:
+            raise _translate(what, response.status, response.reason, response.body)
+        return response.body
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        query: Sequence[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> bytes:
+        """The request through the Kubernetes client (a proxy, or TLS settings of its own)."""
         try:
             response = self._api.call_api(
                 path,
@@ -328,18 +377,13 @@ class LiveCluster:
                 _request_timeout=_TIMEOUT,
             )
         except ApiException as exc:
-            raise _translate(what, exc) from None
+            raise _translate(what, int(exc.status or 0), str(exc.reason or ""), exc.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterError(
                 f"{what}: cannot reach the apiserver: {type(exc).__name__}"
             ) from None
-        try:
-            parsed = json.loads(response.data or b"{}")
-        except ValueError:
-            raise ClusterError(f"{what}: the apiserver sent a response that is not JSON") from None
-        if not isinstance(parsed, dict):
-            raise ClusterError(f"{what}: the apiserver sent a response that is not an object")
-        return parsed
+        data: bytes = response.data or b""
+        return data
 
 
 def _segment_path(api_version: str) -> str:
@@ -347,20 +391,23 @@ def _segment_path(api_version: str) -> str:
     return "/".join(quote(part, safe="") for part in api_version.split("/", 1))
 
 
-def _status(exc: ApiException) -> dict[str, Any]:
+def _status(body: bytes | str | None) -> dict[str, Any]:
     try:
-        parsed = json.loads(exc.body or b"{}")
+        parsed = json.loads(body or b"{}")
     except (ValueError, TypeError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _translate(what: str, exc: ApiException) -> ClusterError:
-    """Turn an apiserver refusal into a typed error that names `what` and quotes no body."""
-    status = _status(exc)
-    code = int(exc.status or 0)
+def _translate(what: str, code: int, phrase: str, body: bytes | str | None) -> ClusterError:
+    """Turn an apiserver refusal into a typed error that names `what` and quotes no body.
+
+    Only the `Status` object's message, reason and causes are used: a response that is not a
+    Status (a proxy's page) contributes its HTTP reason phrase alone.
+    """
+    status = _status(body)
     reason = str(status.get("reason") or "")
-    message = str(status.get("message") or exc.reason or "request failed")
+    message = str(status.get("message") or phrase or "request failed")
     details = status.get("details") if isinstance(status.get("details"), dict) else {}
     causes = [c for c in (details or {}).get("causes") or [] if isinstance(c, dict)]
     fields = tuple(str(c["field"]) for c in causes if c.get("field"))

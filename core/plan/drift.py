@@ -3,7 +3,9 @@
 Both are `Preview`s of the same head: one against the base revision (offline), one against the
 cluster (`core.plan.live`). An object whose action differs between them is drift: the cluster is
 not what the base revision says (an edit by hand, an object kept in an inventory after leaving
-Git, a field another controller writes). Pure: identities and actions only.
+Git, a field another controller writes). An object the live plan shows only as existing and not
+managed by Flux (`core.plan.live.UNMANAGED`) is no drift row: what the cluster holds of it is not
+the pull request's to see. Pure: identities and actions only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from core.changes import Action, ClusterPlan, Preview, UnitPlan
 from core.model import ObjectRef, UnitRef
+from core.plan.live import UNMANAGED
 
 __all__ = ["Drift", "drift_between"]
 
@@ -48,10 +51,11 @@ def _unit_drift(
     cluster: ClusterPlan, unit: UnitPlan, previewed: Mapping[ObjectRef, Action]
 ) -> list[Drift]:
     live = _actions(unit)
+    hidden = {change.ref for change in unit.changes if change.note == UNMANAGED}
     return [
         Drift(cluster.path, unit.unit, ref, live.get(ref), previewed.get(ref))
         for ref in sorted(set(live) | set(previewed))
-        if live.get(ref) != previewed.get(ref)
+        if live.get(ref) != previewed.get(ref) and ref not in hidden
     ]
 
 

@@ -23,6 +23,13 @@ Rules:
   wherever it is (in an object deleted at head too). A unit whose Kustomization or substituted
   Secrets cannot be read fails: nothing of it is shown unmasked.
 - HelmReleases are not planned live: such a unit is withheld with a reason.
+- With `managed` given (the PR app always gives it), live values are shown only for objects Flux
+  already manages: the refs of the trusted inventories. A rendered object outside them that
+  exists in the cluster (its dry-run result has a `resourceVersion`; a dry-run create has none)
+  is planned from its render alone, with no diff and no field list: its change says only that it
+  exists and is not managed by Flux, so applying would take it over. A pull request names what it
+  likes; without this, naming any object the identity can read would diff its live content into
+  the comment. Without `managed` (an operator's `tidegate preview --live`), everything is shown.
 
 It reads and dry-runs only; it never writes to the cluster. It holds masked objects only.
 """
@@ -43,7 +50,10 @@ from core.plan.plan import plan_cluster
 from core.secrets import Masker, is_secret
 from core.units import ClusterRender, RenderedUnit
 
-__all__ = ["LivePort", "live_after", "live_before", "plan_live"]
+__all__ = ["UNMANAGED", "LivePort", "live_after", "live_before", "plan_live"]
+
+UNMANAGED = "exists in the cluster, not managed by Flux: applying takes it over"
+"""The note of a change whose object exists live outside every trusted inventory."""
 
 _KUSTOMIZATION_API = "kustomize.toolkit.fluxcd.io/v1"
 
@@ -57,10 +67,15 @@ def plan_live(
     head: ClusterRender,
     inventories: Mapping[UnitRef, Inventory],
     masker: Masker,
+    managed: frozenset[ObjectRef] | None = None,
 ) -> ClusterPlan:
-    """Plan `head` against the cluster; `inventories` holds each Kustomization found there."""
+    """Plan `head` against the cluster; `inventories` holds each Kustomization found there.
+
+    `managed`: the objects whose live values may be shown (None: all of them).
+    """
     values, unreadable = _substituted(port, head.units, masker)
     mask = LiveMask(masker, values)
+    unmanaged: set[tuple[UnitRef, ObjectRef]] = set()
     before: dict[UnitRef, RenderedUnit] = {}
     after: dict[UnitRef, RenderedUnit] = {}
     for ref, unit in head.units.items():
@@ -70,10 +85,11 @@ def plan_live(
             continue
         if ref in inventories:
             before[ref] = live_before(port, unit, inventories[ref], mask)
-        after[ref] = live_after(port, unit, mask)
-    return plan_cluster(
+        after[ref] = live_after(port, unit, mask, managed, unmanaged)
+    plan = plan_cluster(
         ClusterRender(head.path, before, head.errors), ClusterRender(head.path, after, head.errors)
     )
+    return _unmanaged_hidden(plan, unmanaged) if unmanaged else plan
 
 
 def live_before(
@@ -97,8 +113,18 @@ def live_before(
     return _with_objects(unit, objects)
 
 
-def live_after(port: LivePort, unit: RenderedUnit, mask: LiveMask) -> RenderedUnit:
-    """The unit as the apiserver would store it: each rendered object dry-run applied."""
+def live_after(
+    port: LivePort,
+    unit: RenderedUnit,
+    mask: LiveMask,
+    managed: frozenset[ObjectRef] | None = None,
+    unmanaged: set[tuple[UnitRef, ObjectRef]] | None = None,
+) -> RenderedUnit:
+    """The unit as the apiserver would store it: each rendered object dry-run applied.
+
+    An object outside `managed` that exists live is kept as rendered (nothing of the cluster's)
+    and added to `unmanaged`.
+    """
     if unit.unit.kind is not UnitKind.KUSTOMIZATION:
         return _withheld(unit)
     if unit.objects is None:
@@ -116,11 +142,40 @@ def live_after(port: LivePort, unit: RenderedUnit, mask: LiveMask) -> RenderedUn
             continue
         except ClusterError as exc:
             return _failed(unit, f"{ref} dry-run failed ({exc.reason or 'Error'}): {exc.detail}")
+        if managed is not None and ref not in managed and _exists(dry):
+            # Not Flux's from this repository: the pull request named it, its live content is
+            # not the author's to see. Only the render (the author's own text) is kept.
+            objects[ref] = manifest
+            if unmanaged is not None:
+                unmanaged.add((unit.unit, ref))
+            continue
         # The dry run merges the rendered object (tokens already) into the live one, whose other
         # fields may hold substituted values: those go through the same boundary.
         body = mask.body(dry)
         objects[ref] = Manifest(manifest.api_version, body, manifest.source, ref)
     return _with_objects(unit, objects)
+
+
+def _exists(dry: Mapping[str, Any]) -> bool:
+    """Whether a dry-run apply's result is an object the cluster already holds."""
+    metadata = dry.get("metadata")
+    return isinstance(metadata, Mapping) and bool(metadata.get("resourceVersion"))
+
+
+def _unmanaged_hidden(plan: ClusterPlan, unmanaged: set[tuple[UnitRef, ObjectRef]]) -> ClusterPlan:
+    """`plan` with each change of an existing unmanaged object cut to the `UNMANAGED` note."""
+    units = []
+    for unit in plan.units:
+        changes = tuple(
+            dataclasses.replace(
+                change, fields=(), diff="", suppressed={}, note=UNMANAGED, before=None
+            )
+            if (unit.unit, change.ref) in unmanaged
+            else change
+            for change in unit.changes
+        )
+        units.append(dataclasses.replace(unit, changes=changes))
+    return dataclasses.replace(plan, units=tuple(units))
 
 
 def _substituted(

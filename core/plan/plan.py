@@ -259,9 +259,12 @@ class _Planner:
         self.base_errors = base.errors if base else ()
         self.head_errors = head.errors if head else ()
         self.base_owners = _owners(self.base)
-        self.head_owners = _owners(self.head)
         self.base_scopes = _cluster_crd_scopes(self.base)
-        self.head_scopes = _cluster_crd_scopes(self.head)
+        # A cluster the preview took whole from the base is the same object at both sides:
+        # its owners and scopes are the base's (read only from here on).
+        same = base is not None and base is head
+        self.head_owners = self.base_owners if same else _owners(self.head)
+        self.head_scopes = self.base_scopes if same else _cluster_crd_scopes(self.head)
         self.base_failed = sorted(ref for ref, unit in self.base.items() if unit.objects is None)
         self.head_failed = sorted(ref for ref, unit in self.head.items() if unit.objects is None)
         self._failures: dict[UnitRef, str | None] = {}

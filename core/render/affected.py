@@ -46,8 +46,8 @@ from core.host.paths import normalize
 from core.model import Manifest, ObjectRef, UnitRef
 from core.render import kustomize
 from core.render.cache import CachedRender, RenderCache, canonical_key, watched_dirs
+from core.render.carry import changed_entries, changed_paths
 from core.render.walk import kustomize_inputs
-from core.repo.git import Tree
 from core.repo.sourceignore import IGNORE_FILE
 from core.repo.view import FileView
 from core.scope import crd_scopes
@@ -73,29 +73,6 @@ _MARKERS = (b"fluxcd.io", b"CustomResourceDefinition")
 _FLUX_DOMAIN = "fluxcd.io"
 # Marks a consulted path among a stored footprint's inputs (see `Selection._footprint`).
 _CONSULTED = "/."
-
-
-def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
-    """Every file whose content or mode differs (a rename is its old and its new path)."""
-    changed = {path for path in base if path not in head}
-    for path in head:
-        if path not in base or base[path] != head[path] or base.mode(path) != head.mode(path):
-            changed.add(path)
-    return frozenset(changed)
-
-
-def changed_entries(base: Tree, head: Tree, changed: Iterable[str]) -> frozenset[str]:
-    """The files and directories that exist at one side only: they change their parent's listing."""
-    found: set[str] = set()
-    for path in changed:
-        probe = path
-        while probe:
-            if (base.is_file(probe) or base.is_dir(probe)) != (
-                head.is_file(probe) or head.is_dir(probe)
-            ):
-                found.add(probe)
-            probe = posixpath.dirname(probe)
-    return frozenset(found)
 
 
 def global_reason(changed: Iterable[str]) -> str | None:

@@ -8,6 +8,13 @@ earlier render and the listing of the directories those files sit in. If the new
 the same bytes at those paths and the same names in those directories, the walk would read the
 same files again and the render is reused without reading anything.
 
+A view that names its content (`identity`: the repository's artifact at one commit under one set
+of ignore rules) also gets a *revision memo*: spec key -> render, for every lookup that found a
+render in that content and every render made from it. The receipt check is a function of the
+content alone, so the same content gives the same answer: a later preview of the same revision
+(a CI base, or a service's next pull request on the same base) finds each render without reading
+receipts or checking them. Memos are written by `save_memos`, one file per content.
+
 Entries hold only masked manifests (see `core.secrets`), never a cleartext Secret value. The
 masking key lives in the cache directory, readable by its owner only, so tokens stay comparable
 across runs. Writes are atomic (rename), so concurrent previews never see half an entry.
@@ -19,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -54,10 +62,16 @@ MEMORY_ENTRIES = 8192
 """Renders (and receipt lists) a cache keeps parsed in memory: several previews of a large fleet."""
 _V = TypeVar("_V")
 _FORMAT = "4"
+_MEMOS_IN_MEMORY = 8
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class TreeView(Protocol):
-    """What the cache needs of a revision: blob ids and directory listings."""
+    """What the cache needs of a revision: blob ids and directory listings.
+
+    A view may also carry `identity`, a string that names its whole content (two views with the
+    same identity hold the same files with the same bytes); it enables the revision memo.
+    """
 
     def digest(self, paths: Iterable[str] | None = None) -> str:
         """Content address of a set of files."""
@@ -180,12 +194,19 @@ class RenderCache:
         # same repository finds them parsed already.
         self._loaded: _Recent[CachedRender] = _Recent(memory_entries)
         self._receipt_lists: _Recent[list[dict[str, Any]]] = _Recent(memory_entries)
+        # Revision memos (spec key -> render key) by content identity; a few revisions at most.
+        self._memos: _Recent[dict[str, str]] = _Recent(_MEMOS_IN_MEMORY)
+        self._memos_changed: set[str] = set()
+        self._memo_lock = threading.Lock()
+        self.memo_hits = 0
+        """Lookups answered by a revision memo (for tests)."""
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
         # Shard directories this instance made or found: a cold preview writes a thousand entries.
         self._dirs: set[str] = set()
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
+        (root / "revisions").mkdir(parents=True, exist_ok=True)
 
     def masking_key(self) -> bytes:
         """Return this cache's Secret-masking key, creating it (owner-only) on first use."""
@@ -211,12 +232,58 @@ class RenderCache:
 
     def lookup(self, spec_key: str, tree: TreeView) -> CachedRender | None:
         """Return the render of a spec whose inputs are unchanged in `tree`, if stored."""
+        identity = _identity(tree)
+        if identity is not None:
+            known = self._memo(identity).get(spec_key)
+            found = self._load(known) if known is not None else None
+            if found is not None:
+                with self._memo_lock:
+                    self.memo_hits += 1
+                return found
         for receipt in self._receipts(spec_key):
             if self._still_valid(receipt, tree):
                 found = self._load(receipt["render"])
                 if found is not None:
+                    if identity is not None:
+                        self._note(identity, spec_key, receipt["render"])
                     return found
         return None
+
+    def save_memos(self) -> None:
+        """Write the revision memos that gained entries since they were loaded."""
+        with self._memo_lock:
+            changed = [(key, self._memos.get(key)) for key in sorted(self._memos_changed)]
+            self._memos_changed.clear()
+        for identity, memo in changed:
+            if memo is not None:
+                with self._memo_lock:
+                    data = dict(memo)
+                self._write(self._memo_path(identity), data)
+
+    def _memo(self, identity: str) -> dict[str, str]:
+        with self._memo_lock:
+            found = self._memos.get(identity)
+        if found is None:
+            data = self._read(self._memo_path(identity))
+            # Only render keys (sha256 hex) are kept: a damaged memo names nothing to read.
+            loaded = (
+                {k: v for k, v in data.items() if isinstance(v, str) and _KEY.fullmatch(v)}
+                if isinstance(data, dict)
+                else {}
+            )
+            with self._memo_lock:
+                found = self._memos.get(identity)
+                if found is None:
+                    found = loaded
+                    self._memos[identity] = found
+        return found
+
+    def _note(self, identity: str, spec_key: str, render_key: str) -> None:
+        memo = self._memo(identity)
+        with self._memo_lock:
+            if memo.get(spec_key) != render_key:
+                memo[spec_key] = render_key
+                self._memos_changed.add(identity)
 
     def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> None:
         """Keep a render and a receipt that lets `lookup` find it from an unchanged tree."""
@@ -250,6 +317,9 @@ class RenderCache:
         kept = [receipt, *receipts][:_RECEIPTS_PER_SPEC]
         self._write(self._receipt_path(spec_key), kept)
         self._receipt_lists[spec_key] = kept
+        identity = _identity(tree)
+        if identity is not None:
+            self._note(identity, spec_key, render_key)
 
     def _still_valid(self, receipt: Mapping[str, Any], tree: TreeView) -> bool:
         state = _state(tree, tree.digest(receipt["inputs"]), receipt["dirs"])
@@ -290,6 +360,9 @@ class RenderCache:
 
     def _receipt_path(self, key: str) -> str:
         return f"{self._root}/receipts/{key[:2]}/{key}.json"
+
+    def _memo_path(self, identity: str) -> str:
+        return f"{self._root}/revisions/{identity[:2]}/{identity}.json"
 
     @staticmethod
     def _read(path: str) -> Any:
@@ -340,6 +413,12 @@ class _Recent(Generic[_V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _identity(tree: TreeView) -> str | None:
+    """The view's content identity, when it has one (see `TreeView`)."""
+    identity = getattr(tree, "identity", None)
+    return identity if isinstance(identity, str) and identity else None
 
 
 def watched_dirs(inputs: Iterable[str]) -> list[str]:

@@ -26,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from core.render import tool_identity
+
 __all__ = ["BuildMemo", "artifact_key", "key"]
 
 _DEFAULT_BUDGET = 32 << 20
@@ -35,7 +37,7 @@ _DEFAULT_BUDGET = 32 << 20
 def key(binary: Path, argv: Iterable[str], tree: Path) -> str:
     """A digest of the binary, the arguments and every file under `tree` (path and content).
 
-    The binary is named by path, size and modification time, so a replaced binary misses.
+    The binary is named by its content (`tool_identity`), so a replaced binary misses.
     """
     hasher = hashlib.sha256(_command(binary, argv) + b"tree\0")
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
@@ -71,9 +73,8 @@ def artifact_key(
 
 
 def _command(binary: Path, argv: Iterable[str]) -> bytes:
-    """The binary (path, size, modification time) and the arguments, as bytes to hash."""
-    stat = binary.stat()
-    named = f"{binary}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+    """The binary (by content, see `tool_identity`) and the arguments, as bytes to hash."""
+    named = f"{tool_identity.identify(binary)}\0".encode()
     return named + b"".join(arg.encode() + b"\0" for arg in argv)
 
 

@@ -35,9 +35,10 @@ from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import OCIError
-from core.render import affected, helm, kustomize, ocisource
+from core.render import affected, helm, kustomize, ocisource, tool_identity
 from core.render.affected import Selection
 from core.render.cache import CachedRender, RenderCache, TreeView, canonical_key
+from core.render.carry import Carry
 from core.render.leaks import secret_values
 from core.render.walk import kustomize_inputs
 from core.repo.artifacts import Artifacts
@@ -156,11 +157,17 @@ class UnitRenderer:
         *,
         pool: ThreadPoolExecutor | None = None,
         selection: Selection | None = None,
+        carry: Carry | None = None,
     ) -> None:
-        """Set up; `selection` proves units unchanged instead of rendering them (changed-only)."""
+        """Set up the renderer of one revision.
+
+        `selection` proves units unchanged instead of rendering them (changed-only); `carry`
+        hands the head the base's renders the change cannot reach.
+        """
         self.settings = settings
         self.options = settings.options
         self.selection = selection
+        self.carry = carry
         self.artifacts = artifacts
         self.tree: TreeView = artifacts.tree
         self.masker = secrets.Masker(settings.cache.masking_key(), known=settings.known_secrets)
@@ -169,6 +176,10 @@ class UnitRenderer:
         self._own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.options.jobs))
         self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
+
+    def _tool(self, binary: Path) -> str:
+        """The binary as a cache key names it: by content, so an upgrade at the same path misses."""
+        return tool_identity.identify(binary, self.settings.cache.root / "tools")
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
         """The one masking boundary: nothing before it is cached, compared or reported."""
@@ -454,21 +465,30 @@ class UnitRenderer:
             _spec_fields(spec),
             variables,
             sorted(secret_names),
-            str(self.options.kustomize),
+            self._tool(self.options.kustomize),
             self.options.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
-        selection = self.selection if own and isinstance(source, FileView) else None
+        own_view = own and isinstance(source, FileView)
+        selection = self.selection if own_view else None
+        carry = self.carry if own_view else None
         # The ignore rules decide what the repository's artifact holds.
-        proof_key = canonical_key(key, ignore) if selection is not None else ""
+        proof_key = canonical_key(key, ignore) if own_view else ""
         if selection is not None:
             reused = selection.reuse(proof_key)
             if reused is not None:
                 return _rendered(spec, reused, _repository_files(source, reused.inputs, read_from))
+        if carry is not None:
+            carried = carry.take(proof_key)
+            if carried is not None:
+                files = _repository_files(source, carried.inputs, read_from)
+                return _rendered(spec, carried, files)
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
             if selection is not None:
                 selection.remember(proof_key, cached, read_from)
+            if carry is not None:
+                carry.keep(proof_key, cached)
             return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
         if selection is not None and isinstance(source, FileView):
             proven = selection.prove(
@@ -505,6 +525,8 @@ class UnitRenderer:
             inputs = read_from if artifact is not None else result.inputs | read_from
             render = CachedRender.of(self._masked(result.objects), inputs)
             self.settings.cache.store(key, tree, render)
+            if carry is not None:
+                carry.keep(proof_key, render)
             self._count_render(spec)
             return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
 
@@ -531,7 +553,7 @@ class UnitRenderer:
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
         key = canonical_key(
-            "helmrelease", _spec_fields(spec), values, chart_id, str(self.options.helm)
+            "helmrelease", _spec_fields(spec), values, chart_id, self._tool(self.options.helm)
         )
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:

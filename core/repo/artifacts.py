@@ -6,12 +6,20 @@ a directory given for another source, and the ExternalArtifacts an ArtifactGener
 from those (see `core.repo.generator`). Each is a `FileView`, built once per revision and rule set
 and shared by every unit that reads it; nothing is copied to disk. It decides nothing about which
 source a unit means (that is the renderer's job) and starts no process.
+
+Two revisions of one repository mostly hold the same paths under the same ignore rules: given
+the `Artifacts` of an earlier revision (`like`), a path both revisions hold keeps that revision's
+verdict when the rule set is the same (every `.sourceignore` and `spec.ignore` identical), and
+only the other paths are matched against the rules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputError
@@ -25,16 +33,22 @@ __all__ = ["Artifacts"]
 
 # A directory standing in for a source is read whole into a view; bound it (hostile content).
 _MAX_DIRECTORY_FILES = 100_000
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class Artifacts:
     """Views of the source artifacts of one revision, cached per rule set."""
 
-    def __init__(self, tree: Tree, read_blob: Callable[[str], bytes]) -> None:
+    def __init__(
+        self, tree: Tree, read_blob: Callable[[str], bytes], *, like: Artifacts | None = None
+    ) -> None:
+        """`like`: an earlier revision's artifacts, whose ignore verdicts may be reused."""
         self.tree = tree
         self.read_blob = read_blob
         self._lock = threading.Lock()
         self._repository: dict[str | None, FileView] = {}
+        self._verdicts: dict[str | None, _Verdicts] = {}
+        self._like = like
         self._directories: dict[Path, FileView] = {}
         self._generated: dict[tuple[object, ...], tuple[GeneratorSpec, FileView]] = {}
 
@@ -48,14 +62,38 @@ class Artifacts:
                 # knows them, so a build that names one is refused saying why.
                 links = frozenset(path for path in files if files.mode(path) == SYMLINK_MODE)
                 regular = [path for path in files if path not in links]
-                kept = sourceignore.included(
-                    regular, lambda path: self.read_blob(files[path]), spec_ignore
-                )
+                kept = self._included(regular, spec_ignore)
                 found = FileView(
-                    "GitRepository", {p: files[p] for p in kept}, self.read_blob, symlinks=links
+                    "GitRepository",
+                    {p: files[p] for p in kept},
+                    self.read_blob,
+                    symlinks=links,
+                    identity=_identity(files.revision, spec_ignore),
                 )
                 self._repository[spec_ignore] = found
             return found
+
+    def _included(self, regular: list[str], spec_ignore: str | None) -> list[str]:
+        """The paths the artifact keeps, reusing `like`'s verdicts under the same rules."""
+        files = self.tree
+        rules = _rule_set(files, spec_ignore)
+        like = self._like._verdicts.get(spec_ignore) if self._like is not None else None
+        # Held for one computation only: a chain of revisions must not keep every one alive.
+        self._like = None
+
+        def read(path: str) -> bytes:
+            return self.read_blob(files[path])
+
+        if like is None or like.rules != rules:
+            kept = sourceignore.included(regular, read, spec_ignore)
+        else:
+            # The same rules: only the paths the earlier revision did not hold are matched.
+            new = [path for path in regular if path not in like.seen]
+            matcher = sourceignore.rules_of(regular, read, spec_ignore) if new else None
+            fresh = {path for path in new if matcher is not None and not matcher.ignored(path)}
+            kept = [path for path in regular if path in fresh or path in like.kept]
+        self._verdicts[spec_ignore] = _Verdicts(rules, frozenset(regular), frozenset(kept))
+        return kept
 
     def directory(self, root: Path) -> FileView:
         """A directory given for a source (`--source`), as a view; symlinks are left out."""
@@ -82,6 +120,39 @@ class Artifacts:
             with self._lock:
                 self._generated[key] = entry
         return entry[1]
+
+
+def _identity(revision: str, spec_ignore: str | None) -> str | None:
+    """Name the artifact of a commit under ignore rules; None unless `revision` is an object id.
+
+    A full object id names the revision's content for good (its ignore files are part of it);
+    a branch or a short id may name other content tomorrow.
+    """
+    if not _OBJECT_ID.fullmatch(revision):
+        return None
+    rules = "-" if spec_ignore is None else "+" + spec_ignore
+    return hashlib.sha256(f"GitRepository\0{revision}\0{rules}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """Which paths a revision's artifact keeps, under which rule set."""
+
+    rules: tuple[object, ...]
+    seen: frozenset[str]
+    kept: frozenset[str]
+
+
+def _rule_set(tree: Tree, spec_ignore: str | None) -> tuple[object, ...]:
+    """What decides the verdicts: every `.sourceignore` (path and content id) and `spec.ignore`."""
+    files = tuple(
+        sorted(
+            (path, tree[path])
+            for path in tree
+            if path.rpartition("/")[2] == sourceignore.IGNORE_FILE
+        )
+    )
+    return (files, spec_ignore)
 
 
 def _directory_view(root: Path, read_blob: Callable[[str], bytes]) -> FileView:

@@ -36,6 +36,7 @@ __all__ = [
     "VCS_PATTERNS",
     "IgnoreRules",
     "included",
+    "rules_of",
 ]
 
 IGNORE_FILE = ".sourceignore"
@@ -176,13 +177,22 @@ def included(
         spec_ignore: The GitRepository's `spec.ignore`, if any.
     """
     files = list(paths)
+    rules = rules_of(files, read, spec_ignore)
+    return [path for path in files if not rules.ignored(path)]
+
+
+def rules_of(
+    paths: Iterable[str],
+    read: Callable[[str], bytes],
+    spec_ignore: str | None = None,
+) -> IgnoreRules:
+    """Return the rules of a revision: its `.sourceignore` files among `paths`, `spec.ignore`."""
     ignore_files = {
         posixpath.dirname(path): read(path)[:_MAX_IGNORE_BYTES]
-        for path in files
+        for path in paths
         if posixpath.basename(path) == IGNORE_FILE
     }
-    rules = IgnoreRules.build(ignore_files, spec_ignore)
-    return [path for path in files if not rules.ignored(path)]
+    return IgnoreRules.build(ignore_files, spec_ignore)
 
 
 def _lines(content: bytes) -> list[str]:

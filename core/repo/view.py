@@ -43,6 +43,7 @@ class FileView:
         origins: Mapping[str, str] | None = None,
         made: Mapping[str, bytes] | None = None,
         symlinks: Iterable[str] = (),
+        identity: str | None = None,
     ) -> None:
         """Wrap a listing.
 
@@ -54,7 +55,10 @@ class FileView:
             made: Content id -> bytes, for content made here.
             symlinks: Paths that are symbolic links in the repository; the artifact leaves
                 them out (as Flux's archive does), `is_symlink` still names them.
+            identity: A name for the whole content (same identity, same files and bytes), for
+                the render cache's revision memo; None when the content has no such name.
         """
+        self.identity = identity
         self.label = label
         self._tree = Tree(label, files)
         self._read_blob = read_blob

@@ -10,6 +10,7 @@ Tokens live only in the PyGithub client: nothing here logs or returns them.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ _CONCLUSIONS = {
 }
 _DEFAULT_RETRY = RetryPolicy()
 _WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+# Names as GitHub allows them; anything else never reaches a URL (CODEOWNERS is repository text).
+_ORG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+_SLUG = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_USER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,29 @@ class GitHubHost:
             )
 
         return self._call("read reviews", read)
+
+    def in_team(self, user: str, team: str) -> bool:
+        """Whether `user` is an active member of the organization's team `org/slug`.
+
+        GitHub counts members of child teams too, and so does this membership endpoint; an
+        invitation not yet accepted (`pending`) is no membership. Reading it takes the App's
+        organization permission "Members: read".
+        """
+        org, _, slug = team.partition("/")
+        if not (_ORG.fullmatch(org) and _SLUG.fullmatch(slug) and _USER.fullmatch(user)):
+            return False
+        route = f"/orgs/{org}/teams/{slug}/memberships/{user}"
+
+        def read() -> bool:
+            try:
+                _, membership = self._client.requester.requestJsonAndCheck("GET", route)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return isinstance(membership, dict) and membership.get("state") == "active"
+
+        return self._call("read team membership", read)
 
     def _repo(self) -> Repository:
         if self._repository is None:

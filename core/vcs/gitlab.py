@@ -10,6 +10,7 @@ own retrying is off so there is one policy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -41,6 +42,8 @@ _NOTE = 1_000_000
 _DEVELOPER = 30
 """GitLab's access level that may push: Developer and above."""
 _DEFAULT_RETRY = RetryPolicy()
+_GROUP = re.compile(r"[A-Za-z0-9_.-]{1,255}(?:/[A-Za-z0-9_.-]{1,255}){0,20}")
+"""A group's full path; anything else never reaches a URL (CODEOWNERS is repository text)."""
 
 
 def connect(url: str, token: str, *, timeout: float = 30.0) -> gitlab.Gitlab:
@@ -202,6 +205,30 @@ class GitLabHost:
             return sorted(a["user"]["username"] for a in approvals.approved_by)
 
         return self._call("read approvals", read)
+
+    def in_team(self, user: str, team: str) -> bool:
+        """Whether `user` is a direct member of the group (or subgroup) at path `team`.
+
+        GitLab counts a group's direct members as its code owners, not members it inherits
+        from a parent group; a membership awaiting approval is none.
+        """
+        if not _GROUP.fullmatch(team) or ".." in team:
+            return False
+
+        def read() -> bool:
+            users = self._client.users.list(username=user, get_all=False)
+            if not users:
+                return False
+            group = self._client.groups.get(team, lazy=True)
+            try:
+                member = group.members.get(users[0].id)
+            except GitlabError as exc:
+                if exc.response_code == 404:
+                    return False
+                raise
+            return getattr(member, "state", "active") == "active"
+
+        return self._call("read group membership", read)
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

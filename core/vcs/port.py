@@ -114,3 +114,12 @@ class CodeHost(Protocol):
         As the provider counts approvals for merging, never more loosely: nobody while `sha`
         is no longer the head.
         """
+
+    def in_team(self, user: str, team: str) -> bool:
+        """Whether `user` belongs to `team` as the provider counts code owners.
+
+        `team` is a CODEOWNERS owner without its `@`: `org/team-slug` on GitHub (an active
+        member of the organization's team), `group/subgroup` on GitLab (a direct member of the
+        group). A team or user that does not exist is no membership; a failed lookup raises
+        `VcsError`.
+        """

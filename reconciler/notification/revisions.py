@@ -85,17 +85,24 @@ class RevisionStore:
         return self._root
 
     def ref(self, source: str, commit: str) -> str | None:
-        """The ref of `commit` of `source` when the store holds it, else None."""
+        """The ref of `commit` of `source` when the store holds it, else None.
+
+        Answered from memory: the refs are read once when the store is first used (only this
+        store writes them), so a lookup starts no process.
+        """
         if not _SHA.fullmatch(commit) or not re.fullmatch(r"[0-9a-f]{24}", source):
             return None
-        name = f"{_PREFIX}/{source}/{commit}"
         with self._lock:
-            if commit in self._kept.get(source, ()):
-                return name
-            if not self._ready and not (self._root / "HEAD").is_file():
-                return None
-            found = self._git("rev-parse", "--verify", "--quiet", name, ok=(0, 1))
-        return name if found.strip() else None
+            if not self._ready:
+                if not (self._root / "HEAD").is_file():
+                    return None
+                try:
+                    self._init()
+                except CommandError as exc:
+                    _LOG.warning("kept revisions not readable: %s", exc)
+                    return None
+            kept = commit in self._kept.get(source, ())
+        return f"{_PREFIX}/{source}/{commit}" if kept else None
 
     def record(self, source: str, commit: str, tree: Path) -> bool:
         """Keep `tree` as `commit` of `source`; True when it is (now or already) kept."""
@@ -109,7 +116,9 @@ class RevisionStore:
         try:
             with self._lock:
                 self._init()
-                self._import(source, commit, tree)
+                # Another reconcile of the same revision may have kept it meanwhile.
+                if commit not in self._kept.get(source, ()):
+                    self._import(source, commit, tree)
         except CommandError as exc:
             _LOG.warning("revision %s not kept for predictions: %s", commit, exc)
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.database import open_database
+from app.engine import PreviewEngine
 from app.migrate import upgrade
 from app.review import Credentials, Reviewer, Worker
 from app.settings import Settings, job_database_url
@@ -77,46 +79,61 @@ class Service:
         return ran
 
 
+ServiceFactory = Callable[..., Service]
+
+
 @pytest.fixture
-def service(
+def service_factory(
     tmp_path: Path,
     github: FakeGitHub,
     gitlab_fake: FakeGitLab,
     app_key: tuple[str, str],
     kustomize_bin: Path,
     helm_bin: Path,
-) -> Service:
-    """The service in GitHub App mode."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        github_url=github.base_url,
-        github_app_id=APP_ID,
-        github_private_key=app_key[0],
-        github_webhook_secret=WEBHOOK_SECRET,
-        gitlab_webhook_secret=WEBHOOK_SECRET,
-        kustomize=str(kustomize_bin),
-        helm=str(helm_bin),
-    )
-    settings.data_dir.mkdir()
-    engine = open_database(job_database_url(settings))
-    upgrade(engine)
-    store = JobStore(engine)
+) -> ServiceFactory:
+    """Make the service in GitHub App mode; keyword arguments replace settings, `engine` the
+    preview engine."""
 
-    def hosts(job: Job) -> tuple[CodeHost, Credentials]:
-        if job.provider is Provider.GITLAB:
-            client = gitlab_connect(gitlab_fake.url, GITLAB_TOKEN)
-            return GitLabHost(client, job.work.project_id, retry=NO_WAIT), Credentials(
-                GIT_USER, GIT_PASSWORD
-            )
-        auth = GitHubAuth(
-            app_id=APP_ID, private_key=app_key[0], installation_id=job.work.installation_id
+    def make(*, engine: PreviewEngine | None = None, **changes: Any) -> Service:
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            github_url=github.base_url,
+            github_app_id=APP_ID,
+            github_private_key=app_key[0],
+            github_webhook_secret=WEBHOOK_SECRET,
+            gitlab_webhook_secret=WEBHOOK_SECRET,
+            kustomize=str(kustomize_bin),
+            helm=str(helm_bin),
         )
-        client, _ = connect(github.base_url, auth)
-        host = GitHubHost(client, job.work.repository, checks=True, retry=NO_WAIT)
-        return host, Credentials(GIT_USER, GIT_PASSWORD)
+        settings = dataclasses.replace(settings, **changes)
+        settings.data_dir.mkdir(exist_ok=True)
+        engine_db = open_database(job_database_url(settings))
+        upgrade(engine_db)
+        store = JobStore(engine_db)
 
-    worker = Worker(store, Reviewer(settings, store, hosts))
-    return Service(create_app(settings, store).test_client(), store, worker, settings)
+        def hosts(job: Job) -> tuple[CodeHost, Credentials]:
+            if job.provider is Provider.GITLAB:
+                client = gitlab_connect(gitlab_fake.url, GITLAB_TOKEN)
+                return GitLabHost(client, job.work.project_id, retry=NO_WAIT), Credentials(
+                    GIT_USER, GIT_PASSWORD
+                )
+            auth = GitHubAuth(
+                app_id=APP_ID, private_key=app_key[0], installation_id=job.work.installation_id
+            )
+            client, _ = connect(github.base_url, auth)
+            host = GitHubHost(client, job.work.repository, checks=True, retry=NO_WAIT)
+            return host, Credentials(GIT_USER, GIT_PASSWORD)
+
+        worker = Worker(store, Reviewer(settings, store, hosts, engine=engine))
+        return Service(create_app(settings, store).test_client(), store, worker, settings)
+
+    return make
+
+
+@pytest.fixture
+def service(service_factory: ServiceFactory) -> Service:
+    """The service in GitHub App mode."""
+    return service_factory()
 
 
 PullRequestEvent = Callable[..., dict[str, Any]]

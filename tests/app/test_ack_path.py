@@ -178,3 +178,27 @@ def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
     # Committed on its own: another connection sees the delivery and its job.
     assert JobStore(open_database(postgres_url)).counts() == {"queued": 1}
     engine.dispose()
+
+
+def test_postgresql_keeps_a_connection_for_each_thread(postgres_url: str) -> None:
+    # Eight threads holding a connection at once, three times over: the pool keeps the eight
+    # it opened instead of closing the ones above a smaller size and opening them again.
+    engine = open_database(postgres_url, threads=8)
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda dbapi, _record: opened.append(dbapi))
+    together = threading.Barrier(8)
+
+    def hold() -> None:
+        for _ in range(3):
+            with engine.connect() as db:
+                together.wait(timeout=60)
+                db.execute(text("SELECT 1"))
+            together.wait(timeout=60)
+
+    threads = [threading.Thread(target=hold) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 8
+    engine.dispose()

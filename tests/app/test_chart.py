@@ -89,6 +89,35 @@ def test_postgresql_runs_replicas_with_the_url_from_a_secret(helm_bin: Path) -> 
     } in [s["secret"] for s in sources]
 
 
+LIVE = [
+    *GITHUB_APP,
+    "app.liveClusters[0].path=clusters/production",
+    "app.liveClusters[0].kubeconfigSecret.name=kube-production",
+    "app.liveClusters[0].kubeconfigSecret.key=kubeconfig",
+    "app.liveClusters[1].path=clusters/staging",
+    "app.liveClusters[1].kubeconfigSecret.name=kube-staging",
+    "app.liveClusters[1].kubeconfigSecret.key=config",
+    "app.liveClusters[1].context=staging",
+]
+
+
+def test_live_clusters_read_their_kubeconfigs_from_mounted_secrets(helm_bin: Path) -> None:
+    deployment = rendered(helm_bin, LIVE)["Deployment"]["spec"]["template"]["spec"]
+    [container] = deployment["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TIDEGATE_LIVE_CLUSTERS"] == (
+        "clusters/production=/var/run/tidegate/kubeconfig-0,"
+        "clusters/staging=/var/run/tidegate/kubeconfig-1#staging"
+    )
+    sources = [s["secret"] for s in deployment["volumes"][-1]["projected"]["sources"]]
+    assert {
+        "name": "kube-production",
+        "items": [{"key": "kubeconfig", "path": "kubeconfig-0"}],
+    } in (sources)
+    assert {"name": "kube-staging", "items": [{"key": "config", "path": "kubeconfig-1"}]} in sources
+    assert not any("kube" in str(e.get("valueFrom", "")) for e in container["env"])
+
+
 @pytest.mark.parametrize(
     ("sets", "error"),
     [
@@ -97,6 +126,9 @@ def test_postgresql_runs_replicas_with_the_url_from_a_secret(helm_bin: Path) -> 
         (["app.enabled=true"], "needs app.github.appId"),
         ([*GITHUB_APP, "app.workers=0"], "/app/workers"),
         ([*GITHUB_APP, "app.database.kind=mysql"], "/app/database/kind"),
+        ([*LIVE, "app.liveClusters[0].path=/etc"], "/app/liveClusters/0/path"),
+        ([*LIVE, "app.liveClusters[1].context=a#b"], "/app/liveClusters/1/context"),
+        ([*LIVE, "app.liveClusters[0].kubeconfigSecret.name="], "/app/liveClusters/0"),
     ],
 )
 def test_impossible_settings_are_refused_by_name(
@@ -116,7 +148,9 @@ def test_the_app_is_off_by_default(helm_bin: Path) -> None:
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("sets", [GITHUB_APP, POSTGRESQL], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "sets", [GITHUB_APP, POSTGRESQL, LIVE], ids=["sqlite", "postgresql", "live-clusters"]
+)
 def test_the_api_server_accepts_what_the_chart_renders(
     helm_bin: Path, kubectl_bin: Path, admin_kubeconfig: Path, sets: list[str]
 ) -> None:

@@ -52,3 +52,18 @@ def test_the_service_locates_its_tools_by_variable_or_path(
     missing = from_environment({"TIDEGATE_DATA_DIR": "data", "TIDEGATE_HELM": "/nowhere/helm"})
     with pytest.raises(InputError, match=r"^helm: /nowhere/helm \(TIDEGATE_HELM\) is not an"):
         with_tools(missing)
+
+
+def test_live_clusters_are_a_serve_flag_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli_main.main(["serve", "--help"])
+    assert "--live-cluster clusters/NAME=KUBECONFIG[#CONTEXT]" in capsys.readouterr().out
+    monkeypatch.setenv("TIDEGATE_DATA_DIR", str(tmp_path / "data"))
+    code = cli_main.main(["serve", "--live-cluster", f"clusters/a={tmp_path / 'missing'}"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "--live-cluster: cannot read the kubeconfig of clusters/a" in error
+    assert "Traceback" not in error
+    assert not (tmp_path / "data").exists()  # refused before anything started

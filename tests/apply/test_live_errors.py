@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from core.cluster import live
 from core.cluster.port import (
@@ -19,11 +18,12 @@ from core.cluster.port import (
 )
 
 
-def _refusal(code: int, reason: str, message: str, causes: list[dict[str, Any]]) -> ApiException:
-    exc = ApiException(status=code, reason="HTTP reason")
+def _refusal(
+    code: int, reason: str, message: str, causes: list[dict[str, Any]]
+) -> tuple[int, str, bytes]:
+    """An apiserver refusal as the adapter receives it: status, reason phrase, Status body."""
     status = {"kind": "Status", "reason": reason, "message": message, "details": {"causes": causes}}
-    exc.body = json.dumps(status).encode()
-    return exc
+    return code, "HTTP reason", json.dumps(status).encode()
 
 
 def _cause(field: str, message: str) -> dict[str, str]:
@@ -41,7 +41,7 @@ def _cause(field: str, message: str) -> dict[str, str]:
     ],
 )
 def test_status_codes_map_to_typed_errors(code: int, reason: str, expected: type) -> None:
-    error = live._translate("ConfigMap/ns/x", _refusal(code, reason, "refused", []))
+    error = live._translate("ConfigMap/ns/x", *_refusal(code, reason, "refused", []))
 
     assert type(error) is expected
     assert str(error) == "ConfigMap/ns/x: refused"
@@ -54,9 +54,9 @@ def test_an_immutable_field_is_told_apart_from_any_other_invalid_value() -> None
     immutable = _cause("spec.template", "Invalid value: ...: field is immutable")
     other = _cause("spec.replicas", "Invalid value: -1: must be greater than or equal to 0")
 
-    only = live._translate("Job/ns/j", _refusal(422, "Invalid", "Job is invalid", [immutable]))
+    only = live._translate("Job/ns/j", *_refusal(422, "Invalid", "Job is invalid", [immutable]))
     mixed = live._translate(
-        "Job/ns/j", _refusal(422, "Invalid", "Job is invalid", [immutable, other])
+        "Job/ns/j", *_refusal(422, "Invalid", "Job is invalid", [immutable, other])
     )
 
     assert isinstance(only, ImmutableField)
@@ -66,10 +66,7 @@ def test_an_immutable_field_is_told_apart_from_any_other_invalid_value() -> None
 
 
 def test_a_body_that_is_not_a_status_still_names_the_object() -> None:
-    exc = ApiException(status=502, reason="Bad Gateway")
-    exc.body = b"<html>proxy</html>"
-
-    error = live._translate("Service/ns/web", exc)
+    error = live._translate("Service/ns/web", 502, "Bad Gateway", b"<html>proxy</html>")
 
     assert str(error) == "Service/ns/web: Bad Gateway"
     assert "html" not in str(error)

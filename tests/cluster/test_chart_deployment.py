@@ -14,11 +14,15 @@ pytestmark = pytest.mark.cluster
 CHART = Path(__file__).resolve().parents[2] / "charts" / "tidegate"
 
 
+@pytest.mark.parametrize("work", ["emptyDir", "volume"])
 def test_the_rendered_chart_is_accepted_by_the_apiserver(
-    helm_bin: Path, admin_kubeconfig: Path, namespace: str, tmp_path: Path
+    helm_bin: Path, admin_kubeconfig: Path, namespace: str, tmp_path: Path, work: str
 ) -> None:
+    """As installed by default, and with the work directory on a PersistentVolumeClaim."""
+    persistence = work == "volume"
+    sets = ["--set", f"reconciler.workDir.persistence.enabled={str(persistence).lower()}"]
     rendered = subprocess.run(
-        [str(helm_bin), "template", "tg", str(CHART), "-n", namespace, "--include-crds"],
+        [str(helm_bin), "template", "tg", str(CHART), "-n", namespace, "--include-crds", *sets],
         capture_output=True,
         text=True,
         check=True,
@@ -31,3 +35,5 @@ def test_the_rendered_chart_is_accepted_by_the_apiserver(
     )
     assert "deployment.apps/tg-reconciler serverside-applied (server dry run)" in out
     assert "service/tg-artifacts serverside-applied (server dry run)" in out
+    claim = "persistentvolumeclaim/tg-reconciler-work serverside-applied (server dry run)"
+    assert (claim in out) is persistence

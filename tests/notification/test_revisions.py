@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.repo.git import Repository
+from reconciler.notification import revisions
 from reconciler.notification.revisions import RevisionStore, source_key
 
 SOURCE = source_key(
@@ -70,3 +74,28 @@ def test_a_tree_with_a_git_entry_or_a_bad_name_is_not_kept(tmp_path: Path) -> No
     assert not store.record(SOURCE, "not-a-commit", _tree(tmp_path / "ok", {"a": "b"}))
     assert not store.record("../../escape", "1" * 40, _tree(tmp_path / "ok", {"a": "b"}))
     assert store.ref(SOURCE, "1" * 40) is None
+
+
+def test_looking_a_revision_up_starts_no_process_once_the_refs_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every new revision is looked up before it is kept: that must not cost git processes."""
+    store = RevisionStore(tmp_path / "store")
+    assert store.record(SOURCE, "1" * 40, _tree(tmp_path / "a", {"f": "1"}))
+    started: list[list[str]] = []
+    real = revisions.run
+
+    def counting(argv: list[str], **kwargs: Any) -> bytes:
+        started.append(argv)
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(revisions, "run", counting)
+
+    assert store.ref(SOURCE, "1" * 40) is not None
+    assert store.ref(SOURCE, "2" * 40) is None
+    assert started == []
+    # A restarted controller reads the refs once, then answers from memory too.
+    again = RevisionStore(tmp_path / "store")
+    assert again.ref(SOURCE, "2" * 40) is None
+    assert again.ref(SOURCE, "1" * 40) is not None
+    assert [argv[2] for argv in started] == ["for-each-ref"]

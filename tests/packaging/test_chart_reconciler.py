@@ -66,3 +66,61 @@ def test_probes_storage_and_the_artifact_service_line_up(helm_bin: Path) -> None
     advertised = next(a for a in container["args"] if a.startswith("--storage-adv-addr="))
     name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
     assert advertised == f"--storage-adv-addr={name}.{namespace}.svc.cluster.local."
+
+
+def test_by_default_the_work_directory_is_the_pods_own(helm_bin: Path) -> None:
+    docs = _render(helm_bin)
+    pod = _reconciler(docs)["spec"]["template"]["spec"]
+    args = build_parser().parse_args(pod["containers"][0]["args"])
+    assert args.work_dir == Path("/tmp/tidegate")
+    assert {v["name"]: v for v in pod["volumes"]}["tmp"]["emptyDir"] == {}
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+
+
+def test_the_work_directory_can_live_on_a_volume_that_outlives_the_pod(helm_bin: Path) -> None:
+    """The revisions kept for predicted vs applied (`<work-dir>/revisions`) survive a new pod."""
+    docs = _render(
+        helm_bin,
+        *("--set", "reconciler.workDir.persistence.enabled=true"),
+        *("--set", "reconciler.workDir.persistence.size=5Gi"),
+        *("--set", "reconciler.workDir.persistence.storageClassName=fast"),
+    )
+    pod = _reconciler(docs)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    [claim] = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert claim["metadata"]["name"] == "tg-reconciler-work"
+    assert claim["metadata"]["namespace"] == "ops"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast",
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["work"]["persistentVolumeClaim"] == {"claimName": "tg-reconciler-work"}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["work"] == "/var/lib/tidegate"
+    assert args.work_dir.is_relative_to(mounts["work"])
+    # The non-root user writes the volume; the rest of the pod's security context is kept.
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_a_volume_for_one_node_refuses_several_replicas(helm_bin: Path) -> None:
+    done = subprocess.run(
+        [
+            *(str(helm_bin), "template", "tg", str(CHART)),
+            *("--set", "reconciler.workDir.persistence.enabled=true", "--set", "replicaCount=2"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "needs accessModes [ReadWriteMany]" in done.stderr
+    shared = _render(
+        helm_bin,
+        *("--set", "reconciler.workDir.persistence.enabled=true", "--set", "replicaCount=2"),
+        *("--set", "reconciler.workDir.persistence.accessModes={ReadWriteMany}"),
+    )
+    [claim] = [d for d in shared if d["kind"] == "PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]

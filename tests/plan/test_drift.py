@@ -7,6 +7,7 @@ import json
 from core.changes import Action, Change, ClusterPlan, Preview, UnitPlan, UnitStatus
 from core.model import ObjectRef, UnitKind, UnitRef
 from core.plan.drift import Drift, drift_between
+from core.plan.live import UNMANAGED
 from core.report.live import drift_markdown, with_drift_json
 
 UNIT = UnitRef(UnitKind.KUSTOMIZATION, "flux-system", "apps")
@@ -28,6 +29,17 @@ def test_drift_is_every_object_whose_live_change_differs() -> None:
         Drift("clusters/prod", UNIT, EDITED, Action.UPDATE, Action.CREATE),
     )
     assert drift_between(offline, offline) == ()
+
+
+def test_an_object_shown_only_as_unmanaged_is_no_drift() -> None:
+    # The offline plan leaves it alone; against the cluster the head takes it over. What the
+    # cluster holds of it is not shown, so neither is a row saying how it differs.
+    unmanaged = Change(Action.CREATE, EDITED, "apps/v1", note=UNMANAGED)
+    unit = UnitPlan(UNIT, UnitStatus.RENDERED, True, (unmanaged, Change(Action.DELETE, OLD, "v1")))
+    live = Preview("cluster", "head", (ClusterPlan("clusters/prod", (unit,)),))
+    assert drift_between(live, preview()) == (
+        Drift("clusters/prod", UNIT, OLD, Action.DELETE, None),
+    )
 
 
 def test_drift_is_reported_apart_in_markdown_and_json() -> None:

@@ -2,7 +2,9 @@
 
 Each comparison runs the real `tidegate preview` twice with empty caches, once rendering every
 unit and once with `--changed-only`, and requires the same JSON report byte for byte except for
-the `provenUnchanged` count. The synthetic fleet (`bench.fleet`, small: three clusters of six
+the `provenUnchanged` count. The default preview's own shortcuts (the head carrying the base's
+renders, the revision memo of a warm base) are compared the same way, against a preview from an
+empty cache without them. The synthetic fleet (`bench.fleet`, small: three clusters of six
 apps, its chart served on loopback) covers every change kind it has and those a pull request
 commonly makes on top (a unit added or removed, a `dependsOn` edit, a substitution source edit);
 the embedded example repository covers the rest of the actions. Targeted tests on small
@@ -13,6 +15,7 @@ rendering.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +187,57 @@ def test_fleet_changes_report_as_a_full_render_does(
     )
     assert _same_but_count(full, changed) == _PROVEN[change]
     assert json.loads(full)["changed"] is True
+
+
+@pytest.fixture(scope="module")
+def warm_base(fleet: _Fleet, kustomize_bin: Path, helm_bin: Path) -> Path:
+    """A cache warmed by a preview of the fleet's base against itself (what CI keeps)."""
+    cache = fleet.full_cache.parent / "warm-base"
+    config = ("--config", str(fleet.operator))
+    base = fleetgen.BASE_BRANCH
+    _report(fleet.made.repo, base, base, cache, (kustomize_bin, helm_bin), *config)
+    return cache
+
+
+@pytest.mark.parametrize("change", sorted(_PROVEN))
+def test_fleet_changes_report_from_a_warm_base_as_without_carrying_renders(
+    fleet: _Fleet,
+    warm_base: Path,
+    change: str,
+    tmp_path: Path,
+    kustomize_bin: Path,
+    helm_bin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The head's renders carried from the base, and the base's memo, change nothing."""
+    tools = (kustomize_bin, helm_bin)
+    head = fleet.branches[change]
+    config = ("--config", str(fleet.operator))
+    cache = tmp_path / "warm"
+    shutil.copytree(warm_base, cache)
+    warm = _report(fleet.made.repo, fleetgen.BASE_BRANCH, head, cache, tools, *config)
+
+    monkeypatch.setattr(engine, "_carry", lambda *args: None)
+    plain = _report(fleet.made.repo, fleetgen.BASE_BRANCH, head, tmp_path / "cold", tools, *config)
+
+    assert warm == plain
+    assert json.loads(plain)["changed"] is True
+
+
+def test_the_example_reports_from_a_warm_base_as_without_carrying_renders(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "example"
+    demo.build_example_repo(repo)
+    tools = (kustomize_bin, helm_bin)
+    _report(repo, "main", "main", tmp_path / "warm", tools)
+    warm = _report(repo, "main", "pull-request", tmp_path / "warm", tools)
+
+    monkeypatch.setattr(engine, "_carry", lambda *args: None)
+    plain = _report(repo, "main", "pull-request", tmp_path / "cold", tools)
+
+    assert warm == plain
+    assert json.loads(plain)["summary"]["update"] > 0
 
 
 def test_the_example_reports_as_a_full_render_does(

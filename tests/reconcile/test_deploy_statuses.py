@@ -220,7 +220,7 @@ def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
     predictor: ArtifactPredictor | RepositoryPredictor
     if trees == "artifacts":
         store = RevisionStore(tmp_path / "revisions")
-        predictor = ArtifactPredictor(store, "clusters/prod", render)
+        predictor = ArtifactPredictor(store, render)
         recorder: Recorder | None = predictor
     else:
         predictor, recorder = RepositoryPredictor(flux.work, "clusters/prod", render), None
@@ -268,7 +268,7 @@ def test_with_a_github_app_the_details_go_to_the_check_run_of_the_flux_context(
     tmp_path: Path,
 ) -> None:
     render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
-    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), "clusters/prod", render)
+    predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), render)
     driver, dispatcher, _ = _reporting(
         flux, github, predictor, recorder=predictor, app_key=app_key[0]
     )

@@ -1,10 +1,11 @@
-"""The controller's notification and prediction flags, all off by default.
+"""The controller's notification and prediction flags.
 
-`--notification-allow-loopback` widens only the loopback rule of the notification delivery policy;
-`--predict-cluster` wires the predicted-vs-applied preview from the artifacts the controller keeps,
-`--predict-repository` (development) from a local clone instead. Without them the controller
-refuses loopback receivers and compares nothing. The demo's end-to-end test (`tests/demo`) shows
-them working in a running controller.
+`--notification-allow-loopback` (off by default) widens only the loopback rule of the notification
+delivery policy. Predicted vs applied is on by default, from the artifacts the controller keeps;
+`--predict=false` turns it off, `--predict-cluster` adds the entry point previewed whole for units
+that need other units' objects, and `--predict-repository` (development) predicts from a local
+clone instead. The demo's end-to-end test (`tests/demo`) shows them working in a running
+controller.
 """
 
 from __future__ import annotations
@@ -29,13 +30,22 @@ def _parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def test_both_are_off_by_default(tmp_path: Path) -> None:
+def test_loopback_is_off_and_prediction_on_by_default(tmp_path: Path) -> None:
     args = _parse()
     assert args.notification_allow_loopback is False
+    assert args.predict is True
     assert args.predict_repository is None
+    assert args.predict_cluster == ""
     settings = Settings(kustomize=Path("kustomize"))
     assert notification_policy(settings) == DEFAULT_POLICY
     assert notification_policy(settings).allow_loopback is False
+    assert isinstance(predictor(settings, tmp_path), ArtifactPredictor)
+
+
+def test_predict_false_turns_prediction_off(tmp_path: Path) -> None:
+    assert _parse("--predict=false").predict is False
+    assert _parse("--predict").predict is True
+    settings = Settings(kustomize=Path("kustomize"), predict=False)
     assert predictor(settings, tmp_path) is None
 
 

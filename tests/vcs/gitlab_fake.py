@@ -2,7 +2,8 @@
 
 It enforces what production meets: the `PRIVATE-TOKEN` header, GitLab's commit-status state
 machine (re-posting the state a status already has is a 400 "Cannot transition status"), notes
-listed in the order asked for, system notes among them, and the pagination headers GitLab sends.
+listed in the order asked for, system notes among them, the pagination headers GitLab sends, and
+direct group members (`GET /groups/:id/members/:user_id`, 404 for anyone else).
 GitLab publishes no OpenAPI description on a package registry (its `openapi_v2.yaml` lives only
 in the GitLab source tree), so unlike the fake GitHub this fake is not validated against a
 machine-readable specification; its shapes follow GitLab's REST documentation.
@@ -50,6 +51,8 @@ class FakeGitLab:
         self.token = token
         self.projects: dict[int, FakeProject] = {}
         self.users: dict[str, int] = {}
+        self.groups: dict[str, dict[int, int]] = {}
+        """Groups by full path: their direct members' ids and access levels."""
         self.requests: list[tuple[str, str]] = []
         self.fail_next: list[int] = []
         self.url = ""
@@ -90,12 +93,24 @@ class FakeGitLab:
                 return _page(
                     [] if found is None else [{"id": found, "username": request.args["username"]}]
                 )
+            if parts[0] == "groups" and len(parts) == 4 and parts[2] == "members":
+                return self._group_member(parts[1], parts[3])
             if parts[0] != "projects" or len(parts) < 3:
                 return jsonify(message="404 Not Found"), 404
             project = self._find_project(parts[1])
             if project is None:
                 return jsonify(message="404 Project Not Found"), 404
             return self._project(project, request.method, parts[2:])
+
+    def _group_member(self, key: str, user: str) -> Any:
+        """A direct member of a group, as `GET /groups/:id/members/:user_id` answers."""
+        members = self.groups.get(urllib.parse.unquote(key))
+        if members is None:
+            return jsonify(message="404 Group Not Found"), 404
+        if not user.isdigit() or int(user) not in members:
+            return jsonify(message="404 Not found"), 404
+        name = next((n for n, i in self.users.items() if i == int(user)), "")
+        return jsonify(id=int(user), username=name, access_level=members[int(user)], state="active")
 
     def _find_project(self, key: str) -> FakeProject | None:
         """A project by numeric id or by its URL-encoded path (`group%2Fproject`)."""

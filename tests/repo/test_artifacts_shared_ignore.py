@@ -1,0 +1,81 @@
+"""A revision's artifact reuses an earlier revision's ignore verdicts under the same rules.
+
+Real git repositories at two commits; the verdicts are compared with a revision filtered on its
+own, and the rule matching itself is counted (our own seam) to show which paths were matched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.repo import sourceignore
+from core.repo.artifacts import Artifacts
+from core.repo.git import Repository
+from tests.preview.gitrepo import commit, new_repo
+
+BASE = {
+    ".sourceignore": "drafts/\n",
+    "apps/web/deploy.yaml": "kind: ConfigMap\n",
+    "apps/web/logo.png": "png\n",
+    "drafts/idea.yaml": "kind: ConfigMap\n",
+    "clusters/prod/flux.yaml": "kind: ConfigMap\n",
+}
+
+
+@pytest.fixture
+def matched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path matched against ignore rules."""
+    seen: list[str] = []
+    original = sourceignore.IgnoreRules.ignored
+
+    def counting(rules: sourceignore.IgnoreRules, path: str) -> bool:
+        seen.append(path)
+        return original(rules, path)
+
+    monkeypatch.setattr(sourceignore.IgnoreRules, "ignored", counting)
+    return seen
+
+
+def _views(repo: Path, base: str, head: str, matched: list[str]) -> tuple[list[str], list[str]]:
+    """The head's kept paths filtered with the base's help, and on its own; `matched` cleared
+    to hold only what the shared filtering matched."""
+    with Repository(repo) as opened:
+        earlier = Artifacts(opened.tree(base), opened.read_blob)
+        earlier.repository()
+        matched.clear()
+        shared = sorted(
+            Artifacts(opened.tree(head), opened.read_blob, like=earlier).repository().files
+        )
+        shared_matched = list(matched)
+        alone = sorted(Artifacts(opened.tree(head), opened.read_blob).repository().files)
+    del matched[len(shared_matched) :]
+    return shared, alone
+
+
+def test_only_paths_the_earlier_revision_lacked_are_matched(
+    tmp_path: Path, matched: list[str]
+) -> None:
+    repo, base = new_repo(tmp_path / "repo", BASE)
+    head = commit(
+        repo, {"drafts/more.yaml": "kind: ConfigMap\n", "apps/api/deploy.yaml": "x: 1\n"}, "head"
+    )
+
+    shared, alone = _views(repo, base, head, matched)
+
+    assert shared == alone
+    assert sorted(matched) == ["apps/api/deploy.yaml", "drafts/more.yaml"]
+    assert "drafts/more.yaml" not in shared
+    assert "apps/api/deploy.yaml" in shared
+
+
+def test_changed_rules_match_every_path_again(tmp_path: Path, matched: list[str]) -> None:
+    repo, base = new_repo(tmp_path / "repo", BASE)
+    head = commit(repo, {".sourceignore": "drafts/\napps/web/\n"}, "head")
+
+    shared, alone = _views(repo, base, head, matched)
+
+    assert shared == alone
+    assert "apps/web/deploy.yaml" not in shared
+    assert len(matched) == len(BASE)
