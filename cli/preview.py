@@ -168,6 +168,12 @@ def register(subparsers: Any) -> None:
         "is reported as not previewed (skip); default: .tidegate.yaml at base, else fail",
     )
     parser.add_argument("--cache-dir", type=Path, help="render cache (default: the user cache)")
+    parser.add_argument(
+        "--cache-max-bytes",
+        type=_size,
+        help="keep the render cache's entries under this size, least recently used removed first"
+        f" (default: ${CACHE_MAX_BYTES_ENV}, else 2G)",
+    )
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")
     parser.add_argument("--helm", type=Path, help="helm binary (default: pinned build)")
     parser.add_argument("--sarif", type=Path, metavar="FILE", help="write findings as SARIF 2.1.0")
@@ -429,6 +435,8 @@ def _preview(
     live: LivePreview | None = None
     with Repository(args.repo) as repo:
         phase = progress.phase if progress else None
+        # Checked before any work: a bad budget is an input error, not a late surprise.
+        max_bytes = cache_max_bytes(args.cache_max_bytes)
         if args.live:
             live = _run_live(repo, request, settings, args, phase)
             offline, result = live.offline, live.live
@@ -454,6 +462,7 @@ def _preview(
             report += live_report.drift_markdown(live.drift)
     # The last line of defence: a value that reached the report some other way is cut here.
     report = settings.known_secrets.scrub(report)
+    _bound_cache(settings.cache, max_bytes)
     if args.output:
         try:
             args.output.write_text(report)
@@ -608,6 +617,32 @@ warm_caches: WarmCaches | None = None
 
 def _render_cache(directory: Path) -> RenderCache:
     return RenderCache(directory) if warm_caches is None else warm_caches.get(directory)
+
+
+CACHE_MAX_BYTES_ENV = "TIDEGATE_CACHE_MAX_BYTES"
+DEFAULT_CACHE_MAX_BYTES = 2 << 30
+
+
+def cache_max_bytes(explicit: int | None) -> int:
+    """The render cache's byte budget: the flag, else `$TIDEGATE_CACHE_MAX_BYTES`, else 2 GiB."""
+    if explicit is not None:
+        return explicit
+    text = os.environ.get(CACHE_MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX_BYTES
+    try:
+        return _size(text)
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"${CACHE_MAX_BYTES_ENV}: {exc}") from None
+
+
+def _bound_cache(cache: RenderCache, max_bytes: int) -> None:
+    """Evict after the preview, so its own renders are the most recently used and stay."""
+    try:
+        cache.enforce_budget(max_bytes)
+    except OSError as exc:
+        # The report is still right; a cache that cannot shrink only costs disk.
+        print(f"tidegate: render cache not trimmed ({exc.strerror})", file=sys.stderr)
 
 
 def default_cache_dir() -> Path:

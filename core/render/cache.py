@@ -18,6 +18,10 @@ receipts or checking them. Memos are written by `save_memos`, one file per conte
 Entries hold only masked manifests (see `core.secrets`), never a cleartext Secret value. The
 masking key lives in the cache directory, readable by its owner only, so tokens stay comparable
 across runs. Writes are atomic (rename), so concurrent previews never see half an entry.
+
+A lookup that finds an entry marks it used by setting its file's mtime (once per entry every few
+minutes per process, not on every hit), which is what `enforce_budget` (`core.render.evict`) ranks
+entries by. An entry removed under a reader is a miss, and the render is done again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ from core.model import (
     Manifest,
     ObjectRef,
 )
+from core.render import evict
 
 __all__ = [
     "CacheCorruptError",
@@ -64,6 +70,9 @@ _V = TypeVar("_V")
 _FORMAT = "4"
 _MEMOS_IN_MEMORY = 8
 _KEY = re.compile(r"[0-9a-f]{64}")
+# Re-mark an entry used after this long, well inside eviction's grace, so an entry a long-lived
+# process keeps using is never the least recently used on disk.
+_TOUCH_EVERY = evict.GRACE_SECONDS / 4
 
 
 class TreeView(Protocol):
@@ -204,6 +213,9 @@ class RenderCache:
         self._key_lock = threading.Lock()
         # Shard directories this instance made or found: a cold preview writes a thousand entries.
         self._dirs: set[str] = set()
+        # Entry files this instance marked used, and when (monotonic): one utime per entry.
+        self._touched: dict[str, float] = {}
+        self._touch_lock = threading.Lock()
         (root / "renders").mkdir(parents=True, exist_ok=True)
         (root / "receipts").mkdir(parents=True, exist_ok=True)
         (root / "revisions").mkdir(parents=True, exist_ok=True)
@@ -237,6 +249,7 @@ class RenderCache:
             known = self._memo(identity).get(spec_key)
             found = self._load(known) if known is not None else None
             if found is not None:
+                self._touch(self._memo_path(identity))
                 with self._memo_lock:
                     self.memo_hits += 1
                 return found
@@ -244,6 +257,7 @@ class RenderCache:
             if self._still_valid(receipt, tree):
                 found = self._load(receipt["render"])
                 if found is not None:
+                    self._touch(self._receipt_path(spec_key))
                     if identity is not None:
                         self._note(identity, spec_key, receipt["render"])
                     return found
@@ -338,18 +352,51 @@ class RenderCache:
         return found
 
     def _load(self, render_key: str) -> CachedRender | None:
+        index_path = self._render_path(render_key)
         known = self._loaded.get(render_key)
         if known is not None:
-            return known
-        data = self._read(self._render_path(render_key))
+            if self._touch(index_path):
+                return known
+            # Evicted since it was parsed (by another process): its bodies may be gone too.
+            self._loaded.discard(render_key)
+            return None
+        data = self._read(index_path)
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
+        self._touch(index_path)
         bodies_path = self._bodies_path(render_key)
         objects = _StoredObjects(data["entries"], data["indexed"], lambda: self._read(bodies_path))
         chart_crds = frozenset(ObjectRef(*ref) for ref in data.get("chartCrds") or ())
         found = CachedRender(objects, frozenset(data["inputs"]), chart_crds)
         self._loaded[render_key] = found
         return found
+
+    def enforce_budget(
+        self, max_bytes: int, *, grace: float = evict.GRACE_SECONDS
+    ) -> evict.Eviction:
+        """Remove the least recently used entries until the stored ones fit in `max_bytes`."""
+        with self._touch_lock:
+            # Entries marked here may be gone after this: mark them again on their next hit.
+            self._touched.clear()
+        return evict.enforce(self._root, max_bytes, grace=grace)
+
+    def _touch(self, path: str) -> bool:
+        """Mark an entry file used (at most once per `_TOUCH_EVERY`); False if it is gone."""
+        now = time.monotonic()
+        with self._touch_lock:
+            last = self._touched.get(path)
+            if last is not None and now - last < _TOUCH_EVERY:
+                return True
+            self._touched[path] = now
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            with self._touch_lock:
+                self._touched.pop(path, None)
+            return False
+        except OSError:
+            return True  # a read-only cache still serves its entries; it just cannot rank them
+        return True
 
     # Plain strings, not Path objects: these run thousands of times per preview.
     def _render_path(self, key: str) -> str:
@@ -410,6 +457,10 @@ class _Recent(Generic[_V]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._entries)
