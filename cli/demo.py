@@ -195,6 +195,7 @@ def _run(args: argparse.Namespace) -> int:
                 config=None,
                 unavailable_sources=None,
                 cache_dir=Path(scratch) / "cache",
+                cache_max_bytes=None,
                 kustomize=None,
                 helm=None,
                 sarif=None,
