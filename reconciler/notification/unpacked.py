@@ -35,9 +35,9 @@ def unpacked_artifacts(root: Path, revision: str, *, like: Artifacts | None = No
     """The files of `revision`, read from its unpacked artifact `root`."""
     files: dict[str, str] = {}
     modes: dict[str, str] = {}
-    paths: dict[str, Path] = {}
+    paths: dict[str, str] = {}
     links: dict[str, bytes] = {}
-    pending = [("", root)]
+    pending = [("", str(root))]
     while pending:
         prefix, directory = pending.pop()
         with os.scandir(directory) as entries:
@@ -52,10 +52,10 @@ def unpacked_artifacts(root: Path, revision: str, *, like: Artifacts | None = No
                     modes[path] = SYMLINK_MODE
                     links[files[path]] = target
                 elif stat.S_ISDIR(mode):
-                    pending.append((f"{path}/", Path(entry.path)))
+                    pending.append((f"{path}/", entry.path))
                 elif stat.S_ISREG(mode):
-                    files[path] = _file_id(Path(entry.path))
-                    paths.setdefault(files[path], Path(entry.path))
+                    files[path] = _file_id(entry.path)
+                    paths.setdefault(files[path], entry.path)
                     if mode & stat.S_IXUSR:
                         modes[path] = _EXECUTABLE
                 if len(files) > MAX_FILES:
@@ -67,7 +67,8 @@ def unpacked_artifacts(root: Path, revision: str, *, like: Artifacts | None = No
         if blob in links:
             return links[blob]
         try:
-            return paths[blob].read_bytes()
+            with open(paths[blob], "rb") as handle:
+                return handle.read()
         except (KeyError, OSError) as exc:
             raise InputError(f"the artifact of {revision} changed while it was read") from exc
 
@@ -78,10 +79,10 @@ def _blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
-def _file_id(path: Path) -> str:
+def _file_id(path: str) -> str:
     """The git blob id of a file, hashed as it is read in chunks (sizes are the attacker's)."""
     digest = hashlib.sha1(usedforsecurity=False)
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         digest.update(b"blob %d\0" % size)
         read = 0
@@ -89,5 +90,5 @@ def _file_id(path: Path) -> str:
             read += len(chunk)
             digest.update(chunk)
     if read != size:
-        raise InputError(f"{path.name} changed while it was read")
+        raise InputError(f"{os.path.basename(path)} changed while it was read")
     return digest.hexdigest()
