@@ -179,3 +179,62 @@ def test_a_live_review_shows_no_value_of_an_object_flux_does_not_manage(
     assert core.read_namespaced_config_map("cluster-settings", "kube-system").data == {
         "token": f"{MARKER}-configmap"
     }
+
+
+def test_a_kustomization_the_pull_request_adds_shows_no_inventory_of_the_cluster(
+    flux: Flux,
+    preview_identity: Path,
+    service_factory: ServiceFactory,
+    github: FakeGitHub,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # The cluster runs a Kustomization `other` the base revision does not have (as one another
+    # repository drives would be); its inventory holds an object with a marker value.
+    core = k8s.CoreV1Api(flux.kube_client)
+    core.create_namespace({"metadata": {"name": flux.apps_namespace}})
+    files = _files(flux, colour="blue", keep_old=True)
+    files["other/kustomization.yaml"] = "resources: [kept.yaml]\n"
+    files["other/kept.yaml"] = f"""
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {{name: kept, namespace: {flux.apps_namespace}}}
+        data: {{token: {MARKER}-inventory}}
+    """
+    flux.commit(files, "first")
+    flux.kustomization("app", path="./app")
+    flux.kustomization("other", path="./other")
+    assert flux.driver.reconcile(flux.namespace, "app").ready
+    assert flux.driver.reconcile(flux.namespace, "other").ready
+    base = _head(flux)
+    # The pull request adds a Kustomization of that name, with nothing of the other's.
+    git("checkout", "--quiet", "-B", "claim", cwd=flux.work)
+    (flux.work / "probe").mkdir()
+    (flux.work / "probe/kustomization.yaml").write_text("resources: [probe.yaml]\n")
+    (flux.work / "probe/probe.yaml").write_text(
+        f"apiVersion: v1\nkind: ConfigMap\n"
+        f"metadata: {{name: probe, namespace: {flux.apps_namespace}}}\n"
+    )
+    (flux.work / "clusters/test/other.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
+        f"metadata: {{name: other, namespace: {flux.namespace}}}\n"
+        "spec: {interval: 10m, path: ./probe, prune: true,"
+        " sourceRef: {kind: GitRepository, name: flux-system}}\n"
+    )
+    git("add", "probe", "clusters", cwd=flux.work)
+    git("commit", "--quiet", "-m", "claim other", cwd=flux.work)
+    git("push", "--quiet", "--force", flux.repo.push_url, "claim", cwd=flux.work)
+    head = _head(flux)
+
+    # The attack is real: an operator's plain live preview shows the inventory's object go.
+    _, report = _preview(flux, preview_identity, base, head, tmp_path, "--live")
+    assert MARKER in json.dumps(report)
+
+    live_cluster = LiveCluster("clusters/test", preview_identity)
+    body = _review(service_factory, github, flux, head, 11, live_clusters=(live_cluster,))
+    _, section = body.split("### Live plan of `clusters/test` against the cluster")
+    assert f"- **create** `ConfigMap/{flux.apps_namespace}/probe`" in section
+    assert f"ConfigMap/{flux.apps_namespace}/kept" not in section
+    published = body + str(checks_of(github, head)) + caplog.text + "".join(capfd.readouterr())
+    assert MARKER not in published
