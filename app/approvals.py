@@ -23,7 +23,7 @@ from codeowners import CodeOwners
 from core.errors import BudgetError
 from core.host.command import Limits, run
 from core.vcs.port import CodeHost, VcsError
-from policies.waivers import CODEOWNERS_FILES
+from policies.waivers import CODEOWNERS_OF
 
 __all__ = ["MAX_CHANGED_PATHS", "approvals", "codeowner_teams"]
 
@@ -37,12 +37,13 @@ _LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _log = logging.getLogger("tidegate.review")
 
 
-def codeowner_teams(mirror: Path, base: str, head: str) -> list[str]:
+def codeowner_teams(mirror: Path, base: str, head: str, host: str = "github") -> list[str]:
     """The teams (without `@`) that CODEOWNERS at `base` names for the paths changed up to `head`.
 
-    Sorted; none when there is no CODEOWNERS or the change is too large to match.
+    Sorted; none when there is no CODEOWNERS or the change is too large to match. CODEOWNERS is
+    read where `host` (`github`, `gitlab`) reads it.
     """
-    owners = _codeowners(mirror, base)
+    owners = _codeowners(mirror, base, CODEOWNERS_OF[host])
     if owners is None:
         return []
     try:
@@ -63,9 +64,9 @@ def codeowner_teams(mirror: Path, base: str, head: str) -> list[str]:
     return sorted(teams)
 
 
-def _codeowners(mirror: Path, base: str) -> CodeOwners | None:
+def _codeowners(mirror: Path, base: str, locations: Sequence[str]) -> CodeOwners | None:
     """The first CODEOWNERS file of the base revision, as `policies.waivers` picks it."""
-    for name in CODEOWNERS_FILES:
+    for name in locations:
         kind = run(
             ["git", "-C", str(mirror), "cat-file", "-t", f"{base}:{name}"], ok_codes=(0, 128)
         )

@@ -143,7 +143,7 @@ class Reviewer:
             mirror = self._fetch(job, credentials, sha, base_ref)
             base = run(["git", "-C", str(mirror), "merge-base", sha, _ref(job, "base")])
             merge_base = base.decode().strip()
-            teams = approvals.codeowner_teams(mirror, merge_base, sha)
+            teams = approvals.codeowner_teams(mirror, merge_base, sha, job.provider.value)
             approvers = approvals.approvals(host, job.work.number, sha, teams)
             state, title, body, annotations = self._preview(job, mirror, merge_base, sha, approvers)
         except TidegateError as exc:
@@ -243,6 +243,7 @@ class Reviewer:
         # `=` joins name and value: a value can never be read as another option. Users and
         # `@teams` (see `app.approvals`).
         argv += [f"--approved-by={name}" for name in approvers]
+        argv.append(f"--codeowners-of={job.provider.value}")
         started = time.monotonic()
         code, stderr = self._engine.preview(argv)
         # The render part of a job, apart from fetching and publishing (docs/benchmarks.md).

@@ -201,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
                 sarif=None,
                 junit=None,
                 approved_by=[],
+                codeowners_of="github",
                 no_policies=False,
                 sandbox=None,
                 live=False,

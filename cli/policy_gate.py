@@ -14,7 +14,7 @@ from core.changes import Preview
 from core.repo.git import Repository, Tree
 from policies import gate
 from policies.cel.rules import load_user_rules
-from policies.waivers import Approval, Waivers
+from policies.waivers import CODEOWNERS_OF, Approval, Waivers
 
 __all__ = ["TreeFiles", "evaluate_preview"]
 
@@ -40,7 +40,11 @@ class TreeFiles:
 
 
 def evaluate_preview(
-    repo: Repository, preview: Preview, *, approved_by: Sequence[str] = ()
+    repo: Repository,
+    preview: Preview,
+    *,
+    approved_by: Sequence[str] = (),
+    codeowners_of: str = "github",
 ) -> gate.GateOutcome:
     """Evaluate the policy gate of a preview with the base revision's configuration and rules."""
     base = TreeFiles(repo, repo.tree(preview.base))
@@ -54,6 +58,12 @@ def evaluate_preview(
         head,
         user_rules=load_user_rules,
         waivers=lambda policy_input, b, h, rules: Waivers(
-            policy_input, b, h, rules, approvals=approvals, today=today
+            policy_input,
+            b,
+            h,
+            rules,
+            approvals=approvals,
+            today=today,
+            codeowners_files=CODEOWNERS_OF[codeowners_of],
         ),
     )

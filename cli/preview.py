@@ -187,6 +187,13 @@ def register(subparsers: Any) -> None:
         "satisfies approval-required findings where CODEOWNERS at base names them",
     )
     parser.add_argument(
+        "--codeowners-of",
+        choices=("github", "gitlab"),
+        default="github",
+        help="read CODEOWNERS where this host does: github (.github/, root, docs/; default) or "
+        "gitlab (root, docs/, .gitlab/), the first that exists",
+    )
+    parser.add_argument(
         "--no-policies", action="store_true", help="only preview; evaluate no policy"
     )
     parser.add_argument(
@@ -448,7 +455,9 @@ def _preview(
             # Policies judge the pull request's own change; drift is not the author's.
             from cli import policy_gate
 
-            outcome = policy_gate.evaluate_preview(repo, offline, approved_by=args.approved_by)
+            outcome = policy_gate.evaluate_preview(
+                repo, offline, approved_by=args.approved_by, codeowners_of=args.codeowners_of
+            )
     policy = outcome.result if outcome else None
     if args.format == "json":
         report = jsonout.dumps(result, policy, max_bytes=settings.options.budgets.max_report_bytes)

@@ -4,11 +4,12 @@ Three layers, tried in this order for each finding; the first that applies is at
 finding (`Finding.waiver`), which stays in the report with the waiver's reason:
 
 1. **Approval** (approval-required rules only): an approving review on the current head commit
-   by a code owner of the affected path. Owners come from the BASE revision's CODEOWNERS
-   (`.github/CODEOWNERS`, `CODEOWNERS` or `docs/CODEOWNERS`, the first that exists, GitHub's
-   syntax: the last matching pattern wins). The affected path is the finding's file, else the
-   file that defines its unit. Approvals on an older commit do not count; a team (`@org/team`)
-   counts when the caller reports that the team approved.
+   by a code owner of the affected path. Owners come from the BASE revision's CODEOWNERS, the
+   first that exists where the repository's host looks: GitHub `.github/CODEOWNERS`,
+   `CODEOWNERS`, `docs/CODEOWNERS`; GitLab `CODEOWNERS`, `docs/CODEOWNERS`,
+   `.gitlab/CODEOWNERS` (GitHub's syntax: the last matching pattern wins). The affected path is
+   the finding's file, else the file that defines its unit. Approvals on an older commit do not
+   count; a team (`@org/team`) counts when the caller reports that the team approved.
 2. **Object annotation** `tidegate.dev/waive-<RULE>: "<reason>"`, with a non-empty reason. It is
    read from the head object, or from the base object when the object leaves (delete, orphan).
    An approval-required rule accepts it only if the base object already carried it: a waiver
@@ -45,6 +46,8 @@ from policies.input import ChangeInput, PolicyInput
 __all__ = [
     "ANNOTATION_PREFIX",
     "CODEOWNERS_FILES",
+    "CODEOWNERS_OF",
+    "GITLAB_CODEOWNERS_FILES",
     "WAIVER_FILE",
     "Approval",
     "Waivers",
@@ -54,6 +57,14 @@ __all__ = [
 ANNOTATION_PREFIX = "tidegate.dev/waive-"
 WAIVER_FILE = ".tidegate/waivers.yaml"
 CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+"""Where GitHub reads CODEOWNERS, in its order; only the first that exists is read."""
+GITLAB_CODEOWNERS_FILES = ("CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
+"""Where GitLab reads CODEOWNERS, in its order (root, docs/, .gitlab/); the first is read."""
+CODEOWNERS_OF: Mapping[str, tuple[str, ...]] = {
+    "github": CODEOWNERS_FILES,
+    "gitlab": GITLAB_CODEOWNERS_FILES,
+}
+"""The CODEOWNERS locations of each host, by the name `--codeowners-of` takes."""
 WAIVER_EXPIRED = "waiver-expired"
 WAIVER_INVALID = "waiver-invalid"
 WAIVER_PENDING = "waiver-pending"
@@ -177,8 +188,8 @@ def _annotations(body: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return values if isinstance(values, Mapping) else {}
 
 
-def _owners_file(files: RevisionFiles) -> tuple[str, CodeOwners | None]:
-    for path in CODEOWNERS_FILES:
+def _owners_file(files: RevisionFiles, locations: Sequence[str]) -> tuple[str, CodeOwners | None]:
+    for path in locations:
         data = files.read(path)
         if data is not None:
             return path, CodeOwners(data[:_MAX_FILE].decode("utf-8", errors="replace"))
@@ -197,6 +208,7 @@ class Waivers:
         *,
         approvals: Sequence[Approval] = (),
         today: datetime.date,
+        codeowners_files: Sequence[str] = CODEOWNERS_FILES,
     ) -> None:
         self.rules = rules
         self.today = today
@@ -208,7 +220,7 @@ class Waivers:
             for cluster, graph in policy_input.owners.items()
             for ref, node in graph.units.items()
         }
-        self.codeowners_path, self.codeowners = _owners_file(base)
+        self.codeowners_path, self.codeowners = _owners_file(base, codeowners_files)
         self.approvers = {
             a.reviewer.lower().lstrip("@") for a in approvals if a.commit == policy_input.head
         }

@@ -21,8 +21,10 @@ Statuses go to the commit the artifact was built from: a revision that does not 
 `sha1:<hex>` or `sha256:<hex>` gets no pending status. Mismatches are counted in
 `tidegate_predicted_mismatch_total`. Nothing here blocks on the network: the notifier only
 queues. The preview of last applied -> new starts when the revision starts applying, on a worker
-thread of its own (after the `Recorder` kept the unpacked artifact), so it runs while the revision
-is built, applied and health-checked; `applied` only collects it.
+thread of its own, reading the new revision from its unpacked artifact, so it runs while the
+revision is built, applied and health-checked; `applied` only collects it. The `Recorder` keeps
+the artifact (git, for the next prediction's base) on the same worker after the preview, so the
+pipeline never waits for the store.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class Predictor(Protocol):
 
 class Recorder(Protocol):
     """Keeps the unpacked artifact of each revision reconciled, for later predictions."""
+
+    def unpacked(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        """Note `tree`, the files of `revision`, for its prediction; starts no process."""
 
     def record(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
         """Keep `tree`, the files of `revision` the Kustomization is reconciling."""
@@ -235,16 +240,22 @@ class DeployReporter:
             if self._workers is None:
                 self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
             workers = self._workers
-        return workers.submit(self._record_and_predict, obj, revision, tree)
+        prediction = workers.submit(self._predict_unpacked, obj, revision, tree)
+        if self._recorder is not None:
+            # One worker: the revision is kept after its prediction (which reads the artifact
+            # in place) and before the next one (whose base it is); the pipeline, waiting only
+            # for the prediction, never waits for the store.
+            workers.submit(_keep, self._recorder, obj, revision, tree)
+        return prediction
 
-    def _record_and_predict(
+    def _predict_unpacked(
         self, obj: Mapping[str, Any], revision: str, tree: Path
     ) -> UnitPlan | None:
         if self._recorder is not None:
             try:
-                self._recorder.record(obj, revision, tree)
-            except Exception:  # keeping a tree must never fail the reconcile
-                _LOG.exception("the tree of %s was not kept", revision)
+                self._recorder.unpacked(obj, revision, tree)
+            except Exception:  # noting a tree must never fail the reconcile
+                _LOG.exception("the tree of %s was not noted", revision)
         namespace, name = _names(obj)
         return self._predict(
             UnitRef(UnitKind.KUSTOMIZATION, namespace, name), _previous(obj), revision
@@ -308,6 +319,13 @@ class DeployReporter:
             metadata=dict(metadata),
             reporting_instance=self._instance,
         )
+
+
+def _keep(recorder: Recorder, obj: Mapping[str, Any], revision: str, tree: Path) -> None:
+    try:
+        recorder.record(obj, revision, tree)
+    except Exception:  # keeping a tree must never fail the reconcile
+        _LOG.exception("the tree of %s was not kept", revision)
 
 
 def _previous(obj: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ from core.units import KustomizationSpec, parse_unit
 from reconciler.notification.lifecycle import sha_of
 from reconciler.notification.revisions import RevisionStore, source_key
 from reconciler.notification.unitpreview import NeedsCluster, Revision, preview_unit
+from reconciler.notification.unpacked import unpacked_artifacts
 
 __all__ = ["ArtifactPredictor", "RepositoryPredictor"]
 
@@ -78,6 +79,8 @@ class ArtifactPredictor:
         self._sources: dict[UnitRef, str] = {}
         self._specs: dict[UnitRef, dict[str, KustomizationSpec]] = {}
         self._roots: dict[str, str] = {}
+        self._unpacked: dict[tuple[str, str], Path] = {}
+        """Revisions applying but not kept yet: (source, commit) -> their unpacked artifact."""
         self._lock = threading.Lock()
         # Read and filtered once per revision: a revision is the head of one prediction and the
         # base of the next, so its tree listing and ignore verdicts serve both (and a new head
@@ -86,8 +89,35 @@ class ArtifactPredictor:
         self._revisions: dict[str, Artifacts] = {}
         self._reading = threading.Lock()
 
+    def unpacked(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        """Note the Kustomization as it applies `revision`, whose unpacked artifact is `tree`.
+
+        Starts no process: until `record` has kept it, a prediction of `revision` reads its
+        files from `tree` itself.
+        """
+        commit = self._note(kustomization, revision)
+        if commit is not None:
+            with self._lock:
+                self._unpacked[(source_key(kustomization), commit)] = tree
+                while len(self._unpacked) > _SPECS_KEPT:
+                    del self._unpacked[next(iter(self._unpacked))]
+
     def record(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
         """Keep `tree`, the unpacked artifact of `revision` the Kustomization is reconciling."""
+        commit = self._note(kustomization, revision)
+        if commit is None:
+            return
+        source = source_key(kustomization)
+        # A revision kept already (the periodic reconcile) is read when a prediction needs it.
+        new = self._store.ref(source, commit) is None
+        kept = self._store.record(source, commit, tree)
+        with self._lock:
+            self._unpacked.pop((source, commit), None)
+        if kept and new:
+            self._read(source, commit, kustomization)
+
+    def _note(self, kustomization: Mapping[str, Any], revision: str) -> str | None:
+        """Remember the unit's source and its spec at `revision`; the revision's commit."""
         commit = sha_of(revision)
         meta = kustomization.get("metadata") or {}
         unit = UnitRef(
@@ -105,12 +135,7 @@ class ArtifactPredictor:
                 specs[commit] = spec
                 while len(specs) > _SPECS_KEPT:
                     del specs[next(iter(specs))]
-        if commit is None:
-            return
-        # A revision kept already (the periodic reconcile) is read when a prediction needs it.
-        new = self._store.ref(source, commit) is None
-        if self._store.record(source, commit, tree) and new:
-            self._read(source, commit, kustomization)
+        return commit
 
     def _read(self, source: str, commit: str, kustomization: Mapping[str, Any]) -> None:
         """List and filter a revision just kept, with the help of the one applied before it.
@@ -142,7 +167,9 @@ class ArtifactPredictor:
         if base is None or head is None or source is None:
             return None
         base_ref, head_ref = self._store.ref(source, base), self._store.ref(source, head)
-        if base_ref is None or head_ref is None:
+        with self._lock:
+            unpacked = self._unpacked.get((source, head)) if head_ref is None else None
+        if base_ref is None or (head_ref is None and unpacked is None):
             return None
         head_spec = specs.get(head)
         if head_spec is not None:
@@ -150,13 +177,25 @@ class ArtifactPredictor:
                 # The base as it was applied; after a restart, the spec applied now stands for it.
                 before = Revision(self._artifacts(base_ref), specs.get(base, head_spec))
                 # A new head reuses the base's ignore verdicts for the paths they share.
-                after = Revision(self._artifacts(head_ref, like=before.artifacts), head_spec)
+                if head_ref is not None:
+                    files = self._artifacts(head_ref, like=before.artifacts)
+                elif unpacked is not None:
+                    # Not kept yet: read from the artifact itself, the same files by the same ids.
+                    files = unpacked_artifacts(unpacked, revision, like=before.artifacts)
+                else:
+                    return None
+                after = Revision(files, head_spec)
                 planned = preview_unit(before, after, self._engine.settings(), root=root)
-            except TidegateError:
+            except (TidegateError, OSError):
                 return None
             if not isinstance(planned, NeedsCluster):
                 return planned if planned.error is None else None
         if not root:
+            return None
+        if head_ref is None and unpacked is not None and self._store.record(source, head, unpacked):
+            # A whole-cluster preview reads both sides from the store: keep the head first.
+            head_ref = self._store.ref(source, head)
+        if head_ref is None:
             return None
         return _unit_plan(self._store.path, base_ref, head_ref, root, self._engine, unit)
 

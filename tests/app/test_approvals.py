@@ -79,6 +79,25 @@ def test_only_the_teams_owning_changed_paths_at_base_are_named(tmp_path: Path) -
     assert approvals.codeowner_teams(repo, base, rewritten) == ["acme/all", "acme/apps"]
 
 
+def test_codeowners_is_read_where_the_host_reads_it(tmp_path: Path) -> None:
+    repo, base = new_repo(
+        tmp_path / "repo",
+        {
+            ".gitlab/CODEOWNERS": "* @acme/gitlab\n",
+            ".github/CODEOWNERS": "* @acme/github\n",
+            "a.yaml": "a: 1\n",
+        },
+    )
+    head = commit(repo, {"a.yaml": "a: 2\n"}, "change")
+    # GitHub reads .github/ first and never .gitlab/; GitLab reads root, docs/, then .gitlab/.
+    assert approvals.codeowner_teams(repo, base, head, "github") == ["acme/github"]
+    assert approvals.codeowner_teams(repo, base, head, "gitlab") == ["acme/gitlab"]
+    root = commit(repo, {"CODEOWNERS": "* @acme/root\n"}, "root owners")
+    later = commit(repo, {"a.yaml": "a: 3\n"}, "change")
+    assert approvals.codeowner_teams(repo, root, later, "gitlab") == ["acme/root"]
+    assert approvals.codeowner_teams(repo, root, later, "github") == ["acme/github"]
+
+
 def test_without_codeowners_no_team_is_named(tmp_path: Path) -> None:
     repo, base = new_repo(tmp_path / "repo", {"a.yaml": "a: 1\n"})
     head = commit(repo, {"a.yaml": "a: 2\n"}, "change")

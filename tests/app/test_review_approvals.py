@@ -32,7 +32,8 @@ def fleet(tmp_path: Path, remote: RemoteRepo) -> Path:
             metadata: {name: settings, namespace: default}
             data: {mode: blue}
         """,
-        ".github/CODEOWNERS": "* @alice @bob @dev @guest\n",
+        # At the root, where both hosts read it.
+        "CODEOWNERS": "* @alice @bob @dev @guest\n",
     }
     work, _ = new_repo(tmp_path / "work", files)
     git(work, "push", "--quiet", remote.push_url, "main")

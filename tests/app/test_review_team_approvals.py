@@ -26,7 +26,7 @@ from tests.vcs.gitlab_fake import FakeGitLab
 CODEOWNERS = "* @acme/platform\n/docs/ @acme/writers\n"
 
 
-def fleet(tmp_path: Path, remote: RemoteRepo) -> Path:
+def fleet(tmp_path: Path, remote: RemoteRepo, codeowners: str = ".github/CODEOWNERS") -> Path:
     files = {
         **flux_cluster("production"),
         "clusters/production/apps.yaml": kustomization("apps", "./apps"),
@@ -42,7 +42,7 @@ def fleet(tmp_path: Path, remote: RemoteRepo) -> Path:
             data: {mode: blue}
         """,
         "docs/README.md": "the fleet\n",
-        ".github/CODEOWNERS": CODEOWNERS,
+        codeowners: CODEOWNERS,
     }
     work, _ = new_repo(tmp_path / "work", files)
     git(work, "push", "--quiet", remote.push_url, "main")
@@ -117,7 +117,8 @@ def test_github_an_unreadable_membership_counts_no_team(
 def test_gitlab_a_group_members_approval_opens_the_gate(
     tmp_path: Path, service: Service, gitlab_fake: FakeGitLab, git_remote: RemoteRepo
 ) -> None:
-    work = fleet(tmp_path, git_remote)
+    # Where GitLab reads it, and GitHub never does.
+    work = fleet(tmp_path, git_remote, ".gitlab/CODEOWNERS")
     head = push(work, git_remote, REMOVE_APPS)
     gitlab_fake.add_merge_request(14, "acme/fleet", 3, head=head)
     gitlab_fake.users.update({"dev": 1, "outsider": 2})

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import CommandError
 from core.repo.git import Repository
 from reconciler.notification import revisions
 from reconciler.notification.revisions import RevisionStore, source_key
@@ -99,3 +100,29 @@ def test_looking_a_revision_up_starts_no_process_once_the_refs_are_read(
     assert again.ref(SOURCE, "2" * 40) is None
     assert again.ref(SOURCE, "1" * 40) is not None
     assert [argv[2] for argv in started] == ["for-each-ref"]
+
+
+def test_a_revision_interrupted_while_kept_is_absent_and_the_store_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keeping ends with the ref: stopped before it (a crash), the objects are only garbage."""
+    store = RevisionStore(tmp_path / "store")
+    assert store.record(SOURCE, "1" * 40, _tree(tmp_path / "a", {"f": "1"}))
+    real = revisions.run
+
+    def crashing(argv: list[str], **kwargs: Any) -> bytes:
+        if "update-ref" in argv:
+            raise CommandError(argv, "killed", code=-9)
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(revisions, "run", crashing)
+    assert not store.record(SOURCE, "2" * 40, _tree(tmp_path / "b", {"f": "2", "g": "2"}))
+    monkeypatch.setattr(revisions, "run", real)
+
+    restarted = RevisionStore(tmp_path / "store")
+    assert restarted.ref(SOURCE, "2" * 40) is None
+    assert restarted.record(SOURCE, "3" * 40, _tree(tmp_path / "c", {"f": "3"}))
+    ref = restarted.ref(SOURCE, "3" * 40)
+    assert ref is not None
+    assert _files(restarted, ref) == {"f": b"3"}
+    assert _files(restarted, str(restarted.ref(SOURCE, "1" * 40))) == {"f": b"1"}

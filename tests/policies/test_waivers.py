@@ -12,7 +12,7 @@ from core.findings import Finding, WaiverKind
 from policies.base import Rule
 from policies.gate import GateOutcome, run_gate
 from policies.input import PolicyInput
-from policies.waivers import Approval, Waivers, parse_waiver_file
+from policies.waivers import CODEOWNERS_OF, Approval, Waivers, parse_waiver_file
 from tests.policies.cases import case
 from tests.policies.files import DictFiles
 from tests.policies.toys import Broken, FlagDeletes, NeedsApproval, Unwaivable
@@ -72,17 +72,27 @@ def _gate(
     base_files: dict[str, str] | None = None,
     head_files: dict[str, str] | None = None,
     approvals: tuple[Approval, ...] = (),
+    codeowners_at: str = "CODEOWNERS",
+    host: str = "github",
 ) -> GateOutcome:
     loaded = case(tmp_path, SIDES.format(gone_reason=gone_reason, kept_base=kept_base))
 
     def waivers(
         policy_input: PolicyInput, base: DictFiles, head: DictFiles, by_id: dict[str, Rule]
     ) -> Waivers:
-        return Waivers(policy_input, base, head, by_id, approvals=approvals, today=TODAY)
+        return Waivers(
+            policy_input,
+            base,
+            head,
+            by_id,
+            approvals=approvals,
+            today=TODAY,
+            codeowners_files=CODEOWNERS_OF[host],
+        )
 
     return run_gate(
         loaded.preview,
-        DictFiles({"CODEOWNERS": CODEOWNERS, **(base_files or {})}),
+        DictFiles({codeowners_at: CODEOWNERS, **(base_files or {})}),
         DictFiles(head_files),
         rules=rules,
         waivers=waivers,  # type: ignore[arg-type]
@@ -151,6 +161,26 @@ def test_code_owner_approval_on_the_head_commit(
         assert found.waiver is not None
         assert found.waiver.kind is WaiverKind.APPROVAL
     assert outcome.result.passed is waived
+
+
+def test_gitlab_repositories_read_codeowners_where_gitlab_does(tmp_path: Path) -> None:
+    def waived(host: str, name: str, **base: str) -> bool:
+        (tmp_path / f"{host}-{name}").mkdir()
+        outcome = _gate(
+            tmp_path / f"{host}-{name}",
+            [NeedsApproval()],
+            approvals=(Approval("alice", "head"),),
+            codeowners_at=".gitlab/CODEOWNERS",
+            host=host,
+            base_files=base,
+        )
+        return _by_object(outcome)[("TT002", "new")].waived
+
+    assert waived("gitlab", "only")
+    # GitHub never reads .gitlab/: there the same file names no owner.
+    assert not waived("github", "only")
+    # GitLab's order puts the root file before .gitlab/ (GitHub's puts .github/ before both).
+    assert not waived("gitlab", "root", CODEOWNERS="* @platform\n")
 
 
 def test_rules_can_refuse_annotation_waivers(tmp_path: Path) -> None:
