@@ -17,6 +17,7 @@ scrubbed of every Secret value known to the preview before they leave this modul
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -177,9 +178,18 @@ class UnitRenderer:
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.options.jobs))
         self._generators: dict[int, tuple[Manifest, GeneratorSpec | TidegateError]] = {}
 
-    def _tool(self, binary: Path) -> str:
-        """The binary as a cache key names it: by content, so an upgrade at the same path misses."""
-        return tool_identity.identify(binary, self.settings.cache.root / "tools")
+    @functools.cached_property
+    def _kustomize_id(self) -> str:
+        """Kustomize as a cache key names it: by content, so an upgrade at the same path misses.
+
+        Once per revision's renderer, not per unit; helm's below is hashed only if a unit needs it.
+        """
+        return tool_identity.identify(self.options.kustomize, self.settings.cache.root / "tools")
+
+    @functools.cached_property
+    def _helm_id(self) -> str:
+        """Helm as a cache key names it (see `_kustomize_id`)."""
+        return tool_identity.identify(self.options.helm, self.settings.cache.root / "tools")
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
         """The one masking boundary: nothing before it is cached, compared or reported."""
@@ -465,7 +475,7 @@ class UnitRenderer:
             _spec_fields(spec),
             variables,
             sorted(secret_names),
-            self._tool(self.options.kustomize),
+            self._kustomize_id,
             self.options.allowed_remotes,
             *([artifact[0]] if artifact is not None else []),
         )
@@ -552,9 +562,7 @@ class UnitRenderer:
         chart_id, inputs, make_chart = self._chart_for(spec, source, objects)
         # The files defining its values sources are inputs too (ownership index).
         inputs |= read_from
-        key = canonical_key(
-            "helmrelease", _spec_fields(spec), values, chart_id, self._tool(self.options.helm)
-        )
+        key = canonical_key("helmrelease", _spec_fields(spec), values, chart_id, self._helm_id)
         cached = self.settings.cache.lookup(key, self.tree)
         if cached is not None:
             return lambda: _rendered(spec, cached, cached.inputs)
