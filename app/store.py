@@ -49,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.schema import DONE, ERROR, QUEUED, RUNNING, SUPERSEDED, deliveries, jobs
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
@@ -268,15 +269,24 @@ def _insert_delivery(dialect: Any) -> Any:
 # Built once: SQLAlchemy then reuses their compiled form instead of building SQL per delivery.
 _INSERT_DELIVERY = (_insert_delivery(sqlite), _insert_delivery(postgresql))
 """Indexed by "is the database PostgreSQL"."""
-_SUPERSEDE = (
-    update(jobs)
-    .where(
-        jobs.c.provider == bindparam("p"),
-        jobs.c.repository == bindparam("r"),
-        jobs.c.number == bindparam("n"),
+
+
+def _queued_reviews_of(
+    provider: BindParameter[Any], repository: BindParameter[Any], number: BindParameter[Any]
+) -> ColumnElement[bool]:
+    """The queued reviews (jobs with a head) of one pull request: what a newer head supersedes."""
+    return and_(
+        jobs.c.provider == provider,
+        jobs.c.repository == repository,
+        jobs.c.number == number,
         jobs.c.state == QUEUED,
         jobs.c.head_sha != "",
     )
+
+
+_SUPERSEDE = (
+    update(jobs)
+    .where(_queued_reviews_of(bindparam("p"), bindparam("r"), bindparam("n")))
     .values(state=SUPERSEDED, finished=bindparam("now"))
 )
 _INSERT_JOB = jobs.insert()
@@ -332,11 +342,7 @@ def _at_once(supersede: bool, queue: bool) -> Any:
             update(jobs)
             .where(
                 exists(select(stored.c.delivery_id)),
-                jobs.c.provider == bindparam("prov"),
-                jobs.c.repository == bindparam("repo"),
-                jobs.c.number == bindparam("num"),
-                jobs.c.state == QUEUED,
-                jobs.c.head_sha != "",
+                _queued_reviews_of(bindparam("prov"), bindparam("repo"), bindparam("num")),
             )
             .values(state=SUPERSEDED, finished=bindparam("now"))
             .cte("superseded")
