@@ -15,13 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from core import yamlio
 from core.fetch import FetchPolicy
+from core.host.files import DirectorySource
+from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.reference import parse_repository
 from core.oci.registry import RegistryClient
 from core.oci.source import unpacked
-from core.render import evict
+from core.render import evict, ocisource
 from core.render.cache import RenderCache
 from core.sources.helmrepo import ChartPuller
+from core.units import SourceRef
 from devenv.registry import Registry
 from tests.fixtures.registry import push_artifact
 from tests.preview.conftest import Preview
@@ -264,3 +268,45 @@ def test_a_preview_after_its_downloads_were_evicted_downloads_again_and_reports_
 
     assert (again.code, again.report) == (first.code, first.report)
     assert _downloads(cache) == pulled
+
+
+class _EvictedMidRead(DirectorySource):
+    """Reads an unpacked artifact while another process evicts everything after its first file."""
+
+    cache: Path
+    reads = 0
+
+    def read(self, path: str) -> bytes:
+        content = super().read(path)
+        type(self).reads += 1
+        if type(self).reads == 1:
+            evict.enforce(str(self.cache), 0, grace=0)
+        return content
+
+
+def test_an_artifact_evicted_while_it_is_read_is_pulled_again_and_read_whole(
+    downloads: _Downloads, oci_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"deploy/{name}.yaml": _version(name) for name in ("a", "b", "c")}
+    push_artifact(oci_registry, "fleet/three", "1.0.0", files)
+    source = f"""
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: OCIRepository
+        metadata: {{name: three, namespace: flux-system}}
+        spec: {{url: "oci://{oci_registry.host}/fleet/three", ref: {{tag: "1.0.0"}}}}
+    """
+    ref = ObjectRef(FLUX_SOURCE_GROUP, "OCIRepository", "flux-system", "three")
+    objects = {ref: Manifest("source.toolkit.fluxcd.io/v1", yamlio.load(source.encode()))}
+    sources = ocisource.OCISources(POLICY, downloads.root / "oci")
+    content = sources.repository(
+        SourceRef("OCIRepository", "flux-system", "three"), objects, as_directory=True
+    )
+    monkeypatch.setattr(_EvictedMidRead, "cache", downloads.root, raising=False)
+    monkeypatch.setattr(_EvictedMidRead, "reads", 0)
+    monkeypatch.setattr(ocisource, "DirectorySource", _EvictedMidRead)
+
+    view = sources.view(content)
+
+    assert _EvictedMidRead.reads > len(files)  # the first walk was cut short, then redone
+    assert {path: view.read(path).decode() for path in files} == files
+    assert content.artifact.path.is_dir()  # unpacked again, under the same digest
