@@ -150,9 +150,14 @@ def test_the_reconcile_never_waits_for_the_store_and_the_revision_is_kept_after(
         return plan
 
     sent: list[Event] = []
-    reporter = DeployReporter(
-        lambda event, **_: sent.append(event), predictor=predictor, recorder=artifacts
-    )
+    final = threading.Event()
+
+    def notify(event: Event, **_: Any) -> None:
+        sent.append(event)
+        if event.reason == "Succeeded":
+            final.set()
+
+    reporter = DeployReporter(notify, predictor=predictor, recorder=artifacts)
     obj = _live(HEAD, "jobs", _rev(base))
     reporter.applying(obj, _rev(head), head_tree)
     reporter.applied(obj, _rev(head), changes=(), seconds=1.0, healthy=True)
@@ -160,7 +165,9 @@ def test_the_reconcile_never_waits_for_the_store_and_the_revision_is_kept_after(
         obj, "info", "done", revision=_rev(head), commit_status=True, reason="Succeeded"
     )
 
-    # The observer has returned with the comparison; the store's write has not happened.
+    # The final status, sent when the preview ended, carries the comparison; the store's write
+    # has not happened.
+    assert final.wait(timeout=120)
     assert not store.stored.is_set()
     assert store.ref(source, head) is None
     [plan] = predicted
