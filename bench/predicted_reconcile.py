@@ -27,19 +27,22 @@ It reports:
 
 The render cache is warmed first (a prediction of the same change), as it is after the pull
 request's own preview. Run from the repository root:
-`.venv/bin/python -m bench.predicted_reconcile [--rounds 5]`. It prints JSON; nothing asserts a
-target.
+`.venv/bin/python -m bench.predicted_reconcile [--rounds 5] [--profile]`. It prints JSON;
+nothing asserts a target. `--profile` profiles the timed predictions (cProfile, on the
+predictions' worker) and prints the costliest functions to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import datetime as dt
 import functools
 import hashlib
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -144,6 +147,7 @@ class _TimedPredictor:
 
     def __init__(self, inner: ArtifactPredictor) -> None:
         self.inner = inner
+        self.profile: cProfile.Profile | None = None
         self.seconds: list[float] = []
         self.cpu: list[float] = []
         """CPU seconds of each preview's thread (the render cache is warm: no tool runs)."""
@@ -165,7 +169,10 @@ class _TimedPredictor:
 
     def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         started, cpu = time.perf_counter(), time.thread_time()
-        plan = self.inner(unit, previous, revision)
+        if self.profile is not None:
+            plan = self.profile.runcall(self.inner, unit, previous, revision)
+        else:
+            plan = self.inner(unit, previous, revision)
         self.seconds.append(time.perf_counter() - started)
         self.cpu.append(time.thread_time() - cpu)
         self.plans.append(plan)
@@ -300,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predicted_reconcile")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="profile the timed predictions")
     args = parser.parse_args(argv)
     load_at_start = round(os.getloadavg()[0], 1)
     with tempfile.TemporaryDirectory(prefix="tidegate-predicted-reconcile-") as scratch:
@@ -337,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.publish(fleet.repo, base_sha, served)
             bench.publish(fleet.repo, head_sha, served)
             _setup(bench, fleet, app)
-            report = _rounds(bench, app, base_sha, head_sha, settings, work, args.rounds)
+            report = _rounds(
+                bench, app, base_sha, head_sha, settings, work, args.rounds, profile=args.profile
+            )
             cluster.close()
     report["load_average_1m_at_start"] = load_at_start
     report["load_average_1m"] = round(os.getloadavg()[0], 1)
@@ -353,6 +363,8 @@ def _rounds(
     settings: RenderEngine,
     work: Path,
     rounds: int,
+    *,
+    profile: bool = False,
 ) -> dict[str, Any]:
     plain = bench.deps(None)
 
@@ -387,6 +399,8 @@ def _rounds(
     change(predicting)
     reporter.drain()
     warmup = predictor.seconds[-1] if predictor.seconds else None
+    if profile:
+        predictor.profile = cProfile.Profile()
     without: list[tuple[float, float]] = []
     with_: list[tuple[float, float]] = []
     added: list[float] = []
@@ -428,6 +442,10 @@ def _rounds(
         preview_cpu.append(predictor.cpu[-1])
         kept.append(predictor.keeping[-1])
     reporter.close()
+    if predictor.profile is not None:
+        stats = pstats.Stats(predictor.profile, stream=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(15)
     plan = predictor.plans[-1]
     reconcile = _median([w for w, _ in without])
     return {

@@ -53,15 +53,16 @@ def unpacked_artifacts(root: Path, revision: str, *, like: Artifacts | None = No
                 if entry.name == ".git":
                     raise InputError(f"the artifact of {revision} holds a .git entry")
                 path = f"{prefix}{entry.name}"
-                mode = entry.stat(follow_symlinks=False).st_mode
-                if stat.S_ISLNK(mode):
+                # The entry's type comes with the directory listing; only a regular file is
+                # stat'ed, for its executable bit.
+                if entry.is_symlink():
                     links[path] = os.fsencode(os.readlink(entry.path))
                     modes[path] = SYMLINK_MODE
-                elif stat.S_ISDIR(mode):
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append((f"{path}/", entry.path))
-                elif stat.S_ISREG(mode):
+                elif entry.is_file(follow_symlinks=False):
                     regular[path] = entry.path
-                    if mode & stat.S_IXUSR:
+                    if entry.stat(follow_symlinks=False).st_mode & stat.S_IXUSR:
                         modes[path] = _EXECUTABLE
                 if len(regular) + len(links) > MAX_FILES:
                     raise InputError(
