@@ -31,6 +31,7 @@ __all__ = ["SYMLINK_MODE", "Listing", "Repository", "Tree"]
 
 # A full object id: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_SKIP_CHUNK = 1 << 20
 
 # Git must not read the machine's or the user's config (helpers, URL rewrites, ...) nor ever
 # wait for a password. Callers may override these through `Limits.env`.
@@ -292,10 +293,20 @@ class Repository:
             GitError: The revision does not name a commit; the message names it.
         """
         _check_revision(ref)
-        out = self._git(
-            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", ok=(0, 1)
-        )
-        commit = out.decode().strip()
+        if _OBJECT_ID.fullmatch(ref):
+            # A full id (what the pull-request app always sends) is peeled by the blob reader
+            # already running, not by one more `git` process per revision.
+            commit = self._peeled_commit(ref)
+        else:
+            out = self._git(
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{ref}^{{commit}}",
+                ok=(0, 1),
+            )
+            commit = out.decode().strip()
         if not commit:
             raise GitError(f"unknown revision {ref!r}: it names no commit in {self._path.name}")
         return commit
@@ -376,6 +387,27 @@ class Repository:
                 cat_file.close()
                 self._cat_file = None
                 raise GitError(f"could not read blob {blob_id}: {exc}") from exc
+
+    def _peeled_commit(self, object_id: str) -> str:
+        """The commit a full object id names (itself, or what a tag points to); "" if none."""
+        with self._cat_file_lock:
+            cat_file = self._running_cat_file()
+            try:
+                cat_file.send(f"{object_id}^{{commit}}\n".encode())
+                header = cat_file.read_line().decode().split(" ")
+                if len(header) != 3:
+                    return ""  # `<name> missing`: unknown, or nothing that peels to a commit
+                found, kind, size = header
+                # The commit object and its newline, skipped a chunk at a time: a hostile
+                # commit's message may be of any size, and only its id is wanted.
+                left = int(size) + 1
+                while left:
+                    left -= len(cat_file.read_exact(min(left, _SKIP_CHUNK)))
+            except CommandError as exc:
+                cat_file.close()
+                self._cat_file = None
+                raise GitError(f"could not read {object_id}: {exc}") from exc
+        return found if kind == "commit" and _OBJECT_ID.fullmatch(found) else ""
 
     def read_blobs(self, blob_ids: Iterable[str], *, max_bytes: int) -> dict[str, bytes]:
         """Return the content of many blobs, read with few round trips to the blob reader.
