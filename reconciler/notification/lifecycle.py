@@ -31,8 +31,8 @@ and sent, with the verdict in its status description, by the worker as soon as t
 (so a final event may reach Providers after the next revision's `Progressing`; each status
 still lands on its own commit). The `Recorder` keeps the artifact (git, for the next
 prediction's base) on the same worker after the preview, so the pipeline never waits for the
-store. `drain` waits for the held-back events (tests, shutdown); `close` drains and stops the
-worker.
+store. `drain` waits for the held-back events (tests); `close` (shutdown) sends them, cancelling the
+previews not started yet.
 """
 
 from __future__ import annotations
@@ -244,11 +244,16 @@ class DeployReporter:
             workers.submit(lambda: None).result(timeout)
 
     def close(self) -> None:
-        """Send the held-back events, then stop the worker (the process is stopping)."""
+        """Send the held-back events, then stop the worker (the process is stopping).
+
+        The preview running is waited for; those not started yet are cancelled, so their final
+        events go at once, without a verdict (and their revisions are not kept): a stopping
+        controller must not spend its grace period previewing.
+        """
         with self._lock:
             workers, self._workers = self._workers, None
         if workers is not None:
-            workers.shutdown(wait=True)
+            workers.shutdown(wait=True, cancel_futures=True)
 
     # --- helpers ----------------------------------------------------------------------------
 
