@@ -35,7 +35,7 @@ from core.render.ocisource import is_oci_helm_repository
 from core.repo.git import Tree
 from core.units import ClusterRender, RenderedUnit, SourceRef
 
-__all__ = ["Carry", "changed_entries", "changed_paths"]
+__all__ = ["Carry", "changed_entries", "changed_paths", "plain"]
 
 
 def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
@@ -116,7 +116,7 @@ class Carry:
                 return False
             objects.update(unit.objects)
         return all(
-            _plain(unit, objects, sources) and not self.invalidates(unit.inputs)
+            plain(unit, objects, sources) and not self.invalidates(unit.inputs)
             for unit in base.units.values()
         )
 
@@ -134,7 +134,7 @@ class Carry:
         return any(posixpath.dirname(entry) in dirs for entry in self.entries)
 
 
-def _plain(
+def plain(
     unit: RenderedUnit, objects: Mapping[ObjectRef, Manifest], sources: Collection[SourceRef]
 ) -> bool:
     """Tell whether a rendered unit's content is all named by its inputs or its cache key."""
