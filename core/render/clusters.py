@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from core.model import ObjectRef, UnitKind, UnitRef
+from core.model import UnitKind, UnitRef
 from core.render.cache import CachedRender, RenderCache, canonical_key
 from core.render.carry import plain
 from core.units import ClusterRender, RenderedUnit, SourceRef
@@ -83,12 +83,11 @@ def clusterable(cluster: ClusterRender, sources: Mapping[SourceRef, object]) -> 
     """Tell whether every unit of a cluster rendered from content the commit names."""
     if cluster.errors or not cluster.units:
         return False
-    objects: dict[ObjectRef, Any] = {}
-    for unit in cluster.units.values():
+    units = list(cluster.units.values())
+    for unit in units:
         if unit.objects is None or not unit.render_key or unit.unavailable_source is not None:
             return False
-        objects.update(unit.objects)
-    return all(plain(unit, objects, sources) for unit in cluster.units.values())
+    return all(plain(unit, units, sources) for unit in units)
 
 
 def save(cache: RenderCache, key: str, cluster: ClusterRender) -> None:
