@@ -171,7 +171,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--cache-max-bytes",
         type=_size,
-        help="keep the render cache's entries under this size, least recently used removed first"
+        help="keep the render cache (renders and chart and OCI downloads) under this size, least "
+        "recently used removed first"
         f" (default: ${CACHE_MAX_BYTES_ENV}, else 2G)",
     )
     parser.add_argument("--kustomize", type=Path, help="kustomize binary (default: pinned build)")

@@ -6,7 +6,9 @@ pagination, bounded), and downloads blobs, verifying every manifest and blob aga
 digest. Anonymous pulls answer a registry's `401` with its token challenge
 (`WWW-Authenticate: Bearer realm=…,service=…,scope=…`): the token is asked for with the pull scope
 and sent only to the registry's origin. Manifests and blobs are cached on disk by digest, the
-only key that cannot change under us; tag lookups are never cached.
+only key that cannot change under us; tag lookups are never cached. A hit marks the file used
+(`core.host.usage`) for the render cache's byte budget, and one the budget removed is downloaded
+again.
 
 Every request goes through `core.fetch.fetch`: the registry host must pass the policy. A token
 service or blob storage that an allowed registry sends us to (Docker Hub's auth.docker.io, a
@@ -17,6 +19,7 @@ response body or a token.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +33,7 @@ from typing import Any
 
 from core.errors import Failure, TidegateError
 from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
+from core.host.usage import mark_used
 from core.oci.reference import Repository, check_digest, check_tag
 
 __all__ = [
@@ -172,7 +176,7 @@ class RegistryClient:
                 f"{repo}: blob {digest} is {size} bytes, over the {self.limits.blob_bytes} limit"
             )
         path = self._cached("blobs", digest)
-        if path.is_file():
+        if mark_used(path):
             return path
         response = self._get(
             repo,
@@ -190,8 +194,9 @@ class RegistryClient:
     def _manifest_doc(self, repo: Repository, reference: str) -> tuple[str, dict[str, Any]]:
         if reference.startswith("sha256:"):
             cached = self._cached("manifests", reference)
-            if cached.is_file():
-                return reference, _parse_manifest(cached.read_bytes(), repo, reference)
+            if mark_used(cached):
+                with contextlib.suppress(FileNotFoundError):  # evicted since: fetch it again
+                    return reference, _parse_manifest(cached.read_bytes(), repo, reference)
         response = self._get(
             repo,
             f"{repo.base}/manifests/{reference}",

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from core import semver
 from core.errors import InputError
+from core.host.usage import mark_used
 from core.oci.reference import OCIReferenceError, Repository, parse_repository
 from core.oci.registry import Manifest, OCIError, RegistryClient, RegistryError
 from core.oci.unpack import UnpackError, unpack
@@ -218,7 +219,7 @@ def _select_layer(manifest: Manifest, media_type: str) -> Mapping[str, Any]:
 def unpacked(client: RegistryClient, blob: Path) -> Path:
     """Return the directory a verified blob unpacks to; done once, named by its digest."""
     target = client.cache_dir / "unpacked" / blob.name
-    if target.is_dir():
+    if target.is_dir() and mark_used(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))

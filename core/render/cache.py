@@ -413,7 +413,7 @@ class RenderCache:
     def enforce_budget(
         self, max_bytes: int, *, grace: float = evict.GRACE_SECONDS
     ) -> evict.Eviction:
-        """Remove the least recently used entries until the stored ones fit in `max_bytes`."""
+        """Remove the least recently used entries and downloads until they fit in `max_bytes`."""
         with self._touch_lock:
             # Entries marked here may be gone after this: mark them again on their next hit.
             self._touched.clear()

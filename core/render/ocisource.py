@@ -10,6 +10,10 @@
   differs from the chart's own version fails, as helm-controller fails it;
 - the chart of an OCI `HelmRepository` (`type: oci`).
 
+An unpacked artifact is read whole into memory, and read again from a fresh pull of the same
+digest if the cache's byte budget removed it during the walk (`core.render.evict` renames it away
+first, so the walk notices): a walk cut short never yields half an artifact.
+
 Each OCIRepository object must have been rendered in the cluster (else the unit waits, then fails
 naming it). All downloads go through `core.oci` and the fetch policy; this module reads and writes
 only the cache and the unit's work directory, and never runs a tool.
@@ -17,15 +21,17 @@ only the cache and the unit's work directory, and never runs a tool.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from core import semver, yamlio
-from core.errors import RenderError, TidegateError
+from core.errors import InputError, RenderError, TidegateError
 from core.fetch import FetchPolicy
 from core.host.files import DirectorySource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
@@ -52,6 +58,7 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
 _VERSION_LINE = re.compile(r"^version:[^\n]*$", re.MULTILINE)
 
 
@@ -93,11 +100,33 @@ class OCISources:
         with self._lock:
             found = self._views.get(key)
         if found is None:
-            found = _artifact_view(
-                content.artifact.path, content.spec.name, content.spec.ignore, filtered=filtered
-            )
+            found = self._read(content, filtered=filtered)
             with self._lock:
                 self._views[key] = found
+        return found
+
+    def _read(self, content: OCIContent, *, filtered: bool) -> FileView:
+        """Read an unpacked artifact whole, pulling it again if the cache's budget removed it.
+
+        Eviction (`core.render.evict`) renames a directory away before deleting it, so a walk it
+        cut short would see files vanish: the directory must be the same one after the walk.
+        """
+        spec = content.spec
+
+        def read(root: Path) -> FileView:
+            return _artifact_view(root, spec.name, spec.ignore, filtered=filtered)
+
+        found = _read_whole(content.artifact.path, read)
+        if found is None:
+            # The same content again: by the digest the first pull resolved, not by its tag.
+            digest = content.artifact.revision.rpartition("@")[2]
+            artifact = pull_artifact(self.client, dataclasses.replace(spec, digest=digest))
+            path = artifact.path
+            if not path.is_dir():
+                path = unpacked(self.client, path)
+            found = _read_whole(path, read)
+        if found is None:
+            raise RenderError(f"{spec.name}: the artifact was removed from the cache while read")
         return found
 
     def repository(
@@ -130,6 +159,17 @@ class OCISources:
         return pull_chart(
             self.client, str(spec.get("url") or ""), chart, version, insecure=insecure
         )
+
+
+def _read_whole(directory: Path, read: Callable[[Path], _T]) -> _T | None:
+    """`read(directory)`, or None when the directory was removed or replaced meanwhile."""
+    try:
+        before = directory.stat().st_ino
+        found = read(directory)
+        after = directory.stat().st_ino
+    except (OSError, InputError):
+        return None
+    return found if before == after else None
 
 
 def _artifact_view(root: Path, label: str, spec_ignore: str | None, *, filtered: bool) -> FileView:

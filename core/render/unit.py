@@ -445,6 +445,7 @@ class UnitRenderer:
         """A Kustomization over an OCIRepository's artifact, pulled before kustomize runs."""
         try:
             content = self.oci.repository(spec.source, objects, as_directory=True)
+            view = self.oci.view(content)
         except InputError as exc:
             raise exc.reworded(f"{spec.unit}: source {spec.source}: {exc}") from None
         except ocisource.MissingSource:
@@ -457,9 +458,7 @@ class UnitRenderer:
         identity = (
             f"{content.artifact.revision} {content.spec.operation} ignore={content.spec.ignore!r}"
         )
-        return self._kustomization(
-            spec, self.oci.view(content), objects, artifact=(identity, content.defined_in)
-        )
+        return self._kustomization(spec, view, objects, artifact=(identity, content.defined_in))
 
     def _kustomization(
         self,

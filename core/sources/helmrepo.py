@@ -9,7 +9,9 @@ the allow-list and address rules apply to the index, the archive and each redire
 
 Archives are saved under names derived from a hash of (chart URL, version, digest), never from
 repository content, so a chart called `../../x` cannot write outside the cache. Successful pulls
-are cached on disk; an index is kept in memory for `index_ttl` seconds (base and head share one
+are cached on disk, and a hit marks the files it used (`core.host.usage`), so the render cache's
+byte budget (`core.render.evict`) removes the least recently used first; one it removed is
+downloaded again; an index is kept in memory for `index_ttl` seconds (base and head share one
 download); a source that could not be reached is remembered for `failure_ttl` seconds, so one
 dead repository costs one timeout per preview, not one per unit and side. While a preview
 `holds` the puller, neither expires: both revisions (and any second pass over a cluster) see the
@@ -38,6 +40,7 @@ from typing import Any
 from core import semver, yamlio
 from core.errors import Failure, TidegateError
 from core.fetch import FetchedResponse, FetchError, FetchPolicy, fetch, parse_url
+from core.host.usage import mark_used
 
 __all__ = ["ChartLimits", "ChartPuller", "SourceUnavailableError"]
 
@@ -148,7 +151,7 @@ class ChartPuller:
         target = parse_url(chart_url)
         policy.check_host(target)
         self._note(target.host, target.port, policy)
-        if not archive.is_file():
+        if not mark_used(archive):
             body = self._get(chart_url, policy, self.limits.max_chart_bytes).body
             _check_archive(chart_url, body, digest)
             _write(archive, body)
@@ -238,8 +241,9 @@ class ChartPuller:
             chart_url = str(data["url"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not archive.is_file():
-            return None
+        if not mark_used(archive):
+            return None  # evicted: resolve and download again
+        mark_used(pointer)
         # A cached archive is still subject to the allow-list of the side asking for it.
         target = parse_url(chart_url)
         policy.check_host(target)

@@ -119,7 +119,7 @@ def test_a_hit_marks_its_entry_used_once_per_process(tmp_path: Path) -> None:
     assert index.stat().st_mtime == marked - DAY
 
 
-@pytest.mark.parametrize("name", ["masking.key", "tools/kustomize", "charts/archive.tgz"])
+@pytest.mark.parametrize("name", ["masking.key", "tools/kustomize", "elsewhere/entry.json"])
 def test_files_outside_the_entry_directories_are_never_removed(tmp_path: Path, name: str) -> None:
     _filled(tmp_path, ["one"])
     other = tmp_path / name
