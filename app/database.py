@@ -50,6 +50,10 @@ def open_database(url: str, *, threads: int = 5) -> Engine:
     On PostgreSQL the pool keeps a connection for each of the process's `threads` that use the
     database at once (and opens up to 10 more for a moment): were it smaller, every burst would
     open and close connections, each a new server process started within an acknowledgement.
+    A connection is not pinged when it is checked out: that would be a second round trip for
+    every acknowledgement. A connection the server dropped (a restart, a failover) fails its
+    next statement instead; SQLAlchemy then discards every connection of the pool opened
+    before, and the store stores a delivery again once (`JobStore.record`).
 
     Raises:
         InputError: the URL is malformed or names another kind of database; the message never
@@ -65,8 +69,7 @@ def open_database(url: str, *, threads: int = 5) -> Engine:
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        # pool_pre_ping: a replica outlives restarts of the server and failovers.
-        return create_engine(parsed, pool_pre_ping=True, pool_size=threads, max_overflow=10)
+        return create_engine(parsed, pool_size=threads, max_overflow=10)
     raise InputError(
         f"TIDEGATE_DATABASE_URL: unsupported database {backend[:40]!r} (sqlite or postgresql)"
     )

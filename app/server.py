@@ -7,19 +7,27 @@ its lease. Requests are served by threads (`gthread`), so a slow client never bl
 acknowledgement of others. Once a worker has built its app, everything built so far is frozen
 out of the garbage collector (`gc.freeze`): those long-lived objects (modules, Flask, SQLAlchemy)
 were what made each full collection stop the process for a tenth of a second or more, holding
-every acknowledgement in it back. This module knows gunicorn; it knows nothing of Flask's
-internals.
+every acknowledgement in it back. The worker also shortens the interpreter's switch interval
+(`SWITCH_INTERVAL`): a request thread that comes back from the database or a socket waits for
+the interpreter lock until the running thread is made to give it up, up to 5 ms by default, and
+an acknowledgement passes through several such hand-overs (gunicorn's queue, the database's
+statements, the answer), some of them while the process holds the database's write lock that
+the other processes wait for. This module knows gunicorn; it knows nothing of Flask's internals.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-__all__ = ["GunicornServer"]
+__all__ = ["SWITCH_INTERVAL", "GunicornServer"]
+
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may keep the interpreter lock while another waits (CPython's default: 0.005)."""
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
@@ -37,6 +45,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is unty
 
     def load(self) -> Any:
         """Build the app; gunicorn calls this in each worker after the fork."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
         app = self._factory()
         # Later collections then examine only what requests allocate, not the app itself.
         gc.collect()

@@ -11,7 +11,10 @@ SQLite (embedded, one host) or PostgreSQL (several replicas), through one SQLAlc
   PostgreSQL that transaction is a single statement sent in autocommit mode, one round trip to
   the server instead of five (begin, three statements, commit): every round trip is a chance
   for the acknowledgement to wait for a busy server process. It still commits (and waits for
-  the commit to be durable, `synchronous_commit` as the server has it) before the answer.
+  the commit to be durable, `synchronous_commit` as the server has it) before the answer. A
+  connection the server dropped (a restart, a failover) is found out by that statement, not by
+  a ping before each delivery, and the delivery is sent once more on a new connection: the
+  delivery id makes that safe, a first attempt that did commit makes it a duplicate.
 - A job is claimed under a lease. On PostgreSQL the claim locks the row with `FOR UPDATE SKIP
   LOCKED`, so replicas claim different jobs without waiting on each other; on SQLite every
   transaction holds the write lock. Either way no two workers hold the same job.
@@ -49,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.schema import DONE, ERROR, QUEUED, RUNNING, SUPERSEDED, deliveries, jobs
@@ -101,6 +105,12 @@ class JobStore:
         key = _key(delivery)
         provider = delivery.provider.value
         if self._autocommit is not None:
+            try:
+                return _record_at_once(self._autocommit, delivery, key, now)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+            # The connection was lost; the pool has dropped it and the ones opened with it.
             return _record_at_once(self._autocommit, delivery, key, now)
         with self._engine.begin() as db:
             inserted = db.execute(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["deliver", "pull_request_event"]
+__all__ = ["deliver", "pull_request_event", "signed_headers"]
 
 
 def pull_request_event(
@@ -30,21 +30,38 @@ def pull_request_event(
     repository: str,
     clone_url: str,
     installation_id: int,
+    base_ref: str = "main",
+    head_repository: str | None = None,
 ) -> dict[str, Any]:
-    """A `pull_request` payload: head `head` on branch `head_ref` onto `main` at `base`."""
-    repo = {"full_name": repository}
+    """A `pull_request` payload: head `head` on branch `head_ref` onto `base_ref` at `base`.
+
+    `head_repository` names a fork the head comes from (default: the repository itself).
+    """
+    fork = repository if head_repository is None else head_repository
     return {
         "action": action,
         "number": number,
         "pull_request": {
             "number": number,
             "draft": False,
-            "head": {"sha": head, "ref": head_ref, "repo": repo},
-            "base": {"ref": "main", "sha": base, "repo": repo},
+            "head": {"sha": head, "ref": head_ref, "repo": {"full_name": fork}},
+            "base": {"ref": base_ref, "sha": base, "repo": {"full_name": repository}},
         },
         "repository": {"full_name": repository, "clone_url": clone_url},
         "installation": {"id": installation_id},
         "sender": {"login": "octocat"},
+    }
+
+
+def signed_headers(
+    secret: bytes, body: bytes, *, event: str = "pull_request", delivery: str = ""
+) -> dict[str, str]:
+    """GitHub's delivery headers for `body`: the event, a delivery id and its signature."""
+    signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={signature}",
     }
 
 
@@ -58,17 +75,11 @@ def deliver(
             status (`HTTPError`, which carries it).
     """
     body = json.dumps(payload).encode()
-    signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
     request = urllib.request.Request(  # noqa: S310 - the loopback servers of the demo
         url,
         data=body,
         method="POST",
-        headers={
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": f"sha256={signature}",
-            "Content-Type": "application/json",
-        },
+        headers={**signed_headers(secret, body, event=event), "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return int(response.status)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from core.vcs.gitlab import GitLabHost
 from core.vcs.gitlab import connect as gitlab_connect
 from core.vcs.port import CodeHost
 from core.vcs.webhooks import Provider
+from devenv import github_webhook
 from devenv.github_api import FakeGitHub
 from tests.fixtures.github import APP_ID, GITLAB_TOKEN, NO_WAIT
 from tests.fixtures.gitserver import GIT_PASSWORD, GIT_USER
@@ -48,16 +47,11 @@ class Service:
         self, event: str, payload: Any, *, delivery: str = "", secret: bytes = WEBHOOK_SECRET
     ) -> Any:
         body = json.dumps(payload).encode()
-        signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        headers = github_webhook.signed_headers(secret, body, event=event, delivery=delivery)
         return self.client.post(
             "/webhooks/github",
             data=body,
-            headers={
-                "X-GitHub-Event": event,
-                "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-                "X-Hub-Signature-256": signature,
-                "Content-Type": "application/json",
-            },
+            headers={**headers, "Content-Type": "application/json"},
         )
 
     def deliver_gitlab(self, event: str, payload: Any, *, token: bytes = WEBHOOK_SECRET) -> Any:
@@ -150,16 +144,15 @@ def pull_request_event(
     base: str = "main",
 ) -> dict[str, Any]:
     """A `pull_request` payload with the fields GitHub sends and Tidegate reads."""
-    return {
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "draft": False,
-            "head": {"sha": head, "ref": "feature", "repo": {"full_name": head_repository}},
-            "base": {"ref": base, "sha": "0" * 40, "repo": {"full_name": repository}},
-        },
-        "repository": {"full_name": repository, "clone_url": clone_url},
-        "installation": {"id": 7},
-        "sender": {"login": "octocat"},
-    }
+    return github_webhook.pull_request_event(
+        action,
+        number=number,
+        head=head,
+        head_ref="feature",
+        base="0" * 40,
+        base_ref=base,
+        repository=repository,
+        head_repository=head_repository,
+        clone_url=clone_url,
+        installation_id=7,
+    )

@@ -1,6 +1,7 @@
 """What keeps acknowledgements cheap and prompt: SQLite's settings, its one connection per
 process and its hand-over between processes, a gunicorn worker's app frozen out of the garbage
-collector, and review threads (and the renders they start) running at a lower CPU priority than
+collector and its short interpreter switch interval, PostgreSQL's one statement with no ping
+before it, and review threads (and the renders they start) running at a lower CPU priority than
 the webhook threads."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import event, text
 from app.database import open_database, sqlite_url
 from app.migrate import upgrade
 from app.review import REVIEW_NICE, Worker, yield_cpu
-from app.server import GunicornServer
+from app.server import SWITCH_INTERVAL, GunicornServer
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
@@ -149,6 +150,7 @@ def test_a_worker_freezes_its_app_out_of_the_garbage_collector() -> None:
         """Stands for the WSGI app and everything built with it."""
 
     built = App()
+    switch = sys.getswitchinterval()
     try:
         app = GunicornServer(lambda: built, {}).load()
         # Frozen objects sit in no generation, so no later collection walks them.
@@ -156,6 +158,21 @@ def test_a_worker_freezes_its_app_out_of_the_garbage_collector() -> None:
         assert not any(found is built for g in range(3) for found in gc.get_objects(g))
         assert gc.get_freeze_count() > 0
     finally:
+        gc.unfreeze()
+        sys.setswitchinterval(switch)
+
+
+def test_a_worker_shortens_the_interpreter_switch_interval() -> None:
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    try:
+        sys.setswitchinterval(0.005)  # CPython's default
+        GunicornServer(lambda: seen.append(sys.getswitchinterval()), {}).load()
+        # Set before the app is built, so the review thread it starts runs with it too.
+        assert seen == [SWITCH_INTERVAL]
+        assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
+    finally:
+        sys.setswitchinterval(before)
         gc.unfreeze()
 
 
@@ -172,12 +189,49 @@ def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
         # In autocommit mode psycopg sends the statement alone: no BEGIN before, no COMMIT after.
         sent.append((connection.connection.dbapi_connection.autocommit, statement.lstrip()[:4]))
 
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi: Any) -> bool:
+        pings.append(dbapi)
+        return ping(dbapi)
+
+    engine.dialect.do_ping = counted  # type: ignore[method-assign,assignment]
+
     work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
     assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
-    assert sent == [(True, "WITH")]
+    assert store.record(Delivery(Provider.GITHUB, "d-2", "pull_request", work))
+    # The second delivery reused the pooled connection without a round trip to ping it.
+    assert sent == [(True, "WITH"), (True, "WITH")]
+    assert pings == []
     # Committed on its own: another connection sees the delivery and its job.
-    assert JobStore(open_database(postgres_url)).counts() == {"queued": 1}
+    assert JobStore(open_database(postgres_url)).counts() == {"queued": 1, "superseded": 1}
     engine.dispose()
+
+
+def test_postgresql_stores_a_delivery_again_when_the_server_dropped_the_connection(
+    postgres_url: str,
+) -> None:
+    engine = open_database(postgres_url)
+    upgrade(engine)
+    store = JobStore(engine)
+    work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
+    assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+    # The server ends every session of the pool (as a restart or a failover would).
+    admin = open_database(postgres_url)
+    with admin.connect() as db:
+        ended = db.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert ended >= 1
+    assert store.record(Delivery(Provider.GITHUB, "d-2", "pull_request", work))
+    assert not store.record(Delivery(Provider.GITHUB, "d-2", "pull_request", work))
+    assert store.deliveries() == 2
+    engine.dispose()
+    admin.dispose()
 
 
 def test_postgresql_keeps_a_connection_for_each_thread(postgres_url: str) -> None:

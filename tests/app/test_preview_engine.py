@@ -76,6 +76,41 @@ def test_many_pull_requests_leave_the_warm_process_the_same_size(
     assert alive == [], "nothing a preview observed outlives it"
 
 
+def _stored_renders(cache_dir: Path) -> set[str]:
+    """The renders a cache directory holds (one index file each)."""
+    return {
+        path.name for path in (cache_dir / "renders").rglob("*.json") if ".bodies." not in path.name
+    }
+
+
+def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo, base = _fleet(tmp_path)
+    caches = WarmCaches()
+    answers = []
+    stored = []
+    for number, app in enumerate(("web", "api")):
+        head = commit(repo, {f"{app}/config.yaml": configmap(f"{app}-config", app, size="2")}, app)
+        out = tmp_path / "reports" / str(number)
+        out.mkdir(parents=True)
+        line = json.dumps({"argv": _argv(repo, base, head, out, (kustomize_bin, helm_bin))})
+        if number == 1:
+            [cache] = caches.caches.values()
+            memo_hits = cache.memo_hits
+        answer = io.StringIO()
+        preview_server.serve(io.StringIO(line + "\n"), answer, caches)
+        answers.append(json.loads(answer.getvalue()))
+        stored.append(_stored_renders(tmp_path / "reports" / "render"))
+
+    assert [a["code"] for a in answers] == [1, 1], answers
+    # The base's four units (the cluster root and three apps) come from the warm process's
+    # memo of that base; of the head, only the edited app is rendered: one new render.
+    assert cache.memo_hits - memo_hits == 4
+    assert len(stored[1] - stored[0]) == 1
+    assert "api-config" in (tmp_path / "reports" / "1" / "report.md").read_text()
+
+
 def test_the_engine_keeps_one_process_across_jobs_and_recycles_it(
     tmp_path: Path, kustomize_bin: Path, helm_bin: Path
 ) -> None:

@@ -4,8 +4,6 @@ deliveries are acknowledged over HTTP and /metrics sums every gunicorn worker pr
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -13,13 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from devenv import github_webhook
 from tests.app.conftest import WEBHOOK_SECRET, pull_request_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,12 +57,7 @@ def deliver(base: str, number: int) -> requests.Response:
     body = json.dumps(
         pull_request_event("opened", number=number, head=f"{number:040x}", clone_url="https://x/y")
     ).encode()
-    signature = "sha256=" + hmac.new(WEBHOOK_SECRET, body, hashlib.sha256).hexdigest()
-    headers = {
-        "X-GitHub-Event": "pull_request",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": signature,
-    }
+    headers = github_webhook.signed_headers(WEBHOOK_SECRET, body)
     return requests.post(f"{base}/webhooks/github", data=body, headers=headers, timeout=30)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 from app.database import open_database, sqlite_url
 from app.store import JobStore
 from app.web import MAX_DELIVERY, create_app
+from devenv import github_webhook
 from tests.app.conftest import Service, pull_request_event
 
 SHA = "a" * 40
@@ -62,15 +61,10 @@ def test_an_unsigned_delivery_is_refused(service: Service) -> None:
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"action": "opened"}', b"\xff"])
 def test_malformed_signed_payloads_are_400_and_not_stored(service: Service, body: bytes) -> None:
-    signature = "sha256=" + hmac.new(b"webhook s3cret", body, hashlib.sha256).hexdigest()
     response = service.client.post(
         "/webhooks/github",
         data=body,
-        headers={
-            "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": "d-3",
-            "X-Hub-Signature-256": signature,
-        },
+        headers=github_webhook.signed_headers(b"webhook s3cret", body, delivery="d-3"),
     )
     assert response.status_code == 400
     assert "error" in response.get_json()

@@ -129,6 +129,33 @@ def test_resolve_of_a_tree_id_is_not_a_commit(work: Path, repo: Repository) -> N
         repo.resolve(tree_id)
 
 
+def test_resolve_of_full_ids_asks_the_blob_reader_not_another_git_process(
+    work: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A commit whose message is larger than one read of the blob reader's answer.
+    commit(work, {"README.md": b"# fleet v2\n"})
+    message = work.parent / "message.txt"
+    message.write_text("m" * (3 << 20))
+    git("commit", "--quiet", "--amend", "--file", str(message), cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work)
+    git("tag", "--annotate", "v1", "--message", "release", cwd=work)
+    tag, tree, blob = (
+        git("rev-parse", name, cwd=work) for name in ("v1", "HEAD^{tree}", "HEAD:README.md")
+    )
+
+    def no_git(*args: str, ok: tuple[int, ...] = (0,)) -> bytes:
+        raise AssertionError(f"git {args[0]} was run")
+
+    monkeypatch.setattr(repo, "_git", no_git)
+
+    assert repo.resolve(head) == head
+    assert repo.resolve(tag) == head  # an annotated tag's id peels to its commit
+    for other in (tree, blob, "0" * 40):
+        with pytest.raises(GitError, match="unknown revision"):
+            repo.resolve(other)
+    assert repo.read_blob(blob) == b"# fleet v2\n"  # the reader is still in step
+
+
 def test_merge_base_of_diverged_branches(work: Path, repo: Repository) -> None:
     fork = git("rev-parse", "HEAD", cwd=work)
     git("switch", "--quiet", "--create", "feature", cwd=work)
