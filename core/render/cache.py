@@ -216,6 +216,8 @@ class RenderCache:
         self._memo_lock = threading.Lock()
         self.memo_hits = 0
         """Lookups answered by a revision memo (for tests)."""
+        self.kept_hits = 0
+        """Clusters read as kept instead of discovered (`core.render.clusters`, for tests)."""
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
         # Shard directories this instance made or found: a cold preview writes a thousand entries.

@@ -105,6 +105,7 @@ def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
     """The cluster kept under `key`, or None when there is none or any part of it is gone."""
     known, data = cache.read_cluster(key)
     if isinstance(known, ClusterRender) and known.path == path and _present(cache, known):
+        cache.kept_hits += 1
         return known
     if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("path") != path:
         return None
@@ -113,6 +114,7 @@ def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
     except (KeyError, TypeError, ValueError):
         return None  # damaged: discovery decides
     if cluster is not None:
+        cache.kept_hits += 1
         cache.remember_cluster(key, cluster)
     return cluster
 

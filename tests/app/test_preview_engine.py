@@ -97,16 +97,18 @@ def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
         line = json.dumps({"argv": _argv(repo, base, head, out, (kustomize_bin, helm_bin))})
         if number == 1:
             [cache] = caches.caches.values()
-            memo_hits = cache.memo_hits
+            memo_hits, kept_hits = cache.memo_hits, cache.kept_hits
         answer = io.StringIO()
         preview_server.serve(io.StringIO(line + "\n"), answer, caches)
         answers.append(json.loads(answer.getvalue()))
         stored.append(_stored_renders(tmp_path / "reports" / "render"))
 
     assert [a["code"] for a in answers] == [1, 1], answers
-    # The base's four units (the cluster root and three apps) come from the warm process's
-    # memo of that base; of the head, only the edited app is rendered: one new render.
-    assert cache.memo_hits - memo_hits == 4
+    # The base's cluster (its root and three apps) is the one the warm process kept from the
+    # first pull request, without a lookup; of the head, only the edited app is rendered: one
+    # new render.
+    assert cache.kept_hits - kept_hits == 1
+    assert cache.memo_hits - memo_hits == 0
     assert len(stored[1] - stored[0]) == 1
     assert "api-config" in (tmp_path / "reports" / "1" / "report.md").read_text()
 
