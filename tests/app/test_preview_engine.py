@@ -105,8 +105,8 @@ def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
 
     assert [a["code"] for a in answers] == [1, 1], answers
     # The base's cluster (its root and three apps) is the one the warm process kept from the
-    # first pull request, without a lookup; of the head, only the edited app is rendered: one
-    # new render.
+    # first pull request, read without a lookup (`core.render.clusters`). Nothing of the base is
+    # rendered again, and of the head only the edited app: one new render.
     assert cache.kept_hits - kept_hits == 1
     assert cache.memo_hits - memo_hits == 0
     assert len(stored[1] - stored[0]) == 1
