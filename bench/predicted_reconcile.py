@@ -19,25 +19,30 @@ It reports:
 - the same reconcile with the predictor;
 - what the predictor adds: the difference of the two medians, and its share of the reconcile
   without it (the target is under 10%); also the time the pipeline spends blocked in the
-  observer's `applying` (starting the preview) and `applied` (waiting for the preview,
-  comparing), and the preview's own duration (it runs while the revision is built
-  and applied, so on an idle machine only the blocked time would be added).
+  observer (`applying`, starting the preview; `applied`, noting the change set; and `forward`,
+  the final event, held back until the preview ends), the preview's own duration and CPU (it
+  runs beside the pipeline, on the predictions' worker), and the time from the start of the
+  reconcile until the final event is sent with the predicted-vs-applied verdict in its status
+  description (the round fails when that description has no verdict).
 
 The render cache is warmed first (a prediction of the same change), as it is after the pull
 request's own preview. Run from the repository root:
-`.venv/bin/python -m bench.predicted_reconcile [--rounds 5]`. It prints JSON; nothing asserts a
-target.
+`.venv/bin/python -m bench.predicted_reconcile [--rounds 5] [--profile]`. It prints JSON;
+nothing asserts a target. `--profile` profiles the timed predictions (cProfile, on the
+predictions' worker) and prints the costliest functions to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import datetime as dt
 import functools
 import hashlib
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -66,11 +71,13 @@ from devenv import toolchain
 from devenv.controlplane import ControlPlane
 from devenv.ports import free_port
 from reconciler import crds
-from reconciler.events import EventRecorder
+from reconciler.events import EventRecorder, Subscriber
 from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
 from reconciler.kustomization.deps import Deps, Options, ReconcileObserver
 from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.kustomization.model import ChangeEntry
+from reconciler.notification.commit_status import DESCRIPTION_KEY
+from reconciler.notification.event import Event
 from reconciler.notification.lifecycle import DeployReporter
 from reconciler.notification.predictor import ArtifactPredictor
 from reconciler.notification.revisions import RevisionStore
@@ -108,6 +115,11 @@ class _Timed:
         self.inner = inner
         self.in_observer = 0.0
 
+    def forward(self, event: Event) -> None:
+        started = time.perf_counter()
+        self.inner.forward(event)
+        self.in_observer += time.perf_counter() - started
+
     def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
         started = time.perf_counter()
         self.inner.applying(obj, revision, tree)
@@ -135,7 +147,10 @@ class _TimedPredictor:
 
     def __init__(self, inner: ArtifactPredictor) -> None:
         self.inner = inner
+        self.profile: cProfile.Profile | None = None
         self.seconds: list[float] = []
+        self.cpu: list[float] = []
+        """CPU seconds of each preview's thread (the render cache is warm: no tool runs)."""
         self.plans: list[UnitPlan | None] = []
         self.keeping: list[float] = []
         """Seconds each revision took to keep, on the predictions' worker after its preview."""
@@ -153,9 +168,13 @@ class _TimedPredictor:
             self.kept.set()
 
     def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
-        started = time.perf_counter()
-        plan = self.inner(unit, previous, revision)
+        started, cpu = time.perf_counter(), time.thread_time()
+        if self.profile is not None:
+            plan = self.profile.runcall(self.inner, unit, previous, revision)
+        else:
+            plan = self.inner(unit, previous, revision)
         self.seconds.append(time.perf_counter() - started)
+        self.cpu.append(time.thread_time() - cpu)
         self.plans.append(plan)
         return plan
 
@@ -207,14 +226,14 @@ class _Bench:
             "source.toolkit.fluxcd.io", "v1", FLUX, "gitrepositories", FLUX, {"status": status}
         )
 
-    def deps(self, observer: ReconcileObserver | None) -> Deps:
+    def deps(self, observer: ReconcileObserver | None, forward: Sequence[Subscriber] = ()) -> Deps:
         return Deps(
             objects=PortReader(self.cluster),
             artifacts=ArtifactCache(
                 HttpDownloader(artifact_policy(allow_loopback=True)), self.work / "artifacts"
             ),
             engines=LiveEngines(self.cluster, health_interval=1.0),
-            events=EventRecorder(self.flux, [], instance="bench-0"),
+            events=EventRecorder(self.flux, list(forward), instance="bench-0"),
             options=Options(kustomize=fleetgen.pinned_tool("kustomize"), work_root=self.work),
             observer=observer,
         )
@@ -288,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predicted_reconcile")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="profile the timed predictions")
     args = parser.parse_args(argv)
     load_at_start = round(os.getloadavg()[0], 1)
     with tempfile.TemporaryDirectory(prefix="tidegate-predicted-reconcile-") as scratch:
@@ -325,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.publish(fleet.repo, base_sha, served)
             bench.publish(fleet.repo, head_sha, served)
             _setup(bench, fleet, app)
-            report = _rounds(bench, app, base_sha, head_sha, settings, work, args.rounds)
+            report = _rounds(
+                bench, app, base_sha, head_sha, settings, work, args.rounds, profile=args.profile
+            )
             cluster.close()
     report["load_average_1m_at_start"] = load_at_start
     report["load_average_1m"] = round(os.getloadavg()[0], 1)
@@ -341,6 +363,8 @@ def _rounds(
     settings: RenderEngine,
     work: Path,
     rounds: int,
+    *,
+    profile: bool = False,
 ) -> dict[str, Any]:
     plain = bench.deps(None)
 
@@ -350,11 +374,19 @@ def _rounds(
         return ArtifactPredictor(store, settings, cluster=CLUSTER)
 
     predictor = _TimedPredictor(fresh(0))
-    reporter = DeployReporter(
-        lambda *_a, **_k: None, cluster="staging", predictor=predictor, recorder=predictor
-    )
+    verdicts: list[tuple[float, str]] = []
+    """When each final event was sent, and its status description."""
+    sent = threading.Event()
+
+    def notify(event: Event, **_: Any) -> None:
+        description = event.metadata.get(f"{GROUP}/{DESCRIPTION_KEY}")
+        if description is not None:
+            verdicts.append((time.perf_counter(), description))
+            sent.set()
+
+    reporter = DeployReporter(notify, cluster="staging", predictor=predictor, recorder=predictor)
     observer = _Timed(reporter)
-    predicting = bench.deps(observer)
+    predicting = bench.deps(observer, [observer.forward])
     unit = UnitRef(UnitKind.KUSTOMIZATION, FLUX, app)
 
     def change(deps: Deps) -> tuple[float, float]:
@@ -365,12 +397,17 @@ def _rounds(
 
     print("first apply, and a prediction to warm the render cache", file=sys.stderr)
     change(predicting)
+    reporter.drain()
     warmup = predictor.seconds[-1] if predictor.seconds else None
+    if profile:
+        predictor.profile = cProfile.Profile()
     without: list[tuple[float, float]] = []
     with_: list[tuple[float, float]] = []
     added: list[float] = []
     previews: list[float] = []
     kept: list[float] = []
+    preview_cpu: list[float] = []
+    to_verdict: list[float] = []
     for index in range(rounds):
         print(f"round {index + 1} of {rounds}", file=sys.stderr)
         without.append(change(plain))
@@ -385,13 +422,30 @@ def _rounds(
         observer.in_observer = 0.0
         predictor.kept.clear()
         bench.point_source_at(head_sha)
+        sent.clear()
+        started = time.perf_counter()
         with_.append(bench.reconcile(app, predicting))
-        # Keeping the head runs after the reconcile returned; let it finish before the next
-        # round's reconcile without a predictor, which it would otherwise slow down.
+        # The preview, the final event it holds back and keeping the head run after the
+        # reconcile returned; let them finish before the next round's reconcile without a
+        # predictor, which they would otherwise slow down.
+        if not sent.wait(600):
+            raise SystemExit("the final event of the head was never sent")
         predictor.kept.wait(600)
+        sent_at, description = verdicts[-1]
+        if "previewed" not in description and "difference" not in description:
+            raise SystemExit(
+                f"the head's status has no predicted-vs-applied verdict: {description}"
+            )
+        to_verdict.append(sent_at - started)
         added.append(observer.in_observer)
         previews.append(predictor.seconds[-1])
+        preview_cpu.append(predictor.cpu[-1])
         kept.append(predictor.keeping[-1])
+    reporter.close()
+    if predictor.profile is not None:
+        stats = pstats.Stats(predictor.profile, stream=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(15)
     plan = predictor.plans[-1]
     reconcile = _median([w for w, _ in without])
     return {
@@ -408,7 +462,12 @@ def _rounds(
             "cpu_s_median": _median([c for _, c in with_]),
         },
         "preview_wall_s_median": _median(previews),
+        "preview_thread_cpu_s_median": _median(preview_cpu),
         "blocked_in_observer_wall_s_median": _median(added),
+        # From the start of the head's reconcile until its final event, with the verdict in
+        # its status description, is handed to the notifier.
+        "final_status_with_verdict_after_s_median": _median(to_verdict),
+        "final_status_description": verdicts[-1][1] if verdicts else None,
         # Off the reconcile's path: on the predictions' worker, after the preview.
         "keep_revision_after_wall_s_median": _median(kept),
         # What the predictor adds: the preview runs beside the pipeline, but on a busy machine

@@ -79,6 +79,9 @@ def notifications(runtime: Runtime) -> DeployReporting:
         recorder=predicting if isinstance(predicting, ArtifactPredictor) else None,
     )
     runtime.on_stop(reporting.dispatcher.stop)
+    # Cleanups run last first: the statuses held back for their previews are queued before
+    # the queue stops.
+    runtime.on_stop(reporting.reporter.close)
     return reporting
 
 

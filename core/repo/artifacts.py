@@ -65,7 +65,7 @@ class Artifacts:
                 kept = self._included(regular, spec_ignore)
                 found = FileView(
                     "GitRepository",
-                    {p: files[p] for p in kept},
+                    files.only(kept),
                     self.read_blob,
                     symlinks=links,
                     identity=_identity(files.revision, spec_ignore),

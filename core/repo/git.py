@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import threading
+from abc import abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -26,7 +27,7 @@ from core.errors import CommandError, GitError, InputError
 from core.host.command import DEFAULT_LIMITS, Coprocess, Limits, run
 from core.host.paths import normalize
 
-__all__ = ["SYMLINK_MODE", "Repository", "Tree"]
+__all__ = ["SYMLINK_MODE", "Listing", "Repository", "Tree"]
 
 # A full object id: SHA-1 (40 hex) or SHA-256 (64 hex) repositories.
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
@@ -54,6 +55,46 @@ _BATCH = 256
 
 # Paths are bytes in git; this decoding round-trips names that are not UTF-8.
 _PATH_ENCODING = ("utf-8", "surrogateescape")
+
+
+class Listing(Mapping[str, str]):
+    """A path -> blob id listing whose ids may be computed only when asked for.
+
+    A directory read in place (an unpacked artifact) lists its paths at once but hashes a file
+    only when something needs its id, so a build that reads ten files of thousands costs ten
+    hashes. `Tree` wraps a `Listing` without copying it (a copy would ask for every id), and
+    `only` keeps that for a subset. Subclasses answer `in`, iteration and `len` from the paths
+    alone, and give the same id for a path every time.
+    """
+
+    @abstractmethod
+    def __contains__(self, path: object) -> bool:
+        """Whether `path` is listed, answered without computing its id."""
+
+    def only(self, paths: Iterable[str]) -> Listing:
+        """The listing of `paths` (paths of this listing), still computing ids when asked."""
+        return _Subset(self, tuple(paths))
+
+
+class _Subset(Listing):
+    def __init__(self, listing: Listing, paths: tuple[str, ...]) -> None:
+        self._listing = listing
+        self._paths = paths
+        self._members = frozenset(paths)
+
+    def __getitem__(self, path: str) -> str:
+        if path not in self._members:
+            raise KeyError(path)
+        return self._listing[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._members
 
 
 class Tree(Mapping[str, str]):
@@ -85,7 +126,8 @@ class Tree(Mapping[str, str]):
             submodules: Path -> commit id of submodules.
         """
         self._revision = revision
-        self._files = dict(files)
+        # A `Listing` computes ids when asked for: copying it would ask for all of them.
+        self._files: Mapping[str, str] = files if isinstance(files, Listing) else dict(files)
         self._modes = dict(modes or {})
         self._submodules = MappingProxyType(dict(submodules or {}))
         # Built on first use: many callers only look files up.
@@ -116,6 +158,12 @@ class Tree(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Tree({self._revision!r}, {len(self._files)} files)"
+
+    def only(self, paths: Iterable[str]) -> Mapping[str, str]:
+        """Path -> blob id for `paths` (files of this tree); ids not computed yet stay so."""
+        if isinstance(self._files, Listing):
+            return self._files.only(paths)
+        return {path: self._files[path] for path in paths}
 
     def mode(self, path: str) -> str:
         """Return git's mode of a file: `100644`, `100755` (executable) or `120000` (symlink)."""

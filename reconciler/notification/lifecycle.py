@@ -20,16 +20,25 @@ starts applying and how the run ended) and the event subscriber in front of the 
 Statuses go to the commit the artifact was built from: a revision that does not end in
 `sha1:<hex>` or `sha256:<hex>` gets no pending status. Mismatches are counted in
 `tidegate_predicted_mismatch_total`. Nothing here blocks on the network: the notifier only
-queues. The preview of last applied -> new starts when the revision starts applying, on a worker
+queues.
+
+Nothing here waits for the prediction either, so the pipeline's time and outcome never depend on
+it. The preview of last applied -> new starts when the revision starts applying, on a worker
 thread of its own, reading the new revision from its unpacked artifact, so it runs while the
-revision is built, applied and health-checked; `applied` only collects it. The `Recorder` keeps
-the artifact (git, for the next prediction's base) on the same worker after the preview, so the
-pipeline never waits for the store.
+revision is built, applied and health-checked. `applied` only notes the change set; when the
+run's final event arrives (`forward`) before the preview has finished, that event is held back
+and sent, with the verdict in its status description, by the worker as soon as the preview ends
+(so a final event may reach Providers after the next revision's `Progressing`; each status
+still lands on its own commit). The `Recorder` keeps the artifact (git, for the next
+prediction's base) on the same worker after the preview, so the pipeline never waits for the
+store. `drain` waits for the held-back events (tests, shutdown); `close` drains and stops the
+worker.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import threading
@@ -105,6 +114,8 @@ class _Run:
     details: str = ""
     prediction: Future[UnitPlan | None] | None = None
     """The preview of last applied -> this revision, started when it started applying."""
+    changes: Sequence[ChangeEntry] | None = None
+    """The applied change set, compared with the prediction when it ends (None: not applied)."""
 
 
 class DeployReporter:
@@ -170,19 +181,21 @@ class DeployReporter:
         seconds: float,
         healthy: bool,
     ) -> None:
-        """Prepare the success description and, with a preview, the comparison."""
+        """Prepare the success description; the comparison is made when the preview ends.
+
+        Returns at once: a preview still running is not waited for (see `forward`).
+        """
         namespace, name = _names(obj)
         description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
-        details = ""
-        predicted = self._prediction(obj, revision)
-        unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
-        if predicted is not None:
-            comparison = compare(predicted, applied_outcomes(changes, predicted))
-            description += f"; {comparison.headline}"
-            if not comparison.matched:
-                self.mismatches.labels(namespace, name).inc()
-                details = comparison_markdown(comparison, unit, revision, cluster=self._cluster)
-        self._finish(namespace, name, revision, description, details)
+        with self._lock:
+            run = self._runs.get((namespace, name))
+            started = run.prediction if run is not None and run.revision == revision else None
+        if started is None:
+            # No unpacked artifact was handed over: the preview is made now, off the path too.
+            started = self._submit_prediction(obj, revision)
+        self._finish(
+            namespace, name, revision, description, "", changes=changes, prediction=started
+        )
 
     def failed(self, obj: Mapping[str, Any], revision: str, reason: str, message: str) -> None:
         """Prepare the failure description: Flux's reason and the message's first line."""
@@ -213,9 +226,29 @@ class DeployReporter:
             self._send(event)
         elif not run.reporting:
             self._send(event, statuses=False)
+        elif run.prediction is not None and run.changes is not None:
+            # Held back until the preview ends (at once when it has): the status carries the
+            # verdict, and the pipeline goes on without waiting for it.
+            run.prediction.add_done_callback(functools.partial(self._compared, event, run))
         else:
-            metadata = {**event.metadata, f"{GROUP}/{DESCRIPTION_KEY}": run.description}
-            self._send(event.with_metadata(metadata), details=run.details)
+            self._send_final(event, run.description, run.details)
+
+    # --- the predictions' worker --------------------------------------------------------------
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every preview started so far has ended and its held-back event is sent."""
+        with self._lock:
+            workers = self._workers
+        if workers is not None:
+            # One worker, in order: a no-op runs after every earlier task and its callbacks.
+            workers.submit(lambda: None).result(timeout)
+
+    def close(self) -> None:
+        """Send the held-back events, then stop the worker (the process is stopping)."""
+        with self._lock:
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -230,16 +263,56 @@ class DeployReporter:
                 exc,
             )
 
+    def _send_final(self, event: Event, description: str, details: str) -> None:
+        metadata = {**event.metadata, f"{GROUP}/{DESCRIPTION_KEY}": description}
+        self._send(event.with_metadata(metadata), details=details)
+
+    def _compared(self, event: Event, run: _Run, done: Future[UnitPlan | None]) -> None:
+        """Send the held-back final event, its description saying how the apply compared."""
+        description, details = run.description, run.details
+        try:
+            predicted = done.result()
+            if predicted is not None and run.changes is not None:
+                unit = UnitRef(
+                    UnitKind.KUSTOMIZATION,
+                    event.involved_object.namespace,
+                    event.involved_object.name,
+                )
+                comparison = compare(predicted, applied_outcomes(run.changes, predicted))
+                description += f"; {comparison.headline}"
+                if not comparison.matched:
+                    self.mismatches.labels(unit.namespace, unit.name).inc()
+                    details = comparison_markdown(
+                        comparison, unit, run.revision, cluster=self._cluster
+                    )
+        except Exception:  # a comparison that fails must not cost the commit its status
+            _LOG.exception("predicted vs applied of %s not compared", run.revision)
+        self._send_final(event, description, details)
+
+    def _worker(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
+            return self._workers
+
+    def _submit_prediction(
+        self, obj: Mapping[str, Any], revision: str
+    ) -> Future[UnitPlan | None] | None:
+        """The preview of a revision applied without its unpacked artifact, on the worker."""
+        previous = _previous(obj)
+        if self._predictor is None or not previous or previous == revision:
+            return None
+        namespace, name = _names(obj)
+        unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
+        return self._worker().submit(self._predict, unit, previous, revision)
+
     def _start_prediction(
         self, obj: Mapping[str, Any], revision: str, tree: Path | None
     ) -> Future[UnitPlan | None] | None:
         """Keep the tree and start the preview on the worker thread; None when there is none."""
         if tree is None or (self._recorder is None and self._predictor is None):
             return None
-        with self._lock:
-            if self._workers is None:
-                self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
-            workers = self._workers
+        workers = self._worker()
         prediction = workers.submit(self._predict_unpacked, obj, revision, tree)
         if self._recorder is not None:
             # One worker: the revision is kept after its prediction (which reads the artifact
@@ -257,18 +330,6 @@ class DeployReporter:
             except Exception:  # noting a tree must never fail the reconcile
                 _LOG.exception("the tree of %s was not noted", revision)
         namespace, name = _names(obj)
-        return self._predict(
-            UnitRef(UnitKind.KUSTOMIZATION, namespace, name), _previous(obj), revision
-        )
-
-    def _prediction(self, obj: Mapping[str, Any], revision: str) -> UnitPlan | None:
-        """The preview started by `applying` (waited for), or one made now without a tree."""
-        namespace, name = _names(obj)
-        with self._lock:
-            run = self._runs.get((namespace, name))
-            started = run.prediction if run is not None and run.revision == revision else None
-        if started is not None:
-            return started.result()
         return self._predict(
             UnitRef(UnitKind.KUSTOMIZATION, namespace, name), _previous(obj), revision
         )
@@ -291,6 +352,8 @@ class DeployReporter:
         details: str,
         *,
         failed: bool = False,
+        changes: Sequence[ChangeEntry] | None = None,
+        prediction: Future[UnitPlan | None] | None = None,
     ) -> None:
         with self._lock:
             run = self._runs.get((namespace, name))
@@ -300,6 +363,8 @@ class DeployReporter:
             run.reporting = run.reporting or failed
             run.description = description
             run.details = details
+            run.changes = changes
+            run.prediction = prediction
 
     def _event(
         self,

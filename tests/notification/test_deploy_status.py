@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from reconciler.kustomization.model import ChangeEntry
 from reconciler.notification.code_hosts import code_hosts
 from reconciler.notification.delivery import Dispatcher
 from reconciler.notification.event import Event
-from reconciler.notification.lifecycle import DeployReporter, sha_of
+from reconciler.notification.lifecycle import DeployReporter, Predictor, sha_of
 from reconciler.notification.service import Notifier
 from tests.fixtures.github import GITLAB_TOKEN, NO_WAIT, TOKEN
 from tests.notification.objects import alert_obj, provider_obj
@@ -86,7 +87,9 @@ class Harness:
     """The reporter between a real event recorder and a notifier, as the runtime wires them, and
     a driver that calls it as the pipeline does; `settle` waits for the delivery queue."""
 
-    def __init__(self, store: MemoryStore, hosts: Sequence[str]) -> None:
+    def __init__(
+        self, store: MemoryStore, hosts: Sequence[str], predictor: Predictor | None = None
+    ) -> None:
         policy = FetchPolicy(allowed_hosts=frozenset(hosts), allow_loopback=True)
         self.dispatcher = Dispatcher(policy)
         self.dispatcher.start()
@@ -96,7 +99,8 @@ class Harness:
         self.reporter = DeployReporter(
             self.notify,
             cluster="prod",
-            predictor=lambda unit, previous, head: PLAN if unit == PLAN.unit else None,
+            predictor=predictor
+            or (lambda unit, previous, head: PLAN if unit == PLAN.unit else None),
             registry=self.registry,
         )
         self.recorder = EventRecorder(None, [self.reporter.forward], instance="tidegate-0")
@@ -130,6 +134,7 @@ class Harness:
         self.recorder.record(obj, "error", message, revision=revision(sha), reason=reason)
 
     def settle(self) -> None:
+        self.reporter.drain()  # the statuses held back for their previews
         self.dispatcher.drain()
 
     def mismatches(self) -> float:
@@ -361,3 +366,91 @@ def test_a_notifier_that_fails_never_fails_the_reconcile(caplog: pytest.LogCaptu
     recorder = EventRecorder(None, [reporter.forward])
     recorder.record(kustomization(), "info", "done", revision=revision(NEW), commit_status=True)
     assert caplog.text.count("not sent: Alerts cannot be listed") == 2
+
+
+class _Held:
+    """A predictor that starts, then waits until the test lets its preview end (or fail)."""
+
+    def __init__(self, plan: UnitPlan | None = PLAN, *, fails: bool = False) -> None:
+        self.plan = plan
+        self.fails = fails
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, unit: UnitRef, previous: str, head: str) -> UnitPlan | None:
+        self.started.set()
+        assert self.release.wait(timeout=60)
+        if self.fails:
+            raise RuntimeError("the preview could not be made")
+        return self.plan
+
+
+def test_the_pipeline_never_waits_for_the_preview_and_the_status_carries_its_verdict(
+    github: FakeGitHub,
+) -> None:
+    origin = github.base_url.removesuffix("/api/v3")
+    store = MemoryStore(
+        objects("github", f"{origin}/acme/fleet"),
+        {("flux-system", "code"): {"token": TOKEN.encode()}},
+    )
+    held = _Held()
+    harness = Harness(store, [origin.removeprefix("http://")], predictor=held)
+    try:
+        # The whole run, as the pipeline makes it, returns while the preview is still running.
+        harness.succeed(kustomization(revision(OLD), ready=True), NEW, seconds=3, changes=DRIFTED)
+        assert held.started.wait(timeout=60)
+        harness.dispatcher.drain()
+        assert github_statuses(github, NEW) == [("pending", CONTEXT, "applying to prod/apps")]
+        assert [event.reason for event, _ in harness.sent] == ["Progressing"]
+        # When the preview ends, the final status lands on the exact commit with the verdict.
+        held.release.set()
+        harness.settle()
+        description = "applied in 3s, healthy; applied with 1 difference"
+        assert github_statuses(github, NEW)[-1] == ("success", CONTEXT, description)
+        assert set(github.repos["acme/fleet"].statuses) == {NEW}
+        (comment,) = github.repos["acme/fleet"].commit_comments
+        assert comment["commit_id"] == NEW
+        assert harness.mismatches() == 1
+    finally:
+        held.release.set()
+        harness.reporter.close()
+        harness.dispatcher.stop()
+
+
+def test_a_preview_that_fails_leaves_the_status_without_a_verdict(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held = _Held(fails=True)
+    held.release.set()
+    sent: list[Event] = []
+    reporter = DeployReporter(lambda event, **_: sent.append(event), predictor=held)
+    obj = kustomization(revision(OLD), ready=True)
+    reporter.applying(obj, revision(NEW))
+    reporter.applied(obj, revision(NEW), changes=DRIFTED, seconds=3, healthy=True)
+    EventRecorder(None, [reporter.forward]).record(
+        obj, "info", "done", revision=revision(NEW), commit_status=True
+    )
+    reporter.drain()
+    assert sent[-1].metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
+        "applied in 3s, healthy"
+    )
+    assert "preview of main@sha1:" in caplog.text
+
+
+def test_closing_sends_the_statuses_held_for_their_previews() -> None:
+    held = _Held()
+    sent: list[Event] = []
+    reporter = DeployReporter(lambda event, **_: sent.append(event), predictor=held)
+    obj = kustomization(revision(OLD), ready=True)
+    reporter.applying(obj, revision(NEW))
+    reporter.applied(obj, revision(NEW), changes=AS_PREVIEWED, seconds=3, healthy=True)
+    EventRecorder(None, [reporter.forward]).record(
+        obj, "info", "done", revision=revision(NEW), commit_status=True
+    )
+    assert held.started.wait(timeout=60)
+    assert [event.reason for event in sent] == ["Progressing"]
+    held.release.set()
+    reporter.close()
+    assert sent[-1].metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
+        "applied in 3s, healthy; applied as previewed"
+    )

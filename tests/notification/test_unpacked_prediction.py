@@ -20,6 +20,7 @@ from core.errors import InputError
 from core.model import UnitRef
 from core.repo.git import Repository
 from reconciler.events import EventRecorder
+from reconciler.notification import unpacked
 from reconciler.notification.event import Event
 from reconciler.notification.lifecycle import DeployReporter
 from reconciler.notification.predictor import ArtifactPredictor
@@ -107,6 +108,53 @@ def test_a_head_not_kept_yet_is_predicted_as_the_kept_one_is(
     assert fresh_store.ref(source, head) is None
 
 
+def test_a_head_read_in_place_hashes_only_the_files_its_unit_reads(
+    fleet: tuple[Path, str, str],
+    kustomize_bin: Path,
+    helm_bin: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, base, head = fleet
+    base_tree = _tree(repo, base, tmp_path / "a")
+    head_tree = _tree(repo, head, tmp_path / "b")
+    hashed: list[str] = []
+    real = unpacked._file_id
+
+    def counted(path: str) -> str:
+        hashed.append(Path(path).relative_to(head_tree).as_posix())
+        return real(path)
+
+    monkeypatch.setattr(unpacked, "_file_id", counted)
+    engine = _engine(kustomize_bin, helm_bin, tmp_path / "cache")
+    for round_ in ("the head rendered", "the head's render a cache hit"):
+        predictor = ArtifactPredictor(RevisionStore(tmp_path / round_), engine)
+        predictor.record(_live(BASE, "jobs", ""), _rev(base), base_tree)
+        predictor.unpacked(_live(HEAD, "jobs", _rev(base)), _rev(head), head_tree)
+        hashed.clear()
+        plan = predictor(_unit("jobs"), _rev(base), _rev(head))
+        assert plan is not None, round_
+        assert [(c.ref.name, c.action.value) for c in plan.changes] == [("jobs", "update")], round_
+        # The unit's own files, each once; none of the other units' nor the entry point's.
+        assert sorted(hashed) == ["apps/jobs/kustomization.yaml", "apps/jobs/settings.yaml"], round_
+    listed = unpacked_artifacts(head_tree, _rev(head)).tree
+    assert set(listed) == set(HEAD)
+    hashed.clear()
+    assert "apps/web/settings.yaml" in listed
+    assert hashed == []  # listing and membership need no id
+
+
+def test_a_file_changed_after_its_id_was_given_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("one\n")
+    files = unpacked_artifacts(tmp_path, _rev("1" * 40))
+    view = files.repository()
+    assert view.read("a.yaml") == b"one\n"
+    blob = view.files["a.yaml"]
+    (tmp_path / "a.yaml").write_text("two\n")
+    with pytest.raises(InputError, match="changed while it was read"):
+        files.read_blob(blob)
+
+
 class _HeldStore(RevisionStore):
     """The store, its writes held until the test releases them."""
 
@@ -150,9 +198,14 @@ def test_the_reconcile_never_waits_for_the_store_and_the_revision_is_kept_after(
         return plan
 
     sent: list[Event] = []
-    reporter = DeployReporter(
-        lambda event, **_: sent.append(event), predictor=predictor, recorder=artifacts
-    )
+    final = threading.Event()
+
+    def notify(event: Event, **_: Any) -> None:
+        sent.append(event)
+        if event.reason == "Succeeded":
+            final.set()
+
+    reporter = DeployReporter(notify, predictor=predictor, recorder=artifacts)
     obj = _live(HEAD, "jobs", _rev(base))
     reporter.applying(obj, _rev(head), head_tree)
     reporter.applied(obj, _rev(head), changes=(), seconds=1.0, healthy=True)
@@ -160,7 +213,9 @@ def test_the_reconcile_never_waits_for_the_store_and_the_revision_is_kept_after(
         obj, "info", "done", revision=_rev(head), commit_status=True, reason="Succeeded"
     )
 
-    # The observer has returned with the comparison; the store's write has not happened.
+    # The final status, sent when the preview ended, carries the comparison; the store's write
+    # has not happened.
+    assert final.wait(timeout=120)
     assert not store.stored.is_set()
     assert store.ref(source, head) is None
     [plan] = predicted

@@ -225,7 +225,7 @@ def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
     else:
         predictor, recorder = RepositoryPredictor(flux.work, "clusters/prod", render), None
     registry = CollectorRegistry()
-    driver, dispatcher, _ = _reporting(flux, github, predictor, registry, recorder)
+    driver, dispatcher, reporter = _reporting(flux, github, predictor, registry, recorder)
     try:
         core = k8s.CoreV1Api(flux.kube_client)
         core.create_namespace({"metadata": {"name": flux.apps_namespace}})
@@ -242,8 +242,10 @@ def test_predicted_vs_applied_names_a_reverted_drift_and_says_when_it_matched(
         )
         third = flux.commit(_fleet_files(flux, "red", "small"), "third")
         assert driver.reconcile(flux.namespace, "app").ready
+        reporter.drain()  # the statuses held back for their previews
         dispatcher.drain()
     finally:
+        reporter.close()
         dispatcher.stop()
 
     assert _statuses(github, second)[-1][2].endswith("; applied as previewed")
@@ -269,7 +271,7 @@ def test_with_a_github_app_the_details_go_to_the_check_run_of_the_flux_context(
 ) -> None:
     render = RenderEngine(RenderOptions(kustomize_bin, helm_bin), RenderCache(tmp_path / "cache"))
     predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), render)
-    driver, dispatcher, _ = _reporting(
+    driver, dispatcher, reporter = _reporting(
         flux, github, predictor, recorder=predictor, app_key=app_key[0]
     )
     try:
@@ -285,8 +287,10 @@ def test_with_a_github_app_the_details_go_to_the_check_run_of_the_flux_context(
         )
         third = flux.commit(_fleet_files(flux, "red", "small"), "third")
         assert driver.reconcile(flux.namespace, "app").ready
+        reporter.drain()  # the statuses held back for their previews
         dispatcher.drain()
     finally:
+        reporter.close()
         dispatcher.stop()
 
     repo = github.repos["acme/fleet"]
