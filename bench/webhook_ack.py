@@ -75,7 +75,9 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve(url: str, tmp: Path, workers: int, threads: int) -> Iterator[tuple[str, int]]:
+def serve(
+    url: str, tmp: Path, workers: int, threads: int, switch_interval: float | None
+) -> Iterator[tuple[str, int]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -87,6 +89,8 @@ def serve(url: str, tmp: Path, workers: int, threads: int) -> Iterator[tuple[str
     }
     argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port)]
     argv += ["--workers", str(workers), "--threads", str(threads)]
+    if switch_interval is not None:
+        argv += ["--switch-interval", str(switch_interval)]
     with (tmp / "server.log").open("wb") as log:
         server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -113,12 +117,15 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="`tidegate serve --switch-interval`"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         with (
             database(args.database, tmp) as url,
-            serve(url, tmp, args.workers, args.threads) as (base, pid),
+            serve(url, tmp, args.workers, args.threads, args.switch_interval) as (base, pid),
         ):
             cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
             samples = run(base, args.rate, args.seconds)
@@ -128,7 +135,8 @@ def main() -> None:
     total = args.rate * args.seconds
     failures = samples.failures
     print(
-        f"{args.database}, gunicorn {args.workers}x{args.threads}: sent {total} at "
+        f"{args.database}, gunicorn {args.workers}x{args.threads}, switch interval "
+        f"{args.switch_interval or 'default'}: sent {total} at "
         f"{args.rate}/s; acknowledged {len(samples.latencies) - len(failures)}, refused or failed "
         f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency "
         f"{percentiles(samples.latencies)}; server CPU {cpu / total * 1000:.2f} ms per ack; "

@@ -47,6 +47,14 @@ def register(subparsers: Any) -> None:
         "--threads", type=int, default=8, help="request threads per gunicorn worker (default 8)"
     )
     parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a gunicorn worker's thread may keep the interpreter lock while another "
+        "waits for it (default: the interpreter's, 0.005)",
+    )
+    parser.add_argument(
         "--dev", action="store_true", help="Flask's development server instead of gunicorn"
     )
     parser.add_argument(
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from app.store import JobStore
     from app.web import create_app
 
+    if args.switch_interval is not None and not 0 < args.switch_interval <= 1:
+        raise InputError("--switch-interval must be more than 0 and at most 1 (seconds)")
     configure_logs()
     settings = app_settings.from_environment()
     if args.live_cluster:
@@ -138,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         "errorlog": "-",
         "proc_name": "tidegate-serve",
     }
-    GunicornServer(build, options).run()
+    GunicornServer(build, options, switch_interval=args.switch_interval).run()
     return 0
 
 

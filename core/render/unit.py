@@ -101,6 +101,8 @@ class RenderObserver:
     def __init__(self, on_render: Callable[[str], None] | None = None) -> None:
         self.rendered: list[str] = []
         """Units actually rendered (cache misses), for reporting and tests."""
+        self.discovered: list[str] = []
+        """Clusters discovered unit by unit, as `<revision> <path>` (not kept nor carried)."""
         self.on_render = on_render
         """Called from a worker thread after each actual render, with the unit's name."""
         self.known_secrets = secrets.KnownValues()
@@ -193,6 +195,10 @@ class UnitRenderer:
     def _helm_id(self) -> str:
         """Helm as a cache key names it (see `_kustomize_id`)."""
         return tool_identity.identify(self.options.helm, self.settings.cache.root / "tools")
+
+    def tool_ids(self) -> tuple[str, str]:
+        """Kustomize and helm by content, as cache keys name them."""
+        return self._kustomize_id, self._helm_id
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
         """The one masking boundary: nothing before it is cached, compared or reported."""
@@ -494,14 +500,15 @@ class UnitRenderer:
             carried = carry.take(proof_key)
             if carried is not None:
                 files = _repository_files(source, carried.inputs, read_from)
-                return _rendered(spec, carried, files)
+                return _rendered(spec, carried, files, carry_key=proof_key)
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
             if selection is not None:
                 selection.remember(proof_key, cached, read_from)
             if carry is not None:
                 carry.keep(proof_key, cached)
-            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
+            files = _repository_files(source, cached.inputs, read_from)
+            return _rendered(spec, cached, files, carry_key=proof_key)
         if selection is not None and isinstance(source, FileView):
             proven = selection.prove(
                 spec,
@@ -536,11 +543,12 @@ class UnitRenderer:
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
             render = CachedRender.of(self._masked(result.objects), inputs)
-            self.settings.cache.store(key, tree, render)
+            render = self.settings.cache.store(key, tree, render)
             if carry is not None:
                 carry.keep(proof_key, render)
             self._count_render(spec)
-            return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
+            files = _repository_files(source, render.inputs, read_from)
+            return _rendered(spec, render, files, carry_key=proof_key)
 
         return render
 
@@ -593,7 +601,7 @@ class UnitRenderer:
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
             render = CachedRender.of(self._masked(objects), inputs, chart_crds)
-            self.settings.cache.store(key, self.tree, render)
+            render = self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
             return _rendered(spec, render, render.inputs)
 
@@ -990,7 +998,9 @@ def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
     return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
-def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> RenderedUnit:
+def _rendered(
+    spec: UnitSpec, render: CachedRender, inputs: frozenset[str], *, carry_key: str = ""
+) -> RenderedUnit:
     is_ks = isinstance(spec, KustomizationSpec)
     return RenderedUnit(
         unit=spec.unit,
@@ -1003,6 +1013,8 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
         upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
         chart_crds=render.chart_crds,
+        render_key=render.key,
+        carry_key=carry_key,
     )
 
 

@@ -31,8 +31,8 @@ and sent, with the verdict in its status description, by the worker as soon as t
 (so a final event may reach Providers after the next revision's `Progressing`; each status
 still lands on its own commit). The `Recorder` keeps the artifact (git, for the next
 prediction's base) on the same worker after the preview, so the pipeline never waits for the
-store. `drain` waits for the held-back events (tests, shutdown); `close` drains and stops the
-worker.
+store. `drain` waits for the held-back events (tests); `close` (shutdown) sends them, cancelling
+the previews not started yet, and no preview starts after it.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ class DeployReporter:
         self._predictor = predictor
         self._recorder = recorder
         self._workers: ThreadPoolExecutor | None = None
+        self._closed = False
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._instance = instance
         self._runs: dict[tuple[str, str], _Run] = {}
@@ -244,11 +245,17 @@ class DeployReporter:
             workers.submit(lambda: None).result(timeout)
 
     def close(self) -> None:
-        """Send the held-back events, then stop the worker (the process is stopping)."""
+        """Send the held-back events, then stop the worker (the process is stopping).
+
+        The preview running is waited for; those not started yet are cancelled, so their final
+        events go at once, without a verdict (and their revisions are not kept): a stopping
+        controller must not spend its grace period previewing.
+        """
         with self._lock:
             workers, self._workers = self._workers, None
+            self._closed = True
         if workers is not None:
-            workers.shutdown(wait=True)
+            workers.shutdown(wait=True, cancel_futures=True)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -271,7 +278,7 @@ class DeployReporter:
         """Send the held-back final event, its description saying how the apply compared."""
         description, details = run.description, run.details
         try:
-            predicted = done.result()
+            predicted = None if done.cancelled() else done.result()
             if predicted is not None and run.changes is not None:
                 unit = UnitRef(
                     UnitKind.KUSTOMIZATION,
@@ -289,9 +296,10 @@ class DeployReporter:
             _LOG.exception("predicted vs applied of %s not compared", run.revision)
         self._send_final(event, description, details)
 
-    def _worker(self) -> ThreadPoolExecutor:
+    def _worker(self) -> ThreadPoolExecutor | None:
+        """The predictions' worker; None once closed (a stopping process starts no preview)."""
         with self._lock:
-            if self._workers is None:
+            if self._workers is None and not self._closed:
                 self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
             return self._workers
 
@@ -304,7 +312,8 @@ class DeployReporter:
             return None
         namespace, name = _names(obj)
         unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
-        return self._worker().submit(self._predict, unit, previous, revision)
+        workers = self._worker()
+        return None if workers is None else workers.submit(self._predict, unit, previous, revision)
 
     def _start_prediction(
         self, obj: Mapping[str, Any], revision: str, tree: Path | None
@@ -313,6 +322,8 @@ class DeployReporter:
         if tree is None or (self._recorder is None and self._predictor is None):
             return None
         workers = self._worker()
+        if workers is None:
+            return None
         prediction = workers.submit(self._predict_unpacked, obj, revision, tree)
         if self._recorder is not None:
             # One worker: the revision is kept after its prediction (which reads the artifact

@@ -1,6 +1,6 @@
 """What keeps acknowledgements cheap and prompt: SQLite's settings, its one connection per
 process and its hand-over between processes, a gunicorn worker's app frozen out of the garbage
-collector and its short interpreter switch interval, PostgreSQL's one statement with no ping
+collector and the switch interval it is given, PostgreSQL's one statement with no ping
 before it, and review threads (and the renders they start) running at a lower CPU priority than
 the webhook threads."""
 
@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from app.database import open_database, sqlite_url
 from app.migrate import upgrade
 from app.review import REVIEW_NICE, Worker, yield_cpu
-from app.server import SWITCH_INTERVAL, GunicornServer
+from app.server import GunicornServer
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
@@ -162,15 +162,17 @@ def test_a_worker_freezes_its_app_out_of_the_garbage_collector() -> None:
         sys.setswitchinterval(switch)
 
 
-def test_a_worker_shortens_the_interpreter_switch_interval() -> None:
+def test_a_worker_applies_the_switch_interval_it_is_given_before_building_its_app() -> None:
     before = sys.getswitchinterval()
     seen: list[float] = []
     try:
-        sys.setswitchinterval(0.005)  # CPython's default
+        sys.setswitchinterval(0.005)
         GunicornServer(lambda: seen.append(sys.getswitchinterval()), {}).load()
+        GunicornServer(
+            lambda: seen.append(sys.getswitchinterval()), {}, switch_interval=0.001
+        ).load()
         # Set before the app is built, so the review thread it starts runs with it too.
-        assert seen == [SWITCH_INTERVAL]
-        assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
+        assert seen == [0.005, 0.001]
     finally:
         sys.setswitchinterval(before)
         gc.unfreeze()

@@ -19,6 +19,14 @@ def test_help_documents_every_environment_variable(capsys: pytest.CaptureFixture
         assert name in text
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "2"])
+def test_a_switch_interval_out_of_range_is_refused(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main.main(["serve", "--switch-interval", value]) != 0
+    assert "--switch-interval must be more than 0" in capsys.readouterr().err
+
+
 def test_the_service_refuses_to_render_unconfined() -> None:
     with pytest.raises(InputError, match="TIDEGATE_SANDBOX"):
         from_environment({"TIDEGATE_DATA_DIR": "data", "TIDEGATE_SANDBOX": "off"})

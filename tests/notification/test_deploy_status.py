@@ -377,7 +377,7 @@ class _Held:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, unit: UnitRef, previous: str, head: str) -> UnitPlan | None:
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
         self.started.set()
         assert self.release.wait(timeout=60)
         if self.fails:
@@ -441,16 +441,41 @@ def test_closing_sends_the_statuses_held_for_their_previews() -> None:
     held = _Held()
     sent: list[Event] = []
     reporter = DeployReporter(lambda event, **_: sent.append(event), predictor=held)
-    obj = kustomization(revision(OLD), ready=True)
-    reporter.applying(obj, revision(NEW))
-    reporter.applied(obj, revision(NEW), changes=AS_PREVIEWED, seconds=3, healthy=True)
-    EventRecorder(None, [reporter.forward]).record(
-        obj, "info", "done", revision=revision(NEW), commit_status=True
-    )
+    events = EventRecorder(None, [reporter.forward])
+    first, second = kustomization(revision(OLD), ready=True), kustomization(revision(OLD))
+    second["metadata"]["name"] = "other"
+    for obj in (first, second):  # the second preview waits behind the first
+        reporter.applying(obj, revision(NEW))
+        reporter.applied(obj, revision(NEW), changes=AS_PREVIEWED, seconds=3, healthy=True)
+        events.record(obj, "info", "done", revision=revision(NEW), commit_status=True)
     assert held.started.wait(timeout=60)
-    assert [event.reason for event in sent] == ["Progressing"]
+    assert [event.reason for event in sent] == ["Progressing", "Progressing"]
+
+    closing = threading.Thread(target=reporter.close)
+    closing.start()
     held.release.set()
-    reporter.close()
+    closing.join(timeout=60)
+    assert not closing.is_alive()
+    descriptions = {
+        event.involved_object.name: event.metadata.get(
+            "kustomize.toolkit.fluxcd.io/commit_status_description"
+        )
+        for event in sent[2:]
+    }
+    # The preview running ends and is reported; the one not started is not waited for.
+    assert descriptions == {
+        "apps": "applied in 3s, healthy; applied as previewed",
+        "other": "applied in 3s, healthy",
+    }
+
+    # A run that ends after: its status goes at once, without a preview.
+    third = kustomization(revision(OLD))
+    third["metadata"]["name"] = "third"
+    held.release.clear()
+    reporter.applying(third, revision(NEW))
+    reporter.applied(third, revision(NEW), changes=AS_PREVIEWED, seconds=3, healthy=True)
+    events.record(third, "info", "done", revision=revision(NEW), commit_status=True)
+    assert sent[-1].involved_object.name == "third"
     assert sent[-1].metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
-        "applied in 3s, healthy; applied as previewed"
+        "applied in 3s, healthy"
     )
