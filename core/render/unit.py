@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +36,7 @@ from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
+from core.host.usage import mark_used
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import OCIError
 from core.render import affected, helm, kustomize, ocisource, tool_identity
@@ -629,7 +632,7 @@ class UnitRenderer:
             return (
                 ("oci-artifact", artifact.revision, str(artifact.path.name)),
                 frozenset([content.defined_in] if content.defined_in else []),
-                lambda workdir: _located(where, ocisource.prepare_chart, artifact, workdir),
+                lambda workdir: self._oci_chart(where, content, workdir),
             )
         if spec.source.kind == "HelmRepository":
             repo = objects.get(
@@ -644,7 +647,21 @@ class UnitRenderer:
                     pulled = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
                 except TidegateError as exc:
                     raise _oci_error(f"{spec.unit}: {spec.source}: ", exc) from None
-                return ("oci-chart", pulled.digest), frozenset(), lambda _: pulled.package
+
+                def pull_again() -> Path:
+                    again = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
+                    if again.digest != pulled.digest:
+                        raise TidegateError(
+                            f"{spec.unit}: {spec.source}: chart {spec.chart} changed in the "
+                            "registry during the preview"
+                        )
+                    return again.package
+
+                return (
+                    ("oci-chart", pulled.digest),
+                    frozenset(),
+                    lambda workdir: _private_copy(pulled.package, workdir, pull_again),
+                )
             url = str((repo.body.get("spec") or {}).get("url") or "")
             if not url:
                 raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
@@ -671,12 +688,31 @@ class UnitRenderer:
         except FetchError as exc:
             raise exc.reworded(f"{spec.unit}: {spec.source}: {exc}") from None
 
+    def _oci_chart(self, where: str, content: ocisource.OCIContent, workdir: Path) -> Path:
+        """A chart directory from an OCIRepository artifact, pulled again if it was evicted."""
+        if mark_used(content.artifact.path):
+            try:
+                return _located(where, ocisource.prepare_chart, content.artifact, workdir)
+            except OSError:  # a directory copy that lost its source half way
+                shutil.rmtree(workdir / "oci-chart", ignore_errors=True)
+        # The cache's byte budget (another process's pass) removed the artifact since it was
+        # pulled: pull it again.
+        try:
+            again = self.oci.again(content, as_directory=False)
+        except TidegateError as exc:
+            raise _oci_error(f"{where}: ", exc) from None
+        return _located(where, ocisource.prepare_chart, again.artifact, workdir)
+
     def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
         if url:
             try:
-                return self.settings.chart_puller.pull(
-                    url, spec.chart, spec.version, self.options.fetch_policy
-                )
+
+                def pull() -> Path:
+                    return self.settings.chart_puller.pull(
+                        url, spec.chart, spec.version, self.options.fetch_policy
+                    )
+
+                return _private_copy(pull(), workdir, pull)
             except SourceUnavailableError:
                 raise
             except TidegateError as exc:
@@ -842,6 +878,29 @@ def _with_inputs(unit: RenderedUnit, extra: frozenset[str]) -> RenderedUnit:
     return (
         dataclasses.replace(unit, inputs=unit.inputs | extra) if unit.objects is not None else unit
     )
+
+
+def _private_copy(archive: Path, workdir: Path, pull_again: Callable[[], Path]) -> Path:
+    """A cached chart archive linked (else copied) into the unit's work directory.
+
+    Helm then reads a file the cache's byte budget cannot take away; one the budget removed
+    between the pull and this is pulled again.
+    """
+    target = workdir / "chart-archive.tgz"
+    try:
+        _link_or_copy(archive, target)
+    except FileNotFoundError:
+        _link_or_copy(pull_again(), target)
+    return target
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system, or links not allowed there
+        shutil.copyfile(source, target)
 
 
 def _located(where: str, prepare: Callable[..., Path], artifact: Any, workdir: Path) -> Path:
