@@ -75,6 +75,11 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 # Re-mark an entry used after this long, well inside eviction's grace, so an entry a long-lived
 # process keeps using is never the least recently used on disk.
 _TOUCH_EVERY = evict.GRACE_SECONDS / 4
+# A long-lived process (the PR service) scans for eviction at most this often for one budget, while
+# its last pass left this share of the budget free: a pass costs one lstat per file of the cache,
+# and a warm preview writes a few renders, far less than the headroom.
+_PASS_EVERY = 60.0
+_HEADROOM = 0.9
 
 
 class TreeView(Protocol):
@@ -213,6 +218,8 @@ class RenderCache:
         # Discovered clusters as loaded or saved, by key (`core.render.clusters`): a service's
         # next preview of the same base takes them without reading a file.
         self._clusters: _Recent[object] = _Recent(_CLUSTERS_IN_MEMORY)
+        # When and under which budget this process last left the cache well under budget.
+        self._last_pass: tuple[float, int, evict.Eviction] | None = None
         self._memo_lock = threading.Lock()
         self.memo_hits = 0
         """Lookups answered by a revision memo (for tests)."""
@@ -415,11 +422,25 @@ class RenderCache:
     def enforce_budget(
         self, max_bytes: int, *, grace: float = evict.GRACE_SECONDS
     ) -> evict.Eviction:
-        """Remove the least recently used entries and downloads until they fit in `max_bytes`."""
+        """Remove the least recently used entries and downloads until they fit in `max_bytes`.
+
+        The first call in a process always scans, so each CLI preview enforces the budget it is
+        given. A later call with the same budget within `_PASS_EVERY` of a pass that left a tenth
+        of the budget free removes nothing and scans nothing: the cache may then exceed its budget
+        by what the last minute wrote. A changed budget, or a pass that left less free, scans.
+        """
         with self._touch_lock:
-            # Entries marked here may be gone after this: mark them again on their next hit.
+            # Entries marked here may be gone after this or another process's pass: mark them
+            # again on their next hit.
             self._touched.clear()
-        return evict.enforce(self._root, max_bytes, grace=grace)
+        now = time.monotonic()
+        last = self._last_pass
+        if last is not None and last[1] == max_bytes and now - last[0] < _PASS_EVERY:
+            return evict.Eviction(last[2].after, last[2].after, 0)
+        result = evict.enforce(self._root, max_bytes, grace=grace)
+        roomy = result.after <= max_bytes * _HEADROOM
+        self._last_pass = (now, max_bytes, result) if roomy else None
+        return result
 
     def _touch(self, path: str) -> bool:
         """Mark an entry file used (at most once per `_TOUCH_EVERY`); False if it is gone."""
