@@ -34,6 +34,7 @@ from core.host.paths import flux_path
 from core.model import FLUX_SOURCE_GROUP
 from core.plan import plan
 from core.render import affected
+from core.render import clusters as kept_clusters
 from core.render.carry import Carry
 from core.render.unit import RenderSettings, UnitRenderer
 from core.repo import discovery
@@ -259,6 +260,35 @@ def _carried(
     return True
 
 
+def _kept_key(
+    tree: Tree, path: str, renderer: UnitRenderer, settings: RenderSettings
+) -> str | None:
+    """The key a cluster's discovery at this revision is kept under, or None if it is not kept.
+
+    Not kept when a render may hold what the commit does not name: a remote base, a directory
+    given for a source (their content is no file of the commit).
+    """
+    options = settings.options
+    if options.allowed_remotes or options.sources:
+        return None
+    named = dataclasses.replace(options, jobs=0, work_root=None)
+    return kept_clusters.key(
+        tree.revision,
+        flux_path(path),
+        (*renderer.tool_ids(), kept_clusters.fingerprint(named)),
+    )
+
+
+def _granted(wanted: int, allowance: discovery.UnitAllowance) -> bool:
+    """Count a kept cluster's units against the revision's allowance, if it has room for all."""
+    granted = allowance.take(wanted)
+    if granted < wanted:
+        # Over the budget: discovery decides which units fail, as it would have.
+        allowance.used -= granted
+        return False
+    return True
+
+
 def _recheck(
     selection: affected.Selection,
     clusters: Sequence[str],
@@ -404,7 +434,19 @@ def render_revision(
             ):
                 renders[path] = base
                 continue
-            renders[path] = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
+            key = _kept_key(tree, path, renderer, settings) if selection is None else None
+            kept = kept_clusters.load(settings.cache, key, flux_path(path)) if key else None
+            if kept is not None and _granted(len(kept.units), allowance):
+                renders[path] = kept
+                if carry is not None:
+                    for carry_key, render in kept_clusters.to_carry(settings.cache, kept):
+                        carry.keep(carry_key, render)
+                continue
+            settings.observer.discovered.append(f"{tree.revision} {flux_path(path)}")
+            found = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
+            renders[path] = found
+            if key and kept_clusters.clusterable(found, settings.options.sources):
+                kept_clusters.save(settings.cache, key, found)
         return renders
     finally:
         renderer.close()

@@ -171,6 +171,11 @@ class RenderedUnit:
     source: SourceRef | None = None
     file: str | None = None
     """Repository file that defines the unit's Flux object."""
+    render_key: str = field(default="", compare=False)
+    """Where the render cache keeps these objects; empty when it does not (a failure)."""
+    carry_key: str = field(default="", compare=False)
+    """The key a preview's head takes this render from its base by (`core.render.carry`);
+    empty when it cannot."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from core.render.unit import RenderOptions
 from core.sources.artifact import artifact_policy
 from reconciler.controllers import CachedReader, KustomizationController
 from reconciler.events import SOURCE_CONTROLLER, EventRecorder
-from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader
+from reconciler.kustomization.artifact import ArtifactCache, HttpDownloader, TreePins
 from reconciler.kustomization.deps import Deps, Options
 from reconciler.kustomization.engines import LiveEngines, PortReader
 from reconciler.loop import Controller
@@ -57,14 +57,17 @@ __all__ = [
 
 def controllers(runtime: Runtime) -> Sequence[Controller]:
     """Every controller of the process, sharing one notification path."""
-    reporting = notifications(runtime)
+    # The deploy reporter holds each new revision's unpacked artifact until its preview ends;
+    # the artifact cache removes no tree held.
+    pins = TreePins()
+    reporting = notifications(runtime, pins)
     return [
         git_repository_controller(runtime, reporting),
-        kustomization_controller(runtime, reporting),
+        kustomization_controller(runtime, reporting, pins),
     ]
 
 
-def notifications(runtime: Runtime) -> DeployReporting:
+def notifications(runtime: Runtime, trees: TreePins | None = None) -> DeployReporting:
     """The started notifier and deploy reporter (stopped with the process)."""
     settings = runtime.settings
     # Events go to Kubernetes Events and, through the deploy reporter, to the Alerts' Providers
@@ -77,6 +80,7 @@ def notifications(runtime: Runtime) -> DeployReporting:
         policy=notification_policy(settings),
         predictor=predicting,
         recorder=predicting if isinstance(predicting, ArtifactPredictor) else None,
+        trees=trees,
     )
     runtime.on_stop(reporting.dispatcher.stop)
     # Cleanups run last first: the statuses held back for their previews are queued before
@@ -115,7 +119,9 @@ def git_repository_controller(runtime: Runtime, reporting: DeployReporting) -> C
     return Controller(GIT_REPOSITORY, service.reconcile, service.deleted)
 
 
-def kustomization_controller(runtime: Runtime, reporting: DeployReporting) -> Controller:
+def kustomization_controller(
+    runtime: Runtime, reporting: DeployReporting, pins: TreePins | None = None
+) -> Controller:
     """The Kustomization controller."""
     settings = runtime.settings
     work = runtime.work_dir
@@ -127,6 +133,7 @@ def kustomization_controller(runtime: Runtime, reporting: DeployReporting) -> Co
         artifacts=ArtifactCache(
             HttpDownloader(artifact_policy(allow_loopback=settings.artifact_allow_loopback)),
             work / "artifacts",
+            pins=pins,
         ),
         engines=LiveEngines(runtime.live, stop=runtime.operations.stop),
         events=EventRecorder(runtime.flux, [reporting.reporter.forward], instance=runtime.identity),

@@ -13,7 +13,8 @@ of ignore rules) also gets a *revision memo*: spec key -> render, for every look
 render in that content and every render made from it. The receipt check is a function of the
 content alone, so the same content gives the same answer: a later preview of the same revision
 (a CI base, or a service's next pull request on the same base) finds each render without reading
-receipts or checking them. Memos are written by `save_memos`, one file per content.
+receipts or checking them. Memos are written by `save_memos`, one file per content. Next to them
+the cache stores what `core.render.clusters` keeps of a discovered cluster (`write_cluster`).
 
 Entries hold only masked manifests (see `core.secrets`), never a cleartext Secret value. The
 masking key lives in the cache directory, readable by its owner only, so tokens stay comparable
@@ -37,7 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
@@ -69,10 +70,16 @@ MEMORY_ENTRIES = 8192
 _V = TypeVar("_V")
 _FORMAT = "4"
 _MEMOS_IN_MEMORY = 8
+_CLUSTERS_IN_MEMORY = 64
 _KEY = re.compile(r"[0-9a-f]{64}")
 # Re-mark an entry used after this long, well inside eviction's grace, so an entry a long-lived
 # process keeps using is never the least recently used on disk.
 _TOUCH_EVERY = evict.GRACE_SECONDS / 4
+# A long-lived process (the PR service) scans for eviction at most this often for one budget, while
+# its last pass left this share of the budget free: a pass costs one lstat per file of the cache,
+# and a warm preview writes a few renders, far less than the headroom.
+_PASS_EVERY = 60.0
+_HEADROOM = 0.9
 
 
 class TreeView(Protocol):
@@ -116,6 +123,8 @@ class CachedRender:
     inputs: frozenset[str]
     chart_crds: frozenset[ObjectRef] = frozenset()
     """For a HelmRelease: the CRDs from its chart's `crds/` directory."""
+    key: str = field(default="", compare=False)
+    """Where the cache keeps it (`load`); empty for a render not stored (yet)."""
 
     @classmethod
     def of(
@@ -206,9 +215,16 @@ class RenderCache:
         # Revision memos (spec key -> render key) by content identity; a few revisions at most.
         self._memos: _Recent[dict[str, str]] = _Recent(_MEMOS_IN_MEMORY)
         self._memos_changed: set[str] = set()
+        # Discovered clusters as loaded or saved, by key (`core.render.clusters`): a service's
+        # next preview of the same base takes them without reading a file.
+        self._clusters: _Recent[object] = _Recent(_CLUSTERS_IN_MEMORY)
+        # When and under which budget this process last left the cache well under budget.
+        self._last_pass: tuple[float, int, evict.Eviction] | None = None
         self._memo_lock = threading.Lock()
         self.memo_hits = 0
         """Lookups answered by a revision memo (for tests)."""
+        self.kept_hits = 0
+        """Clusters read as kept instead of discovered (`core.render.clusters`, for tests)."""
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
         # Shard directories this instance made or found: a cold preview writes a thousand entries.
@@ -299,8 +315,12 @@ class RenderCache:
                 memo[spec_key] = render_key
                 self._memos_changed.add(identity)
 
-    def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> None:
-        """Keep a render and a receipt that lets `lookup` find it from an unchanged tree."""
+    def store(self, spec_key: str, tree: TreeView, render: CachedRender) -> CachedRender:
+        """Keep a render and a receipt that lets `lookup` find it from an unchanged tree.
+
+        Returns the render named by its `key`, for what keeps renders by key
+        (`core.render.clusters`).
+        """
         dirs = watched_dirs(render.inputs)
         inputs_digest = tree.digest(render.inputs)
         render_key = canonical_key(spec_key, inputs_digest)
@@ -334,6 +354,34 @@ class RenderCache:
         identity = _identity(tree)
         if identity is not None:
             self._note(identity, spec_key, render_key)
+        return replace(render, key=render_key)
+
+    def load(self, render_key: str) -> CachedRender | None:
+        """Return the render stored under `key` (a render's `key`), or None if it is gone."""
+        return self._load(render_key) if _KEY.fullmatch(render_key) else None
+
+    def read_cluster(self, key: str) -> tuple[object | None, Any]:
+        """What is kept under a discovered cluster's `key` (see `core.render.clusters`).
+
+        Either the object `remember_cluster` was given (still in memory), or the stored data, or
+        (None, None). Thread-safe.
+        """
+        path = self._clusters_path(key)
+        known = self._clusters.get(key)
+        if known is not None and self._touch(path):
+            return known, None
+        found = self._read(path)
+        if found is not None:
+            self._touch(path)
+        return None, found
+
+    def write_cluster(self, key: str, data: object) -> None:
+        """Store a discovered cluster's data under `key` (atomically, like every entry)."""
+        self._write(self._clusters_path(key), data)
+
+    def remember_cluster(self, key: str, value: object) -> None:
+        """Keep a discovered cluster in memory (a few dozen at most) for `read_cluster`."""
+        self._clusters[key] = value
 
     def _still_valid(self, receipt: Mapping[str, Any], tree: TreeView) -> bool:
         state = _state(tree, tree.digest(receipt["inputs"]), receipt["dirs"])
@@ -367,18 +415,32 @@ class RenderCache:
         bodies_path = self._bodies_path(render_key)
         objects = _StoredObjects(data["entries"], data["indexed"], lambda: self._read(bodies_path))
         chart_crds = frozenset(ObjectRef(*ref) for ref in data.get("chartCrds") or ())
-        found = CachedRender(objects, frozenset(data["inputs"]), chart_crds)
+        found = CachedRender(objects, frozenset(data["inputs"]), chart_crds, render_key)
         self._loaded[render_key] = found
         return found
 
     def enforce_budget(
         self, max_bytes: int, *, grace: float = evict.GRACE_SECONDS
     ) -> evict.Eviction:
-        """Remove the least recently used entries and downloads until they fit in `max_bytes`."""
+        """Remove the least recently used entries and downloads until they fit in `max_bytes`.
+
+        The first call in a process always scans, so each CLI preview enforces the budget it is
+        given. A later call with the same budget within `_PASS_EVERY` of a pass that left a tenth
+        of the budget free removes nothing and scans nothing: the cache may then exceed its budget
+        by what the last minute wrote. A changed budget, or a pass that left less free, scans.
+        """
         with self._touch_lock:
-            # Entries marked here may be gone after this: mark them again on their next hit.
+            # Entries marked here may be gone after this or another process's pass: mark them
+            # again on their next hit.
             self._touched.clear()
-        return evict.enforce(self._root, max_bytes, grace=grace)
+        now = time.monotonic()
+        last = self._last_pass
+        if last is not None and last[1] == max_bytes and now - last[0] < _PASS_EVERY:
+            return evict.Eviction(last[2].after, last[2].after, 0)
+        result = evict.enforce(self._root, max_bytes, grace=grace)
+        roomy = result.after <= max_bytes * _HEADROOM
+        self._last_pass = (now, max_bytes, result) if roomy else None
+        return result
 
     def _touch(self, path: str) -> bool:
         """Mark an entry file used (at most once per `_TOUCH_EVERY`); False if it is gone."""
@@ -410,6 +472,9 @@ class RenderCache:
 
     def _memo_path(self, identity: str) -> str:
         return f"{self._root}/revisions/{identity[:2]}/{identity}.json"
+
+    def _clusters_path(self, key: str) -> str:
+        return f"{self._root}/revisions/{key[:2]}/{key}.clusters.json"
 
     @staticmethod
     def _read(path: str) -> Any:

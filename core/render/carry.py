@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Sequence
 
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef, UnitKind
 from core.render.cache import CachedRender, watched_dirs
@@ -35,7 +35,7 @@ from core.render.ocisource import is_oci_helm_repository
 from core.repo.git import Tree
 from core.units import ClusterRender, RenderedUnit, SourceRef
 
-__all__ = ["Carry", "changed_entries", "changed_paths"]
+__all__ = ["Carry", "changed_entries", "changed_paths", "plain"]
 
 
 def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
@@ -110,14 +110,11 @@ class Carry:
         """
         if self.side != "head" or not base.units:
             return False
-        objects: dict[ObjectRef, Manifest] = {}
-        for unit in base.units.values():
-            if unit.objects is None:
-                return False
-            objects.update(unit.objects)
+        units = list(base.units.values())
+        if any(unit.objects is None for unit in units):
+            return False
         return all(
-            _plain(unit, objects, sources) and not self.invalidates(unit.inputs)
-            for unit in base.units.values()
+            plain(unit, units, sources) and not self.invalidates(unit.inputs) for unit in units
         )
 
     def invalidates(self, inputs: frozenset[str]) -> bool:
@@ -134,10 +131,13 @@ class Carry:
         return any(posixpath.dirname(entry) in dirs for entry in self.entries)
 
 
-def _plain(
-    unit: RenderedUnit, objects: Mapping[ObjectRef, Manifest], sources: Collection[SourceRef]
+def plain(
+    unit: RenderedUnit, units: Sequence[RenderedUnit], sources: Collection[SourceRef]
 ) -> bool:
-    """Tell whether a rendered unit's content is all named by its inputs or its cache key."""
+    """Tell whether a rendered unit's content is all named by its inputs or its cache key.
+
+    `units` are the cluster's units: a HelmRelease's HelmRepository is looked up among them.
+    """
     source = unit.source
     if unit.error is not None or source is None or source in sources:
         return False
@@ -146,5 +146,16 @@ def _plain(
     if unit.unit.kind is not UnitKind.HELM_RELEASE or source.kind != "HelmRepository":
         return False
     ref = ObjectRef(FLUX_SOURCE_GROUP, "HelmRepository", source.namespace, source.name)
-    repository = objects.get(ref)
+    repository = _rendered(units, ref)
     return repository is not None and not is_oci_helm_repository(repository)
+
+
+def _rendered(units: Sequence[RenderedUnit], ref: ObjectRef) -> Manifest | None:
+    """The object the cluster renders under `ref` (the last unit's, as in a merged mapping).
+
+    Looked up unit by unit: merging every unit's objects would load every stored body.
+    """
+    for unit in reversed(units):
+        if unit.objects is not None and ref in unit.objects:
+            return unit.objects[ref]
+    return None

@@ -118,16 +118,24 @@ class OCISources:
 
         found = _read_whole(content.artifact.path, read)
         if found is None:
-            # The same content again: by the digest the first pull resolved, not by its tag.
-            digest = content.artifact.revision.rpartition("@")[2]
-            artifact = pull_artifact(self.client, dataclasses.replace(spec, digest=digest))
-            path = artifact.path
-            if not path.is_dir():
-                path = unpacked(self.client, path)
-            found = _read_whole(path, read)
+            found = _read_whole(self.again(content, as_directory=True).artifact.path, read)
         if found is None:
             raise RenderError(f"{spec.name}: the artifact was removed from the cache while read")
         return found
+
+    def again(self, content: OCIContent, *, as_directory: bool) -> OCIContent:
+        """The same content pulled again, after the cache's byte budget removed it.
+
+        By the digest the first pull resolved, not by its tag (which may have moved since), and
+        under the first pull's revision, which names the tag the chart version is checked against.
+        """
+        digest = content.artifact.revision.rpartition("@")[2]
+        pulled = pull_artifact(self.client, dataclasses.replace(content.spec, digest=digest))
+        path = pulled.path
+        if as_directory and not path.is_dir():
+            path = unpacked(self.client, path)
+        artifact = Artifact(content.artifact.revision, path, pulled.annotations)
+        return OCIContent(artifact, content.spec, content.defined_in)
 
     def repository(
         self, ref: SourceRef, objects: Mapping[ObjectRef, Manifest], *, as_directory: bool

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +36,7 @@ from core.fetch import FetchError, FetchPolicy, parse_url
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
+from core.host.usage import mark_used
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.registry import OCIError
 from core.render import affected, helm, kustomize, ocisource, tool_identity
@@ -98,6 +101,8 @@ class RenderObserver:
     def __init__(self, on_render: Callable[[str], None] | None = None) -> None:
         self.rendered: list[str] = []
         """Units actually rendered (cache misses), for reporting and tests."""
+        self.discovered: list[str] = []
+        """Clusters discovered unit by unit, as `<revision> <path>` (not kept nor carried)."""
         self.on_render = on_render
         """Called from a worker thread after each actual render, with the unit's name."""
         self.known_secrets = secrets.KnownValues()
@@ -190,6 +195,10 @@ class UnitRenderer:
     def _helm_id(self) -> str:
         """Helm as a cache key names it (see `_kustomize_id`)."""
         return tool_identity.identify(self.options.helm, self.settings.cache.root / "tools")
+
+    def tool_ids(self) -> tuple[str, str]:
+        """Kustomize and helm by content, as cache keys name them."""
+        return self._kustomize_id, self._helm_id
 
     def _masked(self, objects: Sequence[Clear]) -> tuple[Manifest, ...]:
         """The one masking boundary: nothing before it is cached, compared or reported."""
@@ -491,14 +500,15 @@ class UnitRenderer:
             carried = carry.take(proof_key)
             if carried is not None:
                 files = _repository_files(source, carried.inputs, read_from)
-                return _rendered(spec, carried, files)
+                return _rendered(spec, carried, files, carry_key=proof_key)
         cached = self.settings.cache.lookup(key, tree)
         if cached is not None:
             if selection is not None:
                 selection.remember(proof_key, cached, read_from)
             if carry is not None:
                 carry.keep(proof_key, cached)
-            return _rendered(spec, cached, _repository_files(source, cached.inputs, read_from))
+            files = _repository_files(source, cached.inputs, read_from)
+            return _rendered(spec, cached, files, carry_key=proof_key)
         if selection is not None and isinstance(source, FileView):
             proven = selection.prove(
                 spec,
@@ -533,11 +543,12 @@ class UnitRenderer:
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
             render = CachedRender.of(self._masked(result.objects), inputs)
-            self.settings.cache.store(key, tree, render)
+            render = self.settings.cache.store(key, tree, render)
             if carry is not None:
                 carry.keep(proof_key, render)
             self._count_render(spec)
-            return _rendered(spec, render, _repository_files(source, render.inputs, read_from))
+            files = _repository_files(source, render.inputs, read_from)
+            return _rendered(spec, render, files, carry_key=proof_key)
 
         return render
 
@@ -590,7 +601,7 @@ class UnitRenderer:
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
             render = CachedRender.of(self._masked(objects), inputs, chart_crds)
-            self.settings.cache.store(key, self.tree, render)
+            render = self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)
             return _rendered(spec, render, render.inputs)
 
@@ -621,7 +632,7 @@ class UnitRenderer:
             return (
                 ("oci-artifact", artifact.revision, str(artifact.path.name)),
                 frozenset([content.defined_in] if content.defined_in else []),
-                lambda workdir: _located(where, ocisource.prepare_chart, artifact, workdir),
+                lambda workdir: self._oci_chart(where, content, workdir),
             )
         if spec.source.kind == "HelmRepository":
             repo = objects.get(
@@ -636,7 +647,21 @@ class UnitRenderer:
                     pulled = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
                 except TidegateError as exc:
                     raise _oci_error(f"{spec.unit}: {spec.source}: ", exc) from None
-                return ("oci-chart", pulled.digest), frozenset(), lambda _: pulled.package
+
+                def pull_again() -> Path:
+                    again = self.oci.helm_repository_chart(repo, spec.chart, spec.version)
+                    if again.digest != pulled.digest:
+                        raise TidegateError(
+                            f"{spec.unit}: {spec.source}: chart {spec.chart} changed in the "
+                            "registry during the preview"
+                        )
+                    return again.package
+
+                return (
+                    ("oci-chart", pulled.digest),
+                    frozenset(),
+                    lambda workdir: _private_copy(pulled.package, workdir, pull_again),
+                )
             url = str((repo.body.get("spec") or {}).get("url") or "")
             if not url:
                 raise TidegateError(f"{spec.unit}: {spec.source} has no spec.url")
@@ -663,12 +688,31 @@ class UnitRenderer:
         except FetchError as exc:
             raise exc.reworded(f"{spec.unit}: {spec.source}: {exc}") from None
 
+    def _oci_chart(self, where: str, content: ocisource.OCIContent, workdir: Path) -> Path:
+        """A chart directory from an OCIRepository artifact, pulled again if it was evicted."""
+        if mark_used(content.artifact.path):
+            try:
+                return _located(where, ocisource.prepare_chart, content.artifact, workdir)
+            except OSError:  # a directory copy that lost its source half way
+                shutil.rmtree(workdir / "oci-chart", ignore_errors=True)
+        # The cache's byte budget (another process's pass) removed the artifact since it was
+        # pulled: pull it again.
+        try:
+            again = self.oci.again(content, as_directory=False)
+        except TidegateError as exc:
+            raise _oci_error(f"{where}: ", exc) from None
+        return _located(where, ocisource.prepare_chart, again.artifact, workdir)
+
     def _chart(self, spec: HelmReleaseSpec, source: FileSource, url: str, workdir: Path) -> Path:
         if url:
             try:
-                return self.settings.chart_puller.pull(
-                    url, spec.chart, spec.version, self.options.fetch_policy
-                )
+
+                def pull() -> Path:
+                    return self.settings.chart_puller.pull(
+                        url, spec.chart, spec.version, self.options.fetch_policy
+                    )
+
+                return _private_copy(pull(), workdir, pull)
             except SourceUnavailableError:
                 raise
             except TidegateError as exc:
@@ -836,6 +880,29 @@ def _with_inputs(unit: RenderedUnit, extra: frozenset[str]) -> RenderedUnit:
     )
 
 
+def _private_copy(archive: Path, workdir: Path, pull_again: Callable[[], Path]) -> Path:
+    """A cached chart archive linked (else copied) into the unit's work directory.
+
+    Helm then reads a file the cache's byte budget cannot take away; one the budget removed
+    between the pull and this is pulled again.
+    """
+    target = workdir / "chart-archive.tgz"
+    try:
+        _link_or_copy(archive, target)
+    except FileNotFoundError:
+        _link_or_copy(pull_again(), target)
+    return target
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system, or links not allowed there
+        shutil.copyfile(source, target)
+
+
 def _located(where: str, prepare: Callable[..., Path], artifact: Any, workdir: Path) -> Path:
     """Run a chart preparation, naming the release and source in its error."""
     try:
@@ -931,7 +998,9 @@ def _spec_fields(spec: UnitSpec) -> dict[str, Any]:
     return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "file"}
 
 
-def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> RenderedUnit:
+def _rendered(
+    spec: UnitSpec, render: CachedRender, inputs: frozenset[str], *, carry_key: str = ""
+) -> RenderedUnit:
     is_ks = isinstance(spec, KustomizationSpec)
     return RenderedUnit(
         unit=spec.unit,
@@ -944,6 +1013,8 @@ def _rendered(spec: UnitSpec, render: CachedRender, inputs: frozenset[str]) -> R
         install_crds=DEFAULT_CRD_POLICY if is_ks else spec.install_crds,  # type: ignore[union-attr]
         upgrade_crds=DEFAULT_CRD_POLICY if is_ks else spec.upgrade_crds,  # type: ignore[union-attr]
         chart_crds=render.chart_crds,
+        render_key=render.key,
+        carry_key=carry_key,
     )
 
 

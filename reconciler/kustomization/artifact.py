@@ -7,6 +7,11 @@ appears under its digest only when complete (the download unpacks into a private
 renames it). A 404 is Flux's "Source is not ready, artifact not found" retried after
 `--requeue-dependency`; every other failure is `ArtifactFailed` with the download's message
 (which names the artifact by URL without query, never its content). It never runs kustomize.
+
+A tree may be read after its run has ended (the predicted-vs-applied preview reads the new
+revision in place, on a worker of its own). `TreePins` holds such a tree: the cache never removes
+a held tree, so the reader sees it whole until it releases it. The cache stays bounded: at most
+`keep` trees plus the ones held.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from reconciler.kustomization.model import Reason, StepFailed
 from reconciler.kustomization.source import Artifact
 from reconciler.status import go_duration
 
-__all__ = ["ArtifactCache", "Downloader", "HttpDownloader", "check_path"]
+__all__ = ["ArtifactCache", "Downloader", "HttpDownloader", "TreePins", "check_path"]
 
 _DIGEST = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]{64,128})$")
 
@@ -49,13 +54,49 @@ class HttpDownloader:
         download_artifact(url, digest, target, policy=self._policy, owner=owner)
 
 
-class ArtifactCache:
-    """Unpacked artifacts by digest under `root`, at most `keep` of them."""
+class TreePins:
+    """Unpacked trees held by their readers: the cache removes only trees nobody holds."""
 
-    def __init__(self, downloader: Downloader, root: Path, *, keep: int = 8) -> None:
+    def __init__(self) -> None:
+        # One lock for holding and removing, so a tree is either held before it is removed
+        # (and stays) or removed before it is held (and the hold is refused).
+        self._lock = threading.Lock()
+        self._held: dict[Path, int] = {}
+
+    def hold(self, tree: Path) -> bool:
+        """Hold `tree` until `release`; False (nothing held) when it is gone already."""
+        with self._lock:
+            if not tree.is_dir():
+                return False
+            self._held[tree] = self._held.get(tree, 0) + 1
+            return True
+
+    def release(self, tree: Path) -> None:
+        """End one `hold` of `tree`; once no hold is left, the cache may remove it."""
+        with self._lock:
+            left = self._held.pop(tree, 0) - 1
+            if left > 0:
+                self._held[tree] = left
+
+    def remove(self, tree: Path) -> bool:
+        """Delete `tree` unless it is held; whether it was deleted."""
+        with self._lock:
+            if tree in self._held:
+                return False
+            shutil.rmtree(tree, ignore_errors=True)
+            return True
+
+
+class ArtifactCache:
+    """Unpacked artifacts by digest under `root`, at most `keep` of them plus the held ones."""
+
+    def __init__(
+        self, downloader: Downloader, root: Path, *, keep: int = 8, pins: TreePins | None = None
+    ) -> None:
         self._downloader = downloader
         self._root = root
         self._keep = keep
+        self._pins = pins or TreePins()
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
 
@@ -105,7 +146,7 @@ class ArtifactCache:
             )
             for old in trees[self._keep :]:
                 if old != keep_also:
-                    shutil.rmtree(old, ignore_errors=True)
+                    self._pins.remove(old)
 
 
 def check_path(tree: Path, path: str) -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from core.fetch import FetchPolicy
 from reconciler.notification.code_hosts import code_host
 from reconciler.notification.delivery import Dispatcher
-from reconciler.notification.lifecycle import DeployReporter, Predictor, Recorder
+from reconciler.notification.lifecycle import DeployReporter, Predictor, Recorder, TreeHolder
 from reconciler.notification.service import Notifier, ObjectStore
 
 __all__ = ["DeployReporting", "deploy_reporting"]
@@ -42,6 +42,7 @@ def deploy_reporting(
     instance: str = "",
     predictor: Predictor | None = None,
     recorder: Recorder | None = None,
+    trees: TreeHolder | None = None,
 ) -> DeployReporting:
     """The started notification path of one controller process."""
     dispatcher = Dispatcher(policy)
@@ -52,6 +53,7 @@ def deploy_reporting(
         cluster=cluster,
         predictor=predictor,
         recorder=recorder,
+        trees=trees,
         registry=registry,
         instance=instance,
     )

@@ -31,8 +31,14 @@ and sent, with the verdict in its status description, by the worker as soon as t
 (so a final event may reach Providers after the next revision's `Progressing`; each status
 still lands on its own commit). The `Recorder` keeps the artifact (git, for the next
 prediction's base) on the same worker after the preview, so the pipeline never waits for the
-store. `drain` waits for the held-back events (tests); `close` (shutdown) sends them, cancelling the
-previews not started yet.
+store. The artifact outlives its run there: with `trees` (the artifact cache's `TreePins`), it is
+held from `applying` until its preview and its keeping have ended (or been cancelled), so the
+cache cannot remove it under them. A tree gone before it could be held is neither previewed nor
+kept from (a partial tree must never give a verdict): that run's status has no verdict, and a
+log line says why.
+
+`drain` waits for the held-back events (tests); `close` (shutdown) sends them, cancelling the
+previews not started yet, and no preview starts after it.
 """
 
 from __future__ import annotations
@@ -60,7 +66,15 @@ from reconciler.notification.commit_status import DESCRIPTION_KEY, PENDING, desc
 from reconciler.notification.event import ERROR, INFO, Event
 from reconciler.status import go_duration
 
-__all__ = ["DeployReporter", "Notify", "Predictor", "Recorder", "applied_outcomes", "sha_of"]
+__all__ = [
+    "DeployReporter",
+    "Notify",
+    "Predictor",
+    "Recorder",
+    "TreeHolder",
+    "applied_outcomes",
+    "sha_of",
+]
 
 GROUP = "kustomize.toolkit.fluxcd.io"
 _LOG = logging.getLogger(__name__)
@@ -93,6 +107,16 @@ class Recorder(Protocol):
         """Keep `tree`, the files of `revision` the Kustomization is reconciling."""
 
 
+class TreeHolder(Protocol):
+    """Keeps an unpacked artifact in place while it is read after its run (the cache's pins)."""
+
+    def hold(self, tree: Path) -> bool:
+        """Hold `tree` until `release`; False when it is gone already."""
+
+    def release(self, tree: Path) -> None:
+        """End one `hold` of `tree`."""
+
+
 def sha_of(revision: str) -> str | None:
     """The commit hash of a source revision (`main@sha1:<hex>`, `sha1:<hex>`), else None.
 
@@ -116,6 +140,8 @@ class _Run:
     """The preview of last applied -> this revision, started when it started applying."""
     changes: Sequence[ChangeEntry] | None = None
     """The applied change set, compared with the prediction when it ends (None: not applied)."""
+    previewable: bool = True
+    """False when the unpacked artifact was gone before the preview could hold it."""
 
 
 class DeployReporter:
@@ -128,16 +154,23 @@ class DeployReporter:
         cluster: str = "",
         predictor: Predictor | None = None,
         recorder: Recorder | None = None,
+        trees: TreeHolder | None = None,
         registry: CollectorRegistry | None = None,
         now: Callable[[], datetime.datetime] | None = None,
         instance: str = "",
     ) -> None:
-        """`cluster` names this cluster in descriptions; `registry` receives the counter."""
+        """`cluster` names this cluster in descriptions; `registry` receives the counter.
+
+        `trees` holds each unpacked artifact until its preview and keeping end; without it the
+        artifact must stay in place by other means.
+        """
         self._notify = notify
         self._cluster = cluster
         self._predictor = predictor
         self._recorder = recorder
+        self._trees = trees
         self._workers: ThreadPoolExecutor | None = None
+        self._closed = False
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._instance = instance
         self._runs: dict[tuple[str, str], _Run] = {}
@@ -159,9 +192,20 @@ class DeployReporter:
         """
         namespace, name = _names(obj)
         reporting = not _already_applied(obj, revision)
-        prediction = self._start_prediction(obj, revision, tree)
+        try:
+            prediction, previewable = self._start_prediction(obj, revision, tree), True
+        except _TreeGoneError:
+            # Only a whole tree can be previewed: no verdict rather than one on missing files.
+            _LOG.warning(
+                "the artifact of %s was removed before its preview could hold it: "
+                "no predicted-vs-applied verdict for this run",
+                revision,
+            )
+            prediction, previewable = None, False
         with self._lock:
-            self._runs[(namespace, name)] = _Run(revision, reporting, prediction=prediction)
+            self._runs[(namespace, name)] = _Run(
+                revision, reporting, prediction=prediction, previewable=previewable
+            )
         if not reporting or sha_of(revision) is None:
             return
         where = f"{self._cluster}/{name}" if self._cluster else f"{namespace}/{name}"
@@ -189,8 +233,9 @@ class DeployReporter:
         description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
         with self._lock:
             run = self._runs.get((namespace, name))
-            started = run.prediction if run is not None and run.revision == revision else None
-        if started is None:
+            this = run if run is not None and run.revision == revision else None
+        started = this.prediction if this is not None else None
+        if started is None and (this is None or this.previewable):
             # No unpacked artifact was handed over: the preview is made now, off the path too.
             started = self._submit_prediction(obj, revision)
         self._finish(
@@ -252,6 +297,7 @@ class DeployReporter:
         """
         with self._lock:
             workers, self._workers = self._workers, None
+            self._closed = True
         if workers is not None:
             workers.shutdown(wait=True, cancel_futures=True)
 
@@ -276,7 +322,7 @@ class DeployReporter:
         """Send the held-back final event, its description saying how the apply compared."""
         description, details = run.description, run.details
         try:
-            predicted = done.result()
+            predicted = None if done.cancelled() else done.result()
             if predicted is not None and run.changes is not None:
                 unit = UnitRef(
                     UnitKind.KUSTOMIZATION,
@@ -294,9 +340,10 @@ class DeployReporter:
             _LOG.exception("predicted vs applied of %s not compared", run.revision)
         self._send_final(event, description, details)
 
-    def _worker(self) -> ThreadPoolExecutor:
+    def _worker(self) -> ThreadPoolExecutor | None:
+        """The predictions' worker; None once closed (a stopping process starts no preview)."""
         with self._lock:
-            if self._workers is None:
+            if self._workers is None and not self._closed:
                 self._workers = ThreadPoolExecutor(1, thread_name_prefix="tidegate-predict")
             return self._workers
 
@@ -309,21 +356,41 @@ class DeployReporter:
             return None
         namespace, name = _names(obj)
         unit = UnitRef(UnitKind.KUSTOMIZATION, namespace, name)
-        return self._worker().submit(self._predict, unit, previous, revision)
+        workers = self._worker()
+        return None if workers is None else workers.submit(self._predict, unit, previous, revision)
 
     def _start_prediction(
         self, obj: Mapping[str, Any], revision: str, tree: Path | None
     ) -> Future[UnitPlan | None] | None:
-        """Keep the tree and start the preview on the worker thread; None when there is none."""
+        """Keep the tree and start the preview on the worker thread; None when there is none.
+
+        Raises `_TreeGoneError` when `trees` cannot hold the tree: it was removed already.
+        """
         if tree is None or (self._recorder is None and self._predictor is None):
             return None
         workers = self._worker()
-        prediction = workers.submit(self._predict_unpacked, obj, revision, tree)
-        if self._recorder is not None:
-            # One worker: the revision is kept after its prediction (which reads the artifact
-            # in place) and before the next one (whose base it is); the pipeline, waiting only
-            # for the prediction, never waits for the store.
-            workers.submit(_keep, self._recorder, obj, revision, tree)
+        if workers is None:
+            return None
+        trees = self._trees
+        if trees is not None and not trees.hold(tree):
+            raise _TreeGoneError
+        prediction: Future[UnitPlan | None] | None = None
+        last: Future[Any] | None = None
+        try:
+            prediction = last = workers.submit(self._predict_unpacked, obj, revision, tree)
+            if self._recorder is not None:
+                # One worker: the revision is kept after its prediction (which reads the
+                # artifact in place) and before the next one (whose base it is); the pipeline,
+                # waiting only for the prediction, never waits for the store.
+                last = workers.submit(_keep, self._recorder, obj, revision, tree)
+        except RuntimeError:  # closed meanwhile: a stopping process starts no preview
+            pass
+        if trees is not None:
+            if last is None:
+                trees.release(tree)
+            else:
+                # Released once the last reader of the tree has ended, or was cancelled.
+                last.add_done_callback(lambda _: trees.release(tree))
         return prediction
 
     def _predict_unpacked(
@@ -389,6 +456,10 @@ class DeployReporter:
             metadata=dict(metadata),
             reporting_instance=self._instance,
         )
+
+
+class _TreeGoneError(Exception):
+    """The unpacked artifact was removed before the preview could hold it."""
 
 
 def _keep(recorder: Recorder, obj: Mapping[str, Any], revision: str, tree: Path) -> None:

@@ -8,16 +8,23 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from app.engine import PreviewEngine
 from cli import preview_server
 from cli.preview import WarmCaches
+from core.render import cache as render_cache
 from core.render.unit import RenderObserver, RenderSettings
+from core.repo import discovery
+from core.units import ClusterRender
 from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
 
 PROD = "clusters/production"
 PULL_REQUESTS = 8
 MEMORY_ENTRIES = 3
+KEPT_CLUSTERS = 3
 
 
 def _fleet(tmp_path: Path) -> tuple[Path, str]:
@@ -95,15 +102,64 @@ def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
         out = tmp_path / "reports" / str(number)
         out.mkdir(parents=True)
         line = json.dumps({"argv": _argv(repo, base, head, out, (kustomize_bin, helm_bin))})
+        if number == 1:
+            [cache] = caches.caches.values()
+            memo_hits, kept_hits = cache.memo_hits, cache.kept_hits
         answer = io.StringIO()
         preview_server.serve(io.StringIO(line + "\n"), answer, caches)
         answers.append(json.loads(answer.getvalue()))
         stored.append(_stored_renders(tmp_path / "reports" / "render"))
 
     assert [a["code"] for a in answers] == [1, 1], answers
-    # Nothing of the base is rendered again, and of the head only the edited app: one new render.
+    # The base's cluster (its root and three apps) is the one the warm process kept from the
+    # first pull request, read without a lookup (`core.render.clusters`). Nothing of the base is
+    # rendered again, and of the head only the edited app: one new render.
+    assert cache.kept_hits - kept_hits == 1
+    assert cache.memo_hits - memo_hits == 0
     assert len(stored[1] - stored[0]) == 1
     assert "api-config" in (tmp_path / "reports" / "1" / "report.md").read_text()
+
+
+def test_the_warm_service_discovers_each_base_once_and_keeps_few(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, first_base = _fleet(tmp_path)
+    second_base = commit(repo, {"README.md": "# fleet\n"}, "a new base")
+    discovered: list[str] = []
+    discover = discovery.discover_cluster
+
+    def counted(path: str, *args: Any, **kwargs: Any) -> ClusterRender:
+        discovered.append(path)
+        return discover(path, *args, **kwargs)
+
+    monkeypatch.setattr(discovery, "discover_cluster", counted)
+    # Three kept clusters in memory at most: a base is kept while it is in use, the oldest go.
+    monkeypatch.setattr(render_cache, "_CLUSTERS_IN_MEMORY", KEPT_CLUSTERS)
+    caches = WarmCaches()
+    per_pull_request = []
+    kept = []
+    for number, (base, app) in enumerate(
+        [(first_base, "web"), (first_base, "api"), (first_base, "jobs"), (second_base, "web")]
+    ):
+        before = len(discovered)
+        head = commit(
+            repo, {f"{app}/config.yaml": configmap(f"{app}-config", app, size=str(number))}, app
+        )
+        out = tmp_path / "reports" / str(number)
+        out.mkdir(parents=True)
+        line = json.dumps({"argv": _argv(repo, base, head, out, (kustomize_bin, helm_bin))})
+        answer = io.StringIO()
+        preview_server.serve(io.StringIO(line + "\n"), answer, caches)
+        assert json.loads(answer.getvalue())["code"] == 1, answer.getvalue()
+        per_pull_request.append(len(discovered) - before)
+        [cache] = caches.caches.values()
+        kept.append(len(cache._clusters))
+
+    # The first pull request discovers its base's cluster and its head's; the next ones on the
+    # same base only their head's; a new base is discovered once more.
+    assert per_pull_request == [2, 1, 1, 2]
+    # Each pull request keeps its head's cluster too; memory holds the bound, not one more each.
+    assert kept == [2, 3, KEPT_CLUSTERS, KEPT_CLUSTERS]
 
 
 def test_the_engine_keeps_one_process_across_jobs_and_recycles_it(

@@ -467,3 +467,15 @@ def test_closing_sends_the_statuses_held_for_their_previews() -> None:
         "apps": "applied in 3s, healthy; applied as previewed",
         "other": "applied in 3s, healthy",
     }
+
+    # A run that ends after: its status goes at once, without a preview.
+    third = kustomization(revision(OLD))
+    third["metadata"]["name"] = "third"
+    held.release.clear()
+    reporter.applying(third, revision(NEW))
+    reporter.applied(third, revision(NEW), changes=AS_PREVIEWED, seconds=3, healthy=True)
+    events.record(third, "info", "done", revision=revision(NEW), commit_status=True)
+    assert sent[-1].involved_object.name == "third"
+    assert sent[-1].metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
+        "applied in 3s, healthy"
+    )

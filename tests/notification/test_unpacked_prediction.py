@@ -20,6 +20,9 @@ from core.errors import InputError
 from core.model import UnitRef
 from core.repo.git import Repository
 from reconciler.events import EventRecorder
+from reconciler.kustomization.artifact import ArtifactCache, TreePins
+from reconciler.kustomization.model import ChangeEntry
+from reconciler.kustomization.source import Artifact
 from reconciler.notification import unpacked
 from reconciler.notification.event import Event
 from reconciler.notification.lifecycle import DeployReporter
@@ -232,3 +235,142 @@ def test_the_reconcile_never_waits_for_the_store_and_the_revision_is_kept_after(
     kept = ArtifactPredictor(RevisionStore(tmp_path / "store"), engine)
     kept.record(obj, _rev(head), head_tree)
     assert _what_it_does(kept(_unit("jobs"), _rev(base), _rev(head))) == _what_it_does(plan)
+
+
+class _Archives:
+    """The artifact download seam: the commit named by the URL, unpacked as `git archive`s it."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+
+    def download(self, url: str, digest: str, target: Path, owner: str) -> None:
+        _tree(self.repo, url, target)
+
+
+def _artifact(sha: str, digit: str) -> Artifact:
+    return Artifact(url=sha, digest="sha256:" + digit * 64, revision=_rev(sha))
+
+
+class _HeldPreview:
+    """The real predictor, started and then held until the test lets it read the tree."""
+
+    def __init__(self, predictor: ArtifactPredictor) -> None:
+        self.predictor = predictor
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        self.started.set()
+        assert self.release.wait(timeout=120)
+        return self.predictor(unit, previous, revision)
+
+
+def _as_applied(plan: UnitPlan | None) -> tuple[ChangeEntry, ...]:
+    """The change set an apply that did exactly what `plan` says reports."""
+    assert plan is not None
+    assert plan.changes
+    return tuple(
+        ChangeEntry(f"{c.ref.kind}/{c.ref.namespace}/{c.ref.name}", "configured")
+        for c in plan.changes
+    )
+
+
+def test_a_tree_evicted_while_its_preview_is_held_stays_until_the_preview_ends(
+    fleet: tuple[Path, str, str], kustomize_bin: Path, helm_bin: Path, tmp_path: Path
+) -> None:
+    repo, base, head = fleet
+    engine = _engine(kustomize_bin, helm_bin, tmp_path / "cache")
+    base_tree = _tree(repo, base, tmp_path / "a")
+    # What the unit's apply does, from both revisions kept: the apply below does exactly that.
+    reference = ArtifactPredictor(RevisionStore(tmp_path / "reference"), engine)
+    reference.record(_live(BASE, "jobs", ""), _rev(base), base_tree)
+    reference.record(_live(HEAD, "jobs", _rev(base)), _rev(head), _tree(repo, head, tmp_path / "b"))
+    changes = _as_applied(reference(_unit("jobs"), _rev(base), _rev(head)))
+
+    pins = TreePins()
+    cache = ArtifactCache(_Archives(repo), tmp_path / "artifacts", keep=1, pins=pins)
+    store = RevisionStore(tmp_path / "store")
+    artifacts = ArtifactPredictor(store, engine)
+    artifacts.record(_live(BASE, "jobs", ""), _rev(base), base_tree)
+    held = _HeldPreview(artifacts)
+    sent: list[Event] = []
+    reporter = DeployReporter(
+        lambda event, **_: sent.append(event), predictor=held, recorder=artifacts, trees=pins
+    )
+    try:
+        head_tree = cache.tree(_artifact(head, "a"), owner="jobs", requeue_dependency=1)
+        obj = _live(HEAD, "jobs", _rev(base))
+        reporter.applying(obj, _rev(head), head_tree)
+        reporter.applied(obj, _rev(head), changes=changes, seconds=1.0, healthy=True)
+        EventRecorder(None, [reporter.forward]).record(
+            obj, "info", "done", revision=_rev(head), commit_status=True, reason="Succeeded"
+        )
+        assert held.started.wait(timeout=120)
+        # The run is over; the next artifact evicts every tree beyond the one kept, but not the
+        # tree the preview holds.
+        cache.tree(_artifact(base, "b"), owner="web", requeue_dependency=1)
+        assert head_tree.is_dir()
+        held.release.set()
+        reporter.drain(timeout=120)
+    finally:
+        held.release.set()
+        reporter.close()
+
+    final = sent[-1]
+    assert final.reason == "Succeeded"
+    assert final.metadata["kustomize.toolkit.fluxcd.io/revision"] == _rev(head)
+    assert final.metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
+        "applied in 1s, healthy; applied as previewed"
+    )
+    # Kept whole from the held tree, after its preview.
+    source = source_key(obj)
+    kept = store.ref(source, head)
+    assert kept is not None
+    with Repository(store.path) as stored:
+        assert set(stored.tree(kept)) == set(HEAD)
+    # Released: the next eviction removes it; the cache is back to its bound.
+    cache.tree(_artifact(base, "c"), owner="web", requeue_dependency=1)
+    assert not head_tree.exists()
+    assert len(list((tmp_path / "artifacts").iterdir())) == 1
+
+
+def test_a_tree_gone_before_its_preview_could_hold_it_gives_no_verdict(
+    fleet: tuple[Path, str, str],
+    kustomize_bin: Path,
+    helm_bin: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repo, base, head = fleet
+    engine = _engine(kustomize_bin, helm_bin, tmp_path / "cache")
+    pins = TreePins()
+    cache = ArtifactCache(_Archives(repo), tmp_path / "artifacts", keep=1, pins=pins)
+    store = RevisionStore(tmp_path / "store")
+    artifacts = ArtifactPredictor(store, engine)
+    artifacts.record(_live(BASE, "jobs", ""), _rev(base), _tree(repo, base, tmp_path / "a"))
+    sent: list[Event] = []
+    reporter = DeployReporter(
+        lambda event, **_: sent.append(event), predictor=artifacts, recorder=artifacts, trees=pins
+    )
+    head_tree = cache.tree(_artifact(head, "a"), owner="jobs", requeue_dependency=1)
+    cache.tree(_artifact(base, "b"), owner="web", requeue_dependency=1)  # evicts it, unheld
+    assert not head_tree.exists()
+    obj = _live(HEAD, "jobs", _rev(base))
+    try:
+        reporter.applying(obj, _rev(head), head_tree)
+        reporter.applied(obj, _rev(head), changes=(), seconds=1.0, healthy=True)
+        EventRecorder(None, [reporter.forward]).record(
+            obj, "info", "done", revision=_rev(head), commit_status=True, reason="Succeeded"
+        )
+        reporter.drain(timeout=120)
+    finally:
+        reporter.close()
+    final = sent[-1]
+    assert final.metadata["kustomize.toolkit.fluxcd.io/revision"] == _rev(head)
+    assert final.metadata["kustomize.toolkit.fluxcd.io/commit_status_description"] == (
+        "applied in 1s, healthy"
+    )
+    assert f"the artifact of {_rev(head)} was removed before its preview could hold it" in (
+        caplog.text
+    )
+    assert store.ref(source_key(obj), head) is None  # nothing kept from a partial tree

@@ -47,6 +47,9 @@ HEAVY = (
     "cli.demo_story",
 )
 
+# What `tidegate preview` does not use: the other commands' modules and the app.
+OTHER_COMMANDS = ("cli.demo", "cli.dev", "cli.flux", "cli.policy", "cli.serve", "app")
+
 # Parses argv as `tidegate` does (help output swallowed), optionally runs the command, then prints
 # the heavy modules loaded as JSON on the last line.
 PROBE = """
@@ -60,7 +63,7 @@ try:
         if run:
             main.main(argv)
         else:
-            main.build_parser().parse_args(argv)
+            main.build_parser(argv[0] if argv else None).parse_args(argv)
 except SystemExit:
     pass
 loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))
@@ -68,9 +71,15 @@ print(json.dumps(loaded))
 """
 
 
-def _loaded(argv: list[str], *, run: bool = False, also_import: tuple[str, ...] = ()) -> list[str]:
+def _loaded(
+    argv: list[str],
+    *,
+    run: bool = False,
+    also_import: tuple[str, ...] = (),
+    heavy: tuple[str, ...] = HEAVY,
+) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps([HEAVY, argv, run]), *also_import],
+        [sys.executable, "-c", PROBE, json.dumps([heavy, argv, run]), *also_import],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -121,8 +130,14 @@ def test_an_offline_preview_loads_no_heavy_module(
         *("--kustomize", str(kustomize_bin), "--helm", str(helm_bin)),
     ]
 
-    loaded = _loaded(argv, run=True)
+    loaded = _loaded(argv, run=True, heavy=(*HEAVY, *OTHER_COMMANDS))
 
     # The preview ran in full, policy gate included (the example trips it).
     assert json.loads(report.read_text())["clusters"]
     assert loaded == []
+
+
+def test_a_full_command_line_still_knows_every_command() -> None:
+    # `--help` and anything not one command's own builds the whole parser.
+    loaded = _loaded(["--help"], heavy=OTHER_COMMANDS)
+    assert {"cli.demo", "cli.dev", "cli.flux", "cli.policy", "cli.serve"} <= set(loaded)

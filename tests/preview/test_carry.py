@@ -172,10 +172,12 @@ def test_a_warm_one_file_preview_looks_up_and_renders_only_the_edited_unit(
     settings = _settings(cache, kustomize_bin, helm_bin)
     report = _preview(repo, base, head, settings)
 
-    # The base's four units come from its revision memo, the head's three untouched ones from
-    # the base: the one lookup is the edited unit's, a miss, and the one render is its own.
-    assert cache.memo_hits == 4
-    assert cache.lookups == 5
+    # The base's cluster is read as its first preview discovered it (`core.render.clusters`),
+    # the head's three untouched units come from the base: the one lookup is the edited unit's,
+    # a miss, and the one render is its own.
+    assert settings.observer.discovered == [f"{head} {PROD}"]
+    assert cache.memo_hits == 0
+    assert cache.lookups == 1
     assert carries[-1].carried == 3
     assert settings.observer.rendered == [WEB]
     assert '"action": "update"' in report

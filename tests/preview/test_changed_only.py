@@ -1,14 +1,14 @@
 """Changed-only previews report exactly what full previews report, rendering far less.
 
-Each comparison runs the real `tidegate preview` twice with empty caches, once rendering every
-unit and once with `--changed-only`, and requires the same JSON report byte for byte except for
-the `provenUnchanged` count. The default preview's own shortcuts (the head carrying the base's
-renders, the revision memo of a warm base) are compared the same way, against a preview from an
-empty cache without them. The synthetic fleet (`bench.fleet`, small: three clusters of six
-apps, its chart served on loopback) covers every change kind it has and those a pull request
-commonly makes on top (a unit added or removed, a `dependsOn` edit, a substitution source edit);
-the embedded example repository covers the rest of the actions. Targeted tests on small
-repositories check each case the input walk cannot prove and where the preview falls back to
+Each comparison runs the real `tidegate preview` twice with empty caches, once rendering every unit
+and once with `--changed-only`, and requires the same JSON report byte for byte except for the
+`provenUnchanged` count. The default preview's own shortcuts (the head carrying the base's renders,
+the revision memo of a warm base, the base's clusters kept as discovered) are compared the same
+way, against a preview from an empty cache without them. The synthetic fleet (`bench.fleet`, small:
+three clusters of six apps, its chart served on loopback) covers every change kind it has and those
+a pull request commonly makes on top (a unit added or removed, a `dependsOn` edit, a substitution
+source edit); the embedded example repository covers the rest of the actions. Targeted tests on
+small repositories check each case the input walk cannot prove and where the preview falls back to
 rendering.
 """
 
@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -199,6 +200,27 @@ def warm_base(fleet: _Fleet, kustomize_bin: Path, helm_bin: Path) -> Path:
     return cache
 
 
+def _count_kept(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many clusters the next previews read as kept (`core.render.clusters`), per preview."""
+    counts: list[int] = []
+    real = engine.kept_clusters.load
+
+    def counted(*args: Any) -> Any:
+        found = real(*args)
+        if found is not None:
+            counts[-1] += 1
+        return found
+
+    def preview(*args: Any, **kwargs: Any) -> Any:
+        counts.append(0)
+        return real_preview(*args, **kwargs)
+
+    real_preview = engine.run_preview
+    monkeypatch.setattr(engine.kept_clusters, "load", counted)
+    monkeypatch.setattr(engine, "run_preview", preview)
+    return counts
+
+
 @pytest.mark.parametrize("change", sorted(_PROVEN))
 def test_fleet_changes_report_from_a_warm_base_as_without_carrying_renders(
     fleet: _Fleet,
@@ -209,13 +231,15 @@ def test_fleet_changes_report_from_a_warm_base_as_without_carrying_renders(
     helm_bin: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The head's renders carried from the base, and the base's memo, change nothing."""
+    """The head's renders carried from the base, and the base's memos, change nothing."""
     tools = (kustomize_bin, helm_bin)
     head = fleet.branches[change]
     config = ("--config", str(fleet.operator))
     cache = tmp_path / "warm"
     shutil.copytree(warm_base, cache)
+    kept = _count_kept(monkeypatch)
     warm = _report(fleet.made.repo, fleetgen.BASE_BRANCH, head, cache, tools, *config)
+    assert kept == [3]  # the base's three clusters were read as discovered, not discovered
 
     monkeypatch.setattr(engine, "_carry", lambda *args: None)
     plain = _report(fleet.made.repo, fleetgen.BASE_BRANCH, head, tmp_path / "cold", tools, *config)
@@ -231,7 +255,9 @@ def test_the_example_reports_from_a_warm_base_as_without_carrying_renders(
     demo.build_example_repo(repo)
     tools = (kustomize_bin, helm_bin)
     _report(repo, "main", "main", tmp_path / "warm", tools)
+    kept = _count_kept(monkeypatch)
     warm = _report(repo, "main", "pull-request", tmp_path / "warm", tools)
+    assert kept[0] > 0
 
     monkeypatch.setattr(engine, "_carry", lambda *args: None)
     plain = _report(repo, "main", "pull-request", tmp_path / "cold", tools)

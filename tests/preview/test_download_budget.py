@@ -10,13 +10,15 @@ never touched, and what was removed is downloaded again with the same result.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core import yamlio
 from core.fetch import FetchPolicy
+from core.host.command import run
 from core.host.files import DirectorySource
 from core.model import FLUX_SOURCE_GROUP, Manifest, ObjectRef
 from core.oci.reference import parse_repository
@@ -27,10 +29,11 @@ from core.render.cache import RenderCache
 from core.sources.helmrepo import ChartPuller
 from core.units import SourceRef
 from devenv.registry import Registry
-from tests.fixtures.registry import push_artifact
+from tests.fixtures.registry import push_artifact, push_chart
 from tests.preview.conftest import Preview
 from tests.preview.gitrepo import commit, flux_cluster, new_repo
-from tests.render.test_helm import build_repository, serve
+from tests.render.helpers import write_tree
+from tests.render.test_helm import build_repository, helm_limits, serve
 
 PROD = "clusters/production"
 VERSIONS = ("1.0.0", "1.1.0", "2.0.0")
@@ -310,3 +313,124 @@ def test_an_artifact_evicted_while_it_is_read_is_pulled_again_and_read_whole(
     assert _EvictedMidRead.reads > len(files)  # the first walk was cut short, then redone
     assert {path: view.read(path).decode() for path in files} == files
     assert content.artifact.path.is_dir()  # unpacked again, under the same digest
+
+
+@pytest.fixture(scope="module")
+def oci_charts(
+    oci_registry: Registry, helm_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """webapp 1.0.0 pushed with helm to oci://<registry>/charts; returns that URL."""
+    root = tmp_path_factory.mktemp("oci-charts")
+    chart = write_tree(
+        root / "src" / "webapp",
+        {
+            "Chart.yaml": "apiVersion: v2\nname: webapp\nversion: 1.0.0\n",
+            "templates/info.yaml": """
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: '{{ .Release.Name }}-info'}
+                data: {replicas: '{{ .Values.replicas }}'}
+            """,
+        },
+    )
+    run(
+        [str(helm_bin), "package", str(chart), "--destination", str(root / "pkg")],
+        limits=helm_limits(root / "home"),
+    )
+    push_chart(oci_registry, helm_bin, root / "pkg" / "webapp-1.0.0.tgz", "charts", root / "home")
+    return f"oci://{oci_registry.host}/charts"
+
+
+def _three_charts(chart_url: str, oci_charts: str, replicas: int) -> dict[str, str]:
+    """HelmReleases from an HTTP chart repository, an OCI one and a chartRef to an OCI chart."""
+
+    def release(name: str, chart: str) -> str:
+        return f"""
+            apiVersion: helm.toolkit.fluxcd.io/v2
+            kind: HelmRelease
+            metadata: {{name: {name}, namespace: flux-system}}
+            spec:
+              interval: 10m
+              targetNamespace: {name}
+              {chart}
+              values: {{replicas: {replicas}}}
+        """
+
+    def from_repository(name: str) -> str:
+        source = f"{{kind: HelmRepository, name: {name}}}"
+        return f"chart: {{spec: {{chart: webapp, version: 1.0.0, sourceRef: {source}}}}}"
+
+    return {
+        f"{PROD}/sources.yaml": f"""
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: HelmRepository
+            metadata: {{name: http, namespace: flux-system}}
+            spec: {{interval: 1h, url: "{chart_url}"}}
+            ---
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: HelmRepository
+            metadata: {{name: oci, namespace: flux-system}}
+            spec: {{interval: 1h, type: oci, url: "{oci_charts}"}}
+            ---
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: OCIRepository
+            metadata: {{name: webapp, namespace: flux-system}}
+            spec:
+              interval: 10m
+              url: {oci_charts}/webapp
+              ref: {{tag: 1.0.0}}
+              layerSelector:
+                mediaType: application/vnd.cncf.helm.chart.content.v1.tar+gzip
+                operation: copy
+        """,
+        f"{PROD}/web.yaml": release("web", from_repository("http")),
+        f"{PROD}/api.yaml": release("api", from_repository("oci")),
+        f"{PROD}/ref.yaml": release("ref", "chartRef: {kind: OCIRepository, name: webapp}"),
+    }
+
+
+def test_charts_evicted_between_their_download_and_helm_are_pulled_again(
+    tmp_path: Path,
+    chart_url: str,
+    oci_charts: str,
+    preview: Preview,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process's pass empties the cache right after each chart is downloaded."""
+    repo, base = new_repo(
+        tmp_path / "repo", {**flux_cluster(), **_three_charts(chart_url, oci_charts, 1)}
+    )
+    head = commit(repo, _three_charts(chart_url, oci_charts, 2), "scale")
+    operator = tmp_path / "operator.yaml"
+    operator.write_text("fetch: {allowLoopback: true}\n")
+    cache = tmp_path / "cache"
+    expected = preview(repo, base, head, "--config", str(operator))
+    assert expected.code == 1, expected.report + expected.stderr
+    for name in ("web", "api", "ref"):
+        unit = expected.unit(PROD, name)
+        assert unit["error"] is None, expected.report
+        assert unit["changes"], expected.report
+    evict.enforce(str(cache), 0, grace=0)
+    evicted: list[str] = []
+
+    def evicting(name: str, pull: Callable[..., Any]) -> Callable[..., Any]:
+        def pulled(*args: Any, **kwargs: Any) -> Any:
+            found = pull(*args, **kwargs)
+            if name not in evicted and kwargs.get("as_directory") is not True:
+                evicted.append(name)
+                evict.enforce(str(cache), 0, grace=0)
+            return found
+
+        return pulled
+
+    for owner, method in (
+        (ChartPuller, "pull"),
+        (ocisource.OCISources, "helm_repository_chart"),
+        (ocisource.OCISources, "repository"),
+    ):
+        monkeypatch.setattr(owner, method, evicting(method, getattr(owner, method)))
+
+    again = preview(repo, base, head, "--config", str(operator))
+
+    assert sorted(evicted) == ["helm_repository_chart", "pull", "repository"]
+    assert (again.code, again.report) == (expected.code, expected.report)

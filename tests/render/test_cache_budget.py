@@ -4,13 +4,15 @@ stay, the masking key is never removed, and a reader that loses an entry gets a 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from core.model import Manifest
+from core.render import evict
 from core.render.cache import CachedRender, RenderCache
-from core.render.evict import GRACE_SECONDS
+from core.render.evict import GRACE_SECONDS, Eviction
 from tests.render.test_cache_writes import INPUTS, TREE
 
 DAY = 24 * 3600.0
@@ -130,3 +132,45 @@ def test_files_outside_the_entry_directories_are_never_removed(tmp_path: Path, n
     RenderCache(tmp_path).enforce_budget(1, grace=0)
 
     assert other.read_bytes() == b"x" * 4096
+
+
+def test_a_long_lived_process_scans_again_only_when_the_budget_or_the_room_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _filled(tmp_path, ["one", "two", "three", "four"])
+    per_render = _entry_bytes(tmp_path) // 4
+    scans: list[int] = []
+    real_enforce = evict.enforce
+
+    def counted(root: str, max_bytes: int, *, grace: float) -> Eviction:
+        scans.append(max_bytes)
+        return real_enforce(root, max_bytes, grace=grace)
+
+    monkeypatch.setattr(evict, "enforce", counted)
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    service = RenderCache(tmp_path)
+    roomy = 100 * per_render
+
+    service.enforce_budget(roomy)
+    skipped = service.enforce_budget(roomy)  # same budget, a second later: no scan
+    assert (scans, skipped.removed) == ([roomy], 0)
+    assert skipped.after == _entry_bytes(tmp_path)
+
+    service.enforce_budget(2 * per_render, grace=0)  # a lowered budget takes effect at once
+    assert scans == [roomy, 2 * per_render]
+    assert _entry_bytes(tmp_path) <= 2 * per_render
+
+    # A budget the cache fills exactly leaves no room: every call scans.
+    full = _entry_bytes(tmp_path)
+    service.enforce_budget(full)
+    service.enforce_budget(full)
+    assert scans == [roomy, 2 * per_render, full, full]
+
+    service.enforce_budget(roomy)
+    service.enforce_budget(roomy)
+    now[0] += 61
+    service.enforce_budget(roomy)  # a minute later the budget is checked again
+    assert scans == [roomy, 2 * per_render, full, full, roomy, roomy]
+    RenderCache(tmp_path).enforce_budget(roomy)  # a new process always scans
+    assert len(scans) == 7

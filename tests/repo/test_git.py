@@ -52,8 +52,10 @@ def repo(work: Path) -> Iterator[Repository]:
         yield repository
 
 
-def _cat_file_children() -> list[int]:
-    """Process ids of this process's running `git cat-file` children (zombies excluded)."""
+def _cat_file_children(work: Path) -> list[int]:
+    """Process ids of this process's running `git cat-file` children reading `work`'s repository
+    (zombies excluded; readers other tests left open are not this test's)."""
+    git_dir = os.fsencode(f"--git-dir={work.resolve()}")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,7 +66,8 @@ def _cat_file_children() -> list[int]:
         except OSError:
             continue  # it exited while we looked
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"cat-file" in argv:
+        ours = any(arg.startswith(git_dir) for arg in argv)
+        if int(ppid) == os.getpid() and state != "Z" and b"cat-file" in argv and ours:
             found.append(int(entry.name))
     return found
 
@@ -398,10 +401,10 @@ def test_many_reads_go_through_one_process(work: Path, repo: Repository) -> None
     for _ in range(4):
         for path, content in files.items():
             assert repo.read_file(tree, path) == content
-    assert len(_cat_file_children()) == 1
+    assert len(_cat_file_children(work)) == 1
 
     repo.close()
-    assert _cat_file_children() == []
+    assert _cat_file_children(work) == []
 
 
 def test_concurrent_reads_from_threads(work: Path, repo: Repository) -> None:
@@ -414,7 +417,7 @@ def test_concurrent_reads_from_threads(work: Path, repo: Repository) -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(read_all, range(16)))
-    assert len(_cat_file_children()) == 1
+    assert len(_cat_file_children(work)) == 1
 
 
 def test_unknown_and_non_blob_ids_are_errors_that_keep_the_reader_usable(
@@ -432,18 +435,18 @@ def test_unknown_and_non_blob_ids_are_errors_that_keep_the_reader_usable(
     assert repo.read_file(tree, "README.md") == FILES["README.md"]
 
 
-def test_reader_restarts_after_its_process_dies(repo: Repository) -> None:
+def test_reader_restarts_after_its_process_dies(work: Path, repo: Repository) -> None:
     tree = repo.tree("HEAD")
     assert repo.read_file(tree, "README.md") == FILES["README.md"]
-    (pid,) = _cat_file_children()
+    (pid,) = _cat_file_children(work)
 
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _cat_file_children() and time.monotonic() < deadline:
+    while _cat_file_children(work) and time.monotonic() < deadline:
         time.sleep(0.01)
 
     assert repo.read_file(tree, "apps/prod/logo.png") == BINARY
-    assert _cat_file_children() not in ([], [pid])
+    assert _cat_file_children(work) not in ([], [pid])
 
 
 def test_read_file_of_a_missing_path_is_an_error(repo: Repository) -> None:

@@ -1,0 +1,203 @@
+"""Keep each discovered cluster per commit, so a preview of a known base reads it, not discovers it.
+
+Discovering a cluster (`core.repo.discovery`) parses every unit's spec, resolves its variables and
+finds its render in the cache, unit by unit, breadth first. At one commit, under the same render
+options and tools, that walk gives the same units every time: its outcome is a function of the
+commit's files (its ignore files and `.tidegate.yaml` among them) and of what `key` names. So a
+cluster every unit of which rendered is kept under that key, as its units' facts and the cache
+keys of their renders; the next preview of the commit (a CI base, the service's next pull request
+on the same base) loads the renders by key instead of discovering.
+
+What may be kept is what `core.render.carry` may carry whole (`clusterable`): every unit rendered
+from this repository's files or from a HelmRepository chart over HTTP (named by URL, chart and
+version, like any cached chart), no unit failed, and nothing came from outside the commit (no
+`--source` directory, no remote base, no OCI artifact, no ExternalArtifact). Anything else, and
+any kept cluster whose render is no longer in the cache or whose data is damaged, is discovered
+again: the memo never answers what discovery would not.
+
+On disk the memo lives next to the revision memos (`revisions/`, evicted like them); in memory the
+cache keeps a few dozen loaded clusters for a long-lived service. This module runs no tool and
+reads nothing but the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from core.model import UnitKind, UnitRef
+from core.render.cache import CachedRender, RenderCache, canonical_key
+from core.render.carry import plain
+from core.units import ClusterRender, RenderedUnit, SourceRef
+
+__all__ = ["clusterable", "fingerprint", "key", "load", "save", "to_carry"]
+
+_FORMAT = "1"
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def key(revision: str, path: str, options: Iterable[object]) -> str | None:
+    """The key of a cluster entry point discovered at a commit, or None.
+
+    None unless `revision` is a full object id: a branch or short id may name other content
+    tomorrow.
+
+    `options` must name everything else that can change discovery: the tools by content, the
+    render options, the fetch policy, the budgets.
+    """
+    if not _OBJECT_ID.fullmatch(revision):
+        return None
+    return canonical_key("discovered-cluster", _FORMAT, revision, path, *options)
+
+
+def fingerprint(value: object) -> object:
+    """Plain, deterministic data for a value of the render options (for `key`).
+
+    Sets are sorted (their order changes from one process to the next), dataclasses become
+    their fields by name, paths and enums their text; anything else is its `repr`.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            item.name: fingerprint(getattr(value, item.name)) for item in dataclasses.fields(value)
+        }
+    if isinstance(value, Mapping):
+        return sorted(([fingerprint(k), fingerprint(v)] for k, v in value.items()), key=repr)
+    if isinstance(value, (set, frozenset)):
+        return sorted(repr(fingerprint(item)) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return fingerprint(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def clusterable(cluster: ClusterRender, sources: Mapping[SourceRef, object]) -> bool:
+    """Tell whether every unit of a cluster rendered from content the commit names."""
+    if cluster.errors or not cluster.units:
+        return False
+    units = list(cluster.units.values())
+    for unit in units:
+        if unit.objects is None or not unit.render_key or unit.unavailable_source is not None:
+            return False
+    return all(plain(unit, units, sources) for unit in units)
+
+
+def save(cache: RenderCache, key: str, cluster: ClusterRender) -> None:
+    """Store a cluster (which must be `clusterable`) under `key`, on disk and in memory."""
+    data = {
+        "format": _FORMAT,
+        "path": cluster.path,
+        "units": [_unit_data(unit) for unit in cluster.units.values()],
+    }
+    cache.write_cluster(key, data)
+    cache.remember_cluster(key, cluster)
+
+
+def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
+    """The cluster kept under `key`, or None when there is none or any part of it is gone."""
+    known, data = cache.read_cluster(key)
+    if isinstance(known, ClusterRender) and known.path == path and _present(cache, known):
+        cache.kept_hits += 1
+        return known
+    if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("path") != path:
+        return None
+    try:
+        cluster = _parsed(cache, path, data["units"])
+    except (KeyError, TypeError, ValueError):
+        return None  # damaged: discovery decides
+    if cluster is not None:
+        cache.kept_hits += 1
+        cache.remember_cluster(key, cluster)
+    return cluster
+
+
+def to_carry(cache: RenderCache, cluster: ClusterRender) -> list[tuple[str, CachedRender]]:
+    """The renders of a kept cluster a preview's head may take from its base, by carry key."""
+    found = []
+    for unit in cluster.units.values():
+        render = cache.load(unit.render_key) if unit.carry_key else None
+        if render is not None:
+            found.append((unit.carry_key, render))
+    return found
+
+
+def _present(cache: RenderCache, cluster: ClusterRender) -> bool:
+    """Whether every render of a cluster held in memory is still in the cache."""
+    return all(cache.load(unit.render_key) is not None for unit in cluster.units.values())
+
+
+def _unit_data(unit: RenderedUnit) -> dict[str, Any]:
+    return {
+        "unit": list(unit.unit),
+        "render": unit.render_key,
+        "carry": unit.carry_key,
+        "prune": unit.prune,
+        "parent": list(unit.parent) if unit.parent is not None else None,
+        "suspend": unit.suspend,
+        "deletionPolicy": unit.deletion_policy,
+        "path": unit.path,
+        "inputs": sorted(unit.inputs),
+        "installCrds": unit.install_crds,
+        "upgradeCrds": unit.upgrade_crds,
+        "dependsOn": [list(ref) for ref in unit.depends_on],
+        "source": _source_data(unit.source),
+        "file": unit.file,
+    }
+
+
+def _source_data(source: SourceRef | None) -> list[str] | None:
+    return None if source is None else [source.kind, source.namespace, source.name]
+
+
+def _parsed(cache: RenderCache, path: str, units: list[dict[str, Any]]) -> ClusterRender | None:
+    found: dict[UnitRef, RenderedUnit] = {}
+    for data in units:
+        render = cache.load(_text(data["render"]))
+        if render is None:
+            return None  # evicted since: discover again
+        source = data["source"]
+        unit = RenderedUnit(
+            unit=_unit_ref(data["unit"]),
+            prune=_flag(data["prune"]),
+            objects=render.objects,
+            parent=_unit_ref(data["parent"]) if data["parent"] is not None else None,
+            suspend=_flag(data["suspend"]),
+            deletion_policy=_text(data["deletionPolicy"]),
+            path=_text(data["path"]) if data["path"] is not None else None,
+            inputs=frozenset(_text(item) for item in data["inputs"]),
+            install_crds=_text(data["installCrds"]),
+            upgrade_crds=_text(data["upgradeCrds"]),
+            chart_crds=render.chart_crds,
+            depends_on=tuple(_unit_ref(ref) for ref in data["dependsOn"]),
+            source=SourceRef(*map(_text, source)) if source is not None else None,
+            file=_text(data["file"]) if data["file"] is not None else None,
+            render_key=render.key,
+            carry_key=_text(data["carry"]),
+        )
+        found[unit.unit] = unit
+    return ClusterRender(path, found)
+
+
+def _unit_ref(data: Any) -> UnitRef:
+    kind, namespace, name = data
+    return UnitRef(UnitKind(kind), _text(namespace), _text(name))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("not a boolean")
+    return value
