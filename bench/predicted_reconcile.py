@@ -355,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_SETTLE = 0.5
+"""Seconds between the base's reconcile (and, with the predictor, its keeping) and the timed
+head's, the same for both: a head reconciled right after its base's apply meets the apiserver
+still busy with it and is slower, which would credit or charge the predictor for the gap."""
+
+
 def _rounds(
     bench: _Bench,
     app: str,
@@ -393,6 +399,7 @@ def _rounds(
         bench.point_source_at(base_sha)
         bench.reconcile(app, deps)
         bench.point_source_at(head_sha)
+        time.sleep(_SETTLE)
         return bench.reconcile(app, deps)
 
     print("first apply, and a prediction to warm the render cache", file=sys.stderr)
@@ -423,6 +430,7 @@ def _rounds(
         predictor.kept.clear()
         bench.point_source_at(head_sha)
         sent.clear()
+        time.sleep(_SETTLE)
         started = time.perf_counter()
         with_.append(bench.reconcile(app, predicting))
         # The preview, the final event it holds back and keeping the head run after the
