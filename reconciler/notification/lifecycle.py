@@ -23,19 +23,22 @@ Statuses go to the commit the artifact was built from: a revision that does not 
 queues.
 
 Nothing here waits for the prediction either, so the pipeline's time and outcome never depend on
-it. The preview of last applied -> new starts when the revision starts applying, on a worker
-thread of its own, reading the new revision from its unpacked artifact, so it runs while the
-revision is built, applied and health-checked. `applied` only notes the change set; when the
-run's final event arrives (`forward`) before the preview has finished, that event is held back
-and sent, with the verdict in its status description, by the worker as soon as the preview ends
-(so a final event may reach Providers after the next revision's `Progressing`; each status
-still lands on its own commit). The `Recorder` keeps the artifact (git, for the next
-prediction's base) on the same worker after the preview, so the pipeline never waits for the
-store. The artifact outlives its run there: with `trees` (the artifact cache's `TreePins`), it is
-held from `applying` until its preview and its keeping have ended (or been cancelled), so the
-cache cannot remove it under them. A tree gone before it could be held is neither previewed nor
-kept from (a partial tree must never give a verdict): that run's status has no verdict, and a
-log line says why.
+it. The preview of last applied -> new starts when the run has applied (`applied`), on a worker
+thread of its own, reading the new revision from its unpacked artifact. It does not start when
+the revision starts applying: a preview running beside the build, apply and health checks takes
+the interpreter lock from the pipeline each time its requests return, which made the reconcile
+itself slower. `applied` notes the change set and starts the preview; when the run's final event
+arrives (`forward`) before the preview has finished, that event is held back and sent, with the
+verdict in its status description, by the worker as soon as the preview ends (so a final event
+may reach Providers after the next revision's `Progressing`; each status still lands on its own
+commit). The `Recorder` keeps the artifact (git, for the next prediction's base) on the same
+worker after the preview (after a failed run too), so the pipeline never waits for the store.
+The artifact outlives its run there: with `trees` (the artifact cache's `TreePins`), it is held
+from `applying` until its preview and its keeping have ended (or been cancelled), so the cache
+cannot remove it under them; a run that never ended releases it when the next run of the same
+Kustomization starts. A tree gone before it could be held is neither previewed nor kept from (a
+partial tree must never give a verdict): that run's status has no verdict, and a log line says
+why.
 
 `drain` waits for the held-back events (tests); `close` (shutdown) sends them, cancelling the
 previews not started yet, and no preview starts after it.
@@ -137,7 +140,9 @@ class _Run:
     description: str = ""
     details: str = ""
     prediction: Future[UnitPlan | None] | None = None
-    """The preview of last applied -> this revision, started when it started applying."""
+    """The preview of last applied -> this revision, started when the run applied it."""
+    tree: Path | None = None
+    """The unpacked artifact, held from `applying` until its preview and keeping are queued."""
     changes: Sequence[ChangeEntry] | None = None
     """The applied change set, compared with the prediction when it ends (None: not applied)."""
     previewable: bool = True
@@ -187,13 +192,13 @@ class DeployReporter:
     def applying(self, obj: Mapping[str, Any], revision: str, tree: Path | None = None) -> None:
         """A pending status, unless this run only re-applies a revision already Ready.
 
-        With `tree` (the unpacked artifact), the recorder keeps it and the preview of the last
-        applied revision to this one starts in the background.
+        With `tree` (the unpacked artifact), the tree is held for the preview of the last
+        applied revision to this one and for the recorder, which start when the run ends.
         """
         namespace, name = _names(obj)
         reporting = not _already_applied(obj, revision)
         try:
-            prediction, previewable = self._start_prediction(obj, revision, tree), True
+            held, previewable = self._hold(tree), True
         except _TreeGoneError:
             # Only a whole tree can be previewed: no verdict rather than one on missing files.
             _LOG.warning(
@@ -201,11 +206,14 @@ class DeployReporter:
                 "no predicted-vs-applied verdict for this run",
                 revision,
             )
-            prediction, previewable = None, False
+            held, previewable = None, False
         with self._lock:
+            earlier = self._runs.get((namespace, name))
             self._runs[(namespace, name)] = _Run(
-                revision, reporting, prediction=prediction, previewable=previewable
+                revision, reporting, tree=held, previewable=previewable
             )
+        if earlier is not None and earlier.tree is not None and self._trees is not None:
+            self._trees.release(earlier.tree)  # that run never ended
         if not reporting or sha_of(revision) is None:
             return
         where = f"{self._cluster}/{name}" if self._cluster else f"{namespace}/{name}"
@@ -227,14 +235,12 @@ class DeployReporter:
     ) -> None:
         """Prepare the success description; the comparison is made when the preview ends.
 
-        Returns at once: a preview still running is not waited for (see `forward`).
+        Returns at once: the preview is started, never waited for (see `forward`).
         """
         namespace, name = _names(obj)
         description = f"applied in {_rounded(seconds)}" + (", healthy" if healthy else "")
-        with self._lock:
-            run = self._runs.get((namespace, name))
-            this = run if run is not None and run.revision == revision else None
-        started = this.prediction if this is not None else None
+        this, tree = self._take_tree(namespace, name, revision)
+        started = self._start_prediction(obj, revision, tree) if tree is not None else None
         if started is None and (this is None or this.previewable):
             # No unpacked artifact was handed over: the preview is made now, off the path too.
             started = self._submit_prediction(obj, revision)
@@ -249,6 +255,9 @@ class DeployReporter:
         if len(first) > _MESSAGE:
             first = first[: _MESSAGE - 1] + "…"
         description = description_of(reason) + (f": {first}" if first else "")
+        _, tree = self._take_tree(namespace, name, revision)
+        if tree is not None:
+            self._start_prediction(obj, revision, tree, predict=False)  # kept all the same
         self._finish(namespace, name, revision, description, "", failed=True)
 
     # --- event subscriber -------------------------------------------------------------------
@@ -359,37 +368,55 @@ class DeployReporter:
         workers = self._worker()
         return None if workers is None else workers.submit(self._predict, unit, previous, revision)
 
-    def _start_prediction(
-        self, obj: Mapping[str, Any], revision: str, tree: Path | None
-    ) -> Future[UnitPlan | None] | None:
-        """Keep the tree and start the preview on the worker thread; None when there is none.
+    def _hold(self, tree: Path | None) -> Path | None:
+        """Hold `tree` for its preview and keeping; None when nothing will read it.
 
         Raises `_TreeGoneError` when `trees` cannot hold the tree: it was removed already.
         """
         if tree is None or (self._recorder is None and self._predictor is None):
             return None
-        workers = self._worker()
-        if workers is None:
+        if self._worker() is None:
             return None
-        trees = self._trees
-        if trees is not None and not trees.hold(tree):
+        if self._trees is not None and not self._trees.hold(tree):
             raise _TreeGoneError
+        return tree
+
+    def _take_tree(
+        self, namespace: str, name: str, revision: str
+    ) -> tuple[_Run | None, Path | None]:
+        """The run of `revision` and the tree it holds, which the caller now owns."""
+        with self._lock:
+            run = self._runs.get((namespace, name))
+            if run is None or run.revision != revision:
+                return None, None
+            tree, run.tree = run.tree, None
+            return run, tree
+
+    def _start_prediction(
+        self, obj: Mapping[str, Any], revision: str, tree: Path, *, predict: bool = True
+    ) -> Future[UnitPlan | None] | None:
+        """Start the preview (with `predict`) and the keeping of the held `tree` on the worker.
+
+        The hold ends once the last of them has ended, or was cancelled.
+        """
+        workers = self._worker()
         prediction: Future[UnitPlan | None] | None = None
         last: Future[Any] | None = None
-        try:
-            prediction = last = workers.submit(self._predict_unpacked, obj, revision, tree)
-            if self._recorder is not None:
-                # One worker: the revision is kept after its prediction (which reads the
-                # artifact in place) and before the next one (whose base it is); the pipeline,
-                # waiting only for the prediction, never waits for the store.
-                last = workers.submit(_keep, self._recorder, obj, revision, tree)
-        except RuntimeError:  # closed meanwhile: a stopping process starts no preview
-            pass
+        if workers is not None:
+            try:
+                if predict:
+                    prediction = last = workers.submit(self._predict_unpacked, obj, revision, tree)
+                if self._recorder is not None:
+                    # One worker: the revision is kept after its prediction (which reads the
+                    # artifact in place) and before the next one (whose base it is).
+                    last = workers.submit(_keep, self._recorder, obj, revision, tree)
+            except RuntimeError:  # closed meanwhile: a stopping process starts no preview
+                pass
+        trees = self._trees
         if trees is not None:
             if last is None:
                 trees.release(tree)
             else:
-                # Released once the last reader of the tree has ended, or was cancelled.
                 last.add_done_callback(lambda _: trees.release(tree))
         return prediction
 

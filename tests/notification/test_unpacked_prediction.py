@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +375,72 @@ def test_a_tree_gone_before_its_preview_could_hold_it_gives_no_verdict(
         caplog.text
     )
     assert store.ref(source_key(obj), head) is None  # nothing kept from a partial tree
+
+
+class _CountingTrees:
+    """The cache's pins, counting what is held (to see every hold end)."""
+
+    def __init__(self) -> None:
+        self.pins = TreePins()
+        self.held = 0
+
+    def hold(self, tree: Path) -> bool:
+        self.held += 1
+        return self.pins.hold(tree)
+
+    def release(self, tree: Path) -> None:
+        self.held -= 1
+        self.pins.release(tree)
+
+
+class _Calls:
+    """A predictor and recorder that only note when they are called."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, unit: UnitRef, previous: str, revision: str) -> UnitPlan | None:
+        self.calls.append(f"predict {revision}")
+        return None
+
+    def unpacked(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        self.calls.append(f"note {revision}")
+
+    def record(self, kustomization: Mapping[str, Any], revision: str, tree: Path) -> None:
+        self.calls.append(f"keep {revision}")
+
+
+def test_the_preview_starts_when_the_run_has_applied_not_beside_it(tmp_path: Path) -> None:
+    """A preview running beside the build and apply would slow the reconcile itself."""
+    calls, trees = _Calls(), _CountingTrees()
+    reporter = DeployReporter(lambda *_, **__: None, predictor=calls, recorder=calls, trees=trees)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    obj = _live(HEAD, "jobs", _rev("1" * 40))
+    try:
+        reporter.applying(obj, _rev("2" * 40), tree)
+        reporter.drain(timeout=60)
+        assert (calls.calls, trees.held) == ([], 1)  # held, not read yet
+
+        reporter.applied(obj, _rev("2" * 40), changes=(), seconds=1.0, healthy=True)
+        reporter.drain(timeout=60)
+        assert calls.calls == [
+            f"note {_rev('2' * 40)}",
+            f"predict {_rev('2' * 40)}",
+            f"keep {_rev('2' * 40)}",
+        ]
+        assert trees.held == 0
+
+        # A failed run is kept all the same, and not previewed.
+        calls.calls.clear()
+        reporter.applying(obj, _rev("3" * 40), tree)
+        reporter.failed(obj, _rev("3" * 40), "HealthCheckFailed", "timeout")
+        reporter.drain(timeout=60)
+        assert (calls.calls, trees.held) == ([f"keep {_rev('3' * 40)}"], 0)
+
+        # A run that never ended gives its hold back when the next run starts.
+        reporter.applying(obj, _rev("4" * 40), tree)
+        reporter.applying(obj, _rev("5" * 40), tree)
+        assert trees.held == 1
+    finally:
+        reporter.close()
