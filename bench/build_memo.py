@@ -23,13 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from bench.timing import timed_medians
 from core.host.files import DirectorySource
 from core.render.clear import build_kustomization
 from core.render.memo import BuildMemo
@@ -74,24 +71,6 @@ def _spec() -> KustomizationSpec:
     return parsed
 
 
-def _cpu() -> float:
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def _timed(build: Callable[[], Any], repeat: int) -> dict[str, float]:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        started, cpu = time.perf_counter(), _cpu()
-        build()
-        walls.append(time.perf_counter() - started)
-        cpus.append(_cpu() - cpu)
-    return {
-        "wall_ms": round(statistics.median(walls) * 1000, 2),
-        "cpu_ms": round(statistics.median(cpus) * 1000, 2),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -117,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             return len(built.objects)
 
         count = build(None, None)
-        cold = _timed(lambda: build(None, None), 3)
+        cold = timed_medians(lambda: build(None, None), 3)
         build(by_tree, None)
         build(by_digest, _DIGEST)
-        hit_tree = _timed(lambda: build(by_tree, None), args.repeat)
-        hit_digest = _timed(lambda: build(by_digest, _DIGEST), args.repeat)
+        hit_tree = timed_medians(lambda: build(by_tree, None), args.repeat)
+        hit_digest = timed_medians(lambda: build(by_digest, _DIGEST), args.repeat)
         assert by_tree.hits == by_digest.hits == args.repeat
     report = {
         "objects": count,

@@ -25,13 +25,11 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from bench.timing import timed_medians
 from core.render import evict
 
 __all__ = ["main"]
@@ -80,24 +78,6 @@ def _age(root: Path) -> None:
         os.utime(path, (when + number, when + number))
 
 
-def _cpu() -> float:
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def _timed(run: Callable[[], Any], repeat: int) -> dict[str, float]:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        started, cpu = time.perf_counter(), _cpu()
-        run()
-        walls.append(time.perf_counter() - started)
-        cpus.append(_cpu() - cpu)
-    return {
-        "wall_ms": round(statistics.median(walls) * 1000, 2),
-        "cpu_ms": round(statistics.median(cpus) * 1000, 2),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         _downloads(full, args.charts, args.artifacts, args.files)
         total = evict.enforce(str(full), 1 << 62).before
         files = sum(1 for path in full.rglob("*") if path.is_file())
-        renders_only = _timed(lambda: evict.enforce(str(only), 1 << 62), args.repeat)
-        with_downloads = _timed(lambda: evict.enforce(str(full), 1 << 62), args.repeat)
+        renders_only = timed_medians(lambda: evict.enforce(str(only), 1 << 62), args.repeat)
+        with_downloads = timed_medians(lambda: evict.enforce(str(full), 1 << 62), args.repeat)
         _age(full)
         result: list[evict.Eviction] = []
-        over = _timed(lambda: result.append(evict.enforce(str(full), total // 2)), 1)
+        over = timed_medians(lambda: result.append(evict.enforce(str(full), total // 2)), 1)
     report = {
         "cache": {"files": files, "bytes": total},
         "renders_only": renders_only,

@@ -58,6 +58,7 @@ from kubernetes import client as k8s
 
 from bench import fleet as fleetgen
 from bench.preview_bench import serve_charts
+from bench.timing import cpu_seconds
 from core.changes import UnitPlan
 from core.cluster.fluxobjects import LiveCluster as FluxObjects
 from core.cluster.live import LiveCluster, connect
@@ -240,20 +241,14 @@ class _Bench:
 
     def reconcile(self, name: str, deps: Deps) -> tuple[float, float]:
         obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, FLUX, "kustomizations", name)
-        started, cpu = time.perf_counter(), _cpu()
+        started, cpu = time.perf_counter(), cpu_seconds()
         outcome = reconcile_kustomization(obj, deps)
-        timed = (time.perf_counter() - started, _cpu() - cpu)
+        timed = (time.perf_counter() - started, cpu_seconds() - cpu)
         if outcome.status is not None:
             write_status(self.flux, obj, outcome.status)
         if not outcome.ready:
             raise SystemExit(f"the reconcile of {name} failed: {outcome.reason}")
         return timed
-
-
-def _cpu() -> float:
-    """User and system seconds of this process and of its finished children (kustomize)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
 
 
 def _setup(bench: _Bench, fleet: fleetgen.Fleet, app: str) -> None:
