@@ -78,7 +78,11 @@ def _story(args: argparse.Namespace) -> int:
     previous = {signum: signal.signal(signum, signals.received) for signum in _STOP_SIGNALS}
     stack: DemoStack | None = None  # started inside `try`: a signal may come at any point
     try:
-        stack = DemoStack(cluster=demo_story.CLUSTER, log=lambda line: say(f"    {line}"))
+        stack = DemoStack(
+            cluster=demo_story.CLUSTER,
+            log=lambda line: say(f"    {line}"),
+            checkpoint=signals.check,
+        )
         say(f"==> scratch directory {stack.root} (removed when the demo stops)")
         story = demo_story.Story(stack, say, checkpoint=signals.check)
         look = functools.partial(story.where_to_look, staying_up=not args.once)
@@ -123,15 +127,18 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _Signals:
-    """Turns SIGINT and SIGTERM into `Interrupted`: at once, and again at every checkpoint.
+    """Turns SIGINT and SIGTERM into `Interrupted` at the demo's next step or poll.
 
-    Raising from a signal handler alone can lose the signal: the handler runs in the main thread
-    at whatever Python code runs there next, and when that is a finalizer (an unclosed HTTP
-    response's `close()` when it is collected; the story polls its servers over HTTP all the
-    time) CPython discards what it raises, without a word for I/O objects. Nothing in the demo
-    can keep finalizers from running, so the signal is remembered and the story's next step or
-    poll raises it again. (The handlers are set before anything starts; the children run in
-    sessions of their own; calls interrupted by a signal end with the handler's exception.)
+    The handler only records the signal; it never raises. A handler runs in the main thread at
+    whatever Python code runs there next, so what it raised would land anywhere:
+    - in a finalizer (an unclosed HTTP response's `close()` when it is collected; the story
+      polls its servers over HTTP all the time), CPython discards it, and the signal is lost;
+    - between a lock's acquire and its release in Python code (logging's, a coverage tracer's),
+      it leaves the lock held, and the next thread that needs it, the main one included,
+      waits forever.
+    Every step, every poll of the story and every wait for a server to answer calls `check`, so
+    a stop takes effect within a poll's interval. (The handlers are set before anything starts;
+    the children run in sessions of their own, so a Ctrl-C reaches the demo alone.)
     """
 
     def __init__(self) -> None:
@@ -139,7 +146,6 @@ class _Signals:
 
     def received(self, signum: int, frame: object) -> None:
         self.signum = signum
-        raise Interrupted(signum)
 
     def check(self) -> None:
         if self.signum is not None:

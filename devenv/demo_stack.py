@@ -57,7 +57,15 @@ class StackError(TidegateError):
 class DemoStack:
     """Everything the demo runs; `start` brings it up, `stop` tears all of it down."""
 
-    def __init__(self, *, cluster: str, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        log: Callable[[str], None],
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`checkpoint` is called at every poll while a server starts (the demo's stop check)."""
+        self._checkpoint = checkpoint
         self._reaper, self.root = _start_reaper()
         # Inherited by every process started from here on, children of children included: how
         # the reaper (and `stop`) find them all, recorded or not.
@@ -279,6 +287,7 @@ class DemoStack:
     def _wait_http(self, name: str, url: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._checkpoint()
             self.check_children()
             try:
                 with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback, http
