@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -147,9 +148,23 @@ def run(args: argparse.Namespace) -> int:
         "accesslog": None,
         "errorlog": "-",
         "proc_name": "tidegate-serve",
+        "worker_tmp_dir": _heartbeat_dir(),
     }
     GunicornServer(build, options, switch_interval=args.switch_interval).run()
     return 0
+
+
+def _heartbeat_dir() -> str | None:
+    """Where gunicorn's workers touch their heartbeat files: memory when the host offers it.
+
+    A worker touches its file on every turn of its loop, so once per request at a burst of
+    webhooks; on a disk file system each touch writes the inode to the journal. None leaves
+    gunicorn's default (the temporary directory).
+    """
+    # gunicorn creates each file with mkstemp (a new random name, owner-only) and unlinks it at
+    # once, so a shared, world-writable directory is safe for it.
+    shm = "/dev/shm"  # noqa: S108
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _review_until_stopped(settings: app_settings.Settings, url: str) -> None:

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path, *flags: str) -> Iterator[str]:
+def serving(tmp_path: Path, *flags: str, pids: list[int] | None = None) -> Iterator[str]:
+    """Serve on a free port; the server's process id goes into `pids` when given."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -37,6 +38,8 @@ def serving(tmp_path: Path, *flags: str) -> Iterator[str]:
     argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
     with log.open("wb") as out:
         server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if pids is not None:
+        pids.append(server.pid)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -77,3 +80,23 @@ def test_the_development_server_only_on_request(tmp_path: Path) -> None:
         answer = deliver(base, 1)
     assert answer.status_code == 202
     assert answer.headers["Server"].startswith("Werkzeug")
+
+
+def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
+    """gunicorn touches a worker's heartbeat file on every turn of its loop: in /dev/shm that
+    costs no journal write per request."""
+    pids: list[int] = []
+    with serving(tmp_path, "--workers", "2", "--threads", "2", pids=pids):
+        (arbiter,) = pids
+        workers = [
+            int(pid) for pid in Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
+        ]
+        heartbeats = sorted(
+            os.readlink(fd)
+            for pid in workers
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if "wgunicorn-" in os.readlink(fd)
+        )
+    assert len(workers) == 2
+    assert len(heartbeats) == 2
+    assert all(target.startswith("/dev/shm/wgunicorn-") for target in heartbeats), heartbeats
