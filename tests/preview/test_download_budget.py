@@ -32,6 +32,7 @@ from devenv.registry import Registry
 from tests.fixtures.registry import push_artifact, push_chart
 from tests.preview.conftest import Preview
 from tests.preview.gitrepo import commit, flux_cluster, new_repo
+from tests.preview.test_oci import _APP_KS, _oci_source
 from tests.render.helpers import write_tree
 from tests.render.test_helm import build_repository, helm_limits, serve
 
@@ -214,25 +215,10 @@ def _repository(tmp_path: Path, chart_url: str, registry: Registry) -> tuple[Pat
                       version: "{version}"
                       sourceRef: {{kind: HelmRepository, name: charts}}
             """,
-            f"{PROD}/app-source.yaml": f"""
-                apiVersion: source.toolkit.fluxcd.io/v1
-                kind: OCIRepository
-                metadata: {{name: app, namespace: flux-system}}
-                spec:
-                  interval: 5m
-                  url: oci://{registry.host}/fleet/app
-                  ref: {{tag: "{version}"}}
-            """,
-            f"{PROD}/app.yaml": """
-                apiVersion: kustomize.toolkit.fluxcd.io/v1
-                kind: Kustomization
-                metadata: {name: app, namespace: flux-system}
-                spec:
-                  interval: 10m
-                  path: ./deploy
-                  prune: true
-                  sourceRef: {kind: OCIRepository, name: app}
-            """,
+            f"{PROD}/app-source.yaml": _oci_source(
+                f"oci://{registry.host}/fleet/app", f'{{tag: "{version}"}}'
+            ),
+            f"{PROD}/app.yaml": _APP_KS,
         }
 
     repo, base = new_repo(tmp_path / "repo", {**flux_cluster(), **files("1.0.0")})
