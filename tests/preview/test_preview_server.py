@@ -250,6 +250,25 @@ def test_stop_ends_the_server(server: Fleet) -> None:
     assert not (server.tmp / "cache" / "preview-server" / "socket").exists()
 
 
+def test_a_server_replaces_itself_after_its_quota_of_previews(fleet: Fleet) -> None:
+    started = fleet.tidegate("preview-server", "start", "--recycle-after", "2")
+    assert started.returncode == 0, started.stderr
+    argv = fleet.preview(*CASES["no change"])
+
+    fleet.tidegate(*argv)
+    fleet.tidegate(*argv)
+    after_quota = fleet.served()
+    third = fleet.tidegate(*argv)
+
+    # A fresh process (the same pid: it execs itself on the same socket) that starts counting
+    # again, and still answers.
+    assert after_quota == 0
+    assert (third.returncode, third.stderr) == (0, b"")
+    assert fleet.served() == 1
+    log = (fleet.tmp / "cache" / "preview-server" / "log").read_text()
+    assert "recycling after 2 previews" in log
+
+
 def _slow_kustomize(fleet: Fleet, kustomize: Path) -> tuple[list[str], Path]:
     """A kustomize that says it started, then waits: a request still running when we act."""
     marker = fleet.tmp / "started"
