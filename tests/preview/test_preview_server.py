@@ -170,6 +170,26 @@ def test_the_switches_keep_the_preview_in_process(server: Fleet) -> None:
     assert server.served() == 0
 
 
+def test_the_same_interpreter_under_another_name_uses_the_server(server: Fleet) -> None:
+    # A venv's `python` and `python3` (the console script's shebang) are one interpreter of one
+    # environment: the same code, whichever name started the server or the client.
+    here = Path(sys.executable)
+    other = here.parent / ("python3" if here.name == "python" else "python")
+    assert other.resolve() == here.resolve()
+
+    done = subprocess.run(
+        [str(other), "-m", "cli", *server.preview(*CASES["no change"])],
+        cwd=server.repo,
+        env=server.env,
+        capture_output=True,
+        timeout=WAIT,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert server.served() == 1
+
+
 def test_a_server_of_other_code_is_not_used(server: Fleet) -> None:
     other = server.tmp / "other-checkout"
     for package in ("cli", "core", "policies", "devenv", "tools"):
