@@ -311,7 +311,7 @@ def _slow_kustomize(fleet: Fleet, kustomize: Path) -> tuple[list[str], Path]:
     sleeper = fleet.tmp / "sleeper"
     script.write_text(
         f"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\necho $! > {sleeper}\n"
-        f'touch {marker}\nwait\nexec {kustomize} "$@"\n'
+        f'echo $$ > {marker}.tmp && mv {marker}.tmp {marker}\nwait\nexec {kustomize} "$@"\n'
     )
     script.chmod(0o755)
     argv = ["preview", *CASES["change"], "--sandbox", "off", "--cache-dir",
@@ -339,6 +339,7 @@ def test_ctrl_c_abandons_the_request_and_the_server_survives(
     assert (client.returncode, out) == (130, b"")
     assert err.endswith(b"render only trusted content\ntidegate: interrupted\n")
     assert server.served() == 1  # the abandoned request ended, and the server answers
+    assert not _running(int(marker.read_text()))  # its kustomize was stopped, not waited for
     after = server.tidegate(*server.preview(*CASES["no change"]))
     assert after.returncode == 0
     assert server.served() == 2
