@@ -87,7 +87,15 @@ def test_the_entrypoint_serves_healthz_as_the_image_user(pulled: Path, tmp_path:
 
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
-    for thread in Path(f"/proc/{pid}/task").iterdir():
-        for child in (thread / "children").read_text().split():
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found  # the process exited while we looked
+    for thread in threads:
+        try:
+            children = (thread / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # a thread that ended between the listing and the read
+        for child in children:
             found += [int(child), *_descendants(int(child))]
     return found
