@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from devenv import github_webhook
+from devenv.ports import START_ATTEMPTS, free_port, port_taken
 from tests.app.conftest import WEBHOOK_SECRET, pull_request_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,34 +26,45 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextlib.contextmanager
 def serving(tmp_path: Path, *flags: str, pids: list[int] | None = None) -> Iterator[str]:
     """Serve on a free port; the server's process id goes into `pids` when given."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {
         **os.environ,
         "TIDEGATE_DATA_DIR": str(tmp_path / "data"),
         "TIDEGATE_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
     }
     log = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
-    with log.open("wb") as out:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port = free_port()
+        argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
+        with log.open("wb") as out:
+            server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        if _ready(base, server):
+            break
+        server.wait(timeout=60)
+        if attempt == START_ATTEMPTS or not port_taken(log.read_text()):
+            pytest.fail(f"tidegate serve did not start:\n{log.read_text()}")
+        # another process took the port between choosing and binding it: choose again
     if pids is not None:
         pids.append(server.pid)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tidegate serve did not start:\n{log.read_text()}")
-            time.sleep(0.2)
         yield base
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def _ready(base: str, server: subprocess.Popen[bytes]) -> bool:
+    """Wait until the server answers /readyz (True), or exits or misses the deadline (False)."""
+    deadline = time.monotonic() + 120
+    while server.poll() is None:
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
+                return True
+        if time.monotonic() > deadline:
+            server.kill()
+            break
+        time.sleep(0.2)
+    return False
 
 
 def deliver(base: str, number: int) -> requests.Response:
