@@ -19,6 +19,7 @@ import requests
 from devenv import github_webhook
 from devenv.ports import START_ATTEMPTS, free_port, port_taken
 from tests.app.conftest import WEBHOOK_SECRET, pull_request_event
+from tests.cluster.kube import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def _ready(base: str, server: subprocess.Popen[bytes]) -> bool:
     """Wait until the server answers /readyz (True), or exits or misses the deadline (False)."""
     deadline = time.monotonic() + 120
     while server.poll() is None:
-        with contextlib.suppress(requests.ConnectionError):
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
                 return True
         if time.monotonic() > deadline:
@@ -88,7 +89,7 @@ def open_files(pid: int) -> list[str]:
 def test_gunicorn_serves_by_default_and_metrics_sum_its_processes(tmp_path: Path) -> None:
     with serving(tmp_path, "--workers", "2", "--threads", "2") as base:
         answers = [deliver(base, number) for number in range(1, 9)]
-        metrics = requests.get(f"{base}/metrics", timeout=10).text
+        metrics = requests.get(f"{base}/metrics", timeout=60).text
     assert [a.status_code for a in answers] == [202] * 8
     assert {a.headers["Server"].split("/")[0] for a in answers} == {"gunicorn"}
     stored = 'tidegate_deliveries_total{event="pull_request",provider="github",result="stored"}'
@@ -109,12 +110,17 @@ def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
     pids: list[int] = []
     with serving(tmp_path, "--workers", "2", "--threads", "2", pids=pids):
         (arbiter,) = pids
-        workers = [
-            int(pid) for pid in Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
-        ]
+        # One worker answering /readyz does not mean the arbiter has forked the other yet.
+        workers = eventually(
+            lambda: found if len(found := _children(arbiter)) >= 2 else None, "two workers"
+        )
         heartbeats = sorted(
             target for pid in workers for target in open_files(pid) if "wgunicorn-" in target
         )
     assert len(workers) == 2
     assert len(heartbeats) == 2
     assert all(target.startswith("/dev/shm/wgunicorn-") for target in heartbeats), heartbeats
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
