@@ -158,7 +158,7 @@ def test_artifacts_are_served_read_only_and_downloaded_by_url(tmp_path: Path) ->
             ("PUT", f"/{stored.path}", 405),
             ("DELETE", f"/{stored.path}", 405),
         ]:
-            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
             connection.request(method, path)
             response = connection.getresponse()
             response.read()
@@ -181,7 +181,7 @@ def test_a_link_planted_in_storage_is_not_followed(tmp_path: Path) -> None:
     planted.symlink_to("/etc/passwd")
     with ArtifactServer(tmp_path / "store") as server:
         host, port = server.url.removeprefix("http://").split(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
         connection.request("GET", f"/gitrepository/ns/fleet/{planted.name}")
         response = connection.getresponse()
         assert response.status == 404
