@@ -53,7 +53,8 @@ class Replica:
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -66,8 +67,11 @@ class Replica:
         return self.seen
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the process; once it exits and its last lines are read, its exit code."""
         self.process.send_signal(sig)
-        return self.process.wait(timeout=60)
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=60)  # the pipe's end: every line it printed is in `said()`
+        return code
 
 
 @pytest.fixture
