@@ -209,7 +209,10 @@ def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_kill_9(
     leader.process.wait(30)
     eventually(lambda: "leading" in standby.said(), "the standby to take over")
     _create(kube_client, namespace, "two")
-    eventually(lambda: "done two" in standby.said(), "the new leader to reconcile")
+    try:
+        eventually(lambda: "done two" in standby.said(), "the new leader to reconcile")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe new leader said: {standby.said()}") from None
     assert (
         _status(kube_client, namespace, "two")["lastAttemptedRevision"] == f"by {standby.identity}"
     )
