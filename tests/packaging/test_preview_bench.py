@@ -88,3 +88,16 @@ def test_a_measurement_counts_the_cpu_of_the_whole_process_tree(tmp_path: Path) 
     combined = preview_bench.combine([sample, sample])
     assert combined.cpu_seconds == sample.cpu_seconds * 2
     assert "s CPU" in preview_bench._fmt(preview_bench.Series([sample]))
+
+
+def test_a_warm_cache_is_taken_again_only_for_the_same_base_and_command(tmp_path: Path) -> None:
+    def tool(jobs: int | None) -> preview_bench.Tidegate:
+        return preview_bench.Tidegate(
+            Path("tidegate"), tmp_path, Path("kustomize"), Path("helm"), jobs, 60, tmp_path
+        )
+
+    stamp = preview_bench._warm_stamp(tool(None), "a" * 40)
+
+    assert stamp == preview_bench._warm_stamp(tool(None), "a" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(None), "b" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(2), "a" * 40)
