@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from app.database import open_database, sqlite_url
 from app.migrate import upgrade
 from app.review import REVIEW_NICE, Worker, yield_cpu
-from app.server import GunicornServer
+from app.server import GunicornServer, HeartbeatWorker
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
@@ -258,3 +258,21 @@ def test_postgresql_keeps_a_connection_for_each_thread(postgres_url: str) -> Non
         thread.join()
     assert len(opened) == 8
     engine.dispose()
+
+
+def test_a_worker_touches_its_heartbeat_at_most_once_a_second() -> None:
+    touched: list[float] = []
+    now = [0.0]
+
+    class Heartbeat:
+        def notify(self) -> None:
+            touched.append(now[0])
+
+    worker = HeartbeatWorker.__new__(HeartbeatWorker)
+    worker.tmp = Heartbeat()
+    worker.clock = lambda: now[0]
+    # gunicorn's threaded worker notifies on every turn of its loop: a request per turn here.
+    for moment in (10.0, 10.2, 10.9, 11.0, 11.5, 13.7, 13.8):
+        now[0] = moment
+        worker.notify()
+    assert touched == [10.0, 11.0, 13.7]

@@ -109,4 +109,6 @@ def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
         )
     assert len(workers) == 2
     assert len(heartbeats) == 2
+    # The worker that touches them at most once a second, not on every turn of its loop.
+    assert "Using worker: app.server.HeartbeatWorker" in (tmp_path / "serve.log").read_text()
     assert all(target.startswith("/dev/shm/wgunicorn-") for target in heartbeats), heartbeats
