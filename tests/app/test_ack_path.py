@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import event, text
 
 from app.database import open_database, sqlite_url
@@ -178,35 +179,36 @@ def test_a_worker_applies_the_switch_interval_it_is_given_before_building_its_ap
         gc.unfreeze()
 
 
-def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
-    postgres_url: str,
+def test_postgresql_stores_a_delivery_in_one_prepared_statement_without_begin_or_commit(
+    postgres_url: str, tmp_path: Path
 ) -> None:
     engine = open_database(postgres_url)
     upgrade(engine)
     store = JobStore(engine)
-    sent: list[tuple[bool, str]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _sent(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # In autocommit mode psycopg sends the statement alone: no BEGIN before, no COMMIT after.
-        sent.append((connection.connection.dbapi_connection.autocommit, statement.lstrip()[:4]))
-
-    pings: list[object] = []
-    ping = engine.dialect.do_ping
-
-    def counted(dbapi: Any) -> bool:
-        pings.append(dbapi)
-        return ping(dbapi)
-
-    engine.dialect.do_ping = counted  # type: ignore[method-assign,assignment]
-
     work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
-    assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
-    assert store.record(Delivery(Provider.GITHUB, "d-2", "pull_request", work))
-    # The second delivery reused the pooled connection without a round trip to ping it.
-    assert sent == [(True, "WITH"), (True, "WITH")]
-    assert pings == []
-    # Committed on its own: another connection sees the delivery and its job.
+    assert store.record(Delivery(Provider.GITHUB, "d-0", "pull_request", work))
+    # What the pooled connection sends from now on, as libpq writes it on the wire.
+    pooled = engine.raw_connection()
+    wire = pooled.driver_connection.pgconn  # type: ignore[union-attr]
+    pooled.close()
+    with (tmp_path / "trace").open("w+b") as trace:
+        wire.trace(trace.fileno())
+        wire.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+        assert not store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+        wire.untrace()
+        trace.seek(0)
+        sent = [
+            line.split("\t")[2:4]
+            for line in trace.read().decode(errors="replace").splitlines()
+            if line.startswith("F\t")
+        ]
+    # Each delivery: one round trip (one Sync) binding the statement prepared on the server at
+    # its first use, no ping, no BEGIN, no COMMIT (autocommit: the statement is the transaction).
+    assert [message for message, *_ in sent] == ["Bind", "Describe", "Execute", "Sync"] * 2
+    binds = [arguments for message, *arguments in sent if message == "Bind"]
+    assert all(arguments[0].startswith(' "" "_pg3_') for arguments in binds), binds
+    # Committed: another connection sees the delivery and its job.
     assert JobStore(open_database(postgres_url)).counts() == {"queued": 1, "superseded": 1}
     engine.dispose()
 
