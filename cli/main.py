@@ -28,11 +28,14 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 # Subcommand modules in help order; each registers the command of its name, except `flux`,
 # which registers the flux verbs (`get`, `reconcile`, ...).
-_MODULES = ("preview", "policy", "serve", "demo", "dev", "flux")
-_SINGLE = frozenset(_MODULES) - {"flux"}
+_MODULES = ("preview", "preview_daemon", "policy", "serve", "demo", "dev", "flux")
+# The command a single-command module registers, when its name is not the module's.
+_COMMANDS = {"preview-server": "preview_daemon"}
+_SINGLE = (frozenset(_MODULES) - {"flux", "preview_daemon"}) | frozenset(_COMMANDS)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -42,15 +45,30 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Preview, gate and apply Flux GitOps changes to Kubernetes.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in (command,) if command in _SINGLE else _MODULES:
+    for name in (_COMMANDS.get(command, command),) if command in _SINGLE else _MODULES:
         importlib.import_module(f"cli.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
+    """Run the command line and return its exit code.
+
+    `tidegate preview` goes to a warm preview server first (`cli.preview_client`), decided
+    before anything of the preview is imported; without a usable server it runs here.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    if argv and argv[0] == "preview":
+        from cli import preview_client
+
+        code = preview_client.forward(argv[1:])
+        if code is not None:
+            return code
+    return run_command(argv)
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Run the command line in this process and return its exit code."""
+    args = build_parser(argv[0] if argv else None).parse_args(list(argv))
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -59,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("tidegate: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if getattr(args, "debug", False):
             traceback.print_exc()

@@ -225,6 +225,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--debug", action="store_true", help="show a traceback when Tidegate itself fails"
     )
+    parser.add_argument(
+        "--no-server",
+        action="store_true",
+        help="run in this process even when a warm preview server runs (see `tidegate "
+        "preview-server`; $TIDEGATE_PREVIEW_SERVER=off does the same)",
+    )
     _budget_flags(parser)
     parser.set_defaults(handler=run)
 

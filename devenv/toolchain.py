@@ -10,6 +10,7 @@ This module must not download anything but Go modules named in those go.mod file
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -186,6 +187,17 @@ def _go_version() -> str:
             "Go is not installed; Go 1.26 or newer builds the pinned kube-apiserver, etcd, "
             "kwok, kustomize and helm (install it, or put `go` on PATH)"
         )
+    info = os.stat(go)
+    return _go_version_of(go, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _go_version_of(go: str, inode: int, size: int, mtime_ns: int) -> str:
+    """`go env GOVERSION` of one `go` binary, asked once per process while the file stays.
+
+    Every pinned tool's path depends on it, so a preview asked twice (kustomize, helm), and a
+    warm preview server asked again on every request, each starting a Go process for it.
+    """
     done = subprocess.run(
         [go, "env", "GOVERSION"], capture_output=True, text=True, check=False, env=_go_env()
     )
