@@ -5,6 +5,10 @@ measures, for each of the fleet's three changes:
 
 - tidegate cold: `tidegate preview` with an empty render cache (`TIDEGATE_CACHE_DIR` fresh);
 - tidegate incremental: the same with a cache warmed by a preview of the base against itself;
+- tidegate server: the incremental preview again, handed by the CLI to a warm preview server
+  (`tidegate preview-server start`, then one preview of the base against itself, both untimed);
+  the timed run is the `tidegate preview` command, its CPU that of the client plus what the
+  server and its children used meanwhile;
 - the floor: `kustomize build` of only the kustomize roots the change touches, both sides, one
   after another, with the pinned kustomize;
 - flate (a Go peer, built from `bench/flate/go.mod` into a cache outside the repository):
@@ -24,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -37,11 +43,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import core
 from bench import fleet as fleetgen
 from devenv.ports import free_port
 
@@ -199,8 +207,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def checkout(repo: Path, revision: str, dest: Path) -> Path:
-    """A full clone at `revision`: flate reads a working tree, and the floor builds from one."""
-    subprocess.run(["git", "clone", "-q", str(repo), str(dest)], check=True, timeout=300)
+    """A full clone at `revision`: flate reads a working tree, and the floor builds from one.
+
+    A clone an earlier run left in `dest` is checked out again (a reused `--work`).
+    """
+    if not (dest / ".git").is_dir():
+        subprocess.run(["git", "clone", "-q", str(repo), str(dest)], check=True, timeout=300)
     subprocess.run(
         ["git", "-C", str(dest), "checkout", "-q", "--detach", revision], check=True, timeout=300
     )
@@ -260,8 +272,13 @@ class Tidegate:
         command += ["--timeout", f"{self.timeout:g}"]
         return command
 
-    def run(self, base: str, head: str, cache: Path, report: Path | None = None) -> Sample:
+    def run(
+        self, base: str, head: str, cache: Path, report: Path | None = None, *, server: bool = False
+    ) -> Sample:
         env = {**os.environ, "TIDEGATE_CACHE_DIR": str(cache)}
+        # In-process unless the server row asks for the server: a server the user runs for the
+        # same cache directory must not change what the in-process rows measure.
+        env["TIDEGATE_PREVIEW_SERVER"] = "on" if server else "off"
         report = report or Path(tempfile.mkstemp(suffix=".json", dir=self.scratch)[1])
         # 0: no change, 1: changes, 3: the policy gate blocks (the rename's removed
         # Kustomization, GP004): each is a finished preview.
@@ -291,6 +308,62 @@ def tidegate_incremental(
     cache = tool.fresh_cache()
     shutil.copytree(warm, cache, dirs_exist_ok=True, symlinks=True)
     return tool.run(base, head, cache, report)
+
+
+def tidegate_server(
+    tool: Tidegate, warm: Path, base: str, head: str, report: Path | None = None
+) -> Sample:
+    """The incremental preview through a warm server started on a fresh copy of the cache."""
+    cache = tool.fresh_cache()
+    shutil.copytree(warm, cache, dirs_exist_ok=True, symlinks=True)
+    env = {**os.environ, "TIDEGATE_CACHE_DIR": str(cache)}
+    control = [tool.executable, "preview-server"]
+    measure([*control, "start", "--idle-timeout", "600"], env=env, timeout=tool.timeout)
+    try:
+        pid = _server_pid(control, env)
+        # What a developer's server has done before: a preview of main (untimed).
+        tool.run(base, base, cache, server=True)
+        before = _tree_cpu(pid)
+        sample = tool.run(base, head, cache, report, server=True)
+        server_cpu = _tree_cpu(pid) - before
+        served = _status(control, env)
+        if "2 previews served" not in served:
+            raise CommandFailedError(f"the previews did not go through the server: {served}")
+        return dataclasses.replace(
+            sample,
+            cpu_seconds=sample.cpu_seconds + server_cpu,
+            max_rss_mib=max(sample.max_rss_mib, _peak_rss_mib(pid)),
+        )
+    finally:
+        measure([*control, "stop"], env=env, timeout=tool.timeout)
+
+
+def _status(control: list[str | Path], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(c) for c in (*control, "status")], env=env, capture_output=True, text=True, check=False
+    )
+    return done.stdout + done.stderr
+
+
+def _server_pid(control: list[str | Path], env: dict[str, str]) -> int:
+    found = re.search(r"pid (\d+)", _status(control, env))
+    if found is None:
+        raise CommandFailedError("the preview server did not start")
+    return int(found.group(1))
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and the children it waited for, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +510,7 @@ class ChangeResult:
     floor: Series
     tidegate_cold: Series = field(default_factory=Series)
     tidegate_incremental: Series = field(default_factory=Series)
+    tidegate_server: Series = field(default_factory=Series)
     flate_cold: Series = field(default_factory=Series)
     flate_warm: Series = field(default_factory=Series)
     tidegate_summary: dict[str, int] = field(default_factory=dict)
@@ -471,8 +545,16 @@ class Run:
 
 def prepare(args: argparse.Namespace, work: Path) -> Run:
     kustomize, helm = fleetgen.pinned_tool("kustomize"), fleetgen.pinned_tool("helm")
-    chart_url = f"http://127.0.0.1:{args.port}"
-    fleet = fleetgen.generate(work / "gen", chart_url=chart_url, helm=helm, clusters=args.clusters)
+    fleet = fleetgen.generated(work / "gen", args.clusters)
+    if fleet is None:
+        chart_url = f"http://127.0.0.1:{args.port}"
+        fleet = fleetgen.generate(
+            work / "gen", chart_url=chart_url, helm=helm, clusters=args.clusters
+        )
+    else:
+        # The fleet of an earlier run in this `--work`: its HelmRepositories name their port.
+        args.port = urllib.parse.urlsplit(fleet.chart_url).port
+        print(f"[bench] reusing the fleet generated in {work / 'gen'}", file=sys.stderr)
     print(fleetgen.describe(fleet), file=sys.stderr)
     # Keyed by change name; the base tree's key cannot collide with one ("base" is a change).
     trees = {BASE_TREE: checkout(fleet.repo, fleet.base_sha, work / "trees" / "_base")}
@@ -495,16 +577,39 @@ def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
         run.args.changed_only,
         run.args.clusters,
     )
+    # Kept in `--work` for the next run while the preview's code and command are the same.
+    warm = run.work / "tidegate-warm"
+    stamp = _warm_stamp(tool, run.fleet.base_sha)
+    if (warm / _WARMED).is_file() and (warm / _WARMED).read_text() == stamp:
+        run.log(f"tidegate: reusing the cache warmed on the base in {warm}")
+        return tool, warm
     try:
         run.log("tidegate: warming a cache on the base (preview of base against itself)")
-        warm = tool.fresh_cache()
+        shutil.rmtree(warm, ignore_errors=True)
+        warm.mkdir(parents=True)
         base = fleetgen.BASE_BRANCH
         tool.run(base, base, warm, run.work / "tidegate-base.json")
     except CommandFailedError as failure:
         run.tidegate_error = f"tidegate preview not available: {failure}"
         run.log(run.tidegate_error)
         return None
+    (warm / _WARMED).write_text(stamp)
     return tool, warm
+
+
+_WARMED = ".warmed"
+
+
+def _warm_stamp(tool: Tidegate, base_sha: str) -> str:
+    """What a warm cache was made by: the base, the command and the code of `core`."""
+    digest = hashlib.sha256()
+    digest.update(base_sha.encode())
+    digest.update(repr([str(part) for part in tool.command("main", "main")]).encode())
+    package = Path(core.__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def setup_flate(run: Run) -> tuple[Flate, Path] | None:
@@ -563,6 +668,11 @@ def measure_change(
         )
         result.tidegate_summary = result.tidegate_summary or _summary(report)
         run.record(change.name, "tidegate incremental", result.tidegate_incremental)
+        if not run.args.skip_server:
+            result.tidegate_server = repeat(
+                times, lambda _: tidegate_server(tool, warm, base, change.branch, report)
+            )
+            run.record(change.name, "tidegate server", result.tidegate_server)
     if flate:
         peer, flate_cache = flate
         report, sha = run.work / f"flate-{change.name}", run.fleet.base_sha
@@ -626,14 +736,17 @@ def _ratio(numerator: Series, denominator: Series) -> str:
 
 def markdown_table(run: Run) -> str:
     head = (
-        "| change | roots | floor | tidegate cold | tidegate incr. | flate cold | flate warm "
-        "| cold/floor | incr./floor | cold/flate cold | incr./flate warm |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| change | roots | floor | tidegate cold | tidegate incr. | tidegate server "
+        "| flate cold | flate warm "
+        "| cold/floor | incr./floor | server/floor | cold/flate cold | incr./flate warm |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = [
         f"| {r.change} | {r.roots} | {_fmt(r.floor)} | {_fmt(r.tidegate_cold)} "
-        f"| {_fmt(r.tidegate_incremental)} | {_fmt(r.flate_cold)} | {_fmt(r.flate_warm)} "
+        f"| {_fmt(r.tidegate_incremental)} | {_fmt(r.tidegate_server)} "
+        f"| {_fmt(r.flate_cold)} | {_fmt(r.flate_warm)} "
         f"| {_ratio(r.tidegate_cold, r.floor)} | {_ratio(r.tidegate_incremental, r.floor)} "
+        f"| {_ratio(r.tidegate_server, r.floor)} "
         f"| {_ratio(r.tidegate_cold, r.flate_cold)} "
         f"| {_ratio(r.tidegate_incremental, r.flate_warm)} |"
         for r in run.results
@@ -674,6 +787,7 @@ def to_json(run: Run) -> dict[str, Any]:
                         "floor",
                         "tidegate_cold",
                         "tidegate_incremental",
+                        "tidegate_server",
                         "flate_cold",
                         "flate_warm",
                     )
@@ -719,6 +833,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--skip-cold",
         action="store_true",
         help="measure tidegate only from a warm cache (the cache is still warmed on the base)",
+    )
+    parser.add_argument(
+        "--skip-server",
+        action="store_true",
+        help="leave out the preview through a warm `tidegate preview-server`",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(

@@ -65,7 +65,10 @@ def identity() -> str:
     them, and statting a few hundred files costs about a millisecond where reading them would not.
     """
     digest = hashlib.sha256()
-    for part in (sys.executable, sys.version, str(_SOURCE_ROOT)):
+    # The interpreter by what it is, not by the name it was started as (`python`, `python3`),
+    # and the environment (venv) whose packages it imports.
+    interpreter = os.path.realpath(sys.executable)
+    for part in (interpreter, sys.prefix, sys.version, str(_SOURCE_ROOT)):
         digest.update(part.encode() + b"\0")
     for name in _CODE_DIRS:
         for root, dirs, files in os.walk(_SOURCE_ROOT / name):

@@ -68,6 +68,11 @@ class PostgresServer:
         """The SQLAlchemy URL of the `postgres` database as the superuser."""
         return self.database_url("postgres")
 
+    @property
+    def pid(self) -> int | None:
+        """The server's main process (its backends are its children); None unless started."""
+        return self._process.pid if self._process is not None else None
+
     def database_url(self, name: str) -> str:
         """The SQLAlchemy URL of database `name`."""
         return f"postgresql+psycopg://{_USER}:{_PASSWORD}@127.0.0.1:{self.port}/{name}"

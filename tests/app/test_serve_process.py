@@ -68,12 +68,14 @@ def _ready(base: str, server: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def deliver(base: str, number: int) -> requests.Response:
+def deliver(base: str, number: int, *, chunked: bool = False) -> requests.Response:
     body = json.dumps(
         pull_request_event("opened", number=number, head=f"{number:040x}", clone_url="https://x/y")
     ).encode()
     headers = github_webhook.signed_headers(WEBHOOK_SECRET, body)
-    return requests.post(f"{base}/webhooks/github", data=body, headers=headers, timeout=30)
+    # A generator makes requests send the body chunked, without a Content-Length.
+    data = iter([body[:100], body[100:]]) if chunked else body
+    return requests.post(f"{base}/webhooks/github", data=data, headers=headers, timeout=30)
 
 
 def open_files(pid: int) -> list[str]:
@@ -88,7 +90,8 @@ def open_files(pid: int) -> list[str]:
 
 def test_gunicorn_serves_by_default_and_metrics_sum_its_processes(tmp_path: Path) -> None:
     with serving(tmp_path, "--workers", "2", "--threads", "2") as base:
-        answers = [deliver(base, number) for number in range(1, 9)]
+        answers = [deliver(base, number) for number in range(1, 8)]
+        answers.append(deliver(base, 8, chunked=True))
         metrics = requests.get(f"{base}/metrics", timeout=60).text
     assert [a.status_code for a in answers] == [202] * 8
     assert {a.headers["Server"].split("/")[0] for a in answers} == {"gunicorn"}
@@ -119,6 +122,8 @@ def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
         )
     assert len(workers) == 2
     assert len(heartbeats) == 2
+    # The worker that touches them at most once a second, not on every turn of its loop.
+    assert "Using worker: app.server.HeartbeatWorker" in (tmp_path / "serve.log").read_text()
     assert all(target.startswith("/dev/shm/wgunicorn-") for target in heartbeats), heartbeats
 
 

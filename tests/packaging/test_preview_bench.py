@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,3 +89,34 @@ def test_a_measurement_counts_the_cpu_of_the_whole_process_tree(tmp_path: Path) 
     combined = preview_bench.combine([sample, sample])
     assert combined.cpu_seconds == sample.cpu_seconds * 2
     assert "s CPU" in preview_bench._fmt(preview_bench.Series([sample]))
+
+
+def test_a_warm_cache_is_taken_again_only_for_the_same_base_and_command(tmp_path: Path) -> None:
+    def tool(jobs: int | None) -> preview_bench.Tidegate:
+        return preview_bench.Tidegate(
+            Path("tidegate"), tmp_path, Path("kustomize"), Path("helm"), jobs, 60, tmp_path
+        )
+
+    stamp = preview_bench._warm_stamp(tool(None), "a" * 40)
+
+    assert stamp == preview_bench._warm_stamp(tool(None), "a" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(None), "b" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(2), "a" * 40)
+
+
+def test_a_server_process_s_cpu_counts_its_waited_children(tmp_path: Path) -> None:
+    # The server row adds what the server used to the client's CPU; the server's renders are
+    # its children, as kustomize is the preview's.
+    burn = "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    script = f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {burn!r}])\n"
+    script += "print('done', flush=True); time.sleep(60)"
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "done\n"
+        used = preview_bench._tree_cpu(server.pid)
+    finally:
+        server.kill()
+        server.wait()
+
+    assert used >= 0.3

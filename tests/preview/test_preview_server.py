@@ -170,6 +170,26 @@ def test_the_switches_keep_the_preview_in_process(server: Fleet) -> None:
     assert server.served() == 0
 
 
+def test_the_same_interpreter_under_another_name_uses_the_server(server: Fleet) -> None:
+    # A venv's `python` and `python3` (the console script's shebang) are one interpreter of one
+    # environment: the same code, whichever name started the server or the client.
+    here = Path(sys.executable)
+    other = here.parent / ("python3" if here.name == "python" else "python")
+    assert other.resolve() == here.resolve()
+
+    done = subprocess.run(
+        [str(other), "-m", "cli", *server.preview(*CASES["no change"])],
+        cwd=server.repo,
+        env=server.env,
+        capture_output=True,
+        timeout=WAIT,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert server.served() == 1
+
+
 def test_a_server_of_other_code_is_not_used(server: Fleet) -> None:
     other = server.tmp / "other-checkout"
     for package in ("cli", "core", "policies", "devenv", "tools"):
@@ -252,6 +272,25 @@ def test_stop_ends_the_server(server: Fleet) -> None:
     assert done.returncode == 0
     _wait_gone(pid)
     assert not (server.tmp / "cache" / "preview-server" / "socket").exists()
+
+
+def test_a_server_replaces_itself_after_its_quota_of_previews(fleet: Fleet) -> None:
+    started = fleet.tidegate("preview-server", "start", "--recycle-after", "2")
+    assert started.returncode == 0, started.stderr
+    argv = fleet.preview(*CASES["no change"])
+
+    fleet.tidegate(*argv)
+    fleet.tidegate(*argv)
+    after_quota = fleet.served()
+    third = fleet.tidegate(*argv)
+
+    # A fresh process (the same pid: it execs itself on the same socket) that starts counting
+    # again, and still answers.
+    assert after_quota == 0
+    assert (third.returncode, third.stderr) == (0, b"")
+    assert fleet.served() == 1
+    log = (fleet.tmp / "cache" / "preview-server" / "log").read_text()
+    assert "recycling after 2 previews" in log
 
 
 def _slow_kustomize(fleet: Fleet, kustomize: Path) -> tuple[list[str], Path]:
