@@ -11,10 +11,14 @@ SQLite (embedded, one host) or PostgreSQL (several replicas), through one SQLAlc
   PostgreSQL that transaction is a single statement sent in autocommit mode, one round trip to
   the server instead of five (begin, three statements, commit): every round trip is a chance
   for the acknowledgement to wait for a busy server process. It still commits (and waits for
-  the commit to be durable, `synchronous_commit` as the server has it) before the answer. A
-  connection the server dropped (a restart, a failover) is found out by that statement, not by
-  a ping before each delivery, and the delivery is sent once more on a new connection: the
-  delivery id makes that safe, a first attempt that did commit makes it a duplicate.
+  the commit to be durable, `synchronous_commit` as the server has it) before the answer. The
+  statement's SQL is compiled once and sent on the pooled connection's driver (psycopg, which
+  prepares it on the server after a few uses), not through SQLAlchemy's execution layer, whose
+  per-call work was most of the acknowledgement's own CPU time in the database. A connection
+  the server dropped (a restart, a failover) is found out by that statement, not by a ping
+  before each delivery; the pool is then emptied and the delivery sent once more on a new
+  connection: the delivery id makes that safe, a first attempt that did commit makes it a
+  duplicate.
 - A job is claimed under a lease. On PostgreSQL the claim locks the row with `FOR UPDATE SKIP
   LOCKED`, so replicas claim different jobs without waiting on each other; on SQLite every
   transaction holds the write lock. Either way no two workers hold the same job.
@@ -36,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Engine,
@@ -52,7 +57,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.schema import DONE, ERROR, QUEUED, RUNNING, SUPERSEDED, deliveries, jobs
@@ -88,12 +93,7 @@ class JobStore:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._clock = clock
-        # PostgreSQL: a single statement is its own transaction, so no BEGIN and COMMIT to send.
-        self._autocommit = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else None
-        )
+        self._at_once = engine.dialect.name == "postgresql"
 
     def record(self, delivery: Delivery) -> bool:
         """Store a delivery and its work; False if this delivery id was stored before.
@@ -104,14 +104,14 @@ class JobStore:
         now = self._clock()
         key = _key(delivery)
         provider = delivery.provider.value
-        if self._autocommit is not None:
+        if self._at_once:
             try:
-                return _record_at_once(self._autocommit, delivery, key, now)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-            # The connection was lost; the pool has dropped it and the ones opened with it.
-            return _record_at_once(self._autocommit, delivery, key, now)
+                return _record_at_once(self._engine, delivery, key, now)
+            except _LostConnectionError:
+                # The server dropped the connection, and likely every other one it had with
+                # this pool (a restart, a failover): start the pool afresh and send it again.
+                self._engine.dispose()
+            return _record_at_once(self._engine, delivery, key, now)
         with self._engine.begin() as db:
             inserted = db.execute(
                 _INSERT_DELIVERY[db.dialect.name == "postgresql"],
@@ -302,13 +302,20 @@ _SUPERSEDE = (
 _INSERT_JOB = jobs.insert()
 
 
-def _record_at_once(engine: Engine, delivery: Delivery, key: str, now: float) -> bool:
-    """`JobStore.record` on PostgreSQL (`engine` in autocommit mode): one statement.
+class _LostConnectionError(Exception):
+    """The connection broke under `_record_at_once`; it has been discarded from the pool."""
 
-    No value is named like a column of `jobs`: SQLAlchemy would add it to the UPDATE's SET.
+
+def _record_at_once(engine: Engine, delivery: Delivery, key: str, now: float) -> bool:
+    """`JobStore.record` on PostgreSQL: one statement, in autocommit mode, on the driver.
+
+    Raises:
+        _LostConnectionError: the connection broke; the caller may send it again.
     """
     work = delivery.work
+    statement = _AT_ONCE[None if work is None else work.kind]
     values: dict[str, Any] = {
+        **statement.fixed,
         "key": key,
         "prov": delivery.provider.value,
         "ev": delivery.event[:80],
@@ -321,8 +328,46 @@ def _record_at_once(engine: Engine, delivery: Delivery, key: str, now: float) ->
             "sha": work.head_sha,
             "job": _dump(work),
         }
-    with engine.connect() as db:
-        return db.execute(_AT_ONCE[None if work is None else work.kind], values).first() is not None
+    pooled = engine.raw_connection()  # no ping: the statement itself finds a dropped connection
+    try:
+        driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            # A single statement is its own transaction: no BEGIN and COMMIT to send.
+            driver.autocommit = True
+            # Prepared on the server at its first use on this connection: later ones only bind.
+            cursor = driver.execute(statement.sql, values, prepare=True)
+            return cursor.fetchone() is not None
+        except psycopg.OperationalError as exc:
+            if not driver.broken and not driver.closed:
+                raise
+            pooled.invalidate(exc)
+            raise _LostConnectionError from exc
+        finally:
+            if not driver.closed:
+                # The pool's other users (claims, reads) run transactions on it.
+                driver.autocommit = False
+    finally:
+        pooled.close()
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A statement compiled for psycopg: its SQL and the values SQLAlchemy bound in it."""
+
+    sql: str
+    fixed: dict[str, Any]
+
+
+def _compiled(statement: Any) -> _Statement:
+    compiled = statement.compile(dialect=psycopg_dialect.dialect())  # type: ignore[no-untyped-call]
+    # The literals the statement builder bound (states, the empty head); the rest come per call.
+    fixed = {name: value for name, value in compiled.params.items() if name not in _PER_CALL}
+    return _Statement(str(compiled), fixed)
+
+
+_PER_CALL = frozenset({"key", "prov", "ev", "now", "repo", "num", "sha", "job"})
+"""The values `_record_at_once` gives. None is named like a column of `jobs`: SQLAlchemy would
+add it to the UPDATE's SET."""
 
 
 def _at_once(supersede: bool, queue: bool) -> Any:
@@ -380,10 +425,10 @@ def _at_once(supersede: bool, queue: bool) -> Any:
 
 
 _AT_ONCE = {
-    None: _at_once(supersede=False, queue=False),
-    WorkKind.REVIEW: _at_once(supersede=True, queue=True),
-    WorkKind.CLOSE: _at_once(supersede=True, queue=False),
-    WorkKind.COMMAND: _at_once(supersede=False, queue=True),
+    None: _compiled(_at_once(supersede=False, queue=False)),
+    WorkKind.REVIEW: _compiled(_at_once(supersede=True, queue=True)),
+    WorkKind.CLOSE: _compiled(_at_once(supersede=True, queue=False)),
+    WorkKind.COMMAND: _compiled(_at_once(supersede=False, queue=True)),
 }
 """`record`'s statement on PostgreSQL, by the kind of work the delivery brings (None: none)."""
 

@@ -1,12 +1,11 @@
-"""The webhook endpoints, health probes and metrics, as a Flask app.
+"""The service's WSGI app: the webhook endpoints, health probes and metrics.
 
-A delivery is verified on its raw bytes before anything else, parsed, and stored before it is
-acknowledged (202); a redelivery of a stored id is acknowledged as a duplicate (200). Refusals
-are 4xx with a one-line JSON reason: 401 unsigned or forged, 413 oversized, 400 malformed, and
-nothing is stored for them. No request ever ends in a traceback: an unexpected failure answers
-503 (the provider redelivers) and is logged without the payload. Every answer carries a
-`Server-Timing: app;dur=MS` header, the time the app spent on the request, so a slow
-acknowledgement can be told apart from time spent queueing before the app or in the client.
+The webhook endpoints (`POST /webhooks/github`, `POST /webhooks/gitlab`) are answered by
+app/ack.py in front of Flask, which has their rules; the probes and metrics are Flask views.
+No request ever ends in a traceback: an unexpected failure answers 503 and is logged by its
+type alone. Every answer carries a `Server-Timing: app;dur=MS` header, the time the app spent on
+the request, so a slow acknowledgement can be told apart from time spent queueing before the
+app or in the client.
 """
 
 from __future__ import annotations
@@ -16,43 +15,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.ack import MAX_DELIVERY, Webhooks
 from app.metrics import CONTENT_TYPE, AppMetrics
 from app.settings import Settings
 from app.store import JobStore
-from core.vcs.webhooks import (
-    Delivery,
-    WebhookError,
-    parse_github,
-    parse_gitlab,
-    verify_github,
-    verify_gitlab,
-)
 
 __all__ = ["MAX_DELIVERY", "create_app"]
 
-MAX_DELIVERY = 25 << 20
-"""GitHub caps payloads at 25 MB; nothing larger is a genuine delivery."""
-
 _log = logging.getLogger("tidegate.app")
-
-_EVENTS = frozenset(
-    {
-        "pull_request",
-        "pull_request_review",
-        "issue_comment",
-        "check_suite",
-        "check_run",
-        "push",
-        "ping",
-        "Merge Request Hook",
-        "Note Hook",
-        "Push Hook",
-        "-",
-    }
-)
 
 
 def create_app(settings: Settings, store: JobStore, metrics: AppMetrics | None = None) -> Flask:
@@ -60,58 +33,6 @@ def create_app(settings: Settings, store: JobStore, metrics: AppMetrics | None =
     app = Flask("tidegate")
     app.config["MAX_CONTENT_LENGTH"] = MAX_DELIVERY
     measured = metrics or AppMetrics()
-
-    def count(provider: str, event: str, result: str) -> None:
-        # The event header is not signed: only known names become label values.
-        label = event if event in _EVENTS else "other"
-        measured.deliveries.labels(provider, label, result).inc()
-
-    def receive(
-        provider: str,
-        verify: Callable[[bytes], None],
-        parse: Callable[[dict[str, str], bytes], Delivery],
-    ) -> tuple[Response, int]:
-        body = request.get_data(cache=False)
-        try:
-            verify(body)
-        except WebhookError as exc:
-            count(provider, "-", "unauthorized")
-            return _refuse(401, str(exc))
-        try:
-            delivery = parse(dict(request.headers), body)
-        except WebhookError as exc:
-            count(provider, "-", "malformed")
-            return _refuse(400, str(exc))
-        if delivery.work is None:
-            count(provider, delivery.event, "ignored")
-            return _answer("ignored"), 200
-        if not store.record(delivery):
-            count(provider, delivery.event, "duplicate")
-            return _answer("duplicate"), 200
-        count(provider, delivery.event, "stored")
-        _log.info(
-            "stored delivery",
-            extra={"delivery": delivery.delivery_id[:200], "event": delivery.event[:80]},
-        )
-        return _answer("stored"), 202
-
-    @app.post("/webhooks/github")
-    def github() -> tuple[Response, int]:
-        secret = settings.github_webhook_secret
-        return receive(
-            "github",
-            lambda body: verify_github(secret, body, request.headers.get("X-Hub-Signature-256")),
-            parse_github,
-        )
-
-    @app.post("/webhooks/gitlab")
-    def gitlab() -> tuple[Response, int]:
-        secret = settings.gitlab_webhook_secret
-        return receive(
-            "gitlab",
-            lambda _body: verify_gitlab(secret, request.headers.get("X-Gitlab-Token")),
-            parse_gitlab,
-        )
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
@@ -140,7 +61,10 @@ def create_app(settings: Settings, store: JobStore, metrics: AppMetrics | None =
         _log.error("request failed: %s", type(exc).__name__)
         return _refuse(503, "temporarily unavailable")
 
-    app.wsgi_app = _timed(app.wsgi_app)  # type: ignore[assignment,method-assign]
+    # The webhook endpoints are answered in front of Flask (app/ack.py); the rest is Flask's.
+    app.wsgi_app = Webhooks(  # type: ignore[method-assign]
+        settings, store, measured, _timed(app.wsgi_app)
+    )
     return app
 
 
@@ -159,16 +83,6 @@ def _timed(inner: Callable[[Any, Any], Iterable[bytes]]) -> Callable[[Any, Any],
         return inner(environ, start)
 
     return wrapped
-
-
-def _answer(result: str) -> Response:
-    # A fixed body: cheaper than `jsonify`, which serialises on every acknowledgement.
-    return Response(_ANSWERS[result], mimetype="application/json")
-
-
-_ANSWERS = {
-    name: f'{{"result":"{name}"}}\n'.encode() for name in ("ignored", "duplicate", "stored")
-}
 
 
 def _refuse(status: int, reason: str) -> tuple[Response, int]:

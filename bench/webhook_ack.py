@@ -5,8 +5,9 @@ SQLite file or on a PostgreSQL server started for the run (`--database`), sends 
 `pull_request` deliveries per second for `--seconds` on a fixed schedule (open loop: a late
 answer does not delay the next send), then checks every one was stored exactly once. Latency is
 counted from each delivery's scheduled send time, so client-side queueing is included. It also
-reports the server's CPU time per acknowledgement (every gunicorn process, read from /proc
-before and after the load) and the load average, since on a shared machine those bound the
+reports the CPU time per acknowledgement of the server (every gunicorn process, read from /proc
+before and after the load), of the PostgreSQL server (its processes, likewise) and of the
+client itself, and the load average, since on a shared machine those bound the
 latency more than the server's code does. The client speaks plain `http.client` on kept-alive
 connections, with every delivery signed before the clock starts and its garbage collector off
 while it sends, so it takes as little of the machine's CPU as it can. Besides the latency it
@@ -66,12 +67,13 @@ def payload(number: int) -> bytes:
 
 
 @contextlib.contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
+def database(kind: str, tmp: Path) -> Iterator[tuple[str, int | None]]:
+    """The database's URL, and the process id of its server (None for SQLite: in-process)."""
     if kind == "sqlite":
-        yield sqlite_url(tmp / "jobs.sqlite")
+        yield sqlite_url(tmp / "jobs.sqlite"), None
         return
     with PostgresServer() as server:
-        yield server.url
+        yield server.url, server.pid
 
 
 @contextlib.contextmanager
@@ -124,12 +126,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         with (
-            database(args.database, tmp) as url,
+            database(args.database, tmp) as (url, database_pid),
             serve(url, tmp, args.workers, args.threads, args.switch_interval) as (base, pid),
         ):
             cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
+            database_before = cpu_seconds(database_pid) if database_pid else 0.0
+            client_before = time.process_time()
             samples = run(base, args.rate, args.seconds)
+            client = time.process_time() - client_before
             cpu = cpu_seconds(pid) - cpu_before
+            database_cpu = (cpu_seconds(database_pid) - database_before) if database_pid else 0.0
             load_after = os.getloadavg()[0]
             stored = JobStore(open_database(url)).deliveries()
     total = args.rate * args.seconds
@@ -141,6 +147,11 @@ def main() -> None:
         f"{len(failures)}, stored {stored}, lost {total - stored}; ack latency "
         f"{percentiles(samples.latencies)}; server CPU {cpu / total * 1000:.2f} ms per ack; "
         f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    print(
+        f"  CPU per ack: server {cpu / total * 1000:.2f} ms, database server "
+        f"{database_cpu / total * 1000:.2f} ms (PostgreSQL's processes; SQLite's is the "
+        f"server's), client {client / total * 1000:.2f} ms"
     )
     print(f"  client's lateness in starting a send: {percentiles(samples.lags)}")
     print(f"  server, in the app (Server-Timing): {percentiles(samples.apps)}")

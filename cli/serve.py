@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     options = {
         "bind": f"{args.host}:{args.port}",
         "workers": args.workers,
-        "worker_class": "gthread",
+        # gunicorn's gthread worker with a heartbeat that costs no system call per request.
+        "worker_class": "app.server.HeartbeatWorker",
         "threads": args.threads,
         # Webhooks are acknowledged in milliseconds; a request that takes this long is stuck.
         "timeout": 60,

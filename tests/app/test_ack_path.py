@@ -14,12 +14,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import event, text
 
 from app.database import open_database, sqlite_url
 from app.migrate import upgrade
 from app.review import REVIEW_NICE, Worker, yield_cpu
-from app.server import GunicornServer
+from app.server import GunicornServer, HeartbeatWorker
 from app.store import JobStore
 from core.vcs.webhooks import Delivery, Provider, Work, WorkKind
 
@@ -178,35 +179,36 @@ def test_a_worker_applies_the_switch_interval_it_is_given_before_building_its_ap
         gc.unfreeze()
 
 
-def test_postgresql_stores_a_delivery_in_one_statement_without_begin_or_commit(
-    postgres_url: str,
+def test_postgresql_stores_a_delivery_in_one_prepared_statement_without_begin_or_commit(
+    postgres_url: str, tmp_path: Path
 ) -> None:
     engine = open_database(postgres_url)
     upgrade(engine)
     store = JobStore(engine)
-    sent: list[tuple[bool, str]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _sent(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # In autocommit mode psycopg sends the statement alone: no BEGIN before, no COMMIT after.
-        sent.append((connection.connection.dbapi_connection.autocommit, statement.lstrip()[:4]))
-
-    pings: list[object] = []
-    ping = engine.dialect.do_ping
-
-    def counted(dbapi: Any) -> bool:
-        pings.append(dbapi)
-        return ping(dbapi)
-
-    engine.dialect.do_ping = counted  # type: ignore[method-assign,assignment]
-
     work = Work(WorkKind.REVIEW, "acme/fleet", 7, head_sha="a" * 40)
-    assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
-    assert store.record(Delivery(Provider.GITHUB, "d-2", "pull_request", work))
-    # The second delivery reused the pooled connection without a round trip to ping it.
-    assert sent == [(True, "WITH"), (True, "WITH")]
-    assert pings == []
-    # Committed on its own: another connection sees the delivery and its job.
+    assert store.record(Delivery(Provider.GITHUB, "d-0", "pull_request", work))
+    # What the pooled connection sends from now on, as libpq writes it on the wire.
+    pooled = engine.raw_connection()
+    wire = pooled.driver_connection.pgconn  # type: ignore[union-attr]
+    pooled.close()
+    with (tmp_path / "trace").open("w+b") as trace:
+        wire.trace(trace.fileno())
+        wire.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        assert store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+        assert not store.record(Delivery(Provider.GITHUB, "d-1", "pull_request", work))
+        wire.untrace()
+        trace.seek(0)
+        sent = [
+            line.split("\t")[2:4]
+            for line in trace.read().decode(errors="replace").splitlines()
+            if line.startswith("F\t")
+        ]
+    # Each delivery: one round trip (one Sync) binding the statement prepared on the server at
+    # its first use, no ping, no BEGIN, no COMMIT (autocommit: the statement is the transaction).
+    assert [message for message, *_ in sent] == ["Bind", "Describe", "Execute", "Sync"] * 2
+    binds = [arguments for message, *arguments in sent if message == "Bind"]
+    assert all(arguments[0].startswith(' "" "_pg3_') for arguments in binds), binds
+    # Committed: another connection sees the delivery and its job.
     assert JobStore(open_database(postgres_url)).counts() == {"queued": 1, "superseded": 1}
     engine.dispose()
 
@@ -258,3 +260,21 @@ def test_postgresql_keeps_a_connection_for_each_thread(postgres_url: str) -> Non
         thread.join()
     assert len(opened) == 8
     engine.dispose()
+
+
+def test_a_worker_touches_its_heartbeat_at_most_once_a_second() -> None:
+    touched: list[float] = []
+    now = [0.0]
+
+    class Heartbeat:
+        def notify(self) -> None:
+            touched.append(now[0])
+
+    worker = HeartbeatWorker.__new__(HeartbeatWorker)
+    worker.tmp = Heartbeat()
+    worker.clock = lambda: now[0]
+    # gunicorn's threaded worker notifies on every turn of its loop: a request per turn here.
+    for moment in (10.0, 10.2, 10.9, 11.0, 11.5, 13.7, 13.8):
+        now[0] = moment
+        worker.notify()
+    assert touched == [10.0, 11.0, 13.7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -126,3 +127,55 @@ def test_not_ready_while_the_job_database_is_unreachable(service: Service, tmp_p
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "reason": "job database unreachable"}
     assert client.get("/healthz").status_code == 200
+
+
+def test_deliveries_are_answered_without_entering_flask(service: Service) -> None:
+    # The webhook endpoints are served in front of Flask: none of these reaches its dispatch
+    # (request context, routing, views), while the probes still do.
+    dispatched: list[str] = []
+    app = service.client.application
+    app.before_request(lambda: dispatched.append("before request"))
+    assert service.deliver("pull_request", event(), delivery="d-1").status_code == 202
+    assert service.deliver("pull_request", event(), delivery="d-1").status_code == 200
+    assert service.deliver("pull_request", event(), secret=b"guessed").status_code == 401
+    assert service.deliver("star", {"action": "created"}).status_code == 200
+    assert service.deliver_gitlab("Push Hook", {}, token=b"wrong").status_code == 401
+    assert dispatched == []
+    assert service.client.get("/healthz").status_code == 200
+    assert dispatched == ["before request"]
+
+
+def test_a_chunked_delivery_is_read_up_to_the_cap(service: Service) -> None:
+    # Without a Content-Length the body is read from a stream the server ends (gunicorn does,
+    # `wsgi.input_terminated`), and never more than one byte past the cap.
+    body = json.dumps(event()).encode()
+    chunked = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
+    stored = service.client.post(
+        "/webhooks/github",
+        input_stream=io.BytesIO(body),
+        headers=github_webhook.signed_headers(b"webhook s3cret", body, delivery="d-5"),
+        environ_overrides=chunked,
+    )
+    assert stored.status_code == 202
+    oversized = service.client.post(
+        "/webhooks/github",
+        input_stream=io.BytesIO(b"x" * (MAX_DELIVERY + 1)),
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-6"},
+        environ_overrides=chunked,
+    )
+    assert oversized.status_code == 413
+    assert service.store.deliveries() == 1
+
+
+def test_a_failure_while_storing_is_503_without_the_payload(
+    service: Service, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_delivery: object) -> bool:
+        raise RuntimeError("database said: acme/fleet secret detail")
+
+    monkeypatch.setattr(service.store, "record", broken)
+    response = service.deliver("pull_request", event())
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "temporarily unavailable"}
+    assert "Server-Timing" in response.headers
+    assert [r.getMessage() for r in caplog.records] == ["request failed: RuntimeError"]
