@@ -20,6 +20,7 @@ Output layout: `DIR/fleet` (the git repository) and `DIR/charts` (a packaged cha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -895,6 +896,78 @@ def generate(
     for branch, make in _CHANGES:
         fleet.changes.append(_make_on_branch(repo, fleet, branch, make))
     _git(repo, "checkout", "-q", BASE_BRANCH)
+    _describe_to(out / _RECORD, fleet, seed, apps)
+    return fleet
+
+
+_RECORD = "fleet.json"
+
+
+def _describe_to(path: Path, fleet: Fleet, seed: int, apps: int) -> None:
+    """Record what `generate` made, so a later run can take the same fleet (`generated`)."""
+    record = {
+        "seed": seed,
+        "apps": apps,
+        "chartUrl": fleet.chart_url,
+        "clusters": list(fleet.clusters),
+        "base": fleet.base_sha,
+        "changes": [
+            {
+                "name": change.name,
+                "branch": change.branch,
+                "description": change.description,
+                "baseUnits": list(change.base_units),
+                "headUnits": list(change.head_units),
+                "sha": fleet.change_shas[change.name],
+            }
+            for change in fleet.changes
+        ],
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def generated(out: Path, clusters: int) -> Fleet | None:
+    """The fleet an earlier `generate` wrote under `out` with `clusters` clusters, or None.
+
+    None when there is none, it has another number of clusters, or its repository no longer
+    has the recorded commits on its branches.
+    """
+    try:
+        record = json.loads((out / _RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    if len(record["clusters"]) != clusters:
+        return None
+    repo = out / "fleet"
+    fleet = Fleet(
+        repo,
+        out / "charts",
+        record["chartUrl"],
+        _make_apps(record["seed"], record["apps"]),
+        tuple(record["clusters"]),
+        record["base"],
+    )
+    wanted = {BASE_BRANCH: fleet.base_sha}
+    for item in record["changes"]:
+        change = Change(
+            item["name"],
+            item["branch"],
+            item["description"],
+            tuple(item["baseUnits"]),
+            tuple(item["headUnits"]),
+        )
+        fleet.changes.append(change)
+        fleet.change_shas[change.name] = item["sha"]
+        wanted[change.branch] = item["sha"]
+    for branch, sha in wanted.items():
+        found = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if found.stdout.strip() != sha:
+            return None
     return fleet
 
 

@@ -43,11 +43,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import core
 from bench import fleet as fleetgen
 from devenv.ports import free_port
 
@@ -205,8 +207,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def checkout(repo: Path, revision: str, dest: Path) -> Path:
-    """A full clone at `revision`: flate reads a working tree, and the floor builds from one."""
-    subprocess.run(["git", "clone", "-q", str(repo), str(dest)], check=True, timeout=300)
+    """A full clone at `revision`: flate reads a working tree, and the floor builds from one.
+
+    A clone an earlier run left in `dest` is checked out again (a reused `--work`).
+    """
+    if not (dest / ".git").is_dir():
+        subprocess.run(["git", "clone", "-q", str(repo), str(dest)], check=True, timeout=300)
     subprocess.run(
         ["git", "-C", str(dest), "checkout", "-q", "--detach", revision], check=True, timeout=300
     )
@@ -539,8 +545,16 @@ class Run:
 
 def prepare(args: argparse.Namespace, work: Path) -> Run:
     kustomize, helm = fleetgen.pinned_tool("kustomize"), fleetgen.pinned_tool("helm")
-    chart_url = f"http://127.0.0.1:{args.port}"
-    fleet = fleetgen.generate(work / "gen", chart_url=chart_url, helm=helm, clusters=args.clusters)
+    fleet = fleetgen.generated(work / "gen", args.clusters)
+    if fleet is None:
+        chart_url = f"http://127.0.0.1:{args.port}"
+        fleet = fleetgen.generate(
+            work / "gen", chart_url=chart_url, helm=helm, clusters=args.clusters
+        )
+    else:
+        # The fleet of an earlier run in this `--work`: its HelmRepositories name their port.
+        args.port = urllib.parse.urlsplit(fleet.chart_url).port
+        print(f"[bench] reusing the fleet generated in {work / 'gen'}", file=sys.stderr)
     print(fleetgen.describe(fleet), file=sys.stderr)
     # Keyed by change name; the base tree's key cannot collide with one ("base" is a change).
     trees = {BASE_TREE: checkout(fleet.repo, fleet.base_sha, work / "trees" / "_base")}
@@ -563,16 +577,39 @@ def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
         run.args.changed_only,
         run.args.clusters,
     )
+    # Kept in `--work` for the next run while the preview's code and command are the same.
+    warm = run.work / "tidegate-warm"
+    stamp = _warm_stamp(tool, run.fleet.base_sha)
+    if (warm / _WARMED).is_file() and (warm / _WARMED).read_text() == stamp:
+        run.log(f"tidegate: reusing the cache warmed on the base in {warm}")
+        return tool, warm
     try:
         run.log("tidegate: warming a cache on the base (preview of base against itself)")
-        warm = tool.fresh_cache()
+        shutil.rmtree(warm, ignore_errors=True)
+        warm.mkdir(parents=True)
         base = fleetgen.BASE_BRANCH
         tool.run(base, base, warm, run.work / "tidegate-base.json")
     except CommandFailedError as failure:
         run.tidegate_error = f"tidegate preview not available: {failure}"
         run.log(run.tidegate_error)
         return None
+    (warm / _WARMED).write_text(stamp)
     return tool, warm
+
+
+_WARMED = ".warmed"
+
+
+def _warm_stamp(tool: Tidegate, base_sha: str) -> str:
+    """What a warm cache was made by: the base, the command and the code of `core`."""
+    digest = hashlib.sha256()
+    digest.update(base_sha.encode())
+    digest.update(repr([str(part) for part in tool.command("main", "main")]).encode())
+    package = Path(core.__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def setup_flate(run: Run) -> tuple[Flate, Path] | None:

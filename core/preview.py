@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.budgets import Deadline
-from core.changes import Preview
+from core.changes import ClusterPlan, Preview
 from core.config import CONFIG_FILE, FetchConfig, UnavailableSources, parse_fetch_config
 from core.errors import InputError
 from core.fetch import FetchError, allow_list_entry_of
 from core.host.paths import flux_path
-from core.model import FLUX_SOURCE_GROUP
+from core.plan import kept as kept_plans
 from core.plan import plan
 from core.render import affected
 from core.render import clusters as kept_clusters
@@ -167,11 +167,35 @@ def run_preview(
     # The next preview of either revision finds its renders without checking receipts.
     settings.cache.save_memos()
     mode = request.unavailable_sources or config.unavailable_sources or UnavailableSources.FAIL
+    planned = _whole_plans(settings, base_renders, head_renders)
     return dataclasses.replace(
-        plan.plan_preview(base, head, base_renders, head_renders),
+        plan.plan_preview(base, head, base_renders, head_renders, planned),
         skip_unavailable=mode is UnavailableSources.SKIP,
         proven_unchanged=_proven(request, selection, head_renders),
     )
+
+
+def _whole_plans(
+    settings: RenderSettings,
+    base: Mapping[str, ClusterRender],
+    head: Mapping[str, ClusterRender],
+) -> dict[str, ClusterPlan]:
+    """The plans of the kept clusters the head took whole, read as kept or planned and kept.
+
+    Such a cluster is the same object at both sides: its plan depends on nothing else
+    (`core.plan.kept`), so a later preview that takes it whole again does not plan it.
+    """
+    plans = {}
+    for path, cluster in head.items():
+        if base.get(path) is not cluster or not cluster.kept_key:
+            continue
+        found = kept_plans.load(settings.cache, path, cluster)
+        if found is None:
+            settings.observer.planned.append(path)
+            found = plan.plan_cluster_at(path, cluster, cluster)
+            kept_plans.save(settings.cache, cluster, found)
+        plans[path] = found
+    return plans
 
 
 class _Prefetched:
@@ -315,13 +339,8 @@ def base_config(repo: Repository, base_tree: Tree) -> FetchConfig:
 
 def _source_hosts(renders: Mapping[str, ClusterRender]) -> set[str]:
     """Allow-list entries for every Flux source URL rendered at a revision."""
-    urls: list[str] = []
-    for cluster in renders.values():
-        for unit in cluster.units.values():
-            objects = unit.objects or {}
-            # By identity first: a cached render loads its other bodies only when one is read.
-            sources = [objects[ref] for ref in objects if ref.group == FLUX_SOURCE_GROUP]
-            urls.extend(_urls(manifest.body for manifest in sources))
+    # A kept cluster names its URLs: its renders are not read for them.
+    urls = [url for cluster in renders.values() for url in kept_clusters.source_urls(cluster)]
     hosts = set()
     for url in urls:
         try:
@@ -329,16 +348,6 @@ def _source_hosts(renders: Mapping[str, ClusterRender]) -> set[str]:
         except FetchError:
             continue  # not an http(s) or oci URL (ssh, a typo): nothing to fetch from
     return hosts
-
-
-def _urls(objects: Iterable[Mapping[str, object]]) -> Iterable[str]:
-    for body in objects:
-        api = str(body.get("apiVersion") or "")
-        spec = body.get("spec")
-        if api.startswith(FLUX_SOURCE_GROUP + "/") and isinstance(spec, Mapping):
-            url = spec.get("url")
-            if isinstance(url, str):
-                yield url
 
 
 def _clusters(
@@ -439,14 +448,14 @@ def render_revision(
             if kept is not None and _granted(len(kept.units), allowance):
                 renders[path] = kept
                 if carry is not None:
-                    for carry_key, render in kept_clusters.to_carry(settings.cache, kept):
+                    for carry_key, render in kept_clusters.to_carry(kept):
                         carry.keep(carry_key, render)
                 continue
             settings.observer.discovered.append(f"{tree.revision} {flux_path(path)}")
             found = discovery.discover_cluster(path, renderer, specs, allowance=allowance)
             renders[path] = found
             if key and kept_clusters.clusterable(found, settings.options.sources):
-                kept_clusters.save(settings.cache, key, found)
+                renders[path] = kept_clusters.save(settings.cache, key, found)
         return renders
     finally:
         renderer.close()

@@ -185,6 +185,12 @@ class ClusterRender:
     path: str
     units: Mapping[UnitRef, RenderedUnit]
     errors: tuple[str, ...] = ()
+    kept_key: str = field(default="", compare=False)
+    """The key `core.render.clusters` keeps this cluster under at its revision; empty when it is
+    not kept. A kept cluster's units all render from content the commit names."""
+    source_urls: tuple[str, ...] | None = field(default=None, compare=False)
+    """Every Flux source URL its units render, when known without reading them (a kept cluster);
+    None when they must be read from the objects."""
 
 
 def source_path(path: str) -> str:

@@ -120,11 +120,27 @@ def plan_preview(
     head_sha: str,
     base: Mapping[str, ClusterRender],
     head: Mapping[str, ClusterRender],
+    planned: Mapping[str, ClusterPlan] | None = None,
 ) -> Preview:
-    """Plan every cluster entry point found at base or head, by path."""
+    """Plan every cluster entry point found at base or head, by path.
+
+    `planned` holds clusters already planned, by path (`core.plan.kept`): they are taken as they
+    are.
+    """
     paths = sorted(base.keys() | head.keys())
-    clusters = tuple(_plan(path, base.get(path), head.get(path)) for path in paths)
+    known = planned or {}
+    clusters = tuple(
+        known[path] if path in known else _plan(path, base.get(path), head.get(path))
+        for path in paths
+    )
     return Preview(base=base_sha, head=head_sha, clusters=clusters)
+
+
+def plan_cluster_at(
+    path: str, base: ClusterRender | None, head: ClusterRender | None
+) -> ClusterPlan:
+    """Plan one cluster entry point under the path `plan_preview` would give it."""
+    return _plan(path, base, head)
 
 
 def plan_cluster(base: ClusterRender | None, head: ClusterRender | None) -> ClusterPlan:

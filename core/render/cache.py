@@ -46,6 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from core.errors import TidegateError
+from core.host.usage import MARK_EVERY
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -72,9 +73,6 @@ _FORMAT = "4"
 _MEMOS_IN_MEMORY = 8
 _CLUSTERS_IN_MEMORY = 64
 _KEY = re.compile(r"[0-9a-f]{64}")
-# Re-mark an entry used after this long, well inside eviction's grace, so an entry a long-lived
-# process keeps using is never the least recently used on disk.
-_TOUCH_EVERY = evict.GRACE_SECONDS / 4
 # A long-lived process (the PR service) scans for eviction at most this often for one budget, while
 # its last pass left this share of the budget free: a pass costs one lstat per file of the cache,
 # and a warm preview writes a few renders, far less than the headroom.
@@ -187,6 +185,38 @@ class _StoredObjects(Mapping[ObjectRef, Manifest]):
             return self._bodies
 
 
+class _Deferred(Mapping[ObjectRef, Manifest]):
+    """A stored render's objects, its index read on first use (`RenderCache.deferred`)."""
+
+    def __init__(self, cache: RenderCache, render_key: str) -> None:
+        self._cache = cache
+        self._key = render_key
+        self._objects: Mapping[ObjectRef, Manifest] | None = None
+        self._lock = threading.Lock()
+
+    def _read(self) -> Mapping[ObjectRef, Manifest]:
+        if self._objects is None:
+            with self._lock:
+                if self._objects is None:
+                    render = self._cache.load(self._key)
+                    if render is None:
+                        raise CacheCorruptError(f"the stored render {self._key} is gone")
+                    self._objects = render.objects
+        return self._objects
+
+    def __getitem__(self, ref: ObjectRef) -> Manifest:
+        return self._read()[ref]
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._read()
+
+
 class CacheCorruptError(TidegateError):
     """A cache entry was damaged after it was checked; clear the cache directory."""
 
@@ -225,6 +255,8 @@ class RenderCache:
         """Lookups answered by a revision memo (for tests)."""
         self.kept_hits = 0
         """Clusters read as kept instead of discovered (`core.render.clusters`, for tests)."""
+        self.index_reads = 0
+        """Render indexes read from disk (for tests: what a kept cluster costs)."""
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
         # Shard directories this instance made or found: a cold preview writes a thousand entries.
@@ -360,13 +392,31 @@ class RenderCache:
         """Return the render stored under `key` (a render's `key`), or None if it is gone."""
         return self._load(render_key) if _KEY.fullmatch(render_key) else None
 
-    def read_cluster(self, key: str) -> tuple[object | None, Any]:
+    def present(self, render_key: str) -> bool:
+        """Tell whether a render is stored, marking it used, without reading it.
+
+        Marking it used keeps eviction's grace over it: a render found present here stays
+        readable for the rest of a preview (see `deferred`).
+        """
+        return bool(_KEY.fullmatch(render_key)) and self._touch(self._render_path(render_key))
+
+    def deferred(self, render_key: str) -> Mapping[ObjectRef, Manifest]:
+        """The objects of a render found `present`, read only when something reads them.
+
+        A kept cluster hands these out for every unit: a cluster nobody looks into costs no
+        index read. Missing by then (the cache was cleared under the preview), reading it raises
+        `CacheCorruptError`: the preview never guesses.
+        """
+        return _Deferred(self, render_key)
+
+    def read_cluster(self, key: str, kind: str = "clusters") -> tuple[object | None, Any]:
         """What is kept under a discovered cluster's `key` (see `core.render.clusters`).
 
         Either the object `remember_cluster` was given (still in memory), or the stored data, or
-        (None, None). Thread-safe.
+        (None, None). Thread-safe. `kind` names what is kept of the cluster (`plan`: its plan
+        when taken whole, `core.plan.kept`).
         """
-        path = self._clusters_path(key)
+        path = self._clusters_path(key, kind)
         known = self._clusters.get(key)
         if known is not None and self._touch(path):
             return known, None
@@ -375,9 +425,9 @@ class RenderCache:
             self._touch(path)
         return None, found
 
-    def write_cluster(self, key: str, data: object) -> None:
+    def write_cluster(self, key: str, data: object, kind: str = "clusters") -> None:
         """Store a discovered cluster's data under `key` (atomically, like every entry)."""
-        self._write(self._clusters_path(key), data)
+        self._write(self._clusters_path(key, kind), data)
 
     def remember_cluster(self, key: str, value: object) -> None:
         """Keep a discovered cluster in memory (a few dozen at most) for `read_cluster`."""
@@ -409,6 +459,7 @@ class RenderCache:
             self._loaded.discard(render_key)
             return None
         data = self._read(index_path)
+        self.index_reads += 1
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
         self._touch(index_path)
@@ -443,11 +494,11 @@ class RenderCache:
         return result
 
     def _touch(self, path: str) -> bool:
-        """Mark an entry file used (at most once per `_TOUCH_EVERY`); False if it is gone."""
+        """Mark an entry file used (at most once per `MARK_EVERY`); False if it is gone."""
         now = time.monotonic()
         with self._touch_lock:
             last = self._touched.get(path)
-            if last is not None and now - last < _TOUCH_EVERY:
+            if last is not None and now - last < MARK_EVERY:
                 return True
             self._touched[path] = now
         try:
@@ -473,8 +524,8 @@ class RenderCache:
     def _memo_path(self, identity: str) -> str:
         return f"{self._root}/revisions/{identity[:2]}/{identity}.json"
 
-    def _clusters_path(self, key: str) -> str:
-        return f"{self._root}/revisions/{key[:2]}/{key}.clusters.json"
+    def _clusters_path(self, key: str, kind: str) -> str:
+        return f"{self._root}/revisions/{key[:2]}/{key}.{kind}.json"
 
     @staticmethod
     def _read(path: str) -> Any:

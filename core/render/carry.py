@@ -113,8 +113,12 @@ class Carry:
         units = list(base.units.values())
         if any(unit.objects is None for unit in units):
             return False
+        # A kept cluster was kept because every unit was `plain` without source directories
+        # (`core.render.clusters`): asking again would read the renders of every HelmRepository.
+        named = bool(base.kept_key) and not sources
         return all(
-            plain(unit, units, sources) and not self.invalidates(unit.inputs) for unit in units
+            (named or plain(unit, units, sources)) and not self.invalidates(unit.inputs)
+            for unit in units
         )
 
     def invalidates(self, inputs: frozenset[str]) -> bool:

@@ -4,9 +4,14 @@ Discovering a cluster (`core.repo.discovery`) parses every unit's spec, resolves
 finds its render in the cache, unit by unit, breadth first. At one commit, under the same render
 options and tools, that walk gives the same units every time: its outcome is a function of the
 commit's files (its ignore files and `.tidegate.yaml` among them) and of what `key` names. So a
-cluster every unit of which rendered is kept under that key, as its units' facts and the cache
-keys of their renders; the next preview of the commit (a CI base, the service's next pull request
-on the same base) loads the renders by key instead of discovering.
+cluster every unit of which rendered is kept under that key, as its units' facts, the cache
+keys of their renders and the source URLs they render; the next preview of the commit (a CI base,
+the service's next pull request on the same base) takes the cluster instead of discovering it.
+
+A kept cluster's renders are read only when something reads them (`RenderCache.deferred`): on a
+large fleet most clusters of a preview's base are taken whole by its head and never looked into,
+so reading one costs one file and one mark per unit that its render is still there (which keeps
+eviction off it), not a render index per unit.
 
 What may be kept is what `core.render.carry` may carry whole (`clusterable`): every unit rendered
 from this repository's files or from a HelmRepository chart over HTTP (named by URL, chart and
@@ -29,14 +34,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from core.model import UnitKind, UnitRef
+from core.model import FLUX_SOURCE_GROUP, ObjectRef, UnitKind, UnitRef
 from core.render.cache import CachedRender, RenderCache, canonical_key
 from core.render.carry import plain
 from core.units import ClusterRender, RenderedUnit, SourceRef
 
-__all__ = ["clusterable", "fingerprint", "key", "load", "save", "to_carry"]
+__all__ = ["clusterable", "fingerprint", "key", "load", "save", "source_urls", "to_carry"]
 
-_FORMAT = "1"
+_FORMAT = "2"
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -90,15 +95,22 @@ def clusterable(cluster: ClusterRender, sources: Mapping[SourceRef, object]) -> 
     return all(plain(unit, units, sources) for unit in units)
 
 
-def save(cache: RenderCache, key: str, cluster: ClusterRender) -> None:
-    """Store a cluster (which must be `clusterable`) under `key`, on disk and in memory."""
+def save(cache: RenderCache, key: str, cluster: ClusterRender) -> ClusterRender:
+    """Store a cluster (which must be `clusterable`) under `key`, on disk and in memory.
+
+    Returns the cluster as kept: the same units, with its key and source URLs.
+    """
+    urls = source_urls(cluster)
     data = {
         "format": _FORMAT,
         "path": cluster.path,
+        "sourceUrls": list(urls),
         "units": [_unit_data(unit) for unit in cluster.units.values()],
     }
     cache.write_cluster(key, data)
-    cache.remember_cluster(key, cluster)
+    kept = dataclasses.replace(cluster, kept_key=key, source_urls=urls)
+    cache.remember_cluster(key, kept)
+    return kept
 
 
 def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
@@ -110,28 +122,57 @@ def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
     if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("path") != path:
         return None
     try:
-        cluster = _parsed(cache, path, data["units"])
+        urls = tuple(_text(url) for url in data["sourceUrls"])
+        units = _parsed(cache, data["units"])
     except (KeyError, TypeError, ValueError):
         return None  # damaged: discovery decides
-    if cluster is not None:
-        cache.kept_hits += 1
-        cache.remember_cluster(key, cluster)
+    if units is None:
+        return None
+    cluster = ClusterRender(path, units, kept_key=key, source_urls=urls)
+    cache.kept_hits += 1
+    cache.remember_cluster(key, cluster)
     return cluster
 
 
-def to_carry(cache: RenderCache, cluster: ClusterRender) -> list[tuple[str, CachedRender]]:
-    """The renders of a kept cluster a preview's head may take from its base, by carry key."""
-    found = []
+def to_carry(cluster: ClusterRender) -> list[tuple[str, CachedRender]]:
+    """The renders of a kept cluster a preview's head may take from its base, by carry key.
+
+    Each is the unit's own objects (read when first used, shared with the base so the planner
+    skips the unit by identity) with the inputs and chart CRDs the cluster kept.
+    """
+    return [
+        (unit.carry_key, CachedRender(unit.objects, unit.inputs, unit.chart_crds, unit.render_key))
+        for unit in cluster.units.values()
+        if unit.carry_key and unit.objects is not None
+    ]
+
+
+def source_urls(cluster: ClusterRender) -> tuple[str, ...]:
+    """Every Flux source URL the cluster's units render, in unit order (kept ones: as kept)."""
+    if cluster.source_urls is not None:
+        return cluster.source_urls
+    urls: list[str] = []
     for unit in cluster.units.values():
-        render = cache.load(unit.render_key) if unit.carry_key else None
-        if render is not None:
-            found.append((unit.carry_key, render))
-    return found
+        objects = unit.objects or {}
+        # By identity first: a cached render loads its other bodies only when one is read.
+        sources = [objects[ref] for ref in objects if ref.group == FLUX_SOURCE_GROUP]
+        urls.extend(_urls(manifest.body for manifest in sources))
+    return tuple(urls)
+
+
+def _urls(objects: Iterable[Mapping[str, object]]) -> Iterable[str]:
+    for body in objects:
+        api = str(body.get("apiVersion") or "")
+        spec = body.get("spec")
+        if api.startswith(FLUX_SOURCE_GROUP + "/") and isinstance(spec, Mapping):
+            url = spec.get("url")
+            if isinstance(url, str):
+                yield url
 
 
 def _present(cache: RenderCache, cluster: ClusterRender) -> bool:
-    """Whether every render of a cluster held in memory is still in the cache."""
-    return all(cache.load(unit.render_key) is not None for unit in cluster.units.values())
+    """Whether every render of a cluster held in memory is still in the cache (none is read)."""
+    return all(cache.present(unit.render_key) for unit in cluster.units.values())
 
 
 def _unit_data(unit: RenderedUnit) -> dict[str, Any]:
@@ -147,6 +188,7 @@ def _unit_data(unit: RenderedUnit) -> dict[str, Any]:
         "inputs": sorted(unit.inputs),
         "installCrds": unit.install_crds,
         "upgradeCrds": unit.upgrade_crds,
+        "chartCrds": sorted(list(ref) for ref in unit.chart_crds),
         "dependsOn": [list(ref) for ref in unit.depends_on],
         "source": _source_data(unit.source),
         "file": unit.file,
@@ -157,17 +199,17 @@ def _source_data(source: SourceRef | None) -> list[str] | None:
     return None if source is None else [source.kind, source.namespace, source.name]
 
 
-def _parsed(cache: RenderCache, path: str, units: list[dict[str, Any]]) -> ClusterRender | None:
+def _parsed(cache: RenderCache, units: list[dict[str, Any]]) -> dict[UnitRef, RenderedUnit] | None:
     found: dict[UnitRef, RenderedUnit] = {}
     for data in units:
-        render = cache.load(_text(data["render"]))
-        if render is None:
+        render_key = _text(data["render"])
+        if not cache.present(render_key):
             return None  # evicted since: discover again
         source = data["source"]
         unit = RenderedUnit(
             unit=_unit_ref(data["unit"]),
             prune=_flag(data["prune"]),
-            objects=render.objects,
+            objects=cache.deferred(render_key),
             parent=_unit_ref(data["parent"]) if data["parent"] is not None else None,
             suspend=_flag(data["suspend"]),
             deletion_policy=_text(data["deletionPolicy"]),
@@ -175,20 +217,25 @@ def _parsed(cache: RenderCache, path: str, units: list[dict[str, Any]]) -> Clust
             inputs=frozenset(_text(item) for item in data["inputs"]),
             install_crds=_text(data["installCrds"]),
             upgrade_crds=_text(data["upgradeCrds"]),
-            chart_crds=render.chart_crds,
+            chart_crds=frozenset(_object_ref(ref) for ref in data["chartCrds"]),
             depends_on=tuple(_unit_ref(ref) for ref in data["dependsOn"]),
             source=SourceRef(*map(_text, source)) if source is not None else None,
             file=_text(data["file"]) if data["file"] is not None else None,
-            render_key=render.key,
+            render_key=render_key,
             carry_key=_text(data["carry"]),
         )
         found[unit.unit] = unit
-    return ClusterRender(path, found)
+    return found
 
 
 def _unit_ref(data: Any) -> UnitRef:
     kind, namespace, name = data
     return UnitRef(UnitKind(kind), _text(namespace), _text(name))
+
+
+def _object_ref(data: Any) -> ObjectRef:
+    group, kind, namespace, name = data
+    return ObjectRef(_text(group), _text(kind), _text(namespace), _text(name))
 
 
 def _text(value: Any) -> str:

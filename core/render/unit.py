@@ -103,6 +103,8 @@ class RenderObserver:
         """Units actually rendered (cache misses), for reporting and tests."""
         self.discovered: list[str] = []
         """Clusters discovered unit by unit, as `<revision> <path>` (not kept nor carried)."""
+        self.planned: list[str] = []
+        """Clusters taken whole by the head whose plan was not kept yet (`core.plan.kept`)."""
         self.on_render = on_render
         """Called from a worker thread after each actual render, with the unit's name."""
         self.known_secrets = secrets.KnownValues()

@@ -86,3 +86,34 @@ def test_changes_touch_the_same_files_whatever_the_size(four: fleetgen.Fleet) ->
 def test_fewer_clusters_than_the_changes_need_is_refused() -> None:
     with pytest.raises(SystemExit, match="at least 3"):
         fleetgen.cluster_names(2)
+
+
+def test_a_generated_fleet_is_taken_again_from_its_directory(four: fleetgen.Fleet) -> None:
+    out = four.repo.parent
+
+    again = fleetgen.generated(out, 4)
+
+    assert again is not None
+    assert (again.repo, again.chart_url, again.clusters) == (
+        four.repo,
+        four.chart_url,
+        four.clusters,
+    )
+    assert (again.base_sha, again.change_shas, again.changes) == (
+        four.base_sha,
+        four.change_shas,
+        four.changes,
+    )
+    assert again.expected_objects == four.expected_objects
+    assert fleetgen.generated(out, 3) is None  # another size is another fleet
+    assert fleetgen.generated(out / "nowhere", 4) is None
+
+
+def test_a_fleet_whose_branches_moved_is_not_taken_again(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("moved") / "out"
+    fleet = fleetgen.generate(out, clusters=3, apps=12)
+    _git(fleet.repo, "branch", "-f", fleet.changes[0].branch, fleet.base_sha)
+
+    assert fleetgen.generated(out, 3) is None

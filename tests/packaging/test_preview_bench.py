@@ -91,6 +91,19 @@ def test_a_measurement_counts_the_cpu_of_the_whole_process_tree(tmp_path: Path) 
     assert "s CPU" in preview_bench._fmt(preview_bench.Series([sample]))
 
 
+def test_a_warm_cache_is_taken_again_only_for_the_same_base_and_command(tmp_path: Path) -> None:
+    def tool(jobs: int | None) -> preview_bench.Tidegate:
+        return preview_bench.Tidegate(
+            Path("tidegate"), tmp_path, Path("kustomize"), Path("helm"), jobs, 60, tmp_path
+        )
+
+    stamp = preview_bench._warm_stamp(tool(None), "a" * 40)
+
+    assert stamp == preview_bench._warm_stamp(tool(None), "a" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(None), "b" * 40)
+    assert stamp != preview_bench._warm_stamp(tool(2), "a" * 40)
+
+
 def test_a_server_process_s_cpu_counts_its_waited_children(tmp_path: Path) -> None:
     # The server row adds what the server used to the client's CPU; the server's renders are
     # its children, as kustomize is the preview's.

@@ -250,9 +250,13 @@ def test_a_connection_from_another_uid_gets_no_answer(monkeypatch: pytest.Monkey
 
 
 def test_an_idle_server_exits_and_removes_its_socket(fleet: Fleet) -> None:
-    started = fleet.tidegate("preview-server", "start", "--idle-timeout", "1")
+    # A few seconds, so the server cannot idle out before `start` has asked it for its pid; the
+    # pid comes from that answer, since a later `status` may find the server already gone.
+    started = fleet.tidegate("preview-server", "start", "--idle-timeout", "5")
     assert started.returncode == 0, started.stderr
-    pid = fleet.server_pid()
+    match = re.search(rb"started \(pid (\d+)\)", started.stdout)
+    assert match, started.stdout + started.stderr
+    pid = int(match.group(1))
 
     _wait_gone(pid)
 
