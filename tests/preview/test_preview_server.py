@@ -74,11 +74,13 @@ class Fleet:
 def fleet(tmp_path: Path, kustomize_bin: Path, helm_bin: Path) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path, kustomize_bin, helm_bin)
     yield fleet
-    pid_file = fleet.tidegate("preview-server", "status")
-    match = re.search(rb"pid (\d+)", pid_file.stdout)
     fleet.tidegate("preview-server", "stop")
-    if match:  # a server that would not stop must not outlive the test
-        _kill(int(match.group(1)))
+    # A server that would not stop (a busy or broken one) must not outlive the test: every
+    # server this test started wrote its pid first thing in its log.
+    log = tmp_path / "cache" / "preview-server" / "log"
+    if log.exists():
+        for pid in re.findall(r"preview server (\d+) serving", log.read_text()):
+            _kill(int(pid))
     sleeper = tmp_path / "sleeper"
     if sleeper.exists():  # the slow kustomize's wait, orphaned once its shell is killed
         _kill(int(sleeper.read_text()))
@@ -315,8 +317,12 @@ def _slow_kustomize(fleet: Fleet, kustomize: Path) -> tuple[list[str], Path]:
     script = fleet.tmp / "slow-kustomize"
     sleeper = fleet.tmp / "sleeper"
     script.write_text(
-        f"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\necho $! > {sleeper}\n"
-        f'echo $$ > {marker}.tmp && mv {marker}.tmp {marker}\nwait\nexec {kustomize} "$@"\n'
+        # Only the first build waits (mkdir is atomic: builds run in parallel); the others and
+        # the first, once its wait ends, are the real kustomize.
+        f"#!/bin/sh\nif mkdir {fleet.tmp}/slow 2>/dev/null; then\n"
+        f"  sleep 60 </dev/null >/dev/null 2>&1 &\n  echo $! > {sleeper}\n"
+        f"  echo $$ > {marker}.tmp && mv {marker}.tmp {marker}\n  wait\nfi\n"
+        f'exec {kustomize} "$@"\n'
     )
     script.chmod(0o755)
     argv = ["preview", *CASES["change"], "--sandbox", "off", "--cache-dir",
@@ -348,6 +354,33 @@ def test_ctrl_c_abandons_the_request_and_the_server_survives(
     after = server.tidegate(*server.preview(*CASES["no change"]))
     assert after.returncode == 0
     assert server.served() == 2
+
+
+def test_requests_run_one_at_a_time(server: Fleet, kustomize_bin: Path) -> None:
+    argv, marker = _slow_kustomize(server, kustomize_bin)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cli", *argv],
+        cwd=server.repo,
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for(marker)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as second:
+        second.connect(str(server.tmp / "cache" / "preview-server" / "socket"))
+        second.settimeout(2)
+        # While the first preview runs, the next connection is not even greeted.
+        with pytest.raises(TimeoutError):
+            second.recv(1)
+
+        _kill(int((server.tmp / "sleeper").read_text()))  # let the first preview finish
+        out, _ = first.communicate(timeout=WAIT)
+        second.settimeout(WAIT)
+        hello = json.loads(second.makefile("rb").readline())
+
+    assert first.returncode == 1
+    assert b"### Tidegate preview" in out
+    assert hello["identity"] == preview_client.identity()
 
 
 def test_a_server_killed_mid_request_is_reported_once(server: Fleet, kustomize_bin: Path) -> None:
