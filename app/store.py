@@ -343,7 +343,7 @@ def _record_at_once(engine: Engine, delivery: Delivery, key: str, now: float) ->
             pooled.invalidate(exc)
             raise _LostConnectionError from exc
         finally:
-            if not driver.closed:
+            if not driver.closed and not driver.broken:
                 # The pool's other users (claims, reads) run transactions on it.
                 driver.autocommit = False
     finally:

@@ -66,9 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(argv)
 
 
-def run_command(argv: Sequence[str]) -> int:
-    """Run the command line in this process and return its exit code."""
-    args = build_parser(argv[0] if argv else None).parse_args(list(argv))
+def run_command(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the command line in this process and return its exit code.
+
+    `parser`, when given, is one `build_parser` made for this command line's command: a process
+    running many commands builds it once (argparse does not change a parser when parsing).
+    """
+    parser = parser or build_parser(argv[0] if argv else None)
+    args = parser.parse_args(list(argv))
     handler: Handler = args.handler
     try:
         return handler(args)

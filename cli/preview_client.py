@@ -63,7 +63,17 @@ def identity() -> str:
 
     Sizes and modification times stand for contents: a checkout, an edit or a reinstall changes
     them, and statting a few hundred files costs about a millisecond where reading them would not.
+    A process computes it once: the code it runs is loaded already.
     """
+    if not _IDENTITY:
+        _IDENTITY.append(_digest())
+    return _IDENTITY[0]
+
+
+_IDENTITY: list[str] = []
+
+
+def _digest() -> str:
     digest = hashlib.sha256()
     # The interpreter by what it is, not by the name it was started as (`python`, `python3`),
     # and the environment (venv) whose packages it imports.

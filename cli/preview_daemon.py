@@ -355,9 +355,11 @@ class PreviewServer:
 
     def serve(self) -> int:
         """Serve until idle or stopped; 0 then. Recycling replaces the process and never returns."""
-        from cli import preview
+        from cli import main, preview
 
         preview.warm_caches = preview.WarmCaches()
+        # Built once: building the preview's parser costs more than parsing with it.
+        self._parser = main.build_parser("preview")
         signal.signal(signal.SIGINT, self._on_interrupt)
         signal.signal(signal.SIGTERM, self._on_terminate)
         print(f"preview server {os.getpid()} serving {self.cache_dir}", flush=True)
@@ -447,7 +449,6 @@ class PreviewServer:
 
     def _mismatch(self, argv: list[str]) -> str | None:
         """Why this server must not run the request (in the client's environment), or None."""
-        from cli import main
         from cli.preview import default_cache_dir
 
         if shutil.which("go") != self._go:
@@ -457,7 +458,7 @@ class PreviewServer:
                 contextlib.redirect_stderr(io.StringIO()),
                 contextlib.redirect_stdout(io.StringIO()),
             ):
-                args = main.build_parser("preview").parse_args(["preview", *argv])
+                args = self._parser.parse_args(["preview", *argv])
         except SystemExit:
             return None  # a usage error: the run below prints it, as the command would
         wanted = Path(os.path.abspath(args.cache_dir or default_cache_dir()))
@@ -478,7 +479,7 @@ class PreviewServer:
             watcher.start()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
-                    return main.run_command(["preview", *argv])
+                    return main.run_command(["preview", *argv], self._parser)
                 except SystemExit as exc:  # argparse's usage error: the exit it would cause
                     return _exit_code(exc)
         except KeyboardInterrupt:

@@ -38,6 +38,7 @@ import yaml
 from core.errors import TidegateError
 from devenv import pki, toolchain
 from devenv.filelock import exclusive
+from devenv.ports import START_ATTEMPTS, port_taken
 
 __all__ = [
     "CONTROLLERS",
@@ -206,20 +207,30 @@ class ControlPlane:
     def start(self) -> None:
         """Start every component and wait until the cluster can run Pods.
 
+        A component that cannot listen because another process took its port after the ports
+        were chosen costs one more try on new ports (at most `START_ATTEMPTS` in all).
+
         Raises:
             ControlPlaneError: naming the component that died or never became ready, with the
                 tail of its log. Whatever was started is stopped again.
         """
         if self._components:
             raise ControlPlaneError(f"the control plane in {self.state_dir} is already running")
-        try:
-            self._prepare()
-            self._start_etcd()
-            self._start_apiserver()
-            self._start_controllers()
-        except BaseException:
-            self.stop()
-            raise
+        # A port another process took between choosing and binding it costs one more try.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._prepare()
+                self._start_etcd()
+                self._start_apiserver()
+                self._start_controllers()
+                return
+            except ControlPlaneError as exc:
+                self.stop()
+                if attempt == START_ATTEMPTS or not port_taken(str(exc)):
+                    raise
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
         """Stop every component (whole process groups); safe to call more than once."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.errors import TidegateError
-from devenv.ports import free_port
+from devenv.ports import START_ATTEMPTS, free_port, port_taken
 
 __all__ = ["PostgresServer", "find_binaries"]
 
@@ -77,7 +77,7 @@ class PostgresServer:
         """The SQLAlchemy URL of database `name`."""
         return f"postgresql+psycopg://{_USER}:{_PASSWORD}@127.0.0.1:{self.port}/{name}"
 
-    def start(self, *, timeout: float = 60.0) -> None:
+    def start(self, *, timeout: float = 120.0) -> None:
         """Create the cluster and start the server; wait until it accepts connections.
 
         Raises:
@@ -115,6 +115,22 @@ class PostgresServer:
         )
         if done.returncode != 0:
             raise TidegateError(f"initdb failed: {done.stderr.decode(errors='replace')[-2000:]}")
+        # A port another process took between choosing and binding it costs one more try.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            failure = self._launch(binaries, data, log, owner, timeout)
+            if failure is None:
+                return
+            if attempt == START_ATTEMPTS or not port_taken(failure):
+                break
+        self.stop()
+        raise TidegateError(f"PostgreSQL did not start: {failure}")
+
+    def _launch(
+        self, binaries: Path, data: Path, log: Path, owner: tuple[int, int] | None, timeout: float
+    ) -> str | None:
+        """Start the server on a free port; None once it is ready, else the tail of its log."""
+        uid, gid = owner if owner else (None, None)
+        groups: list[int] | None = [] if owner else None
         self.port = free_port()
         argv = [
             str(binaries / "postgres"),
@@ -140,10 +156,17 @@ class PostgresServer:
                 group=gid,
                 extra_groups=groups,
             )
-        self._wait(log, timeout)
+        return self._wait(log, timeout)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory."""
+        self._halt()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def _halt(self) -> None:
+        """Stop the server process, if one runs."""
         if self._process is not None:
             # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
             self._process.send_signal(signal.SIGINT)
@@ -153,9 +176,6 @@ class PostgresServer:
                 self._process.kill()
                 self._process.wait()
             self._process = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
 
     def __enter__(self) -> PostgresServer:
         self.start()
@@ -169,7 +189,8 @@ class PostgresServer:
     ) -> None:
         self.stop()
 
-    def _wait(self, log: Path, timeout: float) -> None:
+    def _wait(self, log: Path, timeout: float) -> str | None:
+        """None once the server accepts connections; else the tail of its log (it is stopped)."""
         if self._process is None:
             raise TidegateError("PostgreSQL was not started")
         deadline = time.monotonic() + timeout
@@ -178,11 +199,10 @@ class PostgresServer:
                 break
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
                 if b"ready to accept connections" in log.read_bytes():
-                    return
+                    return None
             time.sleep(0.1)
-        tail = log.read_bytes().decode(errors="replace")[-2000:]
-        self.stop()
-        raise TidegateError(f"PostgreSQL did not start: {tail}")
+        self._halt()
+        return log.read_bytes().decode(errors="replace")[-2000:]
 
 
 def _unprivileged_ids() -> tuple[int, int]:

@@ -32,14 +32,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from core.errors import TidegateError
-from devenv.ports import free_port
+from devenv.ports import START_ATTEMPTS, free_port, port_taken
 
 __all__ = ["Registry", "RegistryStartError"]
 
 _LOOPBACK = "127.0.0.1"
 _SERVICE = "tidegate-dev-registry"
 _ISSUER = "tidegate-dev-token-service"
-_START_TIMEOUT = 60.0
+_START_TIMEOUT = 120.0  # generous: the machine may be busy
 
 
 class RegistryStartError(TidegateError):
@@ -68,9 +68,24 @@ class Registry:
         return f"{_LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        """Write the configuration, start the registry and wait until it answers."""
+        """Write the configuration, start the registry and wait until it answers.
+
+        A port another process took between choosing and binding it costs one more try.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        if self.token_auth:
+            self._tokens = _TokenServer(self)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._launch(free_port())
+                return
+            except RegistryStartError as exc:
+                if attempt == START_ATTEMPTS or not port_taken(str(exc)):
+                    self.stop()
+                    raise
+
+    def _launch(self, port: int) -> None:
+        self.port = port
         config = [
             "version: 0.1",
             "log: {level: warn, accesslog: {disabled: true}}",
@@ -81,8 +96,7 @@ class Registry:
             f"  addr: {self.host}",
             f"  secret: {secrets.token_hex(16)}",
         ]
-        if self.token_auth:
-            self._tokens = _TokenServer(self)
+        if self._tokens is not None:
             cert = self.root / "token-signer.crt"
             cert.write_bytes(self._tokens.cert_pem)
             config += [

@@ -29,7 +29,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from devenv.ports import free_port
+from devenv.ports import START_ATTEMPTS, free_port, port_taken
 
 __all__ = ["SSHD", "SSHGitServer", "new_key"]
 
@@ -55,7 +55,7 @@ esac
 exec "$service" "$GIT_ROOT/$path"
 """
 
-_START_TIMEOUT = 20.0
+_START_TIMEOUT = 120.0  # generous: the machine may be busy
 
 
 def new_key() -> tuple[bytes, str]:
@@ -121,17 +121,24 @@ class SSHGitServer:
             # sshd started as root insists on its privilege separation directory.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         config = self._write_state()
-        self._port = free_port()
-        log = (self._state / "sshd.log").open("wb")
-        with log:
-            self._proc = subprocess.Popen(
-                [str(SSHD), "-D", "-e", "-f", str(config), "-p", str(self._port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={"PATH": os.environ.get("PATH", os.defpath)},
-            )
-        self._wait_listening()
+        # A port another process took between choosing and binding it costs one more try.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._port = free_port()
+            log = (self._state / "sshd.log").open("wb")
+            with log:
+                self._proc = subprocess.Popen(
+                    [str(SSHD), "-D", "-e", "-f", str(config), "-p", str(self._port)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env={"PATH": os.environ.get("PATH", os.defpath)},
+                )
+            try:
+                self._wait_listening()
+                return
+            except RuntimeError as exc:
+                if attempt == START_ATTEMPTS or not port_taken(str(exc)):
+                    raise
 
     def stop(self) -> None:
         """Stop sshd and remove its state directory."""

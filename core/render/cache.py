@@ -46,6 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from core.errors import TidegateError
+from core.host.usage import MARK_EVERY
 from core.model import (
     FLUX_HELM_GROUP,
     FLUX_KUSTOMIZE_GROUP,
@@ -72,9 +73,6 @@ _FORMAT = "4"
 _MEMOS_IN_MEMORY = 8
 _CLUSTERS_IN_MEMORY = 64
 _KEY = re.compile(r"[0-9a-f]{64}")
-# Re-mark an entry used after this long, well inside eviction's grace, so an entry a long-lived
-# process keeps using is never the least recently used on disk.
-_TOUCH_EVERY = evict.GRACE_SECONDS / 4
 # A long-lived process (the PR service) scans for eviction at most this often for one budget, while
 # its last pass left this share of the budget free: a pass costs one lstat per file of the cache,
 # and a warm preview writes a few renders, far less than the headroom.
@@ -496,11 +494,11 @@ class RenderCache:
         return result
 
     def _touch(self, path: str) -> bool:
-        """Mark an entry file used (at most once per `_TOUCH_EVERY`); False if it is gone."""
+        """Mark an entry file used (at most once per `MARK_EVERY`); False if it is gone."""
         now = time.monotonic()
         with self._touch_lock:
             last = self._touched.get(path)
-            if last is not None and now - last < _TOUCH_EVERY:
+            if last is not None and now - last < MARK_EVERY:
                 return True
             self._touched[path] = now
         try:

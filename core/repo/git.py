@@ -49,7 +49,11 @@ _EXECUTABLE = "100755"
 _SUBMODULE = "160000"
 
 # Listings of full commit ids are immutable, so a few are kept; base and head are the usual pair.
+# They are kept per process, by repository: a long-lived preview process opens the repository
+# afresh for every preview, and the base it lists is usually the one it listed last time.
 _TREE_CACHE_SIZE = 8
+_TREES: dict[tuple[str, str], Tree] = {}
+_TREES_LOCK = threading.Lock()
 # Blob ids per request of `read_blobs`: about 10 KB, well under a pipe's buffer.
 _BATCH = 256
 
@@ -276,8 +280,6 @@ class Repository:
         except CommandError as exc:
             raise GitError(f"{path} is not a git repository: {exc.stderr or exc}") from exc
         self._git_dir = out.decode(*_PATH_ENCODING).strip()
-        self._trees: dict[str, Tree] = {}
-        self._trees_lock = threading.Lock()
         self._cat_file: Coprocess | None = None
         self._cat_file_lock = threading.Lock()
 
@@ -353,8 +355,9 @@ class Repository:
         Raises:
             GitError: The revision is unknown or cannot be listed; the message names it.
         """
-        with self._trees_lock:
-            cached = self._trees.get(revision)
+        key = (self._git_dir, revision)
+        with _TREES_LOCK:
+            cached = _TREES.get(key)
         if cached is not None:
             return cached
         _check_revision(revision)
@@ -364,10 +367,10 @@ class Repository:
             raise GitError(f"cannot list revision {revision!r}: {exc}") from exc
         tree = _parse_tree(revision, out)
         if _OBJECT_ID.fullmatch(revision):
-            with self._trees_lock:
-                if len(self._trees) >= _TREE_CACHE_SIZE:
-                    del self._trees[next(iter(self._trees))]  # the oldest
-                self._trees[revision] = tree
+            with _TREES_LOCK:
+                if len(_TREES) >= _TREE_CACHE_SIZE:
+                    del _TREES[next(iter(_TREES))]  # the oldest
+                _TREES[key] = tree
         return tree
 
     def read_blob(self, blob_id: str) -> bytes:

@@ -11,9 +11,8 @@ plane is tests/reconcile/test_app_live_preview.py.
 from __future__ import annotations
 
 import logging
-import socket
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from cli import preview_server
 from core.errors import InputError
 from core.render import walk
 from devenv.github_api import FakeGitHub
+from devenv.ports import refusing_port
 from tests.app.conftest import ServiceFactory, pull_request_event
 from tests.app.test_review_github import checks_of, fleet, push_change
 from tests.fixtures.gitserver import RemoteRepo
@@ -34,11 +34,13 @@ TOKEN = "kube-token-6f1d2c0b9a8e"
 
 
 @pytest.fixture
-def kubeconfig(tmp_path: Path) -> Path:
+def kubeconfig(tmp_path: Path) -> Iterator[Path]:
     """A kubeconfig with a bearer token, for an API server that is not there."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    with refusing_port() as port:
+        yield _kubeconfig(tmp_path, port)
+
+
+def _kubeconfig(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "operator" / "production.kubeconfig"
     path.parent.mkdir()
     path.write_text(

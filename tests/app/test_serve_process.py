@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,9 @@ import pytest
 import requests
 
 from devenv import github_webhook
+from devenv.ports import START_ATTEMPTS, free_port, port_taken
 from tests.app.conftest import WEBHOOK_SECRET, pull_request_event
+from tests.cluster.kube import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,34 +27,45 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextlib.contextmanager
 def serving(tmp_path: Path, *flags: str, pids: list[int] | None = None) -> Iterator[str]:
     """Serve on a free port; the server's process id goes into `pids` when given."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {
         **os.environ,
         "TIDEGATE_DATA_DIR": str(tmp_path / "data"),
         "TIDEGATE_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
     }
     log = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
-    with log.open("wb") as out:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port = free_port()
+        argv = [sys.executable, "-m", "cli", "serve", "--web-only", "--port", str(port), *flags]
+        with log.open("wb") as out:
+            server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        if _ready(base, server):
+            break
+        server.wait(timeout=60)
+        if attempt == START_ATTEMPTS or not port_taken(log.read_text()):
+            pytest.fail(f"tidegate serve did not start:\n{log.read_text()}")
+        # another process took the port between choosing and binding it: choose again
     if pids is not None:
         pids.append(server.pid)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tidegate serve did not start:\n{log.read_text()}")
-            time.sleep(0.2)
         yield base
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def _ready(base: str, server: subprocess.Popen[bytes]) -> bool:
+    """Wait until the server answers /readyz (True), or exits or misses the deadline (False)."""
+    deadline = time.monotonic() + 120
+    while server.poll() is None:
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
+                return True
+        if time.monotonic() > deadline:
+            server.kill()
+            break
+        time.sleep(0.2)
+    return False
 
 
 def deliver(base: str, number: int, *, chunked: bool = False) -> requests.Response:
@@ -80,7 +92,7 @@ def test_gunicorn_serves_by_default_and_metrics_sum_its_processes(tmp_path: Path
     with serving(tmp_path, "--workers", "2", "--threads", "2") as base:
         answers = [deliver(base, number) for number in range(1, 8)]
         answers.append(deliver(base, 8, chunked=True))
-        metrics = requests.get(f"{base}/metrics", timeout=10).text
+        metrics = requests.get(f"{base}/metrics", timeout=60).text
     assert [a.status_code for a in answers] == [202] * 8
     assert {a.headers["Server"].split("/")[0] for a in answers} == {"gunicorn"}
     stored = 'tidegate_deliveries_total{event="pull_request",provider="github",result="stored"}'
@@ -101,9 +113,10 @@ def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
     pids: list[int] = []
     with serving(tmp_path, "--workers", "2", "--threads", "2", pids=pids):
         (arbiter,) = pids
-        workers = [
-            int(pid) for pid in Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
-        ]
+        # One worker answering /readyz does not mean the arbiter has forked the other yet.
+        workers = eventually(
+            lambda: found if len(found := _children(arbiter)) >= 2 else None, "two workers"
+        )
         heartbeats = sorted(
             target for pid in workers for target in open_files(pid) if "wgunicorn-" in target
         )
@@ -112,3 +125,7 @@ def test_the_workers_heartbeat_in_memory_not_on_disk(tmp_path: Path) -> None:
     # The worker that touches them at most once a second, not on every turn of its loop.
     assert "Using worker: app.server.HeartbeatWorker" in (tmp_path / "serve.log").read_text()
     assert all(target.startswith("/dev/shm/wgunicorn-") for target in heartbeats), heartbeats
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

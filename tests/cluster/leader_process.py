@@ -27,7 +27,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cluster = LiveCluster.from_kubeconfig(args.kubeconfig)
     elector = LeaderElector(
-        cluster, args.namespace, args.lease, args.identity, Timing(3.0, 2.0, 0.3)
+        cluster, args.namespace, args.lease, args.identity, Timing(10.0, 6.0, 0.5)
     )
 
     def say(word: str) -> None:

@@ -35,9 +35,11 @@ def main() -> int:
         namespace=args.namespace,
         identity=args.identity,
         enable_leader_election=args.leader_election,
-        leader_election_lease_duration=3.0,
-        leader_election_renew_deadline=2.0,
-        leader_election_retry_period=0.3,
+        # Seconds, not fractions: a leader starved of CPU on a busy machine must not lose the
+        # lease (and its reconciles) by missing a renewal deadline.
+        leader_election_lease_duration=10.0,
+        leader_election_renew_deadline=6.0,
+        leader_election_retry_period=0.5,
         metrics_addr=("127.0.0.1", 0),
         health_addr=("127.0.0.1", 0),
     )

@@ -73,7 +73,7 @@ def test_kustomizations_read_as_flux_with_kubectl(
 
     kubectl(
         admin_kubeconfig, "wait", "--for=condition=Ready", "kustomization/apps", "-n", namespace,
-        "--timeout=30s",
+        "--timeout=300s",
     )  # fmt: skip
     header, row = kubectl(admin_kubeconfig, "get", "ks", "-n", namespace).splitlines()
     assert header.split() == ["NAME", "AGE", "READY", "STATUS"]

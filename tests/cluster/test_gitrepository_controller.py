@@ -106,7 +106,7 @@ def test_status_is_written_and_read_back_as_flux_writes_it(
 
     kubectl(
         admin_kubeconfig, "wait", "--for=condition=Ready", "gitrepository/flux-system",
-        "-n", namespace, "--timeout=30s",
+        "-n", namespace, "--timeout=300s",
     )  # fmt: skip
     header, row = kubectl(admin_kubeconfig, "get", "gitrepo", "-n", namespace).splitlines()
     assert header.split() == ["NAME", "URL", "AGE", "READY", "STATUS"]

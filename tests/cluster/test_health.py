@@ -366,7 +366,7 @@ def test_the_status_reads_as_fluxs_in_kubectl_and_health_checks(
 
     assert row_while_progressing.split()[2:] == ["Unknown", "Reconciliation", "in", "progress"]
     kubectl(admin_kubeconfig, "wait", "--for=condition=Ready", "ks/apps", "-n", namespace,
-            "--timeout=30s")  # fmt: skip
+            "--timeout=300s")  # fmt: skip
     header, row = kubectl(admin_kubeconfig, "get", "ks", "-n", namespace).splitlines()
     assert header.split() == ["NAME", "AGE", "READY", "STATUS"]
     assert row.split()[2:] == ["True", "Applied", "revision:", REV]

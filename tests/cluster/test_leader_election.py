@@ -53,7 +53,8 @@ class Replica:
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -66,8 +67,11 @@ class Replica:
         return self.seen
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the process; once it exits and its last lines are read, its exit code."""
         self.process.send_signal(sig)
-        return self.process.wait(timeout=60)
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=60)  # the pipe's end: every line it printed is in `said()`
+        return code
 
 
 @pytest.fixture
@@ -128,7 +132,8 @@ def test_a_leader_that_loses_its_lease_stops_and_leads_again_later(
 ) -> None:
     cluster = LiveCluster.from_kubeconfig(admin_kubeconfig)
     name = lease_name()
-    elector = LeaderElector(cluster, namespace, name, "gamma", Timing(3.0, 2.0, 0.3))
+    # Generous, so a busy machine cannot make gamma miss a renewal of its own accord.
+    elector = LeaderElector(cluster, namespace, name, "gamma", Timing(10.0, 6.0, 0.5))
     events: list[str] = []
     stop = threading.Event()
     runner = threading.Thread(
@@ -138,11 +143,12 @@ def test_a_leader_that_loses_its_lease_stops_and_leads_again_later(
     runner.start()
     try:
         eventually(lambda: events == ["started"] or None, "gamma to lead")
-        # Another replica takes the lease over (as after a network partition) and then vanishes.
+        # Another replica takes the lease over (as after a network partition) and then vanishes;
+        # its lease outlasts gamma's renew deadline, so gamma steps down before it may return.
         leases = k8s.CoordinationV1Api(kube_client)
         lease = leases.read_namespaced_lease(name, namespace)
         lease.spec.holder_identity = "intruder"
-        lease.spec.lease_duration_seconds = 3
+        lease.spec.lease_duration_seconds = 12
         leases.replace_namespaced_lease(name, namespace, lease)
         eventually(lambda: events[:2] == ["started", "stopped"] or None, "gamma to step down")
         eventually(lambda: events == ["started", "stopped", "started"] or None, "gamma to return")

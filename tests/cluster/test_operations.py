@@ -70,7 +70,7 @@ def test_sigterm_stops_the_loop_releases_the_lease_and_exits_zero(
             "the port",
         )
         eventually(lambda: "working" in replica.said(), "the loop to start leading")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=60) as reply:
             assert reply.status == 200
         leases = k8s.CoordinationV1Api(kube_client)
         assert leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "ops-1"

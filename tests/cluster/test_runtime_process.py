@@ -56,7 +56,8 @@ class Replica:
         )
         self._lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -75,6 +76,12 @@ class Replica:
         )
         metrics, health = line.split()[1:]
         return int(metrics), int(health)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit and for its last lines to be read; its exit code."""
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)  # the pipe's end: every line it printed is in `said()`
+        return code
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -119,7 +126,7 @@ def _status(api: Any, namespace: str, name: str) -> dict[str, Any]:
 
 def _get(port: int, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""
@@ -142,7 +149,7 @@ def test_sigterm_during_a_reconcile_finishes_it_and_writes_the_whole_status(
     _create(kube_client, namespace, "apps")
     eventually(lambda: "start apps" in replica.said(), "the reconcile to start")
     os.kill(replica.process.pid, signal.SIGTERM)
-    assert replica.process.wait(60) == 0
+    assert replica.wait(60) == 0
     said = replica.said()
     assert said.index("done apps") < said.index("stopped") < said.index("exited 0")
     status = _status(kube_client, namespace, "apps")
@@ -202,7 +209,10 @@ def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_kill_9(
     leader.process.wait(30)
     eventually(lambda: "leading" in standby.said(), "the standby to take over")
     _create(kube_client, namespace, "two")
-    eventually(lambda: "done two" in standby.said(), "the new leader to reconcile")
+    try:
+        eventually(lambda: "done two" in standby.said(), "the new leader to reconcile")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe new leader said: {standby.said()}") from None
     assert (
         _status(kube_client, namespace, "two")["lastAttemptedRevision"] == f"by {standby.identity}"
     )

@@ -78,7 +78,10 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie is gone in all but name; only the demo (already reaped) could reap it.
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False  # reaped between the signal and the read
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.fetch import FetchError, FetchPolicy, fetch, parse_url
+from devenv.ports import refusing_port
 from tests.fetch.servers import LEAKY_BODY, Handler, Route, Server, serve
 
 SECRET_QUERY = "X-Amz-Signature=5ecret"
@@ -214,10 +215,8 @@ def test_a_body_without_length_is_capped_while_read() -> None:
 
 
 def test_connection_refused_is_unavailable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    error = _refused(f"http://127.0.0.1:{port}/", _policy(f"127.0.0.1:{port}"))
+    with refusing_port() as port:
+        error = _refused(f"http://127.0.0.1:{port}/", _policy(f"127.0.0.1:{port}"))
     assert (error.reason, error.unavailable) == ("connection refused", True)
 
 

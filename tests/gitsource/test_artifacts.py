@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -106,8 +107,12 @@ def test_storage_names_artifacts_by_digest_and_collects_all_but_the_newest(
     assert stored.size == 3
     paths = [stored.path]
     for content in (b"two", b"three", b"four"):
-        time.sleep(0.01)
         paths.append(_store(storage, content))
+    # Ages a second apart, oldest first: two stores may fall within one tick of the file
+    # system's timestamps.
+    past = time.time_ns() - 60 * 10**9
+    for age, path in enumerate(paths):
+        os.utime(storage.root / path, ns=(past + age * 10**9,) * 2)
     removed = storage.collect("gitrepository", "ns", "fleet", paths[-1])
     assert removed == [paths[0]]
     assert [storage.exists(p) for p in paths] == [False, True, True, True]
@@ -153,7 +158,7 @@ def test_artifacts_are_served_read_only_and_downloaded_by_url(tmp_path: Path) ->
             ("PUT", f"/{stored.path}", 405),
             ("DELETE", f"/{stored.path}", 405),
         ]:
-            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
             connection.request(method, path)
             response = connection.getresponse()
             response.read()
@@ -176,7 +181,7 @@ def test_a_link_planted_in_storage_is_not_followed(tmp_path: Path) -> None:
     planted.symlink_to("/etc/passwd")
     with ArtifactServer(tmp_path / "store") as server:
         host, port = server.url.removeprefix("http://").split(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
         connection.request("GET", f"/gitrepository/ns/fleet/{planted.name}")
         response = connection.getresponse()
         assert response.status == 404

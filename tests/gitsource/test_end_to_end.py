@@ -9,7 +9,6 @@ reconciling the last revision (a deleted object comes back).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from kubernetes import client as k8s
 
 from core.cluster.fluxobjects import LiveCluster as FluxObjects
+from devenv.ports import refusing_port
 from reconciler.source.service import GitSourceService, SourceSettings
 from tests.fixtures.gitserver import commit, git
 
@@ -72,14 +72,12 @@ def test_kustomizations_apply_our_artifacts_and_outlive_a_git_outage(
     }
 
     # Git goes away: the source fails, keeping its artifact and URL.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
-    k8s.CustomObjectsApi(flux.kube_client).patch_namespaced_custom_object(
-        *SOURCE, flux.namespace, "gitrepositories", "flux-system",
-        {"spec": {"url": f"http://127.0.0.1:{dead}/gone.git"}},
-    )  # fmt: skip
-    assert source.reconcile(_git_repository(flux)) == 0.75
+    with refusing_port() as dead:
+        k8s.CustomObjectsApi(flux.kube_client).patch_namespaced_custom_object(
+            *SOURCE, flux.namespace, "gitrepositories", "flux-system",
+            {"spec": {"url": f"http://127.0.0.1:{dead}/gone.git"}},
+        )  # fmt: skip
+        assert source.reconcile(_git_repository(flux)) == 0.75
     status = _git_repository(flux)["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "GitOperationFailed")

@@ -14,7 +14,7 @@ from tests.gitsource.test_reconcile import RecordingCluster, RecordingEvents, _o
 
 def _status(host_port: str, path: str) -> int:
     host, port = host_port.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
         connection.request("HEAD", f"/{path}")
         return connection.getresponse().status

@@ -35,7 +35,7 @@ def test_it_serves_at_its_url_until_stopped_and_stops_twice() -> None:
     with serving:
         serving.start()  # already serving: nothing changes
         host, port = serving.url.removeprefix("http://").split(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
         connection.request("GET", "/")
         assert connection.getresponse().read() == b"hello"
         connection.close()
@@ -48,7 +48,7 @@ def test_stop_cuts_an_idle_keep_alive_connection() -> None:
     serving = _serving()
     serving.start()
     host, port = serving.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as client:
+    with socket.create_connection((host, int(port)), timeout=60) as client:
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         answer = b""
         while not answer.endswith(b"hello"):

@@ -66,11 +66,11 @@ def test_the_entrypoint_serves_healthz_as_the_image_user(pulled: Path, tmp_path:
         while answer is None:
             assert server.poll() is None, log.read_text()
             try:
-                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            except requests.ConnectionError:
-                time.sleep(0.5)
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.5)  # gunicorn listens before its worker has booted to answer
         assert answer.status_code == 200
-        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=60).status_code == 200
         # gunicorn's processes run inside the bundle's rootfs, in a user namespace where the
         # image's user 65532 is the only user there is (so they run as it).
         children = _descendants(server.pid)
@@ -87,7 +87,15 @@ def test_the_entrypoint_serves_healthz_as_the_image_user(pulled: Path, tmp_path:
 
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
-    for thread in Path(f"/proc/{pid}/task").iterdir():
-        for child in (thread / "children").read_text().split():
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found  # the process exited while we looked
+    for thread in threads:
+        try:
+            children = (thread / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # a thread that ended between the listing and the read
+        for child in children:
             found += [int(child), *_descendants(int(child))]
     return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import socket
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from core.host.command import run
 from core.oci.reference import parse_repository
 from core.oci.registry import RegistryClient, RegistryError, RegistryLimits
 from core.oci.source import OCIRepositorySpec, SourceError, pull_artifact, pull_chart
+from devenv.ports import refusing_port
 from devenv.registry import Registry
 from tests.fixtures.registry import FLUX_LAYER, RegistryAPI, push_artifact, push_chart
 from tests.render.test_helm import helm_limits, write_chart
@@ -199,18 +199,18 @@ def test_loopback_needs_the_explicit_setting(oci_registry: Registry, tmp_path: P
 
 
 def test_an_unreachable_registry_fails_clearly(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    spec = OCIRepositorySpec.parse(
-        {
-            "kind": "OCIRepository",
-            "metadata": {"name": "gone"},
-            "spec": {"url": f"oci://127.0.0.1:{port}/fleet/app"},
-        }
-    )
-    with pytest.raises(SourceError, match=r"OCIRepository/flux-system/gone: .*connection refused"):
-        pull_artifact(RegistryClient(LOOPBACK, tmp_path), spec)
+    with refusing_port() as port:
+        spec = OCIRepositorySpec.parse(
+            {
+                "kind": "OCIRepository",
+                "metadata": {"name": "gone"},
+                "spec": {"url": f"oci://127.0.0.1:{port}/fleet/app"},
+            }
+        )
+        with pytest.raises(
+            SourceError, match=r"OCIRepository/flux-system/gone: .*connection refused"
+        ):
+            pull_artifact(RegistryClient(LOOPBACK, tmp_path), spec)
 
 
 def test_a_missing_tag_names_the_repository(oci_registry: Registry, tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ request introduces that is not allowed, and one that cannot be reached.
 from __future__ import annotations
 
 import re
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.host.command import run
+from devenv.ports import refusing_port
 from devenv.registry import Registry
 from tests.fixtures.registry import RegistryAPI, push_artifact, push_chart
 from tests.preview.conftest import Outcome, Preview
@@ -455,12 +456,20 @@ def test_a_registry_the_pull_request_introduces_must_be_allowed(
     assert allowed.unit(PROD, "app")["status"] == "added"
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    with refusing_port() as port:
+        yield port
+
+
 def test_an_unreachable_registry_is_an_unavailable_source(
-    tmp_path: Path, artifacts: dict[str, str], preview: Preview, loopback: list[str]
+    tmp_path: Path,
+    artifacts: dict[str, str],
+    preview: Preview,
+    loopback: list[str],
+    refused_port: int,
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = refused_port
     gone = f"oci://127.0.0.1:{port}/fleet/app"
     repo, base = new_repo(tmp_path / "repo", {**flux_cluster()})
     head = commit(

@@ -221,6 +221,21 @@ def test_a_server_of_another_cache_directory_is_not_used(server: Fleet) -> None:
     assert (server.tmp / "elsewhere").is_dir()
 
 
+def test_a_server_started_with_another_go_is_not_used(server: Fleet) -> None:
+    # The pinned tools' directory is named after the Go that builds them.
+    bin_dir = server.tmp / "other-go"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text("#!/bin/sh\necho go0.0\n")
+    (bin_dir / "go").chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{server.env['PATH']}"
+
+    done = server.tidegate(*server.preview(*CASES["change"]), env={"PATH": path})
+
+    assert server.served() == 0
+    assert done.returncode == 1
+    assert done.stderr.startswith(b"tidegate: the preview server was started with another Go")
+
+
 def test_the_socket_is_private_and_the_peer_must_be_this_user(server: Fleet) -> None:
     directory = server.tmp / "cache" / "preview-server"
 
@@ -250,9 +265,13 @@ def test_a_connection_from_another_uid_gets_no_answer(monkeypatch: pytest.Monkey
 
 
 def test_an_idle_server_exits_and_removes_its_socket(fleet: Fleet) -> None:
-    started = fleet.tidegate("preview-server", "start", "--idle-timeout", "1")
+    # A few seconds, so the server cannot idle out before `start` has asked it for its pid; the
+    # pid comes from that answer, since a later `status` may find the server already gone.
+    started = fleet.tidegate("preview-server", "start", "--idle-timeout", "5")
     assert started.returncode == 0, started.stderr
-    pid = fleet.server_pid()
+    match = re.search(rb"started \(pid (\d+)\)", started.stdout)
+    assert match, started.stdout + started.stderr
+    pid = int(match.group(1))
 
     _wait_gone(pid)
 
@@ -296,7 +315,7 @@ def _slow_kustomize(fleet: Fleet, kustomize: Path) -> tuple[list[str], Path]:
     sleeper = fleet.tmp / "sleeper"
     script.write_text(
         f"#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\necho $! > {sleeper}\n"
-        f'touch {marker}\nwait\nexec {kustomize} "$@"\n'
+        f'echo $$ > {marker}.tmp && mv {marker}.tmp {marker}\nwait\nexec {kustomize} "$@"\n'
     )
     script.chmod(0o755)
     argv = ["preview", *CASES["change"], "--sandbox", "off", "--cache-dir",
@@ -324,6 +343,7 @@ def test_ctrl_c_abandons_the_request_and_the_server_survives(
     assert (client.returncode, out) == (130, b"")
     assert err.endswith(b"render only trusted content\ntidegate: interrupted\n")
     assert server.served() == 1  # the abandoned request ended, and the server answers
+    assert not _running(int(marker.read_text()))  # its kustomize was stopped, not waited for
     after = server.tidegate(*server.preview(*CASES["no change"]))
     assert after.returncode == 0
     assert server.served() == 2

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["controller_command", "start_controller"]
+__all__ = ["ControllerProcess", "controller_command", "start_controller"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +40,20 @@ def controller_command(
     ]
 
 
+class ControllerProcess(subprocess.Popen[str]):
+    """The controller's process, its JSON log written to a file.
+
+    A pipe nobody reads while the controller runs fills up after 64 KiB, and then the controller
+    blocks on its next log line: how soon depends on how much a slow machine makes it retry.
+    """
+
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the controller has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+
 def start_controller(
     kubeconfig: Path,
     namespace: str,
@@ -47,13 +61,19 @@ def start_controller(
     work: Path,
     *extra: str,
     storage_port: int = 0,
-) -> subprocess.Popen[str]:
-    """The controller, out of cluster, watching `namespace`; its JSON log on stderr."""
-    return subprocess.Popen(
-        controller_command(kubeconfig, kustomize, work, *extra, storage_port=storage_port),
-        cwd=ROOT,
-        env={**os.environ, "RUNTIME_NAMESPACE": namespace},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+) -> ControllerProcess:
+    """The controller, out of cluster, watching `namespace`; its JSON log in a file beside
+    `work` (`ControllerProcess.log`)."""
+    log_path = work.with_name(f"{work.name}.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        process = ControllerProcess(
+            controller_command(kubeconfig, kustomize, work, *extra, storage_port=storage_port),
+            cwd=ROOT,
+            env={**os.environ, "RUNTIME_NAMESPACE": namespace},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+    process.log_path = log_path
+    return process

@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from tests.cluster.kube import eventually
 from tests.fixtures.gitserver import commit, git
 from tests.reconcile.conftest import Flux
-from tests.reconcile.controller import start_controller
+from tests.reconcile.controller import ControllerProcess, start_controller
 
 pytestmark = pytest.mark.cluster
 
@@ -30,14 +30,14 @@ pytestmark = pytest.mark.cluster
 @contextmanager
 def _controller(
     flux: Flux, kubeconfig: Path, kustomize: Path, work: Path
-) -> Iterator[subprocess.Popen[str]]:
+) -> Iterator[ControllerProcess]:
     process = start_controller(kubeconfig, flux.namespace, kustomize, work)
     try:
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(120)
-        stderr = process.stderr.read() if process.stderr else ""
+        stderr = process.log()
     assert code == 0, stderr
     assert "Traceback" not in stderr
 
@@ -180,7 +180,7 @@ def test_sigterm_cancels_a_health_wait_and_leaves_the_run_in_progress(
             process.kill()
             process.wait()
             raise AssertionError("the controller did not stop during its health wait") from None
-    stderr = process.stderr.read() if process.stderr else ""
+    stderr = process.log()
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert "Reconcile cancelled: health checks cancelled" in stderr

@@ -85,7 +85,7 @@ def test_a_flux_repository_reconciles_to_ready_and_reads_as_flux(
         "kustomization/apps",
         "-n",
         flux.namespace,
-        "--timeout=30s",
+        "--timeout=300s",
     )
     assert "condition met" in waited
 

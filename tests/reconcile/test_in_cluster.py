@@ -99,25 +99,30 @@ def test_the_controller_reconciles_with_the_in_cluster_configuration(
     flux.create_apps_namespace()
     flux.kustomization("apps", path="./deploy")
     command = controller_command(None, kustomize_bin, tmp_path / "controller")
-    process = subprocess.Popen(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _POD_VIEW, "sh", *command],
-        cwd=ROOT,
-        env=_pod_environment(control_plane, sa_files, tmp_path / "home"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    pod = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _POD_VIEW, "sh"]
+    # A file, not a pipe: a pipe nobody reads while the controller runs would block it when full.
+    log = tmp_path / "controller.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*pod, *command],
+            cwd=ROOT,
+            env=_pod_environment(control_plane, sa_files, tmp_path / "home"),
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            text=True,
+        )
     try:
         ready = eventually(lambda: _ready(flux), "the Kustomization to be Ready", timeout=300)
     except AssertionError:
         process.kill()
-        stderr = process.communicate()[1]
+        process.wait()
+        stderr = log.read_text(errors="replace")
         raise AssertionError(f"not Ready; controller log:\n{stderr[-4000:]}") from None
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     code = process.wait(120)
-    stderr = process.stderr.read() if process.stderr else ""
+    stderr = log.read_text(errors="replace")
     assert ready
     assert code == 0, stderr
     assert "Traceback" not in stderr

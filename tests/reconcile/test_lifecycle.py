@@ -103,7 +103,7 @@ def test_a_dependency_cycle_is_reported_as_stalled_not_hung(
         "ks/b",
         "-n",
         ns,
-        "--timeout=10s",
+        "--timeout=300s",
     )
     assert waited.count("condition met") == 2
     missing = status_of(

@@ -75,7 +75,7 @@ def test_the_controller_reconciles_a_kustomization_as_the_charts_service_account
         obj = eventually(lambda: _ready(flux, "apps"), "the Kustomization to be Ready")
     except AssertionError as exc:
         process.kill()
-        log = process.stderr.read() if process.stderr else ""
+        log = process.log()
         raise AssertionError(
             f"{exc}\nstatus: {flux.get('apps').get('status')}\nlog: {log}"
         ) from None
@@ -129,6 +129,6 @@ def test_the_controller_reconciles_a_kustomization_as_the_charts_service_account
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(120)
-        stderr = process.stderr.read() if process.stderr else ""
+        stderr = process.log()
     assert code == 0, stderr
     assert "Traceback" not in stderr

@@ -81,7 +81,7 @@ def test_a_controller_killed_mid_apply_converges_after_restart(
             obj = eventually(done, "the restarted controller to converge", timeout=300)
         except AssertionError as exc:
             second.kill()
-            log = second.stderr.read() if second.stderr else ""
+            log = second.log()
             status = flux.get("apps").get("status")
             raise AssertionError(f"{exc}\nstatus: {status}\nlog: {log[-3000:]}") from None
     finally:

@@ -35,7 +35,7 @@ def served() -> Iterator[tuple[Metrics, MetricsServer, list[bool]]]:
 
 def _get(server: MetricsServer, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=60) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()

@@ -97,7 +97,7 @@ def test_a_render_held_in_memory_and_evicted_elsewhere_is_a_miss(tmp_path: Path)
     _age_everything(tmp_path, 2)
     # Another process trims the cache; this reader still holds the render's index in memory.
     RenderCache(tmp_path).enforce_budget(1)
-    reader._touched.clear()  # its next hit checks the disk again, as after `_TOUCH_EVERY`
+    reader._touched.clear()  # its next hit checks the disk again, as after `MARK_EVERY`
 
     assert reader.lookup("web", TREE) is None
     reader.store("web", TREE, _render("web"))

@@ -94,7 +94,7 @@ def test_shut_down_wakes_a_blocked_get() -> None:
     waiter = threading.Thread(target=lambda: got.append(queue.get()))
     waiter.start()
     queue.shut_down()
-    waiter.join(10)
+    waiter.join(60)
     assert got == [None]
     queue.add("a")
     assert queue.get(0) is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import socket
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from core.sources.artifact import (
     extract_artifact,
     verify_digest,
 )
+from devenv.ports import refusing_port
 from tests.fetch.servers import LEAKY_BODY, serve
 
 Entry = Callable[[tarfile.TarFile], None]
@@ -242,10 +242,7 @@ def test_a_garbage_collected_artifact_is_reported_missing(tmp_path: Path) -> Non
 
 
 def test_unreachable_storage_is_reported_unavailable(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(ArtifactError) as caught:
+    with refusing_port() as port, pytest.raises(ArtifactError) as caught:
         download_artifact(
             f"http://127.0.0.1:{port}/a.tar.gz",
             sha256(b""),
