@@ -15,17 +15,20 @@ and usage errors read as always.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from core.errors import TidegateError
+if TYPE_CHECKING:
+    import argparse
+
+# argparse, traceback and our errors are imported where used: a preview handed to a warm server
+# (`cli.preview_client`) needs none of them, and the interpreter's start is its whole cost.
 
 __all__ = ["main"]
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[["argparse.Namespace"], int]
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -40,6 +43,8 @@ _SINGLE = (frozenset(_MODULES) - {"flux", "preview_daemon"}) | frozenset(_COMMAN
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Return the parser: with `command` alone when a module registers just that, else all."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="tidegate",
         description="Preview, gate and apply Flux GitOps changes to Kubernetes.",
@@ -72,6 +77,10 @@ def run_command(argv: Sequence[str], parser: argparse.ArgumentParser | None = No
     `parser`, when given, is one `build_parser` made for this command line's command: a process
     running many commands builds it once (argparse does not change a parser when parsing).
     """
+    import traceback
+
+    from core.errors import TidegateError
+
     parser = parser or build_parser(argv[0] if argv else None)
     args = parser.parse_args(list(argv))
     handler: Handler = args.handler

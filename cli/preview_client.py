@@ -20,8 +20,10 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["DISABLE_ENV", "forward", "identity", "server_dir", "socket_path"]
 
@@ -29,7 +31,9 @@ DISABLE_ENV = "TIDEGATE_PREVIEW_SERVER"
 """`off` (or `0`, `no`, `false`) makes `tidegate preview` ignore any running server."""
 NO_SERVER_FLAG = "--no-server"
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# Strings and os.path, not pathlib: importing pathlib alone would cost the client a sixth of its
+# own time.
+_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 # What makes two servers interchangeable: our packages the preview runs, and the pinned tools'
 # build inputs (their binaries live in a directory named after a hash of these).
 _CODE_DIRS = ("cli", "core", "policies", "devenv", "tools")
@@ -41,11 +45,9 @@ EXIT_INTERRUPTED = 130
 
 def cache_root() -> Path:
     """Tidegate's cache directory, as `devenv.toolchain.cache_root` finds it (kept light here)."""
-    explicit = os.environ.get("TIDEGATE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tidegate"
+    from pathlib import Path
+
+    return Path(_cache_root())
 
 
 def server_dir() -> Path:
@@ -56,6 +58,18 @@ def server_dir() -> Path:
 def socket_path() -> Path:
     """The server's socket (mode 0600) in its private directory."""
     return server_dir() / "socket"
+
+
+def _cache_root() -> str:
+    explicit = os.environ.get("TIDEGATE_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tidegate")
+
+
+def _socket_file() -> str:
+    return os.path.join(_cache_root(), "preview-server", "socket")
 
 
 def identity() -> str:
@@ -78,10 +92,10 @@ def _digest() -> str:
     # The interpreter by what it is, not by the name it was started as (`python`, `python3`),
     # and the environment (venv) whose packages it imports.
     interpreter = os.path.realpath(sys.executable)
-    for part in (interpreter, sys.prefix, sys.version, str(_SOURCE_ROOT)):
+    for part in (interpreter, sys.prefix, sys.version, _SOURCE_ROOT):
         digest.update(part.encode() + b"\0")
     for name in _CODE_DIRS:
-        for root, dirs, files in os.walk(_SOURCE_ROOT / name):
+        for root, dirs, files in os.walk(os.path.join(_SOURCE_ROOT, name)):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
             for file in sorted(files):
                 if not file.endswith(_CODE_SUFFIXES):
@@ -109,14 +123,13 @@ def forward(argv: Sequence[str]) -> int | None:
     """Run `tidegate preview argv` in the warm server; None when this process must run it."""
     if disabled(argv):
         return None
-    path = socket_path()
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     except OSError:
         return None
     try:
         try:
-            conn.connect(str(path))
+            conn.connect(_socket_file())
         except OSError:
             return None  # no server (or a stale socket): the usual in-process preview
         try:

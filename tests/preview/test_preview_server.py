@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from cli import demo, preview_client, preview_daemon
+from devenv import toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120.0
@@ -249,7 +250,7 @@ def test_the_socket_is_private_and_the_peer_must_be_this_user(server: Fleet) -> 
 
 def test_a_connection_from_another_uid_gets_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     # The server's check, on a real socket pair, with the server's uid seen as another one.
-    monkeypatch.setattr(preview_daemon.os, "getuid", lambda: os.geteuid() + 1)
+    monkeypatch.setattr(os, "getuid", lambda: os.geteuid() + 1)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server = preview_daemon.PreviewServer(
@@ -430,3 +431,24 @@ def _running(pid: int) -> bool:
 def _kill(pid: int) -> None:
     if _running(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TIDEGATE_CACHE_DIR": "/srv/cache/tg", "XDG_CACHE_HOME": "/xdg"},
+        {"XDG_CACHE_HOME": "/xdg"},
+        {"HOME": "/home/someone"},
+    ],
+    ids=["explicit", "xdg", "home"],
+)
+def test_the_client_finds_the_cache_directory_as_the_toolchain_does(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TIDEGATE_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert preview_client.cache_root() == toolchain.cache_root()
+    assert Path(preview_client._socket_file()) == preview_client.socket_path()
