@@ -36,9 +36,12 @@ __all__ = ["load", "save"]
 _FORMAT = "1"
 _KIND = "plan"
 # The modules whose code decides a plan: a kept plan is keyed by their source, so a new planner
-# never reads an old one's plans.
+# never reads an old one's plans. Every `core` module the planner imports is named here
+# (tests/preview/test_kept_plans.py imports the planner in a fresh interpreter and checks).
 _PLANNER = (
     "core.changes",
+    "core.errors",
+    "core.host.paths",
     "core.model",
     "core.plan.compare",
     "core.plan.kept",

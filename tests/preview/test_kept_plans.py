@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,23 @@ def test_a_service_reads_kept_plans_from_memory(tmp_path: Path, tools: tuple[Pat
     assert jsonout.dumps(warm) == jsonout.dumps(cold)
     (staging,) = (cluster for cluster in warm.clusters if cluster.path == STAGING)
     assert list(staging.definitions) == ["widgets.example.com"]
+
+
+def test_the_kept_plans_key_names_every_module_the_planner_imports() -> None:
+    """A planner module missing from the key would let a changed planner read an old plan."""
+    probe = (
+        "import sys, core.plan.plan\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    source = getattr(module, '__file__', None) or ''\n"
+        "    if name.startswith('core.') and not source.endswith('__init__.py'):\n"
+        "        print(name)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "core.plan.plan" in loaded
+    assert set(loaded) - set(kept._PLANNER) == set()
