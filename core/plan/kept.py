@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from core.changes import ClusterPlan, UnitPlan, UnitStatus
-from core.model import Manifest, ObjectRef, UnitKind, UnitRef
+from core.model import Manifest, UnitRef
+from core.render import stored
 from core.render.cache import RenderCache, canonical_key
 from core.units import ClusterRender, SourceRef
 
@@ -204,14 +205,14 @@ def _unit_data(ref: UnitRef) -> list[str]:
 def _parsed(path: str, cluster: ClusterRender, data: Mapping[str, Any]) -> ClusterPlan:
     units = tuple(_unit_plan(item) for item in data["units"])
     duplicates = {
-        _object_ref(ref): tuple(_unit_ref(unit) for unit in owners)
+        stored.object_ref(ref): tuple(stored.unit_ref(unit) for unit in owners)
         for ref, owners in data["duplicates"]
     }
     definitions = _Definitions(cluster, data["definitions"])
     return ClusterPlan(
         path=path,
         units=units,
-        errors=tuple(_text(error) for error in data["errors"]),
+        errors=tuple(stored.text(error) for error in data["errors"]),
         duplicates=duplicates,
         definitions=definitions,
     )
@@ -220,22 +221,23 @@ def _parsed(path: str, cluster: ClusterRender, data: Mapping[str, Any]) -> Clust
 def _unit_plan(data: Mapping[str, Any]) -> UnitPlan:
     source = data["source"]
     return UnitPlan(
-        unit=_unit_ref(data["unit"]),
+        unit=stored.unit_ref(data["unit"]),
         status=UnitStatus(data["status"]),
-        prune=_flag(data["prune"]),
-        suspended=_flag(data["suspended"]),
-        path=_optional_text(data["path"]),
-        parent=_unit_ref(data["parent"]) if data["parent"] is not None else None,
-        skipped=_number(data["skipped"]),
-        noise_only=_number(data["noise_only"]),
+        prune=stored.flag(data["prune"]),
+        suspended=stored.flag(data["suspended"]),
+        path=stored.optional_text(data["path"]),
+        parent=stored.unit_ref(data["parent"]) if data["parent"] is not None else None,
+        skipped=stored.number(data["skipped"]),
+        noise_only=stored.number(data["noise_only"]),
         noise_only_suppressed={
-            _text(rule): _number(count) for rule, count in data["noise_only_suppressed"].items()
+            stored.text(rule): stored.number(count)
+            for rule, count in data["noise_only_suppressed"].items()
         },
-        unavailable_source=_optional_text(data["unavailable_source"]),
-        depends_on=tuple(_unit_ref(ref) for ref in data["depends_on"]),
-        source=SourceRef(*map(_text, source)) if source is not None else None,
-        file=_optional_text(data["file"]),
-        deletion_policy=_text(data["deletion_policy"]),
+        unavailable_source=stored.optional_text(data["unavailable_source"]),
+        depends_on=tuple(stored.unit_ref(ref) for ref in data["depends_on"]),
+        source=SourceRef(*map(stored.text, source)) if source is not None else None,
+        file=stored.optional_text(data["file"]),
+        deletion_policy=stored.text(data["deletion_policy"]),
     )
 
 
@@ -245,7 +247,8 @@ class _Definitions(Mapping[str, Manifest]):
     def __init__(self, cluster: ClusterRender, entries: list[Any]) -> None:
         self._cluster = cluster
         self._where = {
-            _text(name): (_unit_ref(unit), _object_ref(ref)) for name, unit, ref in entries
+            stored.text(name): (stored.unit_ref(unit), stored.object_ref(ref))
+            for name, unit, ref in entries
         }
         if any(unit not in cluster.units for unit, _ in self._where.values()):
             raise ValueError("a kept plan names a unit its cluster does not have")
@@ -262,35 +265,3 @@ class _Definitions(Mapping[str, Manifest]):
 
     def __len__(self) -> int:
         return len(self._where)
-
-
-def _unit_ref(data: Any) -> UnitRef:
-    kind, namespace, name = data
-    return UnitRef(UnitKind(kind), _text(namespace), _text(name))
-
-
-def _object_ref(data: Any) -> ObjectRef:
-    group, kind, namespace, name = data
-    return ObjectRef(_text(group), _text(kind), _text(namespace), _text(name))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("not a string")
-    return value
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("not a boolean")
-    return value
-
-
-def _number(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError("not a number")
-    return value

@@ -34,7 +34,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from core.model import FLUX_SOURCE_GROUP, ObjectRef, UnitKind, UnitRef
+from core.model import FLUX_SOURCE_GROUP, UnitRef
+from core.render import stored
 from core.render.cache import CachedRender, RenderCache, canonical_key
 from core.render.carry import plain
 from core.units import ClusterRender, RenderedUnit, SourceRef
@@ -122,7 +123,7 @@ def load(cache: RenderCache, key: str, path: str) -> ClusterRender | None:
     if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("path") != path:
         return None
     try:
-        urls = tuple(_text(url) for url in data["sourceUrls"])
+        urls = tuple(stored.text(url) for url in data["sourceUrls"])
         units = _parsed(cache, data["units"])
     except (KeyError, TypeError, ValueError):
         return None  # damaged: discovery decides
@@ -202,49 +203,27 @@ def _source_data(source: SourceRef | None) -> list[str] | None:
 def _parsed(cache: RenderCache, units: list[dict[str, Any]]) -> dict[UnitRef, RenderedUnit] | None:
     found: dict[UnitRef, RenderedUnit] = {}
     for data in units:
-        render_key = _text(data["render"])
+        render_key = stored.text(data["render"])
         if not cache.present(render_key):
             return None  # evicted since: discover again
         source = data["source"]
         unit = RenderedUnit(
-            unit=_unit_ref(data["unit"]),
-            prune=_flag(data["prune"]),
+            unit=stored.unit_ref(data["unit"]),
+            prune=stored.flag(data["prune"]),
             objects=cache.deferred(render_key),
-            parent=_unit_ref(data["parent"]) if data["parent"] is not None else None,
-            suspend=_flag(data["suspend"]),
-            deletion_policy=_text(data["deletionPolicy"]),
-            path=_text(data["path"]) if data["path"] is not None else None,
-            inputs=frozenset(_text(item) for item in data["inputs"]),
-            install_crds=_text(data["installCrds"]),
-            upgrade_crds=_text(data["upgradeCrds"]),
-            chart_crds=frozenset(_object_ref(ref) for ref in data["chartCrds"]),
-            depends_on=tuple(_unit_ref(ref) for ref in data["dependsOn"]),
-            source=SourceRef(*map(_text, source)) if source is not None else None,
-            file=_text(data["file"]) if data["file"] is not None else None,
+            parent=stored.unit_ref(data["parent"]) if data["parent"] is not None else None,
+            suspend=stored.flag(data["suspend"]),
+            deletion_policy=stored.text(data["deletionPolicy"]),
+            path=stored.optional_text(data["path"]),
+            inputs=frozenset(stored.text(item) for item in data["inputs"]),
+            install_crds=stored.text(data["installCrds"]),
+            upgrade_crds=stored.text(data["upgradeCrds"]),
+            chart_crds=frozenset(stored.object_ref(ref) for ref in data["chartCrds"]),
+            depends_on=tuple(stored.unit_ref(ref) for ref in data["dependsOn"]),
+            source=SourceRef(*map(stored.text, source)) if source is not None else None,
+            file=stored.optional_text(data["file"]),
             render_key=render_key,
-            carry_key=_text(data["carry"]),
+            carry_key=stored.text(data["carry"]),
         )
         found[unit.unit] = unit
     return found
-
-
-def _unit_ref(data: Any) -> UnitRef:
-    kind, namespace, name = data
-    return UnitRef(UnitKind(kind), _text(namespace), _text(name))
-
-
-def _object_ref(data: Any) -> ObjectRef:
-    group, kind, namespace, name = data
-    return ObjectRef(_text(group), _text(kind), _text(namespace), _text(name))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("not a string")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("not a boolean")
-    return value
