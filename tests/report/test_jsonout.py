@@ -159,6 +159,36 @@ def test_dumps_is_stable_json_that_round_trips() -> None:
     assert "\n" not in jsonout.dumps(preview, indent=None).rstrip("\n")
 
 
+# Every kind of character a report may carry: controls (escaped), DEL and U+2028 (kept as they
+# are), quotes and backslashes, accents, CJK and characters outside the BMP.
+AWKWARD = 'a\x00\x07\x1f\x7f\u2028"q"\\b\ncafé 配置 \U0001f600 \t\r\x0b\x0c'
+
+
+def _awkward_preview(text: str) -> Preview:
+    namespace = ObjectRef("", "Namespace", "", text)
+    change = Change(Action.UPDATE, namespace, "v1", fields=(text,), diff=text)
+    unit = UnitPlan(unit=APPS, status=UnitStatus.RENDERED, prune=True, changes=(change,))
+    return Preview("a", "b", (ClusterPlan(text, (unit,), errors=(text,)),))
+
+
+def test_the_report_is_byte_for_byte_what_json_dumps_writes() -> None:
+    for preview in (sample_preview(), _awkward_preview(AWKWARD)):
+        expected = json.dumps(jsonout.to_json(preview), indent=2, ensure_ascii=False) + "\n"
+
+        assert jsonout.dumps(preview) == expected
+
+
+def test_text_the_fast_encoder_refuses_is_written_all_the_same() -> None:
+    # A path that is not UTF-8 reaches the report as a lone surrogate (surrogateescape).
+    preview = _awkward_preview("apps/\udcff.yaml")
+
+    text = jsonout.dumps(preview)
+
+    text.encode()  # UTF-8 that stdout and files take
+    assert '"apps/\\udcff.yaml"' in text
+    assert json.loads(text) == jsonout.to_json(preview)
+
+
 def test_no_canary_and_no_token_in_json() -> None:
     text = jsonout.dumps(secret_preview())
 
