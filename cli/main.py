@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
+# typing is not imported at run time (it costs a client handing its preview to a warm server
+# 7 ms of its ~40); type checkers read this name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

@@ -20,10 +20,13 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
+# Neither typing nor pathlib is imported at run time (see `cli.main`); type checkers read this
+# name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 __all__ = ["DISABLE_ENV", "forward", "identity", "server_dir", "socket_path"]
 
