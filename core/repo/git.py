@@ -47,6 +47,8 @@ SYMLINK_MODE = "120000"
 """git's mode of a symbolic link."""
 _EXECUTABLE = "100755"
 _SUBMODULE = "160000"
+_ABSENT = "000000"
+"""The mode `git diff-tree` gives the side of a change without the path."""
 
 # Listings of full commit ids are immutable, so a few are kept; base and head are the usual pair.
 # They are kept per process, by repository: a long-lived preview process opens the repository
@@ -54,6 +56,8 @@ _SUBMODULE = "160000"
 _TREE_CACHE_SIZE = 8
 _TREES: dict[tuple[str, str], Tree] = {}
 _TREES_LOCK = threading.Lock()
+# Git directories by what was opened (`_git_dir_of`), as few and for the same reason.
+_GIT_DIRS: dict[tuple[object, ...], str] = {}
 # Blob ids per request of `read_blobs`: about 10 KB, well under a pipe's buffer.
 _BATCH = 256
 
@@ -275,11 +279,7 @@ class Repository:
         env = {**_GIT_ENV, "GIT_CEILING_DIRECTORIES": str(root.parent), **limits.env}
         self._limits = replace(limits, env=env)
         self._path = root
-        try:
-            out = run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, limits=self._limits)
-        except CommandError as exc:
-            raise GitError(f"{path} is not a git repository: {exc.stderr or exc}") from exc
-        self._git_dir = out.decode(*_PATH_ENCODING).strip()
+        self._git_dir = _git_dir_of(root, self._limits, path)
         self._cat_file: Coprocess | None = None
         self._cat_file_lock = threading.Lock()
 
@@ -356,22 +356,47 @@ class Repository:
             GitError: The revision is unknown or cannot be listed; the message names it.
         """
         key = (self._git_dir, revision)
+        full_id = _OBJECT_ID.fullmatch(revision) is not None
         with _TREES_LOCK:
             cached = _TREES.get(key)
+            # The listing this repository's last one differs from least, as a rule: a head
+            # listed after its base, a new base after the old.
+            near = _last_listed(self._git_dir) if cached is None and full_id else None
         if cached is not None:
             return cached
         _check_revision(revision)
-        try:
-            out = self._git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", revision)
-        except GitError as exc:
-            raise GitError(f"cannot list revision {revision!r}: {exc}") from exc
-        tree = _parse_tree(revision, out)
-        if _OBJECT_ID.fullmatch(revision):
+        tree = self._changed_from(near, revision) if near is not None else None
+        if tree is None:
+            try:
+                out = self._git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", revision)
+            except GitError as exc:
+                raise GitError(f"cannot list revision {revision!r}: {exc}") from exc
+            tree = _parse_tree(revision, out)
+        if full_id:
             with _TREES_LOCK:
                 if len(_TREES) >= _TREE_CACHE_SIZE:
                     del _TREES[next(iter(_TREES))]  # the oldest
                 _TREES[key] = tree
         return tree
+
+    def _changed_from(self, near: Tree, revision: str) -> Tree | None:
+        """The listing of `revision` as `near`'s with their differences applied, or None.
+
+        `git diff-tree` compares the two trees object by object and skips every subtree they
+        share, so this costs what the change costs, where `ls-tree` costs what the repository
+        holds. None when git cannot compare them: the listing then says why.
+        """
+        try:
+            out = self._git(
+                "diff-tree", "-r", "-z", "--no-renames", "--no-abbrev",
+                "--end-of-options", near.revision, revision,
+            )  # fmt: skip
+        except GitError:
+            return None
+        try:
+            return _apply_diff(near, revision, out)
+        except (KeyError, ValueError):
+            return None  # an answer this parser does not know: list the revision instead
 
     def read_blob(self, blob_id: str) -> bytes:
         """Return the exact content of a blob.
@@ -549,6 +574,82 @@ def _parse_tree(revision: str, listing: bytes) -> Tree:
         files[path] = object_id
         if mode != _REGULAR:
             modes[path] = mode
+    return Tree(revision, files, modes=modes, submodules=submodules)
+
+
+def _git_dir_of(root: Path, limits: Limits, given: Path | str) -> str:
+    """The repository's git directory, asked of git once per process while `root` stays put.
+
+    A long-lived preview process opens the same repository for every preview. What git answers
+    depends on `root` and on what `.git` is there (a directory, or a file naming one), so the
+    answer is kept under their identity (device, inode, modification time): a repository
+    cloned again, moved or turned into a worktree in place is asked again.
+    """
+    try:
+        probe = os.lstat(root / ".git")
+        where = ".git"
+    except OSError:
+        probe = os.lstat(root)  # a bare repository, or not a repository at all
+        where = "."
+    # The environment too: a caller's limits may name git's own variables.
+    key = (
+        str(root),
+        where,
+        probe.st_dev,
+        probe.st_ino,
+        probe.st_mtime_ns,
+        *sorted(limits.env.items()),
+    )
+    with _TREES_LOCK:
+        found = _GIT_DIRS.get(key)
+    if found is not None:
+        return found
+    try:
+        out = run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, limits=limits)
+    except CommandError as exc:
+        raise GitError(f"{given} is not a git repository: {exc.stderr or exc}") from exc
+    found = out.decode(*_PATH_ENCODING).strip()
+    with _TREES_LOCK:
+        if len(_GIT_DIRS) >= _TREE_CACHE_SIZE:
+            del _GIT_DIRS[next(iter(_GIT_DIRS))]  # the oldest
+        _GIT_DIRS[key] = found
+    return found
+
+
+def _last_listed(git_dir: str) -> Tree | None:
+    """The listing of this repository kept last (call with `_TREES_LOCK` held)."""
+    for (directory, _revision), tree in reversed(_TREES.items()):
+        if directory == git_dir:
+            return tree
+    return None
+
+
+def _apply_diff(near: Tree, revision: str, diff: bytes) -> Tree:
+    """Parse `git diff-tree -r -z --no-renames` from `near` and apply it to `near`'s listing.
+
+    Records are `:<old mode> <new mode> <old id> <new id> <status>`, NUL, the path, NUL; a mode
+    of `000000` is a side without the path. A change of type (a file becoming a symlink or a
+    submodule) is one record with both modes.
+    """
+    files = dict(near._files)
+    modes = dict(near._modes)
+    submodules = dict(near.submodules)
+    fields = diff.split(b"\0")
+    for index in range(0, len(fields) - 1, 2):
+        meta, raw_path = fields[index], fields[index + 1]
+        old_mode, new_mode, _old_id, new_id, _status = meta[1:].decode("ascii").split(" ")
+        path = raw_path.decode(*_PATH_ENCODING)
+        if old_mode == _SUBMODULE:
+            del submodules[path]
+        elif old_mode != _ABSENT:
+            del files[path]
+            modes.pop(path, None)
+        if new_mode == _SUBMODULE:
+            submodules[path] = new_id
+        elif new_mode != _ABSENT:
+            files[path] = new_id
+            if new_mode != _REGULAR:
+                modes[path] = new_mode
     return Tree(revision, files, modes=modes, submodules=submodules)
 
 
