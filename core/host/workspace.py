@@ -4,9 +4,11 @@ Renders copy repository files into work directories; a preview that is killed mu
 those copies (of a private repository) on the machine. Each preview works below one directory,
 `tidegate-work-*` in the temporary directory, which it removes when it ends, also when it ends
 by SIGTERM or SIGINT (the command line turns those into an orderly unwind). A SIGKILL cannot be
-caught, so every preview first removes the directories of previews that are no longer running:
-each holds an advisory lock on a file in its directory for as long as it lives, and the kernel
-drops that lock when the process dies, however it died.
+caught, so a process's first preview removes the directories of previews that are no longer
+running: each holds an advisory lock on a file in its directory for as long as it lives, and the
+kernel drops that lock when the process dies, however it died. A long-lived process (a preview
+server) looks again at most once a minute: listing a busy temporary directory costs a warm
+preview milliseconds, and what a killed preview left waits at most that long.
 
 This module must not touch anything outside directories it created or recognises by prefix and
 lock.
@@ -30,6 +32,11 @@ _LOCK = ".lock"
 # A directory without its lock file is either being created this very moment or was left by a
 # process killed between the two steps; only the second stays that way for long.
 _UNLOCKED_GRACE = 600.0
+# Seconds between two looks for stale directories in one process, and when each parent was
+# last looked at.
+_LOOK_EVERY = 60.0
+_LOOKED: dict[Path, float] = {}
+_clock = time.monotonic
 
 
 class Workspace:
@@ -41,7 +48,11 @@ class Workspace:
         self._lock: IO[str] | None = None
 
     def __enter__(self) -> Path:
-        remove_stale(self.parent)
+        now = _clock()
+        last = _LOOKED.get(self.parent)
+        if last is None or now - last >= _LOOK_EVERY:
+            _LOOKED[self.parent] = now
+            remove_stale(self.parent)
         self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self.parent))
         self._lock = (self.path / _LOCK).open("w")
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -199,6 +199,37 @@ def test_stale_workspaces_are_removed_and_live_ones_kept(tmp_path: Path) -> None
     assert workspace.remove_stale(tmp_path) == [live]
 
 
+def _dead_workspace(parent: Path, name: str) -> Path:
+    """A work directory whose preview was killed: its lock file, held by nobody."""
+    directory = parent / f"{workspace.PREFIX}{name}"
+    directory.mkdir()
+    (directory / ".lock").write_text("")
+    return directory
+
+
+def test_a_process_removes_stale_workspaces_at_its_first_preview_then_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(workspace, "_clock", lambda: clock[0])
+    monkeypatch.setattr(workspace, "_LOOKED", {})
+    first = _dead_workspace(tmp_path, "first")
+    with workspace.Workspace(tmp_path):
+        pass
+    second = _dead_workspace(tmp_path, "second")
+    clock[0] += 59
+    with workspace.Workspace(tmp_path):
+        pass
+    kept_within_the_minute = second.exists()
+    clock[0] += 1
+    with workspace.Workspace(tmp_path):
+        pass
+
+    assert not first.exists()
+    assert kept_within_the_minute
+    assert not second.exists()
+
+
 def test_a_workspace_holds_its_lock(tmp_path: Path) -> None:
     with workspace.Workspace(tmp_path) as root, (root / ".lock").open() as probe:
         with pytest.raises(BlockingIOError):
