@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ Progress = Callable[[str], None]
 _WALKED = (".yaml", ".yml", "/Kustomization")
 # Bulk reads stop here; the rest of a (hostile, huge) repository is read file by file if needed.
 _PREFETCH_BYTES = 32 << 20
+# Cluster entry points by the files under clusters/ (`find_clusters`), a few per process.
+_CLUSTERS_KEPT = 16
+_CLUSTERS: dict[str, tuple[str, ...]] = {}
+_CLUSTERS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -386,7 +391,19 @@ def _has_flux(repo: Repository, tree: Tree, directory: str) -> bool:
 
 
 def find_clusters(repo: Repository, tree: Tree) -> list[str]:
-    """Return the directories under clusters/ that hold Flux Kustomizations at a revision."""
+    """Return the directories under clusters/ that hold Flux Kustomizations at a revision.
+
+    The answer depends only on the files under clusters/, which their paths and blob ids name
+    for good: it is kept per process by their digest (a preview's head usually has the base's,
+    and a long-lived process sees the same base again), and the files are read only the first
+    time.
+    """
+    top = discovery.CLUSTERS_DIR
+    files = tree.digest(tree.walk(top) if tree.is_dir(top) else ())
+    with _CLUSTERS_LOCK:
+        found = _CLUSTERS.get(files)
+    if found is not None:
+        return list(found)
 
     def has_flux(directory: str) -> bool:
         return _has_flux(repo, tree, directory)
@@ -396,7 +413,12 @@ def find_clusters(repo: Repository, tree: Tree) -> list[str]:
             return []
         return [name for name in tree.listdir(directory) if tree.is_dir(f"{directory}/{name}")]
 
-    return discovery.find_cluster_paths(listdir, has_flux)
+    paths = discovery.find_cluster_paths(listdir, has_flux)
+    with _CLUSTERS_LOCK:
+        if len(_CLUSTERS) >= _CLUSTERS_KEPT:
+            del _CLUSTERS[next(iter(_CLUSTERS))]  # the oldest
+        _CLUSTERS[files] = tuple(paths)
+    return paths
 
 
 def render_revision(
