@@ -20,6 +20,7 @@ widen that list.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -291,10 +292,8 @@ def _carried(
     return True
 
 
-def _kept_key(
-    tree: Tree, path: str, renderer: UnitRenderer, settings: RenderSettings
-) -> str | None:
-    """The key a cluster's discovery at this revision is kept under, or None if it is not kept.
+def _kept_options(renderer: UnitRenderer, settings: RenderSettings) -> tuple[object, ...] | None:
+    """What a kept cluster's key names besides commit and path, or None if none is kept.
 
     Not kept when a render may hold what the commit does not name: a remote base, a directory
     given for a source (their content is no file of the commit).
@@ -303,11 +302,12 @@ def _kept_key(
     if options.allowed_remotes or options.sources:
         return None
     named = dataclasses.replace(options, jobs=0, work_root=None)
-    return kept_clusters.key(
-        tree.revision,
-        flux_path(path),
-        (*renderer.tool_ids(), kept_clusters.fingerprint(named)),
-    )
+    return (*renderer.tool_ids(), kept_clusters.fingerprint(named))
+
+
+def _kept_key(tree: Tree, path: str, options: tuple[object, ...] | None) -> str | None:
+    """The key a cluster's discovery at this revision is kept under, or None if it is not kept."""
+    return None if options is None else kept_clusters.key(tree.revision, flux_path(path), options)
 
 
 def _granted(wanted: int, allowance: discovery.UnitAllowance) -> bool:
@@ -452,6 +452,8 @@ def render_revision(
         settings, Artifacts(tree, blobs), pool=pool, selection=selection, carry=carry
     )
     allowance = allowance or discovery.UnitAllowance(settings.options.budgets)
+    # The same for every cluster of the revision: worked out once, if a cluster needs it.
+    kept_options = functools.cache(lambda: _kept_options(renderer, settings))
     renders = {}
     try:
         for path in clusters:
@@ -467,7 +469,7 @@ def render_revision(
             ):
                 renders[path] = base
                 continue
-            key = _kept_key(tree, path, renderer, settings) if selection is None else None
+            key = _kept_key(tree, path, kept_options()) if selection is None else None
             kept = kept_clusters.load(settings.cache, key, flux_path(path)) if key else None
             if kept is not None and _granted(len(kept.units), allowance):
                 renders[path] = kept
