@@ -33,6 +33,7 @@ from core.budgets import Budgets, Deadline
 from core.cleartext import Clear
 from core.errors import Failure, InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
+from core.host import workspace
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
@@ -524,23 +525,23 @@ class UnitRenderer:
                 return _rendered(spec, CachedRender(affected.UNCHANGED, proven), proven)
 
         def render() -> RenderedUnit:
+            workdir = Path(tempfile.mkdtemp(prefix="tidegate-ks-", dir=self.options.work_root))
             try:
-                with tempfile.TemporaryDirectory(
-                    prefix="tidegate-ks-", dir=self.options.work_root
-                ) as workdir:
-                    result = kustomize.render_kustomization(
-                        spec,
-                        source,
-                        kustomize=self.options.kustomize,
-                        workdir=Path(workdir),
-                        variables=variables,
-                        secret_variables=secret_names,
-                        limits=self._limits(),
-                        allowed_remotes=self.options.allowed_remotes,
-                        sandbox=self.options.sandbox,
-                    )
+                result = kustomize.render_kustomization(
+                    spec,
+                    source,
+                    kustomize=self.options.kustomize,
+                    workdir=workdir,
+                    variables=variables,
+                    secret_variables=secret_names,
+                    limits=self._limits(),
+                    allowed_remotes=self.options.allowed_remotes,
+                    sandbox=self.options.sandbox,
+                )
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
+            finally:
+                workspace.remove_later(workdir)  # off this render's path (`core.host.workspace`)
             # The files defining its substitution sources are inputs too (ownership index). An
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
@@ -580,28 +581,28 @@ class UnitRenderer:
             return lambda: _rendered(spec, cached, cached.inputs)
 
         def render() -> RenderedUnit:
+            workdir = Path(tempfile.mkdtemp(prefix="tidegate-hr-", dir=self.options.work_root))
             try:
                 chart_crds: set[ObjectRef] = set()
-                with tempfile.TemporaryDirectory(
-                    prefix="tidegate-hr-", dir=self.options.work_root
-                ) as workdir:
-                    chart = make_chart(Path(workdir))
-                    objects = helm.render_helm_release(
-                        spec,
-                        chart,
-                        values,
-                        helm=self.options.helm,
-                        workdir=Path(workdir),
-                        kube_version=self.options.kube_version,
-                        limits=self._limits(),
-                        kustomize=self.options.kustomize,
-                        sandbox=self.options.sandbox,
-                        chart_crds=chart_crds,
-                    )
+                chart = make_chart(workdir)
+                objects = helm.render_helm_release(
+                    spec,
+                    chart,
+                    values,
+                    helm=self.options.helm,
+                    workdir=workdir,
+                    kube_version=self.options.kube_version,
+                    limits=self._limits(),
+                    kustomize=self.options.kustomize,
+                    sandbox=self.options.sandbox,
+                    chart_crds=chart_crds,
+                )
             except SourceUnavailableError as exc:
                 return _failure(spec, f"{spec.unit}: {exc}", exc.failure, unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
+            finally:
+                workspace.remove_later(workdir)
             render = CachedRender.of(self._masked(objects), inputs, chart_crds)
             render = self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)

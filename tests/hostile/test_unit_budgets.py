@@ -230,6 +230,19 @@ def test_a_process_removes_stale_workspaces_at_its_first_preview_then_once_a_min
     assert not second.exists()
 
 
+def test_a_directory_handed_over_is_removed_in_the_background(tmp_path: Path) -> None:
+    handed = [tmp_path / f"unit-{n}" for n in range(3)]
+    for directory in handed:
+        (directory / "repo" / "apps").mkdir(parents=True)
+        (directory / "repo" / "apps" / "copy.yaml").write_text("private")
+
+    for directory in handed:
+        workspace.remove_later(directory)
+    workspace.removed_later()
+
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_workspace_holds_its_lock(tmp_path: Path) -> None:
     with workspace.Workspace(tmp_path) as root, (root / ".lock").open() as probe:
         with pytest.raises(BlockingIOError):

@@ -24,6 +24,7 @@ import pytest
 
 from core import preview as engine
 from core.fetch import FetchPolicy
+from core.host import workspace
 from core.render.cache import CachedRender, RenderCache
 from core.render.carry import Carry
 from core.render.unit import RenderOptions, RenderSettings
@@ -181,6 +182,31 @@ def test_a_warm_one_file_preview_looks_up_and_renders_only_the_edited_unit(
     assert carries[-1].carried == 3
     assert settings.observer.rendered == [WEB]
     assert '"action": "update"' in report
+
+
+def test_a_render_hands_its_work_directory_over_for_removal_after_its_tool_ran(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, base = _repo(tmp_path / "repo")
+    work = tmp_path / "work"
+    work.mkdir()
+    handed: list[tuple[str, bool]] = []
+    real = workspace.remove_later
+
+    def spy(path: Path) -> None:
+        handed.append((path.name, (path / "repo").is_dir()))
+        real(path)
+
+    monkeypatch.setattr(workspace, "remove_later", spy)
+    settings = _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin)
+    _preview(repo, base, base, settings.with_options(work_root=work))
+    workspace.removed_later()
+
+    # Every kustomize run's directory, with the files it was given, once the run is over; the
+    # background removal leaves nothing behind.
+    assert len(handed) == len(settings.observer.rendered) > 0
+    assert all(name.startswith("tidegate-ks-") and copied for name, copied in handed)
+    assert list(work.iterdir()) == []
 
 
 def test_the_carry_and_the_memo_leave_the_report_as_it_is_without_them(
