@@ -24,14 +24,22 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
 from core.errors import BudgetError, CommandError
 
-__all__ = ["DEFAULT_LIMITS", "Confinement", "Coprocess", "Limits", "run", "terminate_all"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Confinement",
+    "Coprocess",
+    "Limits",
+    "on_start",
+    "run",
+    "terminate_all",
+]
 
 # The environment a tool sees: enough to run, nothing of the caller's credentials.
 _PASSED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
@@ -153,6 +161,9 @@ def run(
         raise CommandError(argv, f"could not start: {exc.strerror}") from exc
     with _RUNNING_LOCK:
         _RUNNING.add(proc)
+    started = getattr(_STARTING, "callback", None)
+    if started is not None:
+        started()
     try:
         stdout, stderr, problem = _collect(proc, stdin, limits)
     finally:
@@ -190,6 +201,25 @@ def run(
 # Tools running now, so that a preview told to stop can stop them at once.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
+# What this thread's next `run` calls once its process has started (`on_start`).
+_STARTING = threading.local()
+
+
+@contextlib.contextmanager
+def on_start(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` (in this thread) each time `run` has started a process, while in here.
+
+    A caller waiting for a tool to be under way, not for its result, is told when the tool's
+    process exists, not when it is done.
+    """
+    previous = getattr(_STARTING, "callback", None)
+    _STARTING.callback = callback
+    try:
+        yield
+    finally:
+        _STARTING.callback = previous
+
+
 # Bytes of stderr kept at its start and at its end: a tool may print gigabytes there too.
 _STDERR_KEEP = 64 << 10
 _ELIDED = b"\n[...]\n"

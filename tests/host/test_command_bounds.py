@@ -165,3 +165,15 @@ def test_without_prlimit_the_preexec_hook_sets_the_bound(monkeypatch: pytest.Mon
     assert bound == b"307200\n"
     assert started[0][0] == ULIMIT
     assert started[0][1] is not None
+
+
+def test_a_caller_is_told_when_its_process_has_started() -> None:
+    told: list[str] = []
+
+    with command.on_start(lambda: told.append("started")):
+        run(["true"])
+        with pytest.raises(CommandError):
+            run(["no-such-tool-here"])
+    run(["true"])
+
+    assert told == ["started"]
