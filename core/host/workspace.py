@@ -145,3 +145,14 @@ def _remove_forever() -> None:
             shutil.rmtree(path, ignore_errors=True)
         finally:
             _REMOVALS.task_done()
+
+
+def _forget_the_remover() -> None:
+    """In a forked child: the parent's thread is not there, nor are its removals the child's."""
+    # Replaced once per fork, before the child has any thread of its own.
+    global _REMOVALS
+    _REMOVER.clear()
+    _REMOVALS = queue.Queue()
+
+
+os.register_at_fork(after_in_child=_forget_the_remover)

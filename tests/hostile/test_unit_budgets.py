@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,28 @@ def test_a_directory_handed_over_is_removed_in_the_background(tmp_path: Path) ->
     workspace.removed_later()
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_child_removes_what_it_hands_over(tmp_path: Path) -> None:
+    workspace.remove_later(tmp_path / "started-the-parent-s-remover")
+    workspace.removed_later()
+    handed = tmp_path / "child-unit"
+    (handed / "repo").mkdir(parents=True)
+
+    pid = os.fork()
+    if pid == 0:  # the child: its own remover, or its removals would wait forever
+        code = 1
+        try:
+            workspace.remove_later(handed)
+            waiter = threading.Thread(target=workspace.removed_later, daemon=True)
+            waiter.start()
+            waiter.join(60)
+            code = 0 if not waiter.is_alive() and not handed.exists() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_workspace_holds_its_lock(tmp_path: Path) -> None:
