@@ -377,6 +377,8 @@ class Flate:
     executable: Path
     timeout: float
     scratch: Path
+    clusters: tuple[str, ...] = fleetgen.CLUSTERS
+    """Every cluster of the fleet: a larger fleet's flate runs once per cluster it has."""
 
     def diff(self, head_tree: Path, base_sha: str, cache: Path, report: Path) -> Sample:
         # Cluster entry points share object names (flux-system, apps, ...), so flate, which takes
@@ -392,13 +394,13 @@ class Flate:
                 ok=(0, 1),
                 stdout=report.with_name(f"{report.name}-{cluster}.txt"),
             )
-            for cluster in fleetgen.CLUSTERS
+            for cluster in self.clusters
         ]
         return combine(runs)
 
     def warm(self, base_tree: Path) -> Path:
         cache = self.fresh_cache()
-        for cluster in fleetgen.CLUSTERS:
+        for cluster in self.clusters:
             measure(
                 [
                     *(self.executable, "build", "all", "--path", base_tree / "clusters" / cluster),
@@ -564,8 +566,11 @@ def prepare(args: argparse.Namespace, work: Path) -> Run:
     return Run(args, work, fleet, trees, kustomize, helm)
 
 
-def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
-    """The preview command and a cache warmed on the base, or None (with the reason recorded)."""
+def setup_tidegate(run: Run) -> tuple[Tidegate, Path | None] | None:
+    """The preview command and a cache warmed on the base, or None (with the reason recorded).
+
+    With `--skip-warm` no cache is warmed (the warm rows are not measured): the cache is None.
+    """
     tool = Tidegate(
         Path(sys.executable).parent / "tidegate",
         run.fleet.repo,
@@ -577,6 +582,8 @@ def setup_tidegate(run: Run) -> tuple[Tidegate, Path] | None:
         run.args.changed_only,
         run.args.clusters,
     )
+    if run.args.skip_warm:
+        return tool, None
     # Kept in `--work` for the next run while the preview's code and command are the same.
     warm = run.work / "tidegate-warm"
     stamp = _warm_stamp(tool, run.fleet.base_sha)
@@ -612,8 +619,9 @@ def _warm_stamp(tool: Tidegate, base_sha: str) -> str:
     return digest.hexdigest()
 
 
-def setup_flate(run: Run) -> tuple[Flate, Path] | None:
-    """Build flate and warm its cache on the base, or None (with the reason recorded)."""
+def setup_flate(run: Run) -> tuple[Flate, Path | None] | None:
+    """Build flate and warm its cache on the base (not with `--skip-warm`), or None (the reason
+    recorded)."""
     try:
         run.log("flate: building from bench/flate/go.mod")
         cache_root = _bench_cache()
@@ -627,7 +635,9 @@ def setup_flate(run: Run) -> tuple[Flate, Path] | None:
         run.flate_error = f"flate not built: {failure}"
         run.log(run.flate_error)
         return None
-    tool = Flate(binary, run.args.timeout, _scratch(run.work, "flate"))
+    tool = Flate(binary, run.args.timeout, _scratch(run.work, "flate"), run.fleet.clusters)
+    if run.args.skip_warm:
+        return tool, None
     try:
         run.log("flate: warming a cache on the base (build all per cluster)")
         return tool, tool.warm(run.trees[BASE_TREE])
@@ -640,8 +650,8 @@ def setup_flate(run: Run) -> tuple[Flate, Path] | None:
 def measure_change(
     run: Run,
     change: fleetgen.Change,
-    tidegate: tuple[Tidegate, Path] | None,
-    flate: tuple[Flate, Path] | None,
+    tidegate: tuple[Tidegate, Path | None] | None,
+    flate: tuple[Flate, Path | None] | None,
 ) -> None:
     """Every measurement of one change; results are saved after each, so a cut run keeps them."""
     times, base = run.args.repeat, fleetgen.BASE_BRANCH
@@ -663,16 +673,9 @@ def measure_change(
             )
             result.tidegate_summary = _summary(report)
             run.record(change.name, "tidegate cold", result.tidegate_cold)
-        result.tidegate_incremental = repeat(
-            times, lambda _: tidegate_incremental(tool, warm, base, change.branch, report)
-        )
-        result.tidegate_summary = result.tidegate_summary or _summary(report)
-        run.record(change.name, "tidegate incremental", result.tidegate_incremental)
-        if not run.args.skip_server:
-            result.tidegate_server = repeat(
-                times, lambda _: tidegate_server(tool, warm, base, change.branch, report)
-            )
-            run.record(change.name, "tidegate server", result.tidegate_server)
+        if warm is not None:
+            measure_warm(run, change, tool, warm, report)
+            result.tidegate_summary = result.tidegate_summary or _summary(report)
     if flate:
         peer, flate_cache = flate
         report, sha = run.work / f"flate-{change.name}", run.fleet.base_sha
@@ -680,10 +683,27 @@ def measure_change(
             times, lambda _: peer.diff(head_tree, sha, peer.fresh_cache(), report)
         )
         run.record(change.name, "flate cold", result.flate_cold)
-        result.flate_warm = repeat(
-            times, lambda _: flate_warm(peer, flate_cache, head_tree, sha, report)
+        if flate_cache is not None:
+            result.flate_warm = repeat(
+                times, lambda _: flate_warm(peer, flate_cache, head_tree, sha, report)
+            )
+            run.record(change.name, "flate warm", result.flate_warm)
+
+
+def measure_warm(
+    run: Run, change: fleetgen.Change, tool: Tidegate, warm: Path, report: Path
+) -> None:
+    """The incremental preview from the warm cache, in-process and through the server."""
+    times, base, result = run.args.repeat, fleetgen.BASE_BRANCH, run.results[-1]
+    result.tidegate_incremental = repeat(
+        times, lambda _: tidegate_incremental(tool, warm, base, change.branch, report)
+    )
+    run.record(change.name, "tidegate incremental", result.tidegate_incremental)
+    if not run.args.skip_server:
+        result.tidegate_server = repeat(
+            times, lambda _: tidegate_server(tool, warm, base, change.branch, report)
         )
-        run.record(change.name, "flate warm", result.flate_warm)
+        run.record(change.name, "tidegate server", result.tidegate_server)
 
 
 def _summary(report: Path) -> dict[str, int]:
@@ -833,6 +853,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--skip-cold",
         action="store_true",
         help="measure tidegate only from a warm cache (the cache is still warmed on the base)",
+    )
+    parser.add_argument(
+        "--skip-warm",
+        action="store_true",
+        help="measure only from empty caches: no warm-up, no incremental, server or flate warm "
+        "row (a large fleet's cold run without its long warm-up)",
     )
     parser.add_argument(
         "--skip-server",

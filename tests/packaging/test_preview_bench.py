@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import fleet as fleetgen
 from bench import preview_bench
 
 
@@ -120,3 +121,48 @@ def test_a_server_process_s_cpu_counts_its_waited_children(tmp_path: Path) -> No
         server.wait()
 
     assert used >= 0.3
+
+
+def _logging_fake(path: Path, log: Path, stdout: str) -> Path:
+    """A stand-in executable that appends its arguments to `log` and prints `stdout`."""
+    path.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\necho '{stdout}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_flate_diffs_every_cluster_of_a_larger_fleet(tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    fake = _logging_fake(tmp_path / "flate", log, "")
+    clusters = ("staging", "production", "edge", "edge-004")
+    peer = preview_bench.Flate(fake, 60, tmp_path, clusters)
+    (tmp_path / "head").mkdir()
+    (tmp_path / "base").mkdir()
+
+    peer.diff(tmp_path / "head", "a" * 40, tmp_path / "cache", tmp_path / "report")
+    peer.warm(tmp_path / "base")
+
+    paths = [line.split("--path ")[1].split()[0] for line in log.read_text().splitlines()]
+    assert paths == [str(tmp_path / t / "clusters" / c) for t in ("head", "base") for c in clusters]
+
+
+def test_skip_warm_measures_only_the_cold_preview(tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    fake = _logging_fake(tmp_path / "tidegate", log, '{"summary": {"update": 1}}')
+    args = preview_bench.parse_args(["--skip-warm", "--skip-floor", "--repeat", "2"])
+    assert args.skip_warm
+    fleet = fleetgen.Fleet(tmp_path, tmp_path, "http://127.0.0.1:1", [])
+    change = fleetgen.Change("one-file", "change/image-tag", "", ("a",), ("a",))
+    trees = {preview_bench.BASE_TREE: tmp_path, change.name: tmp_path}
+    run = preview_bench.Run(args, tmp_path, fleet, trees, Path("k"), Path("h"))
+    tool = preview_bench.Tidegate(fake, tmp_path, Path("k"), Path("h"), None, 60, tmp_path)
+
+    preview_bench.measure_change(run, change, (tool, None), None)
+
+    # Two cold previews of the change; no warm-up of the base, no incremental or server run.
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2
+    assert all("--head change/image-tag" in call for call in calls)
+    result = run.results[0]
+    assert len(result.tidegate_cold.samples) == 2
+    assert (result.tidegate_incremental.samples, result.tidegate_server.samples) == ([], [])
+    assert result.tidegate_summary == {"update": 1}
