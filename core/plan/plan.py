@@ -375,7 +375,7 @@ class _Planner:
     ) -> tuple[UnitStatus, str | None]:
         """Plan the objects of a unit that can be planned; return its status and note."""
         if before is not None and after is not None:
-            if before.objects is after.objects or _same_render(before, after):
+            if before.objects is after.objects:
                 # The same render on both sides (the render cache shares it): nothing can differ.
                 return UnitStatus.UNCHANGED, None
             crds = _CrdPolicy("upgrade.crds", after.upgrade_crds, after.chart_crds)
@@ -717,13 +717,3 @@ def _stay(tally: _Tally, kind: UnitKind, obj: ObjectRef, old: Manifest, new: Man
             after=new,
         )
     )
-
-
-def _same_render(before: RenderedUnit, after: RenderedUnit) -> bool:
-    """Tell two renders stored under one key: the same objects, read or not.
-
-    A render's key names its spec, variables, tools and the content of every file it read
-    (`core.render.cache`), so both sides hold what one render gave, whether each side read it
-    from the cache itself (a kept cluster at the base) or was handed it (the head's carry).
-    """
-    return bool(before.render_key) and before.render_key == after.render_key

@@ -83,26 +83,6 @@ def test_identical_renders_are_unchanged() -> None:
     assert plan.errors == ()
 
 
-def test_a_render_stored_under_one_key_is_unchanged_without_comparing_its_objects() -> None:
-    # The base read the render from the cache, the head was handed it: two mappings, one key.
-    # The planner trusts the key as the cache does, so it compares nothing (these objects even
-    # differ, which no two renders under one key can).
-    base = replace(ks("apps", deployment(replicas=1)), render_key="k1")
-    head_same = replace(ks("apps", deployment(replicas=2)), render_key="k1")
-    head_other = replace(ks("apps", deployment(replicas=2)), render_key="k2")
-
-    same = planning.plan_cluster(cluster(_root(APPS), base), cluster(_root(APPS), head_same))
-    other = planning.plan_cluster(cluster(_root(APPS), base), cluster(_root(APPS), head_other))
-    unkeyed = planning.plan_cluster(
-        cluster(_root(APPS), replace(base, render_key="")),
-        cluster(_root(APPS), replace(head_same, render_key="")),
-    )
-
-    assert _unit(same, APPS).status is UnitStatus.UNCHANGED
-    assert _unit(other, APPS).status is UnitStatus.RENDERED
-    assert _unit(unkeyed, APPS).status is UnitStatus.RENDERED
-
-
 def test_changed_object_is_an_update_with_diff_and_fields() -> None:
     base = cluster(_root(APPS), ks("apps", deployment(replicas=1)))
     head = cluster(_root(APPS), ks("apps", deployment(replicas=3)))
