@@ -21,7 +21,7 @@ any kept cluster whose render is no longer in the cache or whose data is damaged
 again: the memo never answers what discovery would not.
 
 On disk the memo lives next to the revision memos (`revisions/`, evicted like them); in memory the
-cache keeps a few dozen loaded clusters for a long-lived service. This module runs no tool and
+cache keeps a few hundred loaded clusters for a long-lived service. This module runs no tool and
 reads nothing but the cache.
 """
 

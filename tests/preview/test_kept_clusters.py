@@ -210,3 +210,17 @@ def test_the_key_is_the_same_in_every_process() -> None:
 
     assert len(keys) == 1
     assert clusters.key("main", "clusters/x", []) is None  # a branch names no fixed content
+
+
+def test_a_long_lived_cache_keeps_both_sides_of_a_large_fleet_in_memory(tmp_path: Path) -> None:
+    # A warm preview of a 200-cluster fleet takes each cluster of its base and that cluster's
+    # kept plan (two entries each), at every preview: a bound below that would read them all
+    # from disk again every time, least recently used going first.
+    cache = RenderCache(tmp_path)
+    keys = [f"{number:064x}" for number in range(2 * 200)]
+    kept = {key: object() for key in keys}
+    for key in keys:
+        cache.write_cluster(key, {"data": "on disk"})
+        cache.remember_cluster(key, kept[key])
+
+    assert all(cache.read_cluster(key) == (kept[key], None) for key in keys)
