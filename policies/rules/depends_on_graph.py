@@ -50,6 +50,10 @@ class _DependsOnGraph:
     ) -> Iterator[Finding]:
         live = {ref: node for ref, node in graph.units.items() if node.at_head}
         removed = {ref for ref, node in graph.units.items() if not node.at_head}
+        if not changed and not removed:
+            # Every finding needs a unit the change touches or a dependency it removes: a
+            # cluster it leaves alone (most of a large fleet) is not searched for cycles.
+            return
 
         def report(unit: UnitRef, message: str) -> Finding:
             change = changed.get(unit)
