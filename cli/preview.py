@@ -38,6 +38,7 @@ from core.host.command import DEFAULT_LIMITS, terminate_all
 from core.host.workspace import Workspace
 from core.render.cache import MEMORY_ENTRIES, RenderCache
 from core.render.unit import RenderObserver, RenderOptions, RenderSettings
+from core.repo.discovery import SpecCache
 from core.units import SourceRef
 from devenv import toolchain
 
@@ -455,7 +456,10 @@ def _preview(
             live = _run_live(repo, request, settings, args, phase)
             offline, result = live.offline, live.live
         else:
-            offline = result = preview.run_preview(repo, request, settings, progress=phase)
+            specs = warm_caches.specs if warm_caches is not None else None
+            offline = result = preview.run_preview(
+                repo, request, settings, progress=phase, specs=specs
+            )
         if progress:
             progress.finish()
         if not args.no_policies:
@@ -611,10 +615,14 @@ class WarmCaches:
     """
 
     LIMIT = 4
+    SPECS = 50_000
+    """Parsed unit specs kept at most (a 30-cluster fleet has ~9,400 over base and head)."""
 
     def __init__(self, *, memory_entries: int = MEMORY_ENTRIES) -> None:
         self.caches: dict[Path, RenderCache] = {}
         self._memory_entries = memory_entries
+        self.specs = SpecCache(limit=self.SPECS)
+        """The specs of the Flux objects the caches hand out, parsed once for every preview."""
 
     def get(self, directory: Path) -> RenderCache:
         """The warm cache of a directory, opened on first use."""

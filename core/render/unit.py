@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from core.budgets import Budgets, Deadline
 from core.cleartext import Clear
 from core.errors import Failure, InputError, TidegateError
 from core.fetch import FetchError, FetchPolicy, parse_url
+from core.host import command, workspace
 from core.host.command import DEFAULT_LIMITS, Limits
 from core.host.files import DirectorySource, FileSource
 from core.host.sandbox import Sandbox
@@ -60,6 +62,11 @@ from core.units import (
 )
 
 __all__ = ["RenderObserver", "RenderOptions", "RenderSettings", "UnitRenderer"]
+
+# Up to this many changed files, a head's renders start with the units they are in.
+_GUESS_LIMIT = 64
+# Seconds the preparation of a level waits for its first touched render's tool to start.
+_UNDER_WAY_WAIT = 0.2
 
 
 @dataclass(frozen=True)
@@ -223,13 +230,66 @@ class UnitRenderer:
         """Render a batch of units in parallel, in order.
 
         Each render starts as soon as it is prepared, so renders overlap the preparation (input
-        walks, lookups) of the units after it.
+        walks, lookups) of the units after it. The units the change touches are prepared first
+        (`_preparation_order`), and the first of them that renders gets the interpreter until its
+        tool runs (`_under_way`): at the head of a warm preview that render is the preview's
+        longest step, and the lookups of the rest then happen while it runs. The results keep
+        the order of `specs`; only the order of the work changes, never what it gives.
         """
-        started: list[Future[RenderedUnit] | RenderedUnit | Pending] = []
-        for spec in specs:
-            job = self._prepare(spec, objects, self_source)
-            started.append(self.pool.submit(job) if callable(job) else job)
-        return [item.result() if isinstance(item, Future) else item for item in started]
+        touched = self._touched(specs)
+        started: dict[int, Future[RenderedUnit] | RenderedUnit | Pending] = {}
+        waited = False
+        for index in sorted(range(len(specs)), key=lambda i: i not in touched):
+            job = self._prepare(specs[index], objects, self_source)
+            if not callable(job):
+                started[index] = job
+            elif index in touched and not waited:
+                waited = True
+                started[index] = self._under_way(job)
+            else:
+                started[index] = self.pool.submit(job)
+        return [
+            item.result() if isinstance(item, Future) else item
+            for item in (started[index] for index in range(len(specs)))
+        ]
+
+    def _touched(self, specs: Sequence[UnitSpec]) -> frozenset[int]:
+        """The Kustomizations of `specs` that build a directory the change touches (at the head).
+
+        A guess from paths, for the order of the work only: a unit under a changed file usually
+        renders, the others are usually lookups. A change of many files gains nothing from it.
+        """
+        carry = self.carry
+        if carry is None or carry.side != "head" or not 0 < len(carry.changed) <= _GUESS_LIMIT:
+            return frozenset()
+        changed = tuple(carry.changed)
+        found = set()
+        for index, spec in enumerate(specs):
+            if isinstance(spec, KustomizationSpec):
+                root = source_path(spec.path)
+                prefix = f"{root}/" if root else ""
+                if any(path.startswith(prefix) for path in changed):
+                    found.add(index)
+        return frozenset(found)
+
+    def _under_way(self, job: Callable[[], RenderedUnit]) -> Future[RenderedUnit]:
+        """Submit a render and wait until its tool has started (or it ended, or a moment passed).
+
+        While this thread waits, the render's own preparation (the input walk, the copies) has
+        the interpreter to itself. The wait is bounded: a busy pool must not hold up the rest.
+        """
+        running = threading.Event()
+
+        def run() -> RenderedUnit:
+            try:
+                with command.on_start(running.set):
+                    return job()
+            finally:
+                running.set()
+
+        future = self.pool.submit(run)
+        running.wait(_UNDER_WAY_WAIT)
+        return future
 
     def _prepare(
         self, spec: UnitSpec, objects: Mapping[ObjectRef, Manifest], self_source: SourceRef | None
@@ -524,23 +584,23 @@ class UnitRenderer:
                 return _rendered(spec, CachedRender(affected.UNCHANGED, proven), proven)
 
         def render() -> RenderedUnit:
+            workdir = Path(tempfile.mkdtemp(prefix="tidegate-ks-", dir=self.options.work_root))
             try:
-                with tempfile.TemporaryDirectory(
-                    prefix="tidegate-ks-", dir=self.options.work_root
-                ) as workdir:
-                    result = kustomize.render_kustomization(
-                        spec,
-                        source,
-                        kustomize=self.options.kustomize,
-                        workdir=Path(workdir),
-                        variables=variables,
-                        secret_variables=secret_names,
-                        limits=self._limits(),
-                        allowed_remotes=self.options.allowed_remotes,
-                        sandbox=self.options.sandbox,
-                    )
+                result = kustomize.render_kustomization(
+                    spec,
+                    source,
+                    kustomize=self.options.kustomize,
+                    workdir=workdir,
+                    variables=variables,
+                    secret_variables=secret_names,
+                    limits=self._limits(),
+                    allowed_remotes=self.options.allowed_remotes,
+                    sandbox=self.options.sandbox,
+                )
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
+            finally:
+                workspace.remove_later(workdir)  # off this render's path (`core.host.workspace`)
             # The files defining its substitution sources are inputs too (ownership index). An
             # artifact's own paths are not repository files: only its defining file counts.
             inputs = read_from if artifact is not None else result.inputs | read_from
@@ -580,28 +640,28 @@ class UnitRenderer:
             return lambda: _rendered(spec, cached, cached.inputs)
 
         def render() -> RenderedUnit:
+            workdir = Path(tempfile.mkdtemp(prefix="tidegate-hr-", dir=self.options.work_root))
             try:
                 chart_crds: set[ObjectRef] = set()
-                with tempfile.TemporaryDirectory(
-                    prefix="tidegate-hr-", dir=self.options.work_root
-                ) as workdir:
-                    chart = make_chart(Path(workdir))
-                    objects = helm.render_helm_release(
-                        spec,
-                        chart,
-                        values,
-                        helm=self.options.helm,
-                        workdir=Path(workdir),
-                        kube_version=self.options.kube_version,
-                        limits=self._limits(),
-                        kustomize=self.options.kustomize,
-                        sandbox=self.options.sandbox,
-                        chart_crds=chart_crds,
-                    )
+                chart = make_chart(workdir)
+                objects = helm.render_helm_release(
+                    spec,
+                    chart,
+                    values,
+                    helm=self.options.helm,
+                    workdir=workdir,
+                    kube_version=self.options.kube_version,
+                    limits=self._limits(),
+                    kustomize=self.options.kustomize,
+                    sandbox=self.options.sandbox,
+                    chart_crds=chart_crds,
+                )
             except SourceUnavailableError as exc:
                 return _failure(spec, f"{spec.unit}: {exc}", exc.failure, unavailable=exc.url)
             except TidegateError as exc:
                 return _failure(spec, str(exc), exc.failure)
+            finally:
+                workspace.remove_later(workdir)
             render = CachedRender.of(self._masked(objects), inputs, chart_crds)
             render = self.settings.cache.store(key, self.tree, render)
             self._count_render(spec)

@@ -171,11 +171,17 @@ class SpecCache:
     """Parsed unit specs by rendered object.
 
     Base and head share the objects of every unit whose render did not change (the render cache
-    hands both the same objects), so with one cache per preview each spec is parsed once.
+    hands both the same objects), so with one cache per preview each spec is parsed once. A
+    long-lived process keeps one across previews (`limit` bounds it): its warm render cache
+    hands every preview the same objects again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        """`limit`: entries kept at most; past it the cache starts over (None: no bound)."""
         self._parsed: dict[int, tuple[Manifest, UnitSpec | InputError]] = {}
+        self._limit = limit
+        self.parsed = 0
+        """Objects parsed, not found (for tests)."""
 
     def parse(self, manifest: Manifest) -> UnitSpec:
         """Return the spec of a Flux object; raise `InputError` if it is invalid."""
@@ -185,6 +191,9 @@ class SpecCache:
                 result: UnitSpec | InputError = parse_unit(manifest.body, file=manifest.source)
             except InputError as exc:
                 result = exc
+            self.parsed += 1
+            if self._limit is not None and len(self._parsed) >= self._limit:
+                self._parsed.clear()
             # The manifest is kept alongside, so its id cannot be reused while cached.
             entry = self._parsed[id(manifest)] = (manifest, result)
         if isinstance(entry[1], InputError):

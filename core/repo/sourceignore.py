@@ -22,6 +22,7 @@ are read through the callable given, nothing is written.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ class IgnoreRules:
             custom.append(_Layer("", _compile(_lines(spec_ignore.encode()))))
         if custom:
             return cls([_Layer("", _compile(VCS_PATTERNS)), *custom])
-        return cls([_Layer("", _compile((*VCS_PATTERNS, *DEFAULT_PATTERNS)))], defaults_only=True)
+        return _defaults()
 
     def ignored(self, path: str) -> bool:
         """Tell whether a file (repository-relative path) is left out of the artifact."""
@@ -162,6 +163,13 @@ class IgnoreRules:
             if result.include is not None:
                 verdict = result.include
         return verdict
+
+
+@functools.cache
+def _defaults() -> IgnoreRules:
+    """Flux's default rules, compiled once: most repositories have no `.sourceignore`."""
+    patterns = _compile((*VCS_PATTERNS, *DEFAULT_PATTERNS))
+    return IgnoreRules([_Layer("", patterns)], defaults_only=True)
 
 
 def included(

@@ -107,6 +107,7 @@ def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
         if number == 1:
             [cache] = caches.caches.values()
             memo_hits, kept_hits = cache.memo_hits, cache.kept_hits
+            parsed = caches.specs.parsed
         answer = io.StringIO()
         preview_server.serve(io.StringIO(line + "\n"), answer, caches)
         answers.append(json.loads(answer.getvalue()))
@@ -119,6 +120,9 @@ def test_a_second_pull_request_on_the_same_base_renders_only_its_edited_unit(
     assert cache.kept_hits - kept_hits == 1
     assert cache.memo_hits - memo_hits == 0
     assert len(stored[1] - stored[0]) == 1
+    # The Flux objects both pull requests render are the same objects, their specs parsed once.
+    assert caches.specs.parsed > 0
+    assert caches.specs.parsed - parsed == 0
     assert "api-config" in (tmp_path / "reports" / "1" / "report.md").read_text()
 
 

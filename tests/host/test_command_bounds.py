@@ -4,17 +4,22 @@ Covers `run` and `Coprocess`: the time bound (a process that outlives it is kill
 the memory bound (an allocation beyond it fails, the same one under a larger bound succeeds), a
 missing tool, a tool that cannot start, a failing exit with the tail of stderr, accepted exit
 codes, and the minimal environment; for a coprocess also a read that times out (the tool is
-killed), a tool that exits mid-conversation, and use after close.
+killed), a tool that exits mid-conversation, and use after close. The memory bound is set by
+`prlimit` before the tool runs, with no `preexec_fn` (unsafe with threads, and a fork of the
+whole process); without `prlimit` the `preexec_fn` still sets it.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.errors import CommandError
+from core.host import command
 from core.host.command import Coprocess, Limits, run
 
 ALLOCATE = [sys.executable, "-c", "block = bytearray(512 << 20); print(len(block))"]
@@ -116,3 +121,59 @@ def test_a_missing_or_unstartable_coprocess_is_named(tmp_path: Path) -> None:
         Coprocess(["no-such-tool-here"])
     with pytest.raises(CommandError, match=r"^not-executable could not start: .*Permission denied"):
         Coprocess([str(tool)])
+
+
+# What an unconfined tool sees as its address-space bound, in KiB, before it does anything else.
+ULIMIT = ["sh", "-c", "ulimit -v"]
+
+
+def _started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], Any]]:
+    seen: list[tuple[list[str], Any]] = []
+    real = subprocess.Popen
+
+    def spy(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        seen.append((list(args), kwargs.get("preexec_fn")))
+        return real(args, **kwargs)
+
+    monkeypatch.setattr("core.host.command.subprocess.Popen", spy)
+    return seen
+
+
+def test_the_memory_bound_is_set_before_the_tool_runs_without_a_preexec_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = _started(monkeypatch)
+
+    bound = run(ULIMIT, limits=Limits(memory=300 << 20))
+    with Coprocess(["cat"], limits=Limits(memory=300 << 20)) as tool:
+        tool.send(b"hello\n")
+        echoed = tool.read_line()
+
+    assert bound == b"307200\n"
+    assert echoed == b"hello"
+    assert [(argv[:2], hook) for argv, hook in started] == [
+        ([command._prlimit(), f"--as={300 << 20}"], None)
+    ] * 2
+
+
+def test_without_prlimit_the_preexec_hook_sets_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(command, "_prlimit", lambda: None)
+    started = _started(monkeypatch)
+
+    bound = run(ULIMIT, limits=Limits(memory=300 << 20))
+
+    assert bound == b"307200\n"
+    assert started[0][0] == ULIMIT
+    assert started[0][1] is not None
+
+
+def test_a_caller_is_told_when_its_process_has_started() -> None:
+    told: list[str] = []
+
+    with command.on_start(lambda: told.append("started")):
+        run(["true"])
+        with pytest.raises(CommandError):
+            run(["no-such-tool-here"])
+    run(["true"])
+
+    assert told == ["started"]

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,72 @@ def test_stale_workspaces_are_removed_and_live_ones_kept(tmp_path: Path) -> None
     assert other.exists()
     # Once its process is gone, the lock is free and the directory is stale.
     assert workspace.remove_stale(tmp_path) == [live]
+
+
+def _dead_workspace(parent: Path, name: str) -> Path:
+    """A work directory whose preview was killed: its lock file, held by nobody."""
+    directory = parent / f"{workspace.PREFIX}{name}"
+    directory.mkdir()
+    (directory / ".lock").write_text("")
+    return directory
+
+
+def test_a_process_removes_stale_workspaces_at_its_first_preview_then_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(workspace, "_clock", lambda: clock[0])
+    monkeypatch.setattr(workspace, "_LOOKED", {})
+    first = _dead_workspace(tmp_path, "first")
+    with workspace.Workspace(tmp_path):
+        pass
+    second = _dead_workspace(tmp_path, "second")
+    clock[0] += 59
+    with workspace.Workspace(tmp_path):
+        pass
+    kept_within_the_minute = second.exists()
+    clock[0] += 1
+    with workspace.Workspace(tmp_path):
+        pass
+
+    assert not first.exists()
+    assert kept_within_the_minute
+    assert not second.exists()
+
+
+def test_a_directory_handed_over_is_removed_in_the_background(tmp_path: Path) -> None:
+    handed = [tmp_path / f"unit-{n}" for n in range(3)]
+    for directory in handed:
+        (directory / "repo" / "apps").mkdir(parents=True)
+        (directory / "repo" / "apps" / "copy.yaml").write_text("private")
+
+    for directory in handed:
+        workspace.remove_later(directory)
+    workspace.removed_later()
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_child_removes_what_it_hands_over(tmp_path: Path) -> None:
+    workspace.remove_later(tmp_path / "started-the-parent-s-remover")
+    workspace.removed_later()
+    handed = tmp_path / "child-unit"
+    (handed / "repo").mkdir(parents=True)
+
+    pid = os.fork()
+    if pid == 0:  # the child: its own remover, or its removals would wait forever
+        code = 1
+        try:
+            workspace.remove_later(handed)
+            waiter = threading.Thread(target=workspace.removed_later, daemon=True)
+            waiter.start()
+            waiter.join(60)
+            code = 0 if not waiter.is_alive() and not handed.exists() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_workspace_holds_its_lock(tmp_path: Path) -> None:

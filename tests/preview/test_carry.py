@@ -24,9 +24,10 @@ import pytest
 
 from core import preview as engine
 from core.fetch import FetchPolicy
+from core.host import command, workspace
 from core.render.cache import CachedRender, RenderCache
 from core.render.carry import Carry
-from core.render.unit import RenderOptions, RenderSettings
+from core.render.unit import RenderOptions, RenderSettings, UnitRenderer
 from core.repo.git import Repository, Tree
 from core.report import jsonout
 from tests.preview.gitrepo import commit, configmap, flux_cluster, kustomization, new_repo
@@ -180,6 +181,62 @@ def test_a_warm_one_file_preview_looks_up_and_renders_only_the_edited_unit(
     assert cache.lookups == 1
     assert carries[-1].carried == 3
     assert settings.observer.rendered == [WEB]
+    assert '"action": "update"' in report
+
+
+def test_a_render_hands_its_work_directory_over_for_removal_after_its_tool_ran(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, base = _repo(tmp_path / "repo")
+    work = tmp_path / "work"
+    work.mkdir()
+    handed: list[tuple[str, bool]] = []
+    real = workspace.remove_later
+
+    def spy(path: Path) -> None:
+        handed.append((path.name, (path / "repo").is_dir()))
+        real(path)
+
+    monkeypatch.setattr(workspace, "remove_later", spy)
+    settings = _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin)
+    _preview(repo, base, base, settings.with_options(work_root=work))
+    workspace.removed_later()
+
+    # Every kustomize run's directory, with the files it was given, once the run is over; the
+    # background removal leaves nothing behind.
+    assert len(handed) == len(settings.observer.rendered) > 0
+    assert all(name.startswith("tidegate-ks-") and copied for name, copied in handed)
+    assert list(work.iterdir()) == []
+
+
+def test_the_unit_the_change_touches_is_under_way_before_the_others_are_looked_up(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, base = _repo(tmp_path / "repo")
+    head = commit(repo, {"apps/jobs/settings.yaml": configmap("jobs", "apps", every="2h")}, "j")
+    _preview(repo, base, base, _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin))
+    events: list[str] = []
+    prepare, run_tool = UnitRenderer._prepare, command.run
+
+    def prepared(self: UnitRenderer, spec: Any, *args: Any) -> Any:
+        events.append(f"prepare {spec.unit.name}")
+        return prepare(self, spec, *args)
+
+    def tool(argv: list[str], **kwargs: Any) -> bytes:
+        events.append("tool")
+        return run_tool(argv, **kwargs)
+
+    monkeypatch.setattr(UnitRenderer, "_prepare", prepared)
+    monkeypatch.setattr("core.render.kustomize.run", tool)
+    settings = _settings(RenderCache(tmp_path / "cache"), kustomize_bin, helm_bin)
+    report = _preview(repo, base, head, settings)
+
+    # At the head's level of apps, the last app (the edited one) is prepared first and its
+    # kustomize is running before the others are looked up; the report is as always.
+    level = events[events.index("prepare jobs") :]
+    assert level[:2] == ["prepare jobs", "tool"]
+    assert sorted(level[2:4]) == ["prepare api", "prepare web"]
+    assert settings.observer.rendered == ["Kustomization/flux-system/jobs"]
     assert '"action": "update"' in report
 
 

@@ -113,3 +113,11 @@ def test_the_fast_default_rules_agree_with_the_patterns() -> None:
     assert disagree == []
     assert rules.ignored("apps/.github/workflows/ci.yaml")
     assert not rules.ignored("apps/deploy.yaml")
+
+
+def test_the_default_rules_are_compiled_once() -> None:
+    # Every revision of a repository without `.sourceignore` asks for them.
+    assert sourceignore.IgnoreRules.build({}) is sourceignore.IgnoreRules.build({})
+    assert sourceignore.IgnoreRules.build({}, "*.md") is not sourceignore.IgnoreRules.build(
+        {}, "*.md"
+    )
