@@ -6,6 +6,7 @@ verified local file (rendering them is covered in tests/render and tests/preview
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -22,13 +23,15 @@ from tests.fetch.servers import LEAKY_BODY, Handler, Route, Server, serve
 
 
 def archive(version: str, name: str = "webapp") -> bytes:
+    """The same bytes every time: an index's digest and a later download must agree, so the
+    gzip header carries no time (it would be the current second)."""
     data = f"apiVersion: v2\nname: {name}\nversion: {version}\n".encode()
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+    with tarfile.open(fileobj=out, mode="w") as tar:
         info = tarfile.TarInfo(f"{name}/Chart.yaml")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return gzip.compress(out.getvalue(), mtime=0)
 
 
 def index(entries: dict[str, list[dict[str, object]]]) -> bytes:
