@@ -14,9 +14,12 @@ from core.changes import Preview
 from core.repo.git import Repository, Tree
 from policies import gate
 from policies.cel.rules import load_user_rules
+from policies.input import DEFAULT_KUBE_VERSION
+from policies.rules import schemas
+from policies.rules.api_versions import parse_minor
 from policies.waivers import CODEOWNERS_OF, Approval, Waivers
 
-__all__ = ["TreeFiles", "evaluate_preview"]
+__all__ = ["TreeFiles", "evaluate_preview", "warm_up"]
 
 
 class TreeFiles:
@@ -67,3 +70,12 @@ def evaluate_preview(
             codeowners_files=CODEOWNERS_OF[codeowners_of],
         ),
     )
+
+
+def warm_up() -> None:
+    """Compile now what the gate compiles on first use: the default release's common schemas.
+
+    For a process that serves previews one after another, so that its first pull request with a
+    change does not pay for them. Changes no result.
+    """
+    schemas.preload(parse_minor(DEFAULT_KUBE_VERSION))

@@ -6,27 +6,34 @@ the preview runs there and this process only relays its output: the report and m
 for byte, the exit code, and the cwd, umask and environment the preview needs. Otherwise
 `forward` returns None and the command runs in this process exactly as without a server.
 
-It imports only the standard library's small modules, so a preview through the server costs a
-bare interpreter plus the render. It must not import `cli.preview` or anything of `core`: that
-is the cost the server exists to save (tests/cli/test_preview_client_imports.py).
+It imports only the interpreter's built-in modules and a few small ones (the C socket module, not
+`socket`; frames in `marshal`, not `json`: see `cli.preview_wire`), so a preview through the
+server costs a bare interpreter plus the render. It must not import `cli.preview` or anything of
+`core`: that is the cost the server exists to save (tests/preview/test_preview_server.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import _socket
 import os
-import socket
 import struct
 import sys
 from collections.abc import Sequence
+
+from cli import preview_wire
 
 # Neither typing nor pathlib is imported at run time (see `cli.main`); type checkers read this
 # name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from hashlib import sha256
     from pathlib import Path
     from typing import Any
+else:
+    try:  # The interpreter's own SHA-256: hashlib would load OpenSSL (~3 ms) for one digest.
+        from _sha256 import sha256
+    except ImportError:  # Python 3.12 renamed it
+        from hashlib import sha256
 
 __all__ = ["DISABLE_ENV", "forward", "identity", "server_dir", "socket_path"]
 
@@ -41,7 +48,6 @@ _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 # build inputs (their binaries live in a directory named after a hash of these).
 _CODE_DIRS = ("cli", "core", "policies", "devenv", "tools")
 _CODE_SUFFIXES = (".py", ".rego", ".yaml", ".yml", ".mod", ".sum", ".json", ".cel")
-_MAX_FRAME = 64 << 20
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -91,7 +97,7 @@ _IDENTITY: list[str] = []
 
 
 def _digest() -> str:
-    digest = hashlib.sha256()
+    digest = sha256()
     # The interpreter by what it is, not by the name it was started as (`python`, `python3`),
     # and the environment (venv) whose packages it imports.
     interpreter = os.path.realpath(sys.executable)
@@ -127,7 +133,7 @@ def forward(argv: Sequence[str]) -> int | None:
     if disabled(argv):
         return None
     try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:
         return None
     try:
@@ -145,21 +151,20 @@ def forward(argv: Sequence[str]) -> int | None:
         conn.close()
 
 
-def _exchange(conn: socket.socket, argv: Sequence[str]) -> int | None:
-    reader = conn.makefile("rb")
+def _exchange(conn: _socket.socket, argv: Sequence[str]) -> int | None:
     if not _same_user(conn):
         _fallback("the preview server's socket belongs to another user")
         return None
     try:
-        hello = _read(reader)
+        hello = preview_wire.read(conn.recv)
     except (OSError, ValueError):
         hello = None
     if hello is None or hello.get("identity") != identity():
         _fallback("the running preview server runs other code")
         return None
     try:
-        conn.sendall(_frame(_request(argv)))
-        return _relay(reader)
+        conn.sendall(preview_wire.encode(_request(argv)))
+        return _relay(conn)
     except _RefusedError as refused:
         _fallback(str(refused))
         return None
@@ -192,9 +197,9 @@ def _request(argv: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _relay(reader: Any) -> int:
+def _relay(conn: _socket.socket) -> int:
     while True:
-        message = _read(reader)
+        message = preview_wire.read(conn.recv)
         if message is None:
             raise ValueError("end of answer")
         if "refused" in message:
@@ -214,27 +219,13 @@ def _fallback(reason: str) -> None:
     return None
 
 
-def _same_user(conn: socket.socket) -> bool:
+def _same_user(conn: _socket.socket) -> bool:
     try:
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return False
     _pid, uid, _gid = struct.unpack("3i", creds)
     return bool(uid == os.getuid())
-
-
-def _frame(message: dict[str, Any]) -> bytes:
-    return json.dumps(message).encode() + b"\n"
-
-
-def _read(reader: Any) -> dict[str, Any] | None:
-    line = reader.readline(_MAX_FRAME)
-    if not line:
-        return None
-    message = json.loads(line)
-    if not isinstance(message, dict):
-        raise ValueError("not an object")
-    return message
 
 
 def _isatty(stream: Any) -> bool:

@@ -28,7 +28,6 @@ import contextlib
 import errno
 import fcntl
 import io
-import json
 import os
 import shutil
 import signal
@@ -43,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cli import preview_client
+from cli import preview_client, preview_wire
 from core.errors import InputError
 
 __all__ = ["PreviewServer", "peer_allowed", "register"]
@@ -266,13 +265,12 @@ def _ask(message: dict[str, Any]) -> dict[str, Any] | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(_REQUEST_WAIT)
             conn.connect(str(preview_client.socket_path()))
-            reader = conn.makefile("rb")
-            hello = json.loads(reader.readline() or b"null")
-            if not isinstance(hello, dict):
+            hello = preview_wire.read(conn.recv)
+            if hello is None:
                 return None
-            conn.sendall(json.dumps(message).encode() + b"\n")
-            answer = json.loads(reader.readline() or b"null")
-            return {**hello, **answer} if isinstance(answer, dict) else hello
+            conn.sendall(preview_wire.encode(message))
+            answer = preview_wire.read(conn.recv)
+            return {**hello, **answer} if answer is not None else hello
     except (OSError, ValueError):
         return None
 
@@ -326,7 +324,7 @@ class _Forward(io.TextIOBase):
 def send(conn: socket.socket, message: dict[str, Any], lock: threading.Lock) -> None:
     """Send one frame; a client that went away is noticed by the watcher, not here."""
     with lock, contextlib.suppress(OSError):
-        conn.sendall(json.dumps(message).encode() + b"\n")
+        conn.sendall(preview_wire.encode(message))
 
 
 class PreviewServer:
@@ -355,11 +353,12 @@ class PreviewServer:
 
     def serve(self) -> int:
         """Serve until idle or stopped; 0 then. Recycling replaces the process and never returns."""
-        from cli import main, preview
+        from cli import main, policy_gate, preview
 
         preview.warm_caches = preview.WarmCaches()
         # Built once: building the preview's parser costs more than parsing with it.
         self._parser = main.build_parser("preview")
+        policy_gate.warm_up()
         signal.signal(signal.SIGINT, self._on_interrupt)
         signal.signal(signal.SIGTERM, self._on_terminate)
         print(f"preview server {os.getpid()} serving {self.cache_dir}", flush=True)
@@ -397,11 +396,10 @@ class PreviewServer:
         conn.settimeout(_REQUEST_WAIT)
         send(conn, {"identity": self.identity, "pid": os.getpid()}, lock)
         try:
-            line = conn.makefile("rb").readline(64 << 20)
-            request = json.loads(line) if line else None
+            request = preview_wire.read(conn.recv)
         except (OSError, ValueError):
             return
-        if not isinstance(request, dict):
+        if request is None:
             return
         op = request.get("op")
         if op == "status":

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-from cli import preview
+from cli import policy_gate, preview
 from core.errors import TidegateError
 
 __all__ = ["handle", "serve"]
@@ -71,6 +71,7 @@ def serve(requests: IO[str], answers: IO[str], caches: preview.WarmCaches | None
     previous, preview.warm_caches = preview.warm_caches, caches or preview.WarmCaches()
     try:
         parser = _parser()
+        policy_gate.warm_up()
         for line in requests:
             answers.write(json.dumps(_answer(parser, line)) + "\n")
             answers.flush()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import demo, preview_client, preview_daemon
+from cli import demo, preview_client, preview_daemon, preview_wire
 from devenv import toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,7 +376,7 @@ def test_requests_run_one_at_a_time(server: Fleet, kustomize_bin: Path) -> None:
         _kill(int((server.tmp / "sleeper").read_text()))  # let the first preview finish
         out, _ = first.communicate(timeout=WAIT)
         second.settimeout(WAIT)
-        hello = json.loads(second.makefile("rb").readline())
+        hello = preview_wire.read(second.recv)
 
     assert first.returncode == 1
     assert b"### Tidegate preview" in out
@@ -408,14 +408,15 @@ def test_a_server_killed_mid_request_is_reported_once(server: Fleet, kustomize_b
 
 
 PROBE = """
-import json, sys
+import sys
 from cli import main
 code = main.main(sys.argv[1:])
 heavy = ("cli.preview", "core.render", "core.preview", "core.repo", "yaml", "policies")
-# Not the preview's, but a fifth of the client's own start each: imported by nothing the client
+# Not the preview's, but a large part of the client's own start: imported by nothing the client
 # needs, and, for pathlib, not by the development install's site set-up either (scripts/dev).
-heavy += ("typing", "pathlib")
+heavy += ("typing", "pathlib", "json", "re", "enum", "socket", "hashlib")
 loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))
+import json  # only now: the probe's own report
 print(json.dumps([code, loaded]), file=sys.stderr)
 """
 
