@@ -1,7 +1,8 @@
 """A revision's artifact reuses an earlier revision's ignore verdicts under the same rules.
 
 Real git repositories at two commits; the verdicts are compared with a revision filtered on its
-own, and the rule matching itself is counted (our own seam) to show which paths were matched.
+own (with the process's kept verdicts forgotten), and the rule matching itself is counted (our
+own seam) to show which paths were matched.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.repo import sourceignore
-from core.repo.artifacts import Artifacts
+from core.repo.artifacts import Artifacts, forget_verdicts
 from core.repo.git import Repository
 from tests.preview.gitrepo import commit, new_repo
 
@@ -35,6 +36,7 @@ def matched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return original(rules, path)
 
     monkeypatch.setattr(sourceignore.IgnoreRules, "ignored", counting)
+    forget_verdicts()
     return seen
 
 
@@ -49,6 +51,7 @@ def _views(repo: Path, base: str, head: str, matched: list[str]) -> tuple[list[s
             Artifacts(opened.tree(head), opened.read_blob, like=earlier).repository().files
         )
         shared_matched = list(matched)
+        forget_verdicts()
         alone = sorted(Artifacts(opened.tree(head), opened.read_blob).repository().files)
     del matched[len(shared_matched) :]
     return shared, alone
@@ -79,3 +82,31 @@ def test_changed_rules_match_every_path_again(tmp_path: Path, matched: list[str]
     assert shared == alone
     assert "apps/web/deploy.yaml" not in shared
     assert len(matched) == len(BASE)
+
+
+def test_a_process_reuses_the_last_revision_it_filtered(tmp_path: Path, matched: list[str]) -> None:
+    # As a warm server does: one revision, then another, with nothing passed between them.
+    repo, base = new_repo(tmp_path / "repo", BASE)
+    head = commit(repo, {"apps/api/deploy.yaml": "x: 1\n"}, "head")
+    with Repository(repo) as opened:
+        Artifacts(opened.tree(base), opened.read_blob).repository()
+        matched.clear()
+        reused = sorted(Artifacts(opened.tree(head), opened.read_blob).repository().files)
+        reused_matched = list(matched)
+        forget_verdicts()
+        alone = sorted(Artifacts(opened.tree(head), opened.read_blob).repository().files)
+
+    assert reused == alone
+    assert reused_matched == ["apps/api/deploy.yaml"]
+    assert "drafts/idea.yaml" not in reused
+
+
+def test_kept_verdicts_serve_only_the_same_spec_ignore(tmp_path: Path, matched: list[str]) -> None:
+    repo, base = new_repo(tmp_path / "repo", BASE)
+    with Repository(repo) as opened:
+        Artifacts(opened.tree(base), opened.read_blob).repository()
+        matched.clear()
+        narrowed = Artifacts(opened.tree(base), opened.read_blob).repository("*.png\n")
+
+    assert len(matched) == len(BASE)  # other rules: every path matched again
+    assert "apps/web/logo.png" not in narrowed.files
