@@ -225,10 +225,23 @@ class CacheCorruptError(TidegateError):
     """A cache entry was damaged after it was checked; clear the cache directory."""
 
 
+_KEY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_FALLBACK_MARK = b"json:"  # orjson's text of a tuple starts with "[": the two never meet
+
+
 def canonical_key(*parts: object) -> str:
-    """Return a stable sha256 over JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Return a stable sha256 over JSON-serialisable parts (anything else by its repr).
+
+    orjson writes the text (a warm preview takes ~300 keys); what it cannot write (a lone
+    surrogate from a path that is not UTF-8, an integer beyond 64 bits) the standard encoder
+    does, under a mark of its own.
+    """
+    try:
+        text = orjson.dumps(parts, option=_KEY_OPTIONS, default=repr)
+    except orjson.JSONEncodeError:
+        plain = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
+        text = _FALLBACK_MARK + plain.encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 class RenderCache:
