@@ -9,28 +9,20 @@ is read and answered afresh.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core import preview
 from core.repo.git import Repository
 from tests.fixtures.gitserver import commit, git
+from tests.fixtures.spies import record_calls
 
 FLUX = b"apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
 PLAIN = b"apiVersion: v1\nkind: ConfigMap\n"
 
 
 def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    reads: list[str] = []
-    real = Repository.read_file
-
-    def spy(self: Repository, tree: Any, path: str) -> bytes:
-        reads.append(path)
-        return real(self, tree, path)
-
-    monkeypatch.setattr(Repository, "read_file", spy)
-    return reads
+    return record_calls(monkeypatch, Repository, "read_file", lambda repo, tree, path: path)
 
 
 def test_a_head_that_changes_nothing_under_clusters_reads_nothing_again(

@@ -12,28 +12,24 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.errors import GitError
-from core.host import command
 from core.repo import git as gitmodule
 from core.repo.git import Repository
 from tests.fixtures.gitserver import commit, git
+from tests.fixtures.spies import record_calls
 
 
 def _listings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
-    calls: list[tuple[str, ...]] = []
-    real = Repository._git
-
-    def spy(self: Repository, *args: str, **kwargs: Any) -> bytes:
-        if args and args[0] in ("ls-tree", "diff-tree"):
-            calls.append(args)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Repository, "_git", spy)
-    return calls
+    listings = ("ls-tree", "diff-tree")
+    return record_calls(
+        monkeypatch,
+        Repository,
+        "_git",
+        lambda repo, *args, **_: args if args[0] in listings else None,
+    )
 
 
 def test_a_commit_is_listed_once_across_repositories(
@@ -158,16 +154,12 @@ def test_a_diff_git_cannot_make_falls_back_to_the_listing(
 
 
 def _git_dir_questions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    calls: list[list[str]] = []
-    real = command.run
-
-    def spy(argv: list[str], **kwargs: Any) -> bytes:
-        if "--absolute-git-dir" in argv:
-            calls.append(argv)
-        return real(argv, **kwargs)
-
-    monkeypatch.setattr("core.repo.git.run", spy)
-    return calls
+    return record_calls(
+        monkeypatch,
+        gitmodule,
+        "run",
+        lambda argv, **_: argv if "--absolute-git-dir" in argv else None,
+    )
 
 
 def test_the_git_directory_is_asked_again_only_when_the_repository_is_replaced(
