@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -46,19 +47,22 @@ _UNLOCKED_GRACE = 600.0
 # last looked at.
 _LOOK_EVERY = 60.0
 _LOOKED: dict[Path, float] = {}
-_clock = time.monotonic
 
 
 class Workspace:
     """The directory one preview works in; a context manager that removes it on exit."""
 
-    def __init__(self, parent: Path | None = None) -> None:
+    def __init__(
+        self, parent: Path | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`clock` times the look for stale directories (a test moves it)."""
         self.parent = Path(parent or tempfile.gettempdir())
+        self._clock = clock
         self.path: Path | None = None
         self._lock: IO[str] | None = None
 
     def __enter__(self) -> Path:
-        now = _clock()
+        now = self._clock()
         last = _LOOKED.get(self.parent)
         if last is None or now - last >= _LOOK_EVERY:
             _LOOKED[self.parent] = now

@@ -212,18 +212,17 @@ def test_a_process_removes_stale_workspaces_at_its_first_preview_then_once_a_min
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(workspace, "_clock", lambda: clock[0])
     monkeypatch.setattr(workspace, "_LOOKED", {})
     first = _dead_workspace(tmp_path, "first")
-    with workspace.Workspace(tmp_path):
+    with workspace.Workspace(tmp_path, clock=lambda: clock[0]):
         pass
     second = _dead_workspace(tmp_path, "second")
     clock[0] += 59
-    with workspace.Workspace(tmp_path):
+    with workspace.Workspace(tmp_path, clock=lambda: clock[0]):
         pass
     kept_within_the_minute = second.exists()
     clock[0] += 1
-    with workspace.Workspace(tmp_path):
+    with workspace.Workspace(tmp_path, clock=lambda: clock[0]):
         pass
 
     assert not first.exists()
