@@ -39,7 +39,14 @@ __all__ = ["Carry", "changed_entries", "changed_paths", "plain"]
 
 
 def changed_paths(base: Tree, head: Tree) -> frozenset[str]:
-    """Every file whose content or mode differs (a rename is its old and its new path)."""
+    """Every file whose content or mode differs (a rename is its old and its new path).
+
+    Taken from git's diff when one listing was made from the other (`Tree.changes_against`),
+    so that it costs what the change costs; compared file by file otherwise.
+    """
+    known = head.changes_against(base)
+    if known is not None:
+        return known
     changed = {path for path in base if path not in head}
     for path in head:
         if path not in base or base[path] != head[path] or base.mode(path) != head.mode(path):

@@ -49,6 +49,7 @@ _EXECUTABLE = "100755"
 _SUBMODULE = "160000"
 _ABSENT = "000000"
 """The mode `git diff-tree` gives the side of a change without the path."""
+_NOT_FILES = (_SUBMODULE, _ABSENT)
 
 # Listings of full commit ids are immutable, so a few are kept; base and head are the usual pair.
 # They are kept per process, by repository: a long-lived preview process opens the repository
@@ -124,6 +125,7 @@ class Tree(Mapping[str, str]):
         *,
         modes: Mapping[str, str] | None = None,
         submodules: Mapping[str, str] | None = None,
+        diffed: tuple[str, frozenset[str]] | None = None,
     ) -> None:
         """Wrap a listing.
 
@@ -132,12 +134,15 @@ class Tree(Mapping[str, str]):
             files: Path -> blob id.
             modes: Git modes of the files that are not plain `100644` files.
             submodules: Path -> commit id of submodules.
+            diffed: A revision this listing was made from by git's diff, and the files that
+                differ between the two (see `changes_against`).
         """
         self._revision = revision
         # A `Listing` computes ids when asked for: copying it would ask for all of them.
         self._files: Mapping[str, str] = files if isinstance(files, Listing) else dict(files)
         self._modes = dict(modes or {})
         self._submodules = MappingProxyType(dict(submodules or {}))
+        self._diffed = diffed
         # Built on first use: many callers only look files up.
         self._sorted: list[str] | None = None
         self._children: dict[str, set[str]] | None = None
@@ -166,6 +171,17 @@ class Tree(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Tree({self._revision!r}, {len(self._files)} files)"
+
+    def changes_against(self, other: Tree) -> frozenset[str] | None:
+        """The files that differ from `other`'s, when git said so; None when it is not known.
+
+        Known when one listing was made from the other by `git diff-tree`: a file there or here
+        only, or with another blob id or mode. Submodules are not files, so not among them.
+        """
+        for tree, against in ((self, other), (other, self)):
+            if tree._diffed is not None and tree._diffed[0] == against.revision:
+                return tree._diffed[1]
+        return None
 
     def only(self, paths: Iterable[str]) -> Mapping[str, str]:
         """Path -> blob id for `paths` (files of this tree); ids not computed yet stay so."""
@@ -634,11 +650,14 @@ def _apply_diff(near: Tree, revision: str, diff: bytes) -> Tree:
     files = dict(near._files)
     modes = dict(near._modes)
     submodules = dict(near.submodules)
+    changed = set()
     fields = diff.split(b"\0")
     for index in range(0, len(fields) - 1, 2):
         meta, raw_path = fields[index], fields[index + 1]
         old_mode, new_mode, _old_id, new_id, _status = meta[1:].decode("ascii").split(" ")
         path = raw_path.decode(*_PATH_ENCODING)
+        if old_mode not in _NOT_FILES or new_mode not in _NOT_FILES:
+            changed.add(path)
         if old_mode == _SUBMODULE:
             del submodules[path]
         elif old_mode != _ABSENT:
@@ -650,7 +669,8 @@ def _apply_diff(near: Tree, revision: str, diff: bytes) -> Tree:
             files[path] = new_id
             if new_mode != _REGULAR:
                 modes[path] = new_mode
-    return Tree(revision, files, modes=modes, submodules=submodules)
+    diffed = (near.revision, frozenset(changed))
+    return Tree(revision, files, modes=modes, submodules=submodules, diffed=diffed)
 
 
 def _cat_blob(cat_file: Coprocess, blob_id: str) -> bytes:

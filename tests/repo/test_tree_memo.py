@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import GitError
+from core.render.carry import changed_paths
 from core.repo import git as gitmodule
 from core.repo.git import Repository
 from tests.fixtures.gitserver import commit, git
@@ -120,7 +121,7 @@ def test_a_commit_listed_after_another_is_their_diff_applied_exactly(
     calls = _listings(monkeypatch)
 
     with Repository(work) as repo:
-        repo.tree(base)
+        at_base = repo.tree(base)
         derived = repo.tree(head)
     gitmodule._TREES.clear()
     with Repository(work) as repo:
@@ -130,6 +131,16 @@ def test_a_commit_listed_after_another_is_their_diff_applied_exactly(
     assert listed.submodules == {"vendor/new": base}
     assert listed.mode("becomes/link.yaml") == gitmodule.SYMLINK_MODE
     assert [call[0] for call in calls] == ["ls-tree", "diff-tree", "ls-tree"]
+    # What changed is git's diff for the derived listing, compared file by file for the other:
+    # the same paths, either way round.
+    assert listed.changes_against(at_base) is None
+    compared = changed_paths(at_base, listed)
+    assert compared == {
+        "edit.yaml", "run.sh", "becomes/link.yaml", "link", "dir", "dir/a.yaml", "dir/b/c.yaml",
+        "new",
+    }  # fmt: skip
+    assert derived.changes_against(at_base) == at_base.changes_against(derived) == compared
+    assert changed_paths(at_base, derived) is derived.changes_against(at_base)
 
 
 def test_a_diff_git_cannot_make_falls_back_to_the_listing(
