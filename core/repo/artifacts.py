@@ -29,7 +29,7 @@ from core.errors import InputError
 from core.host.files import DirectorySource
 from core.repo import sourceignore
 from core.repo.generator import GeneratorSpec, compose
-from core.repo.git import SYMLINK_MODE, Tree
+from core.repo.git import Tree
 from core.repo.view import FileView, made_id
 
 __all__ = ["Artifacts", "forget_verdicts"]
@@ -67,8 +67,8 @@ class Artifacts:
                 files = self.tree
                 # Flux archives no symlinks (fluxcd/pkg's Archive skips them). The view still
                 # knows them, so a build that names one is refused saying why.
-                links = frozenset(path for path in files if files.mode(path) == SYMLINK_MODE)
-                regular = [path for path in files if path not in links]
+                links = files.symlinks()
+                regular = [path for path in files if path not in links] if links else list(files)
                 kept = self._included(regular, spec_ignore)
                 found = FileView(
                     "GitRepository",

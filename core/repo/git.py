@@ -189,6 +189,14 @@ class Tree(Mapping[str, str]):
             return self._files.only(paths)
         return {path: self._files[path] for path in paths}
 
+    def symlinks(self) -> frozenset[str]:
+        """The files that are symbolic links (read from the few modes that are not `100644`)."""
+        return frozenset(
+            path
+            for path, mode in self._modes.items()
+            if mode == SYMLINK_MODE and path in self._files
+        )
+
     def mode(self, path: str) -> str:
         """Return git's mode of a file: `100644`, `100755` (executable) or `120000` (symlink)."""
         if path not in self._files:
@@ -265,14 +273,49 @@ class Tree(Mapping[str, str]):
         if self._children is None:
             children: dict[str, set[str]] = {"": set()}
             for path in self._files:
-                parent, _, name = path.rpartition("/")
-                # Climb until a directory that is already known; each one is added once.
-                while (entries := children.get(parent)) is None:
-                    children[parent] = {name}
-                    parent, _, name = parent.rpartition("/")
-                entries.add(name)
+                _enter(children, path)
             self._children = children
         return self._children
+
+
+def _enter(children: dict[str, set[str]], path: str) -> None:
+    """Add a file to a directory index, and the directories above it that are not there yet."""
+    parent, _, name = path.rpartition("/")
+    # Climb until a directory that is already known; each one is added once.
+    while (entries := children.get(parent)) is None:
+        children[parent] = {name}
+        parent, _, name = parent.rpartition("/")
+    entries.add(name)
+
+
+def _leave(children: dict[str, set[str]], path: str) -> None:
+    """Take a file out of a directory index, and the directories it leaves empty."""
+    parent, _, name = path.rpartition("/")
+    while True:
+        entries = children[parent]
+        entries.discard(name)
+        if entries or not parent:
+            return
+        del children[parent]
+        parent, _, name = parent.rpartition("/")
+
+
+def _index_after(near: Tree, tree: Tree, changed: Iterable[str]) -> dict[str, set[str]] | None:
+    """`tree`'s directory index made from `near`'s, when `near` has one; None otherwise.
+
+    Removals go first: a path may turn from a file into a directory, or back.
+    """
+    if near._children is None:
+        return None
+    children = {directory: set(names) for directory, names in near._children.items()}
+    changed = tuple(changed)
+    for path in changed:
+        if path in near and path not in tree:
+            _leave(children, path)
+    for path in changed:
+        if path in tree and path not in near:
+            _enter(children, path)
+    return children
 
 
 class Repository:
@@ -670,7 +713,11 @@ def _apply_diff(near: Tree, revision: str, diff: bytes) -> Tree:
             if new_mode != _REGULAR:
                 modes[path] = new_mode
     diffed = (near.revision, frozenset(changed))
-    return Tree(revision, files, modes=modes, submodules=submodules, diffed=diffed)
+    tree = Tree(revision, files, modes=modes, submodules=submodules, diffed=diffed)
+    # The directory index follows the diff too, when `near`'s was built (it costs what the
+    # repository holds to build).
+    tree._children = _index_after(near, tree, changed)
+    return tree
 
 
 def _cat_blob(cat_file: Coprocess, blob_id: str) -> bytes:

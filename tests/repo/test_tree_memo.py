@@ -114,6 +114,8 @@ def test_a_commit_listed_after_another_is_their_diff_applied_exactly(
     git("rm", "--quiet", "-r", "dir", cwd=work)
     for path, content in (("edit.yaml", b"e: 2\n"), ("dir", b"a file now\n"), ("new", b"n\n")):
         (work / path).write_bytes(content)
+    (work / "deep/er").mkdir(parents=True)
+    (work / "deep/er/still.yaml").write_bytes(b"d: 1\n")
     git("add", "-A", cwd=work)  # also removes the gitlink vendor/old, absent from the work tree
     _gitlink(work, "vendor/new", base)
     git("commit", "--quiet", "-m", "head", cwd=work)
@@ -122,12 +124,18 @@ def test_a_commit_listed_after_another_is_their_diff_applied_exactly(
 
     with Repository(work) as repo:
         at_base = repo.tree(base)
+        at_base.listdir("")  # the base's directory index exists: the head's follows the diff
         derived = repo.tree(head)
     gitmodule._TREES.clear()
     with Repository(work) as repo:
         listed = repo.tree(head)
 
     assert _listing(derived) == _listing(listed)
+    assert derived._children is not None
+    assert derived._index() == listed._index()
+    assert derived.is_file("dir")
+    assert not derived.is_dir("dir")
+    assert derived.listdir("deep") == ["er"]
     assert listed.submodules == {"vendor/new": base}
     assert listed.mode("becomes/link.yaml") == gitmodule.SYMLINK_MODE
     assert [call[0] for call in calls] == ["ls-tree", "diff-tree", "ls-tree"]
@@ -137,7 +145,7 @@ def test_a_commit_listed_after_another_is_their_diff_applied_exactly(
     compared = changed_paths(at_base, listed)
     assert compared == {
         "edit.yaml", "run.sh", "becomes/link.yaml", "link", "dir", "dir/a.yaml", "dir/b/c.yaml",
-        "new",
+        "new", "deep/er/still.yaml",
     }  # fmt: skip
     assert derived.changes_against(at_base) == at_base.changes_against(derived) == compared
     assert changed_paths(at_base, derived) is derived.changes_against(at_base)
