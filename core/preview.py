@@ -362,7 +362,14 @@ def _clusters(
 ) -> list[str]:
     """The entry points to preview; an error when there is nothing to preview."""
     if not request.clusters:
-        found = sorted(set(find_clusters(repo, base_tree)) | set(find_clusters(repo, head_tree)))
+        at_base = find_clusters(repo, base_tree)
+        changed = head_tree.changes_against(base_tree)
+        top = f"{discovery.CLUSTERS_DIR}/"
+        if changed is not None and not any(path.startswith(top) for path in changed):
+            at_head = at_base  # the answer depends on the files under clusters/ alone
+        else:
+            at_head = find_clusters(repo, head_tree)
+        found = sorted(set(at_base) | set(at_head))
         if not found:
             raise InputError(
                 f"no cluster entry point found: no directory under {discovery.CLUSTERS_DIR}/ "

@@ -8,6 +8,7 @@ is read and answered afresh.
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,33 @@ def test_any_change_under_clusters_is_read_again(tmp_path: Path) -> None:
         ["clusters/dev", "clusters/edge", "clusters/prod"],
         ["clusters/edge", "clusters/prod"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "asked"),
+    [("apps/web/app.yaml", ["base"]), ("clusters/edge/flux.yaml", ["base", "head"])],
+    ids=["elsewhere", "under-clusters"],
+)
+def test_a_head_listed_by_diff_is_asked_only_when_the_diff_touches_clusters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str, asked: list[str]
+) -> None:
+    work = tmp_path / "work"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    base = commit(work, {"clusters/prod/flux.yaml": FLUX, "apps/web/app.yaml": PLAIN}, "base")
+    head = commit(work, {edit: FLUX}, "edit")
+    request = types.SimpleNamespace(clusters=())
+
+    with Repository(work) as repo:
+        base_tree = repo.tree(base)
+        head_tree = repo.tree(head)  # listed as the base's listing and git's diff
+        sides = {id(base_tree): "base", id(head_tree): "head"}
+        calls = record_calls(
+            monkeypatch, preview, "find_clusters", lambda repo, tree: sides[id(tree)]
+        )
+        found = preview._clusters(repo, request, base_tree, head_tree)
+
+    assert calls == asked
+    expected = (
+        ["clusters/edge", "clusters/prod"] if edit.startswith("clusters/") else ["clusters/prod"]
+    )
+    assert found == expected
