@@ -174,3 +174,25 @@ def test_a_long_lived_process_scans_again_only_when_the_budget_or_the_room_asks(
     assert scans == [roomy, 2 * per_render, full, full, roomy, roomy]
     RenderCache(tmp_path).enforce_budget(roomy)  # a new process always scans
     assert len(scans) == 7
+
+
+def test_a_skipped_pass_keeps_the_marks_and_a_pass_forgets_them(tmp_path: Path) -> None:
+    # A warm process trims after every preview; within a minute of a roomy pass it skips. A
+    # skipped pass must not make the next preview mark every render on disk again; a pass must.
+    RenderCache(tmp_path).store("web", TREE, _render("web"))
+    (index,) = [p for p in (tmp_path / "renders").rglob("*.json") if ".bodies" not in p.name]
+    cache = RenderCache(tmp_path)
+    cache.enforce_budget(1 << 30)  # the process's first pass
+    assert cache.lookup("web", TREE) is not None  # marked on disk
+    marked = index.stat().st_mtime
+
+    os.utime(index, (marked - DAY, marked - DAY))
+    cache.enforce_budget(1 << 30)  # the same budget within the minute: skipped
+    assert cache.lookup("web", TREE) is not None
+    kept_mark = index.stat().st_mtime
+
+    cache.enforce_budget(1 << 31)  # another budget: a pass
+    assert cache.lookup("web", TREE) is not None
+
+    assert kept_mark == marked - DAY  # no utime after the skipped pass
+    assert index.stat().st_mtime > marked - DAY  # marked again after the pass
