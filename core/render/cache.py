@@ -497,19 +497,21 @@ class RenderCache:
         of the budget free removes nothing and scans nothing: the cache may then exceed its budget
         by what the last minute wrote. A changed budget, or a pass that left less free, scans.
 
-        A pass also forgets which entries this process marked used, so each is checked on disk
-        (and marked) at its next hit. A skipped pass keeps them: re-marking every render of a
-        large fleet on every preview cost a warm preview ~30 ms of `utime` at 30 clusters.
+        A pass that removed entries also forgets which entries this process marked used, so each
+        is checked on disk (and marked) at its next hit. Other passes keep the marks: a mark is
+        at most `MARK_EVERY` old, a quarter of the grace, so no pass here or in another process
+        removes a marked entry meanwhile. Re-marking every render of a large fleet after every
+        preview cost a warm preview ~30 ms of `utime` at 30 clusters.
         """
         now = time.monotonic()
         last = self._last_pass
         if last is not None and last[1] == max_bytes and now - last[0] < _PASS_EVERY:
             return evict.Eviction(last[2].after, last[2].after, 0)
-        with self._touch_lock:
-            # Entries marked here may be gone after this or another process's pass: mark them
-            # again on their next hit.
-            self._touched.clear()
         result = evict.enforce(self._root, max_bytes, grace=grace)
+        if result.removed:
+            with self._touch_lock:
+                # A shorter grace may have removed entries marked here: check them again.
+                self._touched.clear()
         roomy = result.after <= max_bytes * _HEADROOM
         self._last_pass = (now, max_bytes, result) if roomy else None
         return result

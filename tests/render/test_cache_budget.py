@@ -176,23 +176,25 @@ def test_a_long_lived_process_scans_again_only_when_the_budget_or_the_room_asks(
     assert len(scans) == 7
 
 
-def test_a_skipped_pass_keeps_the_marks_and_a_pass_forgets_them(tmp_path: Path) -> None:
-    # A warm process trims after every preview; within a minute of a roomy pass it skips. A
-    # skipped pass must not make the next preview mark every render on disk again; a pass must.
+def test_marks_survive_passes_that_remove_nothing_and_not_one_that_removes(
+    tmp_path: Path,
+) -> None:
+    # A warm process trims after every preview. Re-marking every render on disk after each
+    # would cost a large fleet's preview one utime per unit; a render a pass removed must miss.
     RenderCache(tmp_path).store("web", TREE, _render("web"))
     (index,) = [p for p in (tmp_path / "renders").rglob("*.json") if ".bodies" not in p.name]
     cache = RenderCache(tmp_path)
-    cache.enforce_budget(1 << 30)  # the process's first pass
     assert cache.lookup("web", TREE) is not None  # marked on disk
     marked = index.stat().st_mtime
 
     os.utime(index, (marked - DAY, marked - DAY))
+    cache.enforce_budget(1 << 30)  # a pass: nothing to remove
     cache.enforce_budget(1 << 30)  # the same budget within the minute: skipped
+    cache.enforce_budget(1 << 31)  # another budget: a pass, nothing to remove
     assert cache.lookup("web", TREE) is not None
     kept_mark = index.stat().st_mtime
 
-    cache.enforce_budget(1 << 31)  # another budget: a pass
-    assert cache.lookup("web", TREE) is not None
+    cache.enforce_budget(1, grace=0)  # a pass that removes the render
 
-    assert kept_mark == marked - DAY  # no utime after the skipped pass
-    assert index.stat().st_mtime > marked - DAY  # marked again after the pass
+    assert kept_mark == marked - DAY  # no utime: the process's mark still held
+    assert cache.lookup("web", TREE) is None  # the mark was forgotten: a miss, not a stale hit
