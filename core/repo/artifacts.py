@@ -70,9 +70,12 @@ class Artifacts:
                 links = files.symlinks()
                 regular = [path for path in files if path not in links] if links else list(files)
                 kept = self._included(regular, spec_ignore)
+                # All kept (no symlink, nothing ignored: the usual case), the view shares the
+                # revision's listing and its directory index instead of indexing a copy.
+                whole = not links and len(kept) == len(files)
                 found = FileView(
                     "GitRepository",
-                    files.only(kept),
+                    files if whole else files.only(kept),
                     self.read_blob,
                     symlinks=links,
                     identity=_identity(files.revision, spec_ignore),

@@ -60,7 +60,8 @@ class FileView:
         """
         self.identity = identity
         self.label = label
-        self._tree = Tree(label, files)
+        # A revision's own listing is shared as it is, with its directory index.
+        self._tree = files if isinstance(files, Tree) else Tree(label, files)
         self._read_blob = read_blob
         self._origins = dict(origins or {})
         self._made = dict(made or {})

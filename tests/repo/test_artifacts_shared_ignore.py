@@ -110,3 +110,19 @@ def test_kept_verdicts_serve_only_the_same_spec_ignore(tmp_path: Path, matched: 
 
     assert len(matched) == len(BASE)  # other rules: every path matched again
     assert "apps/web/logo.png" not in narrowed.files
+
+
+def test_an_artifact_that_keeps_every_file_shares_the_revision_listing(tmp_path: Path) -> None:
+    files = {"apps/web/deploy.yaml": "kind: ConfigMap\n", "clusters/prod/flux.yaml": "kind: X\n"}
+    repo, base = new_repo(tmp_path / "repo", files)
+    forget_verdicts()
+    with Repository(repo) as opened:
+        tree = opened.tree(base)
+        whole = Artifacts(tree, opened.read_blob).repository()
+        narrowed = Artifacts(tree, opened.read_blob).repository("apps/\n")
+
+    assert whole.files is tree  # its directory index is the revision's, built once
+    assert whole.listdir("apps") == ["web"]
+    assert narrowed.files is not tree
+    assert sorted(narrowed.files) == ["clusters/prod/flux.yaml"]
+    assert not narrowed.is_dir("apps")
