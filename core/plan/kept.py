@@ -81,7 +81,10 @@ def load(cache: RenderCache, path: str, cluster: ClusterRender) -> ClusterPlan |
     known, data = cache.read_cluster(key, _KIND)
     if isinstance(known, _Kept):
         if known.cluster is cluster:
-            return dataclasses.replace(known.plan, path=path)
+            # The same object where it can be: what is made from a plan (the policy gate's
+            # owner graph) is then made once for every preview that takes it.
+            plan = known.plan
+            return plan if plan.path == path else dataclasses.replace(plan, path=path)
         data = known.data  # the same content loaded again: its CRDs are read from this one
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         return None

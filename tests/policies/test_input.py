@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from core.changes import Action, UnitStatus
@@ -177,3 +178,17 @@ def test_unknown_fates_take_the_graver_operation() -> None:
     got = {c.ref.name: (c.operation, c.old_unit) for c in build_input(preview).changes}
 
     assert got == {"appears": (Operation.CREATE, None), "disappears": (Operation.DELETE, APPS)}
+
+
+def test_the_owner_graph_of_a_plan_is_made_once_per_plan_object(tmp_path: Path) -> None:
+    # A warm process hands the same kept plan to every preview that leaves the cluster alone.
+    preview = case(tmp_path, SIDES).preview
+    (plan,) = preview.clusters
+    first = build_input(preview).owners[plan.path]
+    again = build_input(preview).owners[plan.path]
+    copied = dataclasses.replace(plan, units=tuple(plan.units))  # equal, but another object
+    other = build_input(dataclasses.replace(preview, clusters=(copied,))).owners[plan.path]
+
+    assert again is first
+    assert other is not first
+    assert other.units == first.units

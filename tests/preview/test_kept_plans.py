@@ -232,3 +232,24 @@ def test_the_kept_plans_key_names_every_module_the_planner_imports() -> None:
     ).stdout.split()
     assert "core.plan.plan" in loaded
     assert set(loaded) - set(kept._PLANNER) == set()
+
+
+def test_a_service_hands_out_the_same_kept_plan_object_each_time(
+    tmp_path: Path, tools: tuple[Path, Path]
+) -> None:
+    # What is made from a plan (the policy gate's owner graph) is then made once per process.
+    repo, base = _two_clusters(tmp_path / "repo")
+    head = commit(repo, {"apps/web/settings.yaml": configmap("web", "apps", size="2")}, "one")
+    cache = RenderCache(tmp_path / "cache")
+    _plan(repo, base, head, _settings(cache, *tools))
+
+    plans = [
+        {
+            cluster.path: cluster
+            for cluster in _plan(repo, base, head, _settings(cache, *tools)).clusters
+        }
+        for _ in range(2)
+    ]
+
+    taken_whole = [path for path in plans[0] if plans[0][path] is plans[1][path]]
+    assert taken_whole == [STAGING]
