@@ -140,6 +140,8 @@ class UnitPlan:
     @property
     def suppressed(self) -> Counter[str]:
         """Diff lines hidden per noise rule, over the changes and the noise-only objects."""
+        if not self.changes and not self.noise_only_suppressed:
+            return Counter()  # most units of a fleet: nothing to count
         total: Counter[str] = Counter(self.noise_only_suppressed)
         for change in self.changes:
             total.update(change.suppressed)
