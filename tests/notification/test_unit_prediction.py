@@ -29,6 +29,7 @@ from core.render.cache import RenderCache
 from core.render.engine import RenderEngine
 from core.render.unit import RenderOptions, RenderSettings
 from core.repo import sourceignore
+from core.repo.artifacts import forget_verdicts
 from core.repo.git import Repository
 from reconciler.notification.predictor import ArtifactPredictor
 from reconciler.notification.revisions import RevisionStore
@@ -286,6 +287,7 @@ def test_a_new_revision_is_filtered_once_with_the_verdicts_of_the_one_applied_be
         return original(rules, path)
 
     monkeypatch.setattr(sourceignore.IgnoreRules, "ignored", counting)
+    forget_verdicts()  # what earlier tests in this process filtered would serve the first one
     engine = _engine(kustomize_bin, helm_bin, tmp_path / "cache")
     predictor = ArtifactPredictor(RevisionStore(tmp_path / "revisions"), engine)
     predictor.record(_apps(BASE)["jobs"], _rev(base), _tree(repo, base, tmp_path / "a"))
