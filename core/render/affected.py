@@ -291,15 +291,16 @@ class Selection:
     ) -> Footprint | None:
         """The footprint of a unit whose files define nothing other units read, or None.
 
-        Stored as a render without objects whose inputs are the files the walk found plus every
-        consulted path with `/.` appended: the cache then watches each consulted path's listing
-        and its parent's, so the stored footprint is found only while the walk would find it.
+        Kept in the cache as a set of paths (`RenderCache.keep_inputs`, one file per unit): the
+        files the walk found plus every consulted path with `/.` appended. The cache then watches
+        each consulted path's listing and its parent's, so the kept footprint is found only while
+        the walk would find it.
         """
-        stored = cache.lookup(key, source)
-        if stored is not None and not stored.objects:
+        stored = cache.find_inputs(key, source)
+        if stored is not None:
             return Footprint(
-                frozenset(p for p in stored.inputs if not p.endswith(_CONSULTED)),
-                frozenset(p[: -len(_CONSULTED)] for p in stored.inputs if p.endswith(_CONSULTED)),
+                frozenset(p for p in stored if not p.endswith(_CONSULTED)),
+                frozenset(p[: -len(_CONSULTED)] for p in stored if p.endswith(_CONSULTED)),
             )
         footprint = self._walk(spec, source)
         if footprint is None:
@@ -307,7 +308,7 @@ class Selection:
         if any(self._mentions_markers(source, path) for path in footprint.files):
             return None
         marked = {path + _CONSULTED for path in footprint.consulted}
-        cache.store(key, source, CachedRender.of((), footprint.files | marked))
+        cache.keep_inputs(key, source, footprint.files | marked)
         return footprint
 
     def _walk(self, spec: KustomizationSpec, source: FileView) -> Footprint | None:

@@ -405,6 +405,35 @@ class RenderCache:
             self._note(identity, spec_key, render_key)
         return replace(render, key=render_key)
 
+    def keep_inputs(self, spec_key: str, tree: TreeView, inputs: Iterable[str]) -> None:
+        """Keep a set of repository paths under a key, as a receipt alone.
+
+        For what an input walk found (`core.render.affected`): an entry without objects needs no
+        render index, its receipt already lists the paths, so it costs one file instead of two.
+        `find_inputs` finds it again while the tree holds the same bytes at those paths and the
+        same names in their directories, as `lookup` would.
+        """
+        paths = sorted(set(inputs))
+        dirs = watched_dirs(paths)
+        state = _state(tree, tree.digest(paths), dirs)
+        receipt = {"inputs": paths, "dirs": dirs, "state": state, "render": ""}
+        kept = [receipt, *(r for r in self._receipts(spec_key) if r["state"] != state)]
+        kept = kept[:_RECEIPTS_PER_SPEC]
+        self._write(self._receipt_path(spec_key), kept)
+        self._receipt_lists[spec_key] = kept
+
+    def find_inputs(self, spec_key: str, tree: TreeView) -> frozenset[str] | None:
+        """Return the paths `keep_inputs` kept under a key, while they still hold, or None.
+
+        An entry an older version kept as a render without objects is found too: its receipt
+        lists the same paths.
+        """
+        for receipt in self._receipts(spec_key):
+            if self._still_valid(receipt, tree):
+                self._touch(self._receipt_path(spec_key))
+                return frozenset(receipt["inputs"])
+        return None
+
     def load(self, render_key: str) -> CachedRender | None:
         """Return the render stored under `key` (a render's `key`), or None if it is gone."""
         return self._load(render_key) if _KEY.fullmatch(render_key) else None

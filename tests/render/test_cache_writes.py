@@ -1,9 +1,10 @@
-"""How the render cache writes its entries: what a render without objects keeps, and writing into
-a cache directory removed while the cache is open."""
+"""How the render cache writes its entries: what a render without objects keeps, a set of paths
+kept as a receipt alone, and writing into a cache directory removed while the cache is open."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,3 +69,42 @@ def test_a_cache_directory_removed_while_open_is_made_again(tmp_path: Path) -> N
     cache.store("first", TREE, CachedRender.of((), INPUTS))
 
     assert RenderCache(tmp_path / "cache").lookup("first", TREE) is not None
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_kept_inputs_cost_one_file_and_are_found_while_the_tree_holds_them(tmp_path: Path) -> None:
+    consulted = "apps/web/."  # a walk's consulted path, as `core.render.affected` marks it
+    RenderCache(tmp_path).keep_inputs("proof", TREE, [*INPUTS, consulted])
+
+    assert [f for f in _files(tmp_path) if f.startswith(("renders", "receipts"))] == [
+        "receipts/pr/proof.json"
+    ]
+    found = RenderCache(tmp_path).find_inputs("proof", TREE)
+    assert found == frozenset({*INPUTS, consulted})
+    edited = _Files({**TREE.files, "apps/web/settings.yaml": "3"})
+    listed = _Files({**TREE.files, "apps/web/new.yaml": "4"})  # a name added where it looked
+    assert RenderCache(tmp_path).find_inputs("proof", edited) is None
+    assert RenderCache(tmp_path).find_inputs("proof", listed) is None
+
+
+def test_kept_inputs_keep_a_few_states_of_one_key(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path)
+    edited = _Files({**TREE.files, "apps/web/settings.yaml": "3"})
+    cache.keep_inputs("proof", TREE, INPUTS)
+    cache.keep_inputs("proof", edited, INPUTS)
+    cache.keep_inputs("proof", edited, INPUTS)  # the same state again replaces, not repeats
+
+    reopened = RenderCache(tmp_path)
+    assert reopened.find_inputs("proof", TREE) == frozenset(INPUTS)
+    assert reopened.find_inputs("proof", edited) == frozenset(INPUTS)
+    assert len(json.loads((tmp_path / "receipts/pr/proof.json").read_text())) == 2
+
+
+def test_inputs_kept_as_a_render_without_objects_are_found(tmp_path: Path) -> None:
+    # What earlier versions kept for a walk: a render without objects, with its receipt.
+    RenderCache(tmp_path).store("proof", TREE, CachedRender.of((), INPUTS))
+
+    assert RenderCache(tmp_path).find_inputs("proof", TREE) == frozenset(INPUTS)
