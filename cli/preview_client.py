@@ -14,6 +14,7 @@ server costs a bare interpreter plus the render. It must not import `cli.preview
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.py imports enum; no stubs for the C module
 import _socket
 import os
 import struct
@@ -142,6 +143,10 @@ def forward(argv: Sequence[str]) -> int | None:
         except OSError:
             return None  # no server (or a stale socket): the usual in-process preview
         try:
+            # Ctrl-C ends the request as it ends an in-process preview (`cli.preview` sets its own
+            # handler too), also where the shell started us with SIGINT ignored (a background
+            # job): Python then leaves it ignored, and the client would wait for the whole render.
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
             return _exchange(conn, argv)
         except KeyboardInterrupt:
             # As in-process: one line and 130. Closing the socket tells the server to abandon it.
