@@ -81,20 +81,32 @@ def _sqlite(url: str) -> Engine:
         url, connect_args={"timeout": 30.0}, pool_size=1, max_overflow=0, pool_timeout=30.0
     )
 
+    database = make_url(url).database
+    handover = None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        handover = _Handover(Path(database + WRITER_SUFFIX))
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi: Any, _record: Any) -> None:
         # Let SQLAlchemy's `begin` event below open transactions, not the driver's own guesses.
         dbapi.isolation_level = None
-        dbapi.execute("PRAGMA journal_mode=WAL")
-        dbapi.execute("PRAGMA synchronous=NORMAL")
+        # A new connection runs before the pool's checkout takes the handover, and switching to
+        # WAL needs the write lock: SQLite refuses it at once ("database is locked", without
+        # waiting) while another connection is mid-write, so it too waits for the handover.
+        if handover is not None:
+            handover.take()
+        try:
+            dbapi.execute("PRAGMA journal_mode=WAL")
+            dbapi.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            if handover is not None:
+                handover.give()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        handover = _Handover(Path(database + WRITER_SUFFIX))
+    if handover is not None:
         event.listen(engine, "checkout", lambda *_: handover.take())
         event.listen(engine, "checkin", lambda *_: handover.give())
     return engine
