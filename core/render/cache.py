@@ -370,19 +370,13 @@ class RenderCache:
         Returns the render named by its `key`, for what keeps renders by key
         (`core.render.clusters`).
         """
-        dirs = watched_dirs(render.inputs)
-        inputs_digest = tree.digest(render.inputs)
+        paths = sorted(render.inputs)
+        inputs_digest = tree.digest(paths)
         render_key = canonical_key(spec_key, inputs_digest)
-        receipt: dict[str, Any] = {
-            "inputs": sorted(render.inputs),
-            "dirs": dirs,
-            "state": _state(tree, inputs_digest, dirs),
-            "render": render_key,
-        }
         manifests = list(render.objects.values())
         index = {
             "format": _FORMAT,
-            "inputs": receipt["inputs"],
+            "inputs": paths,
             "entries": [[m.api_version, m.source, *m.ref] for m in manifests],
             "chartCrds": sorted(list(ref) for ref in render.chart_crds),
             "indexed": {
@@ -396,10 +390,7 @@ class RenderCache:
         if manifests:
             self._write(self._bodies_path(render_key), [m.body for m in manifests])
         self._write(self._render_path(render_key), index)
-        receipts = [r for r in self._receipts(spec_key) if r["render"] != render_key]
-        kept = [receipt, *receipts][:_RECEIPTS_PER_SPEC]
-        self._write(self._receipt_path(spec_key), kept)
-        self._receipt_lists[spec_key] = kept
+        self._keep_receipt(spec_key, tree, paths, inputs_digest, render_key)
         identity = _identity(tree)
         if identity is not None:
             self._note(identity, spec_key, render_key)
@@ -414,11 +405,25 @@ class RenderCache:
         same names in their directories, as `lookup` would.
         """
         paths = sorted(set(inputs))
+        self._keep_receipt(spec_key, tree, paths, tree.digest(paths), render_key="")
+
+    def _keep_receipt(
+        self, spec_key: str, tree: TreeView, paths: list[str], digest: str, render_key: str
+    ) -> None:
+        """Put a receipt first in its key's list, replacing one for the same render or state.
+
+        `render_key` is empty for a kept walk, which has no render; such receipts are told apart
+        by their state instead. The list keeps the few most recent (`_RECEIPTS_PER_SPEC`).
+        """
         dirs = watched_dirs(paths)
-        state = _state(tree, tree.digest(paths), dirs)
-        receipt = {"inputs": paths, "dirs": dirs, "state": state, "render": ""}
-        kept = [receipt, *(r for r in self._receipts(spec_key) if r["state"] != state)]
-        kept = kept[:_RECEIPTS_PER_SPEC]
+        receipt = {
+            "inputs": paths,
+            "dirs": dirs,
+            "state": _state(tree, digest, dirs),
+            "render": render_key,
+        }
+        others = [r for r in self._receipts(spec_key) if _slot(r) != _slot(receipt)]
+        kept = [receipt, *others][:_RECEIPTS_PER_SPEC]
         self._write(self._receipt_path(spec_key), kept)
         self._receipt_lists[spec_key] = kept
 
@@ -656,6 +661,11 @@ def watched_dirs(inputs: Iterable[str]) -> list[str]:
             directory = directory.rpartition("/")[0]
             dirs.add(directory)
     return sorted(dirs)
+
+
+def _slot(receipt: Mapping[str, Any]) -> str:
+    """What makes two receipts of one key the same entry: the render, or a kept walk's state."""
+    return str(receipt["render"] or receipt["state"])
 
 
 def _state(tree: TreeView, inputs_digest: str, dirs: Sequence[str]) -> str:
