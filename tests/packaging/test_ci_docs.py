@@ -4,7 +4,9 @@ Each job's shell runs for real, with `tidegate`, `gh` and `curl` replaced by sma
 `tidegate` stand-in parses its arguments with Tidegate's own parser (so a flag the examples use
 must exist), writes the report or not, and exits with the code under test. The jobs must post the
 report whenever one was written, pass on exit 0 and 1, and fail on 2 and 3. The cache each job
-keeps must be the directory Tidegate uses, and the default render cache must live inside it.
+keeps must be the directory Tidegate uses, and the default render cache must live inside it. The
+GitHub job that renders the default branch must run on pushes only, render the pushed commit,
+and keep its cache where pull requests restore from.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ sys.path.insert(0, {root!r})
 from cli.main import build_parser
 args = build_parser().parse_args(sys.argv[1:])
 assert args.command == "preview" and args.output is not None, sys.argv
+if os.environ.get("FAKE_ARGS"):
+    open(os.environ["FAKE_ARGS"], "w").write(" ".join(sys.argv[1:]))
 if os.environ["FAKE_REPORT"] == "1":
     args.output.write_text("## preview\\n")
 sys.exit(int(os.environ["FAKE_EXIT"]))
@@ -139,20 +143,59 @@ def test_github_comment_step_posts_the_report_when_written(
 
 def test_github_scripts_take_pull_request_values_only_from_the_environment() -> None:
     # Expressions expanded into a script are a script injection with hostile branch names.
-    for step in _github()["jobs"]["preview"]["steps"]:
-        assert "${{" not in step.get("run", "")
+    for job in _github()["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", "")
 
 
-def test_github_caches_the_directory_tidegate_uses() -> None:
-    job = _github()["jobs"]["preview"]
-    cache = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@"))
+def _uses(job: dict[str, Any], action: str) -> dict[str, Any]:
+    step: dict[str, Any] = next(
+        s for s in job["steps"] if str(s.get("uses", "")).startswith(f"{action}@")
+    )
+    return step
+
+
+@pytest.mark.parametrize("name", ["preview", "render-default-branch"])
+def test_github_caches_the_directory_tidegate_uses(name: str) -> None:
+    job = _github()["jobs"][name]
+    cache = _uses(job, "actions/cache")
     assert cache["with"]["path"] == job["env"]["TIDEGATE_CACHE_DIR"]
     assert cache["with"]["key"].startswith(cache["with"]["restore-keys"])
     assert cache["with"]["key"] != cache["with"]["restore-keys"]
-    checkout = next(
-        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
-    )
-    assert checkout["with"]["fetch-depth"] == 0
+    assert _uses(job, "actions/checkout")["with"]["fetch-depth"] == 0
+
+
+def test_github_pull_requests_restore_what_the_default_branch_saved() -> None:
+    workflow: dict[Any, Any] = _github()
+    triggers = workflow[True]  # PyYAML reads the bare key `on` as a boolean
+    assert set(triggers) == {"pull_request", "push"}
+    assert triggers["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    assert jobs["render-default-branch"]["if"] == "github.event_name == 'push'"
+    assert jobs["preview"]["if"] == "github.event_name == 'pull_request'"
+    saved = _uses(jobs["render-default-branch"], "actions/cache")["with"]
+    restored = _uses(jobs["preview"], "actions/cache")["with"]
+    assert saved == restored
+    assert jobs["render-default-branch"]["env"] == jobs["preview"]["env"]
+
+
+@pytest.mark.parametrize(("code", "passes"), [(0, True), (1, True), (2, False), (3, False)])
+def test_github_default_branch_job_renders_the_pushed_commit(
+    bin_dir: Path, tmp_path: Path, code: int, passes: bool
+) -> None:
+    step = _step(_github()["jobs"]["render-default-branch"], "render")
+    assert step["env"]["COMMIT"] == "${{ github.sha }}"
+    log = tmp_path / "args"
+    env = {
+        "COMMIT": "pushed-sha",
+        "FAKE_EXIT": str(code),
+        "FAKE_REPORT": "0",
+        "FAKE_ARGS": str(log),
+    }
+    status, _calls = _run(step["run"], bin_dir, tmp_path, env)
+    assert (status == 0) is passes
+    args = log.read_text().split()
+    assert args[args.index("--base") + 1] == args[args.index("--head") + 1] == "pushed-sha"
 
 
 @pytest.mark.parametrize(("code", "passes"), [(0, True), (1, True), (2, False), (3, False)])
