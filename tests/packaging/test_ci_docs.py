@@ -4,9 +4,9 @@ Each job's shell runs for real, with `tidegate`, `gh` and `curl` replaced by sma
 `tidegate` stand-in parses its arguments with Tidegate's own parser (so a flag the examples use
 must exist), writes the report or not, and exits with the code under test. The jobs must post the
 report whenever one was written, pass on exit 0 and 1, and fail on 2 and 3. The cache each job
-keeps must be the directory Tidegate uses, and the default render cache must live inside it. The
-GitHub job that renders the default branch must run on pushes only, render the pushed commit,
-and keep its cache where pull requests restore from.
+keeps must be the directory Tidegate uses, and the default render cache must live inside it. On
+a push to the default branch the GitHub job must render the pushed commit into the cache pull
+requests restore from, and comment nowhere.
 """
 
 from __future__ import annotations
@@ -143,9 +143,8 @@ def test_github_comment_step_posts_the_report_when_written(
 
 def test_github_scripts_take_pull_request_values_only_from_the_environment() -> None:
     # Expressions expanded into a script are a script injection with hostile branch names.
-    for job in _github()["jobs"].values():
-        for step in job["steps"]:
-            assert "${{" not in step.get("run", "")
+    for step in _github()["jobs"]["preview"]["steps"]:
+        assert "${{" not in step.get("run", "")
 
 
 def _uses(job: dict[str, Any], action: str) -> dict[str, Any]:
@@ -155,9 +154,8 @@ def _uses(job: dict[str, Any], action: str) -> dict[str, Any]:
     return step
 
 
-@pytest.mark.parametrize("name", ["preview", "render-default-branch"])
-def test_github_caches_the_directory_tidegate_uses(name: str) -> None:
-    job = _github()["jobs"][name]
+def test_github_caches_the_directory_tidegate_uses() -> None:
+    job = _github()["jobs"]["preview"]
     cache = _uses(job, "actions/cache")
     assert cache["with"]["path"] == job["env"]["TIDEGATE_CACHE_DIR"]
     assert cache["with"]["key"].startswith(cache["with"]["restore-keys"])
@@ -166,28 +164,32 @@ def test_github_caches_the_directory_tidegate_uses(name: str) -> None:
 
 
 def test_github_pull_requests_restore_what_the_default_branch_saved() -> None:
+    # One job on both events: a push to main saves its renders under the same key and restore
+    # prefix that a pull request's run then restores from.
     workflow: dict[Any, Any] = _github()
     triggers = workflow[True]  # PyYAML reads the bare key `on` as a boolean
     assert set(triggers) == {"pull_request", "push"}
     assert triggers["push"]["branches"] == ["main"]
-    jobs = workflow["jobs"]
-    assert jobs["render-default-branch"]["if"] == "github.event_name == 'push'"
-    assert jobs["preview"]["if"] == "github.event_name == 'pull_request'"
-    saved = _uses(jobs["render-default-branch"], "actions/cache")["with"]
-    restored = _uses(jobs["preview"], "actions/cache")["with"]
-    assert saved == restored
-    assert jobs["render-default-branch"]["env"] == jobs["preview"]["env"]
+    assert list(workflow["jobs"]) == ["preview"]
+    assert "if" not in workflow["jobs"]["preview"]
 
 
 @pytest.mark.parametrize(("code", "passes"), [(0, True), (1, True), (2, False), (3, False)])
-def test_github_default_branch_job_renders_the_pushed_commit(
+def test_github_push_renders_the_pushed_commit_and_comments_nowhere(
     bin_dir: Path, tmp_path: Path, code: int, passes: bool
 ) -> None:
-    step = _step(_github()["jobs"]["render-default-branch"], "render")
-    assert step["env"]["COMMIT"] == "${{ github.sha }}"
+    job = _github()["jobs"]["preview"]
+    step = _step(job, "preview")
+    # On a push there is no pull request: both revisions fall back to the pushed commit.
+    assert step["env"]["BASE"] == "${{ github.event.pull_request.base.sha || github.sha }}"
+    assert step["env"]["HEAD"] == "${{ github.event.pull_request.head.sha || github.sha }}"
+    assert "github.event.pull_request.head.repo.full_name" in _step(job, "comment")["if"]
     log = tmp_path / "args"
     env = {
-        "COMMIT": "pushed-sha",
+        "BASE": "pushed-sha",
+        "HEAD": "pushed-sha",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
         "FAKE_EXIT": str(code),
         "FAKE_REPORT": "0",
         "FAKE_ARGS": str(log),
