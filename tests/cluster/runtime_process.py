@@ -4,6 +4,8 @@ The process is the real `reconciler.runtime.Runtime` (clients, informers, queue,
 leader election, SIGTERM); only the reconcile function is a stand-in. It prints `leading` when
 its loop starts, `start NAME` and `done NAME` around each reconcile, and `exited CODE` at the
 end. A reconcile holds for `--hold` seconds, then writes the whole status in one merge patch.
+Workers reconcile at the same time, so each line is written whole under one lock: `print` writes
+the text and its newline apart, and two workers' lines would run together.
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from typing import Any
 from core.cluster.fluxobjects import KUSTOMIZATION
 from reconciler.loop import Controller
 from reconciler.runtime import Runtime, Settings
+
+_SAYING = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print one whole line, never interleaved with another thread's."""
+    with _SAYING:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def main() -> int:
@@ -47,7 +58,7 @@ def main() -> int:
     def controllers(runtime: Runtime) -> Sequence[Controller]:
         def reconcile(obj: dict[str, Any]) -> float | None:
             meta = obj["metadata"]
-            print(f"start {meta['name']}", flush=True)
+            say(f"start {meta['name']}")
             threading.Event().wait(args.hold)
             status = {
                 "observedGeneration": meta.get("generation"),
@@ -65,7 +76,7 @@ def main() -> int:
             runtime.flux.merge_patch_status(
                 KUSTOMIZATION, meta["namespace"], meta["name"], {"status": status}
             )
-            print(f"done {meta['name']}", flush=True)
+            say(f"done {meta['name']}")
             return None
 
         return [Controller(KUSTOMIZATION, reconcile)]
@@ -74,15 +85,15 @@ def main() -> int:
     original = runtime.loop.run
 
     def run(stop: threading.Event) -> None:
-        print("leading", flush=True)
+        say("leading")
         original(stop)
-        print("stopped", flush=True)
+        say("stopped")
 
     runtime.loop.run = run  # type: ignore[method-assign]
     metrics_port, health_port = runtime.ports
-    print(f"ports {metrics_port} {health_port}", flush=True)
+    say(f"ports {metrics_port} {health_port}")
     code = runtime.run()
-    print(f"exited {code}", flush=True)
+    say(f"exited {code}")
     return code
 
 
