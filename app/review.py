@@ -31,6 +31,7 @@ from pathlib import Path
 from app import approvals, live
 from app.engine import PreviewEngine
 from app.metrics import AppMetrics
+from app.mirror import ensure_mirror
 from app.settings import LiveCluster, Settings
 from app.store import Job, JobStore
 from core.errors import TidegateError
@@ -174,10 +175,7 @@ class Reviewer:
         if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", base_ref) or ".." in base_ref:
             raise TidegateError(f"base branch {base_ref[:80]!r} is not a plain branch name")
         name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{job.provider.value}_{job.work.repository}")
-        mirror = self._mirrors / name
-        if not (mirror / "HEAD").exists():
-            mirror.mkdir(parents=True, exist_ok=True)
-            run(["git", "init", "--quiet", "--bare", str(mirror)])
+        mirror = ensure_mirror(self._mirrors / name)
         token = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
         env = {
             "GIT_TERMINAL_PROMPT": "0",
