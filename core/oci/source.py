@@ -18,9 +18,6 @@ module fetches through `RegistryClient` only; it never runs a tool.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any, NoReturn
 
 from core import semver
 from core.errors import InputError
+from core.host.publish import publish_directory
 from core.host.usage import mark_used
 from core.oci.reference import OCIReferenceError, Repository, parse_repository
 from core.oci.registry import Manifest, OCIError, RegistryClient, RegistryError
@@ -221,17 +219,7 @@ def unpacked(client: RegistryClient, blob: Path) -> Path:
     target = client.cache_dir / "unpacked" / blob.name
     if target.is_dir() and mark_used(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
-    try:
-        unpack(blob, scratch)
-        try:
-            os.rename(scratch, target)
-        except OSError:
-            if not target.is_dir():  # another process won the race otherwise
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    publish_directory(target, lambda scratch: unpack(blob, scratch), prefix=".unpack-")
     return target
 
 
